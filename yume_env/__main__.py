@@ -1,0 +1,3 @@
+from yume_env.cli import main
+
+raise SystemExit(main())
