@@ -1,0 +1,214 @@
+"""`WorldBatch`: N learned worlds stepped by one model forward; shared by the single and vector envs.
+
+The single env is a batch of one, so a vector env and N single envs with the same seeds run the same
+code and give the same frames. Per world it keeps the model's `WorldState`, a torch generator for the
+sampler noise (seeded from the env's `np_random`), the dead-reckoned pose, the step count, the event
+and the newest frame. It never imports Gymnasium.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from yume_env.env.options import ResetOptions
+from yume_env.env.pose import Pose
+from yume_env.env.rewards import RewardContext, RewardFunction
+from yume_env.env.snapshot import WorldSnapshot
+
+
+class Latency(float):
+    """Seconds a step took: a plain float for arithmetic and printing, but any two compare equal.
+
+    A wall-clock time is a measurement, not part of the world's state: Gymnasium's `check_env`
+    compares the infos of two seeded runs, and the step is deterministic even though its timing is
+    not. Use `float(info["latency_s"])` to compare timings by value.
+    """
+
+    def __eq__(self, other):
+        return isinstance(other, Latency) or float(self) == other
+
+    def __ne__(self, other):
+        return not self == other
+
+    __hash__ = float.__hash__
+
+    def __reduce__(self):
+        return float, (float(self),)
+
+
+def start_frames_of(model: Any) -> tuple[np.ndarray, list[str]] | None:
+    """The model's start views as (frames uint8 (K,H,W,3), events (K,)), or None if it has none."""
+    start = getattr(model, "start_frames", None)
+    if callable(start):
+        start = start()
+    if start is None:
+        return None
+    if isinstance(start, np.ndarray):
+        frames, events = start, None
+    elif isinstance(start, dict) or hasattr(start, "files"):  # dict or an open npz
+        frames, events = start["frames"], (start["events"] if "events" in start else None)
+    else:
+        frames, events = start.frames, getattr(start, "events", None)
+    frames = np.asarray(frames, dtype=np.uint8)
+    if frames.ndim != 4 or len(frames) == 0:
+        return None
+    events = [""] * len(frames) if events is None else [str(e) for e in np.asarray(events).reshape(-1)]
+    return frames, events
+
+
+def resize_frame(frame: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    """uint8 (H, W, 3) -> uint8 (*size, 3), antialiased; a fresh copy when no resize is needed."""
+    if size is None or tuple(frame.shape[:2]) == tuple(size):
+        return np.array(frame, dtype=np.uint8, copy=True)
+    x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float()
+    y = F.interpolate(x, size=tuple(size), mode="bilinear", antialias=True, align_corners=False)
+    return y[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+class WorldBatch:
+    """The state and stepping of `num_worlds` worlds of one model."""
+
+    def __init__(self, model: Any, num_worlds: int, reward: RewardFunction, obs_size: tuple[int, int] | None = None):
+        self.model = model
+        self.num_worlds = int(num_worlds)
+        self.reward = reward
+        self.frame_size: tuple[int, int] = tuple(int(s) for s in model.frame_size)
+        self.frames_per_step = int(model.frames_per_step)
+        self.obs_size = tuple(obs_size) if obs_size is not None else None
+        self.states: list[Any] = [None] * self.num_worlds
+        self.poses = [Pose() for _ in range(self.num_worlds)]
+        self.steps = [0] * self.num_worlds
+        self.events = [""] * self.num_worlds
+        self.generators = [torch.Generator(device="cpu") for _ in range(self.num_worlds)]
+        self.last_frames: list[np.ndarray | None] = [None] * self.num_worlds
+        self._start = start_frames_of(model)
+
+    # ---- reset -------------------------------------------------------------------------------
+    def reset_world(self, i: int, np_random: np.random.Generator, options: ResetOptions) -> tuple[np.ndarray, dict]:
+        """Starts world `i` from the options (or a start view drawn with `np_random`)."""
+        if options.state is not None:
+            self._restore(i, options.state, np_random)
+            if options.event is not None:
+                self.set_event(i, options.event)
+            return self.observation(i), self.info(i, self.last_frames[i][None], latency_s=0.0)
+        # the sampler's seed comes first, so every start kind draws the same noise for a seed
+        self.generators[i].manual_seed(int(np_random.integers(0, 2**63 - 1)))
+        event = options.event
+        if options.frames is not None:
+            frames, actions = options.frames, options.actions
+        elif options.image is not None:
+            frames, actions = options.image[None], None
+        else:
+            if self._start is None:
+                raise ValueError(
+                    "this world has no start frames (start_frames.npz in the model folder): "
+                    "reset with options={'image': uint8 (H, W, 3)} or {'frames': ..., 'actions': ...}"
+                )
+            k = int(np_random.integers(len(self._start[0])))
+            frames, actions = self._start[0][k : k + 1], None
+            event = self._start[1][k] if event is None else event
+        event = event or ""
+        start = time.perf_counter()
+        self.states[i] = self.model.init_state(frames, actions, event=event)
+        self.events[i] = event
+        self.poses[i] = Pose()  # the episode's frame of reference is the newest start frame (burn-in too)
+        self.steps[i] = 0
+        self.last_frames[i] = np.array(frames[-1], dtype=np.uint8, copy=True)
+        self.reward.reset(i)
+        return self.observation(i), self.info(i, self.last_frames[i][None], latency_s=time.perf_counter() - start)
+
+    def _restore(self, i: int, snap: WorldSnapshot, np_random: np.random.Generator) -> None:
+        if tuple(snap.frame_size) != self.frame_size:
+            raise ValueError(
+                f"reset option 'state' was saved from a {tuple(snap.frame_size)} world; this world makes {self.frame_size} frames"
+            )
+        from yume_env.model import WorldState
+
+        self.states[i] = WorldState.from_dict(snap.copy().world)
+        self.poses[i] = Pose.from_list(snap.pose)
+        self.steps[i] = int(snap.step)
+        self.events[i] = str(snap.event)
+        self.generators[i].set_state(snap.generator_state.clone())
+        np_random.bit_generator.state = snap.np_random_state
+        self.reward.reset(i)
+        self.reward.set_state(i, dict(snap.reward_state))
+        self.last_frames[i] = np.array(snap.last_frame, dtype=np.uint8, copy=True)
+
+    def snapshot(self, i: int, np_random: np.random.Generator) -> WorldSnapshot:
+        if self.states[i] is None:
+            raise RuntimeError("get_state() needs a world: call reset() first")
+        return WorldSnapshot(
+            world=self.states[i].clone().to_dict(),
+            pose=self.poses[i].to_list(),
+            step=self.steps[i],
+            event=self.events[i],
+            generator_state=self.generators[i].get_state().clone(),
+            np_random_state=dict(np_random.bit_generator.state),
+            reward_state=dict(self.reward.get_state(i)),
+            last_frame=self.last_frames[i].copy(),
+            frame_size=self.frame_size,
+        )
+
+    # ---- events ------------------------------------------------------------------------------
+    def set_event(self, i: int, text: str) -> None:
+        if not isinstance(text, str):
+            raise TypeError(f"event must be a str (\"\" for none), got {type(text).__name__}")
+        if self.states[i] is None:
+            raise RuntimeError("set_event() needs a world: call reset() first (or pass options={'event': ...})")
+        self.model.set_event(self.states[i], text)
+        self.events[i] = text
+
+    # ---- step --------------------------------------------------------------------------------
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
+        """One model forward for all worlds; `actions` int (N, 2), already validated.
+
+        Returns observations (N, h, w, 3), rewards float64 (N,), terminated bool (N,), infos.
+        """
+        if any(s is None for s in self.states):
+            raise RuntimeError("step() before reset(): call reset() first")
+        start = time.perf_counter()
+        gens = self.generators[0] if self.num_worlds == 1 else list(self.generators)
+        with torch.no_grad():
+            out = self.model.step(self.states, torch.as_tensor(actions, dtype=torch.long), gens)
+        frames = np.asarray(out.frames)
+        latents = out.latents
+        contexts = []
+        for i in range(self.num_worlds):
+            self.steps[i] += 1
+            self.poses[i].advance(int(actions[i, 0]), int(actions[i, 1]), self.frames_per_step)
+            self.last_frames[i] = frames[i, -1].copy()
+            contexts.append(
+                RewardContext(
+                    frames=frames[i],
+                    latents=None if latents is None else latents[i],
+                    action=np.array(actions[i], dtype=np.int64),
+                    pose=self.poses[i].matrix(),
+                    step=self.steps[i],
+                    event=self.events[i],
+                    model=self.model,
+                )
+            )
+        rewards, terminated = self.reward(contexts, list(range(self.num_worlds)))
+        latency = time.perf_counter() - start
+        obs = np.stack([self.observation(i) for i in range(self.num_worlds)])
+        infos = [self.info(i, frames[i], latency) for i in range(self.num_worlds)]
+        return obs, np.asarray(rewards, dtype=np.float64), np.asarray(terminated, dtype=bool), infos
+
+    # ---- views -------------------------------------------------------------------------------
+    def observation(self, i: int) -> np.ndarray:
+        return resize_frame(self.last_frames[i], self.obs_size)
+
+    def info(self, i: int, frames: np.ndarray, latency_s: float) -> dict:
+        return {
+            "frames": np.array(frames, dtype=np.uint8, copy=True),
+            "event": self.events[i],
+            "pose": self.poses[i].matrix(),
+            "step": int(self.steps[i]),
+            "latency_s": Latency(latency_s),
+            "memory": {k: int(v) for k, v in self.states[i].memory_stats().items()},
+        }

@@ -1,0 +1,141 @@
+"""Pluggable reward and termination for the learned world.
+
+`reward_fn=` of the envs takes:
+- `"beacon"`: the default world's learned task head (`WorldModel.predict_task`): reward = decrease of
+  the predicted distance to the beacon since the previous step, plus `bonus` and termination when
+  the head's `reached_logit > 0`;
+- `"none"`: reward 0.0, never terminates;
+- `None` (default): `"beacon"` when the model has a task head, else `"none"`;
+- a callable `fn(ctx: RewardContext) -> float | (float, bool)`, called once per world and step;
+- a `RewardFunction` instance (batched, with per-world memory), for custom stateful rewards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+
+@dataclass
+class RewardContext:
+    """What a reward function sees for one world after one step."""
+
+    frames: np.ndarray  # uint8 (F, H, W, 3), the step's frames
+    latents: torch.Tensor | None  # (C, F, h, w), the step's latents (before decoding)
+    action: np.ndarray  # int (2,), (key, camera)
+    pose: np.ndarray  # (4, 4) dead-reckoned camera-to-world
+    step: int  # steps since reset, this one included
+    event: str
+    model: Any  # the WorldModel
+
+
+class RewardFunction:
+    """A batched reward with optional per-world memory (slot index = world index in the batch)."""
+
+    name = "custom"
+
+    def reset(self, index: int) -> None:
+        """Forget world `index`'s memory (called on reset)."""
+
+    def __call__(self, contexts: list[RewardContext], indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Returns rewards float64 (B,) and terminated bool (B,) for the worlds `indices`."""
+        raise TypeError(f"{type(self).__name__} must implement __call__(contexts, indices)")
+
+    def get_state(self, index: int) -> dict:
+        """World `index`'s memory as plain values (saved in snapshots)."""
+        return {}
+
+    def set_state(self, index: int, state: dict) -> None:
+        """Restores what `get_state` returned."""
+
+
+class NoReward(RewardFunction):
+    name = "none"
+
+    def __call__(self, contexts, indices):
+        return np.zeros(len(contexts)), np.zeros(len(contexts), dtype=bool)
+
+
+class CallableReward(RewardFunction):
+    """Wraps a user callable `fn(ctx) -> float | (float, bool)`."""
+
+    def __init__(self, fn: Callable[[RewardContext], Any]):
+        self.fn = fn
+        self.name = getattr(fn, "__name__", "callable")
+
+    def __call__(self, contexts, indices):
+        rewards, terminated = np.zeros(len(contexts)), np.zeros(len(contexts), dtype=bool)
+        for i, ctx in enumerate(contexts):
+            out = self.fn(ctx)
+            if isinstance(out, tuple):
+                if len(out) != 2:
+                    raise ValueError(f"reward_fn {self.name} must return a float or (float, bool), got {out!r}")
+                out, terminated[i] = out[0], bool(out[1])
+            rewards[i] = float(out)
+        return rewards, terminated
+
+
+class BeaconReward(RewardFunction):
+    """The beacon task from the task head: progress towards the beacon, a bonus on arrival."""
+
+    name = "beacon"
+
+    def __init__(self, bonus: float = 10.0):
+        self.bonus = float(bonus)
+        self._last_distance: dict[int, float | None] = {}
+
+    def reset(self, index):
+        self._last_distance[index] = None
+
+    def __call__(self, contexts, indices):
+        latents = torch.stack([c.latents for c in contexts])
+        model = contexts[0].model
+        with torch.no_grad():
+            pred = model.predict_task(latents)
+        if pred is None:
+            raise ValueError("reward_fn='beacon' needs a model with a task head (task_head.safetensors); use 'none'")
+        distance = pred["distance"].detach().float().cpu().numpy().reshape(-1)
+        reached = pred["reached_logit"].detach().float().cpu().numpy().reshape(-1) > 0
+        rewards = np.zeros(len(contexts))
+        for b, index in enumerate(indices):
+            last = self._last_distance.get(index)
+            # the first step after reset has no earlier prediction to compare with: no progress term
+            rewards[b] = 0.0 if last is None else last - float(distance[b])
+            rewards[b] += self.bonus * bool(reached[b])
+            self._last_distance[index] = float(distance[b])
+        return rewards, reached.astype(bool)
+
+    def get_state(self, index):
+        return {"last_distance": self._last_distance.get(index)}
+
+    def set_state(self, index, state):
+        self._last_distance[index] = state.get("last_distance")
+
+
+def has_task_head(model: Any) -> bool:
+    return getattr(model, "task_head", None) is not None
+
+
+def make_reward(reward_fn: Any, model: Any) -> RewardFunction:
+    """Turns the `reward_fn` argument into a `RewardFunction` (see the module docstring)."""
+    if reward_fn is None:
+        return BeaconReward() if has_task_head(model) else NoReward()
+    if isinstance(reward_fn, RewardFunction):
+        return reward_fn
+    if isinstance(reward_fn, str):
+        if reward_fn == "none":
+            return NoReward()
+        if reward_fn == "beacon":
+            if not has_task_head(model):
+                raise ValueError(
+                    "reward_fn='beacon' needs a world with a task head (task_head.safetensors in the model folder); "
+                    "this one has none: use reward_fn='none' or a callable"
+                )
+            return BeaconReward()
+        raise ValueError(f"unknown reward_fn {reward_fn!r}; expected 'beacon', 'none', a callable or None")
+    if callable(reward_fn):
+        return CallableReward(reward_fn)
+    raise TypeError(f"reward_fn must be 'beacon', 'none', a callable or None, got {type(reward_fn).__name__}")
