@@ -1,0 +1,98 @@
+"""The video VAE interface the pipeline uses, pixel conversions, and the builder by config.
+
+Shapes: frames are float (B, 3, T, H, W) in [-1, 1]; latents are (B, C, t, h, w), already
+normalised (zero mean, unit std per channel), with h = H / spatial_compression and, for a causal
+temporal VAE, t = 1 + (T - 1) / temporal_compression (t = T when temporal_compression == 1).
+
+Streaming decode: `decode_chunk(latents, cache) -> (frames, cache)` decodes each latent exactly
+once; the cache carries what the next chunk's decode needs from earlier latents (temporal
+context), so consecutive chunks join without seams and
+`cat(decode_chunk(a, None)[0], decode_chunk(b, cache_a)[0]) == decode(cat(a, b))`.
+A cache is `None` (nothing decoded yet) or a dict of tensors whose dim 0 is the batch, so the
+pipeline can stack the caches of several worlds into one batched call and split them again.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+import torch
+from torch import nn
+
+VAECache = dict[str, torch.Tensor]
+
+
+class VideoVAE(nn.Module, ABC):
+    """What the pipeline needs from a VAE (the tiny VAE here; the Wan2.2 VAE in `model/wan/`)."""
+
+    latent_channels: int
+    spatial_compression: int
+    temporal_compression: int
+
+    @abstractmethod
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """(B, 3, T, H, W) in [-1, 1] -> normalised latents (B, C, t, h, w)."""
+
+    @abstractmethod
+    def decode_chunk(self, latents: torch.Tensor, cache: VAECache | None) -> tuple[torch.Tensor, VAECache | None]:
+        """Decodes the next latents of a stream: (frames (B, 3, T, H, W), cache for the next chunk)."""
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Decodes a whole latent video (as one stream from its start)."""
+        return self.decode_chunk(latents, None)[0]
+
+    def latent_frames(self, n_frames: int) -> int:
+        """How many latents `n_frames` pixel frames encode to (first frame alone, then groups)."""
+        k = self.temporal_compression
+        if n_frames < 1 or (n_frames - 1) % k:
+            raise ValueError(f"this VAE encodes 1 + {k}*n frames, got {n_frames}")
+        return 1 + (n_frames - 1) // k
+
+
+def split_cache(cache: VAECache | None, batch: int) -> list[VAECache | None]:
+    if cache is None:
+        return [None] * batch
+    return [{k: v[i : i + 1].clone() for k, v in cache.items()} for i in range(batch)]
+
+
+def stack_caches(caches: list[VAECache | None]) -> VAECache | None:
+    """One batched cache from per-world caches (all None -> None; a mix is a bug)."""
+    if all(c is None for c in caches):
+        return None
+    if any(c is None for c in caches):
+        raise ValueError("cannot batch worlds with and without a VAE stream cache; init_state primes every cache")
+    return {k: torch.cat([c[k] for c in caches]) for k in caches[0]}
+
+
+def frames_to_tensor(frames: np.ndarray | torch.Tensor, device=None, dtype=torch.float32) -> torch.Tensor:
+    """uint8 (B, T, H, W, 3) -> float (B, 3, T, H, W) in [-1, 1]."""
+    x = torch.as_tensor(np.asarray(frames) if not isinstance(frames, torch.Tensor) else frames)
+    if x.dtype != torch.uint8 or x.ndim != 5 or x.shape[-1] != 3:
+        raise ValueError(f"frames must be uint8 (B, T, H, W, 3), got {tuple(x.shape)} {x.dtype}")
+    x = x.to(device=device).permute(0, 4, 1, 2, 3).to(dtype)
+    return x / 127.5 - 1.0
+
+
+def tensor_to_frames(x: torch.Tensor) -> np.ndarray:
+    """float (B, 3, T, H, W) in [-1, 1] -> uint8 numpy (B, T, H, W, 3)."""
+    x = ((x.detach().float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 4, 1).cpu().numpy()
+
+
+def build_vae(vae_config: dict, latent_channels: int) -> VideoVAE:
+    """A randomly initialised VAE of the config's type (weights come from `vae.safetensors`).
+
+    The Wan2.2 VAE comes only with its published weights: `WorldModel.from_pretrained(<Yume-5B folder>)`.
+    """
+    kind = vae_config.get("type")
+    if kind == "tiny":
+        from yume_env.model.vae_tiny import TinyVAE
+
+        return TinyVAE.from_config(vae_config, latent_channels)
+    if kind == "wan2.2":
+        raise ValueError(
+            "the wan2.2 VAE is built from its published weights only: open the Yume-5B folder with "
+            "WorldModel.from_pretrained(path) (it reads Wan2.2_VAE.pth)"
+        )
+    raise ValueError(f"unknown VAE type {kind!r} in config.vae; expected 'tiny' or 'wan2.2'")
