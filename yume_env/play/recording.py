@@ -1,0 +1,80 @@
+"""What was played since the last reset: the action log (replayable) and the shown frames (mp4).
+
+The action log is the JSON that `yume-env record --agent log.json` replays:
+`{"seed": int, "model": str | null, "steps": [{"action": [key, camera], "event": str}, ...]}`, one
+entry per env step, `event` being the event text active during that step. A start picture uploaded
+by the player is stored too (`"image"`: a base64 PNG data URL), so the log stays self-contained.
+Frames are kept as the encoded bytes already sent to the page (no second encoding); the mp4 is
+written only when asked for.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tempfile
+from pathlib import Path
+
+import imageio.v2 as imageio
+import numpy as np
+
+from yume_env.play.frames import decode_frame
+
+
+class Recording:
+    """The current branch's history from its reset. Not thread-safe: the session's lock guards it."""
+
+    def __init__(self, seed: int | None, model: str | None, first_frame: bytes, image_url: str | None = None):
+        self.seed = seed
+        self.model = model
+        self.image_url = image_url
+        self.steps: list[dict] = []
+        self.frames: list[bytes] = [first_frame]  # the reset observation, then every chunk's frames
+
+    def add(self, action: tuple[int, int], event: str, frames: list[bytes]) -> None:
+        self.steps.append({"action": [int(action[0]), int(action[1])], "event": str(event)})
+        self.frames.extend(frames)
+
+    def copy(self) -> "Recording":
+        """A branch point: later steps on either copy do not show up in the other."""
+        twin = copy.copy(self)
+        twin.steps = [dict(s, action=list(s["action"])) for s in self.steps]
+        twin.frames = list(self.frames)  # the bytes themselves are immutable and shared
+        return twin
+
+    def action_log(self) -> dict:
+        log = {"seed": self.seed, "model": self.model, "steps": [dict(s, action=list(s["action"])) for s in self.steps]}
+        if self.image_url is not None:
+            log["image"] = self.image_url
+        return log
+
+    def write_mp4(self, path: str | os.PathLike, fps: float) -> Path:
+        """Writes every recorded frame to `path` (H.264 via imageio-ffmpeg), atomically."""
+        return write_mp4(self.frames, path, fps)
+
+
+def write_mp4(frames: list[bytes], path: str | os.PathLike, fps: float) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".mp4", dir=path.parent)
+    os.close(fd)
+    try:
+        first = decode_frame(frames[0])
+        # sides that are not multiples of 16 are padded by ffmpeg's macro blocks: keep the frame as is
+        with imageio.get_writer(tmp, fps=fps, codec="libx264", macro_block_size=1, quality=8) as writer:
+            writer.append_data(_even(first))
+            for data in frames[1:]:
+                writer.append_data(_even(decode_frame(data)))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _even(frame: np.ndarray) -> np.ndarray:
+    """libx264 with yuv420p needs even sides: pad odd ones by one edge row/column."""
+    h, w = frame.shape[:2]
+    if h % 2 or w % 2:
+        frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    return frame

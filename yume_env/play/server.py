@@ -1,0 +1,316 @@
+"""The HTTP side of `yume-env play`: standard-library `ThreadingHTTPServer`, no extra dependency.
+
+Routes (JSON in and out; control requests carry the tab's lease token in `X-Play-Token`):
+
+| route | what |
+|---|---|
+| `GET /` , `GET /static/<file>` | the page (HTML/JS/CSS shipped in `yume_env/play/static/`) |
+| `POST /api/claim` `{"token"?}` | take the world for this tab -> `{"token", "config"}`; 409 while another tab plays |
+| `GET /api/stream?token=` | Server-Sent Events: one JSON update per chunk (frames as data URLs + status) |
+| `POST /api/action` `{"action": [k, c]}` | the held (key, camera) action |
+| `POST /api/event` `{"event": str}` | the event text, used from the next chunk on |
+| `POST /api/reset` `{"seed"?, "image"?}` | restart (a seed, or a start picture as a data URL) |
+| `POST /api/pause` `{"paused": bool}` | stop / resume stepping |
+| `POST /api/branch/save`, `POST /api/branch/restore` `{"id"}` | branch points |
+| `GET /api/actions.json?token=`, `GET /api/recording.mp4?token=` | downloads of the current branch |
+
+Bad input answers 400 with `{"error": message}`; a second tab gets 409 with a message.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import tempfile
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from yume_env import actions as A
+from yume_env.play import validate
+from yume_env.play.owner import Owner, WorldBusy
+from yume_env.play.session import PlaySession
+
+MAX_BODY_BYTES = 16 * 1024 * 1024  # an uploaded start picture as a data URL
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+STATIC_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+}
+# Everything comes from this server; frames arrive as data: URLs.
+CSP = "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; connect-src 'self'"
+_STATIC_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def is_local_host(host: str) -> bool:
+    return host in LOCAL_HOSTS or host.startswith("127.")
+
+
+def check_host(host: str, allow_remote: bool) -> None:
+    """Raises `ValueError` for a non-loopback `host` unless `allow_remote` is set."""
+    if not allow_remote and not is_local_host(host):
+        raise ValueError(
+            f"refusing to serve on {host!r} without --allow-remote: the page controls the world and has no "
+            "password. Keep the default 127.0.0.1 and use an SSH tunnel (ssh -L 7860:localhost:7860 SERVER), "
+            "or pass --allow-remote on a network you trust"
+        )
+
+
+class PlayServer(ThreadingHTTPServer):
+    """Serves one `PlaySession` to one tab at a time.
+
+    `allow_remote=False` (the default) refuses to bind anywhere but the loopback interface and
+    answers only requests addressed to localhost (a guard against DNS rebinding).
+    """
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, session: PlaySession, host: str = "127.0.0.1", port: int = 7860, allow_remote: bool = False):
+        check_host(host, allow_remote)
+        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.session = session
+        self.owner = Owner()
+        self.allow_remote = allow_remote
+        self.static_dir = resources.files("yume_env.play") / "static"
+        super().__init__((host, port), PlayHandler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+    def config(self) -> dict:
+        s = self.session
+        return {
+            "keys": list(A.KEYS),
+            "cameras": list(A.CAMERAS),
+            "frame_size": list(s.frame_size),
+            "frames_per_step": s.frames_per_step,
+            "render_fps": s.render_fps,
+            "max_steps_per_s": (1.0 / s.min_interval) if s.min_interval else 0.0,
+            "model": s.model_name,
+            "max_event_chars": validate.MAX_EVENT_CHARS,
+        }
+
+    def start_thread(self) -> threading.Thread:
+        """Serves in a daemon thread (tests, notebooks); `close()` stops it."""
+        thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+        thread.start()
+        return thread
+
+    def close(self) -> None:
+        self.session.hub.close()  # ends the open event streams
+        self.shutdown()
+        self.server_close()
+        self.session.close()
+
+
+class PlayHandler(BaseHTTPRequestHandler):
+    server: PlayServer
+    protocol_version = "HTTP/1.1"
+    server_version = "yume-env-play"
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: the terminal shows the URL only
+        pass
+
+    # ---- dispatch ------------------------------------------------------------------------------
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def _dispatch(self, method: str) -> None:
+        url = urlsplit(self.path)
+        self.query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        try:
+            self._check_host()
+            route = ROUTES.get((method, url.path))
+            if route is not None:
+                route(self)
+            elif method == "GET" and (url.path == "/" or url.path.startswith("/static/")):
+                self._static("index.html" if url.path == "/" else url.path[len("/static/") :])
+            else:
+                raise HttpError(404, f"no route {method} {url.path}")
+        except HttpError as exc:
+            self._json({"error": str(exc)}, exc.status)
+        except WorldBusy as exc:
+            self._json({"error": str(exc)}, 409)
+        except (ValueError, TypeError) as exc:  # invalid input, as the env or the validators report it
+            self._json({"error": str(exc)}, 400)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        except Exception as exc:
+            self._json({"error": f"{type(exc).__name__}: {exc}"}, 500)
+
+    def _check_host(self) -> None:
+        if self.server.allow_remote:
+            return
+        host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
+        if host and not is_local_host(host):
+            raise HttpError(403, f"this server answers only requests to localhost, not {host!r} (see --allow-remote)")
+
+    # ---- helpers -------------------------------------------------------------------------------
+    def _send(self, status: int, body: bytes, content_type: str, extra: dict | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Content-Security-Policy", CSP)
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, obj: Any, status: int = 200) -> None:
+        self._send(status, json.dumps(obj).encode(), "application/json")
+
+    def _body(self) -> Any:
+        length = self.headers.get("Content-Length")
+        if length is None or not length.isdigit():
+            raise HttpError(411, "a JSON body with Content-Length is required")
+        if int(length) > MAX_BODY_BYTES:
+            raise HttpError(413, f"request body is {int(length)} bytes; at most {MAX_BODY_BYTES} are accepted")
+        raw = self.rfile.read(int(length))
+        try:
+            return json.loads(raw or b"{}")
+        except json.JSONDecodeError as exc:
+            raise HttpError(400, f"request body is not valid JSON: {exc}") from None
+
+    def _token(self) -> str | None:
+        return self.headers.get("X-Play-Token") or self.query.get("token")
+
+    def _owned(self) -> None:
+        self.server.owner.check(self._token())
+
+    def _static(self, name: str) -> None:
+        path = self.server.static_dir / name
+        suffix = Path(name).suffix
+        if not _STATIC_NAME.match(name) or suffix not in STATIC_TYPES or not path.is_file():
+            raise HttpError(404, f"no page asset {name!r}")
+        self._send(200, path.read_bytes(), STATIC_TYPES[suffix])
+
+    # ---- routes --------------------------------------------------------------------------------
+    def claim(self) -> None:
+        body = validate.body_dict(self._body())
+        previous = body.get("token")
+        token = self.server.owner.claim(previous if isinstance(previous, str) else None)
+        self._json({"token": token, "config": self.server.config()})
+
+    def action(self) -> None:
+        action = validate.parse_action(self._body())
+        self._owned()
+        self.server.session.hold(action)
+        self._json({"action": list(action), "action_text": A.action_to_str(action)})
+
+    def event(self) -> None:
+        text = validate.parse_event(self._body())
+        self._owned()
+        self.server.session.set_event(text)
+        self._json({"event": text})
+
+    def reset(self) -> None:
+        body = validate.body_dict(self._body())
+        seed = validate.parse_seed(body)
+        image = body.get("image")
+        if image is not None and not isinstance(image, str):
+            raise ValueError(f"'image' must be a data URL string (data:image/png;base64,...) or null, got {image!r}")
+        self._owned()
+        self.server.session.reset(seed, image)
+        self._json(self.server.session.current())
+
+    def pause(self) -> None:
+        paused = validate.parse_flag(self._body(), "paused")
+        self._owned()
+        self.server.session.set_paused(paused)
+        self._json({"paused": paused})
+
+    def save_branch(self) -> None:
+        self._body()
+        self._owned()
+        self._json(self.server.session.save_branch())
+
+    def restore_branch(self) -> None:
+        branch_id = validate.parse_branch_id(self._body())
+        self._owned()
+        self.server.session.restore_branch(branch_id)
+        self._json(self.server.session.current())
+
+    def download_actions(self) -> None:
+        self._owned()
+        body = json.dumps(self.server.session.action_log(), indent=1).encode()
+        self._send(200, body, "application/json", {"Content-Disposition": 'attachment; filename="yume-play-actions.json"'})
+
+    def download_mp4(self) -> None:
+        self._owned()
+        session = self.server.session
+        recording = session.recording_copy()
+        with tempfile.TemporaryDirectory(prefix="yume-play-") as tmp:
+            path = recording.write_mp4(Path(tmp) / "play.mp4", fps=session.render_fps * session.frames_per_step)
+            body = path.read_bytes()
+        self._send(200, body, "video/mp4", {"Content-Disposition": 'attachment; filename="yume-play.mp4"'})
+
+    def stream(self) -> None:
+        """Server-Sent Events until the tab goes away, loses its lease or the server stops."""
+        owner, session = self.server.owner, self.server.session
+        token = self._token()
+        owner.stream_opened(token)
+        try:
+            session.set_watching(True)
+            self.close_connection = True
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            after = session.hub.seq
+            self._event(json.dumps(session.current()), retry_ms=2000)
+            while not session.hub.closed and owner.holds(token):
+                items = session.hub.wait(after, timeout=2.0)
+                if not items:
+                    self.wfile.write(b": keep-alive\n\n")  # finds a closed tab within 2 s
+                for seq, text in items:
+                    self._event(text)
+                    after = seq
+                self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            pass
+        finally:
+            owner.stream_closed()
+            session.set_watching(owner.watching)
+
+    def _event(self, text: str, retry_ms: int | None = None) -> None:
+        head = f"retry: {retry_ms}\n" if retry_ms else ""
+        self.wfile.write(f"{head}data: {text}\n\n".encode())
+        self.wfile.flush()
+
+
+ROUTES = {
+    ("POST", "/api/claim"): PlayHandler.claim,
+    ("POST", "/api/action"): PlayHandler.action,
+    ("POST", "/api/event"): PlayHandler.event,
+    ("POST", "/api/reset"): PlayHandler.reset,
+    ("POST", "/api/pause"): PlayHandler.pause,
+    ("POST", "/api/branch/save"): PlayHandler.save_branch,
+    ("POST", "/api/branch/restore"): PlayHandler.restore_branch,
+    ("GET", "/api/stream"): PlayHandler.stream,
+    ("GET", "/api/actions.json"): PlayHandler.download_actions,
+    ("GET", "/api/recording.mp4"): PlayHandler.download_mp4,
+}

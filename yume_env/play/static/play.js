@@ -1,0 +1,268 @@
+// yume-env play: keyboard in, streamed frames out. No framework, no CDN: plain DOM + fetch + EventSource.
+"use strict";
+
+const TOKEN_KEY = "yume-play-token";
+const MOVE = { KeyW: "W", KeyA: "A", KeyS: "S", KeyD: "D" };
+const LOOK = { ArrowUp: "up", ArrowDown: "down", ArrowLeft: "left", ArrowRight: "right" };
+const KEEP_CHUNKS = 400; // received chunks kept in memory (window.yumePlay.received)
+
+// Everything the page knows, in one object (also what the browser test reads).
+const play = (window.yumePlay = {
+  token: null, config: null, status: {}, held: new Set(), received: [], framesShown: 0,
+  sentAction: "0,0", wantAction: [0, 0], sending: false, autoPaused: false, source: null,
+});
+
+const $ = (id) => document.getElementById(id);
+
+function say(text, kind = "info") {
+  const m = $("message");
+  m.textContent = text;
+  m.className = kind;
+}
+
+async function api(path, body = {}) {
+  const res = await fetch(path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "X-Play-Token": play.token || "" },
+    body: JSON.stringify(body),
+  });
+  const data = await res.json().catch(() => ({ error: `HTTP ${res.status}` }));
+  if (!res.ok) {
+    const err = new Error(data.error || `HTTP ${res.status}`);
+    err.status = res.status;
+    throw err;
+  }
+  return data;
+}
+
+// ---- one player at a time -------------------------------------------------------------------
+function banner(text) {
+  $("banner").textContent = text || "";
+  $("banner").hidden = !text;
+}
+
+async function claim() {
+  try {
+    const data = await api("/api/claim", { token: sessionStorage.getItem(TOKEN_KEY) });
+    play.token = data.token;
+    play.config = data.config;
+    sessionStorage.setItem(TOKEN_KEY, data.token);
+    $("world-name").textContent = data.config.model || "default world";
+    banner("");
+    updateDownloads();
+    openStream();
+  } catch (err) {
+    banner(err.message);
+    setConnection("waiting", "off");
+    setTimeout(claim, 2000); // queue: connect as soon as the other tab is gone
+  }
+}
+
+function openStream() {
+  if (play.source) play.source.close();
+  const source = new EventSource(`/api/stream?token=${encodeURIComponent(play.token)}`);
+  play.source = source;
+  source.onopen = () => setConnection("live", "on");
+  source.onmessage = (e) => onUpdate(JSON.parse(e.data));
+  source.onerror = () => {
+    setConnection("reconnecting…", "off");
+    if (source.readyState === EventSource.CLOSED) { // refused (409): claim again
+      play.source = null;
+      setTimeout(claim, 1000);
+    }
+  };
+}
+
+function setConnection(text, cls) {
+  const c = $("connection");
+  c.textContent = text;
+  c.className = `pill ${cls}`;
+}
+
+// ---- what the server pushes ----------------------------------------------------------------
+let frameTimers = [];
+
+function showFrames(frames) {
+  frameTimers.forEach(clearTimeout);
+  const cfg = play.config || { render_fps: 8, frames_per_step: frames.length };
+  const dt = 1000 / Math.max(1, cfg.render_fps * cfg.frames_per_step);
+  frameTimers = frames.map((url, i) => setTimeout(() => {
+    $("frame").src = url;
+    play.framesShown += 1;
+  }, i * dt));
+}
+
+function onUpdate(u) {
+  play.status = u;
+  if (u.frames && u.frames.length) {
+    play.received.push({ step: u.step, frames: u.frames });
+    if (play.received.length > KEEP_CHUNKS) play.received.splice(0, play.received.length - KEEP_CHUNKS);
+    showFrames(u.frames);
+  }
+  $("step").textContent = u.step;
+  $("steps-per-s").textContent = (u.steps_per_s || 0).toFixed(1);
+  $("latency").textContent = u.latency_s ? `${(u.latency_s * 1000).toFixed(0)} ms` : "–";
+  const mem = u.memory || {};
+  $("memory").textContent = mem.history_chunks === undefined ? "–"
+    : `${mem.history_chunks} chunks · ${mem.history_latents} latents · ${mem.memory_tokens} tokens`;
+  let ev = u.event ? u.event : "(none)";
+  if (u.pending_event !== null && u.pending_event !== undefined && u.pending_event !== u.event) {
+    ev += ` → next chunk: ${u.pending_event || "(none)"}`;
+  }
+  $("event").textContent = ev;
+  $("event-overlay").textContent = u.event || "";
+  $("event-overlay").hidden = !u.event;
+  $("reward").textContent = `${(u.reward || 0).toFixed(3)} (total ${(u.total_reward || 0).toFixed(2)})`;
+  $("seed").textContent = u.seed ?? "–";
+  $("recorded").textContent = `${u.recorded_steps} steps`;
+  if (u.action_text) $("action-text").textContent = u.action_text;
+  $("pause").textContent = u.paused ? "Resume (P)" : "Pause (P)";
+  if (u.error) say(u.error, "error");
+  else if (u.ended) say(`episode ${u.ended}: reset or restore a branch to go on`, "error");
+  setConnection(u.paused ? "paused" : "live", u.paused ? "paused" : "on");
+  renderBranches(u.branches || []);
+}
+
+function renderBranches(branches) {
+  const key = branches.map((b) => b.id).join(",");
+  const list = $("branches");
+  if (list.dataset.key === key) return;
+  list.dataset.key = key;
+  list.replaceChildren(...branches.map((b) => {
+    const li = document.createElement("li");
+    const img = document.createElement("img");
+    img.src = b.thumbnail;
+    img.alt = "";
+    const label = document.createElement("span");
+    label.textContent = `#${b.id} · step ${b.step}${b.event ? " · " + b.event : ""}`;
+    const btn = document.createElement("button");
+    btn.type = "button";
+    btn.textContent = "Restore";
+    btn.dataset.branch = b.id;
+    btn.onclick = () => request(() => api("/api/branch/restore", { id: b.id }), `restored branch #${b.id}`);
+    li.append(img, label, btn);
+    return li;
+  }));
+}
+
+// ---- keyboard -> action ---------------------------------------------------------------------
+function heldAction() {
+  const h = play.held, cfg = play.config;
+  const fw = h.has("KeyW") && !h.has("KeyS"), bw = h.has("KeyS") && !h.has("KeyW");
+  const lf = h.has("KeyA") && !h.has("KeyD"), rt = h.has("KeyD") && !h.has("KeyA");
+  const key = [fw ? "W" : bw ? "S" : "", lf ? "A" : rt ? "D" : ""].filter(Boolean).join("+") || "None";
+  const up = h.has("ArrowUp") && !h.has("ArrowDown"), dn = h.has("ArrowDown") && !h.has("ArrowUp");
+  const tl = h.has("ArrowLeft") && !h.has("ArrowRight"), tr = h.has("ArrowRight") && !h.has("ArrowLeft");
+  const cam = (up ? "↑" : dn ? "↓" : "") + (tr ? "→" : tl ? "←" : "") || "·";
+  return [cfg.keys.indexOf(key), cfg.cameras.indexOf(cam)];
+}
+
+// Posts the held action; one request in flight at a time so a quick tap never arrives out of order.
+async function pushAction() {
+  if (!play.config) return;
+  play.wantAction = heldAction();
+  if (play.sending || play.wantAction.join() === play.sentAction) return;
+  play.sending = true;
+  const action = play.wantAction;
+  try {
+    await api("/api/action", { action });
+    play.sentAction = action.join();
+  } catch (err) {
+    say(err.message, "error");
+    play.sentAction = action.join();
+  } finally {
+    play.sending = false;
+  }
+  if (heldAction().join() !== play.sentAction) pushAction();
+}
+
+function renderHeld() {
+  document.querySelectorAll("kbd[data-key]").forEach((k) => k.classList.toggle("held", play.held.has(k.dataset.key)));
+  const names = [...play.held].map((c) => MOVE[c] || { up: "↑", down: "↓", left: "←", right: "→" }[LOOK[c]]);
+  $("held-keys").textContent = names.length ? names.join(" ") : "none";
+}
+
+function typing(e) {
+  const t = e.target;
+  return t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA");
+}
+
+window.addEventListener("keydown", (e) => {
+  if (typing(e) || e.ctrlKey || e.metaKey || e.altKey) return;
+  if (e.code in MOVE || e.code in LOOK) {
+    e.preventDefault();
+    if (!play.held.has(e.code)) { play.held.add(e.code); renderHeld(); pushAction(); }
+  } else if (e.code === "KeyP" && !e.repeat) {
+    togglePause();
+  }
+});
+window.addEventListener("keyup", (e) => {
+  if (play.held.delete(e.code)) { renderHeld(); pushAction(); }
+});
+function releaseAll() {
+  if (play.held.size) { play.held.clear(); renderHeld(); pushAction(); }
+}
+window.addEventListener("blur", releaseAll);
+document.addEventListener("visibilitychange", () => {
+  // the world waits while its tab is hidden, and goes on when it comes back
+  if (document.hidden) {
+    releaseAll();
+    if (!play.status.paused && play.token) { play.autoPaused = true; api("/api/pause", { paused: true }).catch(() => {}); }
+  } else if (play.autoPaused) {
+    play.autoPaused = false;
+    api("/api/pause", { paused: false }).catch(() => {});
+  }
+});
+
+// ---- buttons --------------------------------------------------------------------------------
+async function request(fn, done) {
+  try {
+    await fn();
+    if (done) say(done, "info");
+  } catch (err) {
+    say(err.message, "error");
+  }
+}
+
+function togglePause() {
+  request(() => api("/api/pause", { paused: !play.status.paused }));
+}
+
+function updateDownloads() {
+  const t = encodeURIComponent(play.token);
+  $("download-mp4").href = `/api/recording.mp4?token=${t}`;
+  $("download-log").href = `/api/actions.json?token=${t}`;
+}
+
+$("event-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const text = $("event-input").value;
+  request(() => api("/api/event", { event: text }), text ? `event "${text.trim()}" from the next chunk` : "event cleared");
+  $("event-input").blur(); // back to walking
+});
+$("event-clear").onclick = () => {
+  $("event-input").value = "";
+  request(() => api("/api/event", { event: "" }), "event cleared");
+};
+$("reset").onclick = () => {
+  const seed = $("seed-input").value.trim();
+  request(() => api("/api/reset", { seed: seed === "" ? null : seed }), "reset");
+};
+$("image-input").onchange = (e) => {
+  const file = e.target.files[0];
+  if (!file) return;
+  const reader = new FileReader();
+  reader.onload = () => {
+    const seed = $("seed-input").value.trim();
+    request(() => api("/api/reset", { image: reader.result, seed: seed === "" ? null : seed }), `started from ${file.name}`);
+    e.target.value = "";
+  };
+  reader.readAsDataURL(file);
+};
+$("save-branch").onclick = () => request(async () => {
+  const b = await api("/api/branch/save");
+  say(`saved branch #${b.id} at step ${b.step}`, "info");
+});
+$("pause").onclick = togglePause;
+
+claim();

@@ -1,0 +1,68 @@
+"""Checks the JSON bodies the page sends, like any env input: bad values raise `ValueError` with a
+message that names the field, the value and what was expected (the server answers 400 with it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from yume_env import actions as A
+
+MAX_EVENT_CHARS = 500
+MAX_SEED = 2**63 - 1
+
+
+def body_dict(body: Any) -> dict:
+    if not isinstance(body, dict):
+        raise ValueError(f"request body must be a JSON object, got {type(body).__name__}")
+    return body
+
+
+def parse_action(body: Any) -> tuple[int, int]:
+    """{"action": [key, camera]} with integers (not floats or booleans) in range."""
+    value = body_dict(body).get("action")
+    if not isinstance(value, list) or len(value) != 2 or not all(type(v) is int for v in value):
+        raise ValueError(
+            f"'action' must be two integers [key in [0, {A.NUM_KEYS}), camera in [0, {A.NUM_CAMERAS})], got {value!r}"
+        )
+    return A.validate_action(np.array(value, dtype=np.int64))
+
+
+def parse_event(body: Any) -> str:
+    """{"event": "it starts to snow"}; "" clears the event. Surrounding whitespace is dropped."""
+    value = body_dict(body).get("event")
+    if not isinstance(value, str):
+        raise ValueError(f"'event' must be a string (\"\" for none), got {value!r}")
+    text = value.strip()
+    if len(text) > MAX_EVENT_CHARS:
+        raise ValueError(f"'event' must be at most {MAX_EVENT_CHARS} characters, got {len(text)}")
+    if any(ord(c) < 32 and c not in "\t\n" for c in text):
+        raise ValueError("'event' must be plain text (no control characters)")
+    return text
+
+
+def parse_seed(body: Any) -> int | None:
+    """{"seed": int | null | ""}; None means "pick one" (the log then records the seed picked)."""
+    value = body_dict(body).get("seed")
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value.strip())
+    if type(value) is not int or not 0 <= value <= MAX_SEED:
+        raise ValueError(f"'seed' must be an integer in [0, 2**63 - 1] or empty, got {value!r}")
+    return value
+
+
+def parse_flag(body: Any, name: str) -> bool:
+    value = body_dict(body).get(name)
+    if type(value) is not bool:
+        raise ValueError(f"{name!r} must be true or false, got {value!r}")
+    return value
+
+
+def parse_branch_id(body: Any) -> int:
+    value = body_dict(body).get("id")
+    if type(value) is not int:
+        raise ValueError(f"'id' must be the integer id of a saved branch, got {value!r}")
+    return value
