@@ -1,0 +1,176 @@
+"""`WorldModelConfig`: every size of the world model in one dataclass, with named presets.
+
+Presets are data (`PRESETS` below): `"yume-5b"` is the published Yume-5B (Wan2.2 TI2V-5B backbone,
+DESIGN.md section 1); `"tiny"` is a small model of the same design that runs on a laptop CPU.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+HISTORY_ATTENTION_MODES = ("global", "causal")
+
+
+@dataclass
+class WorldModelConfig:
+    """Sizes of the DiT, its TSCM memory, the VAE and text encoder it expects, and the sampler.
+
+    DiT (Wan2.2 names): `dim`, `ffn_dim`, `num_layers`, `num_heads`, `latent_channels` (in = out),
+    `patch_size` (t, h, w), `text_dim` (text encoder width), `freq_dim` (sinusoidal timestep
+    width), `eps`, `qk_norm`, `cross_attn_norm`, `rope_theta`.
+    Chunks: `latent_frames_per_chunk` generated per step; sampler: `sample_steps` Euler steps with
+    timestep `shift`.
+    TSCM: `tscm_schedule` (a name in `yume_env.model.tscm.SCHEDULES`) for the temporal-spatial
+    stream; the channel stream (linear-attention memory) has `memory_channels` per memory token and
+    reads with `memory_heads` x `memory_head_dim`; `memory_enabled` builds it at all.
+    `history_attention`: "global" (published: history and current tokens attend to each other) or
+    "causal" (history tokens do not attend to the current chunk, so their keys/values are computed
+    once per chunk and reused across denoising steps).
+    Pixels and codecs: `height`, `width`, `fps`, `vae` (dict: `type` "tiny" | "wan2.2",
+    `spatial_compression`, `temporal_compression`, plus the VAE's own sizes), `text_encoder`
+    ("minilm" | "umt5"), `text_tokens` (context length the DiT sees; shorter contexts are
+    zero-padded to it, as the published model does).
+    """
+
+    dim: int
+    ffn_dim: int
+    num_layers: int
+    num_heads: int
+    latent_channels: int
+    patch_size: tuple[int, int, int] = (1, 2, 2)
+    text_dim: int = 4096
+    freq_dim: int = 256
+    eps: float = 1e-6
+    qk_norm: bool = True
+    cross_attn_norm: bool = True
+    rope_theta: float = 10000.0
+    latent_frames_per_chunk: int = 8
+    sample_steps: int = 4
+    shift: float = 7.0
+    tscm_schedule: str = "yume"
+    memory_channels: int = 96
+    memory_heads: int = 8
+    memory_head_dim: int = 64
+    memory_enabled: bool = True
+    history_attention: str = "global"
+    height: int = 704
+    width: int = 1280
+    fps: int = 16
+    vae: dict[str, Any] = field(default_factory=dict)
+    text_encoder: str = "umt5"
+    text_tokens: int = 512
+
+    def __post_init__(self) -> None:
+        self.patch_size = tuple(int(p) for p in self.patch_size)  # JSON gives lists
+        self.validate()
+
+    # ------------------------------------------------------------------ checks
+    def validate(self) -> None:
+        """Raise ValueError naming the first inconsistent field."""
+        if len(self.patch_size) != 3:
+            raise ValueError(f"patch_size must be (t, h, w), got {self.patch_size}")
+        if self.dim % self.num_heads:
+            raise ValueError(f"dim ({self.dim}) must be divisible by num_heads ({self.num_heads})")
+        hd = self.head_dim
+        if hd % 2 or hd < 12:
+            raise ValueError(f"head_dim = dim / num_heads must be even and >= 12 for 3-axis RoPE, got {hd}")
+        if self.history_attention not in HISTORY_ATTENTION_MODES:
+            raise ValueError(
+                f"history_attention must be one of {HISTORY_ATTENTION_MODES}, got {self.history_attention!r}"
+            )
+        from yume_env.model.tscm import SCHEDULES  # late import: tscm imports nothing from here
+
+        if self.tscm_schedule not in SCHEDULES:
+            raise ValueError(f"tscm_schedule must be one of {sorted(SCHEDULES)}, got {self.tscm_schedule!r}")
+        sc = self.spatial_compression
+        for name, px in (("height", self.height), ("width", self.width)):
+            if px % (sc * self.patch_size[1]):
+                raise ValueError(
+                    f"{name} ({px}) must be a multiple of spatial_compression x patch ({sc * self.patch_size[1]})"
+                )
+        if self.latent_frames_per_chunk % self.patch_size[0]:
+            raise ValueError("latent_frames_per_chunk must be a multiple of patch_size[0]")
+        if self.sample_steps < 1:
+            raise ValueError(f"sample_steps must be >= 1, got {self.sample_steps}")
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.num_heads
+
+    @property
+    def spatial_compression(self) -> int:
+        return int(self.vae.get("spatial_compression", 1))
+
+    @property
+    def temporal_compression(self) -> int:
+        return int(self.vae.get("temporal_compression", 1))
+
+    @property
+    def latent_hw(self) -> tuple[int, int]:
+        """Latent (h, w) of one frame."""
+        sc = self.spatial_compression
+        return self.height // sc, self.width // sc
+
+    @property
+    def tokens_per_latent_frame(self) -> int:
+        h, w = self.latent_hw
+        return (h // self.patch_size[1]) * (w // self.patch_size[2])
+
+    # ------------------------------------------------------------------ (de)serialisation
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["patch_size"] = list(self.patch_size)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "WorldModelConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(
+                f"unknown WorldModelConfig keys {unknown}; known keys are {sorted(names)} "
+                "(was the config written by a newer yume-env?)"
+            )
+        return cls(**copy.deepcopy(d))
+
+    @classmethod
+    def preset(cls, name: str) -> "WorldModelConfig":
+        """A fresh config for a named preset ("yume-5b", "tiny")."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+        return cls.from_dict(PRESETS[name])
+
+    def replace(self, **changes: Any) -> "WorldModelConfig":
+        """A copy with some fields changed (validated)."""
+        return self.from_dict({**self.to_dict(), **changes})
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The published model (DESIGN.md section 1).
+    "yume-5b": dict(
+        dim=3072, ffn_dim=14336, num_layers=30, num_heads=24, latent_channels=48,
+        patch_size=[1, 2, 2], text_dim=4096, freq_dim=256, eps=1e-6,
+        latent_frames_per_chunk=8, sample_steps=4, shift=7.0,
+        tscm_schedule="yume", memory_channels=96, memory_heads=8, memory_head_dim=64,
+        history_attention="global", height=704, width=1280, fps=16,
+        vae={"type": "wan2.2", "spatial_compression": 16, "temporal_compression": 4, "z_dim": 48},
+        text_encoder="umt5", text_tokens=512,
+    ),
+    # The default world: 64x64 frames -> 8x8x16 latents, 2 latent frames (= 2 pixel frames) per
+    # step, 32 current tokens, ~100 history tokens; MiniLM text mean-pooled to 2 tokens
+    # ([action, event]).
+    "tiny": dict(
+        dim=128, ffn_dim=512, num_layers=4, num_heads=4, latent_channels=16,
+        patch_size=[1, 2, 2], text_dim=384, freq_dim=64, eps=1e-6,
+        latent_frames_per_chunk=2, sample_steps=3, shift=3.0,
+        tscm_schedule="tiny", memory_channels=16, memory_heads=2, memory_head_dim=32,
+        history_attention="causal", height=64, width=64, fps=8,
+        vae={"type": "tiny", "spatial_compression": 8, "temporal_compression": 1,
+             "latent_channels": 16, "hidden_channels": [32, 64, 128]},
+        text_encoder="minilm", text_tokens=2,
+    ),
+}

@@ -1,0 +1,390 @@
+"""`WanDiT`: the Wan2.2 TI2V-style diffusion transformer with both TSCM streams.
+
+Data flow for one chunk (B worlds, each with its own history):
+
+1. `encode_history(history)`: each world's history latents are cut into bands by the TSCM schedule
+   (`tscm.plan_history`), each band patchified with its own kernel, given 3-axis RoPE positions,
+   and padded to the batch with a key mask -> `HistoryContext`. In "causal" mode each block's
+   history keys/values are also computed once (here or at the first forward) and reused for
+   every denoising step of the chunk.
+2. `forward(x, timestep, context, history, memory)`: the current chunk (B, C, F, h, w) is
+   patchified at (1, 2, 2); history tokens run at timestep 0 and current tokens at `timestep`;
+   blocks attend over history + current ("global") or current -> history + current ("causal");
+   current tokens also read the channel-stream memory; the head unpatchifies the current chunk.
+3. `update_memory(state, new_latents)`: adds latents to a world's channel-stream state, O(new).
+
+Parameter names equal the published Yume-5B state dict; the channel stream's parameters
+(`memory_embedding.*`, `blocks.N.memory.*`) are extra (`extra_state_dict_keys`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from yume_env.model.config import WorldModelConfig
+from yume_env.model.dit_blocks import Head, WanBlock, sinusoidal_embedding
+from yume_env.model.rope import grid_positions, rope_cos_sin
+from yume_env.model.tscm import BandPlan, get_schedule, plan_history
+from yume_env.model.tscm_memory import MemoryRead, MemoryState, stack_memory
+
+
+@dataclass
+class HistoryContext:
+    """Embedded history of a batch of worlds (from `WanDiT.encode_history`).
+
+    tokens (B, H, dim) zero-padded; cos/sin (B, H, head_dim/2) RoPE; valid (B, H) key mask;
+    lengths: history tokens per world; next_t: temporal RoPE position of each world's current
+    chunk; memory: channel-stream states passed to encode_history (used when forward gets none).
+    """
+
+    tokens: torch.Tensor
+    cos: torch.Tensor
+    sin: torch.Tensor
+    valid: torch.Tensor
+    lengths: list[int]
+    next_t: list[int]
+    memory: list[MemoryState | None] | None = None
+    kv_cache: list[tuple[torch.Tensor, torch.Tensor]] | None = field(default=None, repr=False)
+    kv_cache_context: torch.Tensor | None = field(default=None, repr=False)
+
+    @property
+    def batch_size(self) -> int:
+        return self.tokens.shape[0]
+
+    @property
+    def max_tokens(self) -> int:
+        return self.tokens.shape[1]
+
+    @property
+    def padded(self) -> bool:
+        return min(self.lengths, default=0) != self.max_tokens
+
+
+def embedder_name(kernel: int, pre_shrink: int, base: int) -> str:
+    """Published names: kernel 2 -> patch_embedding, 4 -> patch_embedding_2x, ..., pre-shrink
+    stride 4 -> patch_embedding_2x_f."""
+    if pre_shrink > 1:
+        return f"patch_embedding_{pre_shrink // base}x_f"
+    return "patch_embedding" if kernel == base else f"patch_embedding_{kernel // base}x"
+
+
+class WanDiT(nn.Module):
+    def __init__(self, config: WorldModelConfig):
+        super().__init__()
+        self.config = c = config
+        self.schedule = get_schedule(c.tscm_schedule)
+        pt, ph, pw = c.patch_size
+        if ph != pw:
+            raise ValueError(f"TSCM bands need a square spatial patch, got patch_size {c.patch_size}")
+        self.patch_embedding = nn.Conv3d(c.latent_channels, c.dim, kernel_size=c.patch_size, stride=c.patch_size)
+        self.text_embedding = nn.Sequential(nn.Linear(c.text_dim, c.dim), nn.GELU(approximate="tanh"), nn.Linear(c.dim, c.dim))
+        self.time_embedding = nn.Sequential(nn.Linear(c.freq_dim, c.dim), nn.SiLU(), nn.Linear(c.dim, c.dim))
+        self.time_projection = nn.Sequential(nn.SiLU(), nn.Linear(c.dim, c.dim * 6))
+        mem = (lambda: MemoryRead(c.dim, c.memory_channels, c.memory_heads, c.memory_head_dim, c.eps)) if c.memory_enabled else (lambda: None)
+        self.blocks = nn.ModuleList(
+            WanBlock(c.dim, c.ffn_dim, c.num_heads, c.qk_norm, c.cross_attn_norm, c.eps, mem()) for _ in range(c.num_layers)
+        )
+        self.head = Head(c.dim, c.latent_channels, c.patch_size, c.eps)
+        # TSCM history embedders, one per (kernel, pre_shrink) of the schedule, under published names.
+        for kernel, shrink in sorted(self.schedule.kernels()):
+            if kernel != ph:
+                name = embedder_name(kernel, 1, ph)
+                if not hasattr(self, name):
+                    self.add_module(name, nn.Conv3d(c.latent_channels, c.dim, (1, kernel, kernel), (1, kernel, kernel)))
+            if shrink > 1:
+                self.add_module(
+                    embedder_name(kernel, shrink, ph),
+                    nn.Conv3d(c.latent_channels, c.latent_channels, (1, shrink, shrink), (1, shrink, shrink)),
+                )
+        self.memory_embedding = (
+            nn.Conv3d(c.latent_channels, c.memory_channels, c.patch_size, c.patch_size) if c.memory_enabled else None
+        )
+        if not self.patch_embedding.weight.is_meta:  # meta tensors hold no values to initialise
+            self.init_weights()
+
+    # ------------------------------------------------------------------ weights
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """Wan's initialisation; coarser history embedders start as the base patch embedding
+        stretched over their kernel (published `upsample_conv3d_weights_auto`, scaled to the
+        larger area), the pre-shrink as an average pool, memory gates at zero."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        nn.init.xavier_uniform_(self.patch_embedding.weight.flatten(1))
+        nn.init.zeros_(self.patch_embedding.bias)
+        for seq in (self.text_embedding, self.time_embedding):
+            for m in seq.modules():
+                if isinstance(m, nn.Linear):
+                    nn.init.normal_(m.weight, std=0.02)
+        nn.init.zeros_(self.head.head.weight)
+        base = self.config.patch_size[1]
+        for kernel, shrink in self.schedule.kernels():
+            if kernel != base:
+                conv = getattr(self, embedder_name(kernel, 1, base))
+                w = F.interpolate(self.patch_embedding.weight, size=(1, kernel, kernel), mode="trilinear", align_corners=False)
+                conv.weight.copy_(w * (base / kernel) ** 2)
+                conv.bias.copy_(self.patch_embedding.bias)
+            if shrink > 1:
+                conv = getattr(self, embedder_name(kernel, shrink, base))
+                eye = torch.eye(conv.weight.shape[0], device=conv.weight.device, dtype=conv.weight.dtype)
+                conv.weight.copy_(eye[:, :, None, None, None].expand_as(conv.weight) / shrink**2)
+                conv.bias.zero_()
+        if self.memory_embedding is not None:
+            nn.init.xavier_uniform_(self.memory_embedding.weight.flatten(1))
+            nn.init.zeros_(self.memory_embedding.bias)
+            for blk in self.blocks:
+                nn.init.zeros_(blk.memory.gate)
+
+    def extra_state_dict_keys(self) -> list[str]:
+        """Keys the published Yume-5B files lack (the channel stream), so loaders may accept
+        published files without them (they keep their zero-gate initialisation)."""
+        return [k for k in self.state_dict() if k.startswith("memory_embedding.") or ".memory." in k]
+
+    def published_state_dict_keys(self) -> list[str]:
+        extra = set(self.extra_state_dict_keys())
+        return [k for k in self.state_dict() if k not in extra]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.patch_embedding.weight.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.patch_embedding.weight.device
+
+    # ------------------------------------------------------------------ embeddings
+    def _time(self, timestep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """timestep (N,) -> time embedding (N, dim) and modulation (N, 6, dim), float32."""
+        sin = sinusoidal_embedding(self.config.freq_dim, timestep).to(self.dtype)
+        e = self.time_embedding(sin).float()
+        e0 = self.time_projection(e.to(self.dtype)).float().unflatten(1, (6, self.config.dim))
+        return e, e0
+
+    def _context(self, context: torch.Tensor) -> torch.Tensor:
+        L, n = context.shape[1], self.config.text_tokens
+        if L > n:
+            raise ValueError(f"context has {L} tokens but the model takes at most text_tokens={n}")
+        if L < n:  # the published model zero-pads the text to its full length and attends to it
+            context = F.pad(context, (0, 0, 0, n - L))
+        return self.text_embedding(context.to(self.dtype))
+
+    def _embed_band(self, frames: torch.Tensor, band: BandPlan) -> torch.Tensor:
+        """frames (C, n, h, w) -> (n * gh * gw, dim) tokens with the band's kernel."""
+        base = self.config.patch_size[1]
+        x = frames.unsqueeze(0).to(self.dtype)
+        if band.pre_shrink > 1:
+            x = _pad_to(x, band.pre_shrink)
+            x = getattr(self, embedder_name(band.kernel, band.pre_shrink, base))(x)
+        x = getattr(self, embedder_name(band.kernel, 1, base))(_pad_to(x, band.kernel))
+        return x.flatten(2).transpose(1, 2)[0]
+
+    # ------------------------------------------------------------------ TSCM temporal-spatial stream
+    def encode_history(
+        self,
+        history: list[torch.Tensor],
+        memory: list[MemoryState | None] | None = None,
+        context: torch.Tensor | None = None,
+        n_history: list[int] | None = None,
+    ) -> HistoryContext:
+        """Embed each world's history latents (C, N_i, h, w) (N_i may be 0 and may differ).
+
+        n_history: true history lengths when history[i] holds only `tscm.frames_to_keep(schedule,
+        n_history[i])` (bounded storage, see `tscm.append_history`); default: history[i] is full.
+        context (B, L, text_dim): in "causal" mode, precompute the blocks' history keys/values now
+        (otherwise at the first forward, which has the context anyway).
+        """
+        dim, hd = self.config.dim, self.config.head_dim
+        toks, poss, next_t = [], [], []
+        for i, lat in enumerate(history):
+            if lat.dim() != 4 or lat.shape[0] != self.config.latent_channels:
+                raise ValueError(
+                    f"history[{i}] must be (C={self.config.latent_channels}, N, h, w), got {tuple(lat.shape)}"
+                )
+            n = lat.shape[1] if n_history is None else int(n_history[i])
+            plan = plan_history(self.schedule, n, tuple(lat.shape[-2:]))
+            if lat.shape[1] == n:
+                col = None
+            elif lat.shape[1] == len(plan.frame_indices):
+                col = {f: j for j, f in enumerate(plan.frame_indices)}
+            else:
+                raise ValueError(
+                    f"history[{i}] has {lat.shape[1]} frames; expected {n} (full) or "
+                    f"{len(plan.frame_indices)} (frames_to_keep({n}))"
+                )
+            t_parts, p_parts = [], []
+            for band in plan.bands:
+                idx = list(band.frames) if col is None else [col[f] for f in band.frames]
+                sel = lat[:, idx] if len(idx) != lat.shape[1] else lat
+                t_parts.append(self._embed_band(sel, band))
+                p_parts.append(grid_positions(band.t0, len(idx), *band.grid, device=lat.device))
+            toks.append(torch.cat(t_parts) if t_parts else lat.new_zeros(0, dim, dtype=self.dtype))
+            poss.append(torch.cat(p_parts) if p_parts else torch.zeros(0, 3, dtype=torch.long, device=lat.device))
+            next_t.append(plan.next_t)
+        lengths = [t.shape[0] for t in toks]
+        H = max(lengths, default=0)
+        tokens = torch.stack([F.pad(t, (0, 0, 0, H - t.shape[0])) for t in toks])
+        pos = torch.stack([F.pad(p, (0, 0, 0, H - p.shape[0])) for p in poss])
+        valid = torch.arange(H, device=tokens.device)[None, :] < torch.tensor(lengths, device=tokens.device)[:, None]
+        cos, sin = rope_cos_sin(pos, hd, self.config.rope_theta)
+        ctx = HistoryContext(tokens, cos, sin, valid, lengths, next_t, memory)
+        if context is not None and self.config.history_attention == "causal" and H:
+            self._history_kv(ctx, context)
+        return ctx
+
+    def _history_kv(self, history: HistoryContext, context: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Causal mode: every block's rotated history keys/values, cached on `history` per context."""
+        if history.kv_cache is not None and torch.equal(history.kv_cache_context, context):
+            return history.kv_cache
+        B, H = history.batch_size, history.max_tokens
+        _, e0 = self._time(torch.zeros(1, device=history.tokens.device))
+        mod = e0.unsqueeze(0).expand(B, 1, 6, self.config.dim)
+        ctx = self._context(context)
+        mask = _history_mask(history.valid) if history.padded else None
+        x = history.tokens.float()
+        cache = []
+        for blk in self.blocks:
+            x, kv = blk(x, mod, (H,), history.cos, history.sin, ctx, mask=mask)
+            cache.append(kv)
+        history.kv_cache, history.kv_cache_context = cache, context.clone()
+        return cache
+
+    # ------------------------------------------------------------------ TSCM channel stream
+    def memory_tokens(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents (C, n, h, w) -> memory tokens (n * h/2 * w/2, memory_channels)."""
+        m = self.memory_embedding(latents.unsqueeze(0).to(self.dtype))
+        return m.flatten(2).transpose(1, 2)[0]
+
+    def empty_memory(self) -> MemoryState:
+        c = self.config
+        kv = torch.zeros(c.num_layers, c.memory_heads, c.memory_head_dim, c.memory_head_dim, device=self.device)
+        return MemoryState(kv, torch.zeros(c.num_layers, c.memory_heads, c.memory_head_dim, device=self.device))
+
+    def update_memory(self, memory: MemoryState | None, new_latents: torch.Tensor) -> MemoryState:
+        """A new state with `new_latents` (C, n, h, w) added; cost O(n), `memory` is not modified."""
+        if self.memory_embedding is None:
+            raise ValueError("this model was built with memory_enabled=False; it has no channel-stream memory")
+        if new_latents.dim() != 4 or new_latents.shape[0] != self.config.latent_channels:
+            raise ValueError(f"new_latents must be (C={self.config.latent_channels}, n, h, w), got {tuple(new_latents.shape)}")
+        base = memory if memory is not None else self.empty_memory()
+        if new_latents.shape[1] == 0:
+            return base.clone()
+        m = self.memory_tokens(new_latents)
+        sums = [blk.memory.summarize(m) for blk in self.blocks]
+        kv = base.kv + torch.stack([s[0] for s in sums])
+        k_sum = base.k_sum + torch.stack([s[1] for s in sums])
+        return MemoryState(kv, k_sum, base.n_latents + new_latents.shape[1], base.n_tokens + m.shape[0])
+
+    # ------------------------------------------------------------------ forward
+    def forward(
+        self,
+        x: torch.Tensor,
+        timestep: torch.Tensor,
+        context: torch.Tensor,
+        history: HistoryContext | None = None,
+        memory: list[MemoryState | None] | None = None,
+        use_history_cache: bool = True,
+    ) -> torch.Tensor:
+        """Velocity (eps - x0) for the current chunk x (B, C, F, h, w) at `timestep` (B,) in
+        [0, 1000], text `context` (B, L, text_dim). `memory` defaults to `history.memory`.
+        use_history_cache=False (causal mode) recomputes the history with the chunk, each call."""
+        c = self.config
+        B, C, Fr, h, w = x.shape
+        if C != c.latent_channels:
+            raise ValueError(f"x must have {c.latent_channels} latent channels, got {C}")
+        timestep = torch.as_tensor(timestep, device=x.device).reshape(-1).expand(B)
+        cur = self.patch_embedding(x.to(self.dtype))
+        grid = cur.shape[2:]
+        cur = cur.flatten(2).transpose(1, 2).float()  # (B, S, dim)
+        S = cur.shape[1]
+        has_hist = history is not None and history.max_tokens > 0
+        if history is not None and history.batch_size != B:
+            raise ValueError(f"history holds {history.batch_size} worlds but x holds {B}")
+        t0 = torch.tensor(history.next_t if history is not None else [0] * B, device=x.device)
+        pos = grid_positions(0, *grid, device=x.device).unsqueeze(0).repeat(B, 1, 1)
+        pos[..., 0] += t0[:, None]
+        cos, sin = rope_cos_sin(pos, c.head_dim, c.rope_theta)
+
+        e, e0 = self._time(torch.cat([torch.zeros(1, device=x.device), timestep.float()]))
+        e_hist, e_cur = e0[:1], e0[1:]
+        ctx = self._context(context)
+        if memory is None and history is not None:
+            memory = history.memory
+        mem = stack_memory(memory) if c.memory_enabled else None
+        if mem is not None:
+            mem = (mem[0].to(x.device), mem[1].to(x.device))
+
+        if not has_hist:
+            for i, blk in enumerate(self.blocks):
+                cur, _ = blk(cur, e_cur.unsqueeze(1), (S,), cos, sin, ctx, memory=_layer(mem, i))
+        elif c.history_attention == "causal" and use_history_cache:
+            cache = self._history_kv(history, context)
+            mask = None
+            if history.padded:
+                mask = torch.cat([history.valid, history.valid.new_ones(B, S)], 1)[:, None, None, :]
+            for i, blk in enumerate(self.blocks):
+                cur, _ = blk(cur, e_cur.unsqueeze(1), (S,), cos, sin, ctx, kv_prefix=cache[i], mask=mask, memory=_layer(mem, i))
+        else:
+            H = history.max_tokens
+            seq = torch.cat([history.tokens.float(), cur], 1)
+            cos_s, sin_s = torch.cat([history.cos, cos], 1), torch.cat([history.sin, sin], 1)
+            mod = torch.stack([e_hist.expand(B, 6, c.dim), e_cur], 1)  # (B, 2, 6, dim)
+            mask = _joint_mask(history.valid, S, causal=c.history_attention == "causal") if (
+                history.padded or c.history_attention == "causal") else None
+            for i, blk in enumerate(self.blocks):
+                seq, _ = blk(seq, mod, (H, S), cos_s, sin_s, ctx, mask=mask, memory=_layer(mem, i), memory_start=H)
+            cur = seq[:, H:]
+
+        out = self.head(cur, e[1:])
+        return self.unpatchify(out, grid)
+
+    def unpatchify(self, x: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
+        """(B, F*gh*gw, pt*ph*pw*C) -> (B, C, F*pt, gh*ph, gw*pw)."""
+        pt, ph, pw = self.config.patch_size
+        f, gh, gw = grid
+        B, C = x.shape[0], self.config.latent_channels
+        x = x.view(B, f, gh, gw, pt, ph, pw, C)
+        return x.permute(0, 7, 1, 4, 2, 5, 3, 6).reshape(B, C, f * pt, gh * ph, gw * pw)
+
+
+def _layer(mem: tuple[torch.Tensor, torch.Tensor] | None, i: int):
+    return None if mem is None else (mem[0][i], mem[1][i])
+
+
+def _pad_to(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Zero-pad (B, C, F, H, W) at bottom/right to multiples of k (published `convpadd`)."""
+    ph, pw = (-x.shape[-2]) % k, (-x.shape[-1]) % k
+    return F.pad(x, (0, pw, 0, ph)) if ph or pw else x
+
+
+def _history_mask(valid: torch.Tensor) -> torch.Tensor:
+    """History-only attention mask (B, 1, H, H): valid keys; padding queries see only themselves
+    (so their rows stay finite; nothing valid ever attends to them)."""
+    H = valid.shape[1]
+    eye = torch.eye(H, dtype=torch.bool, device=valid.device)
+    return (valid[:, None, :] | (eye & ~valid[:, :, None]))[:, None]
+
+
+def _joint_mask(valid: torch.Tensor, S: int, causal: bool) -> torch.Tensor:
+    """Mask (B, 1, H+S, H+S) for [history | current]: no query sees padding keys; in causal mode
+    history queries do not see current keys."""
+    B, H = valid.shape
+    hist_rows = torch.cat([_history_mask(valid)[:, 0], valid.new_zeros(B, H, S) if causal else valid.new_ones(B, H, S)], 2)
+    cur_rows = torch.cat([valid[:, None, :].expand(B, S, H), valid.new_ones(B, S, S)], 2)
+    return torch.cat([hist_rows, cur_rows], 1)[:, None]
+
+
+def build_dit(config: WorldModelConfig, device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> WanDiT:
+    """Build a randomly initialised `WanDiT`. device="meta" allocates nothing (for loading a
+    checkpoint with `load_state_dict(..., assign=True)` or inspecting shapes)."""
+    with torch.device(device):  # allocate (and initialise) where the model will live
+        model = WanDiT(config)
+    if dtype is not None:
+        model = model.to(dtype)
+    return model

@@ -1,0 +1,106 @@
+"""TSCM channel stream: a linear-attention memory of the whole history.
+
+Every history latent is patchified into a few channels (`memory_channels`, 96 for Yume-5B) as
+memory tokens m. Each DiT block keeps a running state of its keys and values,
+
+    S = sum_m phi(k(m))^T v(m)      (heads, dk, dv)        z = sum_m phi(k(m))      (heads, dk)
+
+with phi = elu + 1, so adding a chunk costs O(new tokens) and the state's size does not depend on
+the history length. Current tokens read it as linear attention, phi(q) S / (phi(q) . z), and the
+read enters the block through a gate that starts at zero: a fresh (or published) model is
+unchanged by the memory until fine-tuning opens the gate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+_DEN_EPS = 1e-6
+
+
+def phi(x: torch.Tensor) -> torch.Tensor:
+    """Positive feature map of linear attention."""
+    return F.elu(x) + 1.0
+
+
+@dataclass
+class MemoryState:
+    """Running sums of one world's channel-stream memory, per DiT block (float32).
+
+    kv: (num_layers, heads, dk, dv) = sum phi(k)^T v; k_sum: (num_layers, heads, dk) = sum phi(k);
+    n_latents / n_tokens: how many history latents / memory tokens went in.
+    """
+
+    kv: torch.Tensor
+    k_sum: torch.Tensor
+    n_latents: int = 0
+    n_tokens: int = 0
+
+    def clone(self) -> "MemoryState":
+        return MemoryState(self.kv.clone(), self.k_sum.clone(), self.n_latents, self.n_tokens)
+
+    def to(self, device) -> "MemoryState":
+        return MemoryState(self.kv.to(device), self.k_sum.to(device), self.n_latents, self.n_tokens)
+
+    def to_dict(self) -> dict:
+        """Plain tensors and ints (savable with torch.save(weights_only) or safetensors + json)."""
+        return {"kv": self.kv, "k_sum": self.k_sum, "n_latents": self.n_latents, "n_tokens": self.n_tokens}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MemoryState":
+        missing = {"kv", "k_sum"} - set(d)
+        if missing:
+            raise ValueError(f"MemoryState dict lacks {sorted(missing)}; got keys {sorted(d)}")
+        n_lat, n_tok = d.get("n_latents", 0), d.get("n_tokens", 0)
+        return cls(d["kv"], d["k_sum"], int(n_lat), int(n_tok))
+
+    @property
+    def num_bytes(self) -> int:
+        return self.kv.numel() * self.kv.element_size() + self.k_sum.numel() * self.k_sum.element_size()
+
+
+def stack_memory(
+    memory: list[MemoryState | None] | None, template: MemoryState | None = None
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Batch per-world states into (kv (L, B, H, dk, dv), k_sum (L, B, H, dk)); None entries are
+    empty memories (all zeros, which read as exactly zero). None if no world has memory."""
+    if not memory or all(m is None for m in memory):
+        return None
+    ref = template or next(m for m in memory if m is not None)
+    kv = [m.kv if m is not None else torch.zeros_like(ref.kv) for m in memory]
+    ks = [m.k_sum if m is not None else torch.zeros_like(ref.k_sum) for m in memory]
+    return torch.stack(kv, dim=1), torch.stack(ks, dim=1)
+
+
+class MemoryRead(nn.Module):
+    """One block's channel-stream branch: keys/values of memory tokens, gated read by the tokens."""
+
+    def __init__(self, dim: int, memory_channels: int, heads: int, head_dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.heads, self.head_dim, self.eps = heads, head_dim, eps
+        inner = heads * head_dim
+        self.q = nn.Linear(dim, inner)
+        self.k = nn.Linear(memory_channels, inner)
+        self.v = nn.Linear(memory_channels, inner)
+        self.o = nn.Linear(inner, dim, bias=False)  # no bias: an empty memory reads as exactly 0
+        self.gate = nn.Parameter(torch.zeros(dim))
+
+    def summarize(self, m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sums over memory tokens m (T, memory_channels): (heads, dk, dv) and (heads, dk), float32."""
+        k = phi(self.k(m).float()).unflatten(-1, (self.heads, self.head_dim))  # (T, H, dk)
+        v = self.v(m).float().unflatten(-1, (self.heads, self.head_dim))  # (T, H, dv)
+        return torch.einsum("thk,thv->hkv", k, v), k.sum(0)
+
+    def forward(self, x: torch.Tensor, kv: torch.Tensor, k_sum: torch.Tensor) -> torch.Tensor:
+        """Gated read for x (B, S, dim) float32 from states kv (B, H, dk, dv), k_sum (B, H, dk)."""
+        dtype = self.q.weight.dtype
+        h = F.layer_norm(x.float(), x.shape[-1:], eps=self.eps)
+        q = phi(self.q(h.to(dtype)).float()).unflatten(-1, (self.heads, self.head_dim))  # (B, S, H, dk)
+        num = torch.einsum("bshk,bhkv->bshv", q, kv)
+        den = torch.einsum("bshk,bhk->bsh", q, k_sum).unsqueeze(-1) + _DEN_EPS
+        read = (num / den).flatten(2)
+        return self.o(read.to(dtype)).float() * self.gate.float()
