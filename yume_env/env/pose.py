@@ -4,8 +4,10 @@ The learned world has no ground-truth camera, so the env integrates the actions 
 `yume_env.actions` (the ones the simulator moves with). Conventions (docs/INTERFACES.md): OpenCV
 camera frame (x right, y down, z forward); the world's y axis points down too, so the walker moves
 in the x-z plane; yaw > 0 pans right (rotation about +y), pitch > 0 tilts up (rotation about +x of
-the camera, which turns +z towards -y). Each env step is split into `sub_frames` equal parts, one per
-generated frame, turning then moving in each part.
+the camera, which turns +z towards -y); R = R_y(yaw) @ R_x(pitch). As in the simulator
+(`yume_env/sim/motion.py`, minus collisions, which the learned world cannot know), each env step is
+split into `sub_frames` equal parts, one per generated frame: move along the current heading, then
+turn; yaw wraps to [-pi, pi), pitch is clipped to +-MAX_PITCH. The pose starts at the origin.
 """
 
 from __future__ import annotations
@@ -47,13 +49,13 @@ class Pose:
         move_x, move_z = A.KEY_MOTION[key] * A.MOVE_SPEED / sub_frames
         poses = np.empty((sub_frames, 4, 4), dtype=np.float64)
         for f in range(sub_frames):
-            self.yaw = float(self.yaw + d_yaw)
-            self.pitch = float(np.clip(self.pitch + d_pitch, -A.MAX_PITCH, A.MAX_PITCH))
             # walking stays horizontal: the heading is the yaw alone
             cy, sy = np.cos(self.yaw), np.sin(self.yaw)
             right = np.array([cy, 0.0, -sy])
             forward = np.array([sy, 0.0, cy])
             self.position = self.position + move_x * right + move_z * forward
+            self.yaw = float(np.remainder(self.yaw + d_yaw + np.pi, 2 * np.pi) - np.pi)
+            self.pitch = float(np.clip(self.pitch + d_pitch, -A.MAX_PITCH, A.MAX_PITCH))
             poses[f] = self.matrix()
         return poses
 

@@ -1,0 +1,207 @@
+"""`yume-env bench`: env steps/s of the learned world, single and batched, and per-step time versus
+episode length (`--soak N`). Prints a table, writes JSON and a markdown table.
+
+    yume-env bench                              # default world, 1/8/64 worlds, 100 timed steps each
+    yume-env bench --num-envs 1 --soak 10000    # flat per-step time over a 10,000-step episode
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_JSON = "benchmarks/results/env_bench.json"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None, help="world folder (default: the shipped default world)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default=None)
+    parser.add_argument("--sample-steps", type=int, default=None, help="denoising steps per chunk (default: the world's)")
+    parser.add_argument("--num-envs", default="1,8,64", help="comma-separated batch sizes (default: 1,8,64)")
+    parser.add_argument("--steps", type=int, default=100, help="timed steps per batch size (default: 100)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed warm-up steps, reported apart (default: 5)")
+    parser.add_argument("--soak", type=int, default=0, help="also run one world for N steps and compare per-step time early vs late")
+    parser.add_argument("--window", type=int, default=100, help="steps per soak window (default: 100)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", default=DEFAULT_JSON, help=f"JSON output (default: {DEFAULT_JSON}); the markdown goes beside it")
+
+
+def _rss_mib() -> float:
+    """Current resident memory of this process in MiB (Linux /proc; peak RSS elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _machine() -> dict:
+    import torch
+
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "nproc": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "loadavg_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "torch": torch.__version__,
+    }
+
+
+def _make(args, num_envs: int):
+    import gymnasium as gym
+
+    import yume_env  # noqa: F401
+
+    kwargs = dict(model=args.model, device=args.device, dtype=args.dtype, sample_steps=args.sample_steps, reward_fn=None)
+    if num_envs == 1:
+        return gym.make("YumeWorld-v0", disable_env_checker=True, **kwargs).unwrapped
+    return gym.make_vec("YumeWorld-v0", num_envs=num_envs, **kwargs)
+
+
+def bench_batch(args, num_envs: int) -> dict:
+    """Warm-up, then `args.steps` timed steps of `num_envs` worlds with random actions."""
+    from tqdm import tqdm
+
+    env = _make(args, num_envs)
+    env.reset(seed=args.seed)
+    rng = np.random.default_rng(args.seed)
+    shape = (2,) if num_envs == 1 else (num_envs, 2)
+    warm = []
+    for _ in range(args.warmup):
+        t = time.perf_counter()
+        env.step(rng.integers(0, 9, shape))
+        warm.append(time.perf_counter() - t)
+    times = []
+    for _ in tqdm(range(args.steps), desc=f"bench {num_envs} env(s)", unit="step", leave=False):
+        t = time.perf_counter()
+        env.step(rng.integers(0, 9, shape))
+        times.append(time.perf_counter() - t)
+    env.close()
+    median = statistics.median(times)
+    return {
+        "num_envs": num_envs,
+        "timed_steps": args.steps,
+        "warmup_step_s": warm,
+        "median_step_s": median,
+        "p90_step_s": float(np.percentile(times, 90)),
+        "env_steps_per_s": num_envs / median,
+        "batched_steps_per_s": 1.0 / median,
+        "rss_mib": _rss_mib(),
+    }
+
+
+def soak(args) -> dict:
+    """One world for `args.soak` steps: per-step time and memory in the first and last windows."""
+    from tqdm import tqdm
+
+    env = _make(args, 1)
+    env.reset(seed=args.seed)
+    rng = np.random.default_rng(args.seed)
+    n, w = int(args.soak), int(args.window)
+    times = np.zeros(n)
+    marks: dict[int, dict] = {}
+    for i in tqdm(range(n), desc="soak", unit="step"):
+        t = time.perf_counter()
+        *_, info = env.step(rng.integers(0, 9, 2))
+        times[i] = time.perf_counter() - t
+        if i + 1 in (w, n):
+            marks[i + 1] = {"memory": dict(info["memory"]), "rss_mib": _rss_mib()}
+    env.close()
+    early = float(np.median(times[:w]))
+    late = float(np.median(times[n - w :]))
+    # a median per window of `w` steps: the whole curve, small enough for the JSON
+    curve = [[int(s + w), float(np.median(times[s : s + w]))] for s in range(0, n - w + 1, w)]
+    return {
+        "steps": n,
+        "window": w,
+        "median_step_s_first_window": early,
+        "median_step_s_last_window": late,
+        "ratio_last_to_first": late / early,
+        "env_steps_per_s_first_window": 1.0 / early,
+        "env_steps_per_s_last_window": 1.0 / late,
+        "at_first_window": marks.get(w),
+        "at_last_step": marks.get(n),
+        "median_step_s_per_window": curve,
+    }
+
+
+def markdown(result: dict) -> str:
+    m = result["machine"]
+    lines = [
+        f"# yume-env bench: {result['model']}",
+        "",
+        f"Machine: {m['processor']}, {m['nproc']} cores, torch {m['torch']} with {m['torch_threads']} threads, "
+        f"load average at start {m['loadavg_start']}; device {result['device']}.",
+        "",
+        "| worlds | median step (s) | p90 step (s) | env steps/s | batched steps/s | RSS (MiB) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in result["batches"]:
+        lines.append(
+            f"| {r['num_envs']} | {r['median_step_s']:.4f} | {r['p90_step_s']:.4f} | {r['env_steps_per_s']:.1f} | "
+            f"{r['batched_steps_per_s']:.1f} | {r['rss_mib']:.0f} |"
+        )
+    if result.get("soak"):
+        s = result["soak"]
+        first, last = s["at_first_window"], s["at_last_step"]
+        lines += [
+            "",
+            f"Soak, one world, {s['steps']} steps (median per-step time per {s['window']}-step window):",
+            "",
+            "| | median step (s) | env steps/s | history chunks | memory tokens | RSS (MiB) |",
+            "|---|---|---|---|---|---|",
+            f"| steps 1-{s['window']} | {s['median_step_s_first_window']:.4f} | {s['env_steps_per_s_first_window']:.1f} | "
+            f"{first['memory'].get('history_chunks')} | {first['memory'].get('memory_tokens')} | {first['rss_mib']:.0f} |",
+            f"| last {s['window']} steps (to {s['steps']}) | {s['median_step_s_last_window']:.4f} | "
+            f"{s['env_steps_per_s_last_window']:.1f} | {last['memory'].get('history_chunks')} | "
+            f"{last['memory'].get('memory_tokens')} | {last['rss_mib']:.0f} |",
+            "",
+            f"Ratio last/first window: {s['ratio_last_to_first']:.3f}.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        sizes = [int(s) for s in str(args.num_envs).split(",") if s.strip()]
+    except ValueError:
+        raise ValueError(f"--num-envs must be comma-separated integers like 1,8,64, got {args.num_envs!r}") from None
+    if not sizes or min(sizes) < 1 or args.steps < 1:
+        raise ValueError("--num-envs needs positive integers and --steps >= 1")
+    result = {
+        "model": str(args.model) if args.model else "default world",
+        "device": args.device,
+        "dtype": args.dtype,
+        "sample_steps": args.sample_steps,
+        "machine": _machine(),
+        "batches": [bench_batch(args, n) for n in sizes],
+    }
+    if args.soak:
+        if args.soak < 2 * args.window:
+            raise ValueError(f"--soak must be at least two windows ({2 * args.window} steps)")
+        result["soak"] = soak(args)
+    result["machine"]["loadavg_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    table = markdown(result)
+    print(table)
+    json_path = Path(args.json)
+    _write(json_path, json.dumps(result, indent=1))
+    _write(json_path.with_suffix(".md"), table)
+    print(f"wrote {json_path} and {json_path.with_suffix('.md')}")
+    return 0

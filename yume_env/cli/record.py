@@ -1,0 +1,110 @@
+"""`yume-env record`: run one episode of the learned world and write it to mp4/gif (+ a JSON action log).
+
+    yume-env record --out episode.mp4                       # the default world, a 48-step tour
+    yume-env record --actions "W,W,W+A →,↑" --event-at 2:"it starts to snow"
+    yume-env record --agent episode.json --out replay.mp4   # replays a log exactly
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None, help="world folder (default: the shipped default world)")
+    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--dtype", default=None, help="float32 / bfloat16 (default: the folder's own)")
+    parser.add_argument("--sample-steps", type=int, default=None, help="denoising steps per chunk (default: the world's)")
+    parser.add_argument("--steps", type=int, default=None, help="number of env steps (default: the agent's plan, 48)")
+    parser.add_argument(
+        "--agent", default="tour",
+        help="tour (default: walk, turn, look up/down, an event), forward, lookaround, random, or a .json log to replay",
+    )
+    parser.add_argument("--actions", default=None, help='comma-separated actions, e.g. "W,W,W+A →,↑" (overrides --agent)')
+    parser.add_argument("--event", default=None, help="event text at reset (default: the start view's own)")
+    parser.add_argument(
+        "--event-at", action="append", default=[], metavar="STEP:TEXT",
+        help="set an event before step STEP (0-based); repeatable",
+    )
+    parser.add_argument("--image", default=None, help="start frame image (png/jpg of the world's frame size)")
+    parser.add_argument("--seed", type=int, default=None, help="reset seed (default: the log's when replaying, else 0)")
+    parser.add_argument("--out", default="episode.mp4", help="output video, .mp4 or .gif (default: episode.mp4)")
+    parser.add_argument("--log", default=None, help="JSON action log to write (default: beside --out, .json)")
+    parser.add_argument("--fps", type=float, default=16.0, help="video frames per second (default: 16)")
+    parser.add_argument("--upscale", type=int, default=None, help="integer zoom (default: about 256 px)")
+    parser.add_argument("--no-overlay", action="store_true", help="no keys/event panel under the frames")
+
+
+def _script(args):
+    from yume_env.env.policies import ActionScript, builtin_script
+    from yume_env.env.spaces import actions_from_strings
+
+    if args.actions is not None:
+        actions = actions_from_strings(args.actions)
+        if args.steps is not None:
+            actions = np.concatenate([actions] * -(-args.steps // max(len(actions), 1)))[: args.steps]
+        script = ActionScript(actions)
+    elif args.agent.endswith(".json"):
+        script = ActionScript.load(args.agent)
+        if args.steps is not None:
+            script.actions = script.actions[: args.steps]
+    else:
+        script = builtin_script(args.agent, args.steps, seed=0 if args.seed is None else args.seed)
+    if args.seed is not None or script.seed is None:
+        script.seed = 0 if args.seed is None else args.seed
+    if args.event is not None:
+        script.event = args.event
+    for item in args.event_at:
+        step, sep, text = item.partition(":")
+        if not sep or not step.strip().isdigit():
+            raise ValueError(f"--event-at must be STEP:TEXT with a step number, e.g. 24:'it starts to snow', got {item!r}")
+        script.events[int(step)] = text
+    if len(script.actions) == 0:
+        raise ValueError("no actions to run: give --steps, --actions or a non-empty script")
+    return script
+
+
+def run(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+
+    import yume_env  # noqa: F401  (registers the envs)
+    from yume_env.env.recording import RecordEpisode
+
+    script = _script(args)
+    out = Path(args.out)
+    log = Path(args.log) if args.log else out.with_suffix(".json")
+    options = {}
+    if script.event is not None:
+        options["event"] = script.event
+    if args.image:
+        import imageio.v2 as imageio
+
+        options["image"] = np.asarray(imageio.imread(args.image))[..., :3].astype(np.uint8)
+    start = time.perf_counter()
+    env = gym.make(
+        "YumeWorld-v0", model=args.model, device=args.device, dtype=args.dtype, sample_steps=args.sample_steps,
+        reward_fn="none", disable_env_checker=True,
+    )
+    env = RecordEpisode(env, out, fps=args.fps, upscale=args.upscale, overlay=not args.no_overlay)
+    from tqdm import tqdm
+
+    env.reset(seed=script.seed, options=options or None)
+    taken = 0
+    for step, action in enumerate(tqdm(script.actions, desc="record", unit="step", leave=False)):
+        if step in script.events:
+            env.unwrapped.set_event(script.events[step])
+        *_, terminated, truncated, info = env.step(action)
+        taken += 1
+        if terminated or truncated:
+            break
+    env.close()
+    script.actions = script.actions[:taken]
+    script.save(log, model=str(args.model) if args.model else "default", frames=int(1 + taken * env.unwrapped.frames_per_step))
+    elapsed = time.perf_counter() - start
+    print(f"wrote {out} ({taken} steps, {1 + taken * env.unwrapped.frames_per_step} frames) and the action log {log} in {elapsed:.1f} s")
+    print(f"replay it with: yume-env record --agent {log} --out replay{out.suffix}")
+    return 0

@@ -1,0 +1,96 @@
+"""Simple built-in action sources for `yume-env record` (the richer agents live in `agents/`).
+
+An `ActionScript` is a list of actions plus events keyed by the step before which they are set.
+The default `tour` walks forward, turns left and right, looks up and down and triggers an event.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from yume_env import actions as A
+
+LOG_FORMAT = "yume-env-actions/1"
+
+# (action text, repeats): 48 steps; the event is set before step 24 (0-based)
+TOUR: list[tuple[str, int]] = [
+    ("W", 8), ("W ←", 6), ("W", 4), ("→", 6), ("W →", 4), ("↑", 4), ("↓", 8), ("↑", 4), ("W", 4),
+]
+TOUR_EVENTS: dict[int, str] = {24: "it starts to snow"}
+LOOKAROUND: list[tuple[str, int]] = [("→", 9), ("↑", 4), ("←", 18), ("↓", 8), ("→", 9), ("↑", 4)]
+
+
+@dataclass
+class ActionScript:
+    actions: np.ndarray  # int (T, 2)
+    events: dict[int, str] = field(default_factory=dict)  # step index -> event text set before it
+    seed: int | None = None
+    event: str | None = None  # the reset event
+
+    def to_json(self) -> dict:
+        return {
+            "format": LOG_FORMAT,
+            "seed": self.seed,
+            "event": self.event,
+            "events": [[int(k), v] for k, v in sorted(self.events.items())],
+            "actions": self.actions.astype(int).tolist(),
+            "action_text": [A.action_to_str(a) for a in self.actions],
+        }
+
+    def save(self, path: str | os.PathLike, **extra) -> Path:
+        """Writes the log atomically (temp file, then rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps({**self.to_json(), **extra}, indent=1, ensure_ascii=False))
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "ActionScript":
+        """Reads a log written by `save` (or a hand-written {"actions": [...], "events": [[step, text]]})."""
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"cannot read action script {path}: {err}") from err
+        if not isinstance(data, dict) or "actions" not in data:
+            raise ValueError(f"action script {path} must be a JSON object with 'actions': [[key, camera], ...] or ['W+A →', ...]")
+        rows = [A.parse_action(a) if isinstance(a, str) else np.asarray(a) for a in data["actions"]]
+        for n, row in enumerate(rows):
+            try:
+                A.validate_action(row)
+            except ValueError as err:
+                raise ValueError(f"action script {path}, action {n}: {err}") from None
+        actions = np.stack(rows).astype(np.int64) if rows else np.zeros((0, 2), np.int64)
+        events = {int(step): str(text) for step, text in data.get("events", [])}
+        return cls(actions, events, data.get("seed"), data.get("event"))
+
+
+def expand(plan: list[tuple[str, int]]) -> np.ndarray:
+    return np.stack([A.parse_action(text) for text, n in plan for _ in range(n)]).astype(np.int64)
+
+
+def builtin_script(name: str, steps: int | None, seed: int) -> ActionScript:
+    """'tour', 'forward', 'lookaround' or 'random'; `steps` cuts or repeats the plan (None = its length, 48 for open plans)."""
+    if name == "tour":
+        actions, events = expand(TOUR), dict(TOUR_EVENTS)
+    elif name == "lookaround":
+        actions, events = expand(LOOKAROUND), {}
+    elif name == "forward":
+        actions, events = expand([("W", steps or 48)]), {}
+    elif name == "random":
+        rng = np.random.default_rng(seed)
+        n = steps or 48
+        actions, events = np.stack([rng.integers(0, A.NUM_KEYS, n), rng.integers(0, A.NUM_CAMERAS, n)], 1), {}
+    else:
+        raise ValueError(f"unknown agent {name!r}; expected random, forward, lookaround, tour or a .json action script")
+    if steps is not None:
+        reps = -(-steps // len(actions))
+        actions = np.concatenate([actions] * reps)[:steps]
+        events = {k: v for k, v in events.items() if k < steps}
+    return ActionScript(actions.astype(np.int64), events, seed)
