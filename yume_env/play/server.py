@@ -255,7 +255,7 @@ class PlayHandler(BaseHTTPRequestHandler):
 
     def download_actions(self) -> None:
         self._owned()
-        body = json.dumps(self.server.session.action_log(), indent=1).encode()
+        body = format_action_log(self.server.session.action_log()).encode()
         self._send(200, body, "application/json", {"Content-Disposition": 'attachment; filename="yume-play-actions.json"'})
 
     def download_mp4(self) -> None:
@@ -300,6 +300,15 @@ class PlayHandler(BaseHTTPRequestHandler):
         head = f"retry: {retry_ms}\n" if retry_ms else ""
         self.wfile.write(f"{head}data: {text}\n\n".encode())
         self.wfile.flush()
+
+
+def format_action_log(log: dict) -> str:
+    """The log as JSON with one step per line: readable, diffable, still plain JSON."""
+    head = {k: v for k, v in log.items() if k != "steps"}
+    lines = [f"  {json.dumps(k)}: {json.dumps(v)}," for k, v in head.items()]
+    steps = ",\n".join(f"    {json.dumps(s, ensure_ascii=False)}" for s in log["steps"])
+    steps = f"[\n{steps}\n  ]" if steps else "[]"
+    return "{\n" + "\n".join(lines) + f'\n  "steps": {steps}\n}}\n'
 
 
 ROUTES = {
