@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from yume_env.cli import play as play_cli
+from yume_env.env.policies import ActionScript
 from yume_env.play import validate
 from yume_env.play.controls import Controls
 from yume_env.play.frames import decode_frame, encode_frame, fit_image, from_data_url, to_data_url
@@ -134,30 +135,44 @@ def test_bad_data_url_is_rejected():
 
 def test_recording_copy_is_a_branch_point():
     rec = Recording(seed=3, model=None, first_frame=b"f0")
-    rec.add((1, 0), "", [b"a", b"b"])
+    rec.add((1, 0), [b"a", b"b"])
     branch = rec.copy()
-    rec.add((2, 0), "snow", [b"c", b"d"])
-    assert len(branch.steps) == 1 and branch.frames == [b"f0", b"a", b"b"]
-    assert rec.action_log() == {
-        "seed": 3, "model": None,
-        "steps": [{"action": [1, 0], "event": ""}, {"action": [2, 0], "event": "snow"}],
-    }
+    rec.set_event("snow")
+    rec.add((2, 0), [b"c", b"d"])
+    assert branch.num_steps == 1 and branch.frames == [b"f0", b"a", b"b"] and branch.events == {}
+    assert rec.num_steps == 2 and rec.events == {1: "snow"}
+
+
+def test_action_log_loads_as_a_record_script(tmp_path):
+    rec = Recording(seed=3, model="worlds/tiny", first_frame=b"f0")
+    rec.set_event("fog")
+    rec.add((1, 0), [b"a", b"b"])
+    rec.set_event("not this one")
+    rec.set_event("it starts to snow")  # the last event set before a step is the one used
+    rec.add((5, 1), [b"c", b"d"])
+    path = tmp_path / "log.json"
+    path.write_text(format_action_log(rec.action_log()))
+    script = ActionScript.load(path)
+    np.testing.assert_array_equal(script.actions, [[1, 0], [5, 1]])
+    assert script.events == {0: "fog", 1: "it starts to snow"}
+    assert script.seed == 3 and script.event is None
+    assert json.loads(path.read_text())["frames"] == 5
 
 
 def test_recording_mp4_has_every_frame(tmp_path):
     frames = [encode_frame(np.full((64, 64, 3), 40 * i, np.uint8)) for i in range(5)]
     rec = Recording(seed=0, model=None, first_frame=frames[0])
-    rec.add((1, 0), "", frames[1:3])
-    rec.add((1, 0), "", frames[3:5])
+    rec.add((1, 0), frames[1:3])
+    rec.add((1, 0), frames[3:5])
     path = rec.write_mp4(tmp_path / "play.mp4", fps=16)
     video = np.stack(list(iio.imiter(path)))
     assert video.shape[0] == 5 and video.shape[1:3] == (64, 64)
 
 
 def test_action_log_text_is_plain_json():
-    log = {"seed": 1, "model": "w", "steps": [{"action": [1, 0], "event": "é \"x\""}]}
+    log = {"seed": 1, "model": "w", "events": [[0, "é \"x\""]], "actions": [[1, 0], [0, 2]], "image": None}
     assert json.loads(format_action_log(log)) == log
-    assert json.loads(format_action_log({"seed": 1, "model": None, "steps": []}))["steps"] == []
+    assert json.loads(format_action_log({"seed": 1, "actions": []}))["actions"] == []
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.5", "::"])

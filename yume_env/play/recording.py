@@ -1,11 +1,12 @@
 """What was played since the last reset: the action log (replayable) and the shown frames (mp4).
 
-The action log is the JSON that `yume-env record --agent log.json` replays:
-`{"seed": int, "model": str | null, "steps": [{"action": [key, camera], "event": str}, ...]}`, one
-entry per env step, `event` being the event text active during that step. A start picture uploaded
-by the player is stored too (`"image"`: a base64 PNG data URL), so the log stays self-contained.
-Frames are kept as the encoded bytes already sent to the page (no second encoding); the mp4 is
-written only when asked for.
+The action log is the JSON of `yume-env record` (`yume_env.env.policies.ActionScript`, format
+"yume-env-actions/1"): `seed`, `event` (the reset's event option: None, the start view's own),
+`events` ([[step, text], ...]: set before that 0-based step), `actions` ([[key, camera], ...]),
+`action_text`, `model` and `frames`. `yume-env record --agent log.json --model DIR` replays it exactly.
+A start picture uploaded by the player is stored as `"image"` (a PNG data URL), so the log stays
+self-contained. Frames are kept as the encoded bytes already sent to the page (no second encoding);
+the mp4 is written only when asked for.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 import imageio.v2 as imageio
 import numpy as np
 
+from yume_env.env.policies import ActionScript
 from yume_env.play.frames import decode_frame
 
 
@@ -28,22 +30,32 @@ class Recording:
         self.seed = seed
         self.model = model
         self.image_url = image_url
-        self.steps: list[dict] = []
+        self.actions: list[tuple[int, int]] = []
+        self.events: dict[int, str] = {}  # number of steps taken when the event was set -> text
         self.frames: list[bytes] = [first_frame]  # the reset observation, then every chunk's frames
 
-    def add(self, action: tuple[int, int], event: str, frames: list[bytes]) -> None:
-        self.steps.append({"action": [int(action[0]), int(action[1])], "event": str(event)})
+    @property
+    def num_steps(self) -> int:
+        return len(self.actions)
+
+    def set_event(self, text: str) -> None:
+        """Records an event set now (before the next step); the last one before a step wins."""
+        self.events[len(self.actions)] = str(text)
+
+    def add(self, action: tuple[int, int], frames: list[bytes]) -> None:
+        self.actions.append((int(action[0]), int(action[1])))
         self.frames.extend(frames)
 
     def copy(self) -> "Recording":
         """A branch point: later steps on either copy do not show up in the other."""
         twin = copy.copy(self)
-        twin.steps = [dict(s, action=list(s["action"])) for s in self.steps]
-        twin.frames = list(self.frames)  # the bytes themselves are immutable and shared
+        twin.actions, twin.events, twin.frames = list(self.actions), dict(self.events), list(self.frames)
         return twin
 
     def action_log(self) -> dict:
-        log = {"seed": self.seed, "model": self.model, "steps": [dict(s, action=list(s["action"])) for s in self.steps]}
+        actions = np.array(self.actions, dtype=np.int64).reshape(-1, 2)
+        script = ActionScript(actions, dict(self.events), self.seed, event=None)
+        log = {**script.to_json(), "model": self.model or "default", "frames": len(self.frames)}
         if self.image_url is not None:
             log["image"] = self.image_url
         return log

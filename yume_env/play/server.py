@@ -303,12 +303,15 @@ class PlayHandler(BaseHTTPRequestHandler):
 
 
 def format_action_log(log: dict) -> str:
-    """The log as JSON with one step per line: readable, diffable, still plain JSON."""
-    head = {k: v for k, v in log.items() if k != "steps"}
-    lines = [f"  {json.dumps(k)}: {json.dumps(v)}," for k, v in head.items()]
-    steps = ",\n".join(f"    {json.dumps(s, ensure_ascii=False)}" for s in log["steps"])
-    steps = f"[\n{steps}\n  ]" if steps else "[]"
-    return "{\n" + "\n".join(lines) + f'\n  "steps": {steps}\n}}\n'
+    """The log as JSON with one list item per line: readable, diffable, still plain JSON."""
+    lines = []
+    for key, value in log.items():
+        if isinstance(value, list) and value:
+            items = ",\n".join(f"    {json.dumps(v, ensure_ascii=False)}" for v in value)
+            lines.append(f"  {json.dumps(key)}: [\n{items}\n  ]")
+        else:
+            lines.append(f"  {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
 
 
 ROUTES = {

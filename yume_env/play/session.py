@@ -222,7 +222,7 @@ class PlaySession:
         encoded = [encode_frame(f, self.fmt) for f in info["frames"]]
         now = time.perf_counter()
         with self._lock:
-            self.recording.add(action, info["event"], encoded)
+            self.recording.add(action, encoded)
             self._rate.tick(now)
             self._status.update(
                 step=int(info["step"]),
@@ -255,7 +255,7 @@ class PlaySession:
             "watching": self._watching,
             "ended": self._ended,
             "error": self._error,
-            "recorded_steps": len(self.recording.steps),
+            "recorded_steps": self.recording.num_steps,
             "branches": [b.describe() for b in self._branches],
             "seed": self.recording.seed,
         }
@@ -294,6 +294,7 @@ class PlaySession:
     def _set_event(self, text: str) -> None:
         self.world.set_event(text)
         with self._lock:
+            self.recording.set_event(text)
             self._status["pending_event"] = text
         self._publish([])
 
