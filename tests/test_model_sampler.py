@@ -55,3 +55,11 @@ def test_batched_noise_equals_consecutive_single_draws():
     batched = sampler.initial_noise([(4, 5, 5)] * 3, g1)
     singles = torch.cat([sampler.initial_noise([(4, 5, 5)], g2) for _ in range(3)])
     assert torch.equal(batched, singles)
+
+
+def test_one_generator_per_element_draws_each_elements_noise_from_its_own():
+    gens = [torch.Generator().manual_seed(s) for s in (1, 2)]
+    out = sampler.initial_noise([(3,), (3,)], gens)
+    assert torch.equal(out[1], torch.randn(3, generator=torch.Generator().manual_seed(2)))
+    with pytest.raises(ValueError, match="2 generators for a batch of 3"):
+        sampler.initial_noise([(3,)] * 3, gens)

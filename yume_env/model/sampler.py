@@ -8,7 +8,7 @@ History tokens are clean (timestep 0); that is the model's business, not the sam
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
@@ -46,18 +46,27 @@ def euler_step(x: torch.Tensor, velocity: torch.Tensor, sigma: float, sigma_next
 
 def initial_noise(
     shapes: list[tuple[int, ...]],
-    generator: torch.Generator | None,
+    generator: torch.Generator | Sequence[torch.Generator | None] | None,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """Standard normal noise, one draw per batch element in order, stacked.
 
-    Drawing per element (not one big draw) makes a batch of B worlds get exactly the noise that
-    B single-world calls with the same generator would get, so batching never changes results.
-    The noise is drawn on the generator's device and moved to `device`.
+    `generator`: one generator for the whole batch (drawn from in order), one per element, or
+    None (torch's global generator). Drawing per element (not one big draw) makes a batch of B
+    worlds get exactly the noise that B single-world calls with the same generator(s) would get,
+    so batching never changes results. Noise is drawn on the generator's device, then moved.
     """
-    gen_device = generator.device if generator is not None else torch.device("cpu")
-    draws = [torch.randn(shape, generator=generator, device=gen_device, dtype=torch.float32) for shape in shapes]
+    if generator is None or isinstance(generator, torch.Generator):
+        generators = [generator] * len(shapes)
+    else:
+        generators = list(generator)
+        if len(generators) != len(shapes):
+            raise ValueError(f"got {len(generators)} generators for a batch of {len(shapes)}")
+    draws = [
+        torch.randn(shape, generator=g, device=g.device if g is not None else "cpu", dtype=torch.float32)
+        for shape, g in zip(shapes, generators)
+    ]
     return torch.stack(draws).to(device=device, dtype=dtype)
 
 

@@ -165,6 +165,9 @@ class UMT5TextEncoder(TextEncoder):
         return TextEmbedding(hidden.cpu() * mask.unsqueeze(-1).to(hidden.dtype), mask)
 
 
+ENCODER_CLASSES: dict[str, type[TextEncoder]] = {"minilm": MiniLMTextEncoder, "umt5": UMT5TextEncoder}
+
+
 def build_text_encoder(name: str, path: str | Path | None = None, device: str | torch.device = "cpu") -> TextEncoder:
     """The encoder a config names ("minilm" | "umt5"); umT5 needs the folder that holds it."""
     if name == "minilm":
@@ -180,5 +183,5 @@ from yume_env.model.text_cache import TextConditioner  # noqa: E402  (re-export;
 
 __all__ = [
     "TextEmbedding", "TextEncoder", "MiniLMTextEncoder", "UMT5TextEncoder", "build_text_encoder",
-    "minilm_model_path", "TextConditioner", "WAN_UMT5_FILE",
+    "minilm_model_path", "TextConditioner", "WAN_UMT5_FILE", "ENCODER_CLASSES",
 ]

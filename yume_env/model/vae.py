@@ -8,8 +8,10 @@ Streaming decode: `decode_chunk(latents, cache) -> (frames, cache)` decodes each
 once; the cache carries what the next chunk's decode needs from earlier latents (temporal
 context), so consecutive chunks join without seams and
 `cat(decode_chunk(a, None)[0], decode_chunk(b, cache_a)[0]) == decode(cat(a, b))`.
-A cache is `None` (nothing decoded yet) or a dict of tensors whose dim 0 is the batch, so the
-pipeline can stack the caches of several worlds into one batched call and split them again.
+A cache is `None` (nothing decoded yet) or, by default, a dict of tensors whose dim 0 is the batch,
+so the pipeline can stack the caches of several worlds into one batched call and split them again;
+a VAE with another cache type provides `stack_caches`, `split_cache` (and `clone_cache`,
+`cache_to_dict`/`cache_from_dict` for saving world states) itself.
 """
 
 from __future__ import annotations
@@ -41,6 +43,17 @@ class VideoVAE(nn.Module, ABC):
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Decodes a whole latent video (as one stream from its start)."""
         return self.decode_chunk(latents, None)[0]
+
+    def start_stream(self, latents: torch.Tensor) -> VAECache | None:
+        """The cache after `latents` (B, C, t, h, w) opened a stream, as if decoded (the pipeline
+        primes each world with its start frames, so every step decodes with a cache)."""
+        return self.decode_chunk(latents, None)[1]
+
+    def stack_caches(self, caches: list[VAECache | None]) -> VAECache | None:
+        return stack_caches(caches)
+
+    def split_cache(self, cache: VAECache | None, batch: int) -> list[VAECache | None]:
+        return split_cache(cache, batch)
 
     def latent_frames(self, n_frames: int) -> int:
         """How many latents `n_frames` pixel frames encode to (first frame alone, then groups)."""

@@ -88,11 +88,13 @@ class TinyVAE(VideoVAE):
 
     @classmethod
     def from_config(cls, vae_config: dict, latent_channels: int) -> "TinyVAE":
-        """From `config.vae` ({"type": "tiny", "spatial_compression": 8, "temporal_compression": 1, "channels": [...]})."""
-        for key, want in (("spatial_compression", cls.spatial_compression), ("temporal_compression", cls.temporal_compression)):
+        """From `config.vae` ({"type": "tiny", "spatial_compression": 8, "temporal_compression": 1,
+        "hidden_channels": [c0, c1, c2], "latent_channels": C}); widths default to DEFAULT_CHANNELS."""
+        for key, want in (("spatial_compression", cls.spatial_compression), ("temporal_compression", cls.temporal_compression),
+                          ("latent_channels", latent_channels)):
             if int(vae_config.get(key, want)) != want:
                 raise ValueError(f"the tiny VAE has {key} {want}, config.vae asks for {vae_config[key]}")
-        return cls(latent_channels, vae_config.get("channels", DEFAULT_CHANNELS))
+        return cls(latent_channels, vae_config.get("hidden_channels", DEFAULT_CHANNELS))
 
     def set_latent_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         """Per-channel statistics of raw latents (the VAE training stage measures them)."""
@@ -124,6 +126,10 @@ class TinyVAE(VideoVAE):
         z = self.raw_encode(frames)
         mean, std = self._stats(z)
         return (z - mean) / std
+
+    def start_stream(self, latents: torch.Tensor) -> VAECache:
+        mean, std = self._stats(latents)
+        return {"last_latent": latents[:, :, -1] * std[:, :, 0] + mean[:, :, 0]}
 
     def decode_chunk(self, latents: torch.Tensor, cache: VAECache | None) -> tuple[torch.Tensor, VAECache]:
         mean, std = self._stats(latents)
