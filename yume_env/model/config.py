@@ -169,8 +169,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         latent_frames_per_chunk=2, sample_steps=3, shift=3.0,
         tscm_schedule="tiny", memory_channels=16, memory_heads=2, memory_head_dim=32,
         history_attention="causal", height=64, width=64, fps=8,
-        vae={"type": "tiny", "spatial_compression": 8, "temporal_compression": 1,
-             "latent_channels": 16, "hidden_channels": [32, 64, 128]},
+        vae={"type": "tiny", "spatial_compression": 8, "temporal_compression": 1, "channels": [32, 48, 64]},
         text_encoder="minilm", text_tokens=2,
     ),
 }

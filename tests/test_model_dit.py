@@ -1,0 +1,224 @@
+"""WanDiT: published parameter layout, forward semantics, history batching and caching."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from yume_env.model import WorldModelConfig, build_dit
+from yume_env.model.rope import rope_cos_sin
+
+LAYOUT = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "checkpoint_layouts" / "yume-5b-dit.json"
+
+
+def _tiny(**changes):
+    return WorldModelConfig.preset("tiny").replace(num_layers=2, **changes)
+
+
+def _model(config, seed=0, open_gates=False):
+    """A tiny DiT with every parameter random (the Wan init zeroes the head, which would make
+    most comparisons trivially true)."""
+    torch.manual_seed(seed)
+    m = build_dit(config).eval()
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if name.endswith("memory.gate") and not open_gates:
+                continue
+            p.normal_(0.0, 0.2 if p.dim() == 1 else 0.05)
+    return m
+
+
+def _inputs(config, histories=(9, 3, 0), seed=1):
+    g = torch.Generator().manual_seed(seed)
+    C, (h, w) = config.latent_channels, config.latent_hw
+    B = len(histories)
+    hist = [torch.randn(C, n, h, w, generator=g) for n in histories]
+    x = torch.randn(B, C, config.latent_frames_per_chunk, h, w, generator=g)
+    t = torch.linspace(900.0, 100.0, B)
+    ctx = torch.randn(B, config.text_tokens, config.text_dim, generator=g)
+    return hist, x, t, ctx
+
+
+@pytest.mark.skipif(not LAYOUT.exists(), reason=f"fixture {LAYOUT} not present")
+def test_yume_5b_state_dict_contains_every_published_parameter_on_meta():
+    model = build_dit(WorldModelConfig.preset("yume-5b"), device="meta")
+    sd = model.state_dict()
+    published = json.loads(LAYOUT.read_text())["parameters"]
+    missing = sorted(set(published) - set(sd))
+    wrong = {k: (list(sd[k].shape), v) for k, v in published.items() if k in sd and list(sd[k].shape) != v}
+    assert not missing and not wrong, (missing[:5], list(wrong.items())[:5])
+    assert all(t.is_meta for t in sd.values())
+    extra = set(sd) - set(published)
+    assert extra == set(model.extra_state_dict_keys())  # only the channel stream is extra
+    assert set(model.published_state_dict_keys()) == set(published)
+
+
+def test_forward_returns_velocity_of_chunk_shape():
+    c = _tiny()
+    m = _model(c)
+    hist, x, t, ctx = _inputs(c)
+    with torch.no_grad():
+        out = m(x, t, ctx, m.encode_history(hist))
+    assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+def test_forward_is_deterministic_for_a_seed():
+    c = _tiny()
+    outs = []
+    for _ in range(2):
+        m = _model(c, seed=3)
+        hist, x, t, ctx = _inputs(c, seed=4)
+        with torch.no_grad():
+            outs.append(m(x, t, ctx, m.encode_history(hist)))
+    assert torch.equal(outs[0], outs[1])
+
+
+def test_history_changes_the_output():
+    c = _tiny()
+    m = _model(c)
+    hist, x, t, ctx = _inputs(c, histories=(6,))
+    with torch.no_grad():
+        with_hist = m(x, t, ctx, m.encode_history(hist))
+        without = m(x, t, ctx)
+    assert (with_hist - without).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("mode", ["causal", "global"])
+def test_batch_of_different_history_lengths_equals_one_by_one(mode):
+    c = _tiny(history_attention=mode)
+    m = _model(c, open_gates=True)
+    hist, x, t, ctx = _inputs(c, histories=(25, 3, 0, 7))
+    with torch.no_grad():
+        mem = [m.update_memory(None, h) if h.shape[1] else None for h in hist]
+        batched = m(x, t, ctx, m.encode_history(hist, mem))
+        for i in range(len(hist)):
+            one = m(x[i : i + 1], t[i : i + 1], ctx[i : i + 1], m.encode_history([hist[i]], [mem[i]]))
+            torch.testing.assert_close(batched[i : i + 1], one, atol=2e-5, rtol=1e-4)
+
+
+def test_causal_history_cache_equals_uncached_computation():
+    c = _tiny(history_attention="causal")
+    m = _model(c, open_gates=True)
+    hist, x, t, ctx = _inputs(c, histories=(12, 5))
+    with torch.no_grad():
+        mem = [m.update_memory(None, h) for h in hist]
+        history = m.encode_history(hist, mem, context=ctx)
+        assert history.kv_cache is not None
+        for step_t in (t, t * 0.5):  # two denoising steps reuse the same cache
+            cached = m(x, step_t, ctx, history)
+            uncached = m(x, step_t, ctx, history, use_history_cache=False)
+            torch.testing.assert_close(cached, uncached, atol=2e-5, rtol=1e-4)
+
+
+def test_causal_cache_is_recomputed_when_the_context_changes():
+    c = _tiny()
+    m = _model(c)
+    hist, x, t, ctx = _inputs(c, histories=(4,))
+    with torch.no_grad():
+        history = m.encode_history(hist, context=ctx)
+        other = ctx + 1.0
+        cached = m(x, t, other, history)
+        fresh = m(x, t, other, m.encode_history(hist), use_history_cache=False)
+    torch.testing.assert_close(cached, fresh, atol=2e-5, rtol=1e-4)
+
+
+def test_global_and_causal_history_attention_differ():
+    hist, x, t, ctx = _inputs(_tiny(), histories=(5,))
+    outs = []
+    for mode in ("causal", "global"):
+        m = _model(_tiny(history_attention=mode))  # same seed: same weights
+        with torch.no_grad():
+            outs.append(m(x, t, ctx, m.encode_history(hist)))
+    assert (outs[0] - outs[1]).abs().max() > 1e-4
+
+
+def test_zero_gate_memory_leaves_output_exactly_unchanged():
+    c = _tiny()
+    m = _model(c, open_gates=False)
+    hist, x, t, ctx = _inputs(c, histories=(8, 2))
+    with torch.no_grad():
+        mem = [m.update_memory(None, h) for h in hist]
+        with_mem = m(x, t, ctx, m.encode_history(hist), memory=mem)
+        without = m(x, t, ctx, m.encode_history(hist), memory=None)
+    assert torch.equal(with_mem, without)
+
+
+def test_zero_gate_model_equals_model_without_channel_stream():
+    c = _tiny()
+    full = _model(c)
+    plain = build_dit(c.replace(memory_enabled=False)).eval()
+    plain.load_state_dict({k: v for k, v in full.state_dict().items() if k in set(full.published_state_dict_keys())})
+    hist, x, t, ctx = _inputs(c, histories=(8, 2))
+    with torch.no_grad():
+        mem = [full.update_memory(None, h) for h in hist]
+        a = full(x, t, ctx, full.encode_history(hist), memory=mem)
+        b = plain(x, t, ctx, plain.encode_history(hist))
+    assert torch.equal(a, b)
+
+
+def test_open_gate_memory_changes_output():
+    c = _tiny()
+    m = _model(c, open_gates=True)
+    hist, x, t, ctx = _inputs(c, histories=(8,))
+    with torch.no_grad():
+        mem = [m.update_memory(None, hist[0])]
+        a = m(x, t, ctx, m.encode_history(hist), memory=mem)
+        b = m(x, t, ctx, m.encode_history(hist))
+    assert (a - b).abs().max() > 1e-4
+
+
+def test_compact_history_storage_gives_the_same_output_as_full_history():
+    from yume_env.model.tscm import frames_to_keep
+
+    c = _tiny()
+    m = _model(c)
+    hist, x, t, ctx = _inputs(c, histories=(70,))
+    keep = frames_to_keep(c.tscm_schedule, 70)
+    assert len(keep) < 70
+    with torch.no_grad():
+        full = m(x, t, ctx, m.encode_history(hist))
+        compact = m(x, t, ctx, m.encode_history([hist[0][:, keep]], n_history=[70]))
+    assert torch.equal(full, compact)
+
+
+def test_very_long_history_runs_with_bounded_tokens():
+    from yume_env.model.tscm import frames_to_keep
+
+    c = _tiny()
+    m = _model(c)
+    n = 100_000
+    keep = frames_to_keep(c.tscm_schedule, n)
+    _, x, t, ctx = _inputs(c, histories=(0,))
+    lat = torch.randn(c.latent_channels, len(keep), *c.latent_hw)
+    with torch.no_grad():
+        history = m.encode_history([lat], n_history=[n])
+        out = m(x, t, ctx, history)
+    assert history.max_tokens <= 150 and torch.isfinite(out).all()
+
+
+def test_rope_angles_are_exact_at_large_positions():
+    pos = torch.tensor([[[100_000, 3, 7]]])
+    cos, sin = rope_cos_sin(pos, 128)
+    inv_t = 1.0 / 10000 ** (torch.arange(0, 44, 2, dtype=torch.float64) / 44)
+    torch.testing.assert_close(cos[0, 0, :22], torch.cos(100_000 * inv_t).float())
+    assert torch.isfinite(cos).all() and torch.isfinite(sin).all()
+
+
+def test_bfloat16_weights_run_and_track_float32():
+    c = _tiny()
+    m = _model(c)
+    hist, x, t, ctx = _inputs(c, histories=(5, 2))
+    with torch.no_grad():
+        ref = m(x, t, ctx, m.encode_history(hist))
+        m16 = m.to(torch.bfloat16)
+        out = m16(x, t, ctx, m16.encode_history(hist))
+    assert out.dtype == torch.float32
+    assert (out - ref).abs().mean() < 0.1 * ref.abs().mean()
+
+
+def test_wrong_latent_channels_are_named():
+    c = _tiny()
+    m = _model(c)
+    with pytest.raises(ValueError, match="history\\[0\\] must be \\(C=16"):
+        m.encode_history([torch.zeros(3, 2, 8, 8)])
