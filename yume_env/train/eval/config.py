@@ -1,0 +1,95 @@
+"""`EvalConfig`: what `yume-env eval` measures and how much, with presets as data."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from yume_env.actions import TURN_SPEED
+
+HALF_TURN_STEPS = int(round(np.pi / TURN_SPEED))  # 18 steps of 10 degrees
+
+
+@dataclass
+class EvalConfig:
+    """Every count of the evaluation. Seeds start at `seed` (1,000,000 by default: the probes
+    train on seeds from 0, so the evaluation's worlds are held out).
+
+    - `episodes`: worlds stepped together (B) in the autoregressive rollout, which also feeds the
+      teacher-forced and the action-following measures;
+    - `burn_in`: simulator steps whose frames become the model's history before it generates;
+    - `horizons`: autoregressive steps at which PSNR/SSIM are reported (the rollout runs to the max);
+    - `tf_points`, `tf_context`: teacher-forced predictions per episode, spread over the rollout,
+      each from the last `tf_context` true steps;
+    - `loop_episodes`, `loop_walk`, `loop_turn`: loop closure (walk `loop_walk` steps, turn
+      `loop_turn` steps, walk back, turn back); worlds where the simulator's own loop does not close
+      (a wall in the way) are skipped, trying at most `loop_tries` seeds per episode;
+    - `event_episodes`: episodes per event; `event_steps` steps after the prompt (standing still),
+      judged on the frames of the last `event_judge` steps; `events`: which events (None: all);
+    - `speed_steps`, `speed_warmup`, `speed_batch`: the steps/s measurement;
+    - `sample_seed`: the model's sampling noise.
+    """
+
+    episodes: int = 8
+    burn_in: int = 4
+    horizons: tuple[int, ...] = (16, 256)
+    tf_points: int = 8
+    tf_context: int = 4
+    loop_episodes: int = 4
+    loop_walk: int = 6
+    loop_turn: int = HALF_TURN_STEPS
+    loop_tries: int = 8
+    event_episodes: int = 3
+    event_steps: int = 4
+    event_judge: int = 2
+    events: tuple[str, ...] | None = None
+    speed_steps: int = 40
+    speed_warmup: int = 3
+    speed_batch: int = 8
+    seed: int = 1_000_000
+    sample_seed: int = 0
+    quick: bool = False
+
+    def __post_init__(self) -> None:
+        self.horizons = tuple(sorted(int(h) for h in self.horizons))
+        if self.events is not None:
+            self.events = tuple(self.events)
+        for name in ("episodes", "burn_in", "tf_points", "tf_context", "loop_episodes", "loop_tries",
+                     "event_episodes", "event_steps", "event_judge", "speed_steps", "speed_batch"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"EvalConfig.{name} must be >= 1, got {getattr(self, name)!r}")
+        if not self.horizons or self.horizons[0] < 1:
+            raise ValueError(f"EvalConfig.horizons must be positive step counts, got {self.horizons!r}")
+        if self.event_judge > self.event_steps:
+            raise ValueError(f"event_judge ({self.event_judge}) must be <= event_steps ({self.event_steps})")
+
+    @property
+    def rollout_steps(self) -> int:
+        return self.horizons[-1]
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> "EvalConfig":
+        if name not in EVAL_PRESETS:
+            raise ValueError(f"unknown eval preset {name!r}; expected one of {sorted(EVAL_PRESETS)}")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(overrides) - fields
+        if unknown:
+            raise ValueError(f"unknown EvalConfig fields {sorted(unknown)}")
+        return cls(**{**EVAL_PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}})
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["horizons"] = list(self.horizons)
+        d["events"] = None if self.events is None else list(self.events)
+        return d
+
+
+EVAL_PRESETS: dict[str, dict[str, Any]] = {
+    "full": {},
+    # A few minutes less: fewer worlds and steps. Horizons stay 16 and 256 on a real model.
+    "quick": {"episodes": 2, "tf_points": 4, "loop_episodes": 1, "event_episodes": 1, "speed_steps": 10,
+              "speed_batch": 2, "quick": True},
+}

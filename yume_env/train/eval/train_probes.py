@@ -1,0 +1,171 @@
+"""`yume-env eval train-probes`: trains the inverse-dynamics model and the event classifier on
+simulator frames, measures them on held-out episodes and saves them as safetensors.
+
+Presets are data (`PROBE_PRESETS`): "full" is what ships in `yume_env/assets/eval_models/`
+(a few minutes on 2 CPU cores), "quick" is a small run for tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from yume_env.train.eval.probe_data import ProbeData, collect_probe_data
+from yume_env.train.eval.probes import Probes, prepare
+
+
+@dataclass
+class ProbeTrainConfig:
+    """Data: `episodes` x `steps` simulator steps at `size`x`size`, `sub_frames` per step, seeds from
+    `seed` (the evaluation draws its own seeds from 1,000,000 up, so never trains on them).
+    Training: `iterations` Adam steps of `batch` samples, cosine decay from `lr`; blur and noise
+    augmentation with probability `augment` (generated frames are softer than rendered ones)."""
+
+    episodes: int = 240
+    steps: int = 48
+    size: int = 64
+    sub_frames: int = 2
+    seed: int = 0
+    holdout: float = 0.15
+    iterations: int = 3000
+    batch: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    augment: float = 0.5
+    width: int = 32
+    hidden: int = 256
+    device: str = "cpu"
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> "ProbeTrainConfig":
+        if name not in PROBE_PRESETS:
+            raise ValueError(f"unknown probe preset {name!r}; expected one of {sorted(PROBE_PRESETS)}")
+        return dataclasses.replace(cls(), **{**PROBE_PRESETS[name], **overrides})
+
+
+PROBE_PRESETS: dict[str, dict[str, Any]] = {
+    "full": {},
+    "quick": {"episodes": 24, "steps": 16, "iterations": 150, "batch": 32, "width": 16, "hidden": 128},
+}
+
+
+def _augment(x: torch.Tensor, gen: torch.Generator, p: float) -> torch.Tensor:
+    """Random gaussian blur (sigma up to 1.2 px) and noise on a batch of stacked frames
+    (N, K, 3, H, W), the same blur for the K frames of one sample."""
+    n = x.shape[0]
+    pick = torch.rand(n, generator=gen) < p
+    if not pick.any():
+        return x
+    sigma = 0.3 + 0.9 * torch.rand(n, generator=gen)
+    coords = torch.arange(5, dtype=torch.float32) - 2
+    g = torch.exp(-(coords[None] ** 2) / (2 * sigma[:, None] ** 2))
+    g = g / g.sum(1, keepdim=True)  # (N, 5)
+    k, c, h, w = x.shape[1:]
+    planes = x.reshape(1, n * k * c, h, w)
+    gk = g.repeat_interleave(k * c, dim=0)
+    blurred = F.conv2d(F.pad(planes, (2, 2, 0, 0), mode="replicate"), gk.view(-1, 1, 1, 5), groups=n * k * c)
+    blurred = F.conv2d(F.pad(blurred, (0, 0, 2, 2), mode="replicate"), gk.view(-1, 1, 5, 1), groups=n * k * c)
+    blurred = blurred.view_as(x) + 0.03 * torch.randn(x.shape, generator=gen)
+    return torch.where(pick.view(n, 1, 1, 1, 1), blurred, x)
+
+
+def _batches(n: int, batch: int, gen: torch.Generator):
+    while True:
+        order = torch.randperm(n, generator=gen)
+        for i in range(0, n - batch + 1 if n >= batch else 1, batch):
+            yield order[i : i + batch]
+
+
+@torch.no_grad()
+def probe_accuracy(probes: Probes, data: ProbeData) -> dict[str, float]:
+    """Accuracy of both probes on `data`: keys, camera moves, both, events."""
+    probes.eval()
+    pred = probes.predict_actions(data.before, data.after)
+    out = {
+        "key_accuracy": float((pred[:, 0] == data.actions[:, 0]).mean()) if len(pred) else float("nan"),
+        "camera_accuracy": float((pred[:, 1] == data.actions[:, 1]).mean()) if len(pred) else float("nan"),
+        "action_accuracy": float((pred == data.actions).all(1).mean()) if len(pred) else float("nan"),
+        "transitions": int(len(pred)),
+    }
+    if len(data.event_frames):
+        ev = probes.event_log_probs(data.event_frames).argmax(1)
+        out["event_accuracy"] = float((ev == data.event_labels).mean())
+    else:
+        out["event_accuracy"] = float("nan")
+    out["event_frames"] = int(len(data.event_frames))
+    return out
+
+
+def train_probes(config: ProbeTrainConfig, out: str | Path | None = None, progress: bool = True) -> Probes:
+    """Collect simulator data, train both probes, measure on held-out episodes; save to `out`."""
+    t0 = time.perf_counter()
+    data = collect_probe_data(config.episodes, config.steps, config.seed, config.size, config.sub_frames, progress=progress)
+    train, held = data.split(config.holdout)
+    t_data = time.perf_counter() - t0
+    torch.manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)
+    device = torch.device(config.device)
+    probes = Probes.create(data.classes, config.width, config.hidden, seed=config.seed).to(device)
+    params = list(probes.inverse_dynamics.parameters()) + list(probes.event_classifier.parameters())
+    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, config.iterations) / config.iterations))
+    )
+    # Frames as float tensors once: (N, 2, 3, 64, 64) for transitions, (M, 1, 3, 64, 64) for events.
+    pairs = torch.stack([prepare(train.before), prepare(train.after)], dim=1)
+    targets = torch.as_tensor(train.actions)
+    ev_x = prepare(train.event_frames)[:, None]
+    ev_y = torch.as_tensor(train.event_labels)
+    pair_batches = _batches(len(pairs), config.batch, gen)
+    ev_batches = _batches(len(ev_x), config.batch, gen)
+    probes.inverse_dynamics.train()
+    probes.event_classifier.train()
+    losses = []
+    bar = tqdm(range(config.iterations), desc="training probes", disable=not progress)
+    for _ in bar:
+        i, j = next(pair_batches), next(ev_batches)
+        x = _augment(pairs[i], gen, config.augment).to(device)
+        k_logits, c_logits = probes.inverse_dynamics(x[:, 0], x[:, 1])
+        t = targets[i].to(device)
+        idm_loss = F.cross_entropy(k_logits, t[:, 0]) + F.cross_entropy(c_logits, t[:, 1])
+        ev_loss = F.cross_entropy(probes.event_classifier(_augment(ev_x[j], gen, config.augment)[:, 0].to(device)), ev_y[j].to(device))
+        loss = idm_loss + ev_loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append([float(idm_loss), float(ev_loss)])
+        bar.set_postfix(idm=f"{losses[-1][0]:.3f}", event=f"{losses[-1][1]:.3f}")
+    probes.eval()
+    record = {
+        "config": dataclasses.asdict(config),
+        "train_transitions": int(len(pairs)),
+        "train_event_frames": int(len(ev_x)),
+        "held_out": probe_accuracy(probes, held),
+        "train": probe_accuracy(probes, _head(train, 2000)),
+        "final_losses": {"inverse_dynamics": float(np.mean([l[0] for l in losses[-50:]])),
+                         "event": float(np.mean([l[1] for l in losses[-50:]]))},
+        "data_seconds": round(t_data, 1),
+        "train_seconds": round(time.perf_counter() - t0 - t_data, 1),
+        "torch_threads": torch.get_num_threads(),
+        "device": str(device),
+    }
+    probes.record = record
+    if out is not None:
+        probes.save(out)
+    return probes
+
+
+def _head(data: ProbeData, n: int) -> ProbeData:
+    a = np.arange(len(data.before)) < n
+    e = np.arange(len(data.event_frames)) < n
+    return data._subset(a, e)
