@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from yume_env.model.config import WorldModelConfig
 from yume_env.model.dit_blocks import Head, WanBlock, sinusoidal_embedding
-from yume_env.model.rope import grid_positions, rope_cos_sin
+from yume_env.model.rope import grid_positions, rope_freqs
 from yume_env.model.tscm import BandPlan, get_schedule, plan_history
 from yume_env.model.tscm_memory import MemoryRead, MemoryState, stack_memory
 
@@ -36,20 +36,23 @@ from yume_env.model.tscm_memory import MemoryRead, MemoryState, stack_memory
 class HistoryContext:
     """Embedded history of a batch of worlds (from `WanDiT.encode_history`).
 
-    tokens (B, H, dim) zero-padded; cos/sin (B, H, head_dim/2) RoPE; valid (B, H) key mask;
-    lengths: history tokens per world; next_t: temporal RoPE position of each world's current
-    chunk; memory: channel-stream states passed to encode_history (used when forward gets none).
+    tokens (B, H, dim) zero-padded; freqs (B, H, head_dim/2) complex RoPE rotations; valid (B, H)
+    key mask; lengths: history tokens per world; next_t: temporal RoPE position of each world's
+    current chunk; memory: channel-stream states passed to encode_history (used when forward gets
+    none). Per-chunk caches (filled when gradients are off, keyed by the text context): the
+    blocks' history keys/values ("causal" mode) and the blocks' text keys/values.
     """
 
     tokens: torch.Tensor
-    cos: torch.Tensor
-    sin: torch.Tensor
+    freqs: torch.Tensor
     valid: torch.Tensor
     lengths: list[int]
     next_t: list[int]
     memory: list[MemoryState | None] | None = None
     kv_cache: list[tuple[torch.Tensor, torch.Tensor]] | None = field(default=None, repr=False)
     kv_cache_context: torch.Tensor | None = field(default=None, repr=False)
+    text_kv: list[tuple[torch.Tensor, torch.Tensor]] | None = field(default=None, repr=False)
+    text_kv_context: torch.Tensor | None = field(default=None, repr=False)
 
     @property
     def batch_size(self) -> int:
@@ -232,8 +235,8 @@ class WanDiT(nn.Module):
         tokens = torch.stack([F.pad(t, (0, 0, 0, H - t.shape[0])) for t in toks])
         pos = torch.stack([F.pad(p, (0, 0, 0, H - p.shape[0])) for p in poss])
         valid = torch.arange(H, device=tokens.device)[None, :] < torch.tensor(lengths, device=tokens.device)[:, None]
-        cos, sin = rope_cos_sin(pos, hd, self.config.rope_theta)
-        ctx = HistoryContext(tokens, cos, sin, valid, lengths, next_t, memory)
+        freqs = rope_freqs(pos, hd, self.config.rope_theta)
+        ctx = HistoryContext(tokens, freqs, valid, lengths, next_t, memory)
         if context is not None and self.config.history_attention == "causal" and H:
             self._history_kv(ctx, context)
         return ctx
@@ -245,15 +248,26 @@ class WanDiT(nn.Module):
         B, H = history.batch_size, history.max_tokens
         _, e0 = self._time(torch.zeros(1, device=history.tokens.device))
         mod = e0.unsqueeze(0).expand(B, 1, 6, self.config.dim)
-        ctx = self._context(context)
+        text_kv = self._text_kv(context, history)
         mask = _history_mask(history.valid) if history.padded else None
         x = history.tokens.float()
         cache = []
-        for blk in self.blocks:
-            x, kv = blk(x, mod, (H,), history.cos, history.sin, ctx, mask=mask)
+        for blk, tkv in zip(self.blocks, text_kv):
+            x, kv = blk(x, mod, (H,), history.freqs, tkv, mask=mask)
             cache.append(kv)
-        history.kv_cache, history.kv_cache_context = cache, context.clone()
+        if not torch.is_grad_enabled():  # a cached graph could not be backpropagated twice
+            history.kv_cache, history.kv_cache_context = cache, context.clone()
         return cache
+
+    def _text_kv(self, context: torch.Tensor, history: HistoryContext | None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Every block's cross-attention keys/values of the text; cached on `history` per context."""
+        if history is not None and history.text_kv is not None and torch.equal(history.text_kv_context, context):
+            return history.text_kv
+        emb = self._context(context)
+        text_kv = [blk.cross_attn.context_kv(emb) for blk in self.blocks]
+        if history is not None and not torch.is_grad_enabled():
+            history.text_kv, history.text_kv_context = text_kv, context.clone()
+        return text_kv
 
     # ------------------------------------------------------------------ TSCM channel stream
     def memory_tokens(self, latents: torch.Tensor) -> torch.Tensor:
@@ -309,11 +323,11 @@ class WanDiT(nn.Module):
         t0 = torch.tensor(history.next_t if history is not None else [0] * B, device=x.device)
         pos = grid_positions(0, *grid, device=x.device).unsqueeze(0).repeat(B, 1, 1)
         pos[..., 0] += t0[:, None]
-        cos, sin = rope_cos_sin(pos, c.head_dim, c.rope_theta)
+        freqs = rope_freqs(pos, c.head_dim, c.rope_theta)
 
         e, e0 = self._time(torch.cat([torch.zeros(1, device=x.device), timestep.float()]))
         e_hist, e_cur = e0[:1], e0[1:]
-        ctx = self._context(context)
+        text_kv = self._text_kv(context, history)
         if memory is None and history is not None:
             memory = history.memory
         mem = stack_memory(memory) if c.memory_enabled else None
@@ -322,23 +336,24 @@ class WanDiT(nn.Module):
 
         if not has_hist:
             for i, blk in enumerate(self.blocks):
-                cur, _ = blk(cur, e_cur.unsqueeze(1), (S,), cos, sin, ctx, memory=_layer(mem, i))
+                cur, _ = blk(cur, e_cur.unsqueeze(1), (S,), freqs, text_kv[i], memory=_layer(mem, i))
         elif c.history_attention == "causal" and use_history_cache:
             cache = self._history_kv(history, context)
             mask = None
             if history.padded:
                 mask = torch.cat([history.valid, history.valid.new_ones(B, S)], 1)[:, None, None, :]
             for i, blk in enumerate(self.blocks):
-                cur, _ = blk(cur, e_cur.unsqueeze(1), (S,), cos, sin, ctx, kv_prefix=cache[i], mask=mask, memory=_layer(mem, i))
+                cur, _ = blk(cur, e_cur.unsqueeze(1), (S,), freqs, text_kv[i], kv_prefix=cache[i], mask=mask,
+                             memory=_layer(mem, i))
         else:
             H = history.max_tokens
             seq = torch.cat([history.tokens.float(), cur], 1)
-            cos_s, sin_s = torch.cat([history.cos, cos], 1), torch.cat([history.sin, sin], 1)
+            freqs_s = torch.cat([history.freqs, freqs], 1)
             mod = torch.stack([e_hist.expand(B, 6, c.dim), e_cur], 1)  # (B, 2, 6, dim)
             mask = _joint_mask(history.valid, S, causal=c.history_attention == "causal") if (
                 history.padded or c.history_attention == "causal") else None
             for i, blk in enumerate(self.blocks):
-                seq, _ = blk(seq, mod, (H, S), cos_s, sin_s, ctx, mask=mask, memory=_layer(mem, i), memory_start=H)
+                seq, _ = blk(seq, mod, (H, S), freqs_s, text_kv[i], mask=mask, memory=_layer(mem, i), memory_start=H)
             cur = seq[:, H:]
 
         out = self.head(cur, e[1:])

@@ -35,8 +35,7 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xf = x.float()
-        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x) * self.weight
+        return F.rms_norm(x.float(), x.shape[-1:], eps=self.eps).type_as(x) * self.weight
 
 
 class LayerNorm(nn.LayerNorm):
@@ -60,7 +59,7 @@ def per_piece(x: torch.Tensor, pieces: tuple[int, ...], fn) -> torch.Tensor:
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor, pieces: tuple[int, ...]) -> torch.Tensor:
     """x * (1 + scale) + shift with shift/scale (B, P, dim) constant within each of the P pieces."""
-    return per_piece(x, pieces, lambda p, i: p * (1 + scale[:, i : i + 1]) + shift[:, i : i + 1])
+    return per_piece(x, pieces, lambda p, i: torch.addcmul(shift[:, i : i + 1], p, 1 + scale[:, i : i + 1]))
 
 
 def gate(y: torch.Tensor, g: torch.Tensor, pieces: tuple[int, ...]) -> torch.Tensor:
@@ -85,17 +84,16 @@ class SelfAttention(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        cos: torch.Tensor,
-        sin: torch.Tensor,
+        freqs: torch.Tensor,
         kv_prefix: tuple[torch.Tensor, torch.Tensor] | None = None,
         mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """x (B, S, dim) in weight dtype; cos/sin (B, S, d/2). kv_prefix: cached keys/values
+        """x (B, S, dim) in weight dtype; freqs (B, S, d/2) complex RoPE rotations. kv_prefix: cached keys/values
         (B, H, S0, d), already rotated, that the queries also see (before x's own). mask: bool,
         broadcastable to (B, H, S, S0 + S), True = may attend. Returns (output, (k, v) of x)."""
         h = self.num_heads
-        q = apply_rope(_heads(self.norm_q(self.q(x)), h), cos, sin)
-        k = apply_rope(_heads(self.norm_k(self.k(x)), h), cos, sin)
+        q = apply_rope(_heads(self.norm_q(self.q(x)), h), freqs)
+        k = apply_rope(_heads(self.norm_k(self.k(x)), h), freqs)
         v = _heads(self.v(x), h)
         kk, vv = (k, v) if kv_prefix is None else (torch.cat([kv_prefix[0], k], 2), torch.cat([kv_prefix[1], v], 2))
         out = F.scaled_dot_product_attention(q, kk, vv, attn_mask=mask)
@@ -103,13 +101,14 @@ class SelfAttention(nn.Module):
 
 
 class CrossAttention(SelfAttention):
-    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        """x (B, S, dim), context (B, L, dim), both in weight dtype; no RoPE, no mask (like Wan)."""
-        h = self.num_heads
-        q = _heads(self.norm_q(self.q(x)), h)
-        k = _heads(self.norm_k(self.k(context)), h)
-        v = _heads(self.v(context), h)
-        out = F.scaled_dot_product_attention(q, k, v)
+    def context_kv(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys/values (B, H, L, d) of the embedded text (B, L, dim): fixed for a whole chunk."""
+        return _heads(self.norm_k(self.k(context)), self.num_heads), _heads(self.v(context), self.num_heads)
+
+    def forward(self, x: torch.Tensor, context_kv: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:  # type: ignore[override]
+        """x (B, S, dim) in weight dtype; no RoPE, no mask (like Wan)."""
+        q = _heads(self.norm_q(self.q(x)), self.num_heads)
+        out = F.scaled_dot_product_attention(q, *context_kv)
         return self.o(out.transpose(1, 2).flatten(2))
 
 
@@ -141,21 +140,20 @@ class WanBlock(nn.Module):
         x: torch.Tensor,
         mod: torch.Tensor,
         pieces: tuple[int, ...],
-        cos: torch.Tensor,
-        sin: torch.Tensor,
-        context: torch.Tensor,
+        freqs: torch.Tensor,
+        context_kv: tuple[torch.Tensor, torch.Tensor],
         kv_prefix: tuple[torch.Tensor, torch.Tensor] | None = None,
         mask: torch.Tensor | None = None,
         memory: tuple[torch.Tensor, torch.Tensor] | None = None,
         memory_start: int = 0,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """x (B, S, dim) float32 residual stream; mod (B, P, 6, dim) float32 time projection per
-        piece; memory: this block's (kv, k_sum) read by tokens from `memory_start` on.
+        piece; freqs: RoPE rotations; context_kv: `cross_attn.context_kv(text)`; memory: this block's (kv, k_sum) read by tokens from `memory_start` on.
         Returns the new x and this block's self-attention (k, v) of x."""
         wd = self.ffn[0].weight.dtype
         e = (self.modulation.float().unsqueeze(0) + mod).unbind(2)  # 6 x (B, P, dim)
         h = modulate(self.norm1(x), e[0], e[1], pieces)
-        y, kv = self.self_attn(h.to(wd), cos, sin, kv_prefix, mask)
+        y, kv = self.self_attn(h.to(wd), freqs, kv_prefix, mask)
         x = x + gate(y.float(), e[2], pieces)
         if memory is not None and self.memory is not None:
             if memory_start == 0:
@@ -164,7 +162,7 @@ class WanBlock(nn.Module):
                 cur = x[:, memory_start:]
                 x = torch.cat([x[:, :memory_start], cur + self.memory(cur, *memory)], dim=1)
         xn = self.norm3(x, wd) if self.norm3 is not None else x.to(wd)
-        x = x + self.cross_attn(xn, context).float()
+        x = x + self.cross_attn(xn, context_kv).float()
         h = modulate(self.norm2(x), e[3], e[4], pieces)
         x = x + gate(self.ffn(h.to(wd)).float(), e[5], pieces)
         return x, kv

@@ -26,27 +26,31 @@ def rope_inv_freqs(head_dim: int, theta: float = 10000.0, device=None) -> list[t
     return out
 
 
+def rope_angles(positions: torch.Tensor, head_dim: int, theta: float = 10000.0) -> torch.Tensor:
+    """Rotation angles (float64, (..., head_dim // 2)) for integer positions (..., 3) = (t, h, w)."""
+    inv = rope_inv_freqs(head_dim, theta, positions.device)
+    pos = positions.to(torch.float64)
+    return torch.cat([pos[..., i : i + 1] * inv[i] for i in range(3)], dim=-1)
+
+
 def rope_cos_sin(
     positions: torch.Tensor, head_dim: int, theta: float = 10000.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin of the rotation angles for integer positions.
-
-    positions: (..., 3) long (t, h, w). Returns two float32 tensors (..., head_dim // 2).
-    """
-    inv = rope_inv_freqs(head_dim, theta, positions.device)
-    pos = positions.to(torch.float64)
-    angles = torch.cat([pos[..., i : i + 1] * inv[i] for i in range(3)], dim=-1)
+    """cos and sin (float32, (..., head_dim // 2)) of the angles for positions (..., 3)."""
+    angles = rope_angles(positions, head_dim, theta)
     return angles.cos().float(), angles.sin().float()
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate x (B, heads, S, head_dim) by cos/sin (B, S, head_dim/2); computed in float32."""
-    dtype = x.dtype
-    xf = x.float().unflatten(-1, (-1, 2))  # (B, H, S, d/2, 2)
-    x0, x1 = xf[..., 0], xf[..., 1]
-    c, s = cos.unsqueeze(1), sin.unsqueeze(1)  # broadcast over heads
-    out = torch.stack((x0 * c - x1 * s, x0 * s + x1 * c), dim=-1).flatten(-2)
-    return out.to(dtype)
+def rope_freqs(positions: torch.Tensor, head_dim: int, theta: float = 10000.0) -> torch.Tensor:
+    """Unit complex rotations (complex64, (..., head_dim // 2)) for positions (..., 3)."""
+    angles = rope_angles(positions, head_dim, theta)
+    return torch.polar(torch.ones_like(angles), angles).to(torch.complex64)
+
+
+def apply_rope(x: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
+    """Rotate x (B, heads, S, head_dim) by freqs (B, S, head_dim/2) complex; computed in float32."""
+    xc = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))
+    return torch.view_as_real(xc * freqs.unsqueeze(1)).flatten(-2).to(x.dtype)
 
 
 def grid_positions(t0: int, frames: int, h: int, w: int, device=None) -> torch.Tensor:
