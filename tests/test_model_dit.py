@@ -222,3 +222,27 @@ def test_wrong_latent_channels_are_named():
     m = _model(c)
     with pytest.raises(ValueError, match="history\\[0\\] must be \\(C=16"):
         m.encode_history([torch.zeros(3, 2, 8, 8)])
+
+
+def test_published_schedule_runs_every_band_kind_past_the_published_limit():
+    """A small model on the "yume" schedule: the anchor, all five band kernels and the stride-4
+    pre-shrink run at N = 2,000 (beyond the published 1,016 cap), from compact storage."""
+    from yume_env.model.tscm import frames_to_keep, history_token_count
+
+    c = WorldModelConfig.preset("yume-5b").replace(
+        dim=64, ffn_dim=128, num_layers=1, num_heads=2, latent_channels=4, text_dim=32, text_tokens=4,
+        memory_channels=8, memory_heads=2, memory_head_dim=8, height=256, width=384, latent_frames_per_chunk=2,
+    )
+    m = _model(c, open_gates=True)
+    n = 2_000
+    keep = frames_to_keep("yume", n)
+    g = torch.Generator().manual_seed(0)
+    lat = torch.randn(4, len(keep), 16, 24, generator=g)
+    x = torch.randn(1, 4, 2, 16, 24, generator=g)
+    ctx = torch.randn(1, 4, 32, generator=g)
+    with torch.no_grad():
+        history = m.encode_history([lat], [m.update_memory(None, lat)], n_history=[n])
+        out = m(x, torch.tensor([500.0]), ctx, history)
+    assert history.lengths == [history_token_count("yume", n, (16, 24))]
+    assert history.next_t == [1016]
+    assert torch.isfinite(out).all() and out.shape == x.shape
