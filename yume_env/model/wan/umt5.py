@@ -58,7 +58,10 @@ def load_wan_umt5(
     """
     path = Path(path)
     state = load_pth(path) if state is None else state
-    config = umt5_config_from_state(state)
+    try:
+        config = umt5_config_from_state(state)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path} is not Wan's umT5 encoder file: {exc}") from exc
     model = build_umt5(config, "meta")
     try:
         converted = convert_wan_umt5_state_dict(state)

@@ -75,7 +75,10 @@ def load_wan_vae(
     """`Wan2.2_VAE.pth` (Wan names) -> `WanVAE`; CheckpointError naming the file on any mismatch."""
     path = Path(path)
     state = load_pth(path) if state is None else state
-    config = vae_config_from_state(state)
+    try:
+        config = vae_config_from_state(state)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path} is not the Wan2.2 VAE file: {exc}") from exc
     model = build_autoencoder(config, "meta")
     try:
         converted = convert_wan_vae_state_dict(state, config["num_res_blocks"])
