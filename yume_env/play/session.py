@@ -134,10 +134,8 @@ class PlaySession:
         self._wake()
 
     def set_paused(self, paused: bool) -> None:
-        with self._lock:
-            self._paused = bool(paused)
-        self._publish([])
-        self._wake()
+        """Runs between two chunks: once it returns, no step is in flight and the status is final."""
+        self._call(lambda: self._set_paused(paused))
 
     def set_event(self, text: str) -> None:
         """Queues the event; it is used from the next chunk on."""
@@ -290,6 +288,11 @@ class PlaySession:
             "frame_size": list(self.frame_size),
             "frames_per_step": self.frames_per_step,
         }
+
+    def _set_paused(self, paused: bool) -> None:
+        with self._lock:
+            self._paused = bool(paused)
+        self._publish([])
 
     def _set_event(self, text: str) -> None:
         self.world.set_event(text)

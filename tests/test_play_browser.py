@@ -1,0 +1,248 @@
+"""End to end: `yume-env play` driven in headless Chromium (Playwright with the system browser).
+
+The tiny random world is served on a free port; the page is loaded, W is held for a few chunks, an
+event is typed, and the frames the page received are compared bit for bit with a replay of the
+downloaded action log on the CPU. Skipped with a message where Playwright or Chromium is missing.
+Set YUME_SAVE_SCREENSHOT=1 to write the screenshot to docs/play.png.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import gymnasium as gym
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from test_env_support import tiny_world_dir
+
+import yume_env  # noqa: F401  (registers the envs)
+from yume_env.env.policies import ActionScript
+from yume_env.play import serve
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+EVENT = "it starts to snow"
+WAIT_MS = 20_000
+
+
+def chromium_path() -> str | None:
+    for candidate in (os.environ.get("YUME_CHROMIUM"), shutil.which("chromium"), shutil.which("chromium-browser")):
+        if candidate and Path(candidate).exists():
+            return candidate
+    return None
+
+
+def make_env():
+    return gym.make("YumeWorld-v0", model=tiny_world_dir(), disable_env_checker=True)
+
+
+@pytest.fixture(scope="module")
+def server():
+    server = serve(env=make_env(), model=tiny_world_dir(), port=0, seed=11, max_steps_per_s=12)
+    server.start_thread()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test needs `pip install playwright`")
+    path = chromium_path()
+    if path is None:
+        pytest.skip("no headless Chromium: install Debian's `chromium` (apt-get install chromium) or set YUME_CHROMIUM")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(server, browser):
+    # bypass_csp: the page forbids eval, which Playwright's wait_for_function uses
+    page = browser.new_page(viewport={"width": 1180, "height": 780}, accept_downloads=True, bypass_csp=True)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server.url)
+    page.wait_for_function("window.yumePlay.received.length > 0 && window.yumePlay.token", timeout=WAIT_MS)
+    yield page
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+    page.close()
+
+
+def js(page, expression: str):
+    return page.evaluate(expression)
+
+
+def wait_steps(page, at_least: int) -> None:
+    page.wait_for_function(f"window.yumePlay.status.step >= {at_least}", timeout=WAIT_MS)
+
+
+def set_paused(page, paused: bool) -> None:
+    if bool(js(page, "window.yumePlay.status.paused")) != paused:
+        page.click("#pause")
+    page.wait_for_function(f"window.yumePlay.status.paused === {str(paused).lower()}", timeout=WAIT_MS)
+
+
+def decode_url(url: str) -> np.ndarray:
+    return iio.imread(base64.b64decode(url.split(",", 1)[1]), extension=".png")[..., :3]
+
+
+def replay(script: ActionScript) -> list[np.ndarray]:
+    """The frames of each step (index 0: the reset) when `yume-env record --agent` replays the log."""
+    env = make_env()
+    options = {"event": script.event} if script.event is not None else None
+    _, info = env.reset(seed=script.seed, options=options)
+    frames = [info["frames"]]
+    for step, action in enumerate(script.actions):
+        if step in script.events:
+            env.unwrapped.set_event(script.events[step])
+        *_, info = env.step(action)
+        frames.append(info["frames"])
+    return frames
+
+
+def download(page, selector: str, tmp_path: Path) -> Path:
+    with page.expect_download() as info:
+        page.click(selector)
+    target = tmp_path / info.value.suggested_filename
+    info.value.save_as(target)
+    return target
+
+
+def test_page_streams_frames_shows_state_and_its_log_replays_exactly(page, tmp_path):
+    start = js(page, "window.yumePlay.status.step")
+    page.keyboard.down("w")
+    wait_steps(page, start + 4)
+    assert "held" in page.get_attribute("kbd[data-key=KeyW]", "class")
+    assert page.inner_text("#action-text") == "W ·"
+    page.keyboard.up("w")
+
+    page.fill("#event-input", EVENT)
+    page.press("#event-input", "Enter")
+    page.wait_for_function(f"window.yumePlay.status.event === {json.dumps(EVENT)}", timeout=WAIT_MS)
+    page.keyboard.down("w")
+    page.keyboard.down("ArrowRight")
+    wait_steps(page, js(page, "window.yumePlay.status.step") + 2)
+    shot = tmp_path / "play.png"
+    page.screenshot(path=str(shot))
+    if os.environ.get("YUME_SAVE_SCREENSHOT") == "1":
+        shutil.copyfile(shot, REPO / "docs" / "play.png")
+    page.keyboard.up("ArrowRight")
+    page.keyboard.up("w")
+    set_paused(page, True)
+    assert shot.stat().st_size > 10_000
+
+    # the page shows what the env reports
+    status = js(page, "window.yumePlay.status")
+    assert page.inner_text("#step") == str(status["step"]) and status["step"] >= start + 6
+    assert EVENT in page.inner_text("#event")
+    assert page.inner_text("#recorded") == f"{status['recorded_steps']} steps"
+    assert "chunks" in page.inner_text("#memory")
+    received = js(page, "window.yumePlay.received")
+    assert js(page, "window.yumePlay.framesShown") >= len(received)
+    assert received[0]["frames"][0] != received[-1]["frames"][-1], "the frames never changed"
+
+    # the downloaded log replays to the frames the page showed, bit for bit
+    script = ActionScript.load(download(page, "#download-log", tmp_path))
+    assert len(script.actions) == status["recorded_steps"] == status["step"]
+    assert (script.actions == [1, 0]).all(axis=1).sum() >= 4
+    assert EVENT in script.events.values()
+    expected = replay(script)
+    compared = 0
+    for chunk in received:
+        want = expected[chunk["step"]][-len(chunk["frames"]):]
+        got = np.stack([decode_url(u) for u in chunk["frames"]])
+        np.testing.assert_array_equal(got, want, err_msg=f"frames of step {chunk['step']} differ from the replay")
+        compared += 1
+    assert compared >= 6 and received[-1]["step"] == len(script.actions)
+
+    # the video holds every frame of the branch
+    video = np.stack(list(iio.imiter(download(page, "#download-mp4", tmp_path))))
+    assert len(video) == 1 + len(script.actions) * sum(len(f) for f in expected[1:2])
+
+
+def test_second_tab_is_refused_with_a_message(page, browser, server):
+    other = browser.new_page(bypass_csp=True)
+    other.goto(server.url)
+    other.wait_for_selector("#banner:not([hidden])", timeout=WAIT_MS)
+    assert "another browser tab" in other.inner_text("#banner")
+    assert js(other, "window.yumePlay.received.length") == 0  # it sees nothing of the first tab's world
+    other.close()
+
+
+def test_branch_restore_returns_to_the_saved_step(page):
+    set_paused(page, True)
+    page.click("#save-branch")
+    page.wait_for_selector("#branches li button", timeout=WAIT_MS)
+    saved = js(page, "window.yumePlay.status.branches.at(-1)")
+    set_paused(page, False)
+    wait_steps(page, saved["step"] + 2)
+    set_paused(page, True)
+    page.click(f"#branches button[data-branch='{saved['id']}']")
+    page.wait_for_function(
+        f"window.yumePlay.status.step === {saved['step']} && window.yumePlay.status.recorded_steps === {saved['step']}",
+        timeout=WAIT_MS,
+    )
+
+
+def test_reset_with_a_seed_starts_a_new_recording(page):
+    page.fill("#seed-input", "5")
+    page.click("#reset")
+    page.wait_for_function("window.yumePlay.status.seed === 5 && window.yumePlay.status.step === 0", timeout=WAIT_MS)
+    assert page.inner_text("#recorded") == "0 steps"
+
+
+def test_reset_from_an_uploaded_picture(page, tmp_path):
+    picture = np.zeros((120, 90, 3), np.uint8)
+    picture[:, :, 1] = 200
+    path = tmp_path / "start.png"
+    iio.imwrite(path, picture)
+    page.set_input_files("#image-input", str(path))
+    page.wait_for_function("window.yumePlay.status.step === 0 && /start.png/.test(document.getElementById('message').textContent)",
+                           timeout=WAIT_MS)
+
+
+@pytest.mark.parametrize(
+    "route, body, message",
+    [
+        ("/api/action", {"action": [9, 0]}, "action must be two integers"),
+        ("/api/action", {"action": [1.5, 0]}, "'action' must be two integers"),
+        ("/api/event", {"event": 42}, "'event' must be a string"),
+        ("/api/reset", {"seed": -3}, "'seed' must be an integer"),
+        ("/api/reset", {"image": "data:image/png;base64,aGVsbG8="}, "not a readable image"),
+        ("/api/branch/restore", {"id": 999}, "no saved branch with id 999"),
+    ],
+)
+def test_bad_input_from_the_page_answers_400_with_a_message(page, server, route, body, message):
+    token = js(page, "window.yumePlay.token")
+    status, reply = post(server.url + route.lstrip("/"), body, token)
+    assert status == 400 and message in reply["error"]
+
+
+def test_requests_without_the_lease_are_refused(server):
+    status, reply = post(server.url + "api/action", {"action": [1, 0]}, token="not-the-owner")
+    assert status == 409 and "reload" in reply["error"]
+
+
+def post(url: str, body: dict, token: str) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), method="POST",
+        headers={"Content-Type": "application/json", "X-Play-Token": token},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            return reply.status, json.loads(reply.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
