@@ -64,7 +64,7 @@ class Backend:
         """Cast to int64 (truncating toward zero; call floor first for cell indices)."""
         return x.to(self.i64) if self.name == "torch" else x.astype(np.int64, copy=False)
 
-    def u8(self, x):
+    def to_u8(self, x):
         return x.to(self.xp.uint8) if self.name == "torch" else x.astype(np.uint8)
 
     def numpy(self, x) -> np.ndarray:

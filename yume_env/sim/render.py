@@ -155,7 +155,7 @@ class Renderer:
             col = col + pool[None] * (self.pool_rgb * 128.0)[:, None, None, None]
         col = self._fog(st, col, depth, fx)
         col = self._precipitation(st, col, fx)
-        col = b.u8(b.clip(col + 0.5, 0.0, 255.0))
+        col = b.to_u8(b.clip(col + 0.5, 0.0, 255.0))
         return col.permute(1, 2, 3, 0).contiguous() if b.name == "torch" else np.ascontiguousarray(col.transpose(1, 2, 3, 0))
 
     # ------------------------------------------------------------------------------------
