@@ -129,10 +129,12 @@ class TinyVAE(VideoVAE):
 
     def start_stream(self, latents: torch.Tensor) -> VAECache:
         mean, std = self._stats(latents)
-        return {"last_latent": latents[:, :, -1] * std[:, :, 0] + mean[:, :, 0]}
+        return {"last_latent": (latents[:, :, -1] * std[:, :, 0] + mean[:, :, 0]).contiguous()}
 
     def decode_chunk(self, latents: torch.Tensor, cache: VAECache | None) -> tuple[torch.Tensor, VAECache]:
         mean, std = self._stats(latents)
         z = latents * std + mean
         z_before = None if cache is None else cache["last_latent"].to(z)
-        return self.raw_decode(z, z_before), {"last_latent": z[:, :, -1]}
+        # contiguous copy: a view would keep the whole chunk alive, and a clone of it (different
+        # strides) would convolve with different rounding than the original
+        return self.raw_decode(z, z_before), {"last_latent": z[:, :, -1].contiguous()}

