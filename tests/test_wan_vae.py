@@ -79,3 +79,9 @@ def test_a_vae_file_missing_a_key_is_rejected_with_the_key(vae_file, tmp_path):
     torch.save(state, broken)
     with pytest.raises(CheckpointError, match="post_quant|decoder.conv_out.bias"):
         load_wan_vae(broken)
+
+
+def test_streaming_decoder_shares_the_autoencoders_tensors(vae):
+    ours = dict(vae.decoder.named_parameters())
+    assert ours["decoder.conv1.weight"].data_ptr() == vae.model.decoder.conv_in.weight.data_ptr()
+    assert ours["conv2.weight"].data_ptr() == vae.model.post_quant_conv.weight.data_ptr()

@@ -2,7 +2,9 @@
 
 `load_wan_vae(path)` reads the published `Wan2.2_VAE.pth` (Wan names, `torch.load(weights_only=True,
 mmap=True)`), renames it (`vae_keys`) and assigns it into an `AutoencoderKLWan` built on the meta
-device. `WanVAE` adds what the world model needs on top:
+device (used to encode); the decoder's tensors are shared, under Wan's names, with our streaming
+decoder (`decoder.WanStreamDecoder`, checked against diffusers' decode in the tests). `WanVAE`
+adds what the world model needs on top:
 
 - latents are normalised with the 48 published means/stds (`latent_stats`), as the DiT expects;
 - `decode_chunk(latents, cache) -> (frames, cache)` keeps the decoder's causal feature cache
@@ -28,6 +30,7 @@ import torch
 
 from yume_env.model.checkpoint import CheckpointError, check_state_dict, load_pth
 from yume_env.model.vae import VideoVAE
+from yume_env.model.wan.decoder import WanStreamDecoder
 from yume_env.model.wan.latent_stats import WAN22_LATENTS_MEAN, WAN22_LATENTS_STD
 from yume_env.model.wan.vae_keys import WAN22_VAE_CONFIG, convert_wan_vae_state_dict
 
@@ -85,34 +88,16 @@ def load_wan_vae(
     except (KeyError, ValueError) as exc:
         raise CheckpointError(f"{path} is not a Wan2.2 VAE file: {exc}") from exc
     check_state_dict(model.state_dict(), converted, path)
-    tensors = {k: v.to(device=device, dtype=dtype or v.dtype).contiguous() for k, v in converted.items()}
-    model.load_state_dict(tensors, strict=True, assign=True)
-    return WanVAE(model.eval().requires_grad_(False))
-
-
-def cache_to_dict(feat_map: list, batch: int) -> dict[str, torch.Tensor]:
-    """The decoder's causal slots as the pipeline's cache (a dict of tensors, dim 0 = batch).
-
-    Slot i holding features -> "slot.i"; holding Wan's "Rep" marker (a temporal upsampler that has
-    seen only the very first latent frame) -> "rep.i"; unused slots are absent.
-    """
-    out: dict[str, torch.Tensor] = {}
-    for i, f in enumerate(feat_map):
-        if isinstance(f, torch.Tensor):
-            out[f"slot.{i}"] = f
-        elif f == "Rep":
-            out[f"rep.{i}"] = torch.ones(batch, dtype=torch.bool)
-    return out
-
-
-def cache_from_dict(cache: dict[str, torch.Tensor] | None, n_slots: int) -> list:
-    feat_map: list = [None] * n_slots
-    for key, value in (cache or {}).items():
-        kind, idx = key.split(".")
-        if int(idx) >= n_slots:
-            raise ValueError(f"VAE cache slot {key!r} does not exist in this decoder ({n_slots} slots)")
-        feat_map[int(idx)] = value if kind == "slot" else "Rep"
-    return feat_map
+    placed = {k: v.to(device=device, dtype=dtype or v.dtype).contiguous() for k, v in state.items()}
+    model.load_state_dict(convert_wan_vae_state_dict(placed, config["num_res_blocks"]), strict=True, assign=True)
+    # The streaming decoder reads Wan's names and shares the very same tensors (no second copy).
+    with torch.device("meta"):
+        decoder = WanStreamDecoder(dim=config["decoder_base_dim"], z_dim=config["z_dim"],
+                                   dim_mult=config["dim_mult"], num_res_blocks=config["num_res_blocks"],
+                                   temporal_upsample=config["temperal_downsample"][::-1],
+                                   out_channels=config["out_channels"], patch_size=config["patch_size"])
+    decoder.load_state_dict({k: v for k, v in placed.items() if k in decoder.state_dict()}, strict=True, assign=True)
+    return WanVAE(model.eval().requires_grad_(False), decoder.eval().requires_grad_(False))
 
 
 class WanVAE(VideoVAE):
@@ -126,17 +111,18 @@ class WanVAE(VideoVAE):
     spatial_compression = 16
     temporal_compression = 4
 
-    def __init__(self, autoencoder: torch.nn.Module, frames_per_call: int = 8):
+    def __init__(self, autoencoder: torch.nn.Module, decoder: WanStreamDecoder):
         super().__init__()
-        self.model = autoencoder
-        self.frames_per_call = int(frames_per_call)
+        self.model = autoencoder  # diffusers AutoencoderKLWan: encode (and the reference decode)
+        self.decoder = decoder  # streaming decode, same tensors as self.model.decoder
         z = int(autoencoder.config.z_dim)
         self.latent_channels = z
-        mean = torch.tensor(WAN22_LATENTS_MEAN if z == 48 else [0.0] * z).view(1, z, 1, 1, 1)
-        std = torch.tensor(WAN22_LATENTS_STD if z == 48 else [1.0] * z).view(1, z, 1, 1, 1)
+        dev = decoder.conv2.weight.device
+        # Other z_dims only occur in scaled-down test files; they get the identity normalisation.
+        mean = torch.tensor(WAN22_LATENTS_MEAN if z == 48 else [0.0] * z, device=dev).view(1, z, 1, 1, 1)
+        std = torch.tensor(WAN22_LATENTS_STD if z == 48 else [1.0] * z, device=dev).view(1, z, 1, 1, 1)
         self.register_buffer("latents_mean", mean, persistent=False)
         self.register_buffer("latents_std", std, persistent=False)
-        self._n_slots = _count_causal_convs(autoencoder.decoder)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -156,6 +142,15 @@ class WanVAE(VideoVAE):
         return (mu.float() - self.latents_mean.to(mu.device)) / self.latents_std.to(mu.device)
 
     # ------------------------------------------------------------------ decode
+    @property
+    def frames_per_call(self) -> int:
+        """Latent frames per decoder call (the first frame of a stream always goes alone)."""
+        return self.decoder.frames_per_call
+
+    @frames_per_call.setter
+    def frames_per_call(self, n: int) -> None:
+        self.decoder.frames_per_call = int(n)
+
     @torch.no_grad()
     def decode_chunk(
         self, latents: torch.Tensor, cache: dict[str, torch.Tensor] | None = None
@@ -163,35 +158,14 @@ class WanVAE(VideoVAE):
         """Decodes the next latents of a stream: (B, 48, n, h, w) -> (pixels (B, 3, T, H, W) in [-1, 1], cache).
 
         T = 1 + 4 (n - 1) for the first chunk of a stream (cache None) and 4 n afterwards. The
-        returned cache is a new dict (the one passed in is not modified), so branching a stream is
-        just reusing a cache.
+        cache is a dict of tensors with the batch in dim 0; the one passed in is not modified,
+        so branching a stream is reusing a cache.
         """
-        feat_map = cache_from_dict(cache, self._n_slots)
-        started = cache is not None
-        z = latents.to(self.device, torch.float32) * self.latents_std.to(self.device) + self.latents_mean.to(self.device)
-        x = self.model.post_quant_conv(z.to(self.dtype))  # 1x1x1: no temporal context
-        pieces = []
-        if not started:
-            pieces.append((x[:, :, :1], True))
-            x = x[:, :, 1:]
-        step = max(1, self.frames_per_call)
-        pieces += [(x[:, :, i:i + step], False) for i in range(0, x.shape[2], step)]
-        outs = []
-        for piece, first in pieces:
-            outs.append(self.model.decoder(piece, feat_cache=feat_map, feat_idx=[0], first_chunk=first))
-        out = torch.cat(outs, 2) if len(outs) > 1 else outs[0]
-        from diffusers.models.autoencoders.autoencoder_kl_wan import unpatchify
-
-        out = unpatchify(out, patch_size=self.model.config.patch_size)
-        return out.clamp_(-1.0, 1.0), cache_to_dict(feat_map, latents.shape[0])
+        dev = self.latents_mean.device
+        z = latents.to(dev, torch.float32) * self.latents_std + self.latents_mean
+        return self.decoder(z, cache)
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """One-shot decode of a whole latent video (a fresh stream)."""
         return self.decode_chunk(latents, None)[0]
-
-
-def _count_causal_convs(module: torch.nn.Module) -> int:
-    from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d
-
-    return sum(isinstance(m, WanCausalConv3d) for m in module.modules())
