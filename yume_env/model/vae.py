@@ -64,13 +64,18 @@ class VideoVAE(nn.Module, ABC):
 
 
 def split_cache(cache: VAECache | None, batch: int) -> list[VAECache | None]:
+    """Per-world caches from a batched one (one world: the cache itself, whatever its type)."""
+    if batch == 1:
+        return [cache]
     if cache is None:
         return [None] * batch
     return [{k: v[i : i + 1].clone() for k, v in cache.items()} for i in range(batch)]
 
 
 def stack_caches(caches: list[VAECache | None]) -> VAECache | None:
-    """One batched cache from per-world caches (all None -> None; a mix is a bug)."""
+    """One batched cache from per-world caches (all None -> None; a mix is a bug; one world: as is)."""
+    if len(caches) == 1:
+        return caches[0]
     if all(c is None for c in caches):
         return None
     if any(c is None for c in caches):
