@@ -1,0 +1,53 @@
+"""`yume-env record`: writes the video and a JSON log that replays to identical frames."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from test_env_support import tiny_world_dir
+
+from yume_env.cli import main
+from yume_env.env.video import read_video
+
+
+def test_record_writes_video_and_log_that_replays_identically(tmp_path, capsys):
+    out, log = tmp_path / "episode.gif", tmp_path / "actions.json"
+    rc = main(["record", "--model", tiny_world_dir(), "--actions", "W,W+A →,↑", "--event-at", "1:night falls",
+               "--seed", "3", "--out", str(out), "--log", str(log), "--no-overlay", "--upscale", "1"])
+    assert rc == 0 and f"wrote {out}" in capsys.readouterr().out
+    data = json.loads(log.read_text())
+    assert data["actions"] == [[1, 0], [5, 1], [0, 3]] and data["events"] == [[1, "night falls"]] and data["seed"] == 3
+    replay = tmp_path / "replay.gif"
+    assert main(["record", "--model", tiny_world_dir(), "--agent", str(log), "--out", str(replay),
+                 "--no-overlay", "--upscale", "1"]) == 0
+    a, b = read_video(out), read_video(replay)
+    assert a.shape == (1 + 3 * 2, 64, 64, 3)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_record_default_tour_writes_an_mp4_with_every_frame(tmp_path):
+    out = tmp_path / "tour.mp4"
+    assert main(["record", "--model", tiny_world_dir(), "--steps", "4", "--out", str(out)]) == 0
+    video = read_video(out)
+    assert video.shape[0] == 1 + 4 * 2 and video.shape[2] == 256
+    assert json.loads(out.with_suffix(".json").read_text())["action_text"][0] == "W ·"
+
+
+def test_tour_plan_walks_turns_looks_and_triggers_an_event():
+    from yume_env.env.policies import builtin_script
+
+    script = builtin_script("tour", None, seed=0)
+    keys, cams = set(script.actions[:, 0]), set(script.actions[:, 1])
+    assert len(script.actions) == 48 and 1 in keys and {1, 2, 3, 4} <= cams and script.events
+
+
+def test_record_rejects_a_malformed_event_at(tmp_path):
+    with pytest.raises(ValueError, match="STEP:TEXT"):
+        main(["record", "--model", tiny_world_dir(), "--event-at", "soon:rain", "--out", str(tmp_path / "x.mp4")])
+
+
+def test_record_rejects_unknown_agents(tmp_path):
+    with pytest.raises(ValueError, match="random, forward, lookaround, tour"):
+        main(["record", "--model", tiny_world_dir(), "--agent", "wander", "--out", str(tmp_path / "x.mp4")])

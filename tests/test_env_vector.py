@@ -1,0 +1,140 @@
+"""YumeWorldVectorEnv (gym.make_vec) and the SB3 adapter on the tiny random world."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.vector import AutoresetMode
+from test_env_support import tiny_world_dir
+
+import yume_env  # noqa: F401
+
+
+def make_vec(n=3, **kwargs):
+    return gym.make_vec("YumeWorld-v0", num_envs=n, model=tiny_world_dir(), **kwargs)
+
+
+def test_make_vec_uses_the_batched_class_with_same_step_autoreset():
+    env = make_vec(2, max_episode_steps=5)
+    assert type(env).__name__ == "YumeWorldVectorEnv"
+    assert env.metadata["autoreset_mode"] is AutoresetMode.SAME_STEP
+    assert env.max_episode_steps == 5
+    assert env.action_space == gym.spaces.MultiDiscrete([[9, 9]] * 2)
+    assert env.single_observation_space.shape == (64, 64, 3)
+
+
+def test_vector_env_equals_single_envs_run_with_the_same_seeds():
+    actions = np.array([[[1, 0], [5, 1], [0, 3]], [[2, 2], [1, 1], [4, 0]]])  # (steps, worlds, 2)
+    vec = make_vec(3)
+    obs, info = vec.reset(seed=10)
+    vec_frames = [info["frames"]]
+    for a in actions:
+        obs, reward, term, trunc, info = vec.step(a)
+        vec_frames.append(info["frames"])
+    for i in range(3):
+        single = gym.make("YumeWorld-v0", model=tiny_world_dir(), disable_env_checker=True)
+        s_obs, s_info = single.reset(seed=10 + i)
+        np.testing.assert_array_equal(vec_frames[0][i], s_info["frames"])
+        for t, a in enumerate(actions):
+            s_obs, *_, s_info = single.step(a[i])
+            np.testing.assert_array_equal(vec_frames[t + 1][i], s_info["frames"])
+        np.testing.assert_array_equal(obs[i], s_obs)
+        np.testing.assert_array_equal(info["pose"][i], s_info["pose"])
+
+
+def test_same_step_autoreset_returns_the_new_episode_and_the_final_observation():
+    vec = make_vec(2, max_episode_steps=2)
+    vec.reset(seed=0)
+    obs, _, term, trunc, info = vec.step(np.ones((2, 2), dtype=np.int64))
+    assert not trunc.any() and "final_obs" not in info
+    last, _, term, trunc, info = vec.step(np.ones((2, 2), dtype=np.int64))
+    assert trunc.all() and not term.any()
+    assert info["_final_obs"].all() and info["final_obs"][0].shape == (64, 64, 3)
+    assert info["final_info"][1]["step"] == 2 and (info["step"] == 0).all()
+    np.testing.assert_array_equal(last[0], info["frames"][0][-1])  # the new episode's start frame
+    *_, info = vec.step(np.ones((2, 2), dtype=np.int64))
+    assert (info["step"] == 1).all()
+
+
+def test_vector_reset_options_per_world_and_reset_mask():
+    vec = make_vec(2)
+    obs, info = vec.reset(seed=0, options=[{"event": "night falls"}, None])
+    assert list(info["event"]) == ["night falls", info["event"][1]]
+    vec.step(np.ones((2, 2), dtype=np.int64))
+    _, info = vec.reset(options={"reset_mask": np.array([False, True]), "event": "thick fog rolls in"})
+    assert list(info["_step"]) == [False, True] and info["event"][1] == "thick fog rolls in"
+    *_, info = vec.step(np.ones((2, 2), dtype=np.int64))
+    assert list(info["step"]) == [2, 1] and info["event"][0] == "night falls"
+
+
+def test_vector_set_event_and_get_state_per_world():
+    vec = make_vec(2)
+    vec.reset(seed=0, options={"event": ""})
+    vec.set_event("it starts to snow", index=1)
+    *_, info = vec.step(np.zeros((2, 2), dtype=np.int64))
+    assert list(info["event"]) == ["", "it starts to snow"]
+    snap = vec.get_state(1)
+    assert snap.event == "it starts to snow" and snap.step == 1
+
+
+@pytest.mark.parametrize("bad", [np.ones((3, 2), int), np.ones((2,), int), np.full((2, 2), 9), np.ones((2, 2)) * 0.5])
+def test_wrong_vector_actions_raise_with_the_expected_shape(bad):
+    vec = make_vec(2)
+    vec.reset(seed=0)
+    with pytest.raises(ValueError, match=r"shape \(2, 2\)"):
+        vec.step(bad)
+
+
+def test_flat_vector_actions_step_like_pairs():
+    pairs, flat = make_vec(2), make_vec(2, flatten_actions=True)
+    pairs.reset(seed=1)
+    flat.reset(seed=1)
+    a = pairs.step(np.array([[5, 1], [0, 2]]))[4]["frames"]
+    b = flat.step(np.array([5 * 9 + 1, 2]))[4]["frames"]
+    np.testing.assert_array_equal(a, b)
+
+
+def test_sb3_adapter_reports_terminal_observation_and_truncation():
+    from yume_env.env.sb3 import Sb3VecEnvAdapter
+
+    venv = Sb3VecEnvAdapter(make_vec(2, max_episode_steps=1))
+    venv.seed(3)
+    obs = venv.reset()
+    assert obs.shape == (2, 64, 64, 3) and obs.dtype == np.uint8
+    venv.step_async(np.array([[1, 0], [2, 0]]))
+    obs, rewards, dones, infos = venv.step_wait()
+    assert dones.all() and rewards.dtype == np.float32
+    assert infos[0]["terminal_observation"].shape == (64, 64, 3) and infos[0]["TimeLimit.truncated"] is True
+    assert venv.env_method("set_event", "night falls", indices=[0]) == [None]
+    assert venv.get_attr("frame_size") == [(64, 64), (64, 64)]
+
+
+def test_sb3_adapter_trains_ppo_with_a_cnn_policy():
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+
+    from yume_env.env.sb3 import Sb3VecEnvAdapter
+
+    class TinyCNN(BaseFeaturesExtractor):
+        def __init__(self, space, features_dim=16):
+            super().__init__(space, features_dim)
+            self.net = torch.nn.Sequential(
+                torch.nn.Conv2d(3, 8, 8, stride=8), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.LazyLinear(features_dim)
+            )
+            with torch.no_grad():
+                self.net(torch.zeros(1, *space.shape))
+
+        def forward(self, x):
+            return self.net(x)
+
+    venv = Sb3VecEnvAdapter(make_vec(2, max_episode_steps=16, reward_fn=lambda ctx: float(ctx.action[0] == 1)))
+    model = PPO(
+        "CnnPolicy", venv, n_steps=32, batch_size=32, n_epochs=1, seed=0, device="cpu",
+        policy_kwargs={"features_extractor_class": TinyCNN, "features_extractor_kwargs": {"features_dim": 16}},
+    )
+    model.learn(total_timesteps=192)
+    assert model.num_timesteps >= 192
+    action, _ = model.predict(venv.reset())
+    assert action.shape == (2, 2)
