@@ -94,3 +94,12 @@ def test_build_vae_names_the_unknown_type():
 def test_tiny_vae_rejects_a_config_with_other_compression():
     with pytest.raises(ValueError, match="spatial_compression 8"):
         build_vae({"type": "tiny", "spatial_compression": 16}, 16)
+
+
+def test_the_tiny_preset_builds_the_tiny_vae_with_its_widths():
+    from yume_env.model import WorldModelConfig
+
+    cfg = WorldModelConfig.preset("tiny")
+    vae = build_vae(cfg.vae, cfg.latent_channels)
+    assert isinstance(vae, TinyVAE) and vae.channels == tuple(cfg.vae.get("channels", vae.channels))
+    assert vae.latent_channels == cfg.latent_channels and cfg.latent_hw == (8, 8)

@@ -89,12 +89,12 @@ class TinyVAE(VideoVAE):
     @classmethod
     def from_config(cls, vae_config: dict, latent_channels: int) -> "TinyVAE":
         """From `config.vae` ({"type": "tiny", "spatial_compression": 8, "temporal_compression": 1,
-        "hidden_channels": [c0, c1, c2], "latent_channels": C}); widths default to DEFAULT_CHANNELS."""
+        "channels": [c0, c1, c2], "latent_channels": C}); widths default to DEFAULT_CHANNELS."""
         for key, want in (("spatial_compression", cls.spatial_compression), ("temporal_compression", cls.temporal_compression),
                           ("latent_channels", latent_channels)):
             if int(vae_config.get(key, want)) != want:
                 raise ValueError(f"the tiny VAE has {key} {want}, config.vae asks for {vae_config[key]}")
-        return cls(latent_channels, vae_config.get("hidden_channels", DEFAULT_CHANNELS))
+        return cls(latent_channels, vae_config.get("channels", DEFAULT_CHANNELS))
 
     def set_latent_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         """Per-channel statistics of raw latents (the VAE training stage measures them)."""
