@@ -47,7 +47,10 @@ async function claim() {
     play.token = data.token;
     play.config = data.config;
     sessionStorage.setItem(TOKEN_KEY, data.token);
-    $("world-name").textContent = data.config.model || "default world";
+    const model = data.config.model;
+    $("world-name").textContent = model ? model.split(/[\\/]/).filter(Boolean).pop() : "default world";
+    $("world-name").title = model || "the shipped default world";
+    $("replay-command").textContent = `yume-env record${model ? ` --model ${model}` : ""} --agent yume-play-actions.json`;
     banner("");
     updateDownloads();
     openStream();
