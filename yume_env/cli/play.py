@@ -64,7 +64,5 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("\nstopping", file=sys.stderr)
     finally:
-        server.session.hub.close()
-        server.server_close()
-        server.session.close()
+        server.close()
     return 0

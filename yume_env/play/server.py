@@ -110,13 +110,16 @@ class PlayServer(ThreadingHTTPServer):
 
     def start_thread(self) -> threading.Thread:
         """Serves in a daemon thread (tests, notebooks); `close()` stops it."""
-        thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
-        thread.start()
-        return thread
+        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+        self._thread.start()
+        return self._thread
 
     def close(self) -> None:
-        self.session.hub.close()  # ends the open event streams
-        self.shutdown()
+        """Ends the event streams, the serving thread (if `start_thread` made one) and the session."""
+        self.session.hub.close()
+        if getattr(self, "_thread", None) is not None:
+            self.shutdown()  # only returns once serve_forever has stopped, so only when it runs
+            self._thread.join(timeout=10)
         self.server_close()
         self.session.close()
 
