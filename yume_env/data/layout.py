@@ -29,6 +29,8 @@ CAMERA_NAMES = {
     "↑→": "up_right", "↑←": "up_left", "↓→": "down_right", "↓←": "down_left",
 }
 DEFAULT_FPS = 8
+CRF = 10
+PIXEL_FORMAT = "yuv444p"
 
 
 class ClipError(ValueError):
@@ -93,13 +95,19 @@ def _save_npy(path: Path, arr: np.ndarray) -> None:
     _atomic(path, write)
 
 
-def write_video(path: Path, frames: np.ndarray, fps: int = DEFAULT_FPS, crf: int = 12) -> None:
-    """H.264 mp4 of uint8 (N, H, W, 3) frames (sides multiples of 16 avoid resizing)."""
+def write_video(path: Path, frames: np.ndarray, fps: int = DEFAULT_FPS, crf: int = CRF,
+                pixelformat: str = PIXEL_FORMAT) -> None:
+    """H.264 mp4 of uint8 (N, H, W, 3) frames (sides multiples of 16 avoid resizing).
+
+    yuv444p (full-resolution colour) by default: at 64x64, 4:2:0 chroma subsampling smears the
+    colour edges the world model must learn (mean error ~5 vs ~1.5 grey levels at crf 10). Pass
+    pixelformat="yuv420p" for files that browsers play.
+    """
     import imageio.v2 as iio
 
     def write(tmp):
         w = iio.get_writer(tmp, format="FFMPEG", fps=fps, codec="libx264", macro_block_size=16,
-                           pixelformat="yuv420p", ffmpeg_params=["-crf", str(crf)])
+                           pixelformat=pixelformat, ffmpeg_params=["-crf", str(crf)])
         try:
             for f in frames:
                 w.append_data(np.ascontiguousarray(f))
