@@ -26,7 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from yume_env.model.config import WorldModelConfig
-from yume_env.model.dit_blocks import Head, WanBlock, sinusoidal_embedding
+from yume_env.model.dit_blocks import Head, WanBlock, linear_f32, sinusoidal_embedding
 from yume_env.model.rope import grid_positions, rope_freqs
 from yume_env.model.tscm import BandPlan, get_schedule, plan_history
 from yume_env.model.tscm_memory import MemoryRead, MemoryState, stack_memory
@@ -165,9 +165,9 @@ class WanDiT(nn.Module):
     # ------------------------------------------------------------------ embeddings
     def _time(self, timestep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """timestep (N,) -> time embedding (N, dim) and modulation (N, 6, dim), float32."""
-        sin = sinusoidal_embedding(self.config.freq_dim, timestep).to(self.dtype)
-        e = self.time_embedding(sin).float()
-        e0 = self.time_projection(e.to(self.dtype)).float().unflatten(1, (6, self.config.dim))
+        te, tp = self.time_embedding, self.time_projection
+        e = linear_f32(te[2], F.silu(linear_f32(te[0], sinusoidal_embedding(self.config.freq_dim, timestep))))
+        e0 = linear_f32(tp[1], F.silu(e)).unflatten(1, (6, self.config.dim))
         return e, e0
 
     def _context(self, context: torch.Tensor) -> torch.Tensor:
@@ -387,10 +387,12 @@ def _history_mask(valid: torch.Tensor) -> torch.Tensor:
 
 
 def _joint_mask(valid: torch.Tensor, S: int, causal: bool) -> torch.Tensor:
-    """Mask (B, 1, H+S, H+S) for [history | current]: no query sees padding keys; in causal mode
-    history queries do not see current keys."""
+    """Mask for [history | current]: no query sees padding keys ((B, 1, 1, H+S) in global mode);
+    in causal mode history queries do not see current keys ((B, 1, H+S, H+S))."""
     B, H = valid.shape
-    hist_rows = torch.cat([_history_mask(valid)[:, 0], valid.new_zeros(B, H, S) if causal else valid.new_ones(B, H, S)], 2)
+    if not causal:  # padding queries still see the current tokens, so every row stays finite
+        return torch.cat([valid, valid.new_ones(B, S)], 1)[:, None, None, :]
+    hist_rows = torch.cat([_history_mask(valid)[:, 0], valid.new_zeros(B, H, S)], 2)
     cur_rows = torch.cat([valid[:, None, :].expand(B, S, H), valid.new_ones(B, S, S)], 2)
     return torch.cat([hist_rows, cur_rows], 1)[:, None]
 

@@ -28,6 +28,13 @@ def sinusoidal_embedding(dim: int, t: torch.Tensor) -> torch.Tensor:
     return torch.cat([ang.cos(), ang.sin()], dim=1).float()
 
 
+def linear_f32(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """A Linear computed in float32 whatever its weight dtype (Wan runs its timestep embedding,
+    modulation and head under float32 autocast, so bf16 weights keep full-precision math)."""
+    bias = None if layer.bias is None else layer.bias.float()
+    return F.linear(x.float(), layer.weight.float(), bias)
+
+
 class RMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float = 1e-5):
         super().__init__()
@@ -178,5 +185,5 @@ class Head(nn.Module):
     def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         """x (B, S, dim) float32, e (B, dim) float32 time embedding of the chunk -> (B, S, out)."""
         shift, scale = (self.modulation.float() + e.unsqueeze(1)).unbind(1)  # (B, dim) each
-        h = self.norm(x) * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)
-        return self.head(h.to(self.head.weight.dtype)).float()
+        h = torch.addcmul(shift.unsqueeze(1), self.norm(x), 1 + scale.unsqueeze(1))
+        return linear_f32(self.head, h)
