@@ -66,10 +66,11 @@ class WorldModel:
         start_frames: dict[str, np.ndarray] | None = None,
     ):
         self.config = config
-        self.dit = dit.eval().requires_grad_(False)
-        self.vae = vae.eval().requires_grad_(False)
+        # eval mode for stepping (which runs under no_grad); trainers call .train() on the parts
+        self.dit = dit.eval()
+        self.vae = vae.eval()
         self._text = text
-        self.task_head = None if task_head is None else task_head.eval().requires_grad_(False)
+        self.task_head = None if task_head is None else task_head.eval()
         self.start_frames = start_frames
 
     # ---- construction ----------------------------------------------------------------------------
