@@ -102,14 +102,18 @@ def cell_info(b: Backend, ix, iz, seed):
 
 
 def is_free(b: Backend, x, z, seed, radius: float = 0.0):
-    """True where a disc of `radius` metres at (x, z) touches no building (4 corner samples)."""
-    free = None
-    for ox, oz in ((-radius, -radius), (-radius, radius), (radius, -radius), (radius, radius)):
-        ix = b.i(b.xp.floor((x + ox) / CELL))
-        iz = b.i(b.xp.floor((z + oz) / CELL))
-        h, _, _ = cell_info(b, ix, iz, seed)
-        f = h <= 0.0
-        free = f if free is None else free & f
-        if radius == 0.0:
-            break
-    return free
+    """True where a disc of `radius` metres at (x, z) touches no building (checks its 4 corners).
+
+    x, z: float arrays of one shape; seed broadcasts against them. One `cell_info` call for all
+    corners (this runs every sub-frame, so small-array call overhead matters on the CPU).
+    """
+    if radius == 0.0:
+        h, _, _ = cell_info(b, b.i(b.xp.floor(x / CELL)), b.i(b.xp.floor(z / CELL)), seed)
+        return h <= 0.0
+    off = b.asarray(np.array([-radius, radius, -radius, radius], dtype=np.float64))
+    offz = b.asarray(np.array([-radius, -radius, radius, radius], dtype=np.float64))
+    cx = b.i(b.xp.floor((x[..., None] + off) / CELL))
+    cz = b.i(b.xp.floor((z[..., None] + offz) / CELL))
+    seed = b.expand_dims(seed, -1) if hasattr(seed, "ndim") and seed.ndim else seed
+    h, _, _ = cell_info(b, cx, cz, seed)
+    return (h <= 0.0).all(-1) if b.name == "numpy" else (h <= 0.0).all(dim=-1)

@@ -1,8 +1,9 @@
-"""The per-camera colour table: every pixel is a material id times a scalar shade.
+"""The per-camera colour tables: every pixel is (material id, shade level, haze level) -> RGB.
 
-Building the frame as `table[material] * shade` keeps the per-pixel work in scalar (H, W) arrays
-and applies the events (snow, rain, night, lights) once per camera to a table of ~30 colours
-instead of to every pixel. Ids >= SKY0 are the sky colour of each image row (the gradient).
+Materials carry the events (snow, rain, night, lights), applied once per camera to a table of
+~90 colours instead of to every pixel. Ids >= SKY0 are the sky gradient, by elevation level.
+`colour_lut` then expands the table over quantized shade and haze levels into a uint8 lookup
+table, so a frame is one gather: no float RGB arrays per pixel (the dearest part on a CPU).
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ ROAD, SIDEWALK, GRASS, PLAZA, LANE, CROSSWALK = 13, 14, 15, 16, 17, 18
 SKYLINE = 19
 LAMP_POLE, LAMP_HEAD, TRUNK, CROWN, BEACON, BEACON_STRIPE, BEACON_TOP, GHOST = range(20, 28)
 SKY0 = 28
+SKY_LEVELS = 64  # sky gradient steps between the horizon and the zenith colour
+SKY_SCALE = 1.6 * (SKY_LEVELS - 1)  # elevation tangent -> sky level (the zenith colour from tan = 1/1.6)
+N_MATERIALS = SKY0 + SKY_LEVELS
+SHADE_LEVELS, SHADE_MAX = 32, 2.0  # shade in [0, SHADE_MAX] (walls < 1, the sun's glow > 1)
+HAZE_LEVELS = 32  # haze/fog mix in [0, 1]
 
 _BASE = np.zeros((SKY0, 3), dtype=np.float32)
 _BASE[:N_FACADE] = PALETTE
@@ -57,11 +63,10 @@ STORM_GREY = 0.62
 NIGHT_DARK = 0.85  # share of light lost at night by non-emissive materials
 
 
-def material_table(b: Backend, effects, sun_up, a_rows):
-    """(B, SKY0 + H, 3) float32 colours in [0, 1] for each camera's events, sun and row elevations.
+def material_table(b: Backend, effects, sun_up):
+    """(B, N_MATERIALS, 3) float32 colours in [0, 1] for each camera's events and sun.
 
-    effects: (B, len(EFFECTS)); sun_up: (B,) sine of the sun elevation; a_rows: (B, H) elevation
-    tangent of each image row.
+    effects: (B, len(EFFECTS)); sun_up: (B,) sine of the sun elevation.
     """
     xp = b.xp
     fx = {name: effects[:, i][:, None, None] for i, name in enumerate(EFFECTS)}
@@ -85,7 +90,7 @@ def material_table(b: Backend, effects, sun_up, a_rows):
     t = xp.where(ids == LIT_WINDOW, t[:, GLASS:GLASS + 1] * (1 - fx["night"]) + b.asarray(_BASE[LIT_WINDOW]) * fx["night"], t)
     t = xp.where(ids == SKYLINE, t * (1 - fx["night"]) + b.asarray(NIGHT_SKY) * (0.6 * fx["night"]), t)
     # Sky rows: the day gradient, night, then storm grey for snow and rain.
-    s = b.clip(a_rows * 1.6, 0.0, 1.0)[..., None]  # (B, H, 1)
+    s = (b.arange(SKY_LEVELS, b.f32) / (SKY_LEVELS - 1))[None, :, None]  # (1, SKY_LEVELS, 1)
     sky = b.asarray(SKY_HORIZON) * (1 - s) + b.asarray(SKY_ZENITH) * s
     n = fx["night"]
     sky = sky * (1 - n) + b.asarray(NIGHT_SKY) * n
@@ -93,6 +98,17 @@ def material_table(b: Backend, effects, sun_up, a_rows):
     sky = sky * (1 - grey) + STORM_GREY * (1 - 0.8 * n) * grey
     t = xp.where(ids == SKYLINE, t * (1 - grey) + STORM_GREY * 0.85 * grey * dark, t)
     return b.cat([t, sky], 1)
+
+
+def colour_lut(b: Backend, effects, sun_up):
+    """(B * N_MATERIALS * SHADE_LEVELS * HAZE_LEVELS, 3) uint8: index ((B_i * N + mat) * S + shade) * H + haze."""
+    table = material_table(b, effects, sun_up)  # (B, N, 3)
+    shade = b.arange(SHADE_LEVELS, b.f32) * (SHADE_MAX / (SHADE_LEVELS - 1))
+    haze = (b.arange(HAZE_LEVELS, b.f32) / (HAZE_LEVELS - 1))[None, None, None, :, None]
+    lit = table[:, :, None, None, :] * shade[None, None, :, None, None]  # (B, N, S, 1, 3)
+    target = haze_colour(b, effects)[:, None, None, None, :]
+    lut = (lit * (1 - haze) + target * haze) * 255.0 + 0.5
+    return b.to_u8(b.clip(lut, 0.0, 255.0)).reshape(-1, 3)
 
 
 def haze_colour(b: Backend, effects):

@@ -28,9 +28,9 @@ def sub_frame_move(b: Backend, x, z, yaw, pitch, keys, cams, seed, sub_frames: i
     sy, cy = xp.sin(yaw), xp.cos(yaw)
     nx = x + sy * fwd + cy * right
     nz = z + cy * fwd - sy * right
-    both = is_free(b, nx, nz, seed, BODY_RADIUS)
-    only_x = is_free(b, nx, z, seed, BODY_RADIUS)
-    only_z = is_free(b, x, nz, seed, BODY_RADIUS)
+    # The full move, the x part and the z part, checked together: (B, 3).
+    free = is_free(b, b.stack([nx, nx, x], -1), b.stack([nz, z, nz], -1), b.expand_dims(seed, -1), BODY_RADIUS)
+    both, only_x, only_z = free[:, 0], free[:, 1], free[:, 2]
     new_x = xp.where(both | only_x, nx, x)
     new_z = xp.where(both | (~only_x & only_z), nz, z)
     new_yaw = yaw + cm[:, 0] * (turn_speed / sub_frames)

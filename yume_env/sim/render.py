@@ -143,20 +143,19 @@ class Renderer:
             depth[:, :r1] = xp.where(sky, xp.where(smat == M.SKYLINE, SKYLINE_DEPTH, BIG), depth[:, :r1])
         mat, shade, depth = self._sprites(st, a, sy, cy, mat, shade, depth, fx)
 
-        # Colour, channel-first (3, B, H, W): broadcasting a trailing axis of 3 is slow in numpy.
-        table = self._memo("table", (st.effects, st.sun, st.pitch),
-                           lambda: M.material_table(b, st.effects, st.sun[:, 1], a_rows) * 255.0)  # (B, SKY0 + H, 3)
-        nm = table.shape[1]
-        flat = b.f(table.reshape(-1, 3).T)  # (3, B * nm)
-        flat = flat.contiguous() if b.name == "torch" else np.ascontiguousarray(flat)
-        idx = mat + (b.arange(mat.shape[0]) * nm)[:, None, None]
-        col = flat[:, idx] * shade[None]
-        if pool is not None:
-            col = col + pool[None] * (self.pool_rgb * 128.0)[:, None, None, None]
-        col = self._fog(st, col, depth, fx)
-        col = self._precipitation(st, col, fx)
-        col = b.to_u8(b.clip(col + 0.5, 0.0, 255.0))
-        return col.permute(1, 2, 3, 0).contiguous() if b.name == "torch" else np.ascontiguousarray(col.transpose(1, 2, 3, 0))
+        # Colour: one gather from the per-camera uint8 lookup table (material, shade, haze).
+        lut = self._memo("lut", (st.effects, st.sun), lambda: M.colour_lut(b, st.effects, st.sun[:, 1]))
+        mix = self._haze(depth, fx)
+        s_lvl = b.i(b.clip(shade * ((M.SHADE_LEVELS - 1) / M.SHADE_MAX) + 0.5, 0.0, M.SHADE_LEVELS - 1))
+        h_lvl = b.i(mix * (M.HAZE_LEVELS - 1) + 0.5)
+        mat = mat + (b.arange(mat.shape[0]) * M.N_MATERIALS)[:, None, None]
+        col = lut[(mat * M.SHADE_LEVELS + s_lvl) * M.HAZE_LEVELS + h_lvl]  # (B, H, W, 3) uint8
+        if pool is not None or b.any(st.effects[:, [EFFECTS.index("snow"), EFFECTS.index("rain")]] > 0):
+            col = b.f(col)
+            if pool is not None:  # warm light pools under the lamps (fading with the haze)
+                col = col + (pool * (1 - mix) * 128.0)[..., None] * self.pool_rgb
+            col = b.to_u8(b.clip(self._precipitation(st, col, fx) + 0.5, 0.0, 255.0))
+        return col
 
     # ------------------------------------------------------------------------------------
     def _walls(self, st, dirx, dirz):
@@ -286,7 +285,8 @@ class Renderer:
         bucket = b.i(xp.floor(az * (20.0 / math.pi)))
         sk = 0.02 + 0.09 * hash_unit(b, bucket, bucket * 0, st.seed[:, None], 9)
         skyline = a < sk[:, None, :]
-        mat = xp.where(skyline, M.SKYLINE, M.SKY0 + self.rows[None, : a.shape[1], None])
+        level = b.i(b.clip(a * M.SKY_SCALE, 0.0, M.SKY_LEVELS - 1))  # (B, rows, 1) sky gradient step
+        mat = xp.where(skyline, M.SKYLINE, M.SKY0 + level)
         return mat, xp.where(skyline, 1.0, shade)
 
     def _sprites(self, st, a, sy, cy, mat, shade, depth, fx):
@@ -302,13 +302,15 @@ class Renderer:
         sdepth = rx * sy[:, None] + rz * cy[:, None]  # (B, S) distance along the view axis
         slat = rx * cy[:, None] - rz * sy[:, None]  # (B, S) lateral offset, > 0 right
         ok = (sdepth > 0.3) & (sdepth < MAX_RANGE) & (par[:, :, S.P_VALID] > 0)
+        if b.name == "numpy":  # drop sprites behind, too far or absent for every camera (most of them)
+            keep = np.nonzero(ok.any(0))[0]
+            sdepth, slat, par, ok = sdepth[:, keep], slat[:, keep], par[:, keep], ok[:, keep]
         lateral = self.x_ndc[None, None, :] * sdepth[:, :, None] - slat[:, :, None]  # (B, S, W)
         cover = (xp.abs(lateral) < par[:, :, S.P_HALF_WIDTH, None]) & ok[:, :, None]
         dm = xp.where(cover, sdepth[:, :, None], BIG)
         i1 = b.argmin(dm, 1)  # (B, 1, W) nearest sprite per column
         dm2 = xp.where(b.arange(dm.shape[1])[None, :, None] == i1, BIG, dm)
         i2 = b.argmin(dm2, 1)
-        ghost_idx = par.shape[1] - 1
         W = self.width
         for idx, dmat in ((i2, dm2), (i1, dm)):
             d = b.take(dmat, idx, 1)  # (B, 1, W)
@@ -317,23 +319,28 @@ class Renderer:
                 continue
             p = b.take(par, idx[:, 0, :, None], 1)  # (B, W, P)
             lat = b.take(lateral, idx, 1)  # (B, 1, W)
-            cols = None  # numpy: shade only the columns that have a sprite (usually a minority)
+            # numpy: shade only the columns with a sprite and the rows it can reach (a minority).
+            rows, cols = slice(None), slice(None)
             if b.name == "numpy":
-                cols = np.nonzero(present.any(axis=(0, 1)))[0]
-                if len(cols) > 0.7 * W:
-                    cols = None
-            sel = (lambda v: v) if cols is None else (lambda v: v[..., cols])  # noqa: E731
-            d, lat, idx_c = sel(d), sel(lat), sel(idx)
-            p = p if cols is None else p[:, cols]
-            mat_c, shade_c, depth_c = sel(mat), sel(shade), sel(depth)
-            hp = EYE_HEIGHT + a * d  # (B, H, Wc)
+                c = np.nonzero(present.any(axis=(0, 1)))[0]
+                cols = slice(None) if len(c) > 0.7 * W else c
+                d_min = float(d[present].min())
+                top = float(np.max(np.maximum(p[..., S.P_POLE_H], p[..., S.P_BLOB_H] + p[..., S.P_BLOB_RY])[present[:, 0]]))
+                a_any = a[:, :, 0].max(0), a[:, :, 0].min(0)
+                r = np.nonzero((a_any[0] >= -EYE_HEIGHT / d_min - 1e-3) & (a_any[1] <= (top - EYE_HEIGHT) / d_min + 1e-3))[0]
+                rows = slice(int(r[0]), int(r[-1]) + 1) if len(r) else slice(0, 0)
+            d, lat, p = d[..., cols], lat[..., cols], p[:, cols]
+            ghost = p[:, None, :, S.P_POLE_MAT] == M.GHOST  # (B, 1, Wc)
+            mat_c, shade_c, depth_c = mat[:, rows][..., cols], shade[:, rows][..., cols], depth[:, rows][..., cols]
+            hp = EYE_HEIGHT + a[:, rows] * d  # (B, Hc, Wc)
             pole = (xp.abs(lat) < p[:, None, :, S.P_POLE_W]) & (hp >= 0) & (hp < p[:, None, :, S.P_POLE_H])
             ex = lat / p[:, None, :, S.P_BLOB_RX]
             ey = (hp - p[:, None, :, S.P_BLOB_H]) / p[:, None, :, S.P_BLOB_RY]
             blob = (ex * ex + ey * ey) < 1.0
             inside = (pole | blob) & (d < depth_c)
-            if b.any(idx_c == ghost_idx):  # the ghost is translucent: screen-door transparency
-                inside = inside & ((idx_c != ghost_idx) | (sel(self.noise)[None] < 0.85 * ghost_on[:, None, None]))
+            if b.any(ghost):  # the ghost is translucent: screen-door transparency
+                noise = self.noise[rows][..., cols][None]
+                inside = inside & (~ghost | (noise < 0.85 * ghost_on[:, None, None]))
             m = xp.where(blob, p[:, None, :, S.P_BLOB_MAT], p[:, None, :, S.P_POLE_MAT])
             freq = p[:, None, :, S.P_STRIPE_FREQ]
             if b.any(freq > 0):  # the beacon's bands
@@ -342,22 +349,23 @@ class Renderer:
             mat_c = xp.where(inside, b.i(m), mat_c)
             shade_c = xp.where(inside, 1.0, shade_c)
             depth_c = xp.where(inside, xp.zeros_like(depth_c) + d, depth_c)
-            if cols is None:
+            if isinstance(cols, slice) and isinstance(rows, slice) and rows == slice(None):
                 mat, shade, depth = mat_c, shade_c, depth_c
             else:
-                mat[..., cols], shade[..., cols], depth[..., cols] = mat_c, shade_c, depth_c
+                for full, part in ((mat, mat_c), (shade, shade_c), (depth, depth_c)):
+                    view = full[:, rows]  # a view: writing its columns writes `full`
+                    view[..., cols] = part
         return mat, shade, depth
 
-    def _fog(self, st, col, depth, fx):
-        """Blend toward the haze colour with distance (always a little; thick with the fog event)."""
+    def _haze(self, depth, fx):
+        """(B, H, W) mix toward the haze colour with distance (a little always; thick in fog)."""
         b, xp = self.b, self.b.xp
         fog = fx["fog"][:, None, None]
         # Rational falloffs d / (d + L): exp is several times dearer per pixel on CPUs without AVX2.
         mix = 0.55 * depth / (depth + 140.0)
         if b.any(fog > 0):
             mix = mix * (1 - fog) + depth / (depth + 6.0) * fog
-        target = (M.haze_colour(b, st.effects) * 255.0).T[:, :, None, None]  # (3, B, 1, 1)
-        return col + (target - col) * mix[None]
+        return mix
 
     def _precipitation(self, st, col, fx):
         """Screen-space snowflakes and rain streaks that fall with time and slide when turning."""
@@ -383,6 +391,6 @@ class Renderer:
                 mark = (r < 0.45) & (du * du + dv * dv < radius * radius)
             else:
                 mark = (r < 0.45) & (xp.abs(du) < 0.09) & (xp.abs(dv) < 0.35)
-            m = (b.f(mark) * (amt * strength)[:, None, None])[None]
-            col = col * (1 - m) + b.asarray(np.array(rgb, dtype=np.float32))[:, None, None, None] * m
+            m = (b.f(mark) * (amt * strength)[:, None, None])[..., None]
+            col = col * (1 - m) + b.asarray(np.array(rgb, dtype=np.float32)) * m
         return col
