@@ -1,9 +1,11 @@
 """Simulator rollouts as training data for the probes.
 
-Each episode: a fresh seeded simulator, one event class drawn uniformly ("none" included) and
-switched on at the start, a sticky random walk. Yields, per step, the frame before and the last frame
-after the step with the effective action (read from the poses), and, after the event has had
-`event_warmup` steps to show, the frames labelled with the event class.
+Each episode: a fresh seeded simulator, a short random walk, then one event class drawn uniformly
+("none" included) is prompted, the camera stands still for `calm` steps (as the evaluation's event
+test does), then a sticky random walk. Yields, per step, the frame before and the last frame after the
+step with the effective action (read from the poses); and event frames labelled with the class: the
+calm steps from `event_warmup` on (the event fades in), and every `event_every`-th later step except
+for events that can leave the view (the ghost stands at one place).
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from tqdm.auto import tqdm
 
 from yume_env.train.eval.labels import effective_actions
 from yume_env.train.eval.simulate import NO_EVENT, event_classes, event_prompt, make_simulator, random_actions
+
+
+MOVABLE_EVENTS = ("ghost",)  # drawn at one place in the world: out of view once the camera turns away
 
 
 @dataclass
@@ -50,6 +55,7 @@ def collect_probe_data(
     sub_frames: int = 2,
     event_warmup: int = 2,
     event_every: int = 2,
+    calm: int = 4,
     progress: bool = True,
 ) -> ProbeData:
     """Roll `episodes` simulator episodes of `steps` random steps (seeds seed, seed+1, ...)."""
@@ -61,9 +67,12 @@ def collect_probe_data(
     for ep in tqdm(range(episodes), desc="simulator episodes", disable=not progress):
         frame = sim.reset(seed + ep)
         label = int(rng.integers(len(classes)))
-        if classes[label] != NO_EVENT:
-            sim.set_event(event_prompt(classes[label], rng))
-        for t, action in enumerate(random_actions(rng, steps)):
+        pre = int(rng.integers(0, max(1, steps // 4)))
+        acts = random_actions(rng, steps)
+        acts[pre : pre + calm] = 0  # None, ·
+        for t, action in enumerate(acts):
+            if t == pre and classes[label] != NO_EVENT:
+                sim.set_event(event_prompt(classes[label], rng))
             pose = np.array(sim.pose, dtype=np.float64)
             out = sim.step(action)
             last = out.frames[-1]
@@ -71,7 +80,10 @@ def collect_probe_data(
             after.append(last)
             actions.append(effective_actions(pose[None], out.poses[-1:])[0])
             episode.append(ep)
-            if t >= event_warmup and (t - event_warmup) % event_every == 0:
+            since = t - pre
+            in_calm = event_warmup <= since < calm
+            later = since >= calm and (since - calm) % event_every == 0 and classes[label] not in MOVABLE_EVENTS
+            if in_calm or later:
                 ev_frames.append(last)
                 ev_labels.append(label)
                 ev_episode.append(ep)

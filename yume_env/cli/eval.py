@@ -1,0 +1,104 @@
+"""`yume-env eval`: measure a learned world against the simulator; `yume-env eval train-probes`:
+train the inverse-dynamics model and event classifier the evaluation judges with.
+
+    yume-env eval --model DIR [--device cpu] [--episodes N] [--quick] [--json out.json] [--report report.md]
+    yume-env eval train-probes [--out DIR] [--preset full|quick] [--device cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", nargs="?", default="run", choices=["run", "train-probes"],
+                        help="run the evaluation (default) or train the probes")
+    parser.add_argument("--model", default=None, help="model folder (default: the shipped default world)")
+    parser.add_argument("--device", default="cpu", help="torch device for the model and probes (cpu, cuda, cuda:1)")
+    parser.add_argument("--episodes", type=int, default=None,
+                        help="eval: worlds in the autoregressive rollout; train-probes: simulator episodes")
+    parser.add_argument("--quick", action="store_true", help="eval: few worlds and steps (indicative numbers)")
+    parser.add_argument("--horizons", type=int, nargs="+", default=None,
+                        help="eval: autoregressive steps to report (default 16 256; the rollout runs to the largest)")
+    parser.add_argument("--seed", type=int, default=None, help="eval: first world seed (default 1000000)")
+    parser.add_argument("--probes", default=None, help="eval: probe folder (default yume_env/assets/eval_models)")
+    parser.add_argument("--json", default=None, help="eval: write the results as JSON here")
+    parser.add_argument("--report", default="eval_report.md", help="eval: markdown report path (figures beside it)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--out", default=None, help="train-probes: output folder (default yume_env/assets/eval_models)")
+    parser.add_argument("--preset", default="full", choices=["full", "quick"], help="train-probes: data and step counts")
+    parser.add_argument("--steps", type=int, default=None, help="train-probes: steps per simulator episode")
+    parser.add_argument("--iterations", type=int, default=None, help="train-probes: optimiser steps")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(int(args.threads))
+    if args.action == "train-probes":
+        return _train_probes(args)
+    return _evaluate(args)
+
+
+def _train_probes(args: argparse.Namespace) -> int:
+    from yume_env.train.eval.probes import default_probes_path
+    from yume_env.train.eval.train_probes import ProbeTrainConfig, train_probes
+
+    config = ProbeTrainConfig.preset(args.preset, device=args.device, **{
+        k: v for k, v in (("episodes", args.episodes), ("steps", args.steps), ("iterations", args.iterations)) if v is not None
+    })
+    out = Path(args.out) if args.out else default_probes_path()
+    probes = train_probes(config, out=out, progress=not args.no_progress)
+    held = probes.record["held_out"]
+    print(f"probes written to {out}")
+    print(f"held-out accuracy: keys {held['key_accuracy']:.3f}, camera {held['camera_accuracy']:.3f}, "
+          f"events {held['event_accuracy']:.3f} ({held['transitions']} transitions, {held['event_frames']} event frames); "
+          f"data {probes.record['data_seconds']} s, training {probes.record['train_seconds']} s")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from yume_env.model import WorldModel, default_world_path
+    from yume_env.train.eval import EvalConfig, Probes, default_probes_path, evaluate, write_json, write_report
+    from yume_env.train.eval.train_probes import ProbeTrainConfig, train_probes
+
+    t0 = time.perf_counter()
+    model_path = Path(args.model) if args.model else default_world_path()
+    model = WorldModel.from_pretrained(model_path, device=args.device)
+    config = EvalConfig.preset("quick" if args.quick else "full", episodes=args.episodes,
+                               horizons=tuple(args.horizons) if args.horizons else None, seed=args.seed)
+    probes_path = Path(args.probes) if args.probes else default_probes_path()
+    if (probes_path / "probes.json").is_file():
+        probes = Probes.load(probes_path, device=args.device)
+    elif args.quick:
+        # No cached probes: quick mode trains small ones for this run only (never cached).
+        print(f"no probes in {probes_path}; training quick probes for this run "
+              f"(train real ones with `yume-env eval train-probes --out {probes_path}`)", file=sys.stderr)
+        probes_path = Path(tempfile.mkdtemp(prefix="yume_eval_probes_"))
+        probes = train_probes(ProbeTrainConfig.preset("quick", device=args.device), out=probes_path,
+                              progress=not args.no_progress).to(args.device)
+    else:
+        print(f"no probes in {probes_path}; training them (preset full) and caching them there", file=sys.stderr)
+        probes = train_probes(ProbeTrainConfig.preset("full", device=args.device), out=probes_path,
+                              progress=not args.no_progress).to(args.device)
+    results = evaluate(model, probes, config, model_name=str(model_path), probes_path=str(probes_path),
+                       progress=not args.no_progress)
+    results["seconds"]["with_loading"] = time.perf_counter() - t0
+    report = write_report(results, args.report)
+    print(f"report: {report}")
+    if args.json:
+        print(f"json: {write_json(results, args.json)}")
+    width = max(len(r["description"]) for r in results["targets"])
+    for row in results["targets"]:
+        mark = "n/a " if row["pass"] is None else ("pass" if row["pass"] else "FAIL")
+        value = "n/a" if row["value"] is None else f"{row['value']:.3f}"
+        print(f"  {mark}  {row['description']:<{width}}  {value:>9} {row['op']} {row['target']:g}")
+    print(json.dumps({"total_seconds": round(results["seconds"]["total"], 1)}))
+    return 0

@@ -1,0 +1,234 @@
+"""The evaluation's outputs: a markdown report with PNG plots (matplotlib, Agg) and a JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from yume_env.actions import CAMERAS, KEYS
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-safe: drops "_" keys (arrays kept for figures), NaN/inf -> None, numpy -> python."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items() if not str(k).startswith("_")}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _clean(obj.tolist())
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return None if not math.isfinite(float(obj)) else float(obj)
+    return obj
+
+
+def write_json(results: dict, path: str | Path) -> Path:
+    path = Path(path)
+    text = json.dumps(_clean(results), indent=2, ensure_ascii=False)
+    _atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    return path
+
+
+def _savefig(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
+    plt.close(fig)
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_autoregressive(ar: dict, path: Path) -> None:
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    steps = np.arange(1, ar["steps"] + 1)
+    axes[0].plot(steps, ar["psnr_curve"], color="C0")
+    axes[0].axhline(24, color="C1", ls="--", lw=1, label="target @16: 24 dB")
+    axes[0].axhline(18, color="C2", ls="--", lw=1, label="target @256: 18 dB")
+    axes[0].set(xlabel="generated step", ylabel="PSNR (dB)", title="autoregressive PSNR vs simulator")
+    axes[0].legend(fontsize=8)
+    axes[1].plot(steps, ar["ssim_curve"], color="C3")
+    axes[1].set(xlabel="generated step", ylabel="SSIM", title="autoregressive SSIM vs simulator", ylim=(0, 1))
+    for ax in axes:
+        if ar["steps"] > 32:
+            ax.set_xscale("log")
+        ax.grid(alpha=0.3)
+    _savefig(fig, path)
+
+
+def plot_strip(rows: list[tuple[str, np.ndarray]], titles: list[str], path: Path) -> None:
+    """Rows of frames (label, (N, H, W, 3)) with column titles."""
+    plt = _plt()
+    n = len(titles)
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.3 * n + 0.6, 1.4 * len(rows)), squeeze=False)
+    for r, (label, frames) in enumerate(rows):
+        for c in range(n):
+            ax = axes[r][c]
+            ax.imshow(frames[c])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(titles[c], fontsize=8)
+            if c == 0:
+                ax.set_ylabel(label, fontsize=8)
+    _savefig(fig, path)
+
+
+def plot_confusion(af: dict, path: Path) -> None:
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4))
+    for ax, name, labels in ((axes[0], "key", KEYS), (axes[1], "camera", CAMERAS)):
+        m = np.asarray(af["model"][f"{name}_confusion"], dtype=float)
+        m = m / np.maximum(m.sum(1, keepdims=True), 1)
+        ax.imshow(m, vmin=0, vmax=1, cmap="viridis")
+        ax.set_xticks(range(len(labels)), labels, fontsize=7, rotation=45)
+        ax.set_yticks(range(len(labels)), labels, fontsize=7)
+        ax.set(xlabel="read from generated frames", ylabel="simulator's effective action",
+               title=f"{name}s: accuracy {af['model'][f'{name}_accuracy']:.2f}")
+    _savefig(fig, path)
+
+
+def plot_events(ev: dict, path: Path) -> None:
+    plt = _plt()
+    names = ev["events"]
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(max(4, 1.1 * len(names)), 3))
+    ax.bar(x - 0.2, [ev["sim"]["per_event"][n] for n in names], 0.4, label="simulator")
+    ax.bar(x + 0.2, [ev["model"]["per_event"][n] for n in names], 0.4, label="learned world")
+    ax.axhline(0.9, color="k", ls="--", lw=1, label="target 0.9")
+    ax.set_xticks(x, names)
+    ax.set(ylim=(0, 1.05), ylabel="episodes where it appears", title="event following")
+    ax.legend(fontsize=8)
+    _savefig(fig, path)
+
+
+def _fmt(v: Any, digits: int = 2) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}" if math.isfinite(v) else "n/a"
+    return str(v)
+
+
+def write_report(results: dict, path: str | Path) -> Path:
+    """Writes `path` (markdown) and its figures in `<stem>_figures/` beside it."""
+    path = Path(path)
+    fig_dir = path.parent / f"{path.stem}_figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    rel = fig_dir.name
+    tf, ar, af = results["teacher_forced"], results["autoregressive"], results["action_following"]
+    lc, ev, sp = results["loop_closure"], results["event_following"], results["speed"]
+    plot_autoregressive(ar, fig_dir / "autoregressive.png")
+    plot_confusion(af, fig_dir / "action_confusion.png")
+    plot_events(ev, fig_dir / "events.png")
+    if "_frames" in ar:
+        steps = ar["_frames"]["steps"]
+        plot_strip([("simulator", ar["_frames"]["sim"]), ("learned", ar["_frames"]["model"])],
+                   [f"step {s}" for s in steps], fig_dir / "rollout.png")
+    views = lc["_views"]
+    plot_strip([(f"seed {s}", np.stack([views[k][i] for k in ("start", "sim", "memory_on", "memory_off")]))
+                for i, s in enumerate(lc["seeds"])],
+               ["start view", "simulator return", "memory on", "memory off"], fig_dir / "loop_closure.png")
+    n_ev = len(ev["labels"])
+    plot_strip([("simulator", ev["_views"]["sim"]), ("learned", ev["_views"]["model"])], ev["labels"][:n_ev],
+               fig_dir / "event_frames.png")
+
+    lines = [f"# Evaluation of `{results['model']}` against YumeSim", ""]
+    lines += [f"Device: {sp['device']} ({sp['torch_threads']} torch threads, {sp['cpu_count']} CPUs)"
+              f"{', ' + sp['gpu'] if 'gpu' in sp else ''}. Preset: {'quick' if results['config']['quick'] else 'full'}. "
+              f"Frame size {results['frame_size'][0]}x{results['frame_size'][1]}, {results['frames_per_step']} frames per step. "
+              f"Total time {results['seconds']['total']:.0f} s.", ""]
+    if results["config"]["quick"]:
+        lines += ["*Quick mode: few worlds; the numbers are indicative, not the shipped figures.*", ""]
+    lines += ["## Targets", "", "| target | value | bound | pass |", "|---|---|---|---|"]
+    for row in results["targets"]:
+        mark = "n/a" if row["pass"] is None else ("pass" if row["pass"] else "**fail**")
+        lines.append(f"| {row['description']} | {_fmt(row['value'])} | {row['op']} {row['target']:g} | {mark} |")
+    probe = results["probes"]
+    lines += ["", "## The probes", "",
+              f"Trained on simulator frames (`{probe['path']}`; record: held-out key accuracy "
+              f"{_fmt(probe['record'].get('held_out', {}).get('key_accuracy'))}, camera "
+              f"{_fmt(probe['record'].get('held_out', {}).get('camera_accuracy'))}, event "
+              f"{_fmt(probe['record'].get('held_out', {}).get('event_accuracy'))}). "
+              f"On this evaluation's simulator frames (worlds they never saw): keys {_fmt(af['sim']['key_accuracy'])}, "
+              f"camera {_fmt(af['sim']['camera_accuracy'])}; events recognised in {_fmt(ev['sim']['rate'])} of the "
+              f"simulator's episodes, false alarms {_fmt(ev['sim']['false_alarm'])}. The action and event measures below "
+              "mean something only where these are high.", ""]
+    lines += ["## Fidelity", "",
+              f"Teacher-forced next chunk (history: the last {tf['context_steps']} true steps; {tf['predictions']} "
+              f"predictions): PSNR {_fmt(tf['psnr'])} dB, SSIM {_fmt(tf['ssim'], 3)}.", "",
+              f"Autoregressive ({ar['episodes']} worlds, {ar['steps']} steps after a burn-in of "
+              f"{results['config']['burn_in']} simulator steps, random sticky actions):", "",
+              "| step | PSNR (dB) | SSIM | mean PSNR to step | mean SSIM to step |", "|---|---|---|---|---|"]
+    for h in results["config"]["horizons"]:
+        if f"psnr@{h}" in ar:
+            lines.append(f"| {h} | {_fmt(ar[f'psnr@{h}'])} | {_fmt(ar[f'ssim@{h}'], 3)} | "
+                         f"{_fmt(ar[f'psnr_mean_to@{h}'])} | {_fmt(ar[f'ssim_mean_to@{h}'], 3)} |")
+    lines += ["", f"![autoregressive]({rel}/autoregressive.png)", ""]
+    if "_frames" in ar:
+        lines += [f"![rollout]({rel}/rollout.png)", ""]
+    lines += ["## Action following", "",
+              f"The inverse-dynamics probe reads (key, camera) from the frame before and after each step; truth is "
+              f"the simulator's effective action ({af['transitions']} steps; commanded = effective in "
+              f"{_fmt(af['commanded_equals_effective'])} of them).", "",
+              "| frames | keys | camera | both |", "|---|---|---|---|"]
+    for side, label in (("sim", "simulator (probe check)"), ("model", "learned world")):
+        lines.append(f"| {label} | {_fmt(af[side]['key_accuracy'])} | {_fmt(af[side]['camera_accuracy'])} | "
+                     f"{_fmt(af[side]['action_accuracy'])} |")
+    lines += ["", f"![confusion]({rel}/action_confusion.png)", "",
+              "## Loop closure", "",
+              f"Walk {lc['walk']} steps (W), turn {lc['turn']} steps (→), walk back, turn back; PSNR of the return "
+              f"view against the start view ({lc['episodes']} worlds; seeds where a wall blocked the simulator's own "
+              f"loop skipped: {lc['skipped_seeds']}). Memory off: the world is rebuilt from its last chunk after every step.", "",
+              "| | PSNR (dB) | SSIM |", "|---|---|---|"]
+    for name, label in (("sim", "simulator"), ("memory_on", "learned, memory on"), ("memory_off", "learned, memory off")):
+        lines.append(f"| {label} | {_fmt(lc[f'{name}_psnr'])} | {_fmt(lc[f'{name}_ssim'], 3)} |")
+    lines += ["", f"Gap to the simulator: {_fmt(lc['gap_to_sim_db'])} dB; gain of memory: "
+              f"{_fmt(lc['gain_over_memory_off_db'])} dB. (PSNR is capped at 60 dB, identical views.)", "",
+              f"![loop closure]({rel}/loop_closure.png)", "",
+              "## Event following", "",
+              f"Prompt the event after the burn-in, stand still {ev['steps']} steps, classify the frames of the last "
+              f"{ev['judged_steps']} steps ({ev['episodes_per_event']} episodes per event).", "",
+              "| event | simulator | learned world |", "|---|---|---|"]
+    for n in ev["events"]:
+        lines.append(f"| {n} | {_fmt(ev['sim']['per_event'][n])} | {_fmt(ev['model']['per_event'][n])} |")
+    lines += [f"| **all** | {_fmt(ev['sim']['rate'])} | {_fmt(ev['model']['rate'])} |",
+              f"| false alarm (no prompt) | {_fmt(ev['sim']['false_alarm'])} | {_fmt(ev['model']['false_alarm'])} |",
+              "", f"![events]({rel}/events.png)", "", f"![event frames]({rel}/event_frames.png)", "",
+              "## Speed", "",
+              "| worlds | median step (s) | steps/s per world | world-steps/s |", "|---|---|---|---|"]
+    for key in ("single", "batched"):
+        s = sp[key]
+        lines.append(f"| {s['worlds']} | {s['median_step_s']:.4f} | {s['steps_per_s']:.1f} | {s['world_steps_per_s']:.1f} |")
+    parts = ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in sp["single"]["parts_median_s"].items())
+    lines += ["", f"One world, median per part: {parts}. Warm-up steps (dropped): "
+              f"{', '.join(f'{t:.3f}' for t in sp['single']['warmup_s'])} s.", ""]
+    text = "\n".join(lines)
+    _atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    return path

@@ -1,0 +1,94 @@
+"""`evaluate`: every measure of the learned world against the simulator, in one results dict."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from yume_env.train.eval.action_following import action_following
+from yume_env.train.eval.config import EvalConfig
+from yume_env.train.eval.event_following import event_following
+from yume_env.train.eval.fidelity import autoregressive, teacher_forced
+from yume_env.train.eval.loop_closure import loop_closure
+from yume_env.train.eval.probes import Probes
+from yume_env.train.eval.rollout import burn_in, lockstep
+from yume_env.train.eval.simulate import random_actions
+from yume_env.train.eval.speed import measure_speed
+from yume_env.train.eval.targets import check_targets
+
+STRIP_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+def evaluate(model, probes: Probes, config: EvalConfig, model_name: str = "model", probes_path: str = "",
+             progress: bool = True) -> dict:
+    """Runs the measures in order (rollout -> teacher-forced -> actions -> loop -> events -> speed).
+
+    Seeds: each measure draws its worlds from its own block of seeds above `config.seed`, so adding
+    episodes to one measure never changes another's worlds.
+    """
+    rng = np.random.default_rng(config.seed)
+    gen = torch.Generator(device=model.device).manual_seed(config.sample_seed)
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[name] = now - clock
+        clock = now
+
+    seeds = [config.seed + i for i in range(config.episodes)]
+    start = burn_in(model, seeds, config.burn_in, rng)
+    actions = np.stack([random_actions(rng, config.rollout_steps) for _ in seeds])
+    roll = lockstep(model, start, actions, gen, desc="autoregressive rollout", progress=progress)
+    ar = autoregressive(roll, config.horizons)
+    shown = [s for s in STRIP_STEPS if s <= roll.sim.shape[1]]
+    ar["_frames"] = {"steps": shown, "sim": roll.sim[0, [s - 1 for s in shown], -1],
+                     "model": roll.model[0, [s - 1 for s in shown], -1]}
+    lap("autoregressive")
+    tf = teacher_forced(model, roll, config.tf_points, config.tf_context, gen, progress=progress)
+    lap("teacher_forced")
+    af = action_following(probes, roll)
+    lap("action_following")
+    lc = loop_closure(model, config.loop_episodes, config.loop_walk, config.loop_turn, config.burn_in,
+                      config.loop_tries, config.seed + 100_000, rng, gen, progress=progress)
+    lap("loop_closure")
+    ev = event_following(model, probes, config.events, config.event_episodes, config.event_steps, config.event_judge,
+                         config.burn_in, config.seed + 200_000, rng, gen, progress=progress)
+    lap("event_following")
+    sp = measure_speed(model, config.speed_steps, config.speed_warmup, config.speed_batch, config.seed + 300_000, rng, gen)
+    lap("speed")
+    seconds["total"] = sum(seconds.values())
+    results = {
+        "model": model_name,
+        "frame_size": list(model.frame_size),
+        "frames_per_step": int(model.frames_per_step),
+        "config": config.to_dict(),
+        "probes": {"path": probes_path, "event_classes": probes.event_classes, "record": probes.record},
+        "teacher_forced": tf,
+        "autoregressive": ar,
+        "action_following": af,
+        "loop_closure": lc,
+        "event_following": ev,
+        "speed": sp,
+        "seconds": seconds,
+    }
+    results["targets"] = check_targets(results)
+    results["metrics"] = {row["name"]: row["value"] for row in results["targets"]}
+    results["metrics"].update({
+        "teacher_forced_ssim": tf["ssim"],
+        **{f"ar_ssim@{h}": ar.get(f"ssim@{h}") for h in config.horizons},
+        **{f"ar_psnr@{h}": ar.get(f"psnr@{h}") for h in config.horizons},
+        "idm_sim_key_accuracy": af["sim"]["key_accuracy"],
+        "idm_sim_camera_accuracy": af["sim"]["camera_accuracy"],
+        "loop_sim_psnr": lc["sim_psnr"],
+        "loop_memory_on_psnr": lc["memory_on_psnr"],
+        "loop_memory_off_psnr": lc["memory_off_psnr"],
+        "event_sim_rate": ev["sim"]["rate"],
+        "event_false_alarm": ev["model"]["false_alarm"],
+        "batched_world_steps_per_s": sp["batched"]["world_steps_per_s"],
+    })
+    return results
