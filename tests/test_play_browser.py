@@ -23,6 +23,7 @@ import pytest
 from test_env_support import tiny_world_dir
 
 import yume_env  # noqa: F401  (registers the envs)
+from yume_env.cli import main as cli_main
 from yume_env.env.policies import ActionScript
 from yume_env.play import serve
 
@@ -170,7 +171,14 @@ def test_page_streams_frames_shows_state_and_its_log_replays_exactly(page, tmp_p
 
     # the video holds every frame of the branch
     video = np.stack(list(iio.imiter(download(page, "#download-mp4", tmp_path))))
-    assert len(video) == 1 + len(script.actions) * sum(len(f) for f in expected[1:2])
+    assert len(video) == 1 + len(script.actions) * len(expected[1])
+
+    # and `yume-env record --agent` takes the log as it is
+    log = tmp_path / "yume-play-actions.json"
+    out = tmp_path / "replay.mp4"
+    argv = ["record", "--model", tiny_world_dir(), "--agent", str(log), "--out", str(out), "--no-overlay", "--upscale", "1"]
+    assert cli_main(argv) == 0
+    assert len(list(iio.imiter(out))) == len(video)
 
 
 def test_second_tab_is_refused_with_a_message(page, browser, server):
