@@ -11,6 +11,15 @@ from yume_env.model.rope import rope_cos_sin
 
 LAYOUT = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "checkpoint_layouts" / "yume-5b-dit.json"
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """These tensors are tiny: a single thread avoids thread hand-off costs on busy machines."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 
 def _tiny(**changes):
     return WorldModelConfig.preset("tiny").replace(num_layers=2, **changes)
