@@ -1,14 +1,26 @@
-"""Training batches as resumable streams.
+"""Training batches: clips rendered by the simulator on the fly, as resumable streams.
 
-A stream's position is its whole state: batch `i` is a pure function of `i` (and of the seed and
-rank the stream was built with), so a resumed run continues with exactly the batches it would have
-seen, and nothing is stored on disk. The simulator streams live in `sim_batches.py`; the Sekai
-folder stream in `folder_batches.py`.
+A stream's position is its whole state: batch `i` is a pure function of (seed, i, rank), so a
+resumed run continues with exactly the batches it would have seen, and nothing is stored on disk.
+
+`SimClipSource.render(n, steps, seed)` walks `n` simulator cameras for `steps` env steps under
+`ActionPolicy` (actions held for several steps, as people hold keys, plus a beacon-seeking
+share so that reaching the beacon is in the data) with text events switched on at random steps,
+and returns `Clips`: frames, actions, the event text of each step, beacon distances and reached
+flags. It uses the torch `BatchSimulator` (all cameras in one batch, on the GPU when there is
+one) on a GPU, and one numpy `Simulator` per camera on a CPU (faster there).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from yume_env.actions import CAMERAS, KEYS, NUM_CAMERAS, NUM_KEYS
+from yume_env.sim.events import EVENTS
 
 
 class IndexedStream:
@@ -31,7 +43,209 @@ class IndexedStream:
 
 
 def batch_seed(seed: int, index: int, rank: int = 0) -> int:
-    """A distinct 63-bit seed per (run seed, batch index, rank)."""
-    x = (int(seed) * 0x9E3779B97F4A7C15 + int(index) * 0xBF58476D1CE4E5B9 + int(rank) * 0x94D049BB133111EB) & ((1 << 64) - 1)
+    """A distinct 63-bit seed per (run seed, batch index, rank) (splitmix-style mixing)."""
+    x = (int(seed) * 0x9E3779B97F4A7C15 + int(index) * 0xBF58476D1CE4E5B9 + int(rank) * 0x94D049BB133111EB + 1)
+    x &= (1 << 64) - 1
     x ^= x >> 31
+    x = (x * 0xD6E8FEB86659FD93) & ((1 << 64) - 1)
+    x ^= x >> 32
     return x & ((1 << 63) - 1)
+
+
+# ---------------------------------------------------------------------------------------- policies
+
+def _weights(names: tuple[str, ...], table: dict[str, float]) -> np.ndarray:
+    w = np.array([table.get(n, 0.0) for n in names], dtype=np.float64)
+    return w / w.sum()
+
+
+@dataclass
+class ActionPolicy:
+    """Random actions held for a geometric number of steps (mean `mean_hold`).
+
+    Forward walking dominates (as in city-walk videos) but every key and camera move appears, so
+    the model sees each action's effect. `seek_fraction` of the cameras instead walk toward the
+    beacon (turn until it is ahead, then W), which is what the reward head needs to see.
+    """
+
+    key_weights: dict[str, float] = field(default_factory=lambda: {
+        "None": 0.14, "W": 0.30, "A": 0.08, "S": 0.08, "D": 0.08, "W+A": 0.08, "W+D": 0.08, "S+A": 0.08, "S+D": 0.08})
+    camera_weights: dict[str, float] = field(default_factory=lambda: {
+        "·": 0.36, "→": 0.14, "←": 0.14, "↑": 0.06, "↓": 0.06, "↑→": 0.06, "↑←": 0.06, "↓→": 0.06, "↓←": 0.06})
+    mean_hold: float = 4.0
+    seek_fraction: float = 0.15
+
+    def sample(self, rng: np.random.Generator, n: int, steps: int) -> np.ndarray:
+        """(n, steps, 2) int64 actions for the random walkers."""
+        kw, cw = _weights(KEYS, self.key_weights), _weights(CAMERAS, self.camera_weights)
+        out = np.zeros((n, steps, 2), dtype=np.int64)
+        p_change = 1.0 / max(1.0, self.mean_hold)
+        current = np.stack([rng.choice(NUM_KEYS, n, p=kw), rng.choice(NUM_CAMERAS, n, p=cw)], 1)
+        for s in range(steps):
+            change = rng.random(n) < p_change
+            fresh = np.stack([rng.choice(NUM_KEYS, n, p=kw), rng.choice(NUM_CAMERAS, n, p=cw)], 1)
+            current = np.where(change[:, None], fresh, current)
+            out[:, s] = current
+        return out
+
+
+_CAMERA_OF_TURN_TILT = np.full((3, 3), 0, dtype=np.int64)  # [turn + 1, tilt + 1] -> camera index
+for _cam, (_yaw, _pitch) in enumerate(((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, 1), (1, -1), (-1, -1))):
+    _CAMERA_OF_TURN_TILT[_yaw + 1, _pitch + 1] = _cam
+
+
+def seek_action(x, z, yaw, pitch, beacon):
+    """(B, 2) actions that turn toward the beacon (B, 2: x, z) and walk to it, levelling the pitch.
+
+    Works on numpy arrays and on torch tensors (returns the same kind)."""
+    xp = torch if torch.is_tensor(x) else np
+    bearing = xp.arctan2(beacon[:, 0] - x, beacon[:, 1] - z) - yaw
+    bearing = xp.remainder(bearing + np.pi, 2 * np.pi) - np.pi
+    turn = (bearing > np.deg2rad(8)).astype(int) - (bearing < -np.deg2rad(8)).astype(int) if xp is np else \
+        (bearing > np.deg2rad(8)).long() - (bearing < -np.deg2rad(8)).long()
+    tilt = (pitch < -np.deg2rad(4)).astype(int) - (pitch > np.deg2rad(4)).astype(int) if xp is np else \
+        (pitch < -np.deg2rad(4)).long() - (pitch > np.deg2rad(4)).long()
+    table = _CAMERA_OF_TURN_TILT if xp is np else torch.as_tensor(_CAMERA_OF_TURN_TILT, device=x.device)
+    cams = table[turn + 1, tilt + 1]
+    keys = (xp.abs(bearing) < np.deg2rad(45))
+    keys = keys.astype(np.int64) if xp is np else keys.long()  # W once roughly facing it
+    return xp.stack([keys, cams], 1)
+
+
+@dataclass
+class EventPlan:
+    """Which clips get an event, and when it starts."""
+
+    probability: float = 0.4  # share of clips with an event
+    from_start: float = 0.5  # of those, share active from the first frame (else starting mid-clip)
+
+    def sample(self, rng: np.random.Generator, n: int, steps: int) -> list[tuple[str, int]]:
+        """Per clip (text, start step): start 0 = active from reset; -1 = no event."""
+        names = list(EVENTS)
+        plan = []
+        for _ in range(n):
+            if rng.random() >= self.probability:
+                plan.append(("", -1))
+                continue
+            phrases = EVENTS[names[rng.integers(len(names))]]
+            text = phrases[rng.integers(len(phrases))]
+            start = 0 if (rng.random() < self.from_start or steps < 2) else int(rng.integers(1, steps))
+            plan.append((text, start))
+        return plan
+
+
+# ---------------------------------------------------------------------------------------- clips
+
+@dataclass
+class Clips:
+    """`n` clips of `steps` env steps; frame 0 is the start view, then `sub_frames` frames per step."""
+
+    frames: torch.Tensor  # uint8 (n, 1 + steps * sub_frames, H, W, 3)
+    actions: torch.Tensor  # int64 (n, steps, 2)
+    events: list[list[str]]  # the event text active during each step (the chunk's caption event)
+    distance: torch.Tensor  # float32 (n, steps): beacon distance after each step
+    reached: torch.Tensor  # bool (n, steps): within the reach radius after each step
+    sub_frames: int
+
+    @property
+    def steps(self) -> int:
+        return int(self.actions.shape[1])
+
+    def to(self, device) -> "Clips":
+        return Clips(self.frames.to(device), self.actions.to(device), self.events, self.distance.to(device),
+                     self.reached.to(device), self.sub_frames)
+
+
+class SimClipSource:
+    """Renders `Clips` with the simulator (see the module docstring)."""
+
+    def __init__(self, height: int = 64, width: int = 64, sub_frames: int = 2, device: str | torch.device = "cpu",
+                 policy: ActionPolicy | None = None, events: EventPlan | None = None, backend: str = "auto"):
+        self.height, self.width, self.sub_frames = int(height), int(width), int(sub_frames)
+        self.device = torch.device(device)
+        self.policy = policy or ActionPolicy()
+        self.events = events or EventPlan()
+        if backend == "auto":  # the torch renderer pays off on a GPU; numpy is faster on a CPU
+            backend = "batch" if (self.device.type == "cuda" and _batch_simulator() is not None) else "numpy"
+        if backend not in ("batch", "numpy"):
+            raise ValueError(f"backend must be 'auto', 'batch' or 'numpy', got {backend!r}")
+        if backend == "batch" and _batch_simulator() is None:
+            raise ImportError("backend='batch' needs yume_env.sim.batch.BatchSimulator, which is not available")
+        self.backend = backend
+        self._sims: list = []
+
+    def render(self, n: int, steps: int, seed: int) -> Clips:
+        rng = np.random.default_rng(seed)
+        actions = self.policy.sample(rng, n, steps)
+        seekers = rng.random(n) < self.policy.seek_fraction
+        plan = self.events.sample(rng, n, steps)
+        world_seeds = rng.integers(0, 2**31 - 1, size=n)
+        if self.backend == "batch":
+            return self._render_batch(actions, seekers, plan, world_seeds)
+        return self._render_numpy(actions, seekers, plan, world_seeds)
+
+    # one numpy Simulator per camera (CPU; used where the batch renderer is absent)
+    def _render_numpy(self, actions, seekers, plan, world_seeds) -> Clips:
+        from yume_env.sim import Simulator
+
+        n, steps = actions.shape[:2]
+        while len(self._sims) < n:
+            self._sims.append(Simulator(self.height, self.width, self.sub_frames, seed=0))
+        T = 1 + steps * self.sub_frames
+        frames = np.empty((n, T, self.height, self.width, 3), dtype=np.uint8)
+        dist = np.zeros((n, steps), dtype=np.float32)
+        reached = np.zeros((n, steps), dtype=bool)
+        events = [[""] * steps for _ in range(n)]
+        for i in range(n):
+            sim = self._sims[i]
+            text, start = plan[i]
+            frames[i, 0] = sim.reset(seed=int(world_seeds[i]), event=text if start == 0 else "")
+            for s in range(steps):
+                if start > 0 and s == start:
+                    sim.set_event(text)
+                if seekers[i]:
+                    actions[i, s] = seek_action(sim.x, sim.z, sim.yaw, sim.pitch, sim.beacon[:, :2])[0]
+                out = sim.step(actions[i, s])
+                frames[i, 1 + s * self.sub_frames: 1 + (s + 1) * self.sub_frames] = out.frames
+                dist[i, s] = out.info["beacon_distance"]
+                reached[i, s] = out.info["beacon_distance"] <= sim.reach_radius
+                events[i][s] = sim.event
+        return Clips(torch.from_numpy(frames).to(self.device), torch.from_numpy(actions).to(self.device), events,
+                     torch.from_numpy(dist).to(self.device), torch.from_numpy(reached).to(self.device), self.sub_frames)
+
+    # all cameras in one torch BatchSimulator (on self.device: the GPU when training there)
+    def _render_batch(self, actions, seekers, plan, world_seeds) -> Clips:
+        BatchSimulator = _batch_simulator()
+        n, steps = actions.shape[:2]
+        sim = self._sims[0] if self._sims and self._sims[0].batch == n else None
+        if sim is None:
+            sim = BatchSimulator(n, self.height, self.width, self.sub_frames, device=self.device, seed=0)
+            self._sims = [sim]
+        sim.rng = np.random.default_rng(int(world_seeds[0]))  # the batch's worlds follow from its seed
+        first = sim.reset(events=[text if start == 0 else "" for text, start in plan])
+        acts = torch.as_tensor(actions, device=self.device)
+        seek = torch.as_tensor(seekers, device=self.device)
+        frames = [first[:, None]]
+        dist, reached, events = [], [], []
+        for s in range(steps):
+            starting = [i for i, (text, start) in enumerate(plan) if start == s and s > 0]
+            if starting:
+                sim.set_event([plan[i][0] for i in starting], starting)
+            if bool(seek.any()):
+                auto = seek_action(sim.x, sim.z, sim.yaw, sim.pitch, sim.beacon)
+                acts[:, s] = torch.where(seek[:, None], auto, acts[:, s])
+            out = sim.step(acts[:, s])
+            frames.append(out.frames)
+            dist.append(out.beacon_distance)
+            reached.append(out.beacon_distance <= sim.reach_radius)
+            events.append(out.events)
+        return Clips(torch.cat(frames, 1), acts, [[events[s][i] for s in range(steps)] for i in range(n)],
+                     torch.stack(dist, 1).float(), torch.stack(reached, 1), self.sub_frames)
+
+
+def _batch_simulator():
+    try:
+        from yume_env.sim.batch import BatchSimulator
+    except ImportError:
+        return None
+    return BatchSimulator

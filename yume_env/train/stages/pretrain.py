@@ -1,0 +1,164 @@
+"""Stage `pretrain`: flow matching of the next chunk given a TSCM history, actions and events.
+
+One example = one simulator clip, encoded by the frozen VAE: a random number k of past steps
+gives the history (the start latent + k chunks, through the TSCM band schedule, with the channel
+stream built from the same latents), and the chunk of step k is the target, conditioned on the
+caption of step k's action and the event text active then:
+
+    x_t = (1 - t) x0 + t eps,  target v = eps - x0,  loss = MSE(dit(x_t, t, context, history), v)
+
+on the current chunk's tokens only. t is logit-normal, mixed with the sampler's own few
+timesteps (the model is only ever asked at those). The history gets Gaussian noise of a random
+level (GameNGen's noise augmentation): at play time the history is the model's own imperfect
+output, and a model trained only on clean history drifts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from yume_env.actions import NUM_CAMERAS
+from yume_env.model import sampler
+from yume_env.model.config import WorldModelConfig
+from yume_env.train import distributed as D
+from yume_env.train.batches import Clips, IndexedStream, SimClipSource, batch_seed
+from yume_env.train.rollout import encode_clips
+from yume_env.train.trainer import Trainer, TrainerConfig
+
+
+@dataclass
+class PretrainConfig:
+    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(
+        lr=4e-4, warmup_steps=200, max_steps=50_000, ema_decay=0.999, weight_decay=0.01))
+    batch_size: int = 64
+    clip_steps: int = 12  # env steps rendered per clip; history length k is drawn from [0, clip_steps)
+    history_noise_max: float = 0.15  # history += s * eps, s ~ U(0, max) ...
+    history_noise_prob: float = 0.7  # ... for this share of the examples
+    t_logit_mean: float = 0.0
+    t_logit_std: float = 1.0
+    sampler_t_fraction: float = 0.3  # share of examples at the sampler's own timesteps
+    memory: bool = True  # channel stream on (when the model has one)
+    seed: int = 0
+
+
+class FlowMatchingModule(nn.Module):
+    """forward(batch) -> (loss, metrics): the flow-matching loss of `dit` on one batch.
+
+    batch: {"history": list of (C, N_i, h, w), "x0": (B, C, F, h, w), "eps": like x0, "t": (B,),
+    "context": (B, L, text_dim)}. Only the DiT is a submodule (what DDP/FSDP and EMA see).
+    """
+
+    def __init__(self, dit: nn.Module, memory: bool = True):
+        super().__init__()
+        self.dit = dit
+        self.memory = bool(memory) and bool(dit.config.memory_enabled)
+
+    def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        history, x0, eps, t, context = batch["history"], batch["x0"], batch["eps"], batch["t"], batch["context"]
+        memory = [self.dit.update_memory(None, h) for h in history] if self.memory else None
+        hist = self.dit.encode_history(history, memory)
+        tt = t.view(-1, 1, 1, 1, 1)
+        x_t = (1.0 - tt) * x0 + tt * eps
+        v = self.dit(x_t, t * 1000.0, context, hist, memory).float()
+        loss = F.mse_loss(v, eps - x0)
+        with torch.no_grad():  # the x0 the model implies, a scale-free quality signal
+            x0_err = F.mse_loss(x_t - tt * v, x0)
+        return loss, {"x0_mse": x0_err}
+
+
+def sample_t(n: int, cfg: PretrainConfig, config: WorldModelConfig, gen: torch.Generator, device) -> torch.Tensor:
+    """Logit-normal t, with `sampler_t_fraction` of the draws at the sampler's own timesteps."""
+    t = torch.sigmoid(cfg.t_logit_mean + cfg.t_logit_std * torch.randn(n, generator=gen, device=gen.device))
+    own = sampler.sigma_schedule(config.sample_steps, config.shift)[:-1].float().to(gen.device)
+    pick = own[torch.randint(len(own), (n,), generator=gen, device=gen.device)]
+    use = torch.rand(n, generator=gen, device=gen.device) < cfg.sampler_t_fraction
+    return torch.where(use, pick, t).clamp(1e-3, 1.0).to(device)
+
+
+def contexts(text, clips: Clips, steps: torch.Tensor | list[int], length: int, device) -> torch.Tensor:
+    """(B, length, dim) [action, event] context for step `steps[i]` of clip i."""
+    steps = [int(s) for s in steps]
+    acts = clips.actions.cpu()
+    flat = [int(acts[i, s, 0]) * NUM_CAMERAS + int(acts[i, s, 1]) for i, s in enumerate(steps)]
+    events = [clips.events[i][s] for i, s in enumerate(steps)]
+    return text.context(flat, events, length).to(device)
+
+
+def noisy_history(history: torch.Tensor, cfg: PretrainConfig, gen: torch.Generator) -> torch.Tensor:
+    """GameNGen-style augmentation of one history (C, N, h, w)."""
+    if cfg.history_noise_max <= 0 or history.shape[1] == 0:
+        return history
+    if float(torch.rand((), generator=gen, device=gen.device)) >= cfg.history_noise_prob:
+        return history
+    level = float(torch.rand((), generator=gen, device=gen.device)) * cfg.history_noise_max
+    noise = torch.randn(history.shape, generator=gen, device=gen.device).to(history.device)
+    return history + level * noise
+
+
+def flow_batch(latents: torch.Tensor, clips: Clips, k: list[int], text, config: WorldModelConfig,
+               cfg: PretrainConfig, gen: torch.Generator, history: list[torch.Tensor] | None = None) -> dict[str, Any]:
+    """The batch for targets at step k[i] of each clip; `history` overrides the ground-truth one
+    (the self-forcing stage passes histories the model generated itself)."""
+    Fc = config.latent_frames_per_chunk
+    device = latents.device
+    hist, x0 = [], []
+    for i, ki in enumerate(k):
+        n = 1 + Fc * ki
+        h = latents[i, :, :n] if history is None else history[i]
+        hist.append(noisy_history(h, cfg, gen))
+        x0.append(latents[i, :, n:n + Fc])
+    x0 = torch.stack(x0)
+    eps = torch.randn(x0.shape, generator=gen, device=gen.device).to(device)
+    t = sample_t(len(k), cfg, config, gen, device)
+    return {"history": hist, "x0": x0, "eps": eps, "t": t, "context": contexts(text, clips, k, config.text_tokens, device)}
+
+
+class PretrainStream:
+    """Batch i: fresh clips rendered with seed (seed, i, rank), encoded, k drawn per clip."""
+
+    def __init__(self, source: SimClipSource, vae: nn.Module, text, config: WorldModelConfig, cfg: PretrainConfig,
+                 rank: int = 0):
+        self.source, self.vae, self.text, self.config, self.cfg, self.rank = source, vae, text, config, cfg, rank
+        self.stream = IndexedStream(self.make)
+
+    def make(self, i: int) -> dict[str, Any]:
+        seed = batch_seed(self.cfg.seed, i, self.rank)
+        clips = self.source.render(self.cfg.batch_size, self.cfg.clip_steps, seed)
+        latents = encode_clips(self.vae, clips.frames)
+        gen = torch.Generator(device=self.source.device).manual_seed(seed)
+        k = torch.randint(self.cfg.clip_steps, (self.cfg.batch_size,), generator=gen, device=gen.device).tolist()
+        return flow_batch(latents, clips, k, self.text, self.config, self.cfg, gen)
+
+    def next(self):
+        return self.stream.next()
+
+    def state_dict(self):
+        return self.stream.state_dict()
+
+    def load_state_dict(self, state):
+        self.stream.load_state_dict(state)
+
+
+def dit_ema_state(trainer: Trainer) -> dict[str, torch.Tensor] | None:
+    """The EMA weights of the DiT inside a FlowMatchingModule trainer (names without 'dit.')."""
+    if trainer.ema is None:
+        return None
+    return {k[len("dit."):]: v for k, v in trainer.ema.state_dict()["shadow"].items() if k.startswith("dit.")}
+
+
+def train_pretrain(model_config: WorldModelConfig, dit: nn.Module, vae: nn.Module, text, cfg: PretrainConfig,
+                   out: str | Path, *, source: SimClipSource, info: D.DistInfo,
+                   deadline: float | None = None) -> Trainer:
+    """Trains (or resumes from `out/`) `dit` in place; returns the trainer (EMA, curves, step)."""
+    vae = vae.to(info.device).eval().requires_grad_(False)
+    stream = PretrainStream(source, vae, text, model_config, cfg, info.rank)
+    trainer = Trainer(FlowMatchingModule(dit, cfg.memory), cfg.trainer, Path(out), info=info, name="pretrain")
+    trainer.resume(stream)
+    trainer.fit(stream, deadline=deadline)
+    return trainer
