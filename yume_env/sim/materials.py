@@ -75,7 +75,7 @@ def material_table(b: Backend, effects, sun_up):
     t = base + xp.zeros_like(fx["snow"])
     # Ground: lit by the sun's elevation, whitened by snow, darkened (wet) by rain.
     g = t * (0.75 + 0.35 * sun_up[:, None, None])
-    g = g * (1 - 0.8 * fx["snow"]) + b.asarray(SNOW) * (0.8 * fx["snow"])
+    g = g * (1 - 0.7 * fx["snow"]) + b.asarray(SNOW) * (0.7 * fx["snow"])
     g = g * (1 - 0.35 * fx["rain"])
     t = xp.where(ground, g, t)
     t = t * (1 - 0.4 * fx["rain"] * (1 - b.f(ground)))

@@ -153,7 +153,7 @@ class Renderer:
         if pool is not None or b.any(st.effects[:, [EFFECTS.index("snow"), EFFECTS.index("rain")]] > 0):
             col = b.f(col)
             if pool is not None:  # warm light pools under the lamps (fading with the haze)
-                col = col + (pool * (1 - mix) * 128.0)[..., None] * self.pool_rgb
+                col = col + (pool * (1 - mix) * 170.0)[..., None] * self.pool_rgb
             col = b.to_u8(b.clip(self._precipitation(st, col, fx) + 0.5, 0.0, 255.0))
         return col
 
@@ -371,10 +371,10 @@ class Renderer:
         """Screen-space snowflakes and rain streaks that fall with time and slide when turning."""
         b, xp = self.b, self.b.xp
         H, W = self.height, self.width
-        for name, cells_x, cells_y, speed, radius, rgb, strength in (
-            ("snow", 12.0, 12.0, 0.35, 0.28, (248, 248, 255), 1.0),
-            ("snow", 22.0, 22.0, 0.22, 0.24, (230, 230, 240), 0.85),
-            ("rain", 30.0, 5.0, 1.3, 0.0, (185, 195, 215), 0.7),
+        for name, cells_x, cells_y, speed, radius, density, rgb, strength in (
+            ("snow", 12.0, 12.0, 0.35, 0.22, 0.35, (248, 248, 255), 1.0),
+            ("snow", 22.0, 22.0, 0.22, 0.2, 0.3, (230, 230, 240), 0.8),
+            ("rain", 30.0, 5.0, 1.3, 0.0, 0.45, (185, 195, 215), 0.7),
         ):
             amt = fx[name]
             if not b.any(amt > 0):
@@ -388,9 +388,9 @@ class Renderer:
             oy = 0.2 + 0.6 * b.frac(r * 3.77)
             du, dv = b.frac(u) - ox, b.frac(v) - oy
             if radius:
-                mark = (r < 0.45) & (du * du + dv * dv < radius * radius)
+                mark = (r < density) & (du * du + dv * dv < radius * radius)
             else:
-                mark = (r < 0.45) & (xp.abs(du) < 0.09) & (xp.abs(dv) < 0.35)
+                mark = (r < density) & (xp.abs(du) < 0.09) & (xp.abs(dv) < 0.35)
             m = (b.f(mark) * (amt * strength)[:, None, None])[..., None]
             col = col * (1 - m) + b.asarray(np.array(rgb, dtype=np.float32)) * m
         return col

@@ -66,7 +66,7 @@ def sprite_table(b: Backend, x, z, seed, lights, beacon_xz, beacon_on, ghost_xz,
     park_s = (park[:, :, None] & (b.asarray(_IS_PARK_TREE).reshape(1, 9, n))).reshape(B, -1)
     valid = ~b.asarray(_IS_PARK_TREE)[None] | park_s
     params[:, :, P_VALID] = b.f(valid)
-    grow = 1 + 0.7 * lights[:, None]
+    grow = 1 + 1.2 * lights[:, None]
     lamp = b.asarray(_IS_LAMP)[None]
     params[:, :, P_BLOB_RX] = xp.where(lamp, params[:, :, P_BLOB_RX] * grow, params[:, :, P_BLOB_RX])
     params[:, :, P_BLOB_RY] = xp.where(lamp, params[:, :, P_BLOB_RY] * grow, params[:, :, P_BLOB_RY])
