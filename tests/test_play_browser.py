@@ -194,7 +194,7 @@ def test_branch_restore_returns_to_the_saved_step(page):
     set_paused(page, True)
     page.click("#save-branch")
     page.wait_for_selector("#branches li button", timeout=WAIT_MS)
-    saved = js(page, "window.yumePlay.status.branches.at(-1)")
+    saved = js(page, "window.yumePlay.branches.at(-1)")
     set_paused(page, False)
     wait_steps(page, saved["step"] + 2)
     set_paused(page, True)

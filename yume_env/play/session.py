@@ -120,6 +120,12 @@ class PlaySession:
         self.hub.close()
         if self._thread.is_alive():
             self._thread.join(timeout=30)
+        while True:  # requests that came too late get an answer instead of waiting
+            try:
+                _, future = self._commands.get_nowait()
+            except queue.Empty:
+                break
+            future.set_exception(RuntimeError("the play session is closed; restart `yume-env play`"))
 
     # ---- requests from the page (any thread) -------------------------------------------------
     def hold(self, action: tuple[int, int]) -> None:
@@ -165,7 +171,9 @@ class PlaySession:
 
     # ---- the env thread ----------------------------------------------------------------------
     def _call(self, fn: Callable[[], Any]) -> Any:
-        if not self._thread.is_alive():  # before start() (and in tests driving it synchronously)
+        if self._stop.is_set():
+            raise RuntimeError("the play session is closed; restart `yume-env play`")
+        if not self._thread.is_alive():  # before start(): nothing else touches the env yet
             return fn()
         future: Future = Future()
         self._commands.put((fn, future))
@@ -235,17 +243,19 @@ class PlaySession:
             )
             if terminated or truncated:
                 self._ended = "terminated" if terminated else "truncated"
-        self._publish([to_data_url(b, self.fmt) for b in encoded])
+        self._publish([to_data_url(b, self.fmt) for b in encoded], branches=False)
 
-    def _publish(self, frames: list[str]) -> None:
+    def _publish(self, frames: list[str], branches: bool = True) -> None:
+        """Sends the status (and `frames`) to the page; the branch list only when it may have changed,
+        so per-chunk updates do not carry the thumbnails."""
         with self._lock:
             if frames:
                 self._last_frames = frames
-            update = {**self._status_locked(), "frames": frames}
+            update = {**self._status_locked(branches), "frames": frames}
         self.hub.publish(update)
 
-    def _status_locked(self) -> dict:
-        return {
+    def _status_locked(self, branches: bool = True) -> dict:
+        status = {
             **self._status,
             "pending_event": self._status.get("pending_event"),  # set, not yet used by a chunk
             "steps_per_s": round(self._rate.rate(time.perf_counter()), 2),
@@ -254,9 +264,11 @@ class PlaySession:
             "ended": self._ended,
             "error": self._error,
             "recorded_steps": self.recording.num_steps,
-            "branches": [b.describe() for b in self._branches],
             "seed": self.recording.seed,
         }
+        if branches:
+            status["branches"] = [b.describe() for b in self._branches]
+        return status
 
     # ---- commands (run on the env thread) ----------------------------------------------------
     def _reset(self, seed: int | None, image_url: str | None) -> None:

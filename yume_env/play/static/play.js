@@ -8,7 +8,7 @@ const KEEP_CHUNKS = 400; // received chunks kept in memory (window.yumePlay.rece
 
 // Everything the page knows, in one object (also what the browser test reads).
 const play = (window.yumePlay = {
-  token: null, config: null, status: {}, held: new Set(), received: [], framesShown: 0,
+  token: null, config: null, status: {}, branches: [], held: new Set(), received: [], framesShown: 0,
   sentAction: "0,0", wantAction: [0, 0], sending: false, autoPaused: false, source: null,
 });
 
@@ -123,7 +123,10 @@ function onUpdate(u) {
   if (u.error) say(u.error, "error");
   else if (u.ended) say(`episode ${u.ended}: reset or restore a branch to go on`, "error");
   setConnection(u.paused ? "paused" : "live", u.paused ? "paused" : "on");
-  renderBranches(u.branches || []);
+  if (u.branches) { // sent only when the list may have changed
+    play.branches = u.branches;
+    renderBranches(u.branches);
+  }
 }
 
 function renderBranches(branches) {
