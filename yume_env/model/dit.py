@@ -252,9 +252,10 @@ class WanDiT(nn.Module):
         mask = _history_mask(history.valid) if history.padded else None
         x = history.tokens.float()
         cache = []
-        for blk, tkv in zip(self.blocks, text_kv):
+        for blk, tkv in zip(self.blocks[:-1], text_kv):
             x, kv = blk(x, mod, (H,), history.freqs, tkv, mask=mask)
             cache.append(kv)
+        cache.append(self.blocks[-1].history_kv(x, mod, history.freqs))
         if not torch.is_grad_enabled():  # a cached graph could not be backpropagated twice
             history.kv_cache, history.kv_cache_context = cache, context.clone()
         return cache

@@ -98,13 +98,17 @@ class SelfAttention(nn.Module):
         """x (B, S, dim) in weight dtype; freqs (B, S, d/2) complex RoPE rotations. kv_prefix: cached keys/values
         (B, H, S0, d), already rotated, that the queries also see (before x's own). mask: bool,
         broadcastable to (B, H, S, S0 + S), True = may attend. Returns (output, (k, v) of x)."""
-        h = self.num_heads
-        q = apply_rope(_heads(self.norm_q(self.q(x)), h), freqs)
-        k = apply_rope(_heads(self.norm_k(self.k(x)), h), freqs)
-        v = _heads(self.v(x), h)
+        q = apply_rope(_heads(self.norm_q(self.q(x)), self.num_heads), freqs)
+        k, v = self.project_kv(x, freqs)
         kk, vv = (k, v) if kv_prefix is None else (torch.cat([kv_prefix[0], k], 2), torch.cat([kv_prefix[1], v], 2))
         out = F.scaled_dot_product_attention(q, kk, vv, attn_mask=mask)
         return self.o(out.transpose(1, 2).flatten(2)), (k, v)
+
+
+    def project_kv(self, x: torch.Tensor, freqs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rotated keys and values (B, H, S, d) of x (B, S, dim)."""
+        k = apply_rope(_heads(self.norm_k(self.k(x)), self.num_heads), freqs)
+        return k, _heads(self.v(x), self.num_heads)
 
 
 class CrossAttention(SelfAttention):
@@ -173,6 +177,14 @@ class WanBlock(nn.Module):
         h = modulate(self.norm2(x), e[3], e[4], pieces)
         x = x + gate(self.ffn(h.to(wd)).float(), e[5], pieces)
         return x, kv
+
+
+    def history_kv(self, x: torch.Tensor, mod: torch.Tensor, freqs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Only this block's self-attention keys/values of x (B, S, dim), one piece: what the last
+        block contributes to a causal history cache (the rest of its output is never read)."""
+        e = self.modulation.float().unsqueeze(0) + mod
+        h = modulate(self.norm1(x), e[:, :, 0], e[:, :, 1], (x.shape[1],))
+        return self.self_attn.project_kv(h.to(self.ffn[0].weight.dtype), freqs)
 
 
 class Head(nn.Module):
