@@ -249,3 +249,45 @@ def _batch_simulator():
     except ImportError:
         return None
     return BatchSimulator
+
+
+class ClipPool:
+    """Renders clips in large pools and serves each pool for several batches.
+
+    The torch renderer costs about the same per call for 16 or 256 cameras on a GPU (it is bound
+    by kernel launches), so rendering `pool_clips` at once and drawing `batch` clips from the pool
+    for `pool_clips * reuse / batch` batches multiplies throughput. Still a pure function of the
+    batch index: batch i reads pool i // batches_per_pool, rebuilt on demand after a resume.
+    `encode(clips) -> tensor` (e.g. VAE latents) runs once per pool.
+    """
+
+    def __init__(self, source: SimClipSource, pool_clips: int, steps: int, batch: int, reuse: float, seed: int,
+                 rank: int = 0, encode: Callable[[Clips], Any] | None = None):
+        if batch > pool_clips:
+            raise ValueError(f"batch ({batch}) must not exceed pool_clips ({pool_clips})")
+        self.source, self.pool_clips, self.steps, self.batch = source, int(pool_clips), int(steps), int(batch)
+        self.batches_per_pool = max(1, int(round(pool_clips * reuse / batch)))
+        self.seed, self.rank, self.encode = int(seed), int(rank), encode
+        self._id: int | None = None
+        self._pool: tuple[Clips, Any] | None = None
+
+    def pool(self, pool_id: int) -> tuple[Clips, Any]:
+        if self._id != pool_id:
+            clips = self.source.render(self.pool_clips, self.steps, batch_seed(self.seed, pool_id, self.rank))
+            self._pool = (clips, self.encode(clips) if self.encode is not None else None)
+            self._id = pool_id
+        return self._pool
+
+    def draw(self, index: int) -> tuple[Clips, Any, torch.Tensor, torch.Generator]:
+        """Batch `index`: (pool clips, pool encodings, the drawn clip indices, a generator seeded for it)."""
+        clips, enc = self.pool(index // self.batches_per_pool)
+        gen = torch.Generator(device=self.source.device).manual_seed(batch_seed(self.seed + 1, index, self.rank))
+        pick = torch.randperm(self.pool_clips, generator=gen, device=gen.device)[: self.batch]
+        return clips, enc, pick, gen
+
+
+def select(clips: Clips, pick: torch.Tensor) -> Clips:
+    """The clips at indices `pick`."""
+    idx = pick.tolist()
+    return Clips(clips.frames[pick], clips.actions[pick], [clips.events[i] for i in idx], clips.distance[pick],
+                 clips.reached[pick], clips.sub_frames)

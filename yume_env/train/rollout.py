@@ -81,7 +81,8 @@ def rollout_psnr(world, clips: Clips, steps: int, burn_in_steps: int = 0, seed: 
     states = []
     for i in range(n):
         upto = 1 + burn_in_steps * F_
-        states.append(world.init_state(gt[i, :upto], acts[i, :burn_in_steps] if burn_in_steps else None))
+        per_frame = np.repeat(acts[i, :burn_in_steps], F_, axis=0)  # init_state takes one action per frame pair
+        states.append(world.init_state(gt[i, :upto], per_frame if burn_in_steps else None))
     gen = torch.Generator(device=world.device).manual_seed(int(seed))
     by_step, frames = [], []
     for s in range(burn_in_steps, burn_in_steps + steps):

@@ -13,6 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from yume_env.actions import CAMERAS, KEYS
+from yume_env.train.eval.config import HALF_TURN_STEPS
 from yume_env.train.eval.metrics import psnr, ssim
 from yume_env.train.eval.rollout import burn_in, init_states
 
@@ -38,21 +39,24 @@ def loop_closure(model, episodes: int, walk: int, turn: int, burn: int, tries: i
     script = loop_script(walk, turn)
     # Pick worlds where the simulator's own loop closes (no wall in the way).
     seeds, burn_actions, skipped = [], [], []
-    candidate = seed
-    while len(seeds) < episodes and candidate < seed + episodes * tries:
+    for candidate in range(seed, seed + episodes * tries):
+        if len(seeds) == episodes:
+            break
         acts = rng.integers(0, [len(KEYS), 1], size=(burn, 2))  # burn-in: keys only, level camera
-        start = burn_in(model, [candidate], burn, rng, actions=acts[None])
-        sim = start.sims[0]
+        sim = burn_in(model, [candidate], burn, rng, actions=acts[None]).sims[0]
         p0 = np.array(sim.pose)
         for a in script:
             sim.step(a)
-        (seeds if _closes(p0, np.array(sim.pose)) else skipped).append(candidate)
-        if seeds and seeds[-1] == candidate:
+        if _closes(p0, np.array(sim.pose)):
+            seeds.append(candidate)
             burn_actions.append(acts)
-        candidate += 1
+        else:
+            skipped.append(candidate)
     if not seeds:
-        raise RuntimeError(f"no world among seeds {seed}..{candidate - 1} lets the simulator close a {walk}-step loop; "
-                           "lower loop_walk or raise loop_tries")
+        raise RuntimeError(
+            f"the simulator's own loop (walk {walk}, turn {turn}) closed in none of seeds {skipped[0]}..{skipped[-1]}: "
+            f"a loop closes only when turn x 10 deg = 180 deg (turn={HALF_TURN_STEPS}) and no wall is in the way; "
+            "fix loop_turn, lower loop_walk or raise loop_tries")
     start = burn_in(model, seeds, burn, rng, actions=np.stack(burn_actions))
     start_view = start.frames[:, -1]
     on, off = init_states(model, start), init_states(model, start)

@@ -30,18 +30,18 @@ class ProbeTrainConfig:
     Training: `iterations` Adam steps of `batch` samples, cosine decay from `lr`; blur and noise
     augmentation with probability `augment` (generated frames are softer than rendered ones)."""
 
-    episodes: int = 240
+    episodes: int = 200
     steps: int = 48
     size: int = 64
     sub_frames: int = 2
     seed: int = 0
     holdout: float = 0.15
-    iterations: int = 3000
+    iterations: int = 2000
     batch: int = 64
     lr: float = 2e-3
     weight_decay: float = 1e-4
     augment: float = 0.5
-    width: int = 32
+    width: int = 16
     hidden: int = 256
     device: str = "cpu"
 
@@ -54,7 +54,7 @@ class ProbeTrainConfig:
 
 PROBE_PRESETS: dict[str, dict[str, Any]] = {
     "full": {},
-    "quick": {"episodes": 24, "steps": 16, "iterations": 150, "batch": 32, "width": 16, "hidden": 128},
+    "quick": {"episodes": 24, "steps": 16, "iterations": 150, "batch": 32, "hidden": 128},
 }
 
 
@@ -76,6 +76,13 @@ def _augment(x: torch.Tensor, gen: torch.Generator, p: float) -> torch.Tensor:
     blurred = F.conv2d(F.pad(blurred, (0, 0, 2, 2), mode="replicate"), gk.view(-1, 1, 5, 1), groups=n * k * c)
     blurred = blurred.view_as(x) + 0.03 * torch.randn(x.shape, generator=gen)
     return torch.where(pick.view(n, 1, 1, 1, 1), blurred, x)
+
+
+def _prepare_stack(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, K, H, W, 3) -> float (N, K, 3, 64, 64) in [-1, 1]."""
+    n, k = frames.shape[:2]
+    flat = prepare(frames.reshape(n * k, *frames.shape[2:]))
+    return flat.reshape(n, k, *flat.shape[1:])
 
 
 def _batches(n: int, batch: int, gen: torch.Generator):
@@ -120,10 +127,10 @@ def train_probes(config: ProbeTrainConfig, out: str | Path | None = None, progre
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, config.iterations) / config.iterations))
     )
-    # Frames as float tensors once: (N, 2, 3, 64, 64) for transitions, (M, 1, 3, 64, 64) for events.
-    pairs = torch.stack([prepare(train.before), prepare(train.after)], dim=1)
+    # Frames stay uint8 (a quarter of float32's memory); each batch is converted on its own.
+    pairs = torch.stack([torch.as_tensor(train.before), torch.as_tensor(train.after)], dim=1)  # (N, 2, H, W, 3)
     targets = torch.as_tensor(train.actions)
-    ev_x = prepare(train.event_frames)[:, None]
+    ev_x = torch.as_tensor(train.event_frames)[:, None]  # (M, 1, H, W, 3)
     ev_y = torch.as_tensor(train.event_labels)
     pair_batches = _batches(len(pairs), config.batch, gen)
     ev_batches = _batches(len(ev_x), config.batch, gen)
@@ -133,17 +140,17 @@ def train_probes(config: ProbeTrainConfig, out: str | Path | None = None, progre
     bar = tqdm(range(config.iterations), desc="training probes", disable=not progress)
     for _ in bar:
         i, j = next(pair_batches), next(ev_batches)
-        x = _augment(pairs[i], gen, config.augment).to(device)
+        x = _augment(_prepare_stack(pairs[i]), gen, config.augment).to(device)
         k_logits, c_logits = probes.inverse_dynamics(x[:, 0], x[:, 1])
         t = targets[i].to(device)
         idm_loss = F.cross_entropy(k_logits, t[:, 0]) + F.cross_entropy(c_logits, t[:, 1])
-        ev_loss = F.cross_entropy(probes.event_classifier(_augment(ev_x[j], gen, config.augment)[:, 0].to(device)), ev_y[j].to(device))
+        ev_loss = F.cross_entropy(probes.event_classifier(_augment(_prepare_stack(ev_x[j]), gen, config.augment)[:, 0].to(device)), ev_y[j].to(device))
         loss = idm_loss + ev_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
-        losses.append([float(idm_loss), float(ev_loss)])
+        losses.append([idm_loss.item(), ev_loss.item()])
         bar.set_postfix(idm=f"{losses[-1][0]:.3f}", event=f"{losses[-1][1]:.3f}")
     probes.eval()
     record = {

@@ -27,7 +27,7 @@ from yume_env.actions import NUM_CAMERAS
 from yume_env.model import sampler
 from yume_env.model.config import WorldModelConfig
 from yume_env.train import distributed as D
-from yume_env.train.batches import Clips, IndexedStream, SimClipSource, batch_seed
+from yume_env.train.batches import ClipPool, Clips, IndexedStream, SimClipSource, select
 from yume_env.train.rollout import encode_clips
 from yume_env.train.trainer import Trainer, TrainerConfig
 
@@ -38,6 +38,8 @@ class PretrainConfig:
         lr=4e-4, warmup_steps=200, max_steps=50_000, ema_decay=0.999, weight_decay=0.01))
     batch_size: int = 64
     clip_steps: int = 12  # env steps rendered per clip; history length k is drawn from [0, clip_steps)
+    pool_clips: int = 256  # clips rendered per call of the simulator (see batches.ClipPool)
+    pool_reuse: float = 2.0  # times each pooled clip is drawn (on average)
     history_noise_max: float = 0.15  # history += s * eps, s ~ U(0, max) ...
     history_noise_prob: float = 0.7  # ... for this share of the examples
     t_logit_mean: float = 0.0
@@ -120,20 +122,19 @@ def flow_batch(latents: torch.Tensor, clips: Clips, k: list[int], text, config: 
 
 
 class PretrainStream:
-    """Batch i: fresh clips rendered with seed (seed, i, rank), encoded, k drawn per clip."""
+    """Batch i: `batch_size` clips drawn from a pool of rendered, encoded clips; k drawn per clip."""
 
     def __init__(self, source: SimClipSource, vae: nn.Module, text, config: WorldModelConfig, cfg: PretrainConfig,
                  rank: int = 0):
-        self.source, self.vae, self.text, self.config, self.cfg, self.rank = source, vae, text, config, cfg, rank
+        self.text, self.config, self.cfg = text, config, cfg
+        self.pool = ClipPool(source, max(cfg.pool_clips, cfg.batch_size), cfg.clip_steps, cfg.batch_size,
+                             cfg.pool_reuse, cfg.seed, rank, encode=lambda clips: encode_clips(vae, clips.frames))
         self.stream = IndexedStream(self.make)
 
     def make(self, i: int) -> dict[str, Any]:
-        seed = batch_seed(self.cfg.seed, i, self.rank)
-        clips = self.source.render(self.cfg.batch_size, self.cfg.clip_steps, seed)
-        latents = encode_clips(self.vae, clips.frames)
-        gen = torch.Generator(device=self.source.device).manual_seed(seed)
+        clips, latents, pick, gen = self.pool.draw(i)
         k = torch.randint(self.cfg.clip_steps, (self.cfg.batch_size,), generator=gen, device=gen.device).tolist()
-        return flow_batch(latents, clips, k, self.text, self.config, self.cfg, gen)
+        return flow_batch(latents[pick], select(clips, pick), k, self.text, self.config, self.cfg, gen)
 
     def next(self):
         return self.stream.next()

@@ -22,7 +22,7 @@ from torch.nn import functional as F
 from yume_env.model.config import WorldModelConfig
 from yume_env.model.vae import build_vae, frames_to_tensor
 from yume_env.train import distributed as D
-from yume_env.train.batches import IndexedStream, SimClipSource, batch_seed
+from yume_env.train.batches import ClipPool, IndexedStream, SimClipSource, batch_seed
 from yume_env.train.trainer import FitResult, Trainer, TrainerConfig
 
 
@@ -32,6 +32,8 @@ class VAEStageConfig:
         lr=1e-3, warmup_steps=100, max_steps=4000, ema_decay=0.999, weight_decay=0.0))
     batch_size: int = 32  # clips per step
     clip_steps: int = 2  # env steps per clip (1 + 2 * 2 = 5 frames)
+    pool_clips: int = 256  # see batches.ClipPool
+    pool_reuse: float = 1.0
     l1_weight: float = 1.0
     mse_weight: float = 1.0
     edge_weight: float = 0.5
@@ -77,7 +79,14 @@ class VAETrainModule(nn.Module):
 
 
 def clip_stream(source: SimClipSource, cfg: VAEStageConfig, rank: int = 0) -> IndexedStream:
-    return IndexedStream(lambda i: source.render(cfg.batch_size, cfg.clip_steps, batch_seed(cfg.seed, i, rank)).frames)
+    pool = ClipPool(source, max(cfg.pool_clips, cfg.batch_size), cfg.clip_steps, cfg.batch_size, cfg.pool_reuse,
+                    cfg.seed, rank)
+
+    def make(i: int) -> torch.Tensor:
+        clips, _, pick, _ = pool.draw(i)
+        return clips.frames[pick]
+
+    return IndexedStream(make)
 
 
 @torch.no_grad()

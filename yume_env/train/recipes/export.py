@@ -1,0 +1,170 @@
+"""The last step of the default-world recipe: measure the trained world, write the model folder.
+
+RUN/model/ = `WorldModel.save_pretrained` (config.json, dit/vae/task_head safetensors, text_cache/,
+start_frames.npz) + MODEL_CARD.md (data, steps, GPU minutes, metrics, how to reproduce).
+RUN/samples/ = gifs of rollouts, the simulator on the left and the learned world on the right
+under the same actions: `rollout_K.gif` (the training policy's held actions) and `scripted.gif`
+(W, pan right, W, pan left, S: each held for several steps) to judge action following by eye.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from yume_env.actions import action_to_str, parse_action
+from yume_env.model.config import WorldModelConfig
+from yume_env.train.batches import Clips, batch_seed
+from yume_env.train.checkpointing import atomic_write_text
+from yume_env.train.rollout import rollout_psnr, snapshot_world, teacher_forced_psnr
+
+SCRIPT = ["W"] * 6 + ["→"] * 6 + ["W"] * 6 + ["←"] * 6 + ["S"] * 4 + ["W+A"] * 4
+
+
+def start_views(config: WorldModelConfig, count: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """`count` simulator start views (the beacon stands in view at reset), no events."""
+    from yume_env.sim import Simulator
+
+    sim = Simulator(config.height, config.width, sub_frames=config.latent_frames_per_chunk, seed=seed)
+    frames = np.stack([sim.reset(seed=seed + i) for i in range(count)])
+    return {"frames": frames.astype(np.uint8), "events": np.array([""] * count)}
+
+
+def scripted_clip(config: WorldModelConfig, seed: int, device) -> Clips:
+    """The simulator under `SCRIPT` from one start view."""
+    from yume_env.sim import Simulator
+
+    sim = Simulator(config.height, config.width, sub_frames=config.latent_frames_per_chunk, seed=seed)
+    frames = [sim.reset(seed=seed)[None]]
+    actions = np.stack([parse_action(a) for a in SCRIPT])
+    for a in actions:
+        frames.append(sim.step(a).frames)
+    return Clips(torch.from_numpy(np.concatenate(frames)[None]).to(device), torch.from_numpy(actions[None]).to(device),
+                 [[""] * len(SCRIPT)], torch.zeros(1, len(SCRIPT)), torch.zeros(1, len(SCRIPT), dtype=torch.bool),
+                 config.latent_frames_per_chunk)
+
+
+def side_by_side(sim: np.ndarray, model: np.ndarray, scale: int = 3) -> np.ndarray:
+    """(T, H, W, 3) x2 -> (T, H*scale, (2W+2)*scale, 3): simulator | model."""
+    gap = np.full((*sim.shape[:2], 2, 3), 255, dtype=np.uint8)
+    both = np.concatenate([sim, gap, model], axis=2)
+    return both.repeat(scale, axis=1).repeat(scale, axis=2)
+
+
+def write_gif(path: Path, frames: np.ndarray, fps: int) -> None:
+    import imageio.v2 as imageio
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.gif")
+    imageio.mimsave(tmp, list(frames), duration=1.0 / max(1, fps), loop=0)
+    os.replace(tmp, path)
+
+
+def export_model(root: Path, mc: WorldModelConfig, recipe, dit, vae, head, text, source, state: dict[str, Any]) -> dict[str, Any]:
+    """Measures, writes RUN/model/ with its card and RUN/samples/; returns the final metrics."""
+    world = snapshot_world(mc, dit, vae, text, task_head=head)
+    world.start_frames = start_views(mc, recipe.start_frames, seed=recipe.seed + 1000)
+    clips = source.render(recipe.eval_clips, recipe.eval_steps, batch_seed(recipe.seed + 424242, 99))
+    roll = rollout_psnr(world, clips, recipe.eval_steps, seed=5)
+    metrics = {
+        "teacher_forced_psnr_db": teacher_forced_psnr(world, clips, [0, 2, recipe.eval_steps // 2], seed=5),
+        "rollout_psnr_mean_db": roll["psnr_mean"],
+        "rollout_psnr_last_step_db": roll["psnr_by_step"][-1],
+        "rollout_psnr_by_step_db": roll["psnr_by_step"],
+        "rollout_steps": len(roll["psnr_by_step"]),
+    }
+    fps = max(1, mc.fps)
+    samples = root / "samples"
+    show = source.render(recipe.sample_gifs, recipe.sample_steps, batch_seed(recipe.seed + 7, 1))
+    shown = rollout_psnr(world, show, recipe.sample_steps, seed=6)
+    gt = show.frames.cpu().numpy()[:, 1:]
+    for i in range(recipe.sample_gifs):
+        write_gif(samples / f"rollout_{i}.gif", side_by_side(gt[i], shown["frames"][i]), fps)
+    scripted = scripted_clip(mc, recipe.seed + 3, source.device)
+    out = rollout_psnr(world, scripted, len(SCRIPT), seed=7)
+    write_gif(samples / "scripted.gif", side_by_side(scripted.frames.cpu().numpy()[0, 1:], out["frames"][0]), fps)
+    metrics["scripted_rollout_psnr_db"] = out["psnr_mean"]
+    model_dir = world.save_pretrained(root / "model")
+    card = model_card(mc, recipe, state, metrics)
+    atomic_write_text(model_dir / "MODEL_CARD.md", card)
+    atomic_write_text(samples / "actions.json", json.dumps({
+        "scripted.gif": SCRIPT,
+        **{f"rollout_{i}.gif": [action_to_str(a) for a in show.actions[i].cpu().numpy()] for i in range(recipe.sample_gifs)}},
+        ensure_ascii=False, indent=1))
+    return metrics
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def model_card(mc: WorldModelConfig, recipe, state: dict[str, Any], metrics: dict[str, Any]) -> str:
+    stages = state["stages"]
+    calls = state["calls"]
+    gpu_s = sum(c["seconds"] for c in calls if c["device"] != "cpu")
+    all_s = sum(c["seconds"] for c in calls)
+    devices = sorted({c["device"] for c in calls})
+    m = {**state.get("metrics", {}), **metrics}
+    rows = "\n".join(f"| {s} | {stages.get(s, {}).get('steps', '-')} | {stages.get(s, {}).get('elapsed_s', 0) / 60:.1f} |"
+                     for s in ("vae", "pretrain", "self_forcing", "reward"))
+    scalars = "\n".join(f"| {k} | {_fmt(v)} |" for k, v in sorted(m.items()) if not isinstance(v, list))
+    p, sf, r = recipe.pretrain, recipe.self_forcing, recipe.reward
+    from yume_env.train.batches import ActionPolicy, EventPlan
+
+    policy, events = ActionPolicy(), EventPlan()
+    return f"""# yume-env default world
+
+A small world model of the Yume1.5 design (Wan-style DiT with TSCM history memory, flow matching,
+{mc.sample_steps}-step Euler sampler) trained only on the procedural simulator `YumeSim-v0`.
+It runs on a laptop CPU; `gym.make("YumeWorld-v0")` loads it.
+
+## Model
+- frames {mc.height}x{mc.width} RGB, {mc.latent_frames_per_chunk} frames per env step; tiny VAE
+  ({mc.spatial_compression}x spatial, {mc.latent_channels} latent channels);
+- DiT: dim {mc.dim}, {mc.num_layers} blocks, {mc.num_heads} heads, ffn {mc.ffn_dim}; TSCM schedule
+  `{mc.tscm_schedule}`, channel-stream memory {"on" if mc.memory_enabled else "off"}, history attention `{mc.history_attention}`;
+- conditioning: [action caption, event text] as {mc.text_tokens} MiniLM tokens (cached in `text_cache/`);
+- task head (`task_head.safetensors`): beacon distance and reached flag from a chunk's latents;
+- `start_frames.npz`: {recipe.start_frames} simulator start views with the beacon in view.
+
+## Data
+Clips rendered on the fly by the simulator's torch batch renderer (no dataset on disk): random
+(key, camera) actions held for a geometric number of steps (mean {policy.mean_hold:g}), forward
+walking most common; {int(100 * policy.seek_fraction)}% of the cameras seek the beacon; text events
+(all paraphrases of ghost, snow, night, fog, lights, rain) in {int(100 * events.probability)}% of the clips, from the first
+frame or starting mid-clip. Pretrain: {p.batch_size} clips per step of {p.clip_steps} steps, random
+history length, history noise augmentation up to {p.history_noise_max}. Self-forcing: up to
+{sf.max_generated} self-generated chunks after up to {sf.max_burn_in} simulator chunks. Reward:
+{r.batch_size} clips of {r.clip_steps} steps per batch, {int(100 * r.seek_fraction)}% beacon seekers.
+
+## Training
+| stage | steps | minutes |
+|---|---|---|
+{rows}
+
+Total wall time {all_s / 60:.1f} min over {len(calls)} call(s); GPU minutes {gpu_s / 60:.1f}
+(devices: {", ".join(devices)}); torch {torch.__version__}, Python {platform.python_version()}.
+
+## Metrics (measured by the recipe at export; PSNR against the simulator under the same actions)
+| metric | value |
+|---|---|
+{scalars}
+
+Rollout PSNR by step (dB): {", ".join(f"{v:.1f}" for v in m.get("rollout_psnr_by_step_db", []))}.
+Drift before self-forcing (dB by step): {", ".join(f"{v:.1f}" for v in m.get("drift_psnr_by_step_before_self_forcing", []))}.
+Drift after self-forcing (dB by step): {", ".join(f"{v:.1f}" for v in m.get("drift_psnr_by_step_after_self_forcing", []))}.
+`yume-env eval` gives the full evaluation (inverse dynamics, loop closure, events, speed).
+
+## Reproduce
+```
+yume-env train text-cache --out text_cache.safetensors          # where MiniLM is installed
+python -m yume_env.train.recipes.default_world --out RUN --text-cache text_cache.safetensors \\
+    --budget-minutes {state.get("budget_minutes")} --call-minutes 8.5   # repeat until it prints "exported": true
+```
+"""
