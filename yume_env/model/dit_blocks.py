@@ -42,6 +42,8 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.float32 and self.weight.dtype == torch.float32:  # one fused op
+            return F.rms_norm(x, x.shape[-1:], self.weight, self.eps)
         return F.rms_norm(x.float(), x.shape[-1:], eps=self.eps).type_as(x) * self.weight
 
 
@@ -54,7 +56,8 @@ class LayerNorm(nn.LayerNorm):
     def forward(self, x: torch.Tensor, out_dtype: torch.dtype | None = None) -> torch.Tensor:
         w = self.weight.float() if self.weight is not None else None
         b = self.bias.float() if self.bias is not None else None
-        return F.layer_norm(x.float(), self.normalized_shape, w, b, self.eps).to(out_dtype or x.dtype)
+        out = F.layer_norm(x.float(), self.normalized_shape, w, b, self.eps)
+        return out if out_dtype in (None, torch.float32) and x.dtype == torch.float32 else out.to(out_dtype or x.dtype)
 
 
 def per_piece(x: torch.Tensor, pieces: tuple[int, ...], fn) -> torch.Tensor:
