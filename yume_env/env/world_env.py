@@ -32,14 +32,20 @@ class YumeWorldEnv(gym.Env):
     `MultiDiscrete([9, 9])`: `(key, camera)`; `flatten_actions=True` gives `Discrete(81)` with
     index `key * 9 + camera`. Strings are accepted too: `env.step("W+A →")`.
 
-    | index | key  | camera |       | index | key  | camera |
-    |-------|------|--------|-------|-------|------|--------|
-    | 0     | None | · (still) |    | 5     | W+A  | ↑→     |
-    | 1     | W    | → (pan right) | | 6    | W+D  | ↑←     |
-    | 2     | A    | ← (pan left) |  | 7     | S+A  | ↓→     |
-    | 3     | S    | ↑ (tilt up) |   | 8     | S+D  | ↓←     |
-    | 4     | D    | ↓ (tilt down) |
+    | index | key (movement) | camera (rotation) |
+    |-------|----------------|-------------------|
+    | 0     | None           | · (still)         |
+    | 1     | W (forward)    | → (pan right)     |
+    | 2     | A (left)       | ← (pan left)      |
+    | 3     | S (back)       | ↑ (tilt up)       |
+    | 4     | D (right)      | ↓ (tilt down)     |
+    | 5     | W+A            | ↑→                |
+    | 6     | W+D            | ↑←                |
+    | 7     | S+A            | ↓→                |
+    | 8     | S+D            | ↓←                |
 
+    Per step the camera moves `MOVE_SPEED` = 0.5 m, pans 10 degrees, tilts 5 degrees (pitch within
+    +-35 degrees), as in the simulator (`yume_env.actions`).
     `parse_action("W+A →") -> array([5, 1])` and `action_to_str(array([5, 1])) -> "W+A →"`
     (re-exported by `yume_env.env`). A wrong action raises `ValueError` naming it and the expected form.
 
