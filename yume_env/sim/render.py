@@ -90,15 +90,17 @@ class Renderer:
         self.noise = b.asarray(((xx * 37 + yy * 91 + (xx * yy) % 7) % 17 / 17.0).astype(np.float32))
 
     # ------------------------------------------------------------------------------------
-    def _memo(self, name: str, keys, fn):
-        """numpy only: reuse the last result of `fn` while its inputs `keys` are unchanged.
+    def _memo(self, name: str, keys, fn, torch_too: bool = False):
+        """Reuse the last result of `fn` while its inputs `keys` are unchanged.
 
         The cell window, sprite table and colour table change only when the camera crosses a
         cell or the event changes; recomputing them is most of a frame's fixed cost on a CPU.
+        With torch (batches, where some camera always moves) only `torch_too` tables are kept:
+        comparing their small keys costs a device sync, rebuilding them costs far more.
         """
-        if self.b.name != "numpy":
+        if self.b.name != "numpy" and not torch_too:
             return fn()
-        key = tuple(np.asarray(k).tobytes() for k in keys)
+        key = tuple(self.b.numpy(k).tobytes() for k in keys)
         hit = self._cache.get(name)
         if hit is not None and hit[0] == key:
             return hit[1]
@@ -144,7 +146,7 @@ class Renderer:
         mat, shade, depth = self._sprites(st, a, sy, cy, mat, shade, depth, fx)
 
         # Colour: one gather from the per-camera uint8 lookup table (material, shade, haze).
-        lut = self._memo("lut", (st.effects, st.sun), lambda: M.colour_lut(b, st.effects, st.sun[:, 1]))
+        lut = self._memo("lut", (st.effects, st.sun), lambda: M.colour_lut(b, st.effects, st.sun[:, 1]), torch_too=True)
         mix = self._haze(depth, fx)
         s_lvl = b.i(b.clip(shade * ((M.SHADE_LEVELS - 1) / M.SHADE_MAX) + 0.5, 0.0, M.SHADE_LEVELS - 1))
         h_lvl = b.i(mix * (M.HAZE_LEVELS - 1) + 0.5)
