@@ -1,0 +1,110 @@
+"""`yume-env eval` end to end on a random tiny world: every measure runs, the report and the JSON
+carry every metric and target."""
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from yume_env.model import WorldModel, WorldModelConfig
+from yume_env.model.text import TextEmbedding, TextEncoder
+from yume_env.model.text_cache import TextConditioner
+from yume_env.train.eval import EvalConfig, Probes, evaluate, write_json, write_report
+from yume_env.train.eval.targets import TARGETS
+
+sim = pytest.importorskip("yume_env.sim")
+
+
+class HashMiniLM(TextEncoder):
+    """Stands in for MiniLM (same name and width): a distinct fixed vector per text, no transformers."""
+
+    name, model_id, tokens_per_text, dim = "minilm", "sentence-transformers/all-MiniLM-L6-v2", 1, 384
+
+    def encode(self, texts):
+        seeds = [int(hashlib.sha256(t.encode()).hexdigest()[:8], 16) for t in texts]
+        emb = torch.stack([torch.randn(1, 384, generator=torch.Generator().manual_seed(s)) for s in seeds])
+        return TextEmbedding(emb, torch.ones(len(texts), 1, dtype=torch.bool))
+
+
+EVENT_TEXTS = [t for texts in sim.EVENTS.values() for t in texts]
+
+SMALL = dict(episodes=2, burn_in=2, horizons=(1, 3), tf_points=2, tf_context=2, loop_episodes=1, loop_walk=1,
+             event_episodes=1, events=("snow",), event_steps=2, event_judge=1, speed_steps=2,
+             speed_warmup=1, speed_batch=2)
+
+
+@pytest.fixture(scope="module")
+def tiny_world(tmp_path_factory):
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    text = TextConditioner.build(HashMiniLM(), events=EVENT_TEXTS)
+    model = WorldModel.from_config(WorldModelConfig.preset("tiny"), seed=0, text=text)
+    path = tmp_path_factory.mktemp("world") / "tiny"
+    model.save_pretrained(path)  # the event texts are in its text cache: loading never needs MiniLM
+    return model, path
+
+
+@pytest.fixture(scope="module")
+def probes_dir(tmp_path_factory):
+    # Untrained probes: this file checks the plumbing; tests/test_eval_probes.py checks the training.
+    path = tmp_path_factory.mktemp("probes")
+    Probes.create(["none", *sim.EVENTS]).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def results(tiny_world, probes_dir):
+    model, _ = tiny_world
+    return evaluate(model, Probes.load(probes_dir), EvalConfig(**SMALL), model_name="tiny", progress=False)
+
+
+def test_every_measure_reports_finite_numbers(results):
+    m = results["metrics"]
+    for key in ("teacher_forced_psnr", "ar_psnr@1", "ar_psnr@3", "ar_ssim@3", "idm_key_accuracy", "idm_camera_accuracy",
+                "idm_sim_key_accuracy", "loop_sim_psnr", "loop_memory_on_psnr", "loop_memory_off_psnr",
+                "loop_gap_to_sim_db", "loop_gain_over_memory_off_db", "event_rate", "event_sim_rate", "steps_per_s"):
+        assert key in m and m[key] is not None and np.isfinite(m[key]), (key, m.get(key))
+    assert len(results["autoregressive"]["psnr_curve"]) == 3
+
+
+def test_targets_not_measured_are_marked_not_applicable(results):
+    rows = {r["name"]: r for r in results["targets"]}
+    assert set(rows) == {t[0] for t in TARGETS}
+    assert rows["ar_psnr@256"]["value"] is None and rows["ar_psnr@256"]["pass"] is None  # horizon 3 only
+    assert rows["teacher_forced_psnr"]["pass"] in (True, False)
+
+
+def test_report_and_json_hold_every_metric_and_figure(results, tmp_path):
+    report = write_report(results, tmp_path / "report.md")
+    data = json.loads(write_json(results, tmp_path / "eval.json").read_text())
+    text = report.read_text()
+    for row in TARGETS:
+        assert row[4] in text
+    figures = sorted(p.name for p in (tmp_path / "report_figures").glob("*.png"))
+    assert figures == ["action_confusion.png", "autoregressive.png", "event_frames.png", "events.png",
+                       "loop_closure.png", "rollout.png"]
+    for name in figures:
+        assert f"report_figures/{name}" in text
+    assert set(data["metrics"]) == set(results["metrics"])
+    assert {"teacher_forced", "autoregressive", "action_following", "loop_closure", "event_following", "speed",
+            "targets", "probes", "config"} <= set(data)
+    assert "_views" not in data["loop_closure"]
+
+
+def test_memory_off_world_differs_from_memory_on(results):
+    lc = results["loop_closure"]
+    assert lc["memory_on_psnr"] != lc["memory_off_psnr"]
+
+
+def test_cli_quick_eval_writes_report_and_json(tiny_world, probes_dir, tmp_path):
+    from yume_env.cli import main
+
+    _, path = tiny_world
+    out = tmp_path / "eval.json"
+    code = main(["eval", "--model", str(path), "--quick", "--horizons", "2", "--probes", str(probes_dir),
+                 "--json", str(out), "--report", str(tmp_path / "r.md"), "--no-progress"])
+    assert code == 0
+    data = json.loads(out.read_text())
+    assert data["config"]["quick"] is True and data["metrics"]["ar_psnr@2"] is not None
+    assert (tmp_path / "r.md").is_file()
