@@ -152,3 +152,19 @@ def test_offloaded_blocks_give_the_same_output_and_leave_none_resident(parts):
     finally:
         streamer.remove()
     torch.testing.assert_close(out, ref)
+
+
+def test_offload_keeps_the_memory_read_resident_for_update_memory(parts):
+    from yume_env.model.wan.offload import BlockStreamer
+
+    dit = parts.dit
+    lat = torch.randn(48, 2, 4, 4)
+    ref = dit.update_memory(None, lat)
+    streamer = BlockStreamer(dit, "cpu")
+    try:
+        streamed = {k for h in streamer._host for k in h}
+        assert "self_attn.q.weight" in streamed and not any(k.startswith("memory.") for k in streamed)
+        out = dit.update_memory(None, lat)
+    finally:
+        streamer.remove()
+    torch.testing.assert_close(out.kv, ref.kv)

@@ -201,6 +201,14 @@ class WanStreamDecoder(nn.Module):
             if isinstance(m, CausalConv3d):
                 m.key = name
 
+    def conv_layout_(self, channels_last: bool) -> "WanStreamDecoder":
+        """Stores the 3-D conv weights channels-last (NDHWC) or contiguous; activations follow the weights."""
+        fmt = torch.channels_last_3d if channels_last else torch.contiguous_format
+        for m in self.modules():
+            if isinstance(m, nn.Conv3d):
+                m.weight.data = m.weight.data.contiguous(memory_format=fmt)
+        return self
+
     @torch.no_grad()
     def forward(self, z: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """Unnormalised latents (B, z_dim, n, h, w) -> (pixels (B, 3, T, 16h, 16w) in [-1, 1], new state).

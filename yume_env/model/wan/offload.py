@@ -21,8 +21,12 @@ class BlockStreamer:
     copies and compute needs CUDA. `remove()` detaches the hooks and leaves the blocks on the CPU.
     """
 
-    def __init__(self, model: nn.Module, device: str | torch.device, prefetch: int = 1):
+    def __init__(self, model: nn.Module, device: str | torch.device, prefetch: int = 1,
+                 keep_resident: tuple[str, ...] = ("memory",)):
         self.device = torch.device(device)
+        # Small submodules of each block that stay on the device: the channel-stream read
+        # (`memory`, ~6 MB a block) is also used outside the block's forward (`update_memory`).
+        self.keep_resident = tuple(keep_resident)
         self.blocks = list(model.blocks)
         self.prefetch = max(0, int(prefetch))
         cuda = self.device.type == "cuda"
@@ -30,7 +34,9 @@ class BlockStreamer:
         self._host: list[dict[str, torch.Tensor]] = []
         for blk in self.blocks:
             host = {}
-            for name, t in _tensors(blk):
+            for name, t in _tensors(blk, self.keep_resident, resident=True):
+                t.data = t.data.to(self.device)
+            for name, t in self._streamed(blk):
                 data = t.data.cpu()
                 host[name] = data.pin_memory() if cuda else data
                 t.data = host[name]
@@ -54,12 +60,12 @@ class BlockStreamer:
             return
         blk, host = self.blocks[i], self._host[i]
         if self._stream is None:
-            for name, t in _tensors(blk):
+            for name, t in self._streamed(blk):
                 t.data = host[name].to(self.device)
             self._ready[i] = None
             return
         with torch.cuda.stream(self._stream):
-            for name, t in _tensors(blk):
+            for name, t in self._streamed(blk):
                 t.data = host[name].to(self.device, non_blocking=True)
             event = torch.cuda.Event()
             event.record(self._stream)
@@ -72,7 +78,7 @@ class BlockStreamer:
             if event is not None:
                 main = torch.cuda.current_stream(self.device)
                 main.wait_event(event)
-                for _, t in _tensors(module):
+                for _, t in self._streamed(module):
                     t.data.record_stream(main)  # allocated on the side stream, used on this one
             for j in range(i + 1, i + 1 + self.prefetch):
                 self._load(j % len(self.blocks))  # wraps: the next forward starts at block 0
@@ -82,7 +88,7 @@ class BlockStreamer:
 
     def _make_post(self, i: int):
         def post(module, args, output):
-            for name, t in _tensors(module):
+            for name, t in self._streamed(module):
                 t.data = self._host[i][name]
             self._ready.pop(i, None)
             return None
@@ -99,6 +105,13 @@ class BlockStreamer:
         self._handles.clear()
 
 
-def _tensors(module: nn.Module):
-    yield from module.named_parameters()
-    yield from module.named_buffers()
+    def _streamed(self, block: nn.Module):
+        return _tensors(block, self.keep_resident, resident=False)
+
+
+def _tensors(module: nn.Module, keep: tuple[str, ...] = (), resident: bool = False):
+    """(name, tensor) of a block; with `keep`, only those under (resident=True) or outside the kept submodules."""
+    for name, t in list(module.named_parameters()) + list(module.named_buffers()):
+        inside = any(name == k or name.startswith(k + ".") for k in keep)
+        if inside == resident:
+            yield name, t
