@@ -123,7 +123,7 @@ class WorldModel:
         ckpt.load_module(vae, ckpt.require_file(path, VAE_FILE, _FIX), config_file=config_file)
         head = _load_task_head(path / TASK_HEAD_FILE) if (path / TASK_HEAD_FILE).is_file() else None
         start = _load_start_frames(path / START_FRAMES_FILE, config) if (path / START_FRAMES_FILE).is_file() else None
-        spec = ENCODER_CLASSES[config.text_encoder]
+        spec = _encoder_class(config.text_encoder, config_file)
         text = TextConditioner.open(
             path, name=config.text_encoder, model_id=spec.model_id, dim=config.text_dim,
             encoder_factory=lambda: build_text_encoder(config.text_encoder, path),
@@ -139,7 +139,7 @@ class WorldModel:
         get = (lambda k: parts[k]) if isinstance(parts, dict) else (lambda k: getattr(parts, k))
         config, encoder = get("config"), get("text_encoder")
         factory = encoder if callable(encoder) and not hasattr(encoder, "encode") else (lambda: encoder)
-        spec = ENCODER_CLASSES[config.text_encoder]
+        spec = _encoder_class(config.text_encoder, path)
         text = TextConditioner.open(path, name=config.text_encoder, model_id=spec.model_id, dim=config.text_dim,
                                     encoder_factory=factory)
         return cls(config, get("dit"), get("vae"), text)
@@ -312,6 +312,12 @@ def _check_actions(actions: Any, n: int, what: str) -> list[tuple[int, int]]:
             f"at row {int(np.flatnonzero(bad)[0])}"
         )
     return [(int(k), int(c)) for k, c in arr]
+
+
+def _encoder_class(name: str, where: Path):
+    if name not in ENCODER_CLASSES:
+        raise ckpt.CheckpointError(f"{where}: unknown text_encoder {name!r}; expected one of {sorted(ENCODER_CLASSES)}")
+    return ENCODER_CLASSES[name]
 
 
 def _lazy_conditioner(config: WorldModelConfig) -> Callable[[], TextConditioner]:
