@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import socket
 import sys
 
 
@@ -57,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         raise
     print(f"yume-env play: open {server.url} in a browser (Ctrl+C to stop)", flush=True)
     if args.allow_remote:
+        port = server.server_address[1]
+        print(f"from other machines: http://{socket.gethostname()}:{port}/ (if {args.host} is reachable)", flush=True)
         print("warning: --allow-remote: anyone who can reach this port can play and download the recording",
               file=sys.stderr)
     try:
