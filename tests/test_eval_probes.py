@@ -61,3 +61,18 @@ def test_probes_round_trip_through_safetensors(quick_probes):
 def test_missing_probes_say_how_to_train_them(tmp_path):
     with pytest.raises(FileNotFoundError, match="yume-env eval train-probes"):
         Probes.load(tmp_path / "nowhere")
+
+
+def test_eval_imports_without_gymnasium_or_the_env():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys; sys.modules['gymnasium'] = None\n"
+        "import yume_env.train.eval, yume_env.train.eval.runner, yume_env.cli.eval\n"
+        "from yume_env.train.eval import train_probes, evaluate\n"
+        "assert not any(m.startswith('yume_env.env') for m in sys.modules), 'eval imported yume_env.env'\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=root, env={"PYTHONPATH": str(root), "PATH": ""})

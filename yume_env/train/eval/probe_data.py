@@ -1,11 +1,12 @@
-"""Simulator rollouts as training data for the probes.
+"""Simulator rollouts as training data for the probes, rendered B worlds at a time
+(`yume_env.sim.batch.BatchSimulator`, CPU or GPU).
 
-Each episode: a fresh seeded simulator, a short random walk, then one event class drawn uniformly
-("none" included) is prompted, the camera stands still for `calm` steps (as the evaluation's event
-test does), then a sticky random walk. Yields, per step, the frame before and the last frame after the
-step with the effective action (read from the poses); and event frames labelled with the class: the
-calm steps from `event_warmup` on (the event fades in), and every `event_every`-th later step except
-for events that can leave the view (the ghost stands at one place).
+Each episode: a short random walk, then one event class drawn uniformly ("none" included) is
+prompted, the camera stands still for `calm` steps (as the evaluation's event test does), then a
+sticky random walk. Yields, per step, the frame before and the last frame after the step with the
+effective action (read from the poses); and event frames labelled with the class: the calm steps from
+`event_warmup` on (the event fades in), and every `event_every`-th later step except for events that
+can leave the view (the ghost stands at one place).
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from yume_env.train.eval.labels import effective_actions
-from yume_env.train.eval.simulate import NO_EVENT, event_classes, event_prompt, make_simulator, random_actions
-
+from yume_env.train.eval.simulate import NO_EVENT, event_classes, event_prompt, random_actions
 
 MOVABLE_EVENTS = ("ghost",)  # drawn at one place in the world: out of view once the camera turns away
 
@@ -56,39 +57,47 @@ def collect_probe_data(
     event_warmup: int = 2,
     event_every: int = 2,
     calm: int = 4,
+    batch: int = 32,
+    device: str | torch.device = "cpu",
     progress: bool = True,
 ) -> ProbeData:
-    """Roll `episodes` simulator episodes of `steps` random steps (seeds seed, seed+1, ...)."""
+    """Roll `episodes` simulator episodes of `steps` random steps, `batch` worlds at a time."""
+    from yume_env.sim.batch import BatchSimulator
+
     classes = event_classes()
     rng = np.random.default_rng(seed)
     before, after, actions, episode = [], [], [], []
     ev_frames, ev_labels, ev_episode = [], [], []
-    sim = make_simulator(size, size, sub_frames, seed)
-    for ep in tqdm(range(episodes), desc="simulator episodes", disable=not progress):
-        frame = sim.reset(seed + ep)
-        label = int(rng.integers(len(classes)))
-        pre = int(rng.integers(0, max(1, steps // 4)))
-        acts = random_actions(rng, steps)
-        acts[pre : pre + calm] = 0  # None, ·
-        for t, action in enumerate(acts):
-            if t == pre and classes[label] != NO_EVENT:
-                sim.set_event(event_prompt(classes[label], rng))
-            pose = np.array(sim.pose, dtype=np.float64)
-            out = sim.step(action)
-            last = out.frames[-1]
+    bar = tqdm(total=episodes * steps, desc="simulator steps", disable=not progress)
+    for first in range(0, episodes, batch):
+        n = min(batch, episodes - first)
+        sim = BatchSimulator(n, size, size, sub_frames, device=device, seed=seed + first)
+        frame = sim.reset().cpu().numpy()
+        labels = rng.integers(len(classes), size=n)
+        pre = rng.integers(0, max(1, steps // 4), size=n)
+        acts = np.stack([random_actions(rng, steps) for _ in range(n)], axis=1)  # (steps, n, 2)
+        for b in range(n):
+            acts[pre[b] : pre[b] + calm, b] = 0  # None, ·
+        for t in range(steps):
+            for b in np.flatnonzero((pre == t) & (labels != classes.index(NO_EVENT))):
+                sim.set_event(event_prompt(classes[labels[b]], rng), indices=[b])
+            pose = sim.poses.cpu().numpy()
+            out = sim.step(acts[t])
+            last = out.frames[:, -1].cpu().numpy()
             before.append(frame)
             after.append(last)
-            actions.append(effective_actions(pose[None], out.poses[-1:])[0])
-            episode.append(ep)
+            actions.append(effective_actions(pose, out.poses[:, -1].cpu().numpy()))
+            episode.append(first + np.arange(n))
             since = t - pre
-            in_calm = event_warmup <= since < calm
-            later = since >= calm and (since - calm) % event_every == 0 and classes[label] not in MOVABLE_EVENTS
-            if in_calm or later:
-                ev_frames.append(last)
-                ev_labels.append(label)
-                ev_episode.append(ep)
+            keep = ((since >= event_warmup) & (since < calm)) | (
+                (since >= calm) & ((since - calm) % event_every == 0)
+                & ~np.isin([classes[i] for i in labels], MOVABLE_EVENTS))
+            ev_frames.append(last[keep])
+            ev_labels.append(labels[keep])
+            ev_episode.append(first + np.flatnonzero(keep))
             frame = last
-    return ProbeData(
-        np.stack(before), np.stack(after), np.stack(actions), np.asarray(episode, dtype=np.int64),
-        np.stack(ev_frames), np.asarray(ev_labels, dtype=np.int64), np.asarray(ev_episode, dtype=np.int64), classes,
-    )
+            bar.update(n)
+    bar.close()
+    cat = lambda xs, dt=None: np.concatenate(xs).astype(dt) if dt else np.concatenate(xs)  # noqa: E731
+    return ProbeData(cat(before), cat(after), cat(actions, np.int64), cat(episode, np.int64),
+                     cat(ev_frames), cat(ev_labels, np.int64), cat(ev_episode, np.int64), classes)

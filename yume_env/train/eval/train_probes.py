@@ -115,7 +115,8 @@ def probe_accuracy(probes: Probes, data: ProbeData) -> dict[str, float]:
 def train_probes(config: ProbeTrainConfig, out: str | Path | None = None, progress: bool = True) -> Probes:
     """Collect simulator data, train both probes, measure on held-out episodes; save to `out`."""
     t0 = time.perf_counter()
-    data = collect_probe_data(config.episodes, config.steps, config.seed, config.size, config.sub_frames, progress=progress)
+    data = collect_probe_data(config.episodes, config.steps, config.seed, config.size, config.sub_frames,
+                              device=config.device, progress=progress)
     train, held = data.split(config.holdout)
     t_data = time.perf_counter() - t0
     torch.manual_seed(config.seed)
