@@ -87,6 +87,17 @@ class Backend:
         off = self.arange(B).reshape((B,) + (1,) * (idx.ndim - 1)) * M
         return flat[idx + off]
 
+    def gather_rgb(self, lut, idx):
+        """lut (N, 4) uint8 RGB0 rows gathered by int idx (...) -> contiguous (..., 3) uint8.
+
+        Gathers 32-bit words: numpy indexes 4-byte scalars over 10x faster than 3-byte rows.
+        """
+        if self.name == "torch":
+            words = lut.contiguous().view(self.xp.int32).reshape(-1)[idx]
+            return words.view(self.xp.uint8).reshape(tuple(idx.shape) + (4,))[..., :3].contiguous()
+        words = np.ascontiguousarray(lut).view(np.uint32).reshape(-1)[idx]
+        return np.ascontiguousarray(words.view(np.uint8).reshape(idx.shape + (4,))[..., :3])
+
     def clip(self, x, lo, hi):
         return self.xp.clamp(x, lo, hi) if self.name == "torch" else np.clip(x, lo, hi)
 

@@ -101,14 +101,18 @@ def material_table(b: Backend, effects, sun_up):
 
 
 def colour_lut(b: Backend, effects, sun_up):
-    """(B * N_MATERIALS * SHADE_LEVELS * HAZE_LEVELS, 3) uint8: index ((B_i * N + mat) * S + shade) * H + haze."""
+    """(B * N_MATERIALS * SHADE_LEVELS * HAZE_LEVELS, 4) uint8 RGB0: index ((B_i * N + mat) * S + shade) * H + haze.
+
+    Four bytes per entry so a frame can gather whole 32-bit words (`Backend.gather_rgb`), many times
+    faster in numpy than gathering 3-byte rows.
+    """
     table = material_table(b, effects, sun_up)  # (B, N, 3)
     shade = b.arange(SHADE_LEVELS, b.f32) * (SHADE_MAX / (SHADE_LEVELS - 1))
     haze = (b.arange(HAZE_LEVELS, b.f32) / (HAZE_LEVELS - 1))[None, None, None, :, None]
     lit = table[:, :, None, None, :] * shade[None, None, :, None, None]  # (B, N, S, 1, 3)
     target = haze_colour(b, effects)[:, None, None, None, :]
-    lut = (lit * (1 - haze) + target * haze) * 255.0 + 0.5
-    return b.to_u8(b.clip(lut, 0.0, 255.0)).reshape(-1, 3)
+    lut = b.to_u8(b.clip((lit * (1 - haze) + target * haze) * 255.0 + 0.5, 0.0, 255.0)).reshape(-1, 3)
+    return b.cat([lut, b.zeros((lut.shape[0], 1), b.u8)], 1)
 
 
 def haze_colour(b: Backend, effects):

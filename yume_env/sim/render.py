@@ -150,7 +150,7 @@ class Renderer:
         s_lvl = b.i(b.clip(shade * ((M.SHADE_LEVELS - 1) / M.SHADE_MAX) + 0.5, 0.0, M.SHADE_LEVELS - 1))
         h_lvl = b.i(mix * (M.HAZE_LEVELS - 1) + 0.5)
         mat = mat + (b.arange(mat.shape[0]) * M.N_MATERIALS)[:, None, None]
-        col = lut[(mat * M.SHADE_LEVELS + s_lvl) * M.HAZE_LEVELS + h_lvl]  # (B, H, W, 3) uint8
+        col = b.gather_rgb(lut, (mat * M.SHADE_LEVELS + s_lvl) * M.HAZE_LEVELS + h_lvl)  # (B, H, W, 3) uint8
         if pool is not None or b.any(st.effects[:, [EFFECTS.index("snow"), EFFECTS.index("rain")]] > 0):
             col = b.f(col)
             if pool is not None:  # warm light pools under the lamps (fading with the haze)
