@@ -28,7 +28,9 @@ def folder(tmp_path_factory) -> Path:
 def parts(folder):
     from yume_env.model.wan.folder import load_published_folder
 
-    return load_published_folder(folder, device="cpu", dtype=torch.float32)
+    loaded = load_published_folder(folder, device="cpu", dtype=torch.float32)
+    loaded.text_encoder = loaded.text_encoder()  # the factory: umT5 loads on first use
+    return loaded
 
 
 def test_published_folder_loads_every_file_into_its_model(parts, folder):
@@ -114,13 +116,15 @@ def test_folder_missing_a_file_names_it(folder, tmp_path, missing):
         load_published_folder(copy, device="cpu")
 
 
-def test_folder_holding_the_wrong_file_names_it(folder, tmp_path):
+@pytest.mark.parametrize("wrong, source", [("Wan2.2_VAE.pth", "models_t5_umt5-xxl-enc-bf16.pth"),
+                                           ("models_t5_umt5-xxl-enc-bf16.pth", "Wan2.2_VAE.pth")])
+def test_folder_holding_the_wrong_file_names_it(folder, tmp_path, wrong, source):
     from yume_env.model.checkpoint import CheckpointError
     from yume_env.model.wan.folder import load_published_folder
 
     copy = Path(shutil.copytree(folder, tmp_path / "copy"))
-    shutil.copy(copy / "models_t5_umt5-xxl-enc-bf16.pth", copy / "Wan2.2_VAE.pth")
-    with pytest.raises(CheckpointError, match="Wan2.2_VAE.pth"):
+    shutil.copy(copy / source, copy / wrong)
+    with pytest.raises(CheckpointError, match=wrong.replace(".", "\\.")):
         load_published_folder(copy, device="cpu")
 
 
@@ -168,3 +172,18 @@ def test_offload_keeps_the_memory_read_resident_for_update_memory(parts):
     finally:
         streamer.remove()
     torch.testing.assert_close(out.kv, ref.kv)
+
+
+def test_world_model_opens_the_published_folder_and_steps(folder):
+    import numpy as np
+
+    from yume_env.model import WorldModel
+
+    model = WorldModel.from_pretrained(folder, device="cpu", dtype=torch.float32)
+    assert model.frame_size == (704, 1280) and model.frames_per_step == 32
+    # Generate at 64x64 so a CPU test stays fast: same parts, smaller frames.
+    small = model.config.replace(height=64, width=64)
+    model.config, model.dit.config = small, small
+    state = model.init_state(np.full((5, 64, 64, 3), 100, np.uint8))
+    out = model.step([state], np.array([[1, 4]]), torch.Generator().manual_seed(0))
+    assert out.frames.shape == (1, 32, 64, 64, 3) and out.latents.shape == (1, 48, 8, 4, 4)

@@ -7,6 +7,8 @@
       models_t5_umt5-xxl-enc-bf16.pth      umT5-XXL encoder (Wan names -> transformers UMT5EncoderModel)
       google/umt5-xxl/                     tokenizer (transformers AutoTokenizer)
 
+The umT5 encoder (11 GB) is checked at load time but built only when a text is first encoded
+(`text_encoder` is a factory): with the action captions cached on disk it may never load.
 `WorldModel.from_pretrained(path)` calls `load_published_folder` when it sees
 `diffusion_pytorch_model.safetensors` and `Wan2.2_VAE.pth`. `.pth` files are read with
 `torch.load(weights_only=True, mmap=True)`: nothing is unpickled. A missing file or a file with
@@ -50,7 +52,7 @@ class PublishedModel:
     config: WorldModelConfig
     dit: torch.nn.Module  # yume_env.model.dit.WanDiT
     vae: torch.nn.Module  # yume_env.model.wan.vae.WanVAE (implements model.vae.VideoVAE)
-    text_encoder: Any  # yume_env.model.text.UMT5TextEncoder
+    text_encoder: Any  # zero-argument callable -> yume_env.model.text.UMT5TextEncoder (loads on first use)
     offload: Any = None  # offload.BlockStreamer when offload=True
 
 
@@ -73,6 +75,7 @@ def load_published_folder(
 ) -> PublishedModel:
     """Loads a published Yume-5B folder (see the module docstring for files and memory modes)."""
     from yume_env.model.text import UMT5TextEncoder
+    from yume_env.model.wan.umt5 import check_wan_umt5
     from yume_env.model.wan.vae import load_wan_vae
 
     path = check_folder(path)
@@ -90,6 +93,10 @@ def load_published_folder(
     vae = load_wan_vae(path / VAE_FILE, device=device, dtype=dtype)
     if offload:
         vae.frames_per_call = 1
+    check_wan_umt5(path / UMT5_FILE)  # names and shapes now (mmap, cheap); the 11 GB load waits for a new text
     text_device = "cpu" if offload else device
-    text = UMT5TextEncoder.from_folder(path, device=text_device, dtype=dtype, max_length=config.text_tokens)
-    return PublishedModel(config=config, dit=dit, vae=vae, text_encoder=text, offload=streamer)
+
+    def text_encoder() -> UMT5TextEncoder:
+        return UMT5TextEncoder.from_folder(path, device=text_device, dtype=dtype, max_length=config.text_tokens)
+
+    return PublishedModel(config=config, dit=dit, vae=vae, text_encoder=text_encoder, offload=streamer)

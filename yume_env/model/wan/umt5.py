@@ -45,6 +45,23 @@ def build_umt5(config: Mapping[str, Any], device: str | torch.device = "meta"):
         return UMT5EncoderModel(UMT5Config(**config))
 
 
+def check_wan_umt5(path: str | Path, state: Mapping[str, torch.Tensor] | None = None) -> dict[str, Any]:
+    """Checks a Wan umT5 file's names and shapes without reading its 11 GB (mmap); returns its config.
+
+    Raises CheckpointError naming the file on any mismatch, as `load_wan_umt5` would.
+    """
+    path = Path(path)
+    state = load_pth(path) if state is None else state
+    try:
+        config = umt5_config_from_state(state)
+        converted = convert_wan_umt5_state_dict(state)
+    except (CheckpointError, KeyError, ValueError) as exc:
+        raise CheckpointError(f"{path} is not Wan's umT5 encoder file: {exc}") from exc
+    model = build_umt5(config, "meta")
+    check_state_dict({k: v for k, v in model.state_dict().items() if k not in TIED_KEYS}, converted, path)
+    return config
+
+
 def load_wan_umt5(
     path: str | Path,
     device: str | torch.device = "cpu",
