@@ -20,7 +20,8 @@ def test_make_vec_uses_the_batched_class_with_same_step_autoreset():
     assert type(env).__name__ == "YumeWorldVectorEnv"
     assert env.metadata["autoreset_mode"] is AutoresetMode.SAME_STEP
     assert env.max_episode_steps == 5
-    assert env.action_space == gym.spaces.MultiDiscrete([[9, 9]] * 2)
+    assert env.single_action_space == gym.spaces.MultiDiscrete([9, 9])
+    assert env.action_space.shape == (2, 2) and env.action_space.contains(np.array([[8, 8], [0, 0]]))
     assert env.single_observation_space.shape == (64, 64, 3)
 
 
@@ -129,12 +130,13 @@ def test_sb3_adapter_trains_ppo_with_a_cnn_policy():
         def forward(self, x):
             return self.net(x)
 
-    venv = Sb3VecEnvAdapter(make_vec(2, max_episode_steps=16, reward_fn=lambda ctx: float(ctx.action[0] == 1)))
+    # 4 worlds x 50 steps: 200 env steps from 50 batched forwards, one PPO update
+    venv = Sb3VecEnvAdapter(make_vec(4, max_episode_steps=16, reward_fn=lambda ctx: float(ctx.action[0] == 1)))
     model = PPO(
-        "CnnPolicy", venv, n_steps=32, batch_size=32, n_epochs=1, seed=0, device="cpu",
+        "CnnPolicy", venv, n_steps=50, batch_size=50, n_epochs=1, seed=0, device="cpu",
         policy_kwargs={"features_extractor_class": TinyCNN, "features_extractor_kwargs": {"features_dim": 16}},
     )
-    model.learn(total_timesteps=192)
-    assert model.num_timesteps >= 192
+    model.learn(total_timesteps=200)
+    assert model.num_timesteps == 200 and model._n_updates == 1
     action, _ = model.predict(venv.reset())
-    assert action.shape == (2, 2)
+    assert action.shape == (4, 2)

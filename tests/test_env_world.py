@@ -192,9 +192,11 @@ def test_model_folders_load_once_per_process():
 
 def test_sample_steps_does_not_change_the_shared_model():
     base = make()
-    fewer = make(sample_steps=1)
-    assert fewer.unwrapped.model.config.sample_steps == 1
-    assert base.unwrapped.model.config.sample_steps == tiny_world().config.sample_steps != 1
+    default = tiny_world().config.sample_steps
+    other = make(sample_steps=default + 1)
+    assert other.unwrapped.model.config.sample_steps == default + 1
+    assert base.unwrapped.model.config.sample_steps == default and tiny_world().config.sample_steps == default
+    assert other.unwrapped.model.dit is base.unwrapped.model.dit  # same weights
 
 
 def test_missing_model_folder_names_the_path(tmp_path):
