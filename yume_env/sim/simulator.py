@@ -36,7 +36,12 @@ class SimStep:
 
 
 class Simulator:
-    """A deterministic first-person city walk with a beacon-reaching task and text events."""
+    """A deterministic first-person city walk with a beacon-reaching task and text events.
+
+    Public state (read by trainers' scripted policies; shape (1,) float64 unless said):
+    `x`, `z` (metres), `yaw`, `pitch` (radians), `beacon` (1, 2) x/z of the beacon,
+    `world_seed` (1,) int64, `reach_radius`, `step_count`, `reached`.
+    """
 
     def __init__(self, height: int = 64, width: int = 64, sub_frames: int = 2, seed: int | None = None,
                  reach_radius: float = task.REACH_RADIUS, reach_bonus: float = 10.0):
