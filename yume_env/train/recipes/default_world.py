@@ -65,6 +65,7 @@ class RecipeConfig:
     eval_steps: int = 16  # rollout length for drift (PSNR vs the simulator)
     sample_gifs: int = 4  # rollouts written as gifs (simulator | model)
     sample_steps: int = 24
+    script: list[str] = field(default_factory=lambda: ["W"] * 6 + ["→"] * 6 + ["W"] * 6 + ["←"] * 6 + ["S"] * 4 + ["W+A"] * 4)
     export_seconds: float = 90.0  # time kept for measuring and exporting at the end of a call
     seed: int = 0
 
@@ -98,6 +99,7 @@ def smoke_recipe() -> RecipeConfig:
         reward=RewardConfig(trainer=_tc(lr=2e-3, max_steps=6, ema_decay=0.9, **fast), batch_size=2, clip_steps=6,
                             pool_clips=4),
         start_frames=4, eval_clips=2, eval_steps=3, sample_gifs=1, sample_steps=4, export_seconds=0.0,
+        script=["W", "W", "→", "S"],
     )
 
 
@@ -226,13 +228,13 @@ def run_recipe(out: str | Path, text_cache: str | Path | None, preset: str = "de
             "drift_psnr_by_step_before_self_forcing": before["psnr_by_step"]})
         _drop(root / "ckpt" / "pretrain")
         log(f"pretrain done: rollout PSNR {before['psnr_mean']:.2f} dB")
-    dit = _load_module(dit, run.weights("dit_pretrain")).to(info.device)
 
-    # 3. self-forcing
+    # 3. self-forcing (from the pretrained EMA weights)
     if not run.done("self_forcing"):
         if out_of_time():
             account()
             return run.state
+        dit = _load_module(dit.cpu(), run.weights("dit_pretrain")).to(info.device)
         log("stage self_forcing")
         cfg = dataclasses.replace(recipe.self_forcing, trainer=_stage_budget(
             recipe.self_forcing.trainer, recipe.fractions["self_forcing"], budget_minutes))
@@ -249,6 +251,7 @@ def run_recipe(out: str | Path, text_cache: str | Path | None, preset: str = "de
             "drift_psnr_after_self_forcing": after["psnr_mean"],
             "drift_psnr_by_step_after_self_forcing": after["psnr_by_step"]})
         _drop(root / "ckpt" / "self_forcing")
+        run.weights("dit_pretrain").unlink(missing_ok=True)  # superseded; keeps the run folder small to carry
         log(f"self-forcing done: rollout PSNR {after['psnr_mean']:.2f} dB")
     dit = _load_module(dit.cpu(), run.weights("dit_self_forcing")).to(info.device)
 

@@ -4,7 +4,7 @@ RUN/model/ = `WorldModel.save_pretrained` (config.json, dit/vae/task_head safete
 start_frames.npz) + MODEL_CARD.md (data, steps, GPU minutes, metrics, how to reproduce).
 RUN/samples/ = gifs of rollouts, the simulator on the left and the learned world on the right
 under the same actions: `rollout_K.gif` (the training policy's held actions) and `scripted.gif`
-(W, pan right, W, pan left, S: each held for several steps) to judge action following by eye.
+(the recipe's `script`: W, pan right, W, pan left, S, each held for several steps) to judge action following by eye.
 """
 
 from __future__ import annotations
@@ -24,9 +24,6 @@ from yume_env.train.batches import Clips, batch_seed
 from yume_env.train.checkpointing import atomic_write_text
 from yume_env.train.rollout import rollout_psnr, snapshot_world, teacher_forced_psnr
 
-SCRIPT = ["W"] * 6 + ["→"] * 6 + ["W"] * 6 + ["←"] * 6 + ["S"] * 4 + ["W+A"] * 4
-
-
 def start_views(config: WorldModelConfig, count: int, seed: int = 0) -> dict[str, np.ndarray]:
     """`count` simulator start views (the beacon stands in view at reset), no events."""
     from yume_env.sim import Simulator
@@ -36,17 +33,17 @@ def start_views(config: WorldModelConfig, count: int, seed: int = 0) -> dict[str
     return {"frames": frames.astype(np.uint8), "events": np.array([""] * count)}
 
 
-def scripted_clip(config: WorldModelConfig, seed: int, device) -> Clips:
-    """The simulator under `SCRIPT` from one start view."""
+def scripted_clip(config: WorldModelConfig, script: list[str], seed: int, device) -> Clips:
+    """The simulator under `script` (action strings, e.g. "W", "→") from one start view."""
     from yume_env.sim import Simulator
 
     sim = Simulator(config.height, config.width, sub_frames=config.latent_frames_per_chunk, seed=seed)
     frames = [sim.reset(seed=seed)[None]]
-    actions = np.stack([parse_action(a) for a in SCRIPT])
+    actions = np.stack([parse_action(a) for a in script])
     for a in actions:
         frames.append(sim.step(a).frames)
     return Clips(torch.from_numpy(np.concatenate(frames)[None]).to(device), torch.from_numpy(actions[None]).to(device),
-                 [[""] * len(SCRIPT)], torch.zeros(1, len(SCRIPT)), torch.zeros(1, len(SCRIPT), dtype=torch.bool),
+                 [[""] * len(script)], torch.zeros(1, len(script)), torch.zeros(1, len(script), dtype=torch.bool),
                  config.latent_frames_per_chunk)
 
 
@@ -86,15 +83,15 @@ def export_model(root: Path, mc: WorldModelConfig, recipe, dit, vae, head, text,
     gt = show.frames.cpu().numpy()[:, 1:]
     for i in range(recipe.sample_gifs):
         write_gif(samples / f"rollout_{i}.gif", side_by_side(gt[i], shown["frames"][i]), fps)
-    scripted = scripted_clip(mc, recipe.seed + 3, source.device)
-    out = rollout_psnr(world, scripted, len(SCRIPT), seed=7)
+    scripted = scripted_clip(mc, recipe.script, recipe.seed + 3, source.device)
+    out = rollout_psnr(world, scripted, len(recipe.script), seed=7)
     write_gif(samples / "scripted.gif", side_by_side(scripted.frames.cpu().numpy()[0, 1:], out["frames"][0]), fps)
     metrics["scripted_rollout_psnr_db"] = out["psnr_mean"]
     model_dir = world.save_pretrained(root / "model")
     card = model_card(mc, recipe, state, metrics)
     atomic_write_text(model_dir / "MODEL_CARD.md", card)
     atomic_write_text(samples / "actions.json", json.dumps({
-        "scripted.gif": SCRIPT,
+        "scripted.gif": recipe.script,
         **{f"rollout_{i}.gif": [action_to_str(a) for a in show.actions[i].cpu().numpy()] for i in range(recipe.sample_gifs)}},
         ensure_ascii=False, indent=1))
     return metrics

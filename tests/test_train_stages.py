@@ -1,0 +1,133 @@
+"""Each training stage lowers its loss on a tiny model; the default-world recipe's smoke preset
+produces a model folder that `WorldModel.from_pretrained` opens and steps."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from yume_env.actions import NUM_ACTIONS
+from yume_env.model.dit import build_dit
+from yume_env.model.task_head import TaskHead
+from yume_env.model.text_cache import TextConditioner
+from yume_env.model.vae import build_vae
+from yume_env.train.batches import IndexedStream, SimClipSource
+from yume_env.train.recipes.default_world import smoke_recipe
+from yume_env.train.rollout import encode_clips
+from yume_env.train.stages.pretrain import FlowMatchingModule, PretrainConfig, flow_batch
+from yume_env.train.stages.self_forcing import SelfForcingConfig, SelfForcingStream
+from yume_env.train.stages.task_head import RewardConfig, TaskHeadModule, task_examples
+from yume_env.train.stages.vae import VAEStageConfig, VAETrainModule
+from yume_env.train.trainer import Trainer, TrainerConfig
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: one thread is faster, and much faster on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A 32x32 model config, a VAE, a text conditioner with synthetic embeddings, and 3 rendered clips."""
+    mc = smoke_recipe().model_config()
+    torch.manual_seed(0)
+    text = TextConditioner(name="minilm", model_id="test", dim=mc.text_dim, tokens_per_text=1,
+                           actions=[torch.randn(1, mc.text_dim) for _ in range(NUM_ACTIONS)])
+    source = SimClipSource(mc.height, mc.width, 2)
+    clips = source.render(3, 4, seed=1)
+    return mc, text, source, clips
+
+
+def _fit(module, batch, steps=15, lr=3e-3):
+    cfg = TrainerConfig(lr=lr, warmup_steps=1, max_steps=steps, log_every=1, ema_decay=0.0, progress=False,
+                        checkpoint_every_s=0, min_lr_ratio=1.0)
+    result = Trainer(module, cfg, None, name="test").fit(IndexedStream(lambda i: batch))
+    losses = [v for _, v in result.curves.series["loss"]]
+    return losses
+
+
+def _lowered(losses, factor=0.8):
+    return np.mean(losses[-3:]) < factor * np.mean(losses[:3])
+
+
+def test_vae_stage_lowers_reconstruction_loss(tiny):
+    mc, _, _, clips = tiny
+    torch.manual_seed(0)
+    vae = build_vae(mc.vae, mc.latent_channels)
+    losses = _fit(VAETrainModule(vae, VAEStageConfig(latent_noise=0.0)), clips.frames[:, :3], lr=1e-2)
+    assert _lowered(losses, 0.85), losses
+
+
+def test_pretrain_stage_lowers_flow_matching_loss_with_tscm_history_and_memory(tiny):
+    mc, text, _, clips = tiny
+    torch.manual_seed(0)
+    vae = build_vae(mc.vae, mc.latent_channels).eval()
+    latents = encode_clips(vae, clips.frames)
+    cfg = PretrainConfig()
+    batch = flow_batch(latents, clips, [0, 2, 3], text, mc, cfg, torch.Generator().manual_seed(0))
+    assert [h.shape[1] for h in batch["history"]] == [1, 5, 7]  # random history lengths, one per clip
+    losses = _fit(FlowMatchingModule(build_dit(mc), memory=True), batch)
+    assert _lowered(losses), losses
+
+
+def test_self_forcing_stream_trains_on_self_generated_history(tiny):
+    mc, text, source, _ = tiny
+    torch.manual_seed(0)
+    vae = build_vae(mc.vae, mc.latent_channels).eval()
+    dit = build_dit(mc)
+    cfg = SelfForcingConfig(batch_size=2, max_burn_in=1, max_generated=2, clean_fraction=0.0, pool_clips=2)
+    stream = SelfForcingStream(dit, source, vae, text, mc, cfg)
+    batch = stream.next()
+    clips, latents, pick, _ = stream.pool.draw(0)
+    n = batch["history"][0].shape[1]
+    assert n >= 3 and (n - 1) % 2 == 0
+    truth = latents[pick][0, :, :n]
+    assert not torch.allclose(batch["history"][0][:, -2:], truth[:, -2:], atol=0.5)  # the model's own chunks
+    losses = _fit(FlowMatchingModule(dit), batch)
+    assert _lowered(losses), losses
+
+
+def test_reward_stage_lowers_task_head_loss_on_simulator_labels(tiny):
+    mc, _, _, clips = tiny
+    torch.manual_seed(0)
+    vae = build_vae(mc.vae, mc.latent_channels).eval()
+    batch = task_examples(clips, encode_clips(vae, clips.frames), noise=0.0, seed=0)
+    assert batch["latents"].shape[0] == 3 * 4 and batch["distance"].min() > 0
+    head = TaskHead(mc.latent_channels, mc.latent_hw)
+    losses = _fit(TaskHeadModule(head, RewardConfig()), batch, lr=1e-2)
+    assert _lowered(losses, 0.5), losses
+
+
+def test_smoke_recipe_writes_a_model_folder_that_loads_and_steps(tmp_path):
+    from yume_env.model.pipeline import WorldModel
+    from yume_env.train.recipes import default_world
+    from yume_env.train.text_cache import build_text_cache
+
+    try:
+        cache = build_text_cache(tmp_path / "text_cache.safetensors")
+    except ImportError as exc:
+        pytest.skip(f"MiniLM text encoder not installed: {exc}")
+    run = tmp_path / "run"
+    assert default_world.main(["--out", str(run), "--text-cache", str(cache), "--smoke", "--device", "cpu"]) == 0
+    state = json.loads((run / "run.json").read_text())
+    assert state["exported"] and all(state["stages"][s]["done"] for s in default_world.STAGES)
+    for name in ("vae", "pretrain", "self_forcing", "reward"):
+        assert (run / "curves" / f"{name}.png").is_file() and (run / "curves" / f"{name}.json").is_file()
+    assert (run / "samples" / "scripted.gif").is_file()
+    assert "drift_psnr_before_self_forcing" in state["metrics"] and "drift_psnr_after_self_forcing" in state["metrics"]
+    card = (run / "model" / "MODEL_CARD.md").read_text()
+    assert "GPU minutes" in card and "rollout_psnr_mean_db" in card
+    world = WorldModel.from_pretrained(run / "model")
+    assert world.task_head is not None and world.start_frames["frames"].shape[1:] == (32, 32, 3)
+    s = world.init_state(world.start_frames["frames"][:1], event="it starts to snow")
+    out = world.step([s], np.array([[1, 0]]), torch.Generator().manual_seed(0))
+    assert out.frames.shape == (1, 2, 32, 32, 3) and world.predict_task(out.latents)["distance"].shape == (1,)
+    # calling again on a finished run does nothing new and keeps the model
+    assert default_world.main(["--out", str(run), "--text-cache", str(cache), "--smoke", "--device", "cpu"]) == 0

@@ -1,0 +1,177 @@
+"""`yume-env train <stage>`: one training stage, the default-world recipe, or the text cache.
+
+    yume-env train text-cache --out text_cache.safetensors
+    yume-env train vae --out runs/vae
+    yume-env train pretrain --vae runs/vae/vae.safetensors --text-cache text_cache.safetensors --out runs/pre
+    yume-env train self-forcing --init runs/pre/dit.safetensors --vae ... --text-cache ... --out runs/sf
+    yume-env train reward --vae runs/vae/vae.safetensors --out runs/reward
+    yume-env train default-world --out RUN --text-cache text_cache.safetensors --budget-minutes 13 --call-minutes 8.5
+
+Every stage resumes from the checkpoints in its --out folder when called again, writes its
+(EMA) weights there as <name>.safetensors when finished, and its loss curves as curves.{json,png}.
+Sizes and hyper-parameters come from the recipe presets (`--preset default|smoke`); `--steps`,
+`--batch-size`, `--lr`, `--budget-minutes` override the common ones. Under `torchrun` the stages
+train data-parallel (`--parallel ddp`) or sharded (`--parallel fsdp`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import json
+import time
+from pathlib import Path
+
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--out", required=True, help="output folder (or file, for text-cache)")
+    common.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    sub = parser.add_subparsers(dest="stage", metavar="STAGE", required=True)
+    cache = sub.add_parser("text-cache", parents=[common], help="embed the action captions and event texts once")
+    cache.add_argument("--encoder", default="minilm", help="text encoder (minilm)")
+    recipe = sub.add_parser("default-world", parents=[common], help="vae -> pretrain -> self-forcing -> reward -> model folder")
+    from yume_env.train.recipes.default_world import add_arguments as recipe_arguments
+
+    recipe_arguments(_Skip(recipe, {"--out", "--device"}))
+    stage_opts = argparse.ArgumentParser(add_help=False)
+    stage_opts.add_argument("--preset", choices=("default", "smoke"), default="default", help="recipe preset for sizes")
+    stage_opts.add_argument("--smoke", action="store_true", help="same as --preset smoke")
+    stage_opts.add_argument("--steps", type=int, default=None, help="max optimizer steps")
+    stage_opts.add_argument("--batch-size", type=int, default=None)
+    stage_opts.add_argument("--lr", type=float, default=None)
+    stage_opts.add_argument("--budget-minutes", type=float, default=None, help="wall-clock budget of the stage")
+    stage_opts.add_argument("--call-minutes", type=float, default=0.0, help="stop this call after N minutes (resumable)")
+    stage_opts.add_argument("--parallel", choices=("none", "ddp", "fsdp"), default="none", help="under torchrun")
+    stage_opts.add_argument("--activation-checkpointing", action="store_true")
+    helps = {"vae": "the tiny VAE on simulator frames", "pretrain": "flow matching with TSCM history",
+             "self-forcing": "train on the model's own rollouts", "reward": "the task head (beacon distance, reached)"}
+    for name, text in helps.items():
+        p = sub.add_parser(name, parents=[common, stage_opts], help=text)
+        if name != "vae":
+            p.add_argument("--vae", default=None, help="VAE weights (.safetensors) from the vae stage")
+        if name in ("pretrain", "self-forcing"):
+            p.add_argument("--text-cache", default=None, help="text cache file (yume-env train text-cache)")
+        if name == "self-forcing":
+            p.add_argument("--init", default=None, help="DiT weights to start from (the pretrain stage's dit.safetensors)")
+    try:  # the finetune stage brings its own options
+        finetune = importlib.import_module("yume_env.train.finetune")
+    except ImportError:
+        finetune = None
+    if finetune is not None and hasattr(finetune, "add_arguments"):
+        finetune.add_arguments(sub.add_parser("finetune", help="LoRA or full fine-tuning on Sekai-layout folders"))
+
+
+class _Skip:
+    """Forwards add_argument calls except for options already added (shared --out/--device)."""
+
+    def __init__(self, parser: argparse.ArgumentParser, skip: set[str]):
+        self.parser, self.skip = parser, skip
+
+    def add_argument(self, *names, **kw):
+        if self.skip.intersection(names):
+            return None
+        return self.parser.add_argument(*names, **kw)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.stage == "text-cache":
+        from yume_env.train.text_cache import build_text_cache
+
+        print(build_text_cache(args.out, encoder=args.encoder))
+        return 0
+    if args.stage == "finetune":
+        return int(importlib.import_module("yume_env.train.finetune").run(args) or 0)
+    if args.stage == "default-world":
+        from yume_env.train.recipes import default_world
+
+        return default_world.run(args)
+    return _run_stage(args, "smoke" if args.smoke else args.preset)
+
+
+def _override(cfg, args: argparse.Namespace, batch_field: str = "batch_size"):
+    t = cfg.trainer
+    changes = {"parallel": args.parallel, "activation_checkpointing": args.activation_checkpointing}
+    if args.steps is not None:
+        changes["max_steps"] = args.steps
+    if args.lr is not None:
+        changes["lr"] = args.lr
+    if args.budget_minutes is not None:
+        changes["budget_s"] = args.budget_minutes * 60.0
+    cfg = dataclasses.replace(cfg, trainer=dataclasses.replace(t, **changes))
+    if args.batch_size is not None:
+        cfg = dataclasses.replace(cfg, **{batch_field: args.batch_size})
+    return cfg
+
+
+def _need(value, flag: str, stage: str):
+    if value is None:
+        raise SystemExit(f"yume-env train {stage} needs {flag}")
+    return value
+
+
+def _run_stage(args: argparse.Namespace, preset: str) -> int:
+    from safetensors.torch import load_file
+
+    from yume_env.model.dit import build_dit
+    from yume_env.model.vae import build_vae
+    from yume_env.train import distributed as D
+    from yume_env.train.batches import SimClipSource
+    from yume_env.train.recipes.default_world import PRESETS, _save_module
+    from yume_env.train.text_cache import load_text_cache
+
+    recipe = PRESETS[preset]()
+    mc = recipe.model_config()
+    info = D.init_distributed(args.device)
+    out = Path(args.out)
+    deadline = time.monotonic() + args.call_minutes * 60.0 if args.call_minutes > 0 else None
+    source = SimClipSource(mc.height, mc.width, mc.latent_frames_per_chunk * mc.temporal_compression, device=info.device)
+
+    def load_vae():
+        vae = build_vae(mc.vae, mc.latent_channels)
+        vae.load_state_dict(load_file(_need(args.vae, "--vae FILE", args.stage)))
+        return vae.to(info.device).eval().requires_grad_(False)
+
+    def text():
+        return load_text_cache(_need(getattr(args, "text_cache", None), "--text-cache FILE", args.stage))
+
+    metrics: dict = {}
+    if args.stage == "vae":
+        from yume_env.train.stages.vae import train_vae
+
+        module, result, metrics = train_vae(mc, _override(recipe.vae, args), out, source=source, info=info, deadline=deadline)
+        curves, finished, name = result.curves, result.finished, "vae"
+    elif args.stage in ("pretrain", "self-forcing"):
+        dit = build_dit(mc)
+        if args.stage == "pretrain":
+            from yume_env.train.stages.pretrain import train_pretrain
+
+            trainer = train_pretrain(mc, dit, load_vae(), text(), _override(recipe.pretrain, args), out, source=source,
+                                     info=info, deadline=deadline)
+        else:
+            from yume_env.train.stages.self_forcing import train_self_forcing
+
+            dit.load_state_dict(load_file(_need(args.init, "--init DIT_FILE", args.stage)))
+            trainer = train_self_forcing(mc, dit, load_vae(), text(), _override(recipe.self_forcing, args), out,
+                                         source=source, info=info, deadline=deadline)
+        if trainer.done():
+            trainer.averaged_module()
+        module, curves, finished, name = dit, trainer.curves, trainer.done(), "dit"
+    else:  # reward
+        from yume_env.train.stages.task_head import train_task_head
+
+        module, trainer, metrics = train_task_head(mc, load_vae(), _override(recipe.reward, args), out, source=source,
+                                                   info=info, deadline=deadline)
+        curves, finished, name = trainer.curves, trainer.done(), "task_head"
+    if info.is_main:
+        curves.save(out / "curves.json", out / "curves.png", title=args.stage)
+        if finished:
+            meta = module.metadata() if hasattr(module, "metadata") else None
+            _save_module(module, out / f"{name}.safetensors", meta)
+            (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    print(json.dumps({"stage": args.stage, "finished": bool(finished), "metrics": metrics,
+                      "last_loss": curves.last("loss")}, indent=1))
+    D.shutdown()
+    return 0
