@@ -64,3 +64,13 @@ def test_clip_stream_actions_match_the_poses():
     for i in range(2):  # where no wall blocked the move, the quantizer reads back the action
         q = trajectory_actions(batch["poses"][i].numpy())
         assert (q[:, 1] == batch["actions"][i, :, 1].numpy()).all()
+
+
+def test_partial_reset_restarts_only_the_given_worlds():
+    sim = BatchSimulator(2, 32, 32, seed=0)
+    sim.reset()
+    sim.step(np.array([[1, 1], [1, 1]]))
+    before = sim.poses.clone()
+    views = sim.reset(indices=[1])
+    assert torch.equal(sim.poses[0], before[0]) and not torch.equal(sim.poses[1], before[1])
+    assert views.shape == (2, 32, 32, 3)
