@@ -76,3 +76,15 @@ def test_eval_imports_without_gymnasium_or_the_env():
     )
     root = Path(__file__).resolve().parents[1]
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root, env={"PYTHONPATH": str(root), "PATH": ""})
+
+
+def test_cli_train_probes_writes_a_loadable_folder(tmp_path, capsys):
+    from yume_env.cli import main
+
+    out = tmp_path / "eval_models"
+    code = main(["eval", "train-probes", "--preset", "quick", "--episodes", "3", "--steps", "4", "--iterations", "2",
+                 "--out", str(out), "--no-progress"])
+    assert code == 0
+    assert "held-out accuracy" in capsys.readouterr().out
+    probes = Probes.load(out)
+    assert probes.record["config"]["episodes"] == 3

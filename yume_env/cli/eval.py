@@ -34,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="full", choices=["full", "quick"], help="train-probes: data and step counts")
     parser.add_argument("--steps", type=int, default=None, help="train-probes: steps per simulator episode")
     parser.add_argument("--iterations", type=int, default=None, help="train-probes: optimiser steps")
+    parser.add_argument("--sim-batch", type=int, default=None, help="train-probes: simulator worlds rendered at once")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -52,7 +53,8 @@ def _train_probes(args: argparse.Namespace) -> int:
     from yume_env.train.eval.train_probes import ProbeTrainConfig, train_probes
 
     config = ProbeTrainConfig.preset(args.preset, device=args.device, **{
-        k: v for k, v in (("episodes", args.episodes), ("steps", args.steps), ("iterations", args.iterations)) if v is not None
+        k: v for k, v in (("episodes", args.episodes), ("steps", args.steps), ("iterations", args.iterations),
+                          ("sim_batch", args.sim_batch)) if v is not None
     })
     out = Path(args.out) if args.out else default_probes_path()
     probes = train_probes(config, out=out, progress=not args.no_progress)

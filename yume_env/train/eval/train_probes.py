@@ -26,7 +26,8 @@ from yume_env.train.eval.probes import Probes, prepare
 @dataclass
 class ProbeTrainConfig:
     """Data: `episodes` x `steps` simulator steps at `size`x`size`, `sub_frames` per step, seeds from
-    `seed` (the evaluation draws its own seeds from 1,000,000 up, so never trains on them).
+    `seed` (the evaluation draws its own seeds from 1,000,000 up, so never trains on them), rendered
+    `sim_batch` worlds at a time on `device`.
     Training: `iterations` Adam steps of `batch` samples, cosine decay from `lr`; blur and noise
     augmentation with probability `augment` (generated frames are softer than rendered ones)."""
 
@@ -43,6 +44,7 @@ class ProbeTrainConfig:
     augment: float = 0.5
     width: int = 16
     hidden: int = 256
+    sim_batch: int = 32
     device: str = "cpu"
 
     @classmethod
@@ -116,7 +118,7 @@ def train_probes(config: ProbeTrainConfig, out: str | Path | None = None, progre
     """Collect simulator data, train both probes, measure on held-out episodes; save to `out`."""
     t0 = time.perf_counter()
     data = collect_probe_data(config.episodes, config.steps, config.seed, config.size, config.sub_frames,
-                              device=config.device, progress=progress)
+                              batch=config.sim_batch, device=config.device, progress=progress)
     train, held = data.split(config.holdout)
     t_data = time.perf_counter() - t0
     torch.manual_seed(config.seed)
