@@ -35,15 +35,20 @@ def encode_clips(vae: nn.Module, frames: torch.Tensor, chunk: int = 512) -> torc
 
 @torch.no_grad()
 def sample_chunk(dit: nn.Module, config: WorldModelConfig, history: list[torch.Tensor], context: torch.Tensor,
-                 generator: torch.Generator | None = None, memory_on: bool = True) -> torch.Tensor:
-    """Latents (B, C, F, h, w) of the next chunk for B worlds with full histories (C, N_i, h, w)."""
+                 generator: torch.Generator | None = None, memory_on: bool = True,
+                 action: torch.Tensor | None = None) -> torch.Tensor:
+    """Latents (B, C, F, h, w) of the next chunk for B worlds with full histories (C, N_i, h, w);
+    `action` (B,) flat actions, for DiTs with a learned action embedding."""
+    from yume_env.train.stages.pretrain import action_kwargs
+
+    extra = action_kwargs(dit, action) if action is not None else {}
     memory = [dit.update_memory(None, h) for h in history] if (memory_on and config.memory_enabled) else None
     hist = dit.encode_history(history, memory, context=context)
     h, w = config.latent_hw
     noise = sampler.initial_noise([(config.latent_channels, config.latent_frames_per_chunk, h, w)] * len(history),
                                   generator, context.device)
     sigmas = sampler.sigma_schedule(config.sample_steps, config.shift)
-    return sampler.sample(lambda x, t: dit(x, t, context, hist, memory).float(), noise, sigmas)
+    return sampler.sample(lambda x, t: dit(x, t, context, hist, memory, **extra).float(), noise, sigmas)
 
 
 def snapshot_world(config: WorldModelConfig, dit: nn.Module, vae: nn.Module, text, task_head: nn.Module | None = None,

@@ -90,6 +90,6 @@ class EvalConfig:
 EVAL_PRESETS: dict[str, dict[str, Any]] = {
     "full": {},
     # A few minutes less: fewer worlds and steps. Horizons stay 16 and 256 on a real model.
-    "quick": {"episodes": 2, "tf_points": 4, "loop_episodes": 1, "event_episodes": 1, "speed_steps": 10,
+    "quick": {"episodes": 2, "tf_points": 4, "loop_episodes": 1, "loop_walk": 2, "event_episodes": 1, "speed_steps": 8,
               "speed_batch": 2, "quick": True},
 }

@@ -67,11 +67,20 @@ class FlowMatchingModule(nn.Module):
         hist = self.dit.encode_history(history, memory)
         tt = t.view(-1, 1, 1, 1, 1)
         x_t = (1.0 - tt) * x0 + tt * eps
-        v = self.dit(x_t, t * 1000.0, context, hist, memory).float()
+        v = self.dit(x_t, t * 1000.0, context, hist, memory, **action_kwargs(self.dit, batch["action"])).float()
         loss = F.mse_loss(v, eps - x0)
         with torch.no_grad():  # the x0 the model implies, a scale-free quality signal
             x0_err = F.mse_loss(x_t - tt * v, x0)
         return loss, {"x0_mse": x0_err}
+
+
+def action_kwargs(dit: nn.Module, action: torch.Tensor) -> dict[str, torch.Tensor]:
+    """`{"action": flat action (B,)}` for a DiT whose forward takes a learned action embedding,
+    else nothing (the action then conditions only through its caption in the context)."""
+    import inspect
+
+    forward = dit.forward if not hasattr(dit, "module") else dit.module.forward
+    return {"action": action} if "action" in inspect.signature(forward).parameters else {}
 
 
 def sample_t(n: int, cfg: PretrainConfig, config: WorldModelConfig, gen: torch.Generator, device) -> torch.Tensor:
@@ -118,7 +127,9 @@ def flow_batch(latents: torch.Tensor, clips: Clips, k: list[int], text, config: 
     x0 = torch.stack(x0)
     eps = torch.randn(x0.shape, generator=gen, device=gen.device).to(device)
     t = sample_t(len(k), cfg, config, gen, device)
-    return {"history": hist, "x0": x0, "eps": eps, "t": t, "context": contexts(text, clips, k, config.text_tokens, device)}
+    acts = clips.actions[torch.arange(len(k), device=clips.actions.device), torch.as_tensor(k, device=clips.actions.device)]
+    return {"history": hist, "x0": x0, "eps": eps, "t": t, "context": contexts(text, clips, k, config.text_tokens, device),
+            "action": (acts[:, 0] * NUM_CAMERAS + acts[:, 1]).to(device)}
 
 
 class PretrainStream:

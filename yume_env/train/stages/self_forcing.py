@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from yume_env.actions import NUM_CAMERAS
 from yume_env.model.config import WorldModelConfig
 from yume_env.train import distributed as D
 from yume_env.train.batches import ClipPool, IndexedStream, SimClipSource, select
@@ -69,7 +70,8 @@ class SelfForcingStream:
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
             for s in range(burn, target):  # the model continues the clips under their own actions and events
                 ctx = contexts(self.text, clips, [s] * c.batch_size, self.config.text_tokens, latents.device)
-                chunk = sample_chunk(self.dit, self.config, list(history), ctx, gen, memory_on=c.flow.memory)
+                act = clips.actions[:, s, 0] * NUM_CAMERAS + clips.actions[:, s, 1]
+                chunk = sample_chunk(self.dit, self.config, list(history), ctx, gen, memory_on=c.flow.memory, action=act)
                 history = torch.cat([history, chunk.float()], dim=2)
         self.dit.train(was_training)
         return flow_batch(latents, clips, [target] * c.batch_size, self.text, self.config, c.flow, gen,
