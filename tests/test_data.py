@@ -108,6 +108,14 @@ def test_orphan_files_are_not_skipped_silently(tmp_path):
     assert find_clips(tmp_path)[1]
 
 
+def test_interrupted_write_leftovers_are_reported(tmp_path):
+    path, *_ = _write(tmp_path)
+    (path.parent / ".clip_000009.tmp123.mp4").write_bytes(b"partial")
+    with pytest.raises(ClipError, match="interrupted write"):
+        SekaiClipDataset(tmp_path)
+    assert len(SekaiClipDataset(tmp_path, skip_bad=True).report["bad"]) == 1
+
+
 def test_dataset_windows_have_frames_actions_poses_captions_event(tmp_path):
     _write(tmp_path, event_at=3)
     ds = SekaiClipDataset(tmp_path, window=5, stride=4)

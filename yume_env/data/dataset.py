@@ -48,7 +48,8 @@ class SekaiClipDataset(Dataset):
         self.cache_size = int(cache)
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         mp4s, orphans = find_clips(self.root)
-        bad: list[dict] = [{"path": str(p), "error": f"{p}: clip file without a matching .mp4"} for p in orphans]
+        bad: list[dict] = [{"path": str(p), "error": f"{p}: clip file without a matching .mp4 (or left by an interrupted write)"}
+                           for p in orphans]
         if orphans and not skip_bad:
             raise ClipError(bad[0]["error"] + f" ({len(orphans)} such files; pass skip_bad=True to list and skip them)")
         self.clips = []

@@ -246,7 +246,8 @@ def read_clip(mp4: str | os.PathLike, decode: bool = True) -> Clip:
 
 
 def find_clips(root: str | os.PathLike) -> tuple[list[Path], list[Path]]:
-    """(clips, orphans): every .mp4 under `root` (sorted), and clip files without an .mp4."""
+    """(clips, orphans): every .mp4 under `root` (sorted), and clip files without an .mp4 or left
+    behind by an interrupted write (hidden `.<stem>.tmp*` files)."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"dataset folder {root} does not exist")
@@ -254,6 +255,9 @@ def find_clips(root: str | os.PathLike) -> tuple[list[Path], list[Path]]:
     stems = {p.with_suffix("") for p in mp4s}
     orphans = []
     for p in sorted(root.rglob("*")):
+        if p.name.startswith(".") and ".tmp" in p.name and p.parent != root and p.is_file():
+            orphans.append(p)
+            continue
         if p.name.startswith(".") or p.parent == root or not p.is_file() or p.suffix not in (".txt", ".npy"):
             continue  # clips live in class folders; files at the top (a README, a manifest) are not clips
         stem = Path(str(p)[: -len(".actions.npy")]) if p.name.endswith(".actions.npy") else p.with_suffix("")
