@@ -75,9 +75,11 @@ class Bench:
         self.out_dir = args.out or (Path(os.environ["OUT"]) if os.environ.get("OUT") else (
             Path(tempfile.mkdtemp(prefix="yume5b_smoke_")) if args.smoke else ROOT / "benchmarks" / "results"))
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.stem = "yume5b_h100" + (f"_{args.tag}" if args.tag else "")
         self.rows: list[dict] = []
         self.decode: dict[str, dict] = {}
         self.extra: dict = {}
+        self.failures: list[dict] = []
         self.gen = torch.Generator(self.device).manual_seed(0)
 
     # ------------------------------------------------------------------ helpers
@@ -111,6 +113,9 @@ class Bench:
             "dtype": str(self.dtype).replace("torch.", ""),
             "smoke": self.args.smoke,
             "compile": self.args.compile,
+            "compile_mode": self.args.compile_mode if self.args.compile else None,
+            "fp8": self.args.fp8,
+            "failures": self.failures,
             "repeats": self.args.repeats,
             "published_reference": PUBLISHED,
             "decode": self.decode,
@@ -122,8 +127,8 @@ class Bench:
                 "weights are random bf16 of the published shapes; the channel-stream memory read is included (gate 0)",
             ],
         }
-        _atomic_write(self.out_dir / "yume5b_h100.json", json.dumps(meta, indent=2) + "\n")
-        _atomic_write(self.out_dir / "yume5b_h100.md", markdown(meta))
+        _atomic_write(self.out_dir / f"{self.stem}.json", json.dumps(meta, indent=2) + "\n")
+        _atomic_write(self.out_dir / f"{self.stem}.md", markdown(meta))
 
     # ------------------------------------------------------------------ models
     def build_dit(self, mode: str):
@@ -133,6 +138,10 @@ class Bench:
         with torch.no_grad():
             dit.init_weights()
         dit.eval().requires_grad_(False)
+        if self.args.fp8:
+            from yume_env.model.wan.fp8 import quantize_blocks_fp8_
+
+            quantize_blocks_fp8_(dit)
         if self.args.compile:
             torch._dynamo.config.cache_size_limit = 64
             for blk in dit.blocks:
@@ -178,16 +187,24 @@ class Bench:
             for n in self.args.history:
                 log(f"DiT {mode} {H}x{W} history {n}: building history")
                 self.reset_peak()
-                kept, memory = self.history(dit, config, n)
-                warm = self.timed(lambda: self.chunk(dit, config, kept, n, memory, context))
-                times = [self.timed(lambda: self.chunk(dit, config, kept, n, memory, context))
-                         for _ in range(self.args.repeats)]
+                try:
+                    kept, memory = self.history(dit, config, n)
+                    warm = self.timed(lambda: self.chunk(dit, config, kept, n, memory, context))
+                    times = [self.timed(lambda: self.chunk(dit, config, kept, n, memory, context))
+                             for _ in range(self.args.repeats)]
+                except RuntimeError as exc:  # one row failing (e.g. out of memory) must not lose the others
+                    log(f"  failed: {str(exc)[:300]}")
+                    self.failures.append({"height": H, "width": W, "history_latents": n, "mode": mode,
+                                          "error": str(exc)[:500]})
+                    kept = memory = None
+                    self.save()
+                    continue
                 dec = self.decode.get(f"{H}x{W}", {})
                 dit_s = statistics.median(times)
                 dec_s = dec.get("decode_chunk_s")
                 row = {
                     "height": H, "width": W, "history_latents": n, "mode": mode,
-                    "exact": mode == "global",
+                    "exact": mode == "global" and not self.args.fp8,
                     "history_tokens": history_token_count(config.tscm_schedule, n, config.latent_hw),
                     "current_tokens": config.latent_frames_per_chunk * config.tokens_per_latent_frame,
                     "dit_chunk_s": dit_s, "dit_chunk_min_s": min(times), "dit_chunk_max_s": max(times),
@@ -289,7 +306,8 @@ class Bench:
 
 
 def markdown(meta: dict) -> str:
-    lines = [f"# Yume-5B speed ({meta['gpu']}, torch {meta['torch']}, {meta['dtype']}, compile={meta['compile']})", "",
+    lines = [f"# Yume-5B speed ({meta['gpu']}, torch {meta['torch']}, {meta['dtype']}, compile={meta['compile']}, "
+             f"fp8={meta.get('fp8', False)})", "",
              "| height | width | history latents | mode | exact | history tokens | DiT s/chunk (4 steps) | warm-up s |"
              " decode s/chunk | peak GiB | fps end to end | DiT speed-up vs published |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -315,6 +333,8 @@ def markdown(meta: dict) -> str:
                      f" DiT {o['dit_chunk_s']:.2f} s/chunk, decode {o['decode_chunk_s']:.2f} s/chunk")
     if "measured_bf16_matmul_tflops" in meta:
         lines.append(f"- measured bf16 matmul ceiling: {meta['measured_bf16_matmul_tflops']:.0f} TFLOP/s")
+    for f in meta.get("failures", []):
+        lines.append(f"- FAILED {f['mode']} {f['height']}x{f['width']} history {f['history_latents']}: {f['error'][:200]}")
     lines += ["", *[f"- {n}" for n in meta["notes"]], ""]
     return "\n".join(lines)
 
@@ -337,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--modes", type=lambda s: s.split(","), default=["global", "causal"])
     ap.add_argument("--repeats", type=int, default=3, help="timed chunks per row after the warm-up chunk")
     ap.add_argument("--compile", action="store_true", help="torch.compile every DiT block")
+    ap.add_argument("--fp8", action="store_true", help="FP8 (e4m3, row-wise scales) matmuls in the blocks: approximate")
+    ap.add_argument("--tag", default="", help="suffix of the output files (yume5b_h100_<tag>.json) for lever runs")
     ap.add_argument("--compile-mode", default="default", help="torch.compile mode (default, max-autotune-no-cudagraphs, ...)")
     ap.add_argument("--no-offload", dest="offload", action="store_false", help="skip the offload-mode memory row")
     ap.add_argument("--no-decode", dest="decode", action="store_false", help="skip the decode measurements")
@@ -364,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         bench.run_dit(mode)
     bench.save()
     log(f"done in {time.perf_counter() - t0:.0f} s")
-    print(markdown(json.loads((bench.out_dir / "yume5b_h100.json").read_text())))
+    print(markdown(json.loads((bench.out_dir / f"{bench.stem}.json").read_text())))
     return 0
 
 
