@@ -53,6 +53,7 @@ class HistoryContext:
     kv_cache_context: torch.Tensor | None = field(default=None, repr=False)
     text_kv: list[tuple[torch.Tensor, torch.Tensor]] | None = field(default=None, repr=False)
     text_kv_context: torch.Tensor | None = field(default=None, repr=False)
+    step_cache: dict = field(default_factory=dict, repr=False)  # current-chunk RoPE, stacked memory
 
     @property
     def batch_size(self) -> int:
@@ -321,19 +322,14 @@ class WanDiT(nn.Module):
         has_hist = history is not None and history.max_tokens > 0
         if history is not None and history.batch_size != B:
             raise ValueError(f"history holds {history.batch_size} worlds but x holds {B}")
-        t0 = torch.tensor(history.next_t if history is not None else [0] * B, device=x.device)
-        pos = grid_positions(0, *grid, device=x.device).unsqueeze(0).repeat(B, 1, 1)
-        pos[..., 0] += t0[:, None]
-        freqs = rope_freqs(pos, c.head_dim, c.rope_theta)
+        freqs = self._current_freqs(history, tuple(grid), B, x.device)
 
         e, e0 = self._time(torch.cat([torch.zeros(1, device=x.device), timestep.float()]))
         e_hist, e_cur = e0[:1], e0[1:]
         text_kv = self._text_kv(context, history)
         if memory is None and history is not None:
             memory = history.memory
-        mem = stack_memory(memory) if c.memory_enabled else None
-        if mem is not None:
-            mem = (mem[0].to(x.device), mem[1].to(x.device))
+        mem = self._stacked_memory(memory, history, x.device) if c.memory_enabled else None
 
         if not has_hist:
             for i, blk in enumerate(self.blocks):
@@ -359,6 +355,32 @@ class WanDiT(nn.Module):
 
         out = self.head(cur, e[1:])
         return self.unpatchify(out, grid)
+
+    def _current_freqs(self, history: HistoryContext | None, grid: tuple[int, ...], B: int, device) -> torch.Tensor:
+        """RoPE rotations of the current chunk's tokens (the same for every denoising step)."""
+        key = ("freqs", grid)
+        if history is not None and key in history.step_cache:
+            return history.step_cache[key]
+        t0 = torch.tensor(history.next_t if history is not None else [0] * B, device=device)
+        pos = grid_positions(0, *grid, device=device).unsqueeze(0).repeat(B, 1, 1)
+        pos[..., 0] += t0[:, None]
+        freqs = rope_freqs(pos, self.config.head_dim, self.config.rope_theta)
+        if history is not None:
+            history.step_cache[key] = freqs
+        return freqs
+
+    def _stacked_memory(self, memory, history: HistoryContext | None, device):
+        """Per-world memory states batched as (kv, k_sum) per layer; reused across the chunk's
+        steps while the same list object is passed."""
+        cached = history.step_cache.get("memory") if history is not None else None
+        if cached is not None and cached[0] is memory:
+            return cached[1]
+        mem = stack_memory(memory)
+        if mem is not None:
+            mem = (mem[0].to(device), mem[1].to(device))
+        if history is not None and not torch.is_grad_enabled():
+            history.step_cache["memory"] = (memory, mem)
+        return mem
 
     def unpatchify(self, x: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
         """(B, F*gh*gw, pt*ph*pw*C) -> (B, C, F*pt, gh*ph, gw*pw)."""

@@ -8,6 +8,8 @@ Pairs are interleaved (x[2i], x[2i+1]) like Wan's `view_as_complex`, so publishe
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 
@@ -17,13 +19,19 @@ def rope_split(head_dim: int) -> tuple[int, int, int]:
     return c - 2 * (c // 3), c // 3, c // 3
 
 
-def rope_inv_freqs(head_dim: int, theta: float = 10000.0, device=None) -> list[torch.Tensor]:
-    """Per-axis inverse frequencies (float64), each part as in Wan's `rope_params(_, 2 * pairs)`."""
+@functools.lru_cache(maxsize=64)
+def _inv_freqs(head_dim: int, theta: float, device: str) -> tuple[torch.Tensor, ...]:
     out = []
     for pairs in rope_split(head_dim):
         part = 2 * pairs
         out.append(1.0 / theta ** (torch.arange(0, part, 2, dtype=torch.float64, device=device) / part))
-    return out
+    return tuple(out)
+
+
+def rope_inv_freqs(head_dim: int, theta: float = 10000.0, device=None) -> tuple[torch.Tensor, ...]:
+    """Per-axis inverse frequencies (float64), each part as in Wan's `rope_params(_, 2 * pairs)`."""
+    with torch.inference_mode(False), torch.no_grad():  # cached: must be usable in any mode
+        return _inv_freqs(head_dim, float(theta), str(torch.device(device or "cpu")))
 
 
 def rope_angles(positions: torch.Tensor, head_dim: int, theta: float = 10000.0) -> torch.Tensor:
