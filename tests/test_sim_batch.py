@@ -74,3 +74,15 @@ def test_partial_reset_restarts_only_the_given_worlds():
     views = sim.reset(indices=[1])
     assert torch.equal(sim.poses[0], before[0]) and not torch.equal(sim.poses[1], before[1])
     assert views.shape == (2, 32, 32, 3)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_batch_matches_cpu():
+    cpu, gpu = BatchSimulator(4, 64, 64, seed=3), BatchSimulator(4, 64, 64, device="cuda", seed=3)
+    assert (cpu.reset().int() - gpu.reset().cpu().int()).abs().float().mean() < 1.0
+    gpu.set_event("it starts to snow"), cpu.set_event("it starts to snow")
+    acts = np.array([[1, 0], [5, 3], [0, 1], [2, 8]])
+    a, b = cpu.step(acts), gpu.step(acts)
+    assert (a.frames.int() - b.frames.cpu().int()).abs().float().mean() < 2.0
+    assert torch.allclose(a.poses, b.poses.cpu(), atol=1e-6)
