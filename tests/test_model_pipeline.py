@@ -190,3 +190,16 @@ def test_bad_step_actions_name_the_row(model):
 
 def test_predict_task_is_none_without_a_head(model):
     assert model.predict_task(torch.zeros(1, 16, 2, 8, 8)) is None
+
+
+def test_step_without_states_says_what_it_needs(model):
+    with pytest.raises(ValueError, match="non-empty list of WorldState"):
+        model.step([], np.zeros((0, 2), np.int64), gen(0))
+
+
+def test_a_model_without_a_given_conditioner_builds_minilm_on_first_use():
+    model = WorldModel.from_config(WorldModelConfig.preset("tiny"), seed=0)
+    assert not isinstance(model._text, TextConditioner)  # nothing loaded yet
+    model.init_state(frames(1))
+    assert model.text.name == "minilm" and model.text.dim == 384 and model.text.encoder_calls == 1
+    assert "64x64" in repr(model)

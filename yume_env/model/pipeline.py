@@ -171,6 +171,12 @@ class WorldModel:
             self.task_head.to(device)
         return self
 
+    def __repr__(self) -> str:
+        c = self.config
+        return (f"WorldModel({c.height}x{c.width}, dim {c.dim} x {c.num_layers} blocks, vae {c.vae.get('type')}, "
+                f"text {c.text_encoder}, {c.sample_steps} steps, task head {'yes' if self.task_head else 'no'}, "
+                f"device {self.device})")
+
     # ---- properties ------------------------------------------------------------------------------
     @property
     def text(self) -> TextConditioner:
@@ -245,6 +251,8 @@ class WorldModel:
         """
         c, dev = self.config, self.device
         states = list(states)
+        if not states or not all(isinstance(s, WorldState) for s in states):
+            raise ValueError(f"step needs a non-empty list of WorldState (from init_state), got {type(states).__name__}")
         acts = _check_actions(actions, len(states), "step actions")
         clock = _Clock()
         flat = [int(k) * NUM_CAMERAS + int(cam) for k, cam in acts]
