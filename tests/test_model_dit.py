@@ -255,3 +255,18 @@ def test_published_schedule_runs_every_band_kind_past_the_published_limit():
     assert history.lengths == [history_token_count("yume", n, (16, 24))]
     assert history.next_t == [1016]
     assert torch.isfinite(out).all() and out.shape == x.shape
+
+
+def test_per_chunk_caches_follow_the_memory_passed_to_each_step():
+    c = _tiny()
+    m = _model(c, open_gates=True)
+    hist, x, t, ctx = _inputs(c, histories=(6,))
+    with torch.no_grad():
+        mem_a = [m.update_memory(None, hist[0])]
+        mem_b = [m.update_memory(None, hist[0] * 2.0 + 1.0)]
+        history = m.encode_history(hist, context=ctx)
+        a1 = m(x, t, ctx, history, memory=mem_a)
+        b = m(x, t, ctx, history, memory=mem_b)
+        a2 = m(x, t, ctx, history, memory=mem_a)
+    assert (a1 - b).abs().max() > 1e-4
+    assert torch.equal(a1, a2)

@@ -371,15 +371,17 @@ class WanDiT(nn.Module):
 
     def _stacked_memory(self, memory, history: HistoryContext | None, device):
         """Per-world memory states batched as (kv, k_sum) per layer; reused across the chunk's
-        steps while the same list object is passed."""
+        steps while the same state objects are passed (`update_memory` always makes new ones)."""
         cached = history.step_cache.get("memory") if history is not None else None
-        if cached is not None and cached[0] is memory:
+        if cached is not None and memory is not None and len(cached[0]) == len(memory) and all(
+            a is b for a, b in zip(cached[0], memory)
+        ):
             return cached[1]
         mem = stack_memory(memory)
         if mem is not None:
             mem = (mem[0].to(device), mem[1].to(device))
         if history is not None and not torch.is_grad_enabled():
-            history.step_cache["memory"] = (memory, mem)
+            history.step_cache["memory"] = (tuple(memory or ()), mem)
         return mem
 
     def unpatchify(self, x: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
