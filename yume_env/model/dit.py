@@ -77,6 +77,9 @@ def embedder_name(kernel: int, pre_shrink: int, base: int) -> str:
 
 
 class WanDiT(nn.Module):
+    """Wan2.2 TI2V DiT with TSCM memory; build with `build_dit(config)`. See the module docstring
+    for the per-chunk call sequence and `docs/model_dit.md` for the design."""
+
     def __init__(self, config: WorldModelConfig):
         super().__init__()
         self.config = c = config
