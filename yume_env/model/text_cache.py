@@ -186,7 +186,8 @@ class TextConditioner:
             raise ValueError(f"text encoder gave {emb.shape[-1]}-d embeddings, the cache holds {self.dim}-d ones")
         self.encoder_calls += 1
         self.texts_encoded += len(texts)
-        return [emb[i][mask[i]].float().clone() for i in range(len(texts))]
+        # kept in the encoder's dtype (umT5: bf16, half the cache size of float32); contexts are float32
+        return [emb[i][mask[i]].clone() for i in range(len(texts))]
 
     def _empty(self) -> torch.Tensor:
         return torch.zeros(self.tokens_per_text or 0, self.dim)
@@ -223,7 +224,7 @@ class TextConditioner:
             raise ValueError(f"got {len(flat_actions)} actions but {len(events)} events")
         out = torch.zeros(len(events), int(length), self.dim)
         for i, (action, event) in enumerate(zip(flat_actions, events)):
-            tokens = torch.cat([self.action_tokens(action), self.event_tokens(event)])[:length]
+            tokens = torch.cat([self.action_tokens(action).float(), self.event_tokens(event).float()])[:length]
             out[i, : tokens.shape[0]] = tokens
         return out
 
