@@ -43,11 +43,17 @@ def test_tour_plan_walks_turns_looks_and_triggers_an_event():
     assert len(script.actions) == 48 and 1 in keys and {1, 2, 3, 4} <= cams and script.events
 
 
-def test_record_rejects_a_malformed_event_at(tmp_path):
-    with pytest.raises(ValueError, match="STEP:TEXT"):
-        main(["record", "--model", tiny_world_dir(), "--event-at", "soon:rain", "--out", str(tmp_path / "x.mp4")])
-
-
-def test_record_rejects_unknown_agents(tmp_path):
-    with pytest.raises(ValueError, match="random, forward, lookaround, tour"):
-        main(["record", "--model", tiny_world_dir(), "--agent", "wander", "--out", str(tmp_path / "x.mp4")])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--event-at", "soon:rain"], "STEP:TEXT"),
+        (["--agent", "wander"], "random, forward, lookaround, tour"),
+        (["--actions", "W,Q"], "unknown camera move 'Q'"),
+        (["--model", "no/such/world"], "does not exist"),
+    ],
+)
+def test_record_reports_bad_arguments_and_exits_2(tmp_path, capsys, argv, message):
+    argv = ["--model", tiny_world_dir(), *argv] if "--model" not in argv else argv
+    assert main(["record", *argv, "--out", str(tmp_path / "x.mp4")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x.mp4").exists()

@@ -13,6 +13,7 @@ import os
 import platform
 import resource
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -22,7 +23,12 @@ DEFAULT_JSON = "benchmarks/results/env_bench.json"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=None, help="world folder (default: the shipped default world)")
+    parser.add_argument(
+        "--model", default=None,
+        help="world folder (default: the shipped default world), or preset:NAME for random weights of a "
+        "WorldModelConfig preset (speed does not depend on the weights), e.g. preset:tiny",
+    )
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default=None)
     parser.add_argument("--sample-steps", type=int, default=None, help="denoising steps per chunk (default: the world's)")
@@ -57,12 +63,36 @@ def _machine() -> dict:
     }
 
 
+def _model(args):
+    """The model argument for the envs: a folder, None, or a random-weight preset (built once)."""
+    if not (args.model and str(args.model).startswith("preset:")):
+        return args.model
+    if getattr(args, "_preset_model", None) is None:
+        from yume_env.model import WorldModel, WorldModelConfig
+
+        config = WorldModelConfig.preset(str(args.model).split(":", 1)[1])
+        args._preset_model = WorldModel.from_config(config, seed=0, device=args.device)
+    return args._preset_model
+
+
+def _start_options(env, num_envs: int) -> dict | None:
+    """A synthetic start frame for worlds without start views (random-weight presets)."""
+    from yume_env.env.core import start_frames_of
+
+    model = env.unwrapped.model
+    if start_frames_of(model) is not None:
+        return None
+    h, w = model.frame_size
+    ramp = np.linspace(40, 220, h, dtype=np.float64)[:, None, None] * np.ones((1, w, 3))
+    return {"image": ramp.astype(np.uint8)}
+
+
 def _make(args, num_envs: int):
     import gymnasium as gym
 
     import yume_env  # noqa: F401
 
-    kwargs = dict(model=args.model, device=args.device, dtype=args.dtype, sample_steps=args.sample_steps, reward_fn=None)
+    kwargs = dict(model=_model(args), device=args.device, dtype=args.dtype, sample_steps=args.sample_steps, reward_fn=None)
     if num_envs == 1:
         return gym.make("YumeWorld-v0", disable_env_checker=True, **kwargs).unwrapped
     return gym.make_vec("YumeWorld-v0", num_envs=num_envs, **kwargs)
@@ -73,7 +103,7 @@ def bench_batch(args, num_envs: int) -> dict:
     from tqdm import tqdm
 
     env = _make(args, num_envs)
-    env.reset(seed=args.seed)
+    env.reset(seed=args.seed, options=_start_options(env, num_envs))
     rng = np.random.default_rng(args.seed)
     shape = (2,) if num_envs == 1 else (num_envs, 2)
     warm = []
@@ -105,7 +135,7 @@ def soak(args) -> dict:
     from tqdm import tqdm
 
     env = _make(args, 1)
-    env.reset(seed=args.seed)
+    env.reset(seed=args.seed, options=_start_options(env, 1))
     rng = np.random.default_rng(args.seed)
     n, w = int(args.soak), int(args.window)
     times = np.zeros(n)
@@ -179,6 +209,19 @@ def _write(path: Path, text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Runs the benchmark; a bad argument or a missing world prints the reason and returns 2."""
+    try:
+        return _bench(args)
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        print(f"yume-env bench: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _bench(args: argparse.Namespace) -> int:
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(int(args.threads))
     try:
         sizes = [int(s) for s in str(args.num_envs).split(",") if s.strip()]
     except ValueError:

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -69,6 +70,15 @@ def _script(args):
 
 
 def run(args: argparse.Namespace) -> int:
+    """Records one episode; a bad argument or a missing world prints the reason and returns 2."""
+    try:
+        return _record(args)
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        print(f"yume-env record: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _record(args: argparse.Namespace) -> int:
     import gymnasium as gym
 
     import yume_env  # noqa: F401  (registers the envs)
