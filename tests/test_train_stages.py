@@ -115,8 +115,12 @@ def test_smoke_recipe_writes_a_model_folder_that_loads_and_steps(tmp_path):
     except ImportError as exc:
         pytest.skip(f"MiniLM text encoder not installed: {exc}")
     run = tmp_path / "run"
-    assert default_world.main(["--out", str(run), "--text-cache", str(cache), "--smoke", "--device", "cpu"]) == 0
+    args = ["--out", str(run), "--text-cache", str(cache), "--smoke", "--device", "cpu"]
+    assert default_world.main(args + ["--call-minutes", "0.0001"]) == 0  # out of time at once: checkpoint, stop
+    assert not json.loads((run / "run.json").read_text()).get("exported")
+    assert default_world.main(args) == 0  # the next call resumes and finishes
     state = json.loads((run / "run.json").read_text())
+    assert len(state["calls"]) == 2
     assert state["exported"] and all(state["stages"][s]["done"] for s in default_world.STAGES)
     for name in ("vae", "pretrain", "self_forcing", "reward"):
         assert (run / "curves" / f"{name}.png").is_file() and (run / "curves" / f"{name}.json").is_file()
@@ -130,4 +134,4 @@ def test_smoke_recipe_writes_a_model_folder_that_loads_and_steps(tmp_path):
     out = world.step([s], np.array([[1, 0]]), torch.Generator().manual_seed(0))
     assert out.frames.shape == (1, 2, 32, 32, 3) and world.predict_task(out.latents)["distance"].shape == (1,)
     # calling again on a finished run does nothing new and keeps the model
-    assert default_world.main(["--out", str(run), "--text-cache", str(cache), "--smoke", "--device", "cpu"]) == 0
+    assert default_world.main(args) == 0

@@ -127,7 +127,8 @@ class Run:
         return bool(self.state["stages"].get(stage, {}).get("done"))
 
     def finish(self, stage: str, steps: int, elapsed_s: float, metrics: dict[str, Any]) -> None:
-        self.state["stages"][stage] = {"done": True, "steps": int(steps), "elapsed_s": float(elapsed_s)}
+        self.state["stages"][stage] = {"done": True, "steps": int(steps), "elapsed_s": float(elapsed_s),
+                                       "steps_per_s": float(steps) / max(float(elapsed_s), 1e-9)}
         self.state["metrics"].update(metrics)
         self.save()
 
@@ -197,6 +198,7 @@ def run_recipe(out: str | Path, text_cache: str | Path | None, preset: str = "de
         cfg = dataclasses.replace(recipe.vae, trainer=_stage_budget(recipe.vae.trainer, recipe.fractions["vae"], budget_minutes))
         vae, result, metrics = train_vae(mc, cfg, root / "ckpt" / "vae", deadline=deadline, source=source, info=info)
         _save_curves(root, "vae", result.curves)
+        log(f"vae: step {result.step}, {result.elapsed_s / 60:.1f} min, loss {result.curves.mean_last('loss', 10)}")
         if not result.finished:
             account()
             return run.state
@@ -216,6 +218,7 @@ def run_recipe(out: str | Path, text_cache: str | Path | None, preset: str = "de
         cfg = dataclasses.replace(recipe.pretrain, trainer=_stage_budget(recipe.pretrain.trainer, recipe.fractions["pretrain"], budget_minutes))
         trainer = train_pretrain(mc, dit, vae, text, cfg, root / "ckpt" / "pretrain", source=source, info=info, deadline=deadline)
         _save_curves(root, "pretrain", trainer.curves)
+        log(f"pretrain: step {trainer.step}, {trainer.elapsed_s / 60:.1f} min, loss {trainer.curves.mean_last('loss', 10)}")
         if not trainer.done():
             account()
             return run.state
@@ -241,6 +244,7 @@ def run_recipe(out: str | Path, text_cache: str | Path | None, preset: str = "de
         trainer = train_self_forcing(mc, dit, vae, text, cfg, root / "ckpt" / "self_forcing", source=source, info=info,
                                      deadline=deadline)
         _save_curves(root, "self_forcing", trainer.curves)
+        log(f"self_forcing: step {trainer.step}, {trainer.elapsed_s / 60:.1f} min, loss {trainer.curves.mean_last('loss', 10)}")
         if not trainer.done():
             account()
             return run.state
@@ -266,6 +270,7 @@ def run_recipe(out: str | Path, text_cache: str | Path | None, preset: str = "de
         head, trainer, metrics = train_task_head(mc, vae, cfg, root / "ckpt" / "reward", source=source, info=info,
                                                  deadline=deadline)
         _save_curves(root, "reward", trainer.curves)
+        log(f"reward: step {trainer.step}, {trainer.elapsed_s / 60:.1f} min, loss {trainer.curves.mean_last('loss', 10)}")
         if not trainer.done():
             account()
             return run.state

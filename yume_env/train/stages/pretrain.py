@@ -37,7 +37,8 @@ class PretrainConfig:
     trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(
         lr=4e-4, warmup_steps=200, max_steps=50_000, ema_decay=0.999, weight_decay=0.01))
     batch_size: int = 64
-    clip_steps: int = 12  # env steps rendered per clip; history length k is drawn from [0, clip_steps)
+    clip_steps: int = 20  # env steps rendered per clip; history length k is drawn from [0, clip_steps)
+    # (the tiny TSCM layout saturates at 20 latents: longer clips show it thinned old frames)
     pool_clips: int = 256  # clips rendered per call of the simulator (see batches.ClipPool)
     pool_reuse: float = 2.0  # times each pooled clip is drawn (on average)
     history_noise_max: float = 0.15  # history += s * eps, s ~ U(0, max) ...

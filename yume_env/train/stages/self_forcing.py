@@ -35,7 +35,7 @@ class SelfForcingConfig:
         lr=1e-4, warmup_steps=20, max_steps=20_000, ema_decay=0.999, weight_decay=0.01))
     flow: PretrainConfig = field(default_factory=lambda: PretrainConfig(history_noise_max=0.05, history_noise_prob=0.5))
     batch_size: int = 32
-    max_burn_in: int = 3  # simulator chunks before the self-generated ones: [0, max_burn_in]
+    max_burn_in: int = 4  # simulator chunks before the self-generated ones: [0, max_burn_in]
     max_generated: int = 6  # self-generated chunks: [1, max_generated]
     clean_fraction: float = 0.25  # batches with the simulator's own history
     pool_clips: int = 128  # see batches.ClipPool (clips of max_burn_in + max_generated + 1 steps)

@@ -30,7 +30,7 @@ from yume_env.train.trainer import FitResult, Trainer, TrainerConfig
 class VAEStageConfig:
     trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(
         lr=1e-3, warmup_steps=100, max_steps=4000, ema_decay=0.999, weight_decay=0.0))
-    batch_size: int = 32  # clips per step
+    batch_size: int = 64  # clips per step
     clip_steps: int = 2  # env steps per clip (1 + 2 * 2 = 5 frames)
     pool_clips: int = 256  # see batches.ClipPool
     pool_reuse: float = 1.0
