@@ -103,3 +103,16 @@ def test_the_tiny_preset_builds_the_tiny_vae_with_its_widths():
     vae = build_vae(cfg.vae, cfg.latent_channels)
     assert isinstance(vae, TinyVAE) and vae.channels == tuple(cfg.vae.get("channels", vae.channels))
     assert vae.latent_channels == cfg.latent_channels and cfg.latent_hw == (8, 8)
+
+
+def test_a_bfloat16_tiny_vae_takes_and_gives_float32(vae):
+    half = TinyVAE(16)
+    half.load_state_dict(vae.state_dict())
+    half = half.to(torch.bfloat16).eval()
+    frames = torch.rand(1, 3, 2, 64, 64) * 2 - 1
+    with torch.no_grad():
+        z = half.encode(frames)
+        out, cache = half.decode_chunk(z, half.start_stream(z[:, :, :1]))
+        ref = vae.decode(vae.encode(frames))
+    assert z.dtype == out.dtype == torch.float32 and cache["last_latent"].dtype == torch.float32
+    assert (out - ref).abs().mean() < 0.05

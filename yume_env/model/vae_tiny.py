@@ -106,7 +106,7 @@ class TinyVAE(VideoVAE):
         b, _, t, h, w = frames.shape
         if h % 8 or w % 8:
             raise ValueError(f"tiny VAE frames need sides divisible by 8, got {h}x{w}")
-        z = self.encoder(frames.transpose(1, 2).reshape(b * t, 3, h, w))
+        z = self.encoder(frames.transpose(1, 2).reshape(b * t, 3, h, w).to(self._dtype))
         return z.reshape(b, t, *z.shape[1:]).transpose(1, 2)
 
     def raw_decode(self, z: torch.Tensor, z_before: torch.Tensor | None = None) -> torch.Tensor:
@@ -115,26 +115,32 @@ class TinyVAE(VideoVAE):
         first = z[:, :, :1] if z_before is None else z_before.unsqueeze(2)
         prev = torch.cat([first, z[:, :, :-1]], dim=2)
         fold = lambda v: v.transpose(1, 2).reshape(b * t, c, h, w)  # noqa: E731
-        x = self.decoder(fold(z), fold(prev))
+        x = self.decoder(fold(z).to(self._dtype), fold(prev).to(self._dtype))
         return x.reshape(b, t, *x.shape[1:]).transpose(1, 2)
 
+    @property
+    def _dtype(self) -> torch.dtype:  # inputs follow the weights (e.g. bf16 on a GPU)
+        return self.decoder.conv_in.weight.dtype
+
     def _stats(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        shape = (1, -1, 1, 1, 1)
-        return self.latent_mean.to(z.dtype).view(shape), self.latent_std.to(z.dtype).view(shape)
+        shape = (1, -1, 1, 1, 1)  # statistics in float32 whatever the weights' dtype
+        return self.latent_mean.float().view(shape), self.latent_std.float().view(shape)
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
-        z = self.raw_encode(frames)
+        z = self.raw_encode(frames).float()
         mean, std = self._stats(z)
         return (z - mean) / std
 
     def start_stream(self, latents: torch.Tensor) -> VAECache:
+        latents = latents.float()
         mean, std = self._stats(latents)
         return {"last_latent": (latents[:, :, -1] * std[:, :, 0] + mean[:, :, 0]).contiguous()}
 
     def decode_chunk(self, latents: torch.Tensor, cache: VAECache | None) -> tuple[torch.Tensor, VAECache]:
+        latents = latents.float()
         mean, std = self._stats(latents)
         z = latents * std + mean
         z_before = None if cache is None else cache["last_latent"].to(z)
         # contiguous copy: a view would keep the whole chunk alive, and a clone of it (different
         # strides) would convolve with different rounding than the original
-        return self.raw_decode(z, z_before), {"last_latent": z[:, :, -1].contiguous()}
+        return self.raw_decode(z, z_before).float(), {"last_latent": z[:, :, -1].contiguous()}
