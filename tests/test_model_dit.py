@@ -270,3 +270,25 @@ def test_per_chunk_caches_follow_the_memory_passed_to_each_step():
         a2 = m(x, t, ctx, history, memory=mem_a)
     assert (a1 - b).abs().max() > 1e-4
     assert torch.equal(a1, a2)
+
+
+def test_init_weights_sets_every_parameter_after_to_empty():
+    c = _tiny()
+    torch.manual_seed(5)
+    a = build_dit(c)
+    b = build_dit(c, device="meta")
+    b.to_empty(device="cpu")
+    with torch.no_grad():
+        for p in b.parameters():
+            p.fill_(float("nan"))  # whatever to_empty left behind must be overwritten
+    torch.manual_seed(5)
+    b.init_weights()
+    for (name, pa), (_, pb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(pa, pb), name
+    assert all(torch.isfinite(p).all() for p in b.parameters())
+
+
+def test_build_dit_allocates_directly_in_bfloat16():
+    m = build_dit(_tiny(), dtype=torch.bfloat16)
+    assert {p.dtype for p in m.parameters()} == {torch.bfloat16}
+    assert all(torch.isfinite(p.float()).all() for p in m.parameters())

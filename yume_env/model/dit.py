@@ -26,7 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from yume_env.model.config import WorldModelConfig
-from yume_env.model.dit_blocks import Head, WanBlock, linear_f32, sinusoidal_embedding
+from yume_env.model.dit_blocks import Head, RMSNorm, WanBlock, linear_f32, sinusoidal_embedding
 from yume_env.model.rope import grid_positions, rope_freqs
 from yume_env.model.tscm import BandPlan, get_schedule, plan_history
 from yume_env.model.tscm_memory import MemoryRead, MemoryState, stack_memory
@@ -116,14 +116,23 @@ class WanDiT(nn.Module):
     # ------------------------------------------------------------------ weights
     @torch.no_grad()
     def init_weights(self) -> None:
-        """Wan's initialisation; coarser history embedders start as the base patch embedding
-        stretched over their kernel (published `upsample_conv3d_weights_auto`, scaled to the
-        larger area), the pre-shrink as an average pool, memory gates at zero."""
+        """Set every parameter (so `to_empty` + `init_weights` gives a complete model): Wan's
+        initialisation; coarser history embedders start as the base patch embedding stretched over
+        their kernel (published `upsample_conv3d_weights_auto`, scaled to the larger area), the
+        pre-shrink as an average pool, memory gates at zero."""
+        dim = self.config.dim
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.xavier_uniform_(m.weight)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
+            elif isinstance(m, (nn.LayerNorm, RMSNorm)):
+                if getattr(m, "weight", None) is not None:
+                    nn.init.ones_(m.weight)
+                if getattr(m, "bias", None) is not None:
+                    nn.init.zeros_(m.bias)
+        for mod in [blk.modulation for blk in self.blocks] + [self.head.modulation]:
+            nn.init.normal_(mod, std=dim**-0.5)  # Wan: randn / sqrt(dim)
         nn.init.xavier_uniform_(self.patch_embedding.weight.flatten(1))
         nn.init.zeros_(self.patch_embedding.bias)
         for seq in (self.text_embedding, self.time_embedding):
@@ -426,10 +435,17 @@ def _joint_mask(valid: torch.Tensor, S: int, causal: bool) -> torch.Tensor:
 
 
 def build_dit(config: WorldModelConfig, device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> WanDiT:
-    """Build a randomly initialised `WanDiT`. device="meta" allocates nothing (for loading a
-    checkpoint with `load_state_dict(..., assign=True)` or inspecting shapes)."""
-    with torch.device(device):  # allocate (and initialise) where the model will live
+    """Build a randomly initialised `WanDiT` on `device` in `dtype` (default float32).
+
+    device="meta" allocates nothing (for loading a checkpoint with `load_state_dict(...,
+    assign=True)` or inspecting shapes). Otherwise the model is laid out on meta, allocated once
+    directly in `dtype` on `device` (no float32 copy of a 5B model on the way) and initialised there.
+    """
+    with torch.device("meta"):
         model = WanDiT(config)
     if dtype is not None:
         model = model.to(dtype)
+    if str(device) != "meta":
+        model.to_empty(device=device)
+        model.init_weights()
     return model
