@@ -1,0 +1,88 @@
+"""Built-in rewards: the beacon task head's progress, bonus and termination; model/dtype arguments."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from test_env_support import start_views, tiny_world, tiny_world_dir
+
+from yume_env.env.rewards import BeaconReward, NoReward, RewardContext, make_reward
+from yume_env.env.world_env import YumeWorldEnv
+
+
+class HeadStub:
+    """Stands in for WorldModel.predict_task with scripted outputs (one call per step)."""
+
+    task_head = object()
+
+    def __init__(self, distances, logits):
+        self.outputs = iter(zip(distances, logits))
+
+    def predict_task(self, latents):
+        d, r = next(self.outputs)
+        return {"distance": torch.tensor(d, dtype=torch.float32), "reached_logit": torch.tensor(r, dtype=torch.float32)}
+
+
+def contexts(model, n):
+    return [RewardContext(np.zeros((2, 8, 8, 3), np.uint8), torch.zeros(4, 2, 2, 2), np.array([1, 0]),
+                          np.eye(4), 1, "", model) for _ in range(n)]
+
+
+def test_beacon_reward_is_distance_progress_plus_bonus_on_arrival():
+    model = HeadStub(distances=[[5.0, 9.0], [4.0, 9.5], [3.5, 9.0]], logits=[[-1, -1], [-1, -1], [2.0, -1]])
+    reward = BeaconReward(bonus=10.0)
+    for i in range(2):
+        reward.reset(i)
+    first, done = reward(contexts(model, 2), [0, 1])
+    np.testing.assert_allclose(first, [0.0, 0.0])  # nothing to compare with yet
+    second, done = reward(contexts(model, 2), [0, 1])
+    np.testing.assert_allclose(second, [1.0, -0.5])
+    third, done = reward(contexts(model, 2), [0, 1])
+    np.testing.assert_allclose(third, [0.5 + 10.0, 0.5])
+    assert done.tolist() == [True, False]
+
+
+def test_beacon_reward_memory_survives_get_and_set_state():
+    model = HeadStub(distances=[[5.0], [4.0]], logits=[[-1], [-1]])
+    a = BeaconReward()
+    a.reset(0)
+    a(contexts(model, 1), [0])
+    b = BeaconReward()
+    b.set_state(0, a.get_state(0))
+    np.testing.assert_allclose(b(contexts(model, 1), [0])[0], [1.0])
+
+
+def test_default_reward_is_beacon_with_a_task_head_and_none_without():
+    assert isinstance(make_reward(None, HeadStub([], [])), BeaconReward)
+    assert isinstance(make_reward(None, tiny_world()), NoReward)
+
+
+def test_env_with_a_task_head_terminates_when_the_head_says_reached():
+    from yume_env.model import WorldModel, WorldModelConfig
+    from yume_env.model.task_head import TaskHead
+
+    model = WorldModel.from_config(WorldModelConfig.preset("tiny"), seed=0)
+    c = model.config
+    model.task_head = TaskHead(c.latent_channels, c.latent_hw).eval()
+    with torch.no_grad():
+        model.task_head.fc2.weight.zero_()
+        model.task_head.fc2.bias.copy_(torch.tensor([1.0, 3.0]))  # constant distance, "reached"
+    env = YumeWorldEnv(model=model)
+    env.reset(seed=0, options={"image": start_views(model.frame_size)[0]})
+    _, reward, terminated, truncated, _ = env.step("W")
+    assert (reward, terminated, truncated) == (10.0, True, False)
+
+
+@pytest.mark.parametrize("dtype", ["int8", "float8"])
+def test_unknown_dtype_lists_the_choices(dtype):
+    with pytest.raises(ValueError, match="float32, bfloat16"):
+        YumeWorldEnv(model=tiny_world_dir(), dtype=dtype)
+
+
+def test_missing_default_world_says_how_to_pass_a_model(monkeypatch, tmp_path):
+    import yume_env.model.paths as paths
+
+    monkeypatch.setattr(paths, "default_world_path", lambda: tmp_path / "default_world")
+    with pytest.raises(FileNotFoundError, match="default world.*model="):
+        YumeWorldEnv()
