@@ -127,7 +127,8 @@ def wrap_model(module: nn.Module, mode: str, info: DistInfo, *, activation_check
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [info.device.index] if info.device.type == "cuda" else None
-        return DistributedDataParallel(module, device_ids=ids, find_unused_parameters=False)
+        # some parameters sit out some batches (coarse TSCM embedders when every history is short)
+        return DistributedDataParallel(module, device_ids=ids, find_unused_parameters=True)
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
     mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if bf16_params else MixedPrecisionPolicy()

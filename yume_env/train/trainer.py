@@ -205,9 +205,19 @@ class Trainer:
         last_ckpt = time.monotonic()
         sums: dict[str, torch.Tensor] = {}
         count = 0
-        while not self.done():
-            if (deadline is not None and time.monotonic() >= deadline) or (until_step is not None and self.step >= until_step):
+        saved_step = self.step
+        while True:
+            stop = self.done() or (deadline is not None and time.monotonic() >= deadline) or (
+                until_step is not None and self.step >= until_step)
+            due = self.step != saved_step and (
+                (c.checkpoint_every_s > 0 and time.monotonic() - last_ckpt >= c.checkpoint_every_s)
+                or (c.checkpoint_every_steps > 0 and self.step % c.checkpoint_every_steps == 0))
+            stop, due = self._agree(stop, due)
+            if stop:
                 break
+            if due:
+                self.save(stream)
+                last_ckpt, saved_step = time.monotonic(), self.step
             t0 = time.monotonic()
             lr = self.lr_now()
             for group in self.optimizer.param_groups:
@@ -236,23 +246,33 @@ class Trainer:
             if self.ema is not None:
                 self.ema.update(self.module)
             self.step += 1
-            if self.step % c.log_every == 0 or self.done():
-                values = {k: float(D.all_reduce_mean(torch.as_tensor(v / count, device=self.info.device)).item())
-                          for k, v in sums.items()}
-                values["lr"] = lr
-                self.curves.log(self.step, **values)
-                bar.set_postfix(loss=f"{values['loss']:.4g}")
+            if self.step % c.log_every == 0:  # the same steps on every rank (all_reduce inside)
+                self._log(sums, count, lr, bar)
                 sums, count = {}, 0
             self.elapsed_s += time.monotonic() - t0
             bar.update(1)
-            due_time = c.checkpoint_every_s > 0 and time.monotonic() - last_ckpt >= c.checkpoint_every_s
-            due_step = c.checkpoint_every_steps > 0 and self.step % c.checkpoint_every_steps == 0
-            if (due_time or due_step) and not self.done():
-                self.save(stream)
-                last_ckpt = time.monotonic()
+        if count:
+            self._log(sums, count, self.lr_now(), bar)
         bar.close()
         self.save(stream)
         return FitResult(step=self.step, finished=self.done(), elapsed_s=self.elapsed_s, curves=self.curves, extra=self.extra)
+
+    def _log(self, sums: dict[str, torch.Tensor], count: int, lr: float, bar) -> None:
+        values = {k: float(D.all_reduce_mean(torch.as_tensor(v / count, device=self.info.device)).item())
+                  for k, v in sums.items()}
+        values["lr"] = lr
+        self.curves.log(self.step, **values)
+        bar.set_postfix(loss=f"{values['loss']:.4g}")
+
+    def _agree(self, stop: bool, save: bool) -> tuple[bool, bool]:
+        """Under torchrun every rank must stop and checkpoint at the same steps (else collectives
+        wait forever): rank 0 decides, and its elapsed time drives everyone's schedule."""
+        if not self.info.distributed:
+            return stop, save
+        box = torch.tensor([float(stop), float(save), self.elapsed_s], dtype=torch.float64, device=self.info.device)
+        torch.distributed.broadcast(box, src=0)
+        self.elapsed_s = float(box[2])
+        return bool(box[0]), bool(box[1])
 
     def averaged_module(self) -> nn.Module:
         """The EMA weights in the train module (in place; call after training, before export)."""
