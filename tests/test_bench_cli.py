@@ -20,5 +20,6 @@ def test_bench_writes_json_and_markdown_with_batches_and_soak(tmp_path, capsys):
     soak = result["soak"]
     assert soak["steps"] == 4 and soak["at_last_step"]["memory"]["history_chunks"] >= 1
     assert soak["ratio_last_to_first"] > 0 and len(soak["median_step_s_per_window"]) == 2
+    assert soak["median_step_cpu_s_last_window"] > 0 and result["batches"][0]["median_step_cpu_s"] > 0
     table = path.with_suffix(".md").read_text()
     assert "| 2 |" in table and "Soak" in table and "| 1 |" in capsys.readouterr().out

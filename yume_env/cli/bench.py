@@ -111,11 +111,12 @@ def bench_batch(args, num_envs: int) -> dict:
         t = time.perf_counter()
         env.step(rng.integers(0, 9, shape))
         warm.append(time.perf_counter() - t)
-    times = []
+    times, cpu = [], []
     for _ in tqdm(range(args.steps), desc=f"bench {num_envs} env(s)", unit="step", leave=False):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         env.step(rng.integers(0, 9, shape))
         times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
     env.close()
     median = statistics.median(times)
     return {
@@ -124,6 +125,7 @@ def bench_batch(args, num_envs: int) -> dict:
         "warmup_step_s": warm,
         "median_step_s": median,
         "p90_step_s": float(np.percentile(times, 90)),
+        "median_step_cpu_s": statistics.median(cpu),
         "env_steps_per_s": num_envs / median,
         "batched_steps_per_s": 1.0 / median,
         "rss_mib": _rss_mib(),
@@ -138,17 +140,18 @@ def soak(args) -> dict:
     env.reset(seed=args.seed, options=_start_options(env, 1))
     rng = np.random.default_rng(args.seed)
     n, w = int(args.soak), int(args.window)
-    times = np.zeros(n)
+    times, cpu = np.zeros(n), np.zeros(n)
     marks: dict[int, dict] = {}
     for i in tqdm(range(n), desc="soak", unit="step"):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         *_, info = env.step(rng.integers(0, 9, 2))
         times[i] = time.perf_counter() - t
+        cpu[i] = time.process_time() - c
         if i + 1 in (w, n):
             marks[i + 1] = {"memory": dict(info["memory"]), "rss_mib": _rss_mib()}
     env.close()
-    early = float(np.median(times[:w]))
-    late = float(np.median(times[n - w :]))
+    early, late = float(np.median(times[:w])), float(np.median(times[n - w :]))
+    early_cpu, late_cpu = float(np.median(cpu[:w])), float(np.median(cpu[n - w :]))
     # a median per window of `w` steps: the whole curve, small enough for the JSON
     curve = [[int(s + w), float(np.median(times[s : s + w]))] for s in range(0, n - w + 1, w)]
     return {
@@ -157,6 +160,10 @@ def soak(args) -> dict:
         "median_step_s_first_window": early,
         "median_step_s_last_window": late,
         "ratio_last_to_first": late / early,
+        # CPU seconds of this process per step: robust to other processes sharing the cores
+        "median_step_cpu_s_first_window": early_cpu,
+        "median_step_cpu_s_last_window": late_cpu,
+        "cpu_ratio_last_to_first": late_cpu / early_cpu if early_cpu > 0 else None,
         "env_steps_per_s_first_window": 1.0 / early,
         "env_steps_per_s_last_window": 1.0 / late,
         "at_first_window": marks.get(w),
@@ -173,12 +180,13 @@ def markdown(result: dict) -> str:
         f"Machine: {m['processor']}, {m['nproc']} cores, torch {m['torch']} with {m['torch_threads']} threads, "
         f"load average at start {m['loadavg_start']}; device {result['device']}.",
         "",
-        "| worlds | median step (s) | p90 step (s) | env steps/s | batched steps/s | RSS (MiB) |",
-        "|---|---|---|---|---|---|",
+        "| worlds | median step (s) | p90 step (s) | CPU per step (s) | env steps/s | batched steps/s | RSS (MiB) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in result["batches"]:
         lines.append(
-            f"| {r['num_envs']} | {r['median_step_s']:.4f} | {r['p90_step_s']:.4f} | {r['env_steps_per_s']:.1f} | "
+            f"| {r['num_envs']} | {r['median_step_s']:.4f} | {r['p90_step_s']:.4f} | {r['median_step_cpu_s']:.4f} | "
+            f"{r['env_steps_per_s']:.1f} | "
             f"{r['batched_steps_per_s']:.1f} | {r['rss_mib']:.0f} |"
         )
     if result.get("soak"):
@@ -188,15 +196,18 @@ def markdown(result: dict) -> str:
             "",
             f"Soak, one world, {s['steps']} steps (median per-step time per {s['window']}-step window):",
             "",
-            "| | median step (s) | env steps/s | history chunks | memory tokens | RSS (MiB) |",
-            "|---|---|---|---|---|---|",
-            f"| steps 1-{s['window']} | {s['median_step_s_first_window']:.4f} | {s['env_steps_per_s_first_window']:.1f} | "
+            "| | median step (s) | CPU per step (s) | env steps/s | history chunks | memory tokens | RSS (MiB) |",
+            "|---|---|---|---|---|---|---|",
+            f"| steps 1-{s['window']} | {s['median_step_s_first_window']:.4f} | {s['median_step_cpu_s_first_window']:.4f} | "
+            f"{s['env_steps_per_s_first_window']:.1f} | "
             f"{first['memory'].get('history_chunks')} | {first['memory'].get('memory_tokens')} | {first['rss_mib']:.0f} |",
             f"| last {s['window']} steps (to {s['steps']}) | {s['median_step_s_last_window']:.4f} | "
+            f"{s['median_step_cpu_s_last_window']:.4f} | "
             f"{s['env_steps_per_s_last_window']:.1f} | {last['memory'].get('history_chunks')} | "
             f"{last['memory'].get('memory_tokens')} | {last['rss_mib']:.0f} |",
             "",
-            f"Ratio last/first window: {s['ratio_last_to_first']:.3f}.",
+            f"Ratio last/first window: {s['ratio_last_to_first']:.3f} wall-clock, "
+            f"{s['cpu_ratio_last_to_first'] or float('nan'):.3f} CPU time.",
         ]
     return "\n".join(lines) + "\n"
 
