@@ -57,3 +57,18 @@ def test_record_reports_bad_arguments_and_exits_2(tmp_path, capsys, argv, messag
     assert main(["record", *argv, "--out", str(tmp_path / "x.mp4")]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_record_from_a_start_image_replays_from_its_log(tmp_path):
+    import imageio.v2 as imageio
+    from test_env_support import start_views
+
+    png = tmp_path / "start.png"
+    imageio.imwrite(png, start_views((64, 64))[2])
+    first, replay = tmp_path / "a.gif", tmp_path / "b.gif"
+    common = ["--model", tiny_world_dir(), "--no-overlay", "--upscale", "1"]
+    assert main(["record", *common, "--image", str(png), "--actions", "W", "--out", str(first)]) == 0
+    assert main(["record", *common, "--agent", str(first.with_suffix(".json")), "--out", str(replay)]) == 0
+    a, b = read_video(first), read_video(replay)
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a[0].astype(int) - start_views((64, 64))[2]).mean() < 3

@@ -59,6 +59,8 @@ def _script(args):
         script.seed = 0 if args.seed is None else args.seed
     if args.event is not None:
         script.event = args.event
+    if args.image is not None:
+        script.image = args.image
     for item in args.event_at:
         step, sep, text = item.partition(":")
         if not sep or not step.strip().isdigit():
@@ -90,10 +92,10 @@ def _record(args: argparse.Namespace) -> int:
     options = {}
     if script.event is not None:
         options["event"] = script.event
-    if args.image:
+    if script.image:
         import imageio.v2 as imageio
 
-        options["image"] = np.asarray(imageio.imread(args.image))[..., :3].astype(np.uint8)
+        options["image"] = np.asarray(imageio.imread(script.image))[..., :3].astype(np.uint8)
     start = time.perf_counter()
     env = gym.make(
         "YumeWorld-v0", model=args.model, device=args.device, dtype=args.dtype, sample_steps=args.sample_steps,

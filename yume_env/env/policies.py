@@ -31,6 +31,7 @@ class ActionScript:
     events: dict[int, str] = field(default_factory=dict)  # step index -> event text set before it
     seed: int | None = None
     event: str | None = None  # the reset event
+    image: str | None = None  # start frame image file, when the episode did not start from a start view
 
     def to_json(self) -> dict:
         return {
@@ -38,6 +39,7 @@ class ActionScript:
             "seed": self.seed,
             "event": self.event,
             "events": [[int(k), v] for k, v in sorted(self.events.items())],
+            "image": self.image,
             "actions": self.actions.astype(int).tolist(),
             "action_text": [A.action_to_str(a) for a in self.actions],
         }
@@ -68,7 +70,7 @@ class ActionScript:
                 raise ValueError(f"action script {path}, action {n}: {err}") from None
         actions = np.stack(rows).astype(np.int64) if rows else np.zeros((0, 2), np.int64)
         events = {int(step): str(text) for step, text in data.get("events", [])}
-        return cls(actions, events, data.get("seed"), data.get("event"))
+        return cls(actions, events, data.get("seed"), data.get("event"), data.get("image"))
 
 
 def expand(plan: list[tuple[str, int]]) -> np.ndarray:
