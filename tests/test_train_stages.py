@@ -135,3 +135,15 @@ def test_smoke_recipe_writes_a_model_folder_that_loads_and_steps(tmp_path):
     assert out.frames.shape == (1, 2, 32, 32, 3) and world.predict_task(out.latents)["distance"].shape == (1,)
     # calling again on a finished run does nothing new and keeps the model
     assert default_world.main(args) == 0
+
+
+def test_folder_clips_from_a_sekai_layout_dataset_match_the_simulator_clip_layout(tmp_path):
+    from yume_env.data.generate import generate_dataset
+    from yume_env.train.batches import FolderClipSource
+
+    generate_dataset(tmp_path / "data", clips=2, frames=9, height=32, width=32, seed=0, progress=False)
+    clips = FolderClipSource(str(tmp_path / "data"), 32, 32, 2).render(3, 3, seed=0)
+    assert clips.frames.shape == (3, 7, 32, 32, 3) and clips.frames.dtype == torch.uint8
+    assert clips.actions.shape == (3, 3, 2) and len(clips.events) == 3 and len(clips.events[0]) == 3
+    with pytest.raises(ValueError, match="model takes"):
+        FolderClipSource(str(tmp_path / "data"), 64, 64, 2).render(1, 3, seed=0)

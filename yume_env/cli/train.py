@@ -46,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     stage_opts.add_argument("--call-minutes", type=float, default=0.0, help="stop this call after N minutes (resumable)")
     stage_opts.add_argument("--parallel", choices=("none", "ddp", "fsdp"), default="none", help="under torchrun")
     stage_opts.add_argument("--activation-checkpointing", action="store_true")
+    stage_opts.add_argument("--data", default=None,
+                            help="train on a Sekai-layout folder (yume-env data generate) instead of the live simulator")
     helps = {"vae": "the tiny VAE on simulator frames", "pretrain": "flow matching with TSCM history",
              "self-forcing": "train on the model's own rollouts", "reward": "the task head (beacon distance, reached)"}
     for name, text in helps.items():
@@ -118,7 +120,7 @@ def _run_stage(args: argparse.Namespace, preset: str) -> int:
     from yume_env.model.dit import build_dit
     from yume_env.model.vae import build_vae
     from yume_env.train import distributed as D
-    from yume_env.train.batches import SimClipSource
+    from yume_env.train.batches import FolderClipSource, SimClipSource
     from yume_env.train.recipes.default_world import PRESETS, _save_module
     from yume_env.train.text_cache import load_text_cache
 
@@ -127,7 +129,13 @@ def _run_stage(args: argparse.Namespace, preset: str) -> int:
     info = D.init_distributed(args.device)
     out = Path(args.out)
     deadline = time.monotonic() + args.call_minutes * 60.0 if args.call_minutes > 0 else None
-    source = SimClipSource(mc.height, mc.width, mc.latent_frames_per_chunk * mc.temporal_compression, device=info.device)
+    frames_per_step = mc.latent_frames_per_chunk * mc.temporal_compression
+    if args.data is not None:
+        if args.stage == "reward":
+            raise SystemExit("the reward stage needs the simulator's beacon labels; drop --data")
+        source = FolderClipSource(args.data, mc.height, mc.width, frames_per_step, device=info.device)
+    else:
+        source = SimClipSource(mc.height, mc.width, frames_per_step, device=info.device)
 
     def load_vae():
         vae = build_vae(mc.vae, mc.latent_channels)

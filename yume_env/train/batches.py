@@ -291,3 +291,48 @@ def select(clips: Clips, pick: torch.Tensor) -> Clips:
     idx = pick.tolist()
     return Clips(clips.frames[pick], clips.actions[pick], [clips.events[i] for i in idx], clips.distance[pick],
                  clips.reached[pick], clips.sub_frames)
+
+
+class FolderClipSource:
+    """`Clips` from a Sekai-layout folder (`yume_env.data.SekaiClipDataset`), the same interface as
+    `SimClipSource.render` for the vae / pretrain / self-forcing stages.
+
+    Windows of 1 + steps * sub_frames frames; the action of step s is the quantized action between
+    its first frames; the event applies from the step whose frames show it. Folders carry no
+    beacon labels, so distances are NaN and `reached` False (the reward stage needs the simulator).
+    """
+
+    def __init__(self, root: str, height: int, width: int, sub_frames: int = 2, device: str | torch.device = "cpu"):
+        self.root, self.height, self.width, self.sub_frames = root, int(height), int(width), int(sub_frames)
+        self.device = torch.device(device)
+        self._datasets: dict[int, Any] = {}
+
+    def dataset(self, steps: int):
+        if steps not in self._datasets:
+            from yume_env.data.dataset import SekaiClipDataset
+
+            window = 1 + steps * self.sub_frames
+            ds = SekaiClipDataset(self.root, window=window, stride=self.sub_frames, verify=False)
+            if len(ds) == 0:
+                raise ValueError(f"{self.root} has no clip of at least {window} frames "
+                                 f"({steps} steps x {self.sub_frames} frames + 1); use shorter clips or more data")
+            self._datasets[steps] = ds
+        return self._datasets[steps]
+
+    def render(self, n: int, steps: int, seed: int) -> Clips:
+        ds = self.dataset(steps)
+        rng = np.random.default_rng(seed)
+        items = [ds[int(i)] for i in rng.integers(0, len(ds), size=n)]
+        frames = torch.stack([it["frames"] for it in items])
+        if tuple(frames.shape[2:4]) != (self.height, self.width):
+            raise ValueError(f"{self.root}: frames are {tuple(frames.shape[2:4])}, the model takes "
+                             f"({self.height}, {self.width}); regenerate the data at the model's resolution")
+        F_ = self.sub_frames
+        actions = torch.stack([it["actions"][::F_][:steps] for it in items]).long()
+        events = []
+        for it in items:
+            start = it["event_start"]
+            events.append([it["event"] if (start >= 0 and start <= 1 + s * F_) else "" for s in range(steps)])
+        return Clips(frames.to(self.device), actions.to(self.device), events,
+                     torch.full((n, steps), float("nan"), device=self.device),
+                     torch.zeros(n, steps, dtype=torch.bool, device=self.device), F_)

@@ -12,6 +12,7 @@ can leave the view (the ghost stands at one place).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -33,6 +34,34 @@ class ProbeData:
     event_labels: np.ndarray  # (M,) int64 index into `classes`
     event_episode: np.ndarray  # (M,)
     classes: list[str]
+
+    def save(self, path: str | Path) -> Path:
+        """Writes the arrays to an .npz (atomically), so training runs can share one rendering."""
+        import os
+        import tempfile
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
+        os.close(fd)
+        try:
+            fields = {k: v for k, v in self.__dict__.items() if k != "classes"}
+            np.savez(tmp, classes=np.asarray(self.classes), **fields)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ProbeData":
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                d = {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError) as exc:
+            raise ValueError(f"{path} is not a readable probe-data .npz ({exc}); delete it to render again") from exc
+        classes = [str(c) for c in d.pop("classes")]
+        return cls(**d, classes=classes)
 
     def split(self, holdout: float) -> tuple["ProbeData", "ProbeData"]:
         """(train, held-out) by whole episodes: the last `holdout` fraction of episodes is held out."""

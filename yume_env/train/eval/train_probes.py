@@ -46,6 +46,7 @@ class ProbeTrainConfig:
     hidden: int = 256
     sim_batch: int = 32
     device: str = "cpu"
+    data_cache: str | None = None
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> "ProbeTrainConfig":
@@ -117,8 +118,14 @@ def probe_accuracy(probes: Probes, data: ProbeData) -> dict[str, float]:
 def train_probes(config: ProbeTrainConfig, out: str | Path | None = None, progress: bool = True) -> Probes:
     """Collect simulator data, train both probes, measure on held-out episodes; save to `out`."""
     t0 = time.perf_counter()
-    data = collect_probe_data(config.episodes, config.steps, config.seed, config.size, config.sub_frames,
-                              batch=config.sim_batch, device=config.device, progress=progress)
+    cache = Path(config.data_cache) if config.data_cache else None
+    if cache is not None and cache.is_file():
+        data = ProbeData.load(cache)
+    else:
+        data = collect_probe_data(config.episodes, config.steps, config.seed, config.size, config.sub_frames,
+                                  batch=config.sim_batch, device=config.device, progress=progress)
+        if cache is not None:
+            data.save(cache)
     train, held = data.split(config.holdout)
     t_data = time.perf_counter() - t0
     torch.manual_seed(config.seed)
