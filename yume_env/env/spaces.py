@@ -20,6 +20,19 @@ def observation_space(size: tuple[int, int]) -> spaces.Box:
     return spaces.Box(low=0, high=255, shape=(int(h), int(w), 3), dtype=np.uint8)
 
 
+def check_obs_size(size) -> tuple[int, int] | None:
+    """`obs_size` argument -> (height, width) or None."""
+    if size is None:
+        return None
+    try:
+        h, w = (int(v) for v in size)
+    except (TypeError, ValueError):
+        raise ValueError(f"obs_size must be (height, width) positive integers or None, got {size!r}") from None
+    if h < 1 or w < 1:
+        raise ValueError(f"obs_size must be (height, width) positive integers or None, got {size!r}")
+    return h, w
+
+
 def to_key_camera(action: Any, flatten_actions: bool = False) -> tuple[int, int]:
     """Checks one action of the env's action space (or an action string like "W+A →") -> (key, camera)."""
     if isinstance(action, str):

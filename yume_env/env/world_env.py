@@ -14,7 +14,7 @@ from yume_env.env.model_cache import load_world_model
 from yume_env.env.options import parse_reset_options
 from yume_env.env.rewards import make_reward
 from yume_env.env.snapshot import WorldSnapshot
-from yume_env.env.spaces import action_space, observation_space, to_key_camera
+from yume_env.env.spaces import action_space, check_obs_size, observation_space, to_key_camera
 from yume_env.env.world_config import configure_sampling
 
 
@@ -141,7 +141,7 @@ class YumeWorldEnv(gym.Env):
         self.model = configure_sampling(load_world_model(model, device=device, dtype=dtype), sample_steps)
         self.flatten_actions = bool(flatten_actions)
         self.max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
-        self._world = WorldBatch(self.model, 1, make_reward(reward_fn, self.model), obs_size=_check_size(obs_size))
+        self._world = WorldBatch(self.model, 1, make_reward(reward_fn, self.model), obs_size=check_obs_size(obs_size))
         self.frame_size = self._world.frame_size
         self.frames_per_step = self._world.frames_per_step
         self.action_space = action_space(self.flatten_actions)
@@ -192,14 +192,3 @@ class YumeWorldEnv(gym.Env):
     parse_action = staticmethod(A.parse_action)
     action_to_str = staticmethod(A.action_to_str)
 
-
-def _check_size(size) -> tuple[int, int] | None:
-    if size is None:
-        return None
-    try:
-        h, w = (int(v) for v in size)
-    except (TypeError, ValueError):
-        raise ValueError(f"obs_size must be (height, width) positive integers or None, got {size!r}") from None
-    if h < 1 or w < 1:
-        raise ValueError(f"obs_size must be (height, width) positive integers or None, got {size!r}")
-    return h, w

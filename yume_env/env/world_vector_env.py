@@ -26,9 +26,8 @@ from yume_env.env.model_cache import load_world_model
 from yume_env.env.options import parse_reset_options
 from yume_env.env.rewards import make_reward
 from yume_env.env.snapshot import WorldSnapshot
-from yume_env.env.spaces import action_space, observation_space
+from yume_env.env.spaces import action_space, check_obs_size, observation_space
 from yume_env.env.world_config import configure_sampling
-from yume_env.env.world_env import _check_size
 
 
 class YumeWorldVectorEnv(VectorEnv):
@@ -66,7 +65,7 @@ class YumeWorldVectorEnv(VectorEnv):
         self.model = configure_sampling(load_world_model(model, device=device, dtype=dtype), sample_steps)
         self.flatten_actions = bool(flatten_actions)
         self.max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
-        self._world = WorldBatch(self.model, self.num_envs, make_reward(reward_fn, self.model), obs_size=_check_size(obs_size))
+        self._world = WorldBatch(self.model, self.num_envs, make_reward(reward_fn, self.model), obs_size=check_obs_size(obs_size))
         self.frame_size = self._world.frame_size
         self.single_action_space = action_space(self.flatten_actions)
         self.single_observation_space = observation_space(self._world.obs_size or self.frame_size)
