@@ -149,7 +149,9 @@ class Bench:
         return dit
 
     def build_decoder(self) -> WanStreamDecoder:
-        dec = WanStreamDecoder(dim=16 if self.args.smoke else 256).to(self.device, self.dtype).eval()
+        with torch.device(self.device):  # initialise where it runs (555M parameters)
+            dec = WanStreamDecoder(dim=16 if self.args.smoke else 256)
+        dec = dec.to(self.dtype).eval()
         with torch.no_grad():  # weights small enough that activations stay finite through 30+ convs
             for p in dec.parameters():
                 if p.dim() > 1:
