@@ -78,3 +78,13 @@ def test_a_failed_write_keeps_the_previous_file(tmp_path):
     with pytest.raises(ValueError):
         write_video(target, [np.zeros((16, 16, 3), np.float32)])
     assert target.read_bytes() == before
+
+
+def test_records_the_simulator_env_too(tmp_path):
+    env = RecordEpisode(gym.make("YumeSim-v0", max_episode_steps=2), tmp_path / "sim.mp4")
+    _, info = env.reset(seed=0)
+    counts = [len(info["frames"])]
+    for _ in range(2):
+        counts.append(len(env.step(np.array([1, 1]))[4]["frames"]))
+    env.close()
+    assert read_video(tmp_path / "sim.mp4").shape[0] == sum(counts)
