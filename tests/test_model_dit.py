@@ -292,3 +292,19 @@ def test_build_dit_allocates_directly_in_bfloat16():
     m = build_dit(_tiny(), dtype=torch.bfloat16)
     assert {p.dtype for p in m.parameters()} == {torch.bfloat16}
     assert all(torch.isfinite(p.float()).all() for p in m.parameters())
+
+
+def test_worlds_with_same_layout_are_embedded_together_and_match_one_by_one():
+    from yume_env.model.tscm import frames_to_keep
+
+    c = _tiny()
+    m = _model(c, open_gates=True)
+    g = torch.Generator().manual_seed(7)
+    ns = [40, 41, 57, 3]  # the first three share a layout shape (past the tiny budget), not frames
+    hist = [torch.randn(16, len(frames_to_keep("tiny", n)), 8, 8, generator=g) for n in ns]
+    _, x, t, ctx = _inputs(c, histories=(0, 0, 0, 0))
+    with torch.no_grad():
+        batched = m(x, t, ctx, m.encode_history(hist, n_history=ns))
+        for i, n in enumerate(ns):
+            one = m(x[i : i + 1], t[i : i + 1], ctx[i : i + 1], m.encode_history([hist[i]], n_history=[n]))
+            torch.testing.assert_close(batched[i : i + 1], one, atol=2e-5, rtol=1e-4)

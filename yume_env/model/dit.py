@@ -192,14 +192,14 @@ class WanDiT(nn.Module):
         return self.text_embedding(context.to(self.dtype))
 
     def _embed_band(self, frames: torch.Tensor, band: BandPlan) -> torch.Tensor:
-        """frames (C, n, h, w) -> (n * gh * gw, dim) tokens with the band's kernel."""
+        """frames (G, C, n, h, w) of G worlds -> (G, n * gh * gw, dim) tokens with the band's kernel."""
         base = self.config.patch_size[1]
-        x = frames.unsqueeze(0).to(self.dtype)
+        x = frames.to(self.dtype)
         if band.pre_shrink > 1:
             x = _pad_to(x, band.pre_shrink)
             x = getattr(self, embedder_name(band.kernel, band.pre_shrink, base))(x)
         x = getattr(self, embedder_name(band.kernel, 1, base))(_pad_to(x, band.kernel))
-        return x.flatten(2).transpose(1, 2)[0]
+        return x.flatten(2).transpose(1, 2)
 
     # ------------------------------------------------------------------ TSCM temporal-spatial stream
     def encode_history(
@@ -217,7 +217,7 @@ class WanDiT(nn.Module):
         (otherwise at the first forward, which has the context anyway).
         """
         dim, hd = self.config.dim, self.config.head_dim
-        toks, poss, next_t = [], [], []
+        plans, columns = [], []
         for i, lat in enumerate(history):
             if lat.dim() != 4 or lat.shape[0] != self.config.latent_channels:
                 raise ValueError(
@@ -226,27 +226,45 @@ class WanDiT(nn.Module):
             n = lat.shape[1] if n_history is None else int(n_history[i])
             plan = plan_history(self.schedule, n, tuple(lat.shape[-2:]))
             if lat.shape[1] == n:
-                col = None
+                col = [list(b.frames) for b in plan.bands]
             elif lat.shape[1] == len(plan.frame_indices):
-                col = {f: j for j, f in enumerate(plan.frame_indices)}
+                where = {f: j for j, f in enumerate(plan.frame_indices)}
+                col = [[where[f] for f in b.frames] for b in plan.bands]
             else:
                 raise ValueError(
                     f"history[{i}] has {lat.shape[1]} frames; expected {n} (full) or "
                     f"{len(plan.frame_indices)} (frames_to_keep({n}))"
                 )
+            plans.append(plan)
+            columns.append(col)
+        # Worlds whose layouts have the same shape (typical once histories pass the schedule's
+        # budget) are embedded together: one conv per band for the whole group.
+        groups: dict[tuple, list[int]] = {}
+        for i, plan in enumerate(plans):
+            sig = (plan.latent_hw, tuple((len(b.frames), b.kernel, b.pre_shrink, b.t0) for b in plan.bands))
+            groups.setdefault(sig, []).append(i)
+        toks: list[torch.Tensor | None] = [None] * len(history)
+        poss: list[torch.Tensor | None] = [None] * len(history)
+        for members in groups.values():
+            plan = plans[members[0]]
+            device = history[members[0]].device
             t_parts, p_parts = [], []
-            for band in plan.bands:
-                idx = list(band.frames) if col is None else [col[f] for f in band.frames]
-                sel = lat[:, idx] if len(idx) != lat.shape[1] else lat
+            for j, band in enumerate(plan.bands):
+                sel = torch.stack([history[i][:, columns[i][j]] for i in members])
                 t_parts.append(self._embed_band(sel, band))
-                p_parts.append(grid_positions(band.t0, len(idx), *band.grid, device=lat.device))
-            toks.append(torch.cat(t_parts) if t_parts else lat.new_zeros(0, dim, dtype=self.dtype))
-            poss.append(torch.cat(p_parts) if p_parts else torch.zeros(0, 3, dtype=torch.long, device=lat.device))
-            next_t.append(plan.next_t)
+                p_parts.append(grid_positions(band.t0, len(band.frames), *band.grid, device=device))
+            group_toks = torch.cat(t_parts, 1) if t_parts else torch.zeros(len(members), 0, dim, dtype=self.dtype, device=device)
+            group_pos = torch.cat(p_parts) if p_parts else torch.zeros(0, 3, dtype=torch.long, device=device)
+            for g, i in enumerate(members):
+                toks[i], poss[i] = group_toks[g], group_pos
+        next_t = [p.next_t for p in plans]
         lengths = [t.shape[0] for t in toks]
         H = max(lengths, default=0)
-        tokens = torch.stack([F.pad(t, (0, 0, 0, H - t.shape[0])) for t in toks])
-        pos = torch.stack([F.pad(p, (0, 0, 0, H - p.shape[0])) for p in poss])
+        if len(groups) == 1:  # one layout: no padding, the group's tensors are the batch
+            tokens, pos = group_toks, group_pos.expand(len(history), -1, -1)
+        else:
+            tokens = torch.stack([F.pad(t, (0, 0, 0, H - t.shape[0])) for t in toks])
+            pos = torch.stack([F.pad(p, (0, 0, 0, H - p.shape[0])) for p in poss])
         valid = torch.arange(H, device=tokens.device)[None, :] < torch.tensor(lengths, device=tokens.device)[:, None]
         freqs = rope_freqs(pos, hd, self.config.rope_theta)
         ctx = HistoryContext(tokens, freqs, valid, lengths, next_t, memory)
