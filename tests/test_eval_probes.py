@@ -88,3 +88,11 @@ def test_cli_train_probes_writes_a_loadable_folder(tmp_path, capsys):
     assert "held-out accuracy" in capsys.readouterr().out
     probes = Probes.load(out)
     assert probes.record["config"]["episodes"] == 3
+
+
+def test_probe_data_cache_round_trips(tmp_path):
+    data = collect_probe_data(2, 3, seed=7, size=32, progress=False)
+    loaded = type(data).load(data.save(tmp_path / "data.npz"))
+    assert loaded.classes == data.classes
+    for name in ("before", "after", "actions", "episode", "event_frames", "event_labels", "event_episode"):
+        assert np.array_equal(getattr(loaded, name), getattr(data, name)), name

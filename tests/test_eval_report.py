@@ -37,7 +37,6 @@ SMALL = dict(episodes=2, burn_in=2, horizons=(1, 3), tf_points=2, tf_context=2, 
 
 @pytest.fixture(scope="module")
 def tiny_world(tmp_path_factory):
-    torch.set_num_threads(min(2, torch.get_num_threads()))
     text = TextConditioner.build(HashMiniLM(), events=EVENT_TEXTS)
     model = WorldModel.from_config(WorldModelConfig.preset("tiny"), seed=0, text=text)
     path = tmp_path_factory.mktemp("world") / "tiny"
