@@ -147,3 +147,27 @@ def test_folder_clips_from_a_sekai_layout_dataset_match_the_simulator_clip_layou
     assert clips.actions.shape == (3, 3, 2) and len(clips.events) == 3 and len(clips.events[0]) == 3
     with pytest.raises(ValueError, match="model takes"):
         FolderClipSource(str(tmp_path / "data"), 64, 64, 2).render(1, 3, seed=0)
+
+
+def test_activation_checkpointing_gives_the_same_loss_and_gradients(tiny):
+    import copy
+
+    from yume_env.train.distributed import enable_activation_checkpointing
+
+    mc, text, _, clips = tiny
+    torch.manual_seed(0)
+    vae = build_vae(mc.vae, mc.latent_channels).eval()
+    batch = flow_batch(encode_clips(vae, clips.frames), clips, [1, 2, 3], text, mc, PretrainConfig(),
+                       torch.Generator().manual_seed(0))
+    plain = FlowMatchingModule(build_dit(mc))
+    ckpt = copy.deepcopy(plain)
+    assert enable_activation_checkpointing(ckpt) == mc.num_layers
+    losses = []
+    for module in (plain, ckpt):
+        loss, _ = module(batch)
+        loss.backward()
+        losses.append(loss.item())
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)
+    for (name, a), (_, b) in zip(plain.named_parameters(), ckpt.named_parameters()):
+        if a.grad is not None:
+            torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6, msg=name)
