@@ -91,6 +91,11 @@ def wait_steps(page, at_least: int) -> None:
     page.wait_for_function(f"window.yumePlay.status.step >= {at_least}", timeout=WAIT_MS)
 
 
+def wait_action(page, text: str) -> None:
+    """Until a chunk was generated with the action `text` (the server echoes the action it used)."""
+    page.wait_for_function(f"window.yumePlay.status.action_text === {json.dumps(text)}", timeout=WAIT_MS)
+
+
 def set_paused(page, paused: bool) -> None:
     if bool(js(page, "window.yumePlay.status.paused")) != paused:
         page.click("#pause")
@@ -104,8 +109,12 @@ def decode_url(url: str) -> np.ndarray:
 def replay(script: ActionScript) -> list[np.ndarray]:
     """The frames of each step (index 0: the reset) when `yume-env record --agent` replays the log."""
     env = make_env()
-    options = {"event": script.event} if script.event is not None else None
-    _, info = env.reset(seed=script.seed, options=options)
+    options = {}
+    if script.event is not None:
+        options["event"] = script.event
+    if script.image:  # as record reads it: a file relative to the working directory
+        options["image"] = np.asarray(iio.imread(script.image))[..., :3].astype(np.uint8)
+    _, info = env.reset(seed=script.seed, options=options or None)
     frames = [info["frames"]]
     for step, action in enumerate(script.actions):
         if step in script.events:
@@ -113,6 +122,20 @@ def replay(script: ActionScript) -> list[np.ndarray]:
         *_, info = env.step(action)
         frames.append(info["frames"])
     return frames
+
+
+def assert_page_matches_replay(page, script: ActionScript) -> list[np.ndarray]:
+    """Every chunk the page received since the log's reset equals the replay's frames of that step."""
+    expected = replay(script)
+    received = js(page, "window.yumePlay.received")
+    since_reset = max(i for i, c in enumerate(received) if c["step"] == 0)
+    chunks = received[since_reset:]
+    for chunk in chunks:
+        want = expected[chunk["step"]][-len(chunk["frames"]):]
+        got = np.stack([decode_url(u) for u in chunk["frames"]])
+        np.testing.assert_array_equal(got, want, err_msg=f"frames of step {chunk['step']} differ from the replay")
+    assert chunks[-1]["step"] == len(script.actions), ([c["step"] for c in chunks], len(script.actions))
+    return expected
 
 
 def download(page, selector: str, tmp_path: Path) -> Path:
@@ -126,7 +149,8 @@ def download(page, selector: str, tmp_path: Path) -> Path:
 def test_page_streams_frames_shows_state_and_its_log_replays_exactly(page, tmp_path):
     start = js(page, "window.yumePlay.status.step")
     page.keyboard.down("w")
-    wait_steps(page, start + 3)
+    wait_action(page, "W ·")
+    wait_steps(page, js(page, "window.yumePlay.status.step") + 2)
     assert "held" in page.get_attribute("kbd[data-key=KeyW]", "class")
     assert page.inner_text("#action-text") == "W ·"
     page.keyboard.up("w")
@@ -136,7 +160,7 @@ def test_page_streams_frames_shows_state_and_its_log_replays_exactly(page, tmp_p
     page.wait_for_function(f"window.yumePlay.status.event === {json.dumps(EVENT)}", timeout=WAIT_MS)
     page.keyboard.down("w")
     page.keyboard.down("ArrowRight")
-    wait_steps(page, js(page, "window.yumePlay.status.step") + 1)
+    wait_action(page, "W →")
     shot = tmp_path / "play.png"
     page.screenshot(path=str(shot))
     if os.environ.get("YUME_SAVE_SCREENSHOT") == "1":
@@ -148,27 +172,25 @@ def test_page_streams_frames_shows_state_and_its_log_replays_exactly(page, tmp_p
 
     # the page shows what the env reports
     status = js(page, "window.yumePlay.status")
-    assert page.inner_text("#step") == str(status["step"]) and status["step"] >= start + 4
+    assert page.inner_text("#step") == str(status["step"]) and status["step"] >= start + 3, (status, start)
     assert EVENT in page.inner_text("#event")
     assert page.inner_text("#recorded") == f"{status['recorded_steps']} steps"
     assert "chunks" in page.inner_text("#memory")
     received = js(page, "window.yumePlay.received")
-    assert js(page, "window.yumePlay.framesShown") >= len(received)
+    # the screen ends on the newest frame (frames of a chunk are spread over the chunk's time)
+    page.wait_for_function(
+        "document.getElementById('frame').src === window.yumePlay.received.at(-1).frames.at(-1)", timeout=WAIT_MS
+    )
+    assert js(page, "window.yumePlay.framesShown") >= 5
     assert received[0]["frames"][0] != received[-1]["frames"][-1], "the frames never changed"
 
     # the downloaded log replays to the frames the page showed, bit for bit
     script = ActionScript.load(download(page, "#download-log", tmp_path))
     assert len(script.actions) == status["recorded_steps"] == status["step"]
-    assert (script.actions == [1, 0]).all(axis=1).sum() >= 3
+    assert (script.actions == [1, 0]).all(axis=1).sum() >= 3, script.actions.tolist()
     assert EVENT in script.events.values()
-    expected = replay(script)
-    compared = 0
-    for chunk in received:
-        want = expected[chunk["step"]][-len(chunk["frames"]):]
-        got = np.stack([decode_url(u) for u in chunk["frames"]])
-        np.testing.assert_array_equal(got, want, err_msg=f"frames of step {chunk['step']} differ from the replay")
-        compared += 1
-    assert compared >= 5 and received[-1]["step"] == len(script.actions)
+    expected = assert_page_matches_replay(page, script)
+    assert len([c for c in received if c["step"] > 0]) >= 5
 
     # the video holds every frame of the branch
     video = np.stack(list(iio.imiter(download(page, "#download-mp4", tmp_path))))
@@ -213,14 +235,30 @@ def test_reset_with_a_seed_starts_a_new_recording(page):
     assert page.inner_text("#recorded") == "0 steps"
 
 
-def test_reset_from_an_uploaded_picture(page, tmp_path):
+def test_reset_from_an_uploaded_picture_replays_with_the_picture(page, tmp_path, monkeypatch):
     picture = np.zeros((120, 90, 3), np.uint8)
     picture[:, :, 1] = 200
-    path = tmp_path / "start.png"
+    picture[40:80, 30:60] = (220, 60, 40)
+    path = tmp_path / "upload.png"
     iio.imwrite(path, picture)
+    set_paused(page, False)
     page.set_input_files("#image-input", str(path))
-    page.wait_for_function("window.yumePlay.status.step === 0 && /start.png/.test(document.getElementById('message').textContent)",
-                           timeout=WAIT_MS)
+    page.wait_for_function("/upload.png/.test(document.getElementById('message').textContent)", timeout=WAIT_MS)
+    page.keyboard.down("w")
+    wait_steps(page, 2)
+    page.keyboard.up("w")
+    set_paused(page, True)
+    assert page.is_visible("#download-start")
+
+    # saved side by side, the log and the picture replay like `yume-env record --agent` does
+    log = download(page, "#download-log", tmp_path)
+    download(page, "#download-start", tmp_path)
+    assert json.loads(log.read_text())["image"] == "yume-play-start.png"
+    monkeypatch.chdir(tmp_path)
+    script = ActionScript.load(log)
+    first = assert_page_matches_replay(page, script)[0][0]
+    # the world started from the picture, center-cropped and resized to 64x64 (the block's inside)
+    np.testing.assert_allclose(first[22:42, 26:38], np.broadcast_to((220, 60, 40), (20, 12, 3)), atol=3)
 
 
 @pytest.mark.parametrize(

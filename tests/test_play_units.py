@@ -159,6 +159,17 @@ def test_action_log_loads_as_a_record_script(tmp_path):
     assert json.loads(path.read_text())["frames"] == 5
 
 
+def test_picture_start_is_named_for_record_and_kept_inline(tmp_path):
+    picture = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    rec = Recording(seed=2, model=None, first_frame=b"f0", image_png=encode_frame(picture))
+    log = rec.action_log()
+    assert log["image"] == "yume-play-start.png"
+    np.testing.assert_array_equal(decode_frame(from_data_url(log["image_data"])), picture)
+    path = tmp_path / "log.json"
+    path.write_text(format_action_log(log))
+    assert ActionScript.load(path).image == "yume-play-start.png"
+
+
 def test_recording_mp4_has_every_frame(tmp_path):
     frames = [encode_frame(np.full((64, 64, 3), 40 * i, np.uint8)) for i in range(5)]
     rec = Recording(seed=0, model=None, first_frame=frames[0])

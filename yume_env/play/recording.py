@@ -4,8 +4,9 @@ The action log is the JSON of `yume-env record` (`yume_env.env.policies.ActionSc
 "yume-env-actions/1"): `seed`, `event` (the reset's event option: None, the start view's own),
 `events` ([[step, text], ...]: set before that 0-based step), `actions` ([[key, camera], ...]),
 `action_text`, `model` and `frames`. `yume-env record --agent log.json --model DIR` replays it exactly.
-A start picture uploaded by the player is stored as `"image"` (a PNG data URL), so the log stays
-self-contained. Frames are kept as the encoded bytes already sent to the page (no second encoding);
+An episode started from an uploaded picture names it as `"image": "yume-play-start.png"` (record
+reads that file, relative to where it runs: save the picture beside the log and replay from there)
+and also carries it inline as `"image_data"` (a PNG data URL), so the log alone keeps it. Frames are kept as the encoded bytes already sent to the page (no second encoding);
 the mp4 is written only when asked for.
 """
 
@@ -20,16 +21,18 @@ import imageio.v2 as imageio
 import numpy as np
 
 from yume_env.env.policies import ActionScript
-from yume_env.play.frames import decode_frame
+from yume_env.play.frames import decode_frame, to_data_url
+
+START_IMAGE_NAME = "yume-play-start.png"  # the file name of the start picture download
 
 
 class Recording:
     """The current branch's history from its reset. Not thread-safe: the session's lock guards it."""
 
-    def __init__(self, seed: int | None, model: str | None, first_frame: bytes, image_url: str | None = None):
+    def __init__(self, seed: int | None, model: str | None, first_frame: bytes, image_png: bytes | None = None):
         self.seed = seed
         self.model = model
-        self.image_url = image_url
+        self.image_png = image_png  # the start picture as the world got it (fitted, PNG), if any
         self.actions: list[tuple[int, int]] = []
         self.events: dict[int, str] = {}  # number of steps taken when the event was set -> text
         self.frames: list[bytes] = [first_frame]  # the reset observation, then every chunk's frames
@@ -56,8 +59,9 @@ class Recording:
         actions = np.array(self.actions, dtype=np.int64).reshape(-1, 2)
         script = ActionScript(actions, dict(self.events), self.seed, event=None)
         log = {**script.to_json(), "model": self.model or "default", "frames": len(self.frames)}
-        if self.image_url is not None:
-            log["image"] = self.image_url
+        if self.image_png is not None:
+            log["image"] = START_IMAGE_NAME
+            log["image_data"] = to_data_url(self.image_png, "png")
         return log
 
     def write_mp4(self, path: str | os.PathLike, fps: float) -> Path:

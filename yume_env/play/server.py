@@ -13,6 +13,7 @@ Routes (JSON in and out; control requests carry the tab's lease token in `X-Play
 | `POST /api/pause` `{"paused": bool}` | stop / resume stepping |
 | `POST /api/branch/save`, `POST /api/branch/restore` `{"id"}` | branch points |
 | `GET /api/actions.json?token=`, `GET /api/recording.mp4?token=` | downloads of the current branch |
+| `GET /api/start.png?token=` | its start picture, when it started from an uploaded one |
 
 Bad input answers 400 with `{"error": message}`; a second tab gets 409 with a message.
 """
@@ -34,6 +35,7 @@ from urllib.parse import parse_qs, urlsplit
 from yume_env import actions as A
 from yume_env.play import validate
 from yume_env.play.owner import Owner, WorldBusy
+from yume_env.play.recording import START_IMAGE_NAME
 from yume_env.play.session import PlaySession
 
 MAX_BODY_BYTES = 16 * 1024 * 1024  # an uploaded start picture as a data URL
@@ -261,6 +263,13 @@ class PlayHandler(BaseHTTPRequestHandler):
         body = format_action_log(self.server.session.action_log()).encode()
         self._send(200, body, "application/json", {"Content-Disposition": 'attachment; filename="yume-play-actions.json"'})
 
+    def download_start_image(self) -> None:
+        self._owned()
+        png = self.server.session.start_image()
+        if png is None:
+            raise HttpError(404, "this episode did not start from a picture (it started from a seed)")
+        self._send(200, png, "image/png", {"Content-Disposition": f'attachment; filename="{START_IMAGE_NAME}"'})
+
     def download_mp4(self) -> None:
         self._owned()
         session = self.server.session
@@ -328,4 +337,5 @@ ROUTES = {
     ("GET", "/api/stream"): PlayHandler.stream,
     ("GET", "/api/actions.json"): PlayHandler.download_actions,
     ("GET", "/api/recording.mp4"): PlayHandler.download_mp4,
+    ("GET", "/api/start.png"): PlayHandler.download_start_image,
 }

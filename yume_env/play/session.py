@@ -165,6 +165,11 @@ class PlaySession:
         with self._lock:
             return self.recording.action_log()
 
+    def start_image(self) -> bytes | None:
+        """The current branch's start picture (PNG), or None when it started from a start view."""
+        with self._lock:
+            return self.recording.image_png
+
     def recording_copy(self) -> Recording:
         with self._lock:
             return self.recording.copy()
@@ -265,6 +270,7 @@ class PlaySession:
             "error": self._error,
             "recorded_steps": self.recording.num_steps,
             "seed": self.recording.seed,
+            "start_image": self.recording.image_png is not None,
         }
         if branches:
             status["branches"] = [b.describe() for b in self._branches]
@@ -273,16 +279,17 @@ class PlaySession:
     # ---- commands (run on the env thread) ----------------------------------------------------
     def _reset(self, seed: int | None, image_url: str | None) -> None:
         options: dict = {}
+        image_png = None
         if image_url is not None:
             options["image"] = fit_image(from_data_url(image_url), self.frame_size)
-            # store the picture the world actually started from, so the log replays exactly
-            image_url = to_data_url(encode_frame(options["image"], "png"), "png")
+            # keep the picture the world actually started from (lossless), so the log replays exactly
+            image_png = encode_frame(options["image"], "png")
         seed = secrets.randbelow(2**31) if seed is None else int(seed)
         _, info = self.env.reset(seed=seed, options=options or None)
         first = encode_frame(info["frames"][-1], self.fmt)
         self.controls.release()
         with self._lock:
-            self.recording = Recording(seed, self.model_name, first, image_url)
+            self.recording = Recording(seed, self.model_name, first, image_png)
             self._ended, self._error = "", ""
             self._status = self._fresh_status(info)
         self._publish([to_data_url(first, self.fmt)])

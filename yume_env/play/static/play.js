@@ -120,6 +120,7 @@ function onUpdate(u) {
   $("recorded").textContent = `${u.recorded_steps} steps`;
   if (u.action_text) $("action-text").textContent = u.action_text;
   $("pause").textContent = u.paused ? "Resume (P)" : "Pause (P)";
+  $("download-start").hidden = !u.start_image; // record reads it beside the log
   if (u.error) say(u.error, "error");
   else if (u.ended) say(`episode ${u.ended}: reset or restore a branch to go on`, "error");
   setConnection(u.paused ? "paused" : "live", u.paused ? "paused" : "on");
@@ -238,6 +239,7 @@ function updateDownloads() {
   const t = encodeURIComponent(play.token);
   $("download-mp4").href = `/api/recording.mp4?token=${t}`;
   $("download-log").href = `/api/actions.json?token=${t}`;
+  $("download-start").href = `/api/start.png?token=${t}`;
 }
 
 $("event-form").addEventListener("submit", (e) => {
