@@ -15,7 +15,7 @@ from yume_env.model.dit import build_dit
 
 _LAZY = {
     "WorldModel": "yume_env.model.pipeline",
-    "WorldState": "yume_env.model.pipeline",
+    "WorldState": "yume_env.model.world_state",
     "default_world_path": "yume_env.model.paths",
 }
 
