@@ -199,3 +199,16 @@ def test_cli_refuses_remote_host_before_loading_a_model(capsys):
     args = parser.parse_args(["--host", "0.0.0.0", "--model", "does-not-exist"])
     assert play_cli.run(args) == 2
     assert "--allow-remote" in capsys.readouterr().err
+
+
+def test_cli_reports_a_busy_port_before_loading_a_model(capsys):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        parser = argparse.ArgumentParser()
+        play_cli.add_arguments(parser)
+        args = parser.parse_args(["--port", str(busy.getsockname()[1]), "--model", "does-not-exist"])
+        assert play_cli.run(args) == 1
+    assert "is in use" in capsys.readouterr().err

@@ -40,6 +40,10 @@ def run(args: argparse.Namespace) -> int:
     if args.max_steps_per_s is not None and args.max_steps_per_s < 0:
         print("yume-env play: --max-steps-per-s must be >= 0 (0: no cap)", file=sys.stderr)
         return 2
+    if not _port_free(args.host, args.port):  # before loading a model that may take minutes
+        print(f"yume-env play: port {args.port} is in use; pass --port N (or --port 0 for any free port)",
+              file=sys.stderr)
+        return 1
     print(f"loading the world ({args.model or 'default world'}) on {args.device} ...", flush=True)
     try:
         server = serve(
@@ -69,3 +73,16 @@ def run(args: argparse.Namespace) -> int:
     finally:
         server.close()
     return 0
+
+
+def _port_free(host: str, port: int) -> bool:
+    if port == 0:
+        return True
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
