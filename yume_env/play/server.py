@@ -89,6 +89,7 @@ class PlayServer(ThreadingHTTPServer):
         self.owner = Owner()
         self.allow_remote = allow_remote
         self.static_dir = resources.files("yume_env.play") / "static"
+        self._thread: threading.Thread | None = None
         super().__init__((host, port), PlayHandler)
 
     @property
@@ -119,7 +120,7 @@ class PlayServer(ThreadingHTTPServer):
     def close(self) -> None:
         """Ends the event streams, the serving thread (if `start_thread` made one) and the session."""
         self.session.hub.close()
-        if getattr(self, "_thread", None) is not None:
+        if self._thread is not None:
             self.shutdown()  # only returns once serve_forever has stopped, so only when it runs
             self._thread.join(timeout=10)
         self.server_close()
