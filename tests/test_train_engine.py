@@ -65,9 +65,12 @@ TOY = textwrap.dedent(
         ckpt, steps, modes, sleep = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
         for parallel in modes.split(","):  # several layouts in one launch (torchrun start-up is slow)
             r = run(f"{ckpt}/{parallel}", steps, parallel, sleep)
-            print(json.dumps({"mode": parallel, "rank": D.DistInfo().rank if not torch.distributed.is_initialized()
-                              else torch.distributed.get_rank(), "loss": r.curves.series["loss"],
-                              "checksum": r.extra["checksum"]}))
+            rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+            row = json.dumps({"mode": parallel, "rank": rank, "loss": r.curves.series["loss"], "checksum": r.extra["checksum"]})
+            with open(f"{ckpt}/{parallel}-rank{rank}.json", "w") as fh:  # ranks print concurrently: one file each
+                fh.write(row)
+            if rank == 0:
+                print(row)
         D.shutdown()
     """
 )
@@ -163,7 +166,7 @@ def test_torchrun_two_processes_ddp_and_fsdp2_train_the_same_replicated_model(to
            str(script), str(tmp_path), "6", "ddp,fsdp", "0"]
     run = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=150)
     assert run.returncode == 0, run.stderr[-3000:]
-    rows = [json.loads(line) for line in run.stdout.strip().splitlines() if line.startswith("{")]
+    rows = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*-rank*.json"))]
     ddp = sorted((r for r in rows if r["mode"] == "ddp"), key=lambda r: r["rank"])
     fsdp = [r for r in rows if r["mode"] == "fsdp" and r["rank"] == 0]
     assert len(ddp) == 2 and len(fsdp) == 1 and len(ddp[0]["loss"]) == 6

@@ -1,0 +1,1 @@
+"""Scripts that chain the stages into a shipped model (`default_world`)."""

@@ -1,0 +1,1 @@
+"""One module per training stage, each with one config dataclass and one `train_*` function."""
