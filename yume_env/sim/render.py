@@ -79,7 +79,6 @@ class Renderer:
         self.off_z = b.asarray(np.repeat(off, n))
         self.k_range = b.asarray(np.arange(self.K, dtype=np.float32))
         self.k_range_i = b.arange(self.K)
-        self.rows = b.arange(height)
         self._y_ndc_np = ((height / 2 - (np.arange(height) + 0.5)) / self.focal).astype(np.float32)
         self._cache: dict = {}
         self.lamp_local = LAMP_LOCAL
