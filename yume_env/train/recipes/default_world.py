@@ -111,8 +111,9 @@ PRESETS = {"default": default_recipe, "smoke": smoke_recipe}
 class Run:
     """RUN/run.json: which stages are done, their metrics, and the time each call spent."""
 
-    def __init__(self, root: Path, preset: str, budget_minutes: float):
+    def __init__(self, root: Path, preset: str, budget_minutes: float, writer: bool = True):
         self.root = root
+        self.writer = writer  # under torchrun only rank 0 writes
         self.path = root / "run.json"
         if self.path.is_file():
             self.state = json.loads(self.path.read_text(encoding="utf-8"))
@@ -133,14 +134,18 @@ class Run:
         self.save()
 
     def save(self) -> None:
-        atomic_write_text(self.path, json.dumps(self.state, indent=1))
+        if self.writer:
+            atomic_write_text(self.path, json.dumps(self.state, indent=1))
 
     def weights(self, name: str) -> Path:
         return self.root / "weights" / f"{name}.safetensors"
 
 
 def _save_module(module: torch.nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
-    atomic_save_safetensors({k: v.float() for k, v in module.state_dict().items()}, path, metadata)
+    """Rank 0 writes; every rank waits until the file is there (the next stage loads it)."""
+    if not (torch.distributed.is_initialized() and torch.distributed.get_rank() != 0):
+        atomic_save_safetensors({k: v.float() for k, v in module.state_dict().items()}, path, metadata)
+    D.barrier()
 
 
 def _load_module(module: torch.nn.Module, path: Path) -> torch.nn.Module:
@@ -158,6 +163,8 @@ def _stage_budget(cfg: TrainerConfig, fraction: float, budget_minutes: float) ->
 
 
 def _save_curves(root: Path, stage: str, curves: Curves) -> None:
+    if torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
+        return
     curves.save(root / "curves" / f"{stage}.json", root / "curves" / f"{stage}.png", title=f"default world: {stage}")
 
 
@@ -175,7 +182,7 @@ def run_recipe(out: str | Path, text_cache: str | Path | None, preset: str = "de
     mc = recipe.model_config()
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
-    run = Run(root, preset, budget_minutes)
+    run = Run(root, preset, budget_minutes, writer=info.is_main)
     call = {"started_unix": time.time(), "device": _device_name(info.device), "seconds": 0.0}
     run.state["calls"].append(call)
     deadline = t_start + call_minutes * 60.0 - 20.0 if call_minutes > 0 else None  # 20 s for the last checkpoint
@@ -255,7 +262,8 @@ def run_recipe(out: str | Path, text_cache: str | Path | None, preset: str = "de
             "drift_psnr_after_self_forcing": after["psnr_mean"],
             "drift_psnr_by_step_after_self_forcing": after["psnr_by_step"]})
         _drop(root / "ckpt" / "self_forcing")
-        run.weights("dit_pretrain").unlink(missing_ok=True)  # superseded; keeps the run folder small to carry
+        if info.is_main:  # superseded; keeps the run folder small to carry
+            run.weights("dit_pretrain").unlink(missing_ok=True)
         log(f"self-forcing done: rollout PSNR {after['psnr_mean']:.2f} dB")
     dit = _load_module(dit.cpu(), run.weights("dit_self_forcing")).to(info.device)
 
@@ -309,7 +317,9 @@ def _drift(mc, dit, vae, text, source, recipe: RecipeConfig, seed: int) -> dict[
 def _drop(path: Path) -> None:
     import shutil
 
-    shutil.rmtree(path, ignore_errors=True)
+    D.barrier()  # every rank has read its checkpoint before rank 0 removes it
+    if not (torch.distributed.is_initialized() and torch.distributed.get_rank() != 0):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _device_name(device: torch.device) -> str:
