@@ -159,6 +159,8 @@ def _stage_budget(cfg: TrainerConfig, fraction: float, budget_minutes: float) ->
     cfg = copy.deepcopy(cfg)
     if budget_minutes > 0:
         cfg.budget_s = fraction * budget_minutes * 60.0
+    if torch.distributed.is_initialized() and cfg.parallel == "none":  # under torchrun: data parallel
+        cfg.parallel = "ddp"
     return cfg
 
 
