@@ -180,6 +180,8 @@ def run_recipe(out: str | Path, text_cache: str | Path | None, preset: str = "de
     """
     t_start = time.monotonic()
     info = D.init_distributed(device)
+    if not info.is_main:
+        log = lambda message: None  # noqa: E731  (one log, rank 0's)
     recipe = PRESETS[preset]()
     mc = recipe.model_config()
     root = Path(out)
