@@ -3,7 +3,8 @@
 The tiny random world is served on a free port; the page is loaded, W is held for a few chunks, an
 event is typed, and the frames the page received are compared bit for bit with a replay of the
 downloaded action log on the CPU. Skipped with a message where Playwright or Chromium is missing.
-Set YUME_SAVE_SCREENSHOT=1 to write the screenshot to docs/play.png.
+Set YUME_SAVE_SCREENSHOT=1 to write the screenshot to docs/play.png, and YUME_PLAY_MODEL=DIR to play
+another world than the tiny random one (e.g. the trained default world for that screenshot).
 """
 
 from __future__ import annotations
@@ -46,13 +47,18 @@ def chromium_path() -> str | None:
     return None
 
 
+def world_dir() -> str:
+    """The tiny random world, or YUME_PLAY_MODEL (e.g. the trained default world, for the screenshot)."""
+    return os.environ.get("YUME_PLAY_MODEL") or tiny_world_dir()
+
+
 def make_env():
-    return gym.make("YumeWorld-v0", model=tiny_world_dir(), disable_env_checker=True)
+    return gym.make("YumeWorld-v0", model=world_dir(), disable_env_checker=True)
 
 
 @pytest.fixture(scope="module")
 def server():
-    server = serve(env=make_env(), model=tiny_world_dir(), port=0, seed=11, max_steps_per_s=12)
+    server = serve(env=make_env(), model=world_dir(), port=0, seed=11, max_steps_per_s=12)
     server.start_thread()
     yield server
     server.close()
@@ -199,7 +205,7 @@ def test_page_streams_frames_shows_state_and_its_log_replays_exactly(page, tmp_p
     # and `yume-env record --agent` takes the log as it is
     log = tmp_path / "yume-play-actions.json"
     out = tmp_path / "replay.mp4"
-    argv = ["record", "--model", tiny_world_dir(), "--agent", str(log), "--out", str(out), "--no-overlay", "--upscale", "1"]
+    argv = ["record", "--model", world_dir(), "--agent", str(log), "--out", str(out), "--no-overlay", "--upscale", "1"]
     assert cli_main(argv) == 0
     assert len(list(iio.imiter(out))) == len(video)
 
