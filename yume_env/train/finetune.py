@@ -479,16 +479,18 @@ def load_world_model(spec: str, device, dtype: torch.dtype | None = None, seed: 
 
 def finetune(model, data: Sequence[str | os.PathLike], out: str | os.PathLike, cfg: FinetuneConfig,
              info: D.DistInfo | None = None, deadline: float | None = None, cache_dir: str | os.PathLike | None = None,
-             progress: bool = True) -> FinetuneResult:
+             progress: bool = True, until_step: int | None = None) -> FinetuneResult:
     """Fine-tunes `model` (a `WorldModel`, modified in place) on the clips of `data`; checkpoints in
     `out/ckpt/`, resumes from there; when finished writes `out/lora.safetensors` (LoRA) and/or
-    `out/model/` (full, or LoRA with `cfg.merge`), `out/curves.{json,png}`, `out/metrics.json`."""
+    `out/model/` (full, or LoRA with `cfg.merge`), `out/curves.{json,png}`, `out/metrics.json`.
+    `until_step` stops this call early at that step (resumable, like `deadline`)."""
     cfg.validate()
     info = info or D.DistInfo(device=D.pick_device("auto"))
     out = Path(out)
     mc = model.config
     model.vae.to(info.device).eval().requires_grad_(False)
     library = LatentLibrary(data, model.vae, mc, cache_dir or out / "latents", info, progress=progress)
+    tcfg = dataclasses.replace(cfg.trainer, progress=cfg.trainer.progress and progress)
     text = model.text
     text.add_events(library.events())  # encode every event once, before training
     dit = model.dit
@@ -499,7 +501,6 @@ def finetune(model, data: Sequence[str | os.PathLike], out: str | os.PathLike, c
     else:
         dit.requires_grad_(True)
     module = FlowMatchingModule(dit, cfg.memory)
-    tcfg = cfg.trainer
     if tcfg.parallel == "fsdp" and info.distributed:
         # the shared wrap_model would shard blocks whose methods the DiT calls outside forward
         shard_world_model(module, bf16_params=tcfg.bf16 and info.device.type == "cuda",
@@ -510,7 +511,7 @@ def finetune(model, data: Sequence[str | os.PathLike], out: str | os.PathLike, c
     stream = FinetuneStream(library, text, mc, cfg, info.device, info.rank)
     resumed = trainer.resume(stream)
     t0 = time.monotonic()
-    result = trainer.fit(stream, deadline=deadline)
+    result = trainer.fit(stream, deadline=deadline, until_step=until_step)
     losses = [v for _, v in trainer.curves.state_dict().get("loss", [])]
     metrics = {"clips": len(library.clips), "examples": len(stream.examples), "clips_encoded": library.encoded,
                "step": trainer.step, "resumed": bool(resumed), "call_s": round(time.monotonic() - t0, 2),
