@@ -171,3 +171,13 @@ def test_activation_checkpointing_gives_the_same_loss_and_gradients(tiny):
     for (name, a), (_, b) in zip(plain.named_parameters(), ckpt.named_parameters()):
         if a.grad is not None:
             torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_recipe_overrides_change_nested_values_and_reject_unknown_fields():
+    from yume_env.train.recipes.default_world import apply_overrides, default_recipe
+
+    r = apply_overrides(default_recipe(), ["pretrain.batch_size=128", "pretrain.trainer.lr=3e-4", "fractions.vae=0.1"])
+    assert r.pretrain.batch_size == 128 and r.pretrain.trainer.lr == 3e-4 and r.fractions["vae"] == 0.1
+    assert default_recipe().pretrain.batch_size != 128  # presets are not modified
+    with pytest.raises(ValueError, match="no field 'batch'"):
+        apply_overrides(default_recipe(), ["pretrain.batch=1"])

@@ -106,6 +106,38 @@ def smoke_recipe() -> RecipeConfig:
 PRESETS = {"default": default_recipe, "smoke": smoke_recipe}
 
 
+def apply_overrides(recipe: RecipeConfig, overrides: list[str]) -> RecipeConfig:
+    """`["pretrain.batch_size=128", "pretrain.trainer.lr=3e-4", "fractions.vae=0.1"]` -> a changed copy.
+
+    Values are read as JSON (numbers, true/false, lists, quoted strings) or else taken as text.
+    """
+    recipe = copy.deepcopy(recipe)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ValueError(f"override {item!r} must look like section.field=value, e.g. pretrain.batch_size=128")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        *path, last = key.strip().split(".")
+        target = recipe
+        for part in path:
+            target = target[part] if isinstance(target, dict) else getattr(target, part, None)
+            if target is None:
+                raise ValueError(f"override {item!r}: no section {part!r} in the recipe")
+        if isinstance(target, dict):
+            if last not in target and path != ["model_overrides"]:
+                raise ValueError(f"override {item!r}: {'.'.join(path)} has no key {last!r}; keys: {sorted(target)}")
+            target[last] = value
+        elif dataclasses.is_dataclass(target) and last in {f.name for f in dataclasses.fields(target)}:
+            setattr(target, last, value)
+        else:
+            names = sorted(f.name for f in dataclasses.fields(target)) if dataclasses.is_dataclass(target) else []
+            raise ValueError(f"override {item!r}: no field {last!r} (fields: {names})")
+    return recipe
+
+
 # ------------------------------------------------------------------------------------ run state
 
 class Run:
@@ -173,7 +205,8 @@ def _save_curves(root: Path, stage: str, curves: Curves) -> None:
 # ------------------------------------------------------------------------------------ the recipe
 
 def run_recipe(out: str | Path, text_cache: str | Path | None, preset: str = "default", budget_minutes: float = 0.0,
-               call_minutes: float = 0.0, device: str = "auto", log=print) -> dict[str, Any]:
+               call_minutes: float = 0.0, device: str = "auto", log=print,
+               overrides: list[str] | None = None) -> dict[str, Any]:
     """Advances the run in `out` as far as this call's time allows; returns run.json's state.
 
     `state["exported"]` is True once RUN/model/ is written. Call again to continue otherwise.
@@ -182,11 +215,12 @@ def run_recipe(out: str | Path, text_cache: str | Path | None, preset: str = "de
     info = D.init_distributed(device)
     if not info.is_main:
         log = lambda message: None  # noqa: E731  (one log, rank 0's)
-    recipe = PRESETS[preset]()
+    recipe = apply_overrides(PRESETS[preset](), list(overrides or []))
     mc = recipe.model_config()
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     run = Run(root, preset, budget_minutes, writer=info.is_main)
+    run.state["overrides"] = list(overrides or [])
     call = {"started_unix": time.time(), "device": _device_name(info.device), "seconds": 0.0}
     run.state["calls"].append(call)
     deadline = t_start + call_minutes * 60.0 - 20.0 if call_minutes > 0 else None  # 20 s for the last checkpoint
@@ -357,13 +391,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--call-minutes", type=float, default=0.0,
                         help="stop this call after this many minutes (checkpointed; call again to continue)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                        help="change a recipe value, e.g. --set pretrain.batch_size=128 (repeat; pass the same on every call)")
 
 
 def run(args: argparse.Namespace) -> int:
     preset = "smoke" if args.smoke else args.preset
     budget = args.budget_minutes if args.budget_minutes is not None else (13.0 if preset == "default" else 0.0)
     state = run_recipe(args.out, args.text_cache, preset=preset, budget_minutes=budget, call_minutes=args.call_minutes,
-                       device=args.device, log=lambda m: print(m, file=sys.stderr, flush=True))
+                       device=args.device, log=lambda m: print(m, file=sys.stderr, flush=True),
+                       overrides=getattr(args, "overrides", []))
     done = [s for s in STAGES if state["stages"].get(s, {}).get("done")]
     summary = {"exported": bool(state.get("exported")), "stages_done": done,
                "call_seconds": round(state["calls"][-1]["seconds"], 1),

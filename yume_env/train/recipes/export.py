@@ -162,6 +162,7 @@ Drift after self-forcing (dB by step): {", ".join(f"{v:.1f}" for v in m.get("dri
 ```
 yume-env train text-cache --out text_cache.safetensors          # where MiniLM is installed
 python -m yume_env.train.recipes.default_world --out RUN --text-cache text_cache.safetensors \\
-    --budget-minutes {state.get("budget_minutes")} --call-minutes 8.5   # repeat until it prints "exported": true
+    --budget-minutes {state.get("budget_minutes")} --call-minutes 8.2 {" ".join("--set " + o for o in state.get("overrides", []))}
+# repeat the command until it prints "exported": true
 ```
 """
