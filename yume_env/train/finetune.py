@@ -497,7 +497,9 @@ def finetune(model, data: Sequence[str | os.PathLike], out: str | os.PathLike, c
     dit.to(info.device).train()
     if cfg.mode == "lora":
         if not has_lora(dit):
-            add_lora(dit, cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets)
+            with torch.random.fork_rng(devices=[]):  # the same adapters on every rank and every run
+                torch.manual_seed(cfg.seed)
+                add_lora(dit, cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets)
     else:
         dit.requires_grad_(True)
     module = FlowMatchingModule(dit, cfg.memory)
