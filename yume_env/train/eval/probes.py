@@ -184,6 +184,7 @@ def _atomic(target: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; these are ordinary outputs
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):

@@ -20,6 +20,7 @@ def _atomic_write(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; these are ordinary outputs
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -164,7 +164,8 @@ def train_probes(config: ProbeTrainConfig, out: str | Path | None = None, progre
         bar.set_postfix(idm=f"{losses[-1][0]:.3f}", event=f"{losses[-1][1]:.3f}")
     probes.eval()
     record = {
-        "config": dataclasses.asdict(config),
+        # The cache's file name only: a record never carries one machine's paths.
+        "config": {**dataclasses.asdict(config), "data_cache": cache.name if cache is not None else None},
         "train_transitions": int(len(pairs)),
         "train_event_frames": int(len(ev_x)),
         "held_out": probe_accuracy(probes, held),
