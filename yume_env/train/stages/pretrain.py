@@ -68,18 +68,20 @@ class FlowMatchingModule(nn.Module):
         hist = self.dit.encode_history(history, memory)
         tt = t.view(-1, 1, 1, 1, 1)
         x_t = (1.0 - tt) * x0 + tt * eps
-        v = self.dit(x_t, t * 1000.0, context, hist, memory, **action_kwargs(self.dit, batch["action"])).float()
+        v = self.dit(x_t, t * 1000.0, context, hist, memory, **action_kwargs(self.dit, batch.get("action"))).float()
         loss = F.mse_loss(v, eps - x0)
         with torch.no_grad():  # the x0 the model implies, a scale-free quality signal
             x0_err = F.mse_loss(x_t - tt * v, x0)
         return loss, {"x0_mse": x0_err}
 
 
-def action_kwargs(dit: nn.Module, action: torch.Tensor) -> dict[str, torch.Tensor]:
+def action_kwargs(dit: nn.Module, action: torch.Tensor | None) -> dict[str, torch.Tensor]:
     """`{"action": flat action (B,)}` for a DiT whose forward takes a learned action embedding,
     else nothing (the action then conditions only through its caption in the context)."""
     import inspect
 
+    if action is None:
+        return {}
     forward = dit.forward if not hasattr(dit, "module") else dit.module.forward
     return {"action": action} if "action" in inspect.signature(forward).parameters else {}
 
