@@ -35,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=None, help="train-probes: steps per simulator episode")
     parser.add_argument("--iterations", type=int, default=None, help="train-probes: optimiser steps")
     parser.add_argument("--sim-batch", type=int, default=None, help="train-probes: simulator worlds rendered at once")
+    parser.add_argument("--init", default=None, help="train-probes: continue from the probes in this folder")
     parser.add_argument("--data-cache", default=None,
                         help="train-probes: .npz to save the rendered data to (or reuse it from, if it exists)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -56,7 +57,7 @@ def _train_probes(args: argparse.Namespace) -> int:
 
     config = ProbeTrainConfig.preset(args.preset, device=args.device, **{
         k: v for k, v in (("episodes", args.episodes), ("steps", args.steps), ("iterations", args.iterations),
-                          ("sim_batch", args.sim_batch), ("data_cache", args.data_cache)) if v is not None
+                          ("sim_batch", args.sim_batch), ("data_cache", args.data_cache), ("init", args.init)) if v is not None
     })
     out = Path(args.out) if args.out else default_probes_path()
     probes = train_probes(config, out=out, progress=not args.no_progress)

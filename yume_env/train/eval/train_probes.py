@@ -47,6 +47,7 @@ class ProbeTrainConfig:
     sim_batch: int = 32
     device: str = "cpu"
     data_cache: str | None = None
+    init: str | None = None
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> "ProbeTrainConfig":
@@ -131,7 +132,12 @@ def train_probes(config: ProbeTrainConfig, out: str | Path | None = None, progre
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     device = torch.device(config.device)
-    probes = Probes.create(data.classes, config.width, config.hidden, seed=config.seed).to(device)
+    if config.init:
+        probes = Probes.load(config.init, device=device)
+        if probes.event_classes != data.classes:
+            raise ValueError(f"probes in {config.init} know events {probes.event_classes}, the simulator has {data.classes}")
+    else:
+        probes = Probes.create(data.classes, config.width, config.hidden, seed=config.seed).to(device)
     params = list(probes.inverse_dynamics.parameters()) + list(probes.event_classifier.parameters())
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -165,7 +171,8 @@ def train_probes(config: ProbeTrainConfig, out: str | Path | None = None, progre
     probes.eval()
     record = {
         # The cache's file name only: a record never carries one machine's paths.
-        "config": {**dataclasses.asdict(config), "data_cache": cache.name if cache is not None else None},
+        "config": {**dataclasses.asdict(config), "data_cache": cache.name if cache is not None else None,
+                   "init": Path(config.init).name if config.init else None},
         "train_transitions": int(len(pairs)),
         "train_event_frames": int(len(ev_x)),
         "held_out": probe_accuracy(probes, held),
