@@ -39,6 +39,13 @@ def build_tiny_world(folder: str | Path) -> str:
 
     config = dataclasses.replace(WorldModelConfig.preset("tiny"), sample_steps=1)
     model = WorldModel.from_config(config, seed=0)
+    # parameters that start at zero (adaLN gates, output projections) get small random values, so
+    # that actions and events change the frames of the untrained world
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in model.dit.parameters():
+            if p.numel() and not p.detach().abs().amax().item():
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
     torch.manual_seed(0)
     model.task_head = TaskHead(config.latent_channels, config.latent_hw).eval()
     for text in ("", "it starts to snow", "night falls"):
