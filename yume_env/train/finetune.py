@@ -196,7 +196,8 @@ def shard_world_model(module: nn.Module, bf16_params: bool = False, activation_c
 
     Each block is one unit; its cross-attention and channel-stream read are units of their own
     whose non-forward methods (`context_kv`, called once per chunk for every block's text
-    keys/values, and `summarize`, the memory update) are registered as FSDP forward methods, so
+    keys/values, and `summarize`, the memory update; and the block's `history_kv` in causal history
+    mode) are registered as FSDP forward methods, so
     their weights are all-gathered when the DiT calls them outside the block's forward. The root
     (embeddings, TSCM embedders, head) is the last unit. With `bf16_params` the gathered weights
     and the reduce-scatter run in bf16 (the sharded master weights keep their dtype).
@@ -213,6 +214,8 @@ def shard_world_model(module: nn.Module, bf16_params: bool = False, activation_c
                 fully_shard(sub, mp_policy=mp)
                 register_fsdp_forward_method(sub, method)
         fully_shard(block, mp_policy=mp)
+        if hasattr(block, "history_kv"):  # causal history mode: the last block's history keys/values
+            register_fsdp_forward_method(block, "history_kv")
     fully_shard(module, mp_policy=mp)
     return module
 
@@ -522,6 +525,8 @@ def finetune(model, data: Sequence[str | os.PathLike], out: str | os.PathLike, c
     outputs: dict[str, str] = {}
     if result.finished:
         trainer.averaged_module()
+        if D.is_sharded(module):  # every rank takes part in gathering; rank 0 exports plain weights
+            model.dit = _unsharded_copy(module, mc, cfg)
     if info.is_main:
         trainer.curves.save(out / "curves.json", out / "curves.png", title="finetune")
         outputs["curves"] = str(out / "curves.json")
@@ -530,6 +535,21 @@ def finetune(model, data: Sequence[str | os.PathLike], out: str | os.PathLike, c
             atomic_write_text(out / "metrics.json", json.dumps({**metrics, "config": cfg.to_dict()}, indent=1))
     D.barrier()
     return FinetuneResult(trainer, result.finished, outputs, metrics)
+
+
+def _unsharded_copy(module: nn.Module, model_config, cfg: FinetuneConfig) -> nn.Module | None:
+    """The trained DiT of an FSDP-sharded train module as a plain module on rank 0's CPU
+    (collective: call on every rank; None on the others)."""
+    from yume_env.model.dit import build_dit
+
+    state = D.full_model_state(module)
+    if not state:
+        return None
+    dit = build_dit(model_config, device="meta")
+    if cfg.mode == "lora":
+        add_lora(dit, cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets)
+    dit.load_state_dict({k[len("dit."):]: v for k, v in state.items() if k.startswith("dit.")}, assign=True)
+    return dit
 
 
 def _export(model, cfg: FinetuneConfig, out: Path) -> dict[str, str]:
