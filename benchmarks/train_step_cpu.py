@@ -1,0 +1,105 @@
+"""CPU time of one default-world training step, split into batch making, forward and backward.
+
+    PYTHONPATH=. python benchmarks/train_step_cpu.py --text-cache TEXT_CACHE.safetensors [--steps 3]
+
+One thread (`torch.set_num_threads(1)`), CPU time from `time.process_time()`. The clip pool is
+rendered once (timed separately) and then served for every measured batch; cProfile counts the
+Python-level calls of one whole pretrain step and one VAE-stage step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import pstats
+import time
+
+import torch
+
+
+def _cpu(fn):
+    t0 = time.process_time()
+    out = fn()
+    return out, time.process_time() - t0
+
+
+def _calls(fn) -> int:
+    prof = cProfile.Profile()
+    prof.enable()
+    fn()
+    prof.disable()
+    return int(pstats.Stats(prof).total_calls)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    from yume_env.model.dit import build_dit
+    from yume_env.model.vae import build_vae
+    from yume_env.train.batches import SimClipSource
+    from yume_env.train.recipes.default_world import default_recipe
+    from yume_env.train.stages.pretrain import FlowMatchingModule, PretrainStream
+    from yume_env.train.text_cache import load_text_cache
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--text-cache", required=True)
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--batch", type=int, default=64)
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    recipe = default_recipe()
+    mc = recipe.model_config()
+    text = load_text_cache(args.text_cache)
+    source = SimClipSource(mc.height, mc.width, sub_frames=mc.latent_frames_per_chunk * mc.temporal_compression)
+    vae = build_vae(mc.vae, mc.latent_channels).eval().requires_grad_(False)
+    dit = build_dit(mc)
+    cfg = recipe.pretrain
+    cfg.batch_size = args.batch
+    cfg.pool_clips = args.batch  # one pool, rendered once below
+    cfg.pool_reuse = 1e6
+    stream = PretrainStream(source, vae, text, mc, cfg)
+    _, render_s = _cpu(lambda: stream.pool.pool(0))
+    module = FlowMatchingModule(dit, cfg.memory).train()
+    res = {"batch": args.batch, "pool_render_and_encode_s": render_s, "pool_clips": cfg.pool_clips,
+           "clip_steps": cfg.clip_steps}
+    make, fwd, bwd = [], [], []
+    for i in range(args.steps):
+        batch, t = _cpu(lambda: stream.make(i))
+        make.append(t)
+        (loss, _), t = _cpu(lambda: module(batch))
+        fwd.append(t)
+        _, t = _cpu(lambda: loss.backward())
+        bwd.append(t)
+        dit.zero_grad(set_to_none=True)
+    med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
+    res.update(pretrain_make_s=med(make), pretrain_forward_s=med(fwd), pretrain_backward_s=med(bwd))
+    res["pretrain_step_s"] = res["pretrain_make_s"] + res["pretrain_forward_s"] + res["pretrain_backward_s"]
+
+    def one_step():
+        loss, _ = module(stream.make(0))
+        loss.backward()
+        dit.zero_grad(set_to_none=True)
+
+    res["pretrain_python_calls_per_step"] = _calls(one_step)
+    res.update(_vae_step(recipe, mc, source))
+    print(json.dumps(res, indent=1))
+    return res
+
+
+def _vae_step(recipe, mc, source) -> dict:
+    from yume_env.model.vae import build_vae
+    from yume_env.train.stages.vae import VAETrainModule, clip_stream
+
+    cfg = recipe.vae
+    stream = clip_stream(source, cfg)
+    frames, render_s = _cpu(lambda: stream.next())  # renders the first pool
+    module = VAETrainModule(build_vae(mc.vae, mc.latent_channels), cfg).train()
+    frames, make_s = _cpu(lambda: stream.next())
+    (loss, _), fwd = _cpu(lambda: module(frames))
+    _, bwd = _cpu(lambda: loss.backward())
+    return {"vae_pool_render_s": render_s, "vae_pool_clips": cfg.pool_clips, "vae_make_s": make_s,
+            "vae_forward_s": fwd, "vae_backward_s": bwd, "vae_step_s": make_s + fwd + bwd}
+
+
+if __name__ == "__main__":
+    main()
