@@ -45,6 +45,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from yume_env.model import tscm  # noqa: E402
 from yume_env.model.config import WorldModelConfig  # noqa: E402
 from yume_env.model.dit import build_dit  # noqa: E402
 from yume_env.train import distributed as D  # noqa: E402
@@ -218,6 +219,9 @@ def fsdp_phase(args, info: D.DistInfo, result: dict, save) -> dict:
     out = {"shape": {k: getattr(mc, k) for k in ("dim", "ffn_dim", "num_layers", "num_heads", "latent_channels",
                                                    "height", "width", "latent_frames_per_chunk", "text_tokens", "tscm_schedule")},
            "latent_hw": list(mc.latent_hw), "history_latents": 1 + mc.latent_frames_per_chunk * args.history_chunks,
+           "current_tokens": mc.latent_frames_per_chunk * mc.tokens_per_latent_frame,
+           "history_tokens": tscm.history_token_count(mc.tscm_schedule, 1 + mc.latent_frames_per_chunk * args.history_chunks,
+                                                      mc.latent_hw),
            "parameters": sum(p.numel() for p in module.parameters()), "param_dtype": str(dtype).replace("torch.", ""),
            "per_gpu_batch": 1, "activation_checkpointing": True, "build_s": now(dev) - t0}
     losses, times = [], []
@@ -307,6 +311,7 @@ def markdown(r: dict) -> str:
                   f"| parameters | {b['parameters'] / 1e9:.2f} B ({b['param_dtype']}) |",
                   f"| frames / latent | {s['height']}x{s['width']} / {b['latent_hw'][0]}x{b['latent_hw'][1]}, "
                   f"{s['latent_frames_per_chunk']} latent frames per chunk, {b['history_latents']} history latents |",
+                  f"| tokens per example | {b['current_tokens']} current + {b['history_tokens']} history |",
                   f"| per-GPU batch | {b['per_gpu_batch']} |",
                   f"| step time (median) | {b['median_step_s']:.2f} s |",
                   f"| peak memory per GPU | {', '.join(f'{p:.1f} GiB' for p in peaks) if peaks else 'n/a (CPU)'} |",
