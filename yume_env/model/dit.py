@@ -243,29 +243,44 @@ class WanDiT(nn.Module):
         for i, plan in enumerate(plans):
             sig = (plan.latent_hw, tuple((len(b.frames), b.kernel, b.pre_shrink, b.t0) for b in plan.bands))
             groups.setdefault(sig, []).append(i)
-        toks: list[torch.Tensor | None] = [None] * len(history)
-        poss: list[torch.Tensor | None] = [None] * len(history)
+        group_out = []  # (member indices, tokens (G, T, dim), positions (T, 3)) per layout
         for members in groups.values():
             plan = plans[members[0]]
             device = history[members[0]].device
+            # members that read the same frames of same-shaped tensors (e.g. equal history lengths)
+            # are stacked once and sliced per band, not sliced world by world
+            subs: dict[tuple, list[int]] = {}
+            for i in members:
+                subs.setdefault((tuple(history[i].shape), tuple(map(tuple, columns[i]))), []).append(i)
+            order = [i for sub in subs.values() for i in sub]
+            stacked = [torch.stack([history[i] for i in sub]) if len(sub) > 1 else history[sub[0]].unsqueeze(0)
+                       for sub in subs.values()]
             t_parts, p_parts = [], []
             for j, band in enumerate(plan.bands):
-                sel = torch.stack([history[i][:, columns[i][j]] for i in members])
-                t_parts.append(self._embed_band(sel, band))
+                sel = [st[:, :, _as_index(columns[sub[0]][j], st.shape[2])] for st, sub in zip(stacked, subs.values())]
+                t_parts.append(self._embed_band(sel[0] if len(sel) == 1 else torch.cat(sel), band))
                 p_parts.append(grid_positions(band.t0, len(band.frames), *band.grid, device=device))
             group_toks = torch.cat(t_parts, 1) if t_parts else torch.zeros(len(members), 0, dim, dtype=self.dtype, device=device)
             group_pos = torch.cat(p_parts) if p_parts else torch.zeros(0, 3, dtype=torch.long, device=device)
-            for g, i in enumerate(members):
-                toks[i], poss[i] = group_toks[g], group_pos
+            group_out.append((order, group_toks, group_pos))
         next_t = [p.next_t for p in plans]
-        lengths = [t.shape[0] for t in toks]
+        lengths = [0] * len(history)
+        for order, group_toks, _ in group_out:
+            for i in order:
+                lengths[i] = group_toks.shape[1]
         H = max(lengths, default=0)
-        if len(groups) == 1:  # one layout: no padding, the group's tensors are the batch
+        if len(group_out) == 1 and group_out[0][0] == list(range(len(history))):  # one layout: the group is the batch
             tokens, pos = group_toks, group_pos.expand(len(history), -1, -1)
-        else:
-            tokens = torch.stack([F.pad(t, (0, 0, 0, H - t.shape[0])) for t in toks])
-            pos = torch.stack([F.pad(p, (0, 0, 0, H - p.shape[0])) for p in poss])
-        valid = torch.arange(H, device=tokens.device)[None, :] < torch.tensor(lengths, device=tokens.device)[:, None]
+        else:  # one scatter per layout into the zero-padded batch
+            device = history[0].device
+            tokens = torch.zeros(len(history), H, dim, dtype=group_out[0][1].dtype, device=device)
+            pos = torch.zeros(len(history), H, 3, dtype=torch.long, device=device)
+            for order, group_toks, group_pos in group_out:
+                idx = host_tensor(order, device)
+                T = group_toks.shape[1]
+                tokens[idx, :T] = group_toks
+                pos[idx, :T] = group_pos
+        valid = torch.arange(H, device=tokens.device)[None, :] < host_tensor(lengths, tokens.device)[:, None]
         freqs = rope_freqs(pos, hd, self.config.rope_theta)
         ctx = HistoryContext(tokens, freqs, valid, lengths, next_t, memory)
         if context is not None and self.config.history_attention == "causal" and H:
@@ -326,6 +341,39 @@ class WanDiT(nn.Module):
         kv = base.kv + torch.stack([s[0] for s in sums])
         k_sum = base.k_sum + torch.stack([s[1] for s in sums])
         return MemoryState(kv, k_sum, base.n_latents + new_latents.shape[1], base.n_tokens + m.shape[0])
+
+    def memory_summaries(self, latents: torch.Tensor, lengths: torch.Tensor | list[int]) -> list[MemoryState]:
+        """Fresh channel-stream states of B worlds at once: world b holds `latents[b, :, :lengths[b]]`
+        of latents (B, C, N, h, w). Equal to `[update_memory(None, latents[b, :, :lengths[b]])]`
+        (up to float summation order) in a few batched ops instead of B small ones; the states are
+        views into batched tensors, and gradients flow through them."""
+        c = self.config
+        if self.memory_embedding is None:
+            raise ValueError("this model was built with memory_enabled=False; it has no channel-stream memory")
+        if latents.dim() != 5 or latents.shape[1] != c.latent_channels:
+            raise ValueError(f"latents must be (B, C={c.latent_channels}, N, h, w), got {tuple(latents.shape)}")
+        B, _, N = latents.shape[:3]
+        if torch.is_tensor(lengths) and lengths.device.type != "cpu":
+            lengths, n_host = lengths.long().reshape(-1), None
+        else:
+            n_host = [int(n) for n in torch.as_tensor(lengths).reshape(-1).tolist()]
+            lengths = host_tensor(n_host, latents.device)
+        if lengths.shape[0] != B:
+            raise ValueError(f"lengths holds {lengths.shape[0]} entries for {B} worlds")
+        pt = c.patch_size[0]
+        if N == 0 or pt != 1:  # a temporal patch would mix frames across the length cut
+            return [self.update_memory(None, latents[b, :, :int(n)]) for b, n in enumerate(lengths.tolist())]
+        m = self.memory_embedding(latents.to(self.dtype))  # (B, Cm, N, h', w')
+        per_frame = m.shape[3] * m.shape[4]
+        mask = (torch.arange(N, device=latents.device)[None, :] < lengths[:, None])  # (B, N)
+        mask = mask[:, :, None].expand(B, N, per_frame).reshape(B, N * per_frame)
+        m = m.flatten(2).transpose(1, 2)  # (B, N * h' * w', Cm), frame-major like the mask
+        sums = [blk.memory.summarize_batch(m, mask) for blk in self.blocks]
+        kv = torch.stack([s[0] for s in sums], 1)  # (B, L, H, dk, dv)
+        k_sum = torch.stack([s[1] for s in sums], 1)
+        if n_host is None:  # counts only; one transfer, no per-world sync
+            n_host = [int(n) for n in lengths.cpu().tolist()]
+        return [MemoryState(kv[b], k_sum[b], n, n * per_frame) for b, n in enumerate(n_host)]
 
     # ------------------------------------------------------------------ forward
     def forward(
@@ -391,7 +439,7 @@ class WanDiT(nn.Module):
         key = ("freqs", grid)
         if history is not None and key in history.step_cache:
             return history.step_cache[key]
-        t0 = torch.tensor(history.next_t if history is not None else [0] * B, device=device)
+        t0 = host_tensor(history.next_t if history is not None else [0] * B, device)
         pos = grid_positions(0, *grid, device=device).unsqueeze(0).repeat(B, 1, 1)
         pos[..., 0] += t0[:, None]
         freqs = rope_freqs(pos, self.config.head_dim, self.config.rope_theta)
@@ -421,6 +469,22 @@ class WanDiT(nn.Module):
         B, C = x.shape[0], self.config.latent_channels
         x = x.view(B, f, gh, gw, pt, ph, pw, C)
         return x.permute(0, 7, 1, 4, 2, 5, 3, 6).reshape(B, C, f * pt, gh * ph, gw * pw)
+
+
+def host_tensor(values: list[int], device) -> torch.Tensor:
+    """A long tensor of host ints on `device` without a device sync: a blocking host-to-GPU copy
+    waits for every queued kernel, so small index tensors go through pinned memory, asynchronously."""
+    t = torch.tensor(values, dtype=torch.long)
+    if torch.device(device).type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
+def _as_index(cols: list[int], n: int) -> slice | list[int]:
+    """A run of consecutive frames as a slice (a view, no gather), else the index list."""
+    if cols and cols == list(range(cols[0], cols[0] + len(cols))):
+        return slice(cols[0], cols[0] + len(cols))
+    return cols
 
 
 def _layer(mem: tuple[torch.Tensor, torch.Tensor] | None, i: int):

@@ -95,6 +95,14 @@ class MemoryRead(nn.Module):
         v = self.v(m).float().unflatten(-1, (self.heads, self.head_dim))  # (T, H, dv)
         return torch.einsum("thk,thv->hkv", k, v), k.sum(0)
 
+    def summarize_batch(self, m: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`summarize` for B worlds at once: m (B, T, memory_channels), mask (B, T) of the tokens
+        that count -> (B, heads, dk, dv) and (B, heads, dk), float32 (masked tokens add nothing)."""
+        w = mask.to(torch.float32)[:, :, None, None]
+        k = phi(self.k(m).float()).unflatten(-1, (self.heads, self.head_dim)) * w  # (B, T, H, dk)
+        v = self.v(m).float().unflatten(-1, (self.heads, self.head_dim))  # (B, T, H, dv)
+        return torch.einsum("bthk,bthv->bhkv", k, v), k.sum(1)
+
     def forward(self, x: torch.Tensor, kv: torch.Tensor, k_sum: torch.Tensor) -> torch.Tensor:
         """Gated read for x (B, S, dim) float32 from states kv (B, H, dk, dv), k_sum (B, H, dk)."""
         dtype = self.q.weight.dtype
