@@ -191,6 +191,11 @@ def merge_lora(dit: nn.Module) -> nn.Module:
 
 # =============================================================================== FSDP2 for the DiT
 
+# block parts whose methods the DiT calls outside the block's forward (text keys/values once per
+# chunk; channel-stream summaries one world or a batch at a time)
+_OUTSIDE_FORWARD = {"cross_attn": ("context_kv",), "memory": ("summarize", "summarize_batch")}
+
+
 def shard_world_model(module: nn.Module, bf16_params: bool = False, activation_checkpointing: bool = False) -> nn.Module:
     """FSDP2 `fully_shard` of a train module holding a `WanDiT`, in place.
 
@@ -208,11 +213,13 @@ def shard_world_model(module: nn.Module, bf16_params: bool = False, activation_c
         D.enable_activation_checkpointing(module)
     mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if bf16_params else MixedPrecisionPolicy()
     for block in D.find_blocks(module):
-        for child, method in (("cross_attn", "context_kv"), ("memory", "summarize")):
+        for child, methods in _OUTSIDE_FORWARD.items():
             sub = getattr(block, child, None)
             if sub is not None and any(True for _ in sub.parameters()):
                 fully_shard(sub, mp_policy=mp)
-                register_fsdp_forward_method(sub, method)
+                for method in methods:
+                    if hasattr(sub, method):
+                        register_fsdp_forward_method(sub, method)
         fully_shard(block, mp_policy=mp)
         if hasattr(block, "history_kv"):  # causal history mode: the last block's history keys/values
             register_fsdp_forward_method(block, "history_kv")
