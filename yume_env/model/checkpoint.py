@@ -206,5 +206,9 @@ def load_module(
         tensors = {k: v.to(device) for k, v in tensors.items()}
     # Meta-initialised modules need assign=True to take the loaded storage.
     on_meta = any(t.is_meta for t in expected.values())
+    if on_meta:  # tensors read at odd file offsets are misaligned, and CPU kernels then round
+        for k in list(tensors):  # differently: copy them to aligned memory (one at a time)
+            if tensors[k].device.type == "cpu" and tensors[k].data_ptr() % 64:
+                tensors[k] = tensors[k].clone()
     module.load_state_dict(tensors, strict=False, assign=on_meta)
     return metadata

@@ -56,6 +56,7 @@ class WorldModelConfig:
     memory_head_dim: int = 64
     memory_enabled: bool = True
     history_attention: str = "global"
+    action_embedding: bool = False  # a learned (81, dim) table of flat actions added to the time embedding
     height: int = 704
     width: int = 1280
     fps: int = 16
@@ -168,7 +169,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         patch_size=[1, 2, 2], text_dim=384, freq_dim=64, eps=1e-6,
         latent_frames_per_chunk=2, sample_steps=3, shift=3.0,
         tscm_schedule="tiny", memory_channels=16, memory_heads=2, memory_head_dim=32,
-        history_attention="causal", height=64, width=64, fps=8,
+        history_attention="causal", action_embedding=True, height=64, width=64, fps=8,
         vae={"type": "tiny", "spatial_compression": 8, "temporal_compression": 1, "channels": [32, 48, 64]},
         text_encoder="minilm", text_tokens=2,
     ),

@@ -14,7 +14,8 @@ Data flow for one chunk (B worlds, each with its own history):
 3. `update_memory(state, new_latents)`: adds latents to a world's channel-stream state, O(new).
 
 Parameter names equal the published Yume-5B state dict; the channel stream's parameters
-(`memory_embedding.*`, `blocks.N.memory.*`) are extra (`extra_state_dict_keys`).
+(`memory_embedding.*`, `blocks.N.memory.*`) and the optional learned action embedding
+(`action_embedding.*`, `config.action_embedding`) are extra (`extra_state_dict_keys`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from yume_env.actions import NUM_ACTIONS
 from yume_env.model.config import WorldModelConfig
 from yume_env.model.dit_blocks import Head, RMSNorm, WanBlock, linear_f32, sinusoidal_embedding
 from yume_env.model.rope import grid_positions, rope_freqs
@@ -110,6 +112,9 @@ class WanDiT(nn.Module):
         self.memory_embedding = (
             nn.Conv3d(c.latent_channels, c.memory_channels, c.patch_size, c.patch_size) if c.memory_enabled else None
         )
+        # a learned embedding of the flat action (key * 9 + camera), added to the time embedding of
+        # the current chunk: a direct control signal next to the caption (not in the published model)
+        self.action_embedding = nn.Embedding(NUM_ACTIONS, c.dim) if c.action_embedding else None
         if not self.patch_embedding.weight.is_meta:  # meta tensors hold no values to initialise
             self.init_weights()
 
@@ -157,11 +162,14 @@ class WanDiT(nn.Module):
             nn.init.zeros_(self.memory_embedding.bias)
             for blk in self.blocks:
                 nn.init.zeros_(blk.memory.gate)
+        if self.action_embedding is not None:  # zero: a fresh model is unchanged until it learns
+            nn.init.zeros_(self.action_embedding.weight)
 
     def extra_state_dict_keys(self) -> list[str]:
         """Keys the published Yume-5B files lack (the channel stream), so loaders may accept
         published files without them (they keep their zero-gate initialisation)."""
-        return [k for k in self.state_dict() if k.startswith("memory_embedding.") or ".memory." in k]
+        return [k for k in self.state_dict()
+                if k.startswith("memory_embedding.") or ".memory." in k or k.startswith("action_embedding.")]
 
     def published_state_dict_keys(self) -> list[str]:
         extra = set(self.extra_state_dict_keys())
@@ -176,10 +184,14 @@ class WanDiT(nn.Module):
         return self.patch_embedding.weight.device
 
     # ------------------------------------------------------------------ embeddings
-    def _time(self, timestep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """timestep (N,) -> time embedding (N, dim) and modulation (N, 6, dim), float32."""
+    def _time(self, timestep: torch.Tensor, action: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """timestep (N,) -> time embedding (N, dim) and modulation (N, 6, dim), float32.
+        action (N,) flat actions (or -1: none) add the learned action embedding, when the model has one."""
         te, tp = self.time_embedding, self.time_projection
         e = linear_f32(te[2], F.silu(linear_f32(te[0], sinusoidal_embedding(self.config.freq_dim, timestep))))
+        if action is not None and self.action_embedding is not None:
+            a = action.to(e.device).long()
+            e = e + self.action_embedding(a.clamp_min(0)).float() * (a >= 0)[:, None]
         e0 = linear_f32(tp[1], F.silu(e)).unflatten(1, (6, self.config.dim))
         return e, e0
 
@@ -384,10 +396,13 @@ class WanDiT(nn.Module):
         history: HistoryContext | None = None,
         memory: list[MemoryState | None] | None = None,
         use_history_cache: bool = True,
+        action: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Velocity (eps - x0) for the current chunk x (B, C, F, h, w) at `timestep` (B,) in
         [0, 1000], text `context` (B, L, text_dim). `memory` defaults to `history.memory`.
-        use_history_cache=False (causal mode) recomputes the history with the chunk, each call."""
+        use_history_cache=False (causal mode) recomputes the history with the chunk, each call.
+        action (B,) flat actions key * 9 + camera: added through the learned action embedding of
+        the current chunk's time embedding (models with `config.action_embedding`; else ignored)."""
         c = self.config
         B, C, Fr, h, w = x.shape
         if C != c.latent_channels:
@@ -402,7 +417,11 @@ class WanDiT(nn.Module):
             raise ValueError(f"history holds {history.batch_size} worlds but x holds {B}")
         freqs = self._current_freqs(history, tuple(grid), B, x.device)
 
-        e, e0 = self._time(torch.cat([torch.zeros(1, device=x.device), timestep.float()]))
+        act = None
+        if action is not None and self.action_embedding is not None:  # history row (t = 0) gets none
+            action = torch.as_tensor(action, device=x.device).reshape(-1).long().expand(B)
+            act = torch.cat([action.new_full((1,), -1), action])
+        e, e0 = self._time(torch.cat([torch.zeros(1, device=x.device), timestep.float()]), act)
         e_hist, e_cur = e0[:1], e0[1:]
         text_kv = self._text_kv(context, history)
         if memory is None and history is not None:

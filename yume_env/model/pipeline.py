@@ -266,8 +266,11 @@ class WorldModel:
         h, w = c.latent_hw
         noise = sampler.initial_noise([(c.latent_channels, c.latent_frames_per_chunk, h, w)] * len(states), generator, dev)
 
+        # the flat actions, for DiTs with a learned action embedding (other DiTs take no `action`)
+        kw = {"action": torch.tensor(flat, device=dev)} if getattr(self.dit, "action_embedding", None) is not None else {}
+
         def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            return self.dit(x, t, context, history, memory).float()
+            return self.dit(x, t, context, history, memory, **kw).float()
 
         latents = sampler.sample(velocity, noise, sampler.sigma_schedule(c.sample_steps, c.shift))
         clock.tick("dit")

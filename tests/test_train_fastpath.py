@@ -1,0 +1,93 @@
+"""The batched training hot path equals the per-example one; the learned action embedding."""
+
+import torch
+
+from yume_env.actions import NUM_ACTIONS
+from yume_env.model.config import WorldModelConfig
+from yume_env.model.dit import build_dit
+from yume_env.model.text_cache import TextConditioner
+from yume_env.train.stages.pretrain import ContextTable, PretrainConfig, flow_batch
+
+
+def small_config(**kw):
+    return WorldModelConfig.preset("tiny").replace(dim=64, ffn_dim=128, num_layers=2, num_heads=2, **kw)
+
+
+def test_memory_summaries_equal_per_world_update_memory():
+    torch.manual_seed(0)
+    dit = build_dit(small_config())
+    lat = torch.randn(4, 16, 7, 8, 8)
+    lengths = [0, 1, 4, 7]
+    batched = dit.memory_summaries(lat, lengths)
+    for i, n in enumerate(lengths):
+        one = dit.update_memory(None, lat[i, :, :n])
+        assert torch.allclose(batched[i].kv, one.kv, atol=1e-5) and torch.allclose(batched[i].k_sum, one.k_sum, atol=1e-5)
+        assert (batched[i].n_latents, batched[i].n_tokens) == (one.n_latents, one.n_tokens)
+
+
+def test_encode_history_of_mixed_lengths_equals_one_world_at_a_time():
+    torch.manual_seed(0)
+    dit = build_dit(small_config())
+    hist = [torch.randn(16, n, 8, 8) for n in (1, 5, 5, 3, 9)]
+    both = dit.encode_history(hist)
+    for i, h in enumerate(hist):
+        one = dit.encode_history([h])
+        n = one.lengths[0]
+        assert both.lengths[i] == n
+        assert torch.allclose(both.tokens[i, :n], one.tokens[0], atol=1e-6)
+        assert torch.equal(both.freqs[i, :n], one.freqs[0]) and not both.tokens[i, n:].any()
+
+
+def _text(dim=8):
+    g = torch.Generator().manual_seed(0)
+    actions = [torch.randn(1 + a % 2, dim, generator=g) for a in range(NUM_ACTIONS)]
+    events = {"fog rolls in": torch.randn(2, dim, generator=g), "a ghost appears": torch.randn(1, dim, generator=g)}
+    return TextConditioner(name="t", model_id="t", dim=dim, tokens_per_text=1, actions=actions, events=events)
+
+
+def test_context_table_equals_text_context():
+    text = _text()
+    flat = torch.tensor([0, 1, 80, 41, 7])
+    events = ["", "fog rolls in", "a ghost appears", "fog rolls in", ""]
+    for length in (1, 2, 4):
+        assert torch.equal(ContextTable(text, length, "cpu")(flat, events), text.context(flat.tolist(), events, length))
+
+
+class _Clips:
+    def __init__(self, B, steps):
+        g = torch.Generator().manual_seed(1)
+        self.actions = torch.stack([torch.randint(9, (B, steps), generator=g), torch.randint(9, (B, steps), generator=g)], 2)
+        self.events = [["fog rolls in" if (i + s) % 3 == 0 else "" for s in range(steps)] for i in range(B)]
+
+
+def test_flow_batch_is_a_pure_function_of_the_generator_and_slices_the_targets():
+    config = small_config(text_dim=8, text_tokens=2)
+    lat = torch.randn(3, 16, 1 + 2 * 4, 8, 8)
+    clips, k = _Clips(3, 4), [0, 3, 1]
+    make = lambda: flow_batch(lat, clips, k, _text(), config, PretrainConfig(), torch.Generator().manual_seed(5))  # noqa: E731
+    a, b = make(), make()
+    assert all(torch.equal(a[n], b[n]) for n in ("x0", "eps", "t", "context", "action", "history_latents"))
+    for i, ki in enumerate(k):
+        assert torch.equal(a["x0"][i], lat[i, :, 1 + 2 * ki: 3 + 2 * ki]) and a["history"][i].shape[1] == 1 + 2 * ki
+        assert int(a["action"][i]) == int(clips.actions[i, ki, 0]) * 9 + int(clips.actions[i, ki, 1])
+
+
+def test_action_embedding_changes_the_output_only_once_learned():
+    torch.manual_seed(0)
+    dit = build_dit(small_config(action_embedding=True)).eval()
+    assert not dit.action_embedding.weight.any()  # zero-initialised: a fresh model ignores it
+    torch.nn.init.normal_(dit.head.head.weight, std=0.02)
+    x, ctx = torch.randn(2, 16, 2, 8, 8), torch.randn(2, 2, 384)
+    hist = dit.encode_history([torch.randn(16, 3, 8, 8)] * 2)
+    run = lambda a: dit(x, torch.tensor([500.0, 500.0]), ctx, hist, action=torch.tensor(a))  # noqa: E731
+    assert torch.equal(run([0, 5]), dit(x, torch.tensor([500.0, 500.0]), ctx, hist))
+    torch.nn.init.normal_(dit.action_embedding.weight)
+    out = run([0, 5])
+    assert not torch.allclose(out, run([0, 6])) and torch.equal(out[0], run([0, 6])[0])
+
+
+def test_action_embedding_is_only_in_configs_that_ask_for_it():
+    assert WorldModelConfig.preset("tiny").action_embedding and not WorldModelConfig.preset("yume-5b").action_embedding
+    assert build_dit(small_config(action_embedding=False), device="meta").action_embedding is None
+    keys = build_dit(small_config(action_embedding=True), device="meta").state_dict()
+    assert "action_embedding.weight" in keys and keys["action_embedding.weight"].shape == (NUM_ACTIONS, 64)
