@@ -14,8 +14,8 @@ Data flow for one chunk (B worlds, each with its own history):
 3. `update_memory(state, new_latents)`: adds latents to a world's channel-stream state, O(new).
 
 Parameter names equal the published Yume-5B state dict; the channel stream's parameters
-(`memory_embedding.*`, `blocks.N.memory.*`) and the optional learned action embedding
-(`action_embedding.*`, `config.action_embedding`) are extra (`extra_state_dict_keys`).
+(`memory_embedding.*`, `blocks.N.memory.*`) are extra (`extra_state_dict_keys`); the optional learned
+action embedding (`action_embedding.*`) exists only with `config.action_embedding` (off for Yume-5B).
 """
 
 from __future__ import annotations
@@ -168,8 +168,7 @@ class WanDiT(nn.Module):
     def extra_state_dict_keys(self) -> list[str]:
         """Keys the published Yume-5B files lack (the channel stream), so loaders may accept
         published files without them (they keep their zero-gate initialisation)."""
-        return [k for k in self.state_dict()
-                if k.startswith("memory_embedding.") or ".memory." in k or k.startswith("action_embedding.")]
+        return [k for k in self.state_dict() if k.startswith("memory_embedding.") or ".memory." in k]
 
     def published_state_dict_keys(self) -> list[str]:
         extra = set(self.extra_state_dict_keys())

@@ -32,8 +32,13 @@ class EMA:
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         d = self.current_decay()
-        for name, t in _tracked(model):
-            self.shadow[name].lerp_(t.detach().float(), 1.0 - d)
+        pairs = [(self.shadow[name], t.detach().float()) for name, t in _tracked(model)]
+        plain = [(s, t) for s, t in pairs if type(s) is torch.Tensor and type(t) is torch.Tensor]
+        if plain:  # one fused multi-tensor kernel instead of one launch per parameter
+            torch._foreach_lerp_([s for s, _ in plain], [t for _, t in plain], 1.0 - d)
+        for s, t in pairs:
+            if not (type(s) is torch.Tensor and type(t) is torch.Tensor):  # e.g. FSDP2 DTensors
+                s.lerp_(t, 1.0 - d)
         self.updates += 1
 
     @torch.no_grad()

@@ -39,10 +39,10 @@ def sample_chunk(dit: nn.Module, config: WorldModelConfig, history: list[torch.T
                  action: torch.Tensor | None = None) -> torch.Tensor:
     """Latents (B, C, F, h, w) of the next chunk for B worlds with full histories (C, N_i, h, w);
     `action` (B,) flat actions, for DiTs with a learned action embedding."""
-    from yume_env.train.stages.pretrain import action_kwargs
+    from yume_env.train.stages.pretrain import action_kwargs, batch_memory
 
     extra = action_kwargs(dit, action) if action is not None else {}
-    memory = [dit.update_memory(None, h) for h in history] if (memory_on and config.memory_enabled) else None
+    memory = batch_memory(dit, {"history": list(history)}) if (memory_on and config.memory_enabled) else None
     hist = dit.encode_history(history, memory, context=context)
     h, w = config.latent_hw
     noise = sampler.initial_noise([(config.latent_channels, config.latent_frames_per_chunk, h, w)] * len(history),
