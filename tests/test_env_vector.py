@@ -111,6 +111,7 @@ def test_sb3_adapter_reports_terminal_observation_and_truncation():
     assert venv.get_attr("frame_size") == [(64, 64), (64, 64)]
 
 
+@pytest.mark.slow
 def test_sb3_adapter_trains_ppo_with_a_cnn_policy():
     import torch
     from stable_baselines3 import PPO
