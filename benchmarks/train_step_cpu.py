@@ -32,6 +32,15 @@ def _calls(fn) -> int:
     return int(pstats.Stats(prof).total_calls)
 
 
+def _aten_ops(fn) -> int:
+    """Top-level aten operator calls (each is at least one kernel launch on a GPU)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    return int(sum(e.count for e in prof.key_averages() if e.key.startswith("aten::")))
+
+
 def main(argv: list[str] | None = None) -> dict:
     from yume_env.model.dit import build_dit
     from yume_env.model.vae import build_vae
@@ -44,6 +53,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--text-cache", required=True)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--no-vae", action="store_true", help="skip the VAE-stage step")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -81,7 +91,9 @@ def main(argv: list[str] | None = None) -> dict:
         dit.zero_grad(set_to_none=True)
 
     res["pretrain_python_calls_per_step"] = _calls(one_step)
-    res.update(_vae_step(recipe, mc, source))
+    res["pretrain_aten_ops_per_step"] = _aten_ops(one_step)  # ~ kernel launches on a GPU
+    if not args.no_vae:
+        res.update(_vae_step(recipe, mc, source))
     print(json.dumps(res, indent=1))
     return res
 

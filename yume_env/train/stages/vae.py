@@ -33,7 +33,7 @@ class VAEStageConfig:
     batch_size: int = 64  # clips per step
     clip_steps: int = 2  # env steps per clip (1 + 2 * 2 = 5 frames)
     pool_clips: int = 256  # see batches.ClipPool
-    pool_reuse: float = 1.0
+    pool_reuse: float = 4.0  # a pool of 5-frame clips is cheap to encode but costs a render: reuse it
     l1_weight: float = 1.0
     mse_weight: float = 1.0
     edge_weight: float = 0.5
