@@ -31,7 +31,7 @@ import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import yume_env  # noqa: E402,F401  (registers the envs)
-from agents import PlanAgent, RandomAgent, StraightWalkAgent, run_episode  # noqa: E402
+from agents import RandomAgent, StraightWalkAgent, run_episode  # noqa: E402
 from agents.action_sets import ACTION_SETS, action_table  # noqa: E402
 from agents.policy import PolicyAgent, sidecar_path  # noqa: E402
 from yume_env.env.recording import RecordEpisode  # noqa: E402
