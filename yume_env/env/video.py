@@ -44,12 +44,19 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray] | np.ndarr
                     writer.append_data(f)
         else:
             imageio.mimsave(tmp, frames, format="GIF", duration=1000.0 / fps, loop=0)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a recording is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def read_video(path: str | os.PathLike) -> np.ndarray:
