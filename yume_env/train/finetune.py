@@ -369,7 +369,7 @@ class LatentLibrary:
         return z
 
 
-class FinetuneStream:
+class FinetuneStream(IndexedStream):
     """Batch i is a pure function of (seed, i, rank): clips and chunks drawn uniformly over all
     (clip, chunk) examples, flow-matching noise and t as in `pretrain`."""
 
@@ -377,7 +377,7 @@ class FinetuneStream:
         self.lib, self.text, self.mc, self.cfg, self.device, self.rank = library, text, model_config, cfg, device, rank
         limit = cfg.max_history_chunks + 1 if cfg.max_history_chunks > 0 else None
         self.examples = [(i, k) for i, clip in enumerate(library.clips) for k in range(clip.chunks if limit is None else min(limit, clip.chunks))]
-        self.stream = IndexedStream(self.make)
+        super().__init__(self.make)  # batch i = make(i); the stream's state is i
 
     def make(self, index: int) -> dict[str, Any]:
         cfg, Fc = self.cfg, self.mc.latent_frames_per_chunk
@@ -398,15 +398,6 @@ class FinetuneStream:
         context = self.text.context(flat, events, self.mc.text_tokens).to(self.device)
         return {"history": hist, "x0": x0, "eps": eps, "t": t, "context": context,
                 "action": torch.tensor(flat, device=self.device)}
-
-    def next(self):
-        return self.stream.next()
-
-    def state_dict(self):
-        return self.stream.state_dict()
-
-    def load_state_dict(self, state):
-        self.stream.load_state_dict(state)
 
 
 # =============================================================================== the trainer

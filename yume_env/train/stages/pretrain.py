@@ -240,7 +240,7 @@ def flow_batch(latents: torch.Tensor, clips: Clips, k: list[int], text, config: 
             "context": context_table(text, config.text_tokens, device)(flat, events), "action": flat}
 
 
-class PretrainStream:
+class PretrainStream(IndexedStream):
     """Batch i: `batch_size` clips drawn from a pool of rendered, encoded clips; k drawn per clip."""
 
     def __init__(self, source: SimClipSource, vae: nn.Module, text, config: WorldModelConfig, cfg: PretrainConfig,
@@ -248,21 +248,12 @@ class PretrainStream:
         self.text, self.config, self.cfg = text, config, cfg
         self.pool = ClipPool(source, max(cfg.pool_clips, cfg.batch_size), cfg.clip_steps, cfg.batch_size,
                              cfg.pool_reuse, cfg.seed, rank, encode=lambda clips: encode_clips(vae, clips.frames))
-        self.stream = IndexedStream(self.make)
+        super().__init__(self.make)  # batch i = make(i); the stream's state is i
 
     def make(self, i: int) -> dict[str, Any]:
         clips, latents, pick, gen = self.pool.draw(i)
         k = torch.randint(self.cfg.clip_steps, (self.cfg.batch_size,), generator=gen, device=gen.device).tolist()
         return flow_batch(latents[pick], select(clips, pick), k, self.text, self.config, self.cfg, gen)
-
-    def next(self):
-        return self.stream.next()
-
-    def state_dict(self):
-        return self.stream.state_dict()
-
-    def load_state_dict(self, state):
-        self.stream.load_state_dict(state)
 
 
 def dit_ema_state(trainer: Trainer) -> dict[str, torch.Tensor] | None:

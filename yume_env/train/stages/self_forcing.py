@@ -43,7 +43,7 @@ class SelfForcingConfig:
     seed: int = 1
 
 
-class SelfForcingStream:
+class SelfForcingStream(IndexedStream):
     """Batch i: clips (seed i), the model's own continuation of them, the true next chunk as target."""
 
     def __init__(self, dit: nn.Module, source: SimClipSource, vae: nn.Module, text, config: WorldModelConfig,
@@ -51,7 +51,7 @@ class SelfForcingStream:
         self.dit, self.source, self.vae, self.text, self.config, self.cfg, self.rank = dit, source, vae, text, config, cfg, rank
         self.pool = ClipPool(source, max(cfg.pool_clips, cfg.batch_size), cfg.max_burn_in + cfg.max_generated + 1,
                              cfg.batch_size, cfg.pool_reuse, cfg.seed, rank, encode=lambda clips: encode_clips(vae, clips.frames))
-        self.stream = IndexedStream(self.make)
+        super().__init__(self.make)  # batch i = make(i); the stream's state is i
 
     def make(self, i: int) -> dict[str, Any]:
         c, Fc = self.cfg, self.config.latent_frames_per_chunk
@@ -76,15 +76,6 @@ class SelfForcingStream:
         self.dit.train(was_training)
         return flow_batch(latents, clips, [target] * c.batch_size, self.text, self.config, c.flow, gen,
                           history=list(history))
-
-    def next(self):
-        return self.stream.next()
-
-    def state_dict(self):
-        return self.stream.state_dict()
-
-    def load_state_dict(self, state):
-        self.stream.load_state_dict(state)
 
 
 def train_self_forcing(model_config: WorldModelConfig, dit: nn.Module, vae: nn.Module, text, cfg: SelfForcingConfig,
