@@ -49,8 +49,7 @@ from torch.nn import functional as F
 from yume_env.actions import NUM_CAMERAS
 from yume_env.train import distributed as D
 from yume_env.train.batches import IndexedStream, batch_seed
-from yume_env.train.checkpointing import atomic_save_safetensors, atomic_write_text, rng_state, set_rng_state
-from yume_env.train.curves import Curves
+from yume_env.train.checkpointing import atomic_save_safetensors, atomic_write_text
 from yume_env.train.stages.pretrain import FlowMatchingModule, noisy_history, sample_t
 from yume_env.train.trainer import Trainer, TrainerConfig
 
@@ -414,15 +413,8 @@ class FinetuneTrainer(Trainer):
         self.trainable_only = trainable_only
         self._trainable = {n for n, p in self.module.named_parameters() if p.requires_grad}
 
-    def state_dict(self, stream):
-        if not self.trainable_only:
-            return super().state_dict(stream)
-        opt = D.full_optimizer_state(self.module, self.optimizer)
-        return {"name": self.name, "model": self._trainable_state(),
-                "ema": self.ema.state_dict() if self.ema is not None else None, "optimizer": opt,
-                "schedule": {"step": self.step, "elapsed_s": self.elapsed_s}, "rng": rng_state(),
-                "stream": stream.state_dict() if stream is not None else None,
-                "curves": self.curves.state_dict(), "extra": self.extra, "config": self.config.to_dict()}
+    def model_state(self):
+        return self._trainable_state() if self.trainable_only else super().model_state()
 
     def _trainable_state(self) -> dict[str, torch.Tensor]:
         module = D.unwrap(self.module)
@@ -433,30 +425,20 @@ class FinetuneTrainer(Trainer):
                 full_state_dict=True, cpu_offload=True, ignore_frozen_params=True))
         return {k: v.detach().cpu() for k, v in module.state_dict().items() if k in self._trainable}
 
-    def load_state_dict(self, state, stream):
+    def load_model_state(self, state):
         if not self.trainable_only:
-            return super().load_state_dict(state, stream)
+            return super().load_model_state(state)
         module = D.unwrap(self.module)
-        missing = sorted(self._trainable - set(state["model"]))
+        missing = sorted(self._trainable - set(state))
         if missing:
             raise ValueError(f"checkpoint lacks {len(missing)} trainable tensors (e.g. {missing[:3]}); "
                              "it was written by another LoRA configuration: use another --out")
         if D.is_sharded(module):
             from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
 
-            set_model_state_dict(module, state["model"], options=StateDictOptions(full_state_dict=True, strict=False))
+            set_model_state_dict(module, state, options=StateDictOptions(full_state_dict=True, strict=False))
         else:
-            module.load_state_dict(state["model"], strict=False)
-        D.load_full_optimizer_state(self.module, self.optimizer, state["optimizer"])
-        if self.ema is not None and state.get("ema") is not None:
-            self.ema.load_state_dict(state["ema"])
-        self.step = int(state["schedule"]["step"])
-        self.elapsed_s = float(state["schedule"]["elapsed_s"])
-        set_rng_state(state["rng"])
-        if stream is not None and state.get("stream") is not None:
-            stream.load_state_dict(state["stream"])
-        self.curves = Curves(state["curves"])
-        self.extra = dict(state.get("extra") or {})
+            module.load_state_dict(state, strict=False)
 
 
 @dataclass

@@ -134,7 +134,7 @@ class Trainer:
                    "param_groups": opt["param_groups"]}
         return {
             "name": self.name,
-            "model": D.full_model_state(self.module),
+            "model": self.model_state(),
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "optimizer": opt,
             "schedule": {"step": self.step, "elapsed_s": self.elapsed_s},
@@ -145,8 +145,15 @@ class Trainer:
             "config": self.config.to_dict(),
         }
 
+    def model_state(self) -> dict[str, torch.Tensor]:
+        """The model part of a checkpoint (subclasses may keep less, e.g. LoRA adapters only)."""
+        return D.full_model_state(self.module)
+
+    def load_model_state(self, state: dict[str, torch.Tensor]) -> None:
+        D.load_full_model_state(self.module, state)
+
     def load_state_dict(self, state: dict[str, Any], stream: BatchStream | None) -> None:
-        D.load_full_model_state(self.module, state["model"])
+        self.load_model_state(state["model"])
         opt = state["optimizer"]
         D.load_full_optimizer_state(self.module, self.optimizer, opt)
         for group in self.optimizer.state.values():  # moments saved in bf16 come back as fp32
