@@ -11,13 +11,7 @@ from yume_env.model.rope import rope_cos_sin
 
 LAYOUT = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "checkpoint_layouts" / "yume-5b-dit.json"
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are tiny: a single thread avoids thread hand-off costs on busy machines."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one thread is faster
 
 
 

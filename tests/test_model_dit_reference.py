@@ -17,12 +17,7 @@ from yume_env.model import WorldModelConfig, build_dit
 from yume_env.model.tscm import plan_history
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one thread is faster
 
 
 def _ln(x, eps=1e-6):

@@ -6,13 +6,7 @@ import torch
 from yume_env.model import WorldModelConfig, build_dit
 from yume_env.model.tscm_memory import MemoryState, phi
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are tiny: a single thread avoids thread hand-off costs on busy machines."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one thread is faster
 
 
 
