@@ -187,3 +187,28 @@ def test_world_model_opens_the_published_folder_and_steps(folder):
     state = model.init_state(np.full((5, 64, 64, 3), 100, np.uint8))
     out = model.step([state], np.array([[1, 4]]), torch.Generator().manual_seed(0))
     assert out.frames.shape == (1, 32, 64, 64, 3) and out.latents.shape == (1, 48, 8, 4, 4)
+
+
+def test_offload_brings_blocks_over_for_calls_outside_their_forward(parts):
+    """The text K/V (once per event) and the causal history K/V are block calls that forward hooks
+    never see: each must load its block's weights, or CUDA offload fails on a CPU tensor."""
+    from yume_env.model.wan.offload import BlockStreamer
+
+    dit = parts.dit
+    context = torch.randn(1, 3, dit.config.text_dim)
+    ref = dit._text_kv(context, None)
+    streamer = BlockStreamer(dit, "cpu", prefetch=0)
+    loaded = []
+    load = streamer._load
+    streamer._load = lambda i: (loaded.append(i), load(i))[1]
+    try:
+        assert all("history_kv" in vars(blk) for blk in dit.blocks)
+        out = dit._text_kv(context, None)
+        assert sorted(loaded) == list(range(len(dit.blocks)))
+        assert streamer.resident_blocks() == 0
+    finally:
+        streamer.remove()
+    assert not any("context_kv" in vars(blk.cross_attn) or "history_kv" in vars(blk) for blk in dit.blocks)
+    for (k, v), (rk, rv) in zip(out, ref):
+        torch.testing.assert_close(k, rk)
+        torch.testing.assert_close(v, rv)

@@ -22,7 +22,8 @@ class BlockStreamer:
     """
 
     def __init__(self, model: nn.Module, device: str | torch.device, prefetch: int = 1,
-                 keep_resident: tuple[str, ...] = ("memory",)):
+                 keep_resident: tuple[str, ...] = ("memory",),
+                 entry_points: tuple[str, ...] = ("history_kv", "cross_attn.context_kv")):
         self.device = torch.device(device)
         # Small submodules of each block that stay on the device: the channel-stream read
         # (`memory`, ~6 MB a block) is also used outside the block's forward (`update_memory`).
@@ -53,6 +54,17 @@ class BlockStreamer:
         for i, blk in enumerate(self.blocks):
             self._handles.append(blk.register_forward_pre_hook(self._make_pre(i)))
             self._handles.append(blk.register_forward_hook(self._make_post(i)))
+        # Block methods the DiT calls outside the block's forward (text K/V once per event, the
+        # last block's history K/V once per chunk): forward hooks never see them, so each is
+        # wrapped to bring its block's weights over for the call.
+        self._patched: list[tuple[nn.Module, str]] = []
+        for i, blk in enumerate(self.blocks):
+            for path in entry_points:
+                owner_path, _, method = path.rpartition(".")
+                owner = blk.get_submodule(owner_path) if owner_path else blk
+                if hasattr(owner, method):
+                    setattr(owner, method, self._make_entry(i, getattr(owner, method)))
+                    self._patched.append((owner, method))
 
     # ------------------------------------------------------------------ hooks
     def _load(self, i: int) -> None:
@@ -95,6 +107,18 @@ class BlockStreamer:
 
         return post
 
+    def _make_entry(self, i: int, method):
+        pre, post = self._make_pre(i), self._make_post(i)
+
+        def call(*args, **kwargs):
+            pre(self.blocks[i], args)
+            try:
+                return method(*args, **kwargs)
+            finally:
+                post(self.blocks[i], args, None)
+
+        return call
+
     def resident_blocks(self) -> int:
         """How many blocks have their weights on the device now."""
         return len(self._ready)
@@ -103,6 +127,9 @@ class BlockStreamer:
         for h in self._handles:
             h.remove()
         self._handles.clear()
+        for owner, method in self._patched:
+            delattr(owner, method)  # the instance attribute shadowed the class's method
+        self._patched.clear()
 
 
     def _streamed(self, block: nn.Module):
