@@ -221,7 +221,8 @@ def run_recipe(out: str | Path, text_cache: str | Path | None, preset: str = "de
     root.mkdir(parents=True, exist_ok=True)
     run = Run(root, preset, budget_minutes, writer=info.is_main)
     run.state["overrides"] = list(overrides or [])
-    call = {"started_unix": time.time(), "device": _device_name(info.device), "seconds": 0.0}
+    call = {"started_unix": time.time(), "device": _device_name(info.device), "world_size": info.world_size,
+            "torch": torch.__version__, "seconds": 0.0}
     run.state["calls"].append(call)
     deadline = t_start + call_minutes * 60.0 - 20.0 if call_minutes > 0 else None  # 20 s for the last checkpoint
     text = _text_conditioner(text_cache)

@@ -104,9 +104,14 @@ def _fmt(v: Any) -> str:
 def model_card(mc: WorldModelConfig, recipe, state: dict[str, Any], metrics: dict[str, Any]) -> str:
     stages = state["stages"]
     calls = state["calls"]
-    gpu_s = sum(c["seconds"] for c in calls if c["device"] != "cpu")
     all_s = sum(c["seconds"] for c in calls)
-    devices = sorted({c["device"] for c in calls})
+    # GPU-minutes count every process of a torchrun call (3 GPUs for 8 min = 24 GPU-minutes)
+    gpu_s = sum(c["seconds"] * c.get("world_size", 1) for c in calls if c["device"] != "cpu")
+    procs = max((c.get("world_size", 1) for c in calls), default=1)
+    launcher = f"torchrun --standalone --nproc_per_node {procs}" if procs > 1 else "python"
+    call_rows = "\n".join(
+        f"| {i + 1} | {c.get('world_size', 1)} x {c['device']} | {c['seconds'] / 60:.1f} | {c.get('torch', '-')} |"
+        for i, c in enumerate(calls))
     m = {**state.get("metrics", {}), **metrics}
     rows = "\n".join(f"| {s} | {stages.get(s, {}).get('steps', '-')} | {stages.get(s, {}).get('elapsed_s', 0) / 60:.1f} |"
                      for s in ("vae", "pretrain", "self_forcing", "reward"))
@@ -145,8 +150,15 @@ history length, history noise augmentation up to {p.history_noise_max}. Self-for
 |---|---|---|
 {rows}
 
-Total wall time {all_s / 60:.1f} min over {len(calls)} call(s); GPU minutes {gpu_s / 60:.1f}
-(devices: {", ".join(devices)}); torch {torch.__version__}, Python {platform.python_version()}.
+Total wall time {all_s / 60:.1f} min over {len(calls)} call(s), {gpu_s / 60:.1f} GPU-minutes. Under `torchrun`
+every process trains on its own batches (data parallel), so a step's batch is the per-process batch
+above times the processes of that call.
+
+| call | processes x device | minutes | torch |
+|---|---|---|---|
+{call_rows}
+
+Exported with torch {torch.__version__}, Python {platform.python_version()}.
 
 ## Metrics (measured by the recipe at export; PSNR against the simulator under the same actions)
 | metric | value |
@@ -161,8 +173,8 @@ Drift after self-forcing (dB by step): {", ".join(f"{v:.1f}" for v in m.get("dri
 ## Reproduce
 ```
 yume-env train text-cache --out text_cache.safetensors          # where MiniLM is installed
-python -m yume_env.train.recipes.default_world --out RUN --text-cache text_cache.safetensors \\
-    --budget-minutes {state.get("budget_minutes")} --call-minutes 8.2 {" ".join("--set " + o for o in state.get("overrides", []))}
-# repeat the command until it prints "exported": true
+{launcher} -m yume_env.train.recipes.default_world --out RUN --text-cache text_cache.safetensors \\
+    --budget-minutes {state.get("budget_minutes")} --call-minutes 8.9 {" ".join("--set " + o for o in state.get("overrides", []))}
+# repeat the command until it prints "exported": true (stages resume from their checkpoints)
 ```
 """
