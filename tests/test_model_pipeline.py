@@ -188,3 +188,23 @@ def test_a_model_without_a_given_conditioner_builds_minilm_on_first_use():
     model.init_state(frames(1))
     assert model.text.name == "minilm" and model.text.dim == 384 and model.text.encoder_calls == 1
     assert "64x64" in repr(model)
+
+
+def test_batched_memory_update_equals_the_per_world_one(model):
+    """`update_memories` (one batched update per env step) against `update_memory` world by world,
+    with fresh and running states mixed."""
+    dit = model.dit
+    c = model.config
+    torch.manual_seed(4)
+    h, w = c.latent_hw
+    first = torch.randn(c.latent_channels, 3, h, w)
+    running = dit.update_memory(None, first)
+    new = torch.randn(2, c.latent_channels, c.latent_frames_per_chunk, h, w)
+    batched = dit.update_memories([running, None], new)
+    for got, base, lat in zip(batched, [running, None], new):
+        ref = dit.update_memory(base, lat)
+        torch.testing.assert_close(got.kv, ref.kv)
+        torch.testing.assert_close(got.k_sum, ref.k_sum)
+        assert (got.n_latents, got.n_tokens) == (ref.n_latents, ref.n_tokens)
+    with pytest.raises(ValueError, match="memories for 2 worlds"):
+        dit.update_memories([None], new)

@@ -30,7 +30,7 @@ import torch
 from yume_env.actions import NUM_CAMERAS, NUM_KEYS
 from yume_env.model import sampler, tscm
 from yume_env.model.config import WorldModelConfig
-from yume_env.model.dit import WanDiT, build_dit
+from yume_env.model.dit import WanDiT, build_dit, host_tensor
 from yume_env.model.task_head import TaskHead
 from yume_env.model.text import ENCODER_CLASSES, build_text_encoder
 from yume_env.model.text_cache import TextConditioner
@@ -236,6 +236,27 @@ class WorldModel:
             state.memory = self.dit.update_memory(state.memory, latents)
         state.history_tokens = tscm.history_token_count(c.tscm_schedule, state.n_history, c.latent_hw)
 
+    def _append_batch(self, states: list[WorldState], latents: torch.Tensor) -> None:
+        """`_append` of each world's new chunk latents (B, C, F, h, w), batched: one channel-stream
+        update for all worlds and one history append per group of equal history length."""
+        c = self.config
+        memories = self.dit.update_memories([s.memory for s in states], latents) if c.memory_enabled else None
+        groups: dict[tuple, list[int]] = {}
+        for i, s in enumerate(states):
+            groups.setdefault((s.n_history, tuple(s.history.shape)), []).append(i)
+        for (n_history, _), members in groups.items():
+            kept = torch.stack([states[i].history.to(latents) for i in members])
+            new = latents[members[0]:members[0] + 1] if len(members) == 1 else latents[host_tensor(members, latents.device)]
+            grown = tscm.append_history(c.tscm_schedule, kept, n_history, new)
+            for j, i in enumerate(members):
+                states[i].history = grown[j]
+        for i, state in enumerate(states):
+            state.n_history += latents.shape[2]
+            if memories is not None:
+                state.memory = memories[i]
+            state.history_tokens = tscm.history_token_count(c.tscm_schedule, state.n_history, c.latent_hw)
+            state.step_count += 1
+
     @torch.no_grad()
     def step(
         self,
@@ -274,9 +295,7 @@ class WorldModel:
 
         latents = sampler.sample(velocity, noise, sampler.sigma_schedule(c.sample_steps, c.shift))
         clock.tick("dit")
-        for state, lat in zip(states, latents):
-            self._append(state, lat)
-            state.step_count += 1
+        self._append_batch(states, latents)
         clock.tick("memory")
         cache = _vae_fn(self.vae, "stack_caches", stack_caches)([s.vae_cache for s in states])
         pixels, cache = self.vae.decode_chunk(latents, cache)

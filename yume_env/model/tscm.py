@@ -249,15 +249,17 @@ def append_history(
     schedule: str | Schedule, kept: torch.Tensor, n_history: int, new: torch.Tensor
 ) -> torch.Tensor:
     """Bounded history storage: add `new` latents (C, n, h, w) to `kept` (C, K, h, w), which holds
-    `frames_to_keep(schedule, n_history)`, and return the frames kept at n_history + n."""
+    `frames_to_keep(schedule, n_history)`, and return the frames kept at n_history + n.
+
+    Also for G worlds of the same `n_history` at once: kept (G, C, K, h, w), new (G, C, n, h, w)."""
     old_idx = frames_to_keep(schedule, n_history)
-    if kept.shape[1] != len(old_idx):
+    if kept.shape[-3] != len(old_idx):
         raise ValueError(
-            f"kept holds {kept.shape[1]} frames but frames_to_keep({n_history}) names {len(old_idx)}; "
+            f"kept holds {kept.shape[-3]} frames but frames_to_keep({n_history}) names {len(old_idx)}; "
             "pass the tensor this function returned last time"
         )
-    n_new = n_history + new.shape[1]
+    n_new = n_history + new.shape[-3]
     pos = {f: i for i, f in enumerate(old_idx)}
-    pos.update({n_history + j: len(old_idx) + j for j in range(new.shape[1])})
+    pos.update({n_history + j: len(old_idx) + j for j in range(new.shape[-3])})
     take = torch.tensor([pos[f] for f in frames_to_keep(schedule, n_new)], dtype=torch.long)
-    return torch.cat([kept, new], dim=1).index_select(1, take.to(kept.device))
+    return torch.cat([kept, new], dim=-3).index_select(-3, take.to(kept.device))
