@@ -30,7 +30,7 @@ def contexts(model, n):
 
 
 def test_beacon_reward_is_distance_progress_plus_bonus_on_arrival():
-    model = HeadStub(distances=[[5.0, 9.0], [4.0, 9.5], [3.5, 9.0]], logits=[[-1, -1], [-1, -1], [2.0, -1]])
+    model = HeadStub(distances=[[5.0, 9.0], [4.0, 9.5], [2.5, 9.0]], logits=[[-1, -1], [-1, -1], [2.0, -1]])
     reward = BeaconReward(bonus=10.0)
     for i in range(2):
         reward.reset(i)
@@ -39,8 +39,19 @@ def test_beacon_reward_is_distance_progress_plus_bonus_on_arrival():
     second, done = reward(contexts(model, 2), [0, 1])
     np.testing.assert_allclose(second, [1.0, -0.5])
     third, done = reward(contexts(model, 2), [0, 1])
-    np.testing.assert_allclose(third, [0.5 + 10.0, 0.5])
+    np.testing.assert_allclose(third, [1.5 + 10.0, 0.5])
     assert done.tolist() == [True, False]
+
+
+def test_beacon_arrival_needs_the_distance_head_to_agree():
+    # an arrival logit far from the beacon (what blurry generated frames provoke) is no arrival
+    model = HeadStub(distances=[[8.0, 2.0]], logits=[[3.0, 3.0]])
+    reward = BeaconReward(bonus=10.0, arrive_distance=3.0)
+    for i in range(2):
+        reward.reset(i)
+    rewards, done = reward(contexts(model, 2), [0, 1])
+    assert done.tolist() == [False, True]
+    np.testing.assert_allclose(rewards, [0.0, 10.0])
 
 
 def test_beacon_reward_memory_survives_get_and_set_state():

@@ -3,7 +3,8 @@
 `reward_fn=` of the envs takes:
 - `"beacon"`: the default world's learned task head (`WorldModel.predict_task`): reward = decrease of
   the predicted distance to the beacon since the previous step, plus `bonus` and termination when
-  the head's `reached_logit > 0`;
+  the head's `reached_logit > 0` *and* its predicted distance is under `arrive_distance` (3 m; the
+  simulator's reach radius is 1.5 m): on generated frames the arrival logit alone fires at 6-9 m;
 - `"none"`: reward 0.0, never terminates;
 - `None` (default): `"beacon"` when the model has a task head, else `"none"`;
 - a callable `fn(ctx: RewardContext) -> float | (float, bool)`, called once per world and step;
@@ -83,8 +84,11 @@ class BeaconReward(RewardFunction):
 
     name = "beacon"
 
-    def __init__(self, bonus: float = 10.0):
+    def __init__(self, bonus: float = 10.0, arrive_distance: float = 3.0):
         self.bonus = float(bonus)
+        # both heads must agree: the arrival logit alone also fires far from the beacon on blurry
+        # generated frames, which made every dream episode "succeed" within a few steps
+        self.arrive_distance = float(arrive_distance)
         self._last_distance: dict[int, float | None] = {}
 
     def reset(self, index):
@@ -98,7 +102,7 @@ class BeaconReward(RewardFunction):
         if pred is None:
             raise ValueError("reward_fn='beacon' needs a model with a task head (task_head.safetensors); use 'none'")
         distance = pred["distance"].detach().float().cpu().numpy().reshape(-1)
-        reached = pred["reached_logit"].detach().float().cpu().numpy().reshape(-1) > 0
+        reached = (pred["reached_logit"].detach().float().cpu().numpy().reshape(-1) > 0) & (distance < self.arrive_distance)
         rewards = np.zeros(len(contexts))
         for b, index in enumerate(indices):
             last = self._last_distance.get(index)
