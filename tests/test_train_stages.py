@@ -121,7 +121,7 @@ def test_smoke_recipe_writes_a_model_folder_that_loads_and_steps(tmp_path):
     assert (run / "samples" / "scripted.gif").is_file()
     assert "drift_psnr_before_self_forcing" in state["metrics"] and "drift_psnr_after_self_forcing" in state["metrics"]
     card = (run / "model" / "MODEL_CARD.md").read_text()
-    assert "GPU minutes" in card and "rollout_psnr_mean_db" in card
+    assert "GPU-minutes" in card and "| call | processes x device |" in card and "rollout_psnr_mean_db" in card
     world = WorldModel.from_pretrained(run / "model")
     assert world.task_head is not None and world.start_frames["frames"].shape[1:] == (32, 32, 3)
     s = world.init_state(world.start_frames["frames"][:1], event="it starts to snow")
