@@ -216,7 +216,7 @@ class WorldModel:
             history=latents.new_zeros(latents.shape[1], 0, *latents.shape[-2:]), n_history=0, memory=None,
             vae_cache=_vae_fn(self.vae, "start_stream", lambda z: self.vae.decode_chunk(z, None)[1])(latents),
         )
-        self._append(state, latents[0])
+        self._append([state], latents)
         self.set_event(state, event)
         return state
 
@@ -227,18 +227,10 @@ class WorldModel:
         self.text.event_tokens(text)
         state.event = text.strip()
 
-    def _append(self, state: WorldState, latents: torch.Tensor) -> None:
-        """Adds latents (C, n, h, w) to a world's bounded history and channel-stream sums."""
-        c = self.config
-        state.history = tscm.append_history(c.tscm_schedule, state.history.to(latents), state.n_history, latents)
-        state.n_history += latents.shape[1]
-        if c.memory_enabled:
-            state.memory = self.dit.update_memory(state.memory, latents)
-        state.history_tokens = tscm.history_token_count(c.tscm_schedule, state.n_history, c.latent_hw)
-
-    def _append_batch(self, states: list[WorldState], latents: torch.Tensor) -> None:
-        """`_append` of each world's new chunk latents (B, C, F, h, w), batched: one channel-stream
-        update for all worlds and one history append per group of equal history length."""
+    def _append(self, states: list[WorldState], latents: torch.Tensor) -> None:
+        """Adds each world's new latents (B, C, n, h, w) to its bounded history and channel-stream
+        sums: one channel-stream update for all worlds, one history append per group of equal
+        history length (per-world small ops made a batched step launch-bound on a GPU)."""
         c = self.config
         memories = self.dit.update_memories([s.memory for s in states], latents) if c.memory_enabled else None
         groups: dict[tuple, list[int]] = {}
@@ -255,7 +247,6 @@ class WorldModel:
             if memories is not None:
                 state.memory = memories[i]
             state.history_tokens = tscm.history_token_count(c.tscm_schedule, state.n_history, c.latent_hw)
-            state.step_count += 1
 
     @torch.no_grad()
     def step(
@@ -295,7 +286,9 @@ class WorldModel:
 
         latents = sampler.sample(velocity, noise, sampler.sigma_schedule(c.sample_steps, c.shift))
         clock.tick("dit")
-        self._append_batch(states, latents)
+        self._append(states, latents)
+        for state in states:
+            state.step_count += 1
         clock.tick("memory")
         cache = _vae_fn(self.vae, "stack_caches", stack_caches)([s.vae_cache for s in states])
         pixels, cache = self.vae.decode_chunk(latents, cache)
