@@ -364,9 +364,6 @@ class WanDiT(nn.Module):
         if len(memories) != B:
             raise ValueError(f"{len(memories)} memories for {B} worlds")
         fresh = self.memory_summaries(new_latents, [n] * B)
-        if self.config.patch_size[0] != 1:  # memory_summaries fell back to update_memory per world
-            return [f if m is None else MemoryState(m.kv + f.kv, m.k_sum + f.k_sum, m.n_latents + n,
-                                                    m.n_tokens + f.n_tokens) for m, f in zip(memories, fresh)]
         kv = torch.stack([f.kv for f in fresh])  # views of one tensor: one copy, not B
         k_sum = torch.stack([f.k_sum for f in fresh])
         if any(m is not None for m in memories):

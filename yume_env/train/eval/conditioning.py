@@ -21,22 +21,15 @@ import torch
 
 from yume_env.train.batches import SimClipSource
 from yume_env.train.rollout import encode_clips
-from yume_env.train.stages.pretrain import PretrainConfig, action_kwargs, batch_memory, flow_batch
+from yume_env.train.stages.pretrain import FlowMatchingModule, PretrainConfig, flow_batch
 
 NOISE_LEVELS = (0.3, 0.6, 0.9, 1.0)
 
 
 @torch.no_grad()
-def x0_error(dit, batch: dict[str, Any], context=None, action=None) -> float:
-    """Mean squared error of the x0 the DiT implies on `batch` (context/action override the batch's)."""
-    memory = batch_memory(dit, batch)
-    history = dit.encode_history(batch["history"], memory)
-    t = batch["t"].view(-1, 1, 1, 1, 1)
-    x_t = (1 - t) * batch["x0"] + t * batch["eps"]
-    context = batch["context"] if context is None else context
-    action = batch["action"] if action is None else action
-    v = dit(x_t, batch["t"] * 1000.0, context, history, memory, **action_kwargs(dit, action)).float()
-    return float(((x_t - t * v - batch["x0"]) ** 2).mean())
+def x0_error(dit, batch: dict[str, Any]) -> float:
+    """Mean squared error of the x0 the DiT implies on `batch` (the training loss's own metric)."""
+    return float(FlowMatchingModule(dit)(batch)[1]["x0_mse"])
 
 
 def _with_history(batch: dict[str, Any], history: list[torch.Tensor]) -> dict[str, Any]:
@@ -62,7 +55,7 @@ def conditioning_ablation(world, clips: int = 32, step: int = 5, seed: int = 777
         rows.append({
             "t": float(level),
             "true": x0_error(dit, batch),
-            "shuffled_action": x0_error(dit, batch, context=batch["context"][other], action=batch["action"][other]),
+            "shuffled_action": x0_error(dit, {**batch, "context": batch["context"][other], "action": batch["action"][other]}),
             "shuffled_history": x0_error(dit, _with_history(batch, [batch["history"][i] for i in other])),
             "zero_history": x0_error(dit, _with_history(batch, [torch.zeros_like(h) for h in batch["history"]])),
             "copy_last_frame": float(((last - batch["x0"]) ** 2).mean()),
