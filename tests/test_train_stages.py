@@ -120,6 +120,11 @@ def test_smoke_recipe_writes_a_model_folder_that_loads_and_steps(tmp_path):
         assert (run / "curves" / f"{name}.png").is_file() and (run / "curves" / f"{name}.json").is_file()
     assert (run / "samples" / "scripted.gif").is_file()
     assert "drift_psnr_before_self_forcing" in state["metrics"] and "drift_psnr_after_self_forcing" in state["metrics"]
+    # the exported DiT is the stage with the better rollout PSNR; only its weights are kept
+    m = state["metrics"]
+    kept = "dit_self_forcing" if m["drift_psnr_after_self_forcing"] >= m["drift_psnr_before_self_forcing"] else "dit_pretrain"
+    assert m["exported_dit"] == kept
+    assert sorted(p.stem for p in (run / "weights").glob("dit_*.safetensors")) == [kept]
     card = (run / "model" / "MODEL_CARD.md").read_text()
     assert "GPU-minutes" in card and "| call | processes x device |" in card and "rollout_psnr_mean_db" in card
     world = WorldModel.from_pretrained(run / "model")
@@ -175,3 +180,35 @@ def test_recipe_overrides_change_nested_values_and_reject_unknown_fields():
     assert default_recipe().pretrain.batch_size != 128  # presets are not modified
     with pytest.raises(ValueError, match="no field 'batch'"):
         apply_overrides(default_recipe(), ["pretrain.batch=1"])
+
+
+def test_compare_measures_a_run_from_its_latest_pretrain_checkpoint_ema(tmp_path, tiny):
+    """recipes.compare loads a run's newest pretrain checkpoint (EMA weights, not the raw model)
+    with the run's own VAE and config, and reports PSNRs and the conditioning ablation."""
+    from yume_env.train.checkpointing import atomic_save_safetensors, save_checkpoint
+    from yume_env.train.recipes.compare import load_run_world, markdown, measure
+
+    from yume_env.model.bench import _HashEncoder  # encodes any event text (the clips carry events)
+
+    mc = tiny[0]
+    text = TextConditioner.build(_HashEncoder(mc.text_encoder, mc.text_dim))
+    run = tmp_path / "run"
+    (run / "weights").mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"preset": "smoke", "overrides": [], "stages": {}, "calls": [], "metrics": {}}))
+    atomic_save_safetensors(build_vae(mc.vae, mc.latent_channels).state_dict(), run / "weights" / "vae.safetensors")
+    torch.manual_seed(3)
+    raw, ema = build_dit(mc, device="cpu"), build_dit(mc, device="cpu")
+    for p in ema.parameters():
+        p.data.normal_(0, 0.02)
+    shadow = {f"dit.{k}": v for k, v in ema.state_dict().items()}
+    save_checkpoint(run / "ckpt" / "pretrain", 7, {
+        "name": "pretrain", "model": {f"dit.{k}": v for k, v in raw.state_dict().items()},
+        "ema": {"decay": 0.9, "updates": 7, "shadow": shadow}, "schedule": {"step": 7, "elapsed_s": 12.0}})
+    world, _, info = load_run_world(run, text, torch.device("cpu"))
+    assert info["step"] == 7 and info["elapsed_s"] == 12.0
+    for k, v in ema.state_dict().items():
+        assert torch.equal(world.dit.state_dict()[k], v), k
+    row = measure(run, text, torch.device("cpu"), clips=2, steps=2)
+    assert np.isfinite(row["rollout_psnr_mean_db"]) and np.isfinite(row["teacher_forced_psnr_db"])
+    assert set(row["x0_error_t1"]) >= {"true", "shuffled_action", "shuffled_history", "copy_last_frame"}
+    assert "| run |" in markdown([row]) and "step-00000007" in markdown([row])

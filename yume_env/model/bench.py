@@ -42,12 +42,26 @@ class _HashEncoder(TextEncoder):
         return TextEmbedding(emb, torch.ones(len(texts), 1, dtype=torch.bool))
 
 
+def _overrides(items: list[str]) -> dict:
+    """["patch_size=[1,1,1]", "dim=192"] -> {"patch_size": [1, 1, 1], "dim": 192} (values read as JSON)."""
+    out = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set {item!r} must look like field=value, e.g. --set dim=192")
+        try:
+            out[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key.strip()] = raw
+    return out
+
+
 def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     if args.model:
         model = WorldModel.from_pretrained(args.model, device=args.device)
     else:
-        config = WorldModelConfig.preset(args.preset)
+        config = WorldModelConfig.preset(args.preset).replace(**_overrides(args.overrides))
         text = TextConditioner.build(_HashEncoder(config.text_encoder, config.text_dim))
         model = WorldModel.from_config(config, seed=0, device=args.device, text=text)
     H, W = model.frame_size
@@ -70,7 +84,7 @@ def run(args: argparse.Namespace) -> dict:
             phases.append(out.timings)
     ms = lambda xs: round(1000 * float(np.median(xs)), 2)  # noqa: E731
     return {
-        "model": args.model or f"preset {args.preset} (random weights)",
+        "model": args.model or f"preset {args.preset} (random weights)" + "".join(f", {o}" for o in args.overrides),
         "device": args.device, "threads": args.threads, "worlds": args.worlds,
         "cpu": platform.processor() or platform.machine(),
         "warmup_steps": args.warmup, "steps": args.steps,
@@ -86,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", help="model folder (default: a random model of --preset)")
     p.add_argument("--preset", default="tiny")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                   help="change a config field of the random model, e.g. --set patch_size=[1,1,1] (repeat)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--worlds", type=int, default=1)

@@ -108,7 +108,14 @@ TINY = Schedule(
     tiers=(Tier(None, None, _published_bands((4, 2), (8, 4), (None, 8, 1, 8))),),
 )
 
-SCHEDULES: dict[str, Schedule] = {s.name: s for s in (YUME, TINY)}
+# The same 8x8 latents with a (1, 1, 1) current patch: the newest chunk (2 frames) at 64 tokens
+# each, 4 older at 16, 8 older at 4, the oldest thinned to 8 frames at 1 token: at most 232 tokens.
+TINY_FINE = Schedule(
+    name="tiny-fine",
+    tiers=(Tier(None, None, _published_bands((2, 1), (4, 2), (8, 4), (None, 8, 1, 8))),),
+)
+
+SCHEDULES: dict[str, Schedule] = {s.name: s for s in (YUME, TINY, TINY_FINE)}
 
 
 def get_schedule(schedule: str | Schedule) -> Schedule:

@@ -110,8 +110,9 @@ def model_card(mc: WorldModelConfig, recipe, state: dict[str, Any], metrics: dic
     procs = max((c.get("world_size", 1) for c in calls), default=1)
     launcher = f"torchrun --standalone --nproc_per_node {procs}" if procs > 1 else "python"
     call_rows = "\n".join(
-        f"| {i + 1} | {c.get('world_size', 1)} x {c['device']} | {c['seconds'] / 60:.1f} | {c.get('torch', '-')} |"
+        f"| {i + 1} | {c.get('world_size', 1)} x {c['device']} | {c['seconds'] / 60:.1f} | {c.get('torch', '-')} | {c.get('note', '')} |"
         for i, c in enumerate(calls))
+    notes = "".join(f"\n{n}\n" for n in state.get("notes", []))  # free text a run's owner adds to run.json
     m = {**state.get("metrics", {}), **metrics}
     rows = "\n".join(f"| {s} | {stages.get(s, {}).get('steps', '-')} | {stages.get(s, {}).get('elapsed_s', 0) / 60:.1f} |"
                      for s in ("vae", "pretrain", "self_forcing", "reward"))
@@ -154,8 +155,8 @@ Total wall time {all_s / 60:.1f} min over {len(calls)} call(s), {gpu_s / 60:.1f}
 every process trains on its own batches (data parallel), so a step's batch is the per-process batch
 above times the processes of that call.
 
-| call | processes x device | minutes | torch |
-|---|---|---|---|
+| call | processes x device | minutes | torch | note |
+|---|---|---|---|---|
 {call_rows}
 
 Exported with torch {torch.__version__}, Python {platform.python_version()}.
@@ -168,7 +169,8 @@ Exported with torch {torch.__version__}, Python {platform.python_version()}.
 Rollout PSNR by step (dB): {", ".join(f"{v:.1f}" for v in m.get("rollout_psnr_by_step_db", []))}.
 Drift before self-forcing (dB by step): {", ".join(f"{v:.1f}" for v in m.get("drift_psnr_by_step_before_self_forcing", []))}.
 Drift after self-forcing (dB by step): {", ".join(f"{v:.1f}" for v in m.get("drift_psnr_by_step_after_self_forcing", []))}.
-`yume-env eval` gives the full evaluation (inverse dynamics, loop closure, events, speed).
+Shipped DiT weights: `{m.get("exported_dit", "dit_self_forcing")}` (the recipe keeps the stage whose rollout drifts less).
+{notes}`yume-env eval` gives the full evaluation (inverse dynamics, loop closure, events, speed).
 
 ## Reproduce
 ```

@@ -1,18 +1,25 @@
 #!/bin/bash
 # Device call: default-world recipe (DDP on GPUs 1..N-1) + eval probes (GPU 0), in parallel.
-# usage (repo root, on the GPU machine): bash yume_env/train/recipes/lent_gpu_job.sh CALL_MINUTES [probes]
-# Reads dw_carry/text_cache.safetensors and, when present, dw_carry/state/run.tar.part* (the previous
-# call's $OUT/run.tar.part*); writes $OUT/run.tar.part* and the logs. With "probes", GPU 0 trains the
-# eval probes meanwhile and the recipe runs on the other GPUs.
+# usage (repo root, on the GPU machine):
+#   bash yume_env/train/recipes/lent_gpu_job.sh CALL_MINUTES [probes] [RECIPE ARGS...]
+# Reads dw_carry/text_cache.safetensors and, when present, dw_carry/state/*.tar.part* (the previous
+# call's $OUT/run.tar.part*, or sweep_gpu_job.sh's best.tar.part*); writes $OUT/run.tar.part* and the
+# logs. With "probes", GPU 0 trains the eval probes meanwhile and the recipe runs on the other GPUs.
+# RECIPE ARGS (--budget-minutes, --set ...) replace the defaults below; pass the same on every call.
 set -u
-CALL_MIN=$1; PROBES=${2:-}
+CALL_MIN=$1; shift
+PROBES=""; if [ "${1:-}" = probes ]; then PROBES=1; shift; fi
+ARGS=("$@")
+if [ ${#ARGS[@]} -eq 0 ]; then
+  ARGS=(--budget-minutes 25)  # the default recipe (yume_env/train/recipes/default_world.py)
+fi
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 9
 export PYTHONPATH=/tmp/site:$PWD
 nvidia-smi -L > $OUT/gpus.txt
 N=$(nvidia-smi -L | wc -l)
 mkdir -p /tmp/run
-if ls dw_carry/state/run.tar.part* >/dev/null 2>&1; then cat dw_carry/state/run.tar.part* | tar -C /tmp/run -xf -; fi
+if ls dw_carry/state/*.tar.part* >/dev/null 2>&1; then cat dw_carry/state/*.tar.part* | tar -C /tmp/run -xf -; fi
 if [ -n "$PROBES" ]; then
   (CUDA_VISIBLE_DEVICES=0 timeout 480 python3 -m yume_env eval train-probes --device cuda --episodes 600 --steps 48 \
      --iterations 5000 --sim-batch 128 --out /tmp/probes > $OUT/probes_log.txt 2>&1;
@@ -23,9 +30,7 @@ else
 fi
 CUDA_VISIBLE_DEVICES=$GPUS timeout $(python3 -c "print(int($CALL_MIN*60+25))") torchrun --standalone --nproc_per_node $NP \
   -m yume_env.train.recipes.default_world --out /tmp/run --text-cache dw_carry/text_cache.safetensors \
-  --budget-minutes 15 --call-minutes $CALL_MIN \
-  --set fractions.vae=0.15 --set fractions.pretrain=0.55 --set fractions.self_forcing=0.18 --set fractions.reward=0.12 \
-  --set pretrain.pool_clips=1024 --set pretrain.pool_reuse=4 --set vae.pool_clips=1024 > $OUT/recipe_log.txt 2>&1
+  --call-minutes $CALL_MIN "${ARGS[@]}" > $OUT/recipe_log.txt 2>&1
 echo "recipe rc=$?" >> $OUT/recipe_log.txt
 wait
 rm -rf /tmp/run/ckpt_tmp

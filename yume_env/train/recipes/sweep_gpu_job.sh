@@ -1,0 +1,33 @@
+#!/bin/bash
+# Device call: a model sweep. Each variant trains the recipe's pretrain stage on its own GPU for the
+# same wall-clock time, from one shared seed run folder (finished VAE and task head); then
+# `recipes.compare` measures every variant's latest checkpoint, and the best one (rollout PSNR +
+# teacher-forced PSNR) travels back in $OUT/best.tar.part* to continue with lent_gpu_job.sh.
+# usage (repo root, on the GPU machine):
+#   bash yume_env/train/recipes/sweep_gpu_job.sh CALL_MINUTES "name1|--set a=1 --set b=2" "name2|..." ...
+# Reads dw_carry/text_cache.safetensors and dw_carry/seed/ (run.json + weights/).
+set -u
+CALL_MIN=$1; shift
+export PYTHONUNBUFFERED=1
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 9
+export PYTHONPATH=/tmp/site:$PWD
+nvidia-smi -L > $OUT/gpus.txt
+gpu=0; runs=()
+for spec in "$@"; do
+  name=${spec%%|*}; sets=${spec#*|}
+  mkdir -p /tmp/sweep/$name && cp -r dw_carry/seed/. /tmp/sweep/$name/
+  CUDA_VISIBLE_DEVICES=$gpu timeout $(python3 -c "print(int($CALL_MIN*60+25))") python3 -m yume_env.train.recipes.default_world \
+    --out /tmp/sweep/$name --text-cache dw_carry/text_cache.safetensors --budget-minutes 40 --call-minutes $CALL_MIN \
+    $sets > $OUT/log_$name.txt 2>&1 &
+  runs+=(/tmp/sweep/$name); gpu=$((gpu+1))
+done
+wait
+python3 -m yume_env.train.recipes.compare "${runs[@]}" --text-cache dw_carry/text_cache.safetensors \
+  --json $OUT/compare.json --markdown $OUT/compare.md > $OUT/compare_log.txt 2>&1
+best=$(python3 -c "
+import json; rows = json.load(open('$OUT/compare.json'))
+print(max(rows, key=lambda r: r['rollout_psnr_mean_db'] + r['teacher_forced_psnr_db'])['run'])")
+echo "best: $best" >> $OUT/compare_log.txt
+rm -rf $best/ckpt_tmp
+tar -C $best -cf - . | split -b 15M - $OUT/best.tar.part
+ls -la $OUT
