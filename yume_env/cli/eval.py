@@ -93,7 +93,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"no probes in {probes_path}; training them (preset full) and caching them there", file=sys.stderr)
         probes = train_probes(ProbeTrainConfig.preset("full", device=args.device), out=probes_path,
                               progress=not args.no_progress).to(args.device)
-    results = evaluate(model, probes, config, model_name=str(model_path), probes_path=str(probes_path),
+    results = evaluate(model, probes, config, model_name=_shown(model_path), probes_path=_shown(probes_path),
                        progress=not args.no_progress)
     results["seconds"]["with_loading"] = time.perf_counter() - t0
     report = write_report(results, args.report)
@@ -107,3 +107,13 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"  {mark}  {row['description']:<{width}}  {value:>9} {row['op']} {row['target']:g}")
     print(json.dumps({"total_seconds": round(results["seconds"]["total"], 1)}))
     return 0
+
+
+def _shown(path) -> str:
+    """A path as a report shows it: relative to the working directory when inside it (a report
+    committed to a repository then names no one's home folder)."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

@@ -8,7 +8,7 @@ Data flow for one chunk (B worlds, each with its own history):
    history keys/values are also computed once (here or at the first forward) and reused for
    every denoising step of the chunk.
 2. `forward(x, timestep, context, history, memory)`: the current chunk (B, C, F, h, w) is
-   patchified at (1, 2, 2); history tokens run at timestep 0 and current tokens at `timestep`;
+   patchified at `config.patch_size` ((1, 2, 2) for Yume-5B); history tokens run at timestep 0 and current tokens at `timestep`;
    blocks attend over history + current ("global") or current -> history + current ("causal");
    current tokens also read the channel-stream memory; the head unpatchifies the current chunk.
 3. `update_memory(state, new_latents)`: adds latents to a world's channel-stream state, O(new).
