@@ -24,9 +24,14 @@ class HeadStub:
         return {"distance": torch.tensor(d, dtype=torch.float32), "reached_logit": torch.tensor(r, dtype=torch.float32)}
 
 
-def contexts(model, n):
+def contexts(model, n, forward=0.0):
+    """n worlds' contexts, each camera `forward` metres along z (per world when a list)."""
+    forward = forward if isinstance(forward, list) else [forward] * n
+    poses = [np.eye(4) for _ in range(n)]
+    for pose, z in zip(poses, forward):
+        pose[2, 3] = z
     return [RewardContext(np.zeros((2, 8, 8, 3), np.uint8), torch.zeros(4, 2, 2, 2), np.array([1, 0]),
-                          np.eye(4), 1, "", model) for _ in range(n)]
+                        pose, 1, "", model) for pose in poses]
 
 
 def test_beacon_reward_is_distance_progress_plus_bonus_on_arrival():
@@ -34,13 +39,33 @@ def test_beacon_reward_is_distance_progress_plus_bonus_on_arrival():
     reward = BeaconReward(bonus=10.0)
     for i in range(2):
         reward.reset(i)
-    first, done = reward(contexts(model, 2), [0, 1])
+    first, done = reward(contexts(model, 2, 0.0), [0, 1])
     np.testing.assert_allclose(first, [0.0, 0.0])  # nothing to compare with yet
-    second, done = reward(contexts(model, 2), [0, 1])
+    second, done = reward(contexts(model, 2, 2.0), [0, 1])
     np.testing.assert_allclose(second, [1.0, -0.5])
-    third, done = reward(contexts(model, 2), [0, 1])
+    third, done = reward(contexts(model, 2, 4.0), [0, 1])
     np.testing.assert_allclose(third, [1.5 + 10.0, 0.5])
     assert done.tolist() == [True, False]
+
+
+def test_beacon_progress_is_bounded_by_the_distance_the_camera_moved():
+    # the head says the beacon came 3 m closer, but the camera moved 0.5 m: 0.5 of progress
+    model = HeadStub(distances=[[9.0], [6.0], [8.0]], logits=[[-1], [-1], [-1]])
+    reward = BeaconReward()
+    reward.reset(0)
+    reward(contexts(model, 1, 0.0), [0])
+    np.testing.assert_allclose(reward(contexts(model, 1, 0.5), [0])[0], [0.5])
+    np.testing.assert_allclose(reward(contexts(model, 1, 0.5), [0])[0], [0.0])  # standing still: no change at all
+
+
+def test_turning_in_place_never_arrives_at_a_far_beacon():
+    # what PPO exploited: turn until the drifting picture makes the head say "arrived"
+    model = HeadStub(distances=[[12.0], [9.0], [2.0]], logits=[[-1], [-1], [3.0]])
+    reward = BeaconReward(bonus=10.0, arrive_distance=3.0, distance_slack=2.0)
+    reward.reset(0)
+    out = [reward(contexts(model, 1, 0.0), [0]) for _ in range(3)]
+    assert [float(r[0]) for r, _ in out] == [0.0, 0.0, 0.0]
+    assert not any(bool(d[0]) for _, d in out)
 
 
 def test_beacon_arrival_needs_the_distance_head_to_agree():
@@ -58,10 +83,10 @@ def test_beacon_reward_memory_survives_get_and_set_state():
     model = HeadStub(distances=[[5.0], [4.0]], logits=[[-1], [-1]])
     a = BeaconReward()
     a.reset(0)
-    a(contexts(model, 1), [0])
+    a(contexts(model, 1, 0.0), [0])
     b = BeaconReward()
     b.set_state(0, a.get_state(0))
-    np.testing.assert_allclose(b(contexts(model, 1), [0])[0], [1.0])
+    np.testing.assert_allclose(b(contexts(model, 1, 1.0), [0])[0], [1.0])
 
 
 def test_default_reward_is_beacon_with_a_task_head_and_none_without():

@@ -4,7 +4,12 @@
 - `"beacon"`: the default world's learned task head (`WorldModel.predict_task`): reward = decrease of
   the predicted distance to the beacon since the previous step, plus `bonus` and termination when
   the head's `reached_logit > 0` *and* its predicted distance is under `arrive_distance` (3 m; the
-  simulator's reach radius is 1.5 m): on generated frames the arrival logit alone fires at 6-9 m;
+  simulator's reach radius is 1.5 m): on generated frames the arrival logit alone fires at 6-9 m.
+  Two physical bounds, from the dead-reckoned pose, keep an agent from farming a drifting picture:
+  the distance cannot change by more than the camera moved in the step (the progress term is
+  clipped to +-that), and nobody arrives before walking the first predicted distance minus the
+  arrival radius (with `distance_slack` for the head's error). Without them, PPO learned to turn
+  in place until the generated frames drifted into something the head read as "arrived";
 - `"none"`: reward 0.0, never terminates;
 - `None` (default): `"beacon"` when the model has a task head, else `"none"`;
 - a callable `fn(ctx: RewardContext) -> float | (float, bool)`, called once per world and step;
@@ -80,19 +85,21 @@ class CallableReward(RewardFunction):
 
 
 class BeaconReward(RewardFunction):
-    """The beacon task from the task head: progress towards the beacon, a bonus on arrival."""
+    """The beacon task from the task head: progress towards the beacon, a bonus on arrival, both
+    bounded by how far the camera actually moved (see the module docstring)."""
 
     name = "beacon"
 
-    def __init__(self, bonus: float = 10.0, arrive_distance: float = 3.0):
+    def __init__(self, bonus: float = 10.0, arrive_distance: float = 3.0, distance_slack: float = 2.0):
         self.bonus = float(bonus)
         # both heads must agree: the arrival logit alone also fires far from the beacon on blurry
         # generated frames, which made every dream episode "succeed" within a few steps
         self.arrive_distance = float(arrive_distance)
-        self._last_distance: dict[int, float | None] = {}
+        self.distance_slack = float(distance_slack)  # about 1.5x the head's distance error on the simulator
+        self._memory: dict[int, dict] = {}
 
     def reset(self, index):
-        self._last_distance[index] = None
+        self._memory[index] = {}
 
     def __call__(self, contexts, indices):
         latents = torch.stack([c.latents for c in contexts])
@@ -105,18 +112,26 @@ class BeaconReward(RewardFunction):
         reached = (pred["reached_logit"].detach().float().cpu().numpy().reshape(-1) > 0) & (distance < self.arrive_distance)
         rewards = np.zeros(len(contexts))
         for b, index in enumerate(indices):
-            last = self._last_distance.get(index)
-            # the first step after reset has no earlier prediction to compare with: no progress term
-            rewards[b] = 0.0 if last is None else last - float(distance[b])
+            mem = self._memory.setdefault(index, {})
+            position = np.asarray(contexts[b].pose, dtype=np.float64)[:3, 3]
+            d = float(distance[b])
+            if not mem:  # the first step after reset: nothing to compare with yet
+                mem.update(first_distance=d, walked=0.0)
+            else:
+                moved = float(np.linalg.norm(position - np.asarray(mem["position"])))
+                mem["walked"] += moved
+                rewards[b] = float(np.clip(mem["last_distance"] - d, -moved, moved))
+            walked_enough = mem["walked"] + self.arrive_distance + self.distance_slack >= mem["first_distance"]
+            reached[b] = bool(reached[b]) and walked_enough
             rewards[b] += self.bonus * bool(reached[b])
-            self._last_distance[index] = float(distance[b])
+            mem.update(last_distance=d, position=position.tolist())
         return rewards, reached.astype(bool)
 
     def get_state(self, index):
-        return {"last_distance": self._last_distance.get(index)}
+        return dict(self._memory.get(index, {}))
 
     def set_state(self, index, state):
-        self._last_distance[index] = state.get("last_distance")
+        self._memory[index] = dict(state)
 
 
 def has_task_head(model: Any) -> bool:
