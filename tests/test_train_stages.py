@@ -208,7 +208,7 @@ def test_compare_measures_a_run_from_its_latest_pretrain_checkpoint_ema(tmp_path
     assert info["step"] == 7 and info["elapsed_s"] == 12.0
     for k, v in ema.state_dict().items():
         assert torch.equal(world.dit.state_dict()[k], v), k
-    row = measure(run, text, torch.device("cpu"), clips=2, steps=2)
+    row = measure(run, text, torch.device("cpu"))  # the smoke recipe's 2 clips x 3 steps
     assert np.isfinite(row["rollout_psnr_mean_db"]) and np.isfinite(row["teacher_forced_psnr_db"])
     assert set(row["x0_error_t1"]) >= {"true", "shuffled_action", "shuffled_history", "copy_last_frame"}
     assert "| run |" in markdown([row]) and "step-00000007" in markdown([row])

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from yume_env.model.config import WorldModelConfig
+from yume_env.model.config import WorldModelConfig, parse_assignment
 from yume_env.model.pipeline import WorldModel
 from yume_env.model.text import TextEmbedding, TextEncoder
 from yume_env.model.text_cache import TextConditioner
@@ -42,26 +42,12 @@ class _HashEncoder(TextEncoder):
         return TextEmbedding(emb, torch.ones(len(texts), 1, dtype=torch.bool))
 
 
-def _overrides(items: list[str]) -> dict:
-    """["patch_size=[1,1,1]", "dim=192"] -> {"patch_size": [1, 1, 1], "dim": 192} (values read as JSON)."""
-    out = {}
-    for item in items or []:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set {item!r} must look like field=value, e.g. --set dim=192")
-        try:
-            out[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key.strip()] = raw
-    return out
-
-
 def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     if args.model:
         model = WorldModel.from_pretrained(args.model, device=args.device)
     else:
-        config = WorldModelConfig.preset(args.preset).replace(**_overrides(args.overrides))
+        config = WorldModelConfig.preset(args.preset).replace(**dict(parse_assignment(o) for o in args.overrides))
         text = TextConditioner.build(_HashEncoder(config.text_encoder, config.text_dim))
         model = WorldModel.from_config(config, seed=0, device=args.device, text=text)
     H, W = model.frame_size

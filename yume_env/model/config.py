@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,3 +175,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         text_encoder="minilm", text_tokens=2,
     ),
 }
+
+
+def parse_assignment(item: str, flag: str = "--set") -> tuple[str, Any]:
+    """"dim=192" -> ("dim", 192): the value is read as JSON (numbers, true/false, lists, quoted
+    strings) or else kept as text. The command-line form of config overrides (`--set`)."""
+    key, sep, raw = item.partition("=")
+    if not sep:
+        raise ValueError(f"{flag} {item!r} must look like field=value, e.g. {flag} dim=192")
+    try:
+        return key.strip(), json.loads(raw)
+    except json.JSONDecodeError:
+        return key.strip(), raw

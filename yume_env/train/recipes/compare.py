@@ -4,7 +4,7 @@ An architecture or batch-size sweep runs the recipe once per variant (`--set mod
 each in its own folder, for the same wall-clock time; this then loads every folder's newest
 `ckpt/pretrain` checkpoint (EMA weights) with the folder's own VAE and model config and measures:
 
-- rollout PSNR against the simulator (the recipe's own drift measure, 16 steps by default);
+- rollout PSNR against the simulator (the recipe's own drift measure: its clips, seed and length);
 - teacher-forced PSNR of one chunk after k simulator steps;
 - the conditioning ablation at t = 1 (x0 error with the true inputs, another clip's action,
   another clip's history, and "copy the last frame"): does the variant use its action?
@@ -25,9 +25,9 @@ import torch
 
 from yume_env.model.dit import build_dit
 from yume_env.model.vae import build_vae
-from yume_env.train.batches import SimClipSource, batch_seed
+from yume_env.train.batches import SimClipSource
 from yume_env.train.checkpointing import atomic_write_text, latest_checkpoint, load_checkpoint
-from yume_env.train.recipes.default_world import PRESETS, _load_module, _text_conditioner, apply_overrides
+from yume_env.train.recipes.default_world import PRESETS, _load_module, _text_conditioner, apply_overrides, drift_clips
 from yume_env.train.rollout import rollout_psnr, snapshot_world, teacher_forced_psnr
 
 
@@ -65,15 +65,16 @@ def load_run_world(run: Path, text, device: torch.device):
 
 
 @torch.no_grad()
-def measure(run: Path, text, device: torch.device, clips: int = 16, steps: int = 16) -> dict[str, Any]:
+def measure(run: Path, text, device: torch.device) -> dict[str, Any]:
+    """The recipe's drift measure (its own clips and seed) plus teacher-forced PSNR and the ablation."""
     from yume_env.train.eval.conditioning import conditioning_ablation
 
     world, recipe, info = load_run_world(run, text, device)
     mc = world.config
     source = SimClipSource(mc.height, mc.width, sub_frames=mc.latent_frames_per_chunk * mc.temporal_compression,
                            device=device)
-    data = source.render(clips, steps, batch_seed(recipe.seed + 424242, 11))  # the recipe's drift clips
-    drift = rollout_psnr(world, data, steps, seed=11)
+    data = drift_clips(source, recipe, seed=11)
+    drift = rollout_psnr(world, data, recipe.eval_steps, seed=11)
     ablation = conditioning_ablation(world, clips=32, noise_levels=(1.0,))["rows"][0]
     return {"run": str(run), **info,
             "rollout_psnr_mean_db": drift["psnr_mean"], "rollout_psnr_by_step_db": drift["psnr_by_step"],

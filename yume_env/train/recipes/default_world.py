@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from yume_env.model.config import WorldModelConfig
+from yume_env.model.config import WorldModelConfig, parse_assignment
 from yume_env.model.dit import build_dit
 from yume_env.model.vae import build_vae
 from yume_env.model.task_head import TaskHead
@@ -120,14 +120,10 @@ def apply_overrides(recipe: RecipeConfig, overrides: list[str]) -> RecipeConfig:
     """
     recipe = copy.deepcopy(recipe)
     for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep:
+        if "=" not in item:
             raise ValueError(f"override {item!r} must look like section.field=value, e.g. pretrain.batch_size=128")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        *path, last = key.strip().split(".")
+        key, value = parse_assignment(item)
+        *path, last = key.split(".")
         target = recipe
         for part in path:
             target = target[part] if isinstance(target, dict) else getattr(target, part, None)
@@ -358,12 +354,16 @@ def run_recipe(out: str | Path, text_cache: str | Path | None, preset: str = "de
     return run.state
 
 
+def drift_clips(source: SimClipSource, recipe: RecipeConfig, seed: int):
+    """The simulator clips the recipe measures drift on (the same for every run of a recipe)."""
+    return source.render(recipe.eval_clips, recipe.eval_steps, batch_seed(recipe.seed + 424242, seed))
+
+
 def _drift(mc, dit, vae, text, source, recipe: RecipeConfig, seed: int) -> dict[str, Any]:
     from yume_env.train.rollout import rollout_psnr, snapshot_world
 
     world = snapshot_world(mc, dit, vae, text)
-    clips = source.render(recipe.eval_clips, recipe.eval_steps, batch_seed(recipe.seed + 424242, seed))
-    out = rollout_psnr(world, clips, recipe.eval_steps, seed=seed)
+    out = rollout_psnr(world, drift_clips(source, recipe, seed), recipe.eval_steps, seed=seed)
     out.pop("frames")
     return out
 
