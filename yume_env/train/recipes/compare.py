@@ -25,10 +25,12 @@ import torch
 
 from yume_env.model.dit import build_dit
 from yume_env.model.vae import build_vae
+from yume_env.train import distributed as D
 from yume_env.train.batches import SimClipSource
 from yume_env.train.checkpointing import atomic_write_text, latest_checkpoint, load_checkpoint
 from yume_env.train.recipes.default_world import PRESETS, _load_module, _text_conditioner, apply_overrides, drift_clips
 from yume_env.train.rollout import rollout_psnr, snapshot_world, teacher_forced_psnr
+from yume_env.train.stages.pretrain import dit_state
 
 
 def load_run_world(run: Path, text, device: torch.device):
@@ -44,12 +46,7 @@ def load_run_world(run: Path, text, device: torch.device):
     dit = build_dit(mc, device="cpu")
     if ckpt is not None:
         step, ck = load_checkpoint(ckpt)
-        shadow = (ck.get("ema") or {}).get("shadow") or ck["model"]
-        own = dit.state_dict()
-        missing = [k for k in own if f"dit.{k}" not in shadow]
-        if missing:
-            raise KeyError(f"{ckpt}: no weights for {missing[:3]}... (a checkpoint of another model config?)")
-        dit.load_state_dict({k: shadow[f"dit.{k}"].to(v.dtype) for k, v in own.items()})
+        dit.load_state_dict(dit_state((ck.get("ema") or {}).get("shadow") or ck["model"]))
         info = {"step": int(step), "elapsed_s": float(ck["schedule"]["elapsed_s"]), "checkpoint": str(ckpt)}
     else:  # a finished stage: its (EMA) weights
         names = [n for n in ("dit_pretrain", "dit_self_forcing") if (run / "weights" / f"{n}.safetensors").is_file()]
@@ -103,8 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", default=None)
     p.add_argument("--markdown", default=None)
     args = p.parse_args(argv)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = D.pick_device(args.device)
     text = _text_conditioner(args.text_cache)
     rows = []
     for run in args.runs:

@@ -256,11 +256,16 @@ class PretrainStream(IndexedStream):
         return flow_batch(latents[pick], select(clips, pick), k, self.text, self.config, self.cfg, gen)
 
 
+def dit_state(module_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The DiT's own weights from a FlowMatchingModule state (or EMA shadow): names without 'dit.'."""
+    return {k[len("dit."):]: v for k, v in module_state.items() if k.startswith("dit.")}
+
+
 def dit_ema_state(trainer: Trainer) -> dict[str, torch.Tensor] | None:
     """The EMA weights of the DiT inside a FlowMatchingModule trainer (names without 'dit.')."""
     if trainer.ema is None:
         return None
-    return {k[len("dit."):]: v for k, v in trainer.ema.state_dict()["shadow"].items() if k.startswith("dit.")}
+    return dit_state(trainer.ema.state_dict()["shadow"])
 
 
 def train_pretrain(model_config: WorldModelConfig, dit: nn.Module, vae: nn.Module, text, cfg: PretrainConfig,
