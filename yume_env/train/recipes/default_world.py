@@ -79,9 +79,11 @@ def _tc(**kw) -> TrainerConfig:
 
 def default_recipe() -> RecipeConfig:
     """The shipped default world: the tiny preset with 1x1 patches (a sweep measured them 0.9 dB
-    better than 2x2 at equal time, `docs/training.md`), about 25 minutes of one H100/H200."""
+    better than 2x2 at equal time, `docs/training.md`), about 25 minutes of one H100/H200.
+    2 denoising steps per chunk: `yume-env eval` measured them as good as 3 on this model
+    (teacher-forced and rollout PSNR, action and event following) and 1.3x faster."""
     return RecipeConfig(
-        model_overrides={"patch_size": [1, 1, 1], "tscm_schedule": "tiny-fine"},
+        model_overrides={"patch_size": [1, 1, 1], "tscm_schedule": "tiny-fine", "sample_steps": 2},
         fractions={"vae": 0.12, "pretrain": 0.66, "self_forcing": 0.10, "reward": 0.12},
         vae=VAEStageConfig(pool_clips=1024),
         pretrain=PretrainConfig(trainer=_tc(lr=6e-4, warmup_steps=200, max_steps=50_000, ema_decay=0.999, weight_decay=0.01),
