@@ -360,7 +360,7 @@ class Renderer:
 
     def _haze(self, depth, fx):
         """(B, H, W) mix toward the haze colour with distance (a little always; thick in fog)."""
-        b, xp = self.b, self.b.xp
+        b = self.b
         fog = fx["fog"][:, None, None]
         # Rational falloffs d / (d + L): exp is several times dearer per pixel on CPUs without AVX2.
         mix = 0.55 * depth / (depth + 140.0)

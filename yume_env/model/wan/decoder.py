@@ -36,7 +36,6 @@ class CausalConv3d(nn.Conv3d):
 
     def __init__(self, cin: int, cout: int, kernel, padding=0):
         super().__init__(cin, cout, kernel, padding=0)
-        k = self.kernel_size
         p = (padding,) * 3 if isinstance(padding, int) else tuple(padding)
         self.time_pad = 2 * p[0]
         self.space_pad = (p[2], p[2], p[1], p[1])

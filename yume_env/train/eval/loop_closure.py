@@ -63,7 +63,7 @@ def loop_closure(model, episodes: int, walk: int, turn: int, burn: int, tries: i
     B = len(seeds)
     for a in tqdm(script, desc="loop closure", disable=not progress):
         for sim in start.sims:
-            sim_last = sim.step(a).frames
+            sim.step(a)  # the simulators walk the same script; their return view is rendered below
         frames = model.step(on + off, np.tile(a, (2 * B, 1)), generator).frames
         off = [model.init_state(fr) for fr in frames[B:]]
         last_on, last_off = frames[:B, -1], frames[B:, -1]

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from yume_env.model.config import WorldModelConfig, parse_assignment
@@ -39,7 +38,7 @@ from yume_env.train import distributed as D
 from yume_env.train.batches import ActionPolicy, SimClipSource, batch_seed
 from yume_env.train.checkpointing import atomic_save_safetensors, atomic_write_text
 from yume_env.train.curves import Curves
-from yume_env.train.stages.pretrain import PretrainConfig, dit_ema_state, train_pretrain
+from yume_env.train.stages.pretrain import PretrainConfig, train_pretrain
 from yume_env.train.stages.self_forcing import SelfForcingConfig, train_self_forcing
 from yume_env.train.stages.task_head import RewardConfig, train_task_head
 from yume_env.train.stages.vae import VAEStageConfig, train_vae
