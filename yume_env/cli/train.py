@@ -6,6 +6,7 @@
     yume-env train self-forcing --init runs/pre/dit.safetensors --vae ... --text-cache ... --out runs/sf
     yume-env train reward --vae runs/vae/vae.safetensors --out runs/reward
     yume-env train default-world --out RUN --text-cache text_cache.safetensors --budget-minutes 13 --call-minutes 8.5
+    yume-env train distill --teacher MODEL_DIR --out RUN --budget-minutes 20     # a one-step student folder
 
 Every stage resumes from the checkpoints in its --out folder when called again, writes its
 (EMA) weights there as <name>.safetensors when finished, and its loss curves as curves.{json,png}.
@@ -58,6 +59,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             p.add_argument("--text-cache", default=None, help="text cache file (yume-env train text-cache)")
         if name == "self-forcing":
             p.add_argument("--init", default=None, help="DiT weights to start from (the pretrain stage's dit.safetensors)")
+    distill = sub.add_parser("distill", parents=[common], help="a one-step student of a model folder (its own folder)")
+    distill.add_argument("--teacher", required=True, help="model folder to distil (e.g. yume_env/assets/default_world)")
+    distill.add_argument("--preset", choices=("default", "smoke"), default="default", help="sizes and steps")
+    distill.add_argument("--smoke", action="store_true", help="same as --preset smoke")
+    distill.add_argument("--text-cache", default=None,
+                         help="text cache file, where the teacher folder's cache lacks a simulator event text")
+    distill.add_argument("--steps", type=int, default=None, help="max optimizer steps")
+    distill.add_argument("--batch-size", type=int, default=None, help="examples per step and process")
+    distill.add_argument("--lr", type=float, default=None)
+    distill.add_argument("--budget-minutes", type=float, default=0.0, help="wall-clock budget over all calls")
+    distill.add_argument("--call-minutes", type=float, default=0.0, help="stop this call after N minutes (resumable)")
     try:  # the finetune stage brings its own options
         finetune = importlib.import_module("yume_env.train.finetune")
     except ImportError:
@@ -86,6 +98,16 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.stage == "finetune":
         return int(importlib.import_module("yume_env.train.finetune").run(args) or 0)
+    if args.stage == "distill":
+        from yume_env.train.recipes.one_step import run_distill
+
+        changes = {k: v for k, v in (("max_steps", args.steps), ("lr", args.lr)) if v is not None}
+        state = run_distill(args.teacher, args.out, preset="smoke" if args.smoke else args.preset,
+                            text_cache=args.text_cache, budget_minutes=args.budget_minutes,
+                            call_minutes=args.call_minutes, device=args.device, trainer_changes=changes,
+                            batch_size=args.batch_size)
+        print(json.dumps({k: state.get(k) for k in ("exported", "steps", "elapsed_s", "final_loss", "metrics")}, indent=1))
+        return 0
     if args.stage == "default-world":
         from yume_env.train.recipes import default_world
 
