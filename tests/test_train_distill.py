@@ -100,7 +100,7 @@ def test_distill_command_turns_a_folder_into_a_one_step_folder_and_resumes(tmp_p
     assert set(state["metrics"]) == {"teacher", "student"}
     assert (run / "curves.png").is_file()
     card = (run / "model" / "MODEL_CARD.md").read_text()
-    assert card.startswith("# the teacher's card") and "## One-step distillation" in card
+    assert "# the teacher's card" in card and card.startswith("> **One-step student.**") and "## One-step distillation" in card
     world = WorldModel.from_pretrained(run / "model")
     assert world.config.sample_steps == 1
     student, teach = world.dit.state_dict(), teacher.dit.state_dict()

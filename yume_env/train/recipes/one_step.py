@@ -34,10 +34,10 @@ from yume_env.train.trainer import TrainerConfig
 
 
 def default_distill() -> DistillConfig:
-    """For the default world (about 20 minutes of one or two H200s): pretraining's batch and data."""
+    """For the default world (21 minutes of two H200s shipped it): pretraining's batch and data."""
     recipe = default_recipe()
     data = copy.deepcopy(recipe.pretrain)
-    return DistillConfig(trainer=TrainerConfig(lr=1e-4, warmup_steps=100, max_steps=50_000, ema_decay=0.999,
+    return DistillConfig(trainer=TrainerConfig(lr=2e-4, warmup_steps=100, max_steps=50_000, ema_decay=0.999,
                                                weight_decay=0.0), data=data)
 
 
@@ -131,8 +131,16 @@ def _export(teacher, student: torch.nn.Module, text, source, recipe: RecipeConfi
     model_dir = one.save_pretrained(root / "model")
     card_in = Path(state["teacher"]) / "MODEL_CARD.md"
     card = card_in.read_text(encoding="utf-8") if card_in.is_file() else "# model card\n"
-    atomic_write_text(model_dir / "MODEL_CARD.md", card.rstrip() + "\n\n" + distill_card(state, metrics))
+    atomic_write_text(model_dir / "MODEL_CARD.md", student_card(card, state, metrics))
     return metrics
+
+
+def student_card(teacher_card: str, state: dict[str, Any], metrics: dict[str, Any]) -> str:
+    """The teacher's card under a note saying what changed, with the distillation section at the end."""
+    note = (f"> **One-step student.** This folder's DiT was distilled from the {state.get('teacher_steps')}-step "
+            "model this card describes: it samples each chunk in one Euler step (`config.json`: `sample_steps` 1). "
+            "Everything else is the teacher's; see *One-step distillation* at the end.\n\n")
+    return note + teacher_card.rstrip() + "\n\n" + distill_card(state, metrics)
 
 
 def distill_card(state: dict[str, Any], metrics: dict[str, Any]) -> str:
@@ -141,6 +149,7 @@ def distill_card(state: dict[str, Any], metrics: dict[str, Any]) -> str:
                       for i, c in enumerate(state["calls"]))
     t, s = metrics["teacher"], metrics["student"]
     rows = "\n".join(f"| {k} | {t[k]:.2f} | {s[k]:.2f} |" for k in t if isinstance(t[k], float))
+    notes = "".join(f"\n{n}\n" for n in state.get("notes", []))  # free text a run's owner adds to distill.json
     return f"""## One-step distillation
 The DiT above was distilled into this folder's DiT, which samples each chunk in **one** Euler
 step instead of {state.get("teacher_steps")} (`yume_env/train/stages/distill.py`: the student
@@ -159,7 +168,8 @@ Teacher ({state.get("teacher_steps")} steps) and student (1 step) on the same si
 | metric | teacher | student |
 |---|---|---|
 {rows}
-
+{notes}
 Reproduce: `yume-env train distill --teacher TEACHER_FOLDER --out RUN --budget-minutes
-{state.get("budget_minutes", "B")} --call-minutes 8.5`, repeated until it prints `"exported": true`.
+{state.get("budget_minutes", "B")} --call-minutes 8.5` (under `torchrun` for several GPUs), repeated until it
+prints `"exported": true`.
 """
