@@ -8,11 +8,7 @@
 # Pass the same DISTILL ARGS (--budget-minutes ...) on every call.
 set -u
 CARRY=$1; CALL_MIN=$2; shift 2
-export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 9
-export PYTHONPATH=/tmp/site:$PWD
-nvidia-smi -L > $OUT/gpus.txt
-N=$(nvidia-smi -L | wc -l)
+source yume_env/train/recipes/gpu_job_env.sh  # sets N
 mkdir -p /tmp/run
 if ls $CARRY/state/distill.tar.part* >/dev/null 2>&1; then cat $CARRY/state/distill.tar.part* | tar -C /tmp/run -xf -; fi
 timeout $(python3 -c "print(int($CALL_MIN*60+25))") torchrun --standalone --nproc_per_node $N \

@@ -13,11 +13,7 @@ ARGS=("$@")
 if [ ${#ARGS[@]} -eq 0 ]; then
   ARGS=(--budget-minutes 25)  # the default recipe (yume_env/train/recipes/default_world.py)
 fi
-export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 9
-export PYTHONPATH=/tmp/site:$PWD
-nvidia-smi -L > $OUT/gpus.txt
-N=$(nvidia-smi -L | wc -l)
+source yume_env/train/recipes/gpu_job_env.sh  # sets N
 mkdir -p /tmp/run
 if ls dw_carry/state/*.tar.part* >/dev/null 2>&1; then cat dw_carry/state/*.tar.part* | tar -C /tmp/run -xf -; fi
 if [ -n "$PROBES" ]; then

@@ -8,10 +8,7 @@
 # Reads dw_carry/text_cache.safetensors and dw_carry/seed/ (run.json + weights/).
 set -u
 CALL_MIN=$1; shift
-export PYTHONUNBUFFERED=1
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 9
-export PYTHONPATH=/tmp/site:$PWD
-nvidia-smi -L > $OUT/gpus.txt
+source yume_env/train/recipes/gpu_job_env.sh
 gpu=0; runs=()
 for spec in "$@"; do
   name=${spec%%|*}; sets=${spec#*|}
