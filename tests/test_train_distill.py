@@ -13,7 +13,7 @@ from model_support import awake
 from yume_env.actions import NUM_ACTIONS
 from yume_env.model.pipeline import WorldModel
 from yume_env.model.text_cache import TextConditioner
-from yume_env.train.batches import SimClipSource
+from yume_env.train.batches import IndexedStream, SimClipSource
 from yume_env.train.recipes.default_world import smoke_recipe
 from yume_env.train.rollout import encode_clips
 from yume_env.train.stages.distill import DistillConfig, DistillModule, train_distill
@@ -57,25 +57,11 @@ def test_one_step_student_learns_the_teachers_two_step_sample(teacher):
     assert not torch.allclose(one, target, atol=1e-3)
     cfg = TrainerConfig(lr=3e-3, warmup_steps=1, max_steps=25, log_every=1, ema_decay=0.0, progress=False,
                         checkpoint_every_s=0, min_lr_ratio=1.0)
-    result = Trainer(module, cfg, None, name="test").fit(_Same(batch))
+    result = Trainer(module, cfg, None, name="test").fit(IndexedStream(lambda i: batch))
     losses = [v for _, v in result.curves.series["loss"]]
     assert np.mean(losses[-3:]) < 0.5 * np.mean(losses[:3]), losses
     assert all(not p.requires_grad for p in teacher.dit.parameters())  # the teacher stays frozen
     assert torch.equal(module.teacher_sample(batch), target)
-
-
-class _Same:
-    def __init__(self, batch):
-        self.batch = batch
-
-    def next(self):
-        return self.batch
-
-    def state_dict(self):
-        return {}
-
-    def load_state_dict(self, state):
-        pass
 
 
 def test_a_one_step_teacher_is_refused(teacher):
