@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from yume_env.env.options import ResetOptions
 from yume_env.env.pose import Pose
+from yume_env.env.pose import advance as advance_poses
 from yume_env.env.rewards import RewardContext, RewardFunction
 from yume_env.env.snapshot import WorldSnapshot
 
@@ -177,17 +178,17 @@ class WorldBatch:
             out = self.model.step(self.states, torch.as_tensor(actions, dtype=torch.long), gens)
         frames = np.asarray(out.frames)
         latents = out.latents
+        poses = advance_poses(self.poses, actions[:, 0], actions[:, 1], self.frames_per_step)  # (N, 4, 4)
         contexts = []
         for i in range(self.num_worlds):
             self.steps[i] += 1
-            self.poses[i].advance(int(actions[i, 0]), int(actions[i, 1]), self.frames_per_step)
             self.last_frames[i] = frames[i, -1].copy()
             contexts.append(
                 RewardContext(
                     frames=frames[i],
                     latents=None if latents is None else latents[i],
                     action=np.array(actions[i], dtype=np.int64),
-                    pose=self.poses[i].matrix(),
+                    pose=poses[i].copy(),
                     step=self.steps[i],
                     event=self.events[i],
                     model=self.model,
@@ -196,18 +197,18 @@ class WorldBatch:
         rewards, terminated = self.reward(contexts, list(range(self.num_worlds)))
         latency = time.perf_counter() - start
         obs = np.stack([self.observation(i) for i in range(self.num_worlds)])
-        infos = [self.info(i, frames[i], latency) for i in range(self.num_worlds)]
+        infos = [self.info(i, frames[i], latency, poses[i]) for i in range(self.num_worlds)]
         return obs, np.asarray(rewards, dtype=np.float64), np.asarray(terminated, dtype=bool), infos
 
     # ---- views -------------------------------------------------------------------------------
     def observation(self, i: int) -> np.ndarray:
         return resize_frame(self.last_frames[i], self.obs_size)
 
-    def info(self, i: int, frames: np.ndarray, latency_s: float) -> dict:
+    def info(self, i: int, frames: np.ndarray, latency_s: float, pose: np.ndarray | None = None) -> dict:
         return {
             "frames": np.array(frames, dtype=np.uint8, copy=True),
             "event": self.events[i],
-            "pose": self.poses[i].matrix(),
+            "pose": self.poses[i].matrix() if pose is None else pose.copy(),
             "step": int(self.steps[i]),
             "latency_s": Latency(latency_s),
             "memory": {k: int(v) for k, v in self.states[i].memory_stats().items()},

@@ -19,15 +19,6 @@ import numpy as np
 from yume_env import actions as A
 
 
-def rotation(yaw: float, pitch: float) -> np.ndarray:
-    """Camera-to-world rotation: yaw about the world's vertical (y) axis, then pitch about camera x."""
-    cy, sy = np.cos(yaw), np.sin(yaw)
-    cp, sp = np.cos(pitch), np.sin(pitch)
-    r_yaw = np.array([[cy, 0.0, sy], [0.0, 1.0, 0.0], [-sy, 0.0, cy]])
-    r_pitch = np.array([[1.0, 0.0, 0.0], [0.0, cp, -sp], [0.0, sp, cp]])
-    return r_yaw @ r_pitch
-
-
 @dataclass
 class Pose:
     """Position (x, y, z) in metres, yaw and pitch in radians; starts at the origin looking along +z."""
@@ -38,26 +29,7 @@ class Pose:
 
     def matrix(self) -> np.ndarray:
         """The 4x4 camera-to-world matrix (float64, a fresh array)."""
-        c2w = np.eye(4, dtype=np.float64)
-        c2w[:3, :3] = rotation(self.yaw, self.pitch)
-        c2w[:3, 3] = self.position
-        return c2w
-
-    def advance(self, key: int, camera: int, sub_frames: int = 1) -> np.ndarray:
-        """Applies one env step of action (key, camera); returns the (sub_frames, 4, 4) poses reached."""
-        d_yaw, d_pitch = A.CAMERA_MOTION[camera] * (A.TURN_SPEED, A.TILT_SPEED) / sub_frames
-        move_x, move_z = A.KEY_MOTION[key] * A.MOVE_SPEED / sub_frames
-        poses = np.empty((sub_frames, 4, 4), dtype=np.float64)
-        for f in range(sub_frames):
-            # walking stays horizontal: the heading is the yaw alone
-            cy, sy = np.cos(self.yaw), np.sin(self.yaw)
-            right = np.array([cy, 0.0, -sy])
-            forward = np.array([sy, 0.0, cy])
-            self.position = self.position + move_x * right + move_z * forward
-            self.yaw = float(np.remainder(self.yaw + d_yaw + np.pi, 2 * np.pi) - np.pi)
-            self.pitch = float(np.clip(self.pitch + d_pitch, -A.MAX_PITCH, A.MAX_PITCH))
-            poses[f] = self.matrix()
-        return poses
+        return matrices(self.position[None], np.array([self.yaw]), np.array([self.pitch]))[0]
 
     def to_list(self) -> list[float]:
         return [float(v) for v in self.position] + [self.yaw, self.pitch]
@@ -68,3 +40,41 @@ class Pose:
         if len(values) != 5:
             raise ValueError(f"a saved pose is 5 numbers (x, y, z, yaw, pitch), got {values!r}")
         return cls(np.array(values[:3], dtype=np.float64), values[3], values[4])
+
+
+def matrices(position: np.ndarray, yaw: np.ndarray, pitch: np.ndarray) -> np.ndarray:
+    """(N, 4, 4) camera-to-world matrices of N poses given as arrays (N, 3), (N,), (N,): the
+    rotation R_y(yaw) @ R_x(pitch) (yaw about the world's vertical axis, then pitch about camera x)."""
+    cy, sy, cp, sp = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch)
+    out = np.zeros((len(yaw), 4, 4), dtype=np.float64)
+    # R_y(yaw) @ R_x(pitch), written out
+    out[:, 0, 0], out[:, 0, 1], out[:, 0, 2] = cy, sy * sp, sy * cp
+    out[:, 1, 1], out[:, 1, 2] = cp, -sp
+    out[:, 2, 0], out[:, 2, 1], out[:, 2, 2] = -sy, cy * sp, cy * cp
+    out[:, :3, 3] = position
+    out[:, 3, 3] = 1.0
+    return out
+
+
+def advance(poses: list[Pose], keys: np.ndarray, cameras: np.ndarray, sub_frames: int = 1) -> np.ndarray:
+    """Applies one env step of actions (keys[i], cameras[i]) to each pose in place, all worlds at
+    once (the env steps hundreds of worlds per call on a GPU, where a per-world Python loop
+    costs more than the model); returns the (N, 4, 4) matrices reached."""
+    keys, cameras = np.asarray(keys, dtype=np.int64), np.asarray(cameras, dtype=np.int64)
+    turn = A.CAMERA_MOTION[cameras] * (A.TURN_SPEED, A.TILT_SPEED) / sub_frames  # (N, 2) yaw, pitch
+    move = A.KEY_MOTION[keys] * A.MOVE_SPEED / sub_frames  # (N, 2) right, forward
+    position = np.array([p.position for p in poses], dtype=np.float64).reshape(len(poses), 3)
+    yaw = np.array([p.yaw for p in poses], dtype=np.float64)
+    pitch = np.array([p.pitch for p in poses], dtype=np.float64)
+    zero = np.zeros_like(yaw)
+    for _ in range(sub_frames):
+        # walking stays horizontal: the heading is the yaw alone
+        cy, sy = np.cos(yaw), np.sin(yaw)
+        right, forward = np.stack([cy, zero, -sy], 1), np.stack([sy, zero, cy], 1)
+        position = position + move[:, :1] * right + move[:, 1:] * forward
+        yaw = np.remainder(yaw + turn[:, 0] + np.pi, 2 * np.pi) - np.pi
+        pitch = np.clip(pitch + turn[:, 1], -A.MAX_PITCH, A.MAX_PITCH)
+    for i, p in enumerate(poses):
+        p.position, p.yaw, p.pitch = position[i].copy(), float(yaw[i]), float(pitch[i])
+    return matrices(position, yaw, pitch)
+
