@@ -69,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     distill.add_argument("--batch-size", type=int, default=None, help="examples per step and process")
     distill.add_argument("--lr", type=float, default=None)
     distill.add_argument("--budget-minutes", type=float, default=None,
-                         help="wall-clock budget over all calls (default: 21 for the default preset, none for smoke)")
+                         help="wall-clock budget over all calls (default: the preset's, 21 for default, none for smoke)")
     distill.add_argument("--call-minutes", type=float, default=0.0, help="stop this call after N minutes (resumable)")
     try:  # the finetune stage brings its own options
         finetune = importlib.import_module("yume_env.train.finetune")
@@ -104,9 +104,7 @@ def run(args: argparse.Namespace) -> int:
 
         changes = {k: v for k, v in (("max_steps", args.steps), ("lr", args.lr)) if v is not None}
         state = run_distill(args.teacher, args.out, preset="smoke" if args.smoke else args.preset,
-                            text_cache=args.text_cache,
-                            budget_minutes=args.budget_minutes if args.budget_minutes is not None else (
-                                0.0 if (args.smoke or args.preset == "smoke") else 21.0),
+                            text_cache=args.text_cache, budget_minutes=args.budget_minutes,
                             call_minutes=args.call_minutes, device=args.device, trainer_changes=changes,
                             batch_size=args.batch_size)
         print(json.dumps({k: state.get(k) for k in ("exported", "steps", "elapsed_s", "final_loss", "metrics")}, indent=1))

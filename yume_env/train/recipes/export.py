@@ -67,7 +67,8 @@ def export_model(root: Path, mc: WorldModelConfig, recipe, dit, vae, head, text,
     """Measures, writes RUN/model/ with its card and RUN/samples/; returns the final metrics."""
     world = snapshot_world(mc, dit, vae, text, task_head=head)
     world.start_frames = start_views(mc, recipe.start_frames, seed=recipe.seed + 1000)
-    metrics = measure(world, recipe, source)
+    scripted, scripted_out = scripted_rollout(world, recipe, source)
+    metrics = measure(world, recipe, source, scripted_out)
     fps = max(1, mc.fps)
     samples = root / "samples"
     show = source.render(recipe.sample_gifs, recipe.sample_steps, batch_seed(recipe.seed + 7, 1))
@@ -75,9 +76,7 @@ def export_model(root: Path, mc: WorldModelConfig, recipe, dit, vae, head, text,
     gt = show.frames.cpu().numpy()[:, 1:]
     for i in range(recipe.sample_gifs):
         write_gif(samples / f"rollout_{i}.gif", side_by_side(gt[i], shown["frames"][i]), fps)
-    scripted = scripted_clip(mc, recipe.script, recipe.seed + 3, source.device)
-    out = rollout_psnr(world, scripted, len(recipe.script), seed=7)
-    write_gif(samples / "scripted.gif", side_by_side(scripted.frames.cpu().numpy()[0, 1:], out["frames"][0]), fps)
+    write_gif(samples / "scripted.gif", side_by_side(scripted.frames.cpu().numpy()[0, 1:], scripted_out["frames"][0]), fps)
     model_dir = world.save_pretrained(root / "model")
     card = model_card(mc, recipe, state, metrics)
     atomic_write_text(model_dir / "MODEL_CARD.md", card)
@@ -88,21 +87,28 @@ def export_model(root: Path, mc: WorldModelConfig, recipe, dit, vae, head, text,
     return metrics
 
 
-def measure(world, recipe, source) -> dict[str, Any]:
+def scripted_rollout(world, recipe, source) -> tuple[Clips, dict[str, Any]]:
+    """The simulator's clip of the recipe's scripted tour and the world's rollout of it."""
+    scripted = scripted_clip(world.config, recipe.script, recipe.seed + 3, source.device)
+    return scripted, rollout_psnr(world, scripted, len(recipe.script), seed=7)
+
+
+def measure(world, recipe, source, scripted_out: dict[str, Any] | None = None) -> dict[str, Any]:
     """The export metrics of a world against the simulator: teacher-forced and rollout PSNR on the
     recipe's held-out clips, and the rollout PSNR of the scripted tour (fixed clips and seeds, so
-    two worlds measured here are compared on the same examples)."""
-    mc = world.config
+    two worlds measured here are compared on the same examples). `scripted_out`: that tour's
+    rollout when the caller already has it (`scripted_rollout`)."""
     clips = source.render(recipe.eval_clips, recipe.eval_steps, batch_seed(recipe.seed + 424242, 99))
     roll = rollout_psnr(world, clips, recipe.eval_steps, seed=5)
-    scripted = scripted_clip(mc, recipe.script, recipe.seed + 3, source.device)
+    if scripted_out is None:
+        scripted_out = scripted_rollout(world, recipe, source)[1]
     return {
         "teacher_forced_psnr_db": teacher_forced_psnr(world, clips, [0, 2, recipe.eval_steps // 2], seed=5),
         "rollout_psnr_mean_db": roll["psnr_mean"],
         "rollout_psnr_last_step_db": roll["psnr_by_step"][-1],
         "rollout_psnr_by_step_db": roll["psnr_by_step"],
         "rollout_steps": len(roll["psnr_by_step"]),
-        "scripted_rollout_psnr_db": rollout_psnr(world, scripted, len(recipe.script), seed=7)["psnr_mean"],
+        "scripted_rollout_psnr_db": scripted_out["psnr_mean"],
     }
 
 

@@ -38,7 +38,7 @@ def default_distill() -> DistillConfig:
     recipe = default_recipe()
     data = copy.deepcopy(recipe.pretrain)
     return DistillConfig(trainer=TrainerConfig(lr=2e-4, warmup_steps=100, max_steps=50_000, ema_decay=0.999,
-                                               weight_decay=0.0), data=data)
+                                               weight_decay=0.0, budget_s=21 * 60.0), data=data)
 
 
 def smoke_distill() -> DistillConfig:
@@ -53,10 +53,12 @@ PRESETS = {"default": (default_distill, default_recipe), "smoke": (smoke_distill
 
 
 def run_distill(teacher: str | Path, out: str | Path, *, preset: str = "default", text_cache: str | Path | None = None,
-                budget_minutes: float = 0.0, call_minutes: float = 0.0, device: str = "auto",
+                budget_minutes: float | None = None, call_minutes: float = 0.0, device: str = "auto",
                 trainer_changes: dict[str, Any] | None = None, batch_size: int | None = None,
                 log=print) -> dict[str, Any]:
-    """Advances the distillation in `out`; returns RUN/distill.json's state (`"exported"` once RUN/model/ is written)."""
+    """Advances the distillation in `out`; returns RUN/distill.json's state (`"exported"` once RUN/model/ is written).
+
+    `budget_minutes`: training time over all calls (None: the preset's; 0: none, until max_steps)."""
     from yume_env.model.pipeline import WorldModel
     from yume_env.train.batches import SimClipSource
 
@@ -70,21 +72,26 @@ def run_distill(teacher: str | Path, out: str | Path, *, preset: str = "default"
     call = {"device": torch.cuda.get_device_name(info.device) if info.device.type == "cuda" else "cpu",
             "world_size": info.world_size, "torch": torch.__version__, "seconds": 0.0}
     state["calls"].append(call)
-    state["budget_minutes"] = budget_minutes
 
     def save() -> None:
         call["seconds"] = time.monotonic() - t_start
         if info.is_main:
             atomic_write_text(state_path, json.dumps(state, indent=1))
 
+    if state["exported"]:  # a finished run: nothing to train or write again
+        log(f"{root / 'model'} is already exported")
+        save()
+        D.shutdown()
+        return state
     make_cfg, make_recipe = PRESETS[preset]
     cfg = make_cfg()
     changes = dict(trainer_changes or {})
-    if budget_minutes > 0:
+    if budget_minutes is not None:
         changes["budget_s"] = budget_minutes * 60.0
     if info.distributed and cfg.trainer.parallel == "none":
         changes.setdefault("parallel", "ddp")
     cfg.trainer = dataclasses.replace(cfg.trainer, **changes)
+    state["budget_minutes"] = cfg.trainer.budget_s / 60.0
     if batch_size is not None:
         cfg.data.batch_size = int(batch_size)
 
@@ -101,19 +108,18 @@ def run_distill(teacher: str | Path, out: str | Path, *, preset: str = "default"
                            device=info.device)
     student = copy.deepcopy(world.dit).requires_grad_(True)
     deadline = t_start + call_minutes * 60.0 - 20.0 if call_minutes > 0 else None  # time for the last checkpoint
-    if not state["exported"]:
-        trainer = train_distill(mc, student, world.dit, world.vae, text, cfg, root / "ckpt", source=source,
-                                info=info, deadline=deadline)
-        if info.is_main:
-            trainer.curves.save(root / "curves.json", root / "curves.png", title="distill: one-step student vs teacher")
-        log(f"distill: step {trainer.step}, {trainer.elapsed_s / 60:.1f} min, loss {trainer.curves.mean_last('loss', 10)}")
-        state.update(steps=trainer.step, elapsed_s=trainer.elapsed_s, teacher_steps=teacher_steps,
-                     final_loss=trainer.curves.mean_last("loss", 20))
-        if trainer.done() and info.is_main:
-            trainer.averaged_module()  # the EMA weights, into `student` (the module's `dit`)
-            state["metrics"] = _export(world, student, text, source, make_recipe(), root, state)
-            state["exported"] = True
-            log(f"exported {root / 'model'}")
+    trainer = train_distill(mc, student, world.dit, world.vae, text, cfg, root / "ckpt", source=source,
+                            info=info, deadline=deadline)
+    if info.is_main:
+        trainer.curves.save(root / "curves.json", root / "curves.png", title="distill: one-step student vs teacher")
+    log(f"distill: step {trainer.step}, {trainer.elapsed_s / 60:.1f} min, loss {trainer.curves.mean_last('loss', 10)}")
+    state.update(steps=trainer.step, elapsed_s=trainer.elapsed_s, teacher_steps=teacher_steps,
+                 final_loss=trainer.curves.mean_last("loss", 20))
+    if trainer.done() and info.is_main:
+        trainer.averaged_module()  # the EMA weights, into `student` (the module's `dit`)
+        state["metrics"] = _export(world, student, text, source, make_recipe(), root, state)
+        state["exported"] = True
+        log(f"exported {root / 'model'}")
     save()
     D.shutdown()
     return state
