@@ -7,6 +7,7 @@
     yume-env train reward --vae runs/vae/vae.safetensors --out runs/reward
     yume-env train default-world --out RUN --text-cache text_cache.safetensors --budget-minutes 13 --call-minutes 8.5
     yume-env train distill --teacher MODEL_DIR --out RUN --budget-minutes 20     # a one-step student folder
+    yume-env train unroll --model ONE_STEP_DIR --out RUN --budget-minutes 16     # trained on its own rollouts
 
 Every stage resumes from the checkpoints in its --out folder when called again, writes its
 (EMA) weights there as <name>.safetensors when finished, and its loss curves as curves.{json,png}.
@@ -59,18 +60,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             p.add_argument("--text-cache", default=None, help="text cache file (yume-env train text-cache)")
         if name == "self-forcing":
             p.add_argument("--init", default=None, help="DiT weights to start from (the pretrain stage's dit.safetensors)")
-    distill = sub.add_parser("distill", parents=[common], help="a one-step student of a model folder (its own folder)")
-    distill.add_argument("--teacher", required=True, help="model folder to distil (e.g. yume_env/assets/default_world)")
-    distill.add_argument("--preset", choices=("default", "smoke"), default="default", help="sizes and steps")
-    distill.add_argument("--smoke", action="store_true", help="same as --preset smoke")
-    distill.add_argument("--text-cache", default=None,
-                         help="text cache file, where the teacher folder's cache lacks a simulator event text")
-    distill.add_argument("--steps", type=int, default=None, help="max optimizer steps")
-    distill.add_argument("--batch-size", type=int, default=None, help="examples per step and process")
-    distill.add_argument("--lr", type=float, default=None)
-    distill.add_argument("--budget-minutes", type=float, default=None,
-                         help="wall-clock budget over all calls (default: the preset's, 21 for default, none for smoke)")
-    distill.add_argument("--call-minutes", type=float, default=0.0, help="stop this call after N minutes (resumable)")
+    folder_stages = {
+        "distill": ("--teacher", "a one-step student of a model folder (its own folder)",
+                    "model folder to distil (e.g. yume_env/assets/default_world)"),
+        "unroll": ("--model", "a one-step model folder trained on its own rollouts (its own folder)",
+                   "one-step model folder (e.g. yume_env/assets/default_world)"),
+    }
+    for name, (flag, text, flag_help) in folder_stages.items():
+        p = sub.add_parser(name, parents=[common], help=text)
+        p.add_argument(flag, required=True, dest="model", help=flag_help)
+        p.add_argument("--preset", choices=("default", "smoke"), default="default", help="sizes and steps")
+        p.add_argument("--smoke", action="store_true", help="same as --preset smoke")
+        p.add_argument("--text-cache", default=None,
+                       help="text cache file, where the folder's cache lacks a simulator event text")
+        p.add_argument("--steps", type=int, default=None, help="max optimizer steps")
+        p.add_argument("--batch-size", type=int, default=None, help="examples per step and process")
+        p.add_argument("--lr", type=float, default=None)
+        p.add_argument("--budget-minutes", type=float, default=None,
+                       help="wall-clock budget over all calls (default: the preset's; none for smoke)")
+        p.add_argument("--call-minutes", type=float, default=0.0, help="stop this call after N minutes (resumable)")
     try:  # the finetune stage brings its own options
         finetune = importlib.import_module("yume_env.train.finetune")
     except ImportError:
@@ -99,11 +107,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.stage == "finetune":
         return int(importlib.import_module("yume_env.train.finetune").run(args) or 0)
-    if args.stage == "distill":
-        from yume_env.train.recipes.one_step import run_distill
+    if args.stage in ("distill", "unroll"):
+        from yume_env.train.recipes.one_step import DISTILL, UNROLL, run_folder_stage
 
         changes = {k: v for k, v in (("max_steps", args.steps), ("lr", args.lr)) if v is not None}
-        state = run_distill(args.teacher, args.out, preset="smoke" if args.smoke else args.preset,
+        stage = DISTILL if args.stage == "distill" else UNROLL
+        state = run_folder_stage(stage, args.model, args.out, preset="smoke" if args.smoke else args.preset,
                             text_cache=args.text_cache, budget_minutes=args.budget_minutes,
                             call_minutes=args.call_minutes, device=args.device, trainer_changes=changes,
                             batch_size=args.batch_size)

@@ -1,17 +1,22 @@
-"""Distil a model folder into a one-step model folder (the `distill` stage around folders).
+"""Model folder in, one-step model folder out: the `distill` and `unroll` stages around folders.
 
     yume-env train distill --teacher yume_env/assets/default_world --out RUN \\
         --text-cache text_cache.safetensors --budget-minutes 20 --call-minutes 8.5   # call again to continue
+    yume-env train unroll --model RUN/model --out RUN2 --budget-minutes 16 --call-minutes 8.5
     torchrun --standalone --nproc_per_node 2 -m yume_env train distill ...          # data parallel
 
-The student starts as a copy of the teacher's DiT and trains against the teacher's own samples
-(`stages/distill.py`), checkpointing into RUN/ckpt/ so the run spans several short commands.
-When the budget is spent, rank 0 measures teacher and student on the same simulator clips
-(`export.measure`) and writes:
-- RUN/model/: the teacher's folder with the student's DiT (EMA) and `sample_steps` 1, and the
-  teacher's MODEL_CARD.md with a "One-step distillation" section appended;
-- RUN/distill.json: the run (calls, steps, minutes) and both worlds' metrics;
-- RUN/curves.json|png: the distillation loss.
+- `distill` (`stages/distill.py`): a copy of a few-step teacher's DiT learns to produce the
+  teacher's samples in one Euler step.
+- `unroll` (`stages/unroll.py`): a one-step world learns, on its own rollouts, to produce the
+  simulator's chunks.
+
+Both start from the folder's DiT and checkpoint into RUN/ckpt/, so a run spans several short
+commands. When the budget is spent, rank 0 measures the input and output worlds on the same
+simulator clips (`export.measure`) and writes:
+- RUN/model/: the input folder with the trained DiT (EMA) and `sample_steps` 1, and the input's
+  MODEL_CARD.md with a section on the stage appended;
+- RUN/<stage>.json: the run (calls, steps, minutes) and both worlds' metrics;
+- RUN/curves.json|png: the stage's loss.
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ import copy
 import dataclasses
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -30,6 +36,7 @@ from yume_env.train.checkpointing import atomic_write_text
 from yume_env.train.recipes.default_world import RecipeConfig, default_recipe, smoke_recipe
 from yume_env.train.stages.distill import DistillConfig, train_distill
 from yume_env.train.stages.pretrain import PretrainConfig
+from yume_env.train.stages.unroll import UnrollConfig, train_unroll
 from yume_env.train.trainer import TrainerConfig
 
 
@@ -49,14 +56,58 @@ def smoke_distill() -> DistillConfig:
         data=PretrainConfig(batch_size=2, clip_steps=3, pool_clips=2))
 
 
-PRESETS = {"default": (default_distill, default_recipe), "smoke": (smoke_distill, smoke_recipe)}
+def default_unroll() -> UnrollConfig:
+    """For the default world: 192 clips per process, histories of up to 4 simulator chunks then
+    2-8 unrolled ones (the tiny TSCM layout keeps 20 latents, 9 steps' worth)."""
+    return UnrollConfig(trainer=TrainerConfig(lr=1e-4, warmup_steps=50, max_steps=50_000, ema_decay=0.999,
+                                              weight_decay=0.0, budget_s=16 * 60.0), batch_size=192)
 
 
-def run_distill(teacher: str | Path, out: str | Path, *, preset: str = "default", text_cache: str | Path | None = None,
-                budget_minutes: float | None = None, call_minutes: float = 0.0, device: str = "auto",
-                trainer_changes: dict[str, Any] | None = None, batch_size: int | None = None,
-                log=print) -> dict[str, Any]:
-    """Advances the distillation in `out`; returns RUN/distill.json's state (`"exported"` once RUN/model/ is written).
+def smoke_unroll() -> UnrollConfig:
+    """A few CPU steps on a tiny one-step world: for the tests."""
+    return UnrollConfig(
+        trainer=TrainerConfig(lr=2e-3, warmup_steps=1, max_steps=6, ema_decay=0.9, checkpoint_every_s=0,
+                              checkpoint_every_steps=3, log_every=1, progress=False),
+        batch_size=2, max_burn_in=1, min_unrolled=1, max_unrolled=2, pool_clips=2)
+
+
+@dataclass(frozen=True)
+class FolderStage:
+    """A stage that turns a model folder into a one-step model folder (see the module docstring)."""
+
+    name: str  # the CLI stage and RUN/<name>.json
+    presets: dict[str, Callable[[], Any]]  # preset -> the stage's config
+    labels: tuple[str, str]  # names of the input and output worlds in the metrics
+    train: Callable[..., Any]  # (config, dit, input world, text, cfg, ckpt dir, source, info, deadline) -> Trainer
+    card: Callable[[str, dict[str, Any], dict[str, Any]], str]  # (input card, state, metrics) -> card
+    curves_title: str
+    describe: Callable[[Any, Any], dict[str, Any]] = lambda cfg, mc: {}  # (cfg, model config) -> state entries
+
+
+def _distill_train(mc, dit, world, text, cfg, ckpt, source, info, deadline):
+    return train_distill(mc, dit, world.dit, world.vae, text, cfg, ckpt, source=source, info=info, deadline=deadline)
+
+
+def _unroll_train(mc, dit, world, text, cfg, ckpt, source, info, deadline):
+    return train_unroll(mc, dit, world.vae, text, cfg, ckpt, source=source, info=info, deadline=deadline)
+
+
+def run_distill(teacher: str | Path, out: str | Path, **kw) -> dict[str, Any]:
+    """Distils `teacher` into a one-step folder RUN/model (see `run_folder_stage`)."""
+    return run_folder_stage(DISTILL, teacher, out, **kw)
+
+
+def run_unroll(model: str | Path, out: str | Path, **kw) -> dict[str, Any]:
+    """Trains a one-step folder on its own rollouts into RUN/model (see `run_folder_stage`)."""
+    return run_folder_stage(UNROLL, model, out, **kw)
+
+
+def run_folder_stage(stage: FolderStage, model: str | Path, out: str | Path, *, preset: str = "default",
+                     text_cache: str | Path | None = None, budget_minutes: float | None = None,
+                     call_minutes: float = 0.0, device: str = "auto", trainer_changes: dict[str, Any] | None = None,
+                     batch_size: int | None = None, log=print) -> dict[str, Any]:
+    """Advances `stage` on the folder `model` in `out`; returns RUN/<stage>.json's state
+    (`"exported"` once RUN/model/ is written).
 
     `budget_minutes`: training time over all calls (None: the preset's; 0: none, until max_steps)."""
     from yume_env.model.pipeline import WorldModel
@@ -66,9 +117,9 @@ def run_distill(teacher: str | Path, out: str | Path, *, preset: str = "default"
     info = D.init_distributed(device)
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
-    state_path = root / "distill.json"
+    state_path = root / f"{stage.name}.json"
     state = json.loads(state_path.read_text(encoding="utf-8")) if state_path.is_file() else {
-        "teacher": str(teacher), "calls": [], "exported": False}
+        "input": str(model), "calls": [], "exported": False}
     call = {"device": torch.cuda.get_device_name(info.device) if info.device.type == "cuda" else "cpu",
             "world_size": info.world_size, "torch": torch.__version__, "seconds": 0.0}
     state["calls"].append(call)
@@ -83,7 +134,7 @@ def run_distill(teacher: str | Path, out: str | Path, *, preset: str = "default"
         save()
         D.shutdown()
         return state
-    make_cfg, make_recipe = PRESETS[preset]
+    make_cfg, make_recipe = stage.presets[preset], RECIPES[preset]
     cfg = make_cfg()
     changes = dict(trainer_changes or {})
     if budget_minutes is not None:
@@ -93,31 +144,31 @@ def run_distill(teacher: str | Path, out: str | Path, *, preset: str = "default"
     cfg.trainer = dataclasses.replace(cfg.trainer, **changes)
     state["budget_minutes"] = cfg.trainer.budget_s / 60.0
     if batch_size is not None:
-        cfg.data.batch_size = int(batch_size)
+        _set_batch_size(cfg, int(batch_size))
 
-    world = WorldModel.from_pretrained(teacher, device=info.device)
-    if text_cache is not None:  # where the teacher folder's encoder is not installed: a cache file
+    world = WorldModel.from_pretrained(state.get("input", state.get("teacher")), device=info.device)
+    if text_cache is not None:  # where the folder's encoder is not installed: a cache file
         from yume_env.train.text_cache import load_text_cache
 
         text = load_text_cache(text_cache)
     else:
         text = world.text
     mc = world.config
-    teacher_steps = int(cfg.teacher_steps) or int(mc.sample_steps)
     source = SimClipSource(mc.height, mc.width, sub_frames=mc.latent_frames_per_chunk * mc.temporal_compression,
                            device=info.device)
-    student = copy.deepcopy(world.dit).requires_grad_(True)
+    dit = copy.deepcopy(world.dit).requires_grad_(True)
     deadline = t_start + call_minutes * 60.0 - 20.0 if call_minutes > 0 else None  # time for the last checkpoint
-    trainer = train_distill(mc, student, world.dit, world.vae, text, cfg, root / "ckpt", source=source,
-                            info=info, deadline=deadline)
+    trainer = stage.train(mc, dit, world, text, cfg, root / "ckpt", source, info, deadline)
     if info.is_main:
-        trainer.curves.save(root / "curves.json", root / "curves.png", title="distill: one-step student vs teacher")
-    log(f"distill: step {trainer.step}, {trainer.elapsed_s / 60:.1f} min, loss {trainer.curves.mean_last('loss', 10)}")
-    state.update(steps=trainer.step, elapsed_s=trainer.elapsed_s, teacher_steps=teacher_steps,
+        trainer.curves.save(root / "curves.json", root / "curves.png", title=stage.curves_title)
+    log(f"{stage.name}: step {trainer.step}, {trainer.elapsed_s / 60:.1f} min, loss {trainer.curves.mean_last('loss', 10)}")
+    state.update(steps=trainer.step, elapsed_s=trainer.elapsed_s, input_steps=int(mc.sample_steps),
                  final_loss=trainer.curves.mean_last("loss", 20))
+    state.update(stage.describe(cfg, mc))
     if trainer.done() and info.is_main:
-        trainer.averaged_module()  # the EMA weights, into `student` (the module's `dit`)
-        state["metrics"] = _export(world, student, text, source, make_recipe(), root, state)
+        call["seconds"] = time.monotonic() - t_start  # this call's training, for the card's table
+        trainer.averaged_module()  # the EMA weights, into `dit` (the module's `dit`)
+        state["metrics"] = _export(stage, world, dit, text, source, make_recipe(), root, state)
         state["exported"] = True
         log(f"exported {root / 'model'}")
     save()
@@ -125,20 +176,40 @@ def run_distill(teacher: str | Path, out: str | Path, *, preset: str = "default"
     return state
 
 
-def _export(teacher, student: torch.nn.Module, text, source, recipe: RecipeConfig, root: Path,
+def _set_batch_size(cfg, batch_size: int) -> None:
+    if hasattr(cfg, "data"):  # distill: pretraining's batches
+        cfg.data.batch_size = batch_size
+    else:
+        cfg.batch_size = batch_size
+
+
+def _export(stage: FolderStage, world, dit: torch.nn.Module, text, source, recipe: RecipeConfig, root: Path,
             state: dict[str, Any]) -> dict[str, Any]:
     from yume_env.model.pipeline import WorldModel
     from yume_env.train.recipes.export import measure
 
-    student = student.eval().requires_grad_(False)
-    one = WorldModel(teacher.config.replace(sample_steps=1), student, teacher.vae, text, teacher.task_head,
-                     teacher.start_frames)
-    metrics = {"teacher": measure(teacher, recipe, source), "student": measure(one, recipe, source)}
+    dit = dit.eval().requires_grad_(False)
+    one = WorldModel(world.config.replace(sample_steps=1), dit, world.vae, text, world.task_head, world.start_frames)
+    before, after = stage.labels
+    metrics = {before: measure(world, recipe, source), after: measure(one, recipe, source)}
     model_dir = one.save_pretrained(root / "model")
-    card_in = Path(state["teacher"]) / "MODEL_CARD.md"
+    card_in = Path(state.get("input", state.get("teacher", ""))) / "MODEL_CARD.md"
     card = card_in.read_text(encoding="utf-8") if card_in.is_file() else "# model card\n"
-    atomic_write_text(model_dir / "MODEL_CARD.md", student_card(card, state, metrics))
+    atomic_write_text(model_dir / "MODEL_CARD.md", stage.card(card, state, metrics))
     return metrics
+
+
+def _calls_table(state: dict[str, Any]) -> tuple[float, str]:
+    """(GPU-seconds, markdown rows) of a run's calls."""
+    gpu_s = sum(c["seconds"] * c.get("world_size", 1) for c in state["calls"] if c["device"] != "cpu")
+    rows = "\n".join(f"| {i + 1} | {c.get('world_size', 1)} x {c['device']} | {c['seconds'] / 60:.1f} |"
+                     for i, c in enumerate(state["calls"]))
+    return gpu_s, rows
+
+
+def _metric_rows(metrics: dict[str, Any], labels: tuple[str, str]) -> str:
+    a, b = (metrics[k] for k in labels)
+    return "\n".join(f"| {k} | {a[k]:.2f} | {b[k]:.2f} |" for k in a if isinstance(a[k], float))
 
 
 def student_card(teacher_card: str, state: dict[str, Any], metrics: dict[str, Any]) -> str:
@@ -150,11 +221,8 @@ def student_card(teacher_card: str, state: dict[str, Any], metrics: dict[str, An
 
 
 def distill_card(state: dict[str, Any], metrics: dict[str, Any]) -> str:
-    gpu_s = sum(c["seconds"] * c.get("world_size", 1) for c in state["calls"] if c["device"] != "cpu")
-    calls = "\n".join(f"| {i + 1} | {c.get('world_size', 1)} x {c['device']} | {c['seconds'] / 60:.1f} |"
-                      for i, c in enumerate(state["calls"]))
-    t, s = metrics["teacher"], metrics["student"]
-    rows = "\n".join(f"| {k} | {t[k]:.2f} | {s[k]:.2f} |" for k in t if isinstance(t[k], float))
+    gpu_s, calls = _calls_table(state)
+    rows = _metric_rows(metrics, DISTILL.labels)
     notes = "".join(f"\n{n}\n" for n in state.get("notes", []))  # free text a run's owner adds to distill.json
     return f"""## One-step distillation
 The DiT above was distilled into this folder's DiT, which samples each chunk in **one** Euler
@@ -179,3 +247,45 @@ Reproduce: `yume-env train distill --teacher TEACHER_FOLDER --out RUN --budget-m
 {state.get("budget_minutes", "B")} --call-minutes 8.5` (under `torchrun` for several GPUs), repeated until it
 prints `"exported": true`.
 """
+
+
+def unroll_card(input_card: str, state: dict[str, Any], metrics: dict[str, Any]) -> str:
+    """The input's card with a note on top and the unroll section at the end."""
+    note = ("> **Trained on its own rollouts.** This folder's one-step DiT was fine-tuned by the `unroll` stage "
+            "after what this card describes; see *Unrolled fine-tuning* at the end.\n\n")
+    gpu_s, calls = _calls_table(state)
+    rows = _metric_rows(metrics, UNROLL.labels)
+    notes = "".join(f"\n{n}\n" for n in state.get("notes", []))  # free text a run's owner adds to unroll.json
+    return note + input_card.rstrip() + f"""
+
+## Unrolled fine-tuning
+The one-step DiT above was trained on its own rollouts (`yume_env/train/stages/unroll.py`): after
+0-4 simulator chunks it generates 2-8 chunks in a row from its own outputs, and each one is
+scored against the simulator's chunk for the same actions and event (latent and decoded-pixel
+MSE). The VAE, the task head, the text cache and the start views are unchanged.
+
+{state.get("steps")} steps, {state.get("elapsed_s", 0) / 60:.1f} minutes of training, final loss
+{state.get("final_loss", float("nan")):.4f}; {gpu_s / 60:.1f} GPU-minutes over these calls:
+
+| call | processes x device | minutes |
+|---|---|---|
+{calls}
+
+Before and after, on the same simulator clips, PSNR in dB:
+
+| metric | before | after |
+|---|---|---|
+{rows}
+{notes}
+Reproduce: `yume-env train unroll --model INPUT_FOLDER --out RUN --budget-minutes
+{state.get("budget_minutes", "B")} --call-minutes 8.5` (under `torchrun` for several GPUs), repeated until it
+prints `"exported": true`.
+"""
+
+
+RECIPES = {"default": default_recipe, "smoke": smoke_recipe}
+DISTILL = FolderStage("distill", {"default": default_distill, "smoke": smoke_distill}, ("teacher", "student"),
+                      _distill_train, student_card, "distill: one-step student vs teacher",
+                      lambda cfg, mc: {"teacher_steps": int(cfg.teacher_steps) or int(mc.sample_steps)})
+UNROLL = FolderStage("unroll", {"default": default_unroll, "smoke": smoke_unroll}, ("before", "after"),
+                     _unroll_train, unroll_card, "unroll: one-step world on its own rollouts")

@@ -1,0 +1,90 @@
+"""The `unroll` stage: a one-step world trained on its own rollouts gets closer to the simulator
+on them, and the folder command turns a one-step folder into a trained one-step folder."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from model_support import awake
+from test_train_distill import _text
+from yume_env.model.pipeline import WorldModel
+from yume_env.train.batches import IndexedStream, SimClipSource
+from yume_env.train.recipes.default_world import smoke_recipe
+from yume_env.train.stages.unroll import UnrollConfig, UnrollModule, UnrollStream, train_unroll
+from yume_env.train.trainer import Trainer, TrainerConfig
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def world():
+    mc = smoke_recipe().model_config().replace(sample_steps=1)
+    return awake(WorldModel.from_config(mc, seed=0, text=_text(mc.text_dim)), seed=1)
+
+
+def _batch(world, cfg: UnrollConfig, index: int = 0):
+    mc = world.config
+    return UnrollStream(SimClipSource(mc.height, mc.width, 2), world.vae, world.text, mc, cfg).make(index)
+
+
+def test_stream_cuts_clips_into_burn_in_and_unrolled_chunks(world):
+    cfg = UnrollConfig(batch_size=3, max_burn_in=2, min_unrolled=2, max_unrolled=3, pool_clips=3)
+    for i in range(4):
+        b = _batch(world, cfg, i)
+        m, Fc = len(b["targets"]), world.config.latent_frames_per_chunk
+        assert 2 <= m <= 3 and b["history"].shape[2] == 1 + Fc * b["burn_in"]
+        assert all(len(b[k]) == m for k in ("frames", "context", "action", "eps"))
+        assert b["targets"][0].shape == b["eps"][0].shape == (3, world.config.latent_channels, Fc, *world.config.latent_hw)
+        assert b["frames"][0].shape == (3, 3, 2, world.config.height, world.config.width)
+    with pytest.raises(ValueError, match="min_unrolled"):
+        _batch(world, UnrollConfig(min_unrolled=3, max_unrolled=2))
+
+
+def test_unrolled_chunks_get_closer_to_the_simulator(world):
+    cfg = UnrollConfig(batch_size=3, max_burn_in=1, min_unrolled=3, max_unrolled=3, pool_clips=3, pixel_weight=1.0)
+    batch = _batch(world, cfg)
+    dit = copy.deepcopy(world.dit).requires_grad_(True)
+    module = UnrollModule(dit, world.vae, cfg.latent_weight, cfg.pixel_weight)
+    assert [n for n, _ in module.named_parameters()] == ["dit." + n for n, _ in dit.named_parameters()]  # VAE outside
+    tcfg = TrainerConfig(lr=3e-3, warmup_steps=1, max_steps=25, log_every=1, ema_decay=0.0, progress=False,
+                         checkpoint_every_s=0, min_lr_ratio=1.0)
+    result = Trainer(module, tcfg, None, name="test").fit(IndexedStream(lambda i: batch))
+    losses = [v for _, v in result.curves.series["loss"]]
+    assert np.mean(losses[-3:]) < 0.5 * np.mean(losses[:3]), losses
+    last = [v for _, v in result.curves.series["last_chunk_latent_mse"]]
+    assert np.mean(last[-3:]) < 0.5 * np.mean(last[:3]), last  # the last chunk too, from the model's own history
+    assert all(not p.requires_grad for p in world.vae.parameters())
+
+
+def test_a_few_step_world_is_refused(world):
+    mc = world.config.replace(sample_steps=2)
+    with pytest.raises(ValueError, match="one-step worlds"):
+        train_unroll(mc, world.dit, world.vae, world.text, UnrollConfig(), "unused", source=None, info=None)
+
+
+def test_unroll_command_trains_a_one_step_folder_and_resumes(tmp_path, world):
+    from yume_env.cli import main
+
+    world.save_pretrained(tmp_path / "one_step")
+    (tmp_path / "one_step" / "MODEL_CARD.md").write_text("# the input's card\n")
+    run = tmp_path / "run"
+    args = ["train", "unroll", "--model", str(tmp_path / "one_step"), "--out", str(run), "--smoke", "--device", "cpu"]
+    assert main(args + ["--call-minutes", "0.0001"]) == 0  # out of time at once: checkpoint, stop
+    assert not json.loads((run / "unroll.json").read_text())["exported"]
+    assert main(args) == 0  # resumes and finishes
+    state = json.loads((run / "unroll.json").read_text())
+    assert state["exported"] and len(state["calls"]) == 2 and state["steps"] == 6
+    assert set(state["metrics"]) == {"before", "after"}
+    card = (run / "model" / "MODEL_CARD.md").read_text()
+    assert "# the input's card" in card and "## Unrolled fine-tuning" in card
+    trained = WorldModel.from_pretrained(run / "model")
+    assert trained.config.sample_steps == 1
+    after, before = trained.dit.state_dict(), world.dit.state_dict()
+    assert any(not torch.equal(after[k], before[k]) for k in before)  # trained
+    s = trained.init_state(np.zeros((1, 32, 32, 3), np.uint8))
+    assert trained.step([s], np.array([[1, 0]]), torch.Generator().manual_seed(0)).frames.shape == (1, 2, 32, 32, 3)

@@ -1,0 +1,152 @@
+"""Stage `unroll`: a one-step world trained on its own rollouts against the simulator.
+
+Self-forcing for a one-step model (Yume1.5 fine-tunes on self-generated history; a one-step
+model makes that history cheap, one forward per chunk). Per batch: `b` simulator chunks of
+history, then the model unrolls `m` chunks under the clips' actions and events, each from its
+own previous outputs, and every unrolled chunk is scored against the simulator's:
+
+    x0_j = eps_j - dit(eps_j, sigma=1 | history_j)      # the one Euler step the env takes
+    loss = mean_j  latent_weight * MSE(x0_j, z_j) + pixel_weight * MSE(decode(x0_j), frames_j)
+    history_{j+1} = history_j + [x0_j.detach()]
+
+Gradients flow through each chunk's own forward, not through the history (as Self-Forcing
+does, and so memory stays bounded). The target is the simulator's chunk for the same actions,
+so the model learns to pull a drifted history back to the world instead of compounding it. A
+one-step model scored on the truth predicts the mean of the futures it cannot tell apart:
+where the simulator is deterministic (what was seen, the effect of a key) that is sharp, where
+it is not (what a turn reveals) it blurs. The pixel term scores what PSNR measures: the decoded
+frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from yume_env.actions import NUM_CAMERAS
+from yume_env.model.config import WorldModelConfig
+from yume_env.model.vae import frames_to_tensor
+from yume_env.train import distributed as D
+from yume_env.train.batches import ClipPool, IndexedStream, SimClipSource, select
+from yume_env.train.rollout import encode_clips
+from yume_env.train.stages.pretrain import action_kwargs, contexts
+from yume_env.train.trainer import Trainer, TrainerConfig
+
+
+@dataclass
+class UnrollConfig:
+    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(
+        lr=5e-5, warmup_steps=50, max_steps=50_000, ema_decay=0.999, weight_decay=0.0))
+    batch_size: int = 64
+    max_burn_in: int = 4  # simulator chunks before the unrolled ones: b in [0, max_burn_in]
+    min_unrolled: int = 2  # unrolled chunks: m in [min_unrolled, max_unrolled]
+    max_unrolled: int = 8
+    latent_weight: float = 1.0
+    pixel_weight: float = 10.0  # pixels in [-1, 1]: MSE 0.04 is 20 dB; x10 puts both terms on one scale
+    pool_clips: int = 256  # see batches.ClipPool (clips of max_burn_in + max_unrolled steps)
+    pool_reuse: float = 2.0
+    memory: bool = True  # channel stream on (when the model has one)
+    seed: int = 2
+
+
+class UnrollModule(nn.Module):
+    """forward(batch) -> (loss, metrics). Only the DiT is a submodule (what DDP and EMA see); the
+    frozen VAE, used for the pixel term, is held outside the module tree."""
+
+    def __init__(self, dit: nn.Module, vae: nn.Module, latent_weight: float = 1.0, pixel_weight: float = 0.0,
+                 memory: bool = True):
+        super().__init__()
+        self.dit = dit  # named like FlowMatchingModule's, so `pretrain.dit_state` reads both
+        self._vae = [vae.eval().requires_grad_(False)]  # a list: not registered as a submodule
+        self.latent_weight, self.pixel_weight = float(latent_weight), float(pixel_weight)
+        self.memory = bool(memory) and bool(dit.config.memory_enabled)
+
+    @property
+    def vae(self) -> nn.Module:
+        return self._vae[0]
+
+    def _apply(self, fn, recurse=True):  # .to(device) moves the VAE with the DiT
+        self._vae[0] = self.vae._apply(fn)
+        return super()._apply(fn, recurse)
+
+    def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        history = batch["history"]  # (B, C, N, h, w): the simulator's burn-in
+        B = history.shape[0]
+        t = torch.full((B,), 1000.0, device=history.device)  # sigma 1: the one step starts from noise
+        total, lat_sum, pix_sum, last_pix = 0.0, 0.0, 0.0, None
+        m = len(batch["targets"])
+        for j in range(m):
+            memory = self.dit.memory_summaries(history, [history.shape[2]] * B) if self.memory else None
+            hist = self.dit.encode_history(list(history), memory)
+            eps = batch["eps"][j]
+            v = self.dit(eps, t, batch["context"][j], hist, memory, **action_kwargs(self.dit, batch["action"][j])).float()
+            x0 = eps - v
+            lat = F.mse_loss(x0, batch["targets"][j])
+            loss = self.latent_weight * lat
+            if self.pixel_weight > 0:
+                cache = self.vae.start_stream(history[:, :, -1:].detach())  # decode as the env does: after the last latent
+                pix = F.mse_loss(self.vae.decode_chunk(x0, cache)[0].float(), batch["frames"][j])
+                loss = loss + self.pixel_weight * pix
+                pix_sum, last_pix = pix_sum + pix.detach(), pix.detach()
+            total, lat_sum = total + loss, lat_sum + lat.detach()
+            history = torch.cat([history, x0.detach()], dim=2)
+        metrics = {"latent_mse": lat_sum / m, "last_chunk_latent_mse": lat.detach()}
+        if last_pix is not None:  # PSNR of [-1, 1] pixels: range 2
+            metrics["pixel_psnr_db"] = 10 * torch.log10(4.0 / (pix_sum / m).clamp_min(1e-10))
+            metrics["last_chunk_psnr_db"] = 10 * torch.log10(4.0 / last_pix.clamp_min(1e-10))
+        return total / m, metrics
+
+
+class UnrollStream(IndexedStream):
+    """Batch i: clips (seed i) cut into b burn-in chunks and m chunks to unroll, with the noise,
+    contexts, actions, target latents and target frames of each unrolled chunk."""
+
+    def __init__(self, source: SimClipSource, vae: nn.Module, text, config: WorldModelConfig, cfg: UnrollConfig,
+                 rank: int = 0):
+        if cfg.min_unrolled < 1 or cfg.max_unrolled < cfg.min_unrolled:
+            raise ValueError(f"unroll needs 1 <= min_unrolled <= max_unrolled, got {cfg.min_unrolled}, {cfg.max_unrolled}")
+        self.text, self.config, self.cfg = text, config, cfg
+        self.pool = ClipPool(source, max(cfg.pool_clips, cfg.batch_size), cfg.max_burn_in + cfg.max_unrolled,
+                             cfg.batch_size, cfg.pool_reuse, cfg.seed, rank, encode=lambda clips: encode_clips(vae, clips.frames))
+        super().__init__(self.make)  # batch i = make(i); the stream's state is i
+
+    def make(self, i: int) -> dict[str, Any]:
+        c, Fc = self.cfg, self.config.latent_frames_per_chunk
+        sub = Fc * self.config.temporal_compression  # pixel frames per step
+        pool_clips, pool_latents, pick, gen = self.pool.draw(i)
+        clips, latents = select(pool_clips, pick), pool_latents[pick]
+        draw = lambda lo, hi: int(torch.randint(lo, hi + 1, (), generator=gen, device=gen.device))  # noqa: E731
+        b, m = draw(0, c.max_burn_in), draw(c.min_unrolled, c.max_unrolled)
+        device, B = latents.device, c.batch_size
+        steps = range(b, b + m)
+        batch: dict[str, Any] = {"history": latents[:, :, : 1 + Fc * b], "burn_in": b}
+        batch["targets"] = [latents[:, :, 1 + Fc * s: 1 + Fc * (s + 1)] for s in steps]
+        batch["frames"] = [frames_to_tensor(clips.frames[:, 1 + sub * s: 1 + sub * (s + 1)], device=device)
+                           for s in steps] if c.pixel_weight > 0 else []
+        batch["context"] = [contexts(self.text, clips, [s] * B, self.config.text_tokens, device) for s in steps]
+        batch["action"] = [(clips.actions[:, s, 0] * NUM_CAMERAS + clips.actions[:, s, 1]).to(device) for s in steps]
+        batch["eps"] = [torch.randn(x.shape, generator=gen, device=gen.device).to(device) for x in batch["targets"]]
+        return batch
+
+
+def train_unroll(model_config: WorldModelConfig, dit: nn.Module, vae: nn.Module, text, cfg: UnrollConfig,
+                 out: str | Path, *, source: SimClipSource, info: D.DistInfo, deadline: float | None = None) -> Trainer:
+    """Trains (or resumes from `out/`) the one-step `dit` in place on its own rollouts; returns the trainer."""
+    if int(model_config.sample_steps) != 1:
+        raise ValueError(f"unroll trains one-step worlds (config.sample_steps 1), got sample_steps "
+                         f"{model_config.sample_steps}; distil the model first (yume-env train distill)")
+    if model_config.temporal_compression != 1 and cfg.pixel_weight > 0:
+        raise ValueError("unroll's pixel term decodes chunk by chunk with a 1x temporal VAE; "
+                         "set pixel_weight 0 for this model")
+    vae = vae.to(info.device).eval().requires_grad_(False)
+    stream = UnrollStream(source, vae, text, model_config, cfg, info.rank)
+    module = UnrollModule(dit, vae, cfg.latent_weight, cfg.pixel_weight, cfg.memory)
+    trainer = Trainer(module, cfg.trainer, Path(out), info=info, name="unroll")
+    trainer.resume(stream)
+    trainer.fit(stream, deadline=deadline)
+    return trainer
