@@ -2,7 +2,7 @@
 train the inverse-dynamics model and event classifier the evaluation judges with.
 
     yume-env eval --model DIR [--device cpu] [--episodes N] [--quick] [--json out.json] [--report report.md]
-    yume-env eval train-probes [--out DIR] [--preset full|quick] [--device cuda]
+    yume-env eval train-probes [--out DIR] [--preset full|gpu|quick] [--device cuda]
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", default="eval_report.md", help="eval: markdown report path (figures beside it)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--out", default=None, help="train-probes: output folder (default yume_env/assets/eval_models)")
-    parser.add_argument("--preset", default="full", choices=["full", "quick"], help="train-probes: data and step counts")
+    parser.add_argument("--preset", default="full", choices=["full", "gpu", "quick"],
+                        help="train-probes: data and step counts (gpu: more of both, for --device cuda)")
     parser.add_argument("--steps", type=int, default=None, help="train-probes: steps per simulator episode")
     parser.add_argument("--iterations", type=int, default=None, help="train-probes: optimiser steps")
     parser.add_argument("--sim-batch", type=int, default=None, help="train-probes: simulator worlds rendered at once")
