@@ -89,6 +89,49 @@ def test_beacon_reward_memory_survives_get_and_set_state():
     np.testing.assert_allclose(b(contexts(model, 1, 1.0), [0])[0], [1.0])
 
 
+def _beacon_by_world(bonus, arrive, slack, memory, distance, logit, positions):
+    """The beacon reward written world by world (what the batched arrays must equal)."""
+    rewards, done = np.zeros(len(distance)), np.zeros(len(distance), dtype=bool)
+    for b, (d, position) in enumerate(zip(distance.astype(np.float64), positions)):
+        mem = memory.setdefault(b, {})
+        if not mem:
+            mem.update(first_distance=d, walked=0.0)
+        else:
+            moved = float(np.linalg.norm(position - np.asarray(mem["position"])))
+            mem["walked"] += moved
+            rewards[b] = float(np.clip(mem["last_distance"] - d, -moved, moved))
+        done[b] = logit[b] > 0 and d < arrive and mem["walked"] + arrive + slack >= mem["first_distance"]
+        rewards[b] += bonus * done[b]
+        mem.update(last_distance=d, position=position.tolist())
+    return rewards, done
+
+
+def test_batched_beacon_reward_equals_the_world_by_world_rule_with_resets():
+    rng = np.random.default_rng(0)
+    n, steps = 6, 12
+    distances = rng.uniform(0.5, 8.0, (steps, n)).astype(np.float32)
+    logits = rng.normal(0.0, 2.0, (steps, n)).astype(np.float32)
+    moves = rng.normal(0.0, 1.0, (steps, n, 3))
+    reward, memory = BeaconReward(bonus=10.0, arrive_distance=3.0, distance_slack=2.0), {}
+    for i in range(n):
+        reward.reset(i)
+    position = np.zeros((n, 3))
+    for t in range(steps):
+        if t == 5:  # world 2 starts a new episode; world 4 is restored from a snapshot of itself
+            reward.reset(2)
+            memory[2] = {}
+            reward.set_state(4, reward.get_state(4))
+        position = position + moves[t]
+        ctx = contexts(HeadStub([distances[t]], [logits[t]]), n)
+        for c, pos in zip(ctx, position):
+            c.pose[:3, 3] = pos
+        got = reward(ctx, list(range(n)))
+        want = _beacon_by_world(10.0, 3.0, 2.0, memory, distances[t], logits[t], position)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+    assert reward.get_state(1) == memory[1]
+
+
 def test_default_reward_is_beacon_with_a_task_head_and_none_without():
     assert isinstance(make_reward(None, HeadStub([], [])), BeaconReward)
     assert isinstance(make_reward(None, tiny_world()), NoReward)
