@@ -2,7 +2,7 @@
 
     yume-env train distill --teacher yume_env/assets/default_world --out RUN \\
         --text-cache text_cache.safetensors --budget-minutes 20 --call-minutes 8.5   # call again to continue
-    yume-env train unroll --model RUN/model --out RUN2 --budget-minutes 16 --call-minutes 8.5
+    yume-env train unroll --model RUN/model --out RUN2 --budget-minutes 15 --call-minutes 8.5
     torchrun --standalone --nproc_per_node 2 -m yume_env train distill ...          # data parallel
 
 - `distill` (`stages/distill.py`): a copy of a few-step teacher's DiT learns to produce the
@@ -60,7 +60,7 @@ def default_unroll() -> UnrollConfig:
     """For the default world: 192 clips per process, histories of up to 4 simulator chunks then
     2-8 unrolled ones (the tiny TSCM layout keeps 20 latents, 9 steps' worth)."""
     return UnrollConfig(trainer=TrainerConfig(lr=1e-4, warmup_steps=50, max_steps=50_000, ema_decay=0.999,
-                                              weight_decay=0.0, budget_s=16 * 60.0), batch_size=192)
+                                              weight_decay=0.0, budget_s=15 * 60.0), batch_size=192)
 
 
 def smoke_unroll() -> UnrollConfig:
@@ -90,16 +90,6 @@ def _distill_train(mc, dit, world, text, cfg, ckpt, source, info, deadline):
 
 def _unroll_train(mc, dit, world, text, cfg, ckpt, source, info, deadline):
     return train_unroll(mc, dit, world.vae, text, cfg, ckpt, source=source, info=info, deadline=deadline)
-
-
-def run_distill(teacher: str | Path, out: str | Path, **kw) -> dict[str, Any]:
-    """Distils `teacher` into a one-step folder RUN/model (see `run_folder_stage`)."""
-    return run_folder_stage(DISTILL, teacher, out, **kw)
-
-
-def run_unroll(model: str | Path, out: str | Path, **kw) -> dict[str, Any]:
-    """Trains a one-step folder on its own rollouts into RUN/model (see `run_folder_stage`)."""
-    return run_folder_stage(UNROLL, model, out, **kw)
 
 
 def run_folder_stage(stage: FolderStage, model: str | Path, out: str | Path, *, preset: str = "default",
@@ -162,8 +152,7 @@ def run_folder_stage(stage: FolderStage, model: str | Path, out: str | Path, *, 
     if info.is_main:
         trainer.curves.save(root / "curves.json", root / "curves.png", title=stage.curves_title)
     log(f"{stage.name}: step {trainer.step}, {trainer.elapsed_s / 60:.1f} min, loss {trainer.curves.mean_last('loss', 10)}")
-    state.update(steps=trainer.step, elapsed_s=trainer.elapsed_s, input_steps=int(mc.sample_steps),
-                 final_loss=trainer.curves.mean_last("loss", 20))
+    state.update(steps=trainer.step, elapsed_s=trainer.elapsed_s, final_loss=trainer.curves.mean_last("loss", 20))
     state.update(stage.describe(cfg, mc))
     if trainer.done() and info.is_main:
         call["seconds"] = time.monotonic() - t_start  # this call's training, for the card's table
@@ -260,9 +249,10 @@ def unroll_card(input_card: str, state: dict[str, Any], metrics: dict[str, Any])
 
 ## Unrolled fine-tuning
 The one-step DiT above was trained on its own rollouts (`yume_env/train/stages/unroll.py`): after
-0-4 simulator chunks it generates 2-8 chunks in a row from its own outputs, and each one is
-scored against the simulator's chunk for the same actions and event (latent and decoded-pixel
-MSE). The VAE, the task head, the text cache and the start views are unchanged.
+0-{state.get("max_burn_in")} simulator chunks it generates {state.get("unrolled")} chunks in a row from its own outputs,
+and each one is scored against the simulator's chunk for the same actions and event (latent MSE
++ {state.get("pixel_weight")} x decoded-pixel MSE). The VAE, the task head, the text cache and the start views are
+unchanged.
 
 {state.get("steps")} steps, {state.get("elapsed_s", 0) / 60:.1f} minutes of training, final loss
 {state.get("final_loss", float("nan")):.4f}; {gpu_s / 60:.1f} GPU-minutes over these calls:
@@ -288,4 +278,6 @@ DISTILL = FolderStage("distill", {"default": default_distill, "smoke": smoke_dis
                       _distill_train, student_card, "distill: one-step student vs teacher",
                       lambda cfg, mc: {"teacher_steps": int(cfg.teacher_steps) or int(mc.sample_steps)})
 UNROLL = FolderStage("unroll", {"default": default_unroll, "smoke": smoke_unroll}, ("before", "after"),
-                     _unroll_train, unroll_card, "unroll: one-step world on its own rollouts")
+                     _unroll_train, unroll_card, "unroll: one-step world on its own rollouts",
+                     lambda cfg, mc: {"max_burn_in": cfg.max_burn_in, "unrolled": f"{cfg.min_unrolled}-{cfg.max_unrolled}",
+                                      "pixel_weight": cfg.pixel_weight})
