@@ -58,6 +58,45 @@ def test_same_step_autoreset_returns_the_new_episode_and_the_final_observation()
     assert (info["step"] == 1).all()
 
 
+def _assert_same_infos(got: dict, want: dict) -> None:
+    assert list(got) == list(want)
+    for key, w in want.items():
+        g = got[key]
+        if isinstance(w, dict):
+            _assert_same_infos(g, w)
+            continue
+        assert g.dtype == w.dtype and g.shape == w.shape, key
+        if w.dtype != object:
+            np.testing.assert_array_equal(g, w)
+        else:
+            for a, b in zip(g, w):
+                assert np.array_equal(a, b) if isinstance(b, np.ndarray) else a == b, key
+
+
+def test_batched_step_infos_equal_the_merged_per_world_infos_also_after_a_reset():
+    from yume_env.env.options import parse_reset_options
+    from yume_env.env.snapshot import WorldSnapshot
+    from yume_env.env.world_vector_env import merge_infos, put_world_info, world_info
+
+    vec = make_vec(3)
+    vec.reset(seed=0, options={"event": "it starts to snow"})
+    vec.step(np.ones((3, 2), dtype=np.int64))
+    world, rng = vec._world, np.random.default_rng(0)
+    frames = rng.integers(0, 256, (3, 2, 64, 64, 3), dtype=np.uint8)
+    poses = rng.normal(size=(3, 4, 4))
+    batched = world.batch_info(frames, 0.25, poses)
+    per_world = {i: world.info(i, frames[i], 0.25, poses[i]) for i in range(3)}
+    _assert_same_infos(batched, merge_infos(per_world, 3))
+    for i in range(3):  # what final_info holds for a finished world
+        one = world_info(batched, i)
+        assert list(one) == list(per_world[i]) and one["memory"] == per_world[i]["memory"]
+        assert all(np.array_equal(one[k], per_world[i][k]) for k in ("frames", "pose", "step", "event", "latency_s"))
+    _, per_world[1] = world.reset_world(1, rng, parse_reset_options(None, world.frame_size, WorldSnapshot))
+    put_world_info(batched, 1, per_world[1])  # a reset's one frame beside the others' chunks
+    _assert_same_infos(batched, merge_infos(per_world, 3))
+    assert batched["frames"].dtype == object and batched["frames"][1].shape == (1, 64, 64, 3)
+
+
 def test_vector_reset_options_per_world_and_reset_mask():
     vec = make_vec(2)
     obs, info = vec.reset(seed=0, options=[{"event": "night falls"}, None])

@@ -165,10 +165,11 @@ class WorldBatch:
         self.events[i] = text
 
     # ---- step --------------------------------------------------------------------------------
-    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
+    def step(self, actions: np.ndarray, batched_info: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any]:
         """One model forward for all worlds; `actions` int (N, 2), already validated.
 
-        Returns observations (N, h, w, 3), rewards float64 (N,), terminated bool (N,), infos.
+        Returns observations (N, h, w, 3), rewards float64 (N,), terminated bool (N,), and the infos:
+        one dict per world, or with `batched_info` one dict in Gymnasium's vector layout (`batch_info`).
         """
         if any(s is None for s in self.states):
             raise RuntimeError("step() before reset(): call reset() first")
@@ -197,12 +198,37 @@ class WorldBatch:
         rewards, terminated = self.reward(contexts, list(range(self.num_worlds)))
         latency = time.perf_counter() - start
         obs = np.stack([self.observation(i) for i in range(self.num_worlds)])
-        infos = [self.info(i, frames[i], latency, poses[i]) for i in range(self.num_worlds)]
+        if batched_info:
+            infos = self.batch_info(frames, latency, poses)
+        else:
+            infos = [self.info(i, frames[i], latency, poses[i]) for i in range(self.num_worlds)]
         return obs, np.asarray(rewards, dtype=np.float64), np.asarray(terminated, dtype=bool), infos
 
     # ---- views -------------------------------------------------------------------------------
     def observation(self, i: int) -> np.ndarray:
         return resize_frame(self.last_frames[i], self.obs_size)
+
+    def batch_info(self, frames: np.ndarray, latency_s: float, poses: np.ndarray) -> dict:
+        """Every world's `info` of one step at once, in Gymnasium's vector layout (`info[key]` over
+        worlds, `info["_key"]` the mask): equal to merging the per-world dicts, without building
+        them (at 1,024 worlds the dicts and their merge were a visible share of a GPU step)."""
+        n = self.num_worlds
+        stats = [s.memory_stats() for s in self.states]
+        memory: dict = {}
+        for key in stats[0]:
+            memory[key], memory[f"_{key}"] = np.array([st[key] for st in stats], dtype=np.int64), np.ones(n, bool)
+        values = {
+            "frames": np.array(frames, dtype=np.uint8, copy=True),
+            "event": np.array(self.events, dtype=object),
+            "pose": np.array(poses, dtype=np.float64, copy=True),
+            "step": np.array(self.steps, dtype=np.int64),
+            "latency_s": np.full(n, float(latency_s)),
+            "memory": memory,
+        }
+        out: dict = {}
+        for key, value in values.items():
+            out[key], out[f"_{key}"] = value, np.ones(n, bool)
+        return out
 
     def info(self, i: int, frames: np.ndarray, latency_s: float, pose: np.ndarray | None = None) -> dict:
         return {

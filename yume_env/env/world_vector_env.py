@@ -127,24 +127,23 @@ class YumeWorldVectorEnv(VectorEnv):
         if not self._started.all():
             raise RuntimeError("step() before reset(): call reset() first")
         batch = self._check_actions(actions)
-        obs, rewards, terminated, step_infos = self._world.step(batch)
+        obs, rewards, terminated, infos = self._world.step(batch, batched_info=True)
         steps = np.array(self._world.steps)
         truncated = (
             np.zeros(self.num_envs, dtype=bool) if self.max_episode_steps is None else steps >= self.max_episode_steps
         )
         truncated &= ~terminated
         done = terminated | truncated
-        infos: dict = {}
         if done.any():
             final_obs = np.full(self.num_envs, None, dtype=object)
             final_info = np.full(self.num_envs, None, dtype=object)
             for i in np.flatnonzero(done):
-                final_obs[i], final_info[i] = obs[i].copy(), step_infos[i]
+                final_obs[i], final_info[i] = obs[i].copy(), world_info(infos, i)
                 # same-step autoreset: the observation and info of a done world are its new episode's
-                obs[i], step_infos[i] = self._world.reset_world(i, self._rngs[i], parse_reset_options(None, self.frame_size, WorldSnapshot))
+                obs[i], reset_info = self._world.reset_world(i, self._rngs[i], parse_reset_options(None, self.frame_size, WorldSnapshot))
+                put_world_info(infos, i, reset_info)
             infos["final_obs"], infos["_final_obs"] = final_obs, done.copy()
             infos["final_info"], infos["_final_info"] = final_info, done.copy()
-        infos.update(merge_infos(dict(enumerate(step_infos)), self.num_envs))
         return obs, rewards.copy(), terminated, truncated, infos
 
     def _check_actions(self, actions) -> np.ndarray:
@@ -217,3 +216,41 @@ def merge_infos(infos: dict[int, dict], num_envs: int) -> dict:
             merged[key] = out
         merged[f"_{key}"] = mask
     return merged
+
+
+def world_info(infos: dict, i: int) -> dict:
+    """World `i`'s info dict from a vector-layout `infos` in which every world has every key (what
+    `WorldBatch.batch_info` builds): the per-world `info` of the single env."""
+    from yume_env.env.core import Latency
+
+    out: dict = {}
+    for key, value in infos.items():
+        if key.startswith("_"):
+            continue
+        if isinstance(value, dict):
+            out[key] = world_info(value, i)
+        elif key == "latency_s":
+            out[key] = Latency(value[i])
+        elif value.dtype == object or value.ndim > 1:
+            out[key] = value[i].copy() if isinstance(value[i], np.ndarray) else value[i]
+        else:
+            out[key] = value[i].item()
+    return out
+
+
+def put_world_info(infos: dict, i: int, info: dict) -> None:
+    """Writes world `i`'s `info` into a vector-layout `infos` in place, as `merge_infos` would have
+    merged it: an array whose shape differs from the others (a reset's single frame beside the
+    step's chunks) turns that key into an object array."""
+    for key, value in info.items():
+        if isinstance(value, dict):
+            put_world_info(infos[key], i, value)
+            continue
+        column = infos[key]
+        if isinstance(value, np.ndarray) and column.dtype != object and (
+                value.shape != column.shape[1:] or value.dtype != column.dtype):
+            rows = np.empty(len(column), dtype=object)
+            for j, row in enumerate(column):
+                rows[j] = row
+            infos[key] = column = rows
+        column[i] = value
