@@ -76,7 +76,8 @@ def _assert_same_infos(got: dict, want: dict) -> None:
 def test_batched_step_infos_equal_the_merged_per_world_infos_also_after_a_reset():
     from yume_env.env.options import parse_reset_options
     from yume_env.env.snapshot import WorldSnapshot
-    from yume_env.env.world_vector_env import merge_infos, put_world_info, world_info
+    from yume_env.env.core import put_world_info, world_info
+    from yume_env.env.world_vector_env import merge_infos
 
     vec = make_vec(3)
     vec.reset(seed=0, options={"event": "it starts to snow"})

@@ -165,11 +165,11 @@ class WorldBatch:
         self.events[i] = text
 
     # ---- step --------------------------------------------------------------------------------
-    def step(self, actions: np.ndarray, batched_info: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any]:
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
         """One model forward for all worlds; `actions` int (N, 2), already validated.
 
-        Returns observations (N, h, w, 3), rewards float64 (N,), terminated bool (N,), and the infos:
-        one dict per world, or with `batched_info` one dict in Gymnasium's vector layout (`batch_info`).
+        Returns observations (N, h, w, 3), rewards float64 (N,), terminated bool (N,), and the infos
+        of all worlds in Gymnasium's vector layout (`batch_info`; `world_info(infos, i)` is world i's).
         """
         if any(s is None for s in self.states):
             raise RuntimeError("step() before reset(): call reset() first")
@@ -198,10 +198,7 @@ class WorldBatch:
         rewards, terminated = self.reward(contexts, list(range(self.num_worlds)))
         latency = time.perf_counter() - start
         obs = np.stack([self.observation(i) for i in range(self.num_worlds)])
-        if batched_info:
-            infos = self.batch_info(frames, latency, poses)
-        else:
-            infos = [self.info(i, frames[i], latency, poses[i]) for i in range(self.num_worlds)]
+        infos = self.batch_info(frames, latency, poses)
         return obs, np.asarray(rewards, dtype=np.float64), np.asarray(terminated, dtype=bool), infos
 
     # ---- views -------------------------------------------------------------------------------
@@ -231,6 +228,7 @@ class WorldBatch:
         return out
 
     def info(self, i: int, frames: np.ndarray, latency_s: float, pose: np.ndarray | None = None) -> dict:
+        """World `i`'s info dict (at reset; a step builds all worlds' at once with `batch_info`)."""
         return {
             "frames": np.array(frames, dtype=np.uint8, copy=True),
             "event": self.events[i],
@@ -239,3 +237,39 @@ class WorldBatch:
             "latency_s": Latency(latency_s),
             "memory": {k: int(v) for k, v in self.states[i].memory_stats().items()},
         }
+
+
+def world_info(infos: dict, i: int) -> dict:
+    """World `i`'s info dict from a vector-layout `infos` in which every world has every key (what
+    `WorldBatch.batch_info` builds): the per-world `info` of the single env."""
+    out: dict = {}
+    for key, value in infos.items():
+        if key.startswith("_"):
+            continue
+        if isinstance(value, dict):
+            out[key] = world_info(value, i)
+        elif key == "latency_s":
+            out[key] = Latency(value[i])
+        elif value.dtype == object or value.ndim > 1:
+            out[key] = value[i].copy() if isinstance(value[i], np.ndarray) else value[i]
+        else:
+            out[key] = value[i].item()
+    return out
+
+
+def put_world_info(infos: dict, i: int, info: dict) -> None:
+    """Writes world `i`'s `info` into a vector-layout `infos` in place, as `merge_infos` would have
+    merged it: an array whose shape differs from the others (a reset's single frame beside the
+    step's chunks) turns that key into an object array."""
+    for key, value in info.items():
+        if isinstance(value, dict):
+            put_world_info(infos[key], i, value)
+            continue
+        column = infos[key]
+        if isinstance(value, np.ndarray) and column.dtype != object and (
+                value.shape != column.shape[1:] or value.dtype != column.dtype):
+            rows = np.empty(len(column), dtype=object)
+            for j, row in enumerate(column):
+                rows[j] = row
+            infos[key] = column = rows
+        column[i] = value

@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 
 from yume_env import actions as A
-from yume_env.env.core import WorldBatch
+from yume_env.env.core import WorldBatch, world_info
 from yume_env.env.model_cache import load_world_model
 from yume_env.env.options import parse_reset_options
 from yume_env.env.rewards import make_reward
@@ -157,7 +157,7 @@ class YumeWorldEnv(gym.Env):
         key, camera = to_key_camera(action, self.flatten_actions)
         obs, rewards, terminated, infos = self._world.step(np.array([[key, camera]], dtype=np.int64))
         truncated = self.max_episode_steps is not None and self._world.steps[0] >= self.max_episode_steps
-        return obs[0], float(rewards[0]), bool(terminated[0]), bool(truncated), infos[0]
+        return obs[0], float(rewards[0]), bool(terminated[0]), bool(truncated), world_info(infos, 0)
 
     def render(self):
         if self.render_mode is None:

@@ -21,7 +21,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from yume_env import actions as A
-from yume_env.env.core import WorldBatch
+from yume_env.env.core import WorldBatch, put_world_info, world_info
 from yume_env.env.model_cache import load_world_model
 from yume_env.env.options import parse_reset_options
 from yume_env.env.rewards import make_reward
@@ -127,7 +127,7 @@ class YumeWorldVectorEnv(VectorEnv):
         if not self._started.all():
             raise RuntimeError("step() before reset(): call reset() first")
         batch = self._check_actions(actions)
-        obs, rewards, terminated, infos = self._world.step(batch, batched_info=True)
+        obs, rewards, terminated, infos = self._world.step(batch)
         steps = np.array(self._world.steps)
         truncated = (
             np.zeros(self.num_envs, dtype=bool) if self.max_episode_steps is None else steps >= self.max_episode_steps
@@ -217,40 +217,3 @@ def merge_infos(infos: dict[int, dict], num_envs: int) -> dict:
         merged[f"_{key}"] = mask
     return merged
 
-
-def world_info(infos: dict, i: int) -> dict:
-    """World `i`'s info dict from a vector-layout `infos` in which every world has every key (what
-    `WorldBatch.batch_info` builds): the per-world `info` of the single env."""
-    from yume_env.env.core import Latency
-
-    out: dict = {}
-    for key, value in infos.items():
-        if key.startswith("_"):
-            continue
-        if isinstance(value, dict):
-            out[key] = world_info(value, i)
-        elif key == "latency_s":
-            out[key] = Latency(value[i])
-        elif value.dtype == object or value.ndim > 1:
-            out[key] = value[i].copy() if isinstance(value[i], np.ndarray) else value[i]
-        else:
-            out[key] = value[i].item()
-    return out
-
-
-def put_world_info(infos: dict, i: int, info: dict) -> None:
-    """Writes world `i`'s `info` into a vector-layout `infos` in place, as `merge_infos` would have
-    merged it: an array whose shape differs from the others (a reset's single frame beside the
-    step's chunks) turns that key into an object array."""
-    for key, value in info.items():
-        if isinstance(value, dict):
-            put_world_info(infos[key], i, value)
-            continue
-        column = infos[key]
-        if isinstance(value, np.ndarray) and column.dtype != object and (
-                value.shape != column.shape[1:] or value.dtype != column.dtype):
-            rows = np.empty(len(column), dtype=object)
-            for j, row in enumerate(column):
-                rows[j] = row
-            infos[key] = column = rows
-        column[i] = value
