@@ -188,17 +188,33 @@ def _export(stage: FolderStage, world, dit: torch.nn.Module, text, source, recip
     return metrics
 
 
-def _calls_table(state: dict[str, Any]) -> tuple[float, str]:
-    """(GPU-seconds, markdown rows) of a run's calls."""
+def _run_report(stage: FolderStage, state: dict[str, Any], metrics: dict[str, Any], caption: str, flag: str) -> str:
+    """The part of a stage's card section every stage shares: steps, minutes and GPU-minutes per
+    call, the two worlds' metrics side by side, the run owner's notes and how to reproduce."""
     gpu_s = sum(c["seconds"] * c.get("world_size", 1) for c in state["calls"] if c["device"] != "cpu")
-    rows = "\n".join(f"| {i + 1} | {c.get('world_size', 1)} x {c['device']} | {c['seconds'] / 60:.1f} |"
-                     for i, c in enumerate(state["calls"]))
-    return gpu_s, rows
+    calls = "\n".join(f"| {i + 1} | {c.get('world_size', 1)} x {c['device']} | {c['seconds'] / 60:.1f} |"
+                      for i, c in enumerate(state["calls"]))
+    before, after = stage.labels
+    a, b = metrics[before], metrics[after]
+    rows = "\n".join(f"| {k} | {a[k]:.2f} | {b[k]:.2f} |" for k in a if isinstance(a[k], float))
+    notes = "".join(f"\n{n}\n" for n in state.get("notes", []))  # free text a run's owner adds to RUN/<stage>.json
+    return f"""{state.get("steps")} steps, {state.get("elapsed_s", 0) / 60:.1f} minutes of training, final loss
+{state.get("final_loss", float("nan")):.4f}; {gpu_s / 60:.1f} GPU-minutes over these calls:
 
+| call | processes x device | minutes |
+|---|---|---|
+{calls}
 
-def _metric_rows(metrics: dict[str, Any], labels: tuple[str, str]) -> str:
-    a, b = (metrics[k] for k in labels)
-    return "\n".join(f"| {k} | {a[k]:.2f} | {b[k]:.2f} |" for k in a if isinstance(a[k], float))
+{caption}, PSNR in dB:
+
+| metric | {before} | {after} |
+|---|---|---|
+{rows}
+{notes}
+Reproduce: `yume-env train {stage.name} {flag} --out RUN --budget-minutes
+{state.get("budget_minutes", "B")} --call-minutes 8.5` (under `torchrun` for several GPUs), repeated until it
+prints `"exported": true`.
+"""
 
 
 def student_card(teacher_card: str, state: dict[str, Any], metrics: dict[str, Any]) -> str:
@@ -210,41 +226,21 @@ def student_card(teacher_card: str, state: dict[str, Any], metrics: dict[str, An
 
 
 def distill_card(state: dict[str, Any], metrics: dict[str, Any]) -> str:
-    gpu_s, calls = _calls_table(state)
-    rows = _metric_rows(metrics, DISTILL.labels)
-    notes = "".join(f"\n{n}\n" for n in state.get("notes", []))  # free text a run's owner adds to distill.json
+    steps = state.get("teacher_steps")
     return f"""## One-step distillation
 The DiT above was distilled into this folder's DiT, which samples each chunk in **one** Euler
-step instead of {state.get("teacher_steps")} (`yume_env/train/stages/distill.py`: the student
+step instead of {steps} (`yume_env/train/stages/distill.py`: the student
 matches the teacher's own sample for the same noise, history, actions and event). The VAE, the
 task head, the text cache and the start views are the teacher's.
 
-{state.get("steps")} steps, {state.get("elapsed_s", 0) / 60:.1f} minutes of training, final loss
-{state.get("final_loss", float("nan")):.4f}; {gpu_s / 60:.1f} GPU-minutes over these calls:
-
-| call | processes x device | minutes |
-|---|---|---|
-{calls}
-
-Teacher ({state.get("teacher_steps")} steps) and student (1 step) on the same simulator clips, PSNR in dB:
-
-| metric | teacher | student |
-|---|---|---|
-{rows}
-{notes}
-Reproduce: `yume-env train distill --teacher TEACHER_FOLDER --out RUN --budget-minutes
-{state.get("budget_minutes", "B")} --call-minutes 8.5` (under `torchrun` for several GPUs), repeated until it
-prints `"exported": true`.
-"""
+""" + _run_report(DISTILL, state, metrics, f"Teacher ({steps} steps) and student (1 step) on the same simulator clips",
+                  "--teacher TEACHER_FOLDER")
 
 
 def unroll_card(input_card: str, state: dict[str, Any], metrics: dict[str, Any]) -> str:
     """The input's card with a note on top and the unroll section at the end."""
     note = ("> **Trained on its own rollouts.** This folder's one-step DiT was fine-tuned by the `unroll` stage "
             "after what this card describes; see *Unrolled fine-tuning* at the end.\n\n")
-    gpu_s, calls = _calls_table(state)
-    rows = _metric_rows(metrics, UNROLL.labels)
-    notes = "".join(f"\n{n}\n" for n in state.get("notes", []))  # free text a run's owner adds to unroll.json
     return note + input_card.rstrip() + f"""
 
 ## Unrolled fine-tuning
@@ -254,23 +250,7 @@ and each one is scored against the simulator's chunk for the same actions and ev
 + {state.get("pixel_weight")} x decoded-pixel MSE). The VAE, the task head, the text cache and the start views are
 unchanged.
 
-{state.get("steps")} steps, {state.get("elapsed_s", 0) / 60:.1f} minutes of training, final loss
-{state.get("final_loss", float("nan")):.4f}; {gpu_s / 60:.1f} GPU-minutes over these calls:
-
-| call | processes x device | minutes |
-|---|---|---|
-{calls}
-
-Before and after, on the same simulator clips, PSNR in dB:
-
-| metric | before | after |
-|---|---|---|
-{rows}
-{notes}
-Reproduce: `yume-env train unroll --model INPUT_FOLDER --out RUN --budget-minutes
-{state.get("budget_minutes", "B")} --call-minutes 8.5` (under `torchrun` for several GPUs), repeated until it
-prints `"exported": true`.
-"""
+""" + _run_report(UNROLL, state, metrics, "Before and after, on the same simulator clips", "--model INPUT_FOLDER")
 
 
 RECIPES = {"default": default_recipe, "smoke": smoke_recipe}

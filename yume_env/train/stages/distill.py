@@ -28,6 +28,7 @@ from yume_env.model import sampler
 from yume_env.model.config import WorldModelConfig
 from yume_env.train import distributed as D
 from yume_env.train.batches import SimClipSource
+from yume_env.train.stages.frozen_aside import DiTWithFrozen
 from yume_env.train.stages.pretrain import PretrainConfig, PretrainStream, action_kwargs, batch_memory
 from yume_env.train.trainer import Trainer, TrainerConfig
 
@@ -42,24 +43,18 @@ class DistillConfig:
     memory: bool = True  # channel stream on (when the model has one)
 
 
-class DistillModule(nn.Module):
+class DistillModule(DiTWithFrozen):
     """forward(batch) -> (loss, metrics). Only the student is a submodule (what DDP and EMA see);
     the teacher is held outside the module tree, frozen."""
 
     def __init__(self, student: nn.Module, teacher: nn.Module, teacher_steps: int, shift: float, memory: bool = True):
-        super().__init__()
-        self.dit = student  # named like FlowMatchingModule's, so `pretrain.dit_state` reads both
-        self._teacher = [teacher.eval().requires_grad_(False)]  # a list: not registered as a submodule
+        super().__init__(student, teacher=teacher)
         self.teacher_sigmas = sampler.sigma_schedule(teacher_steps, shift)
         self.memory = bool(memory) and bool(student.config.memory_enabled)
 
     @property
     def teacher(self) -> nn.Module:
-        return self._teacher[0]
-
-    def _apply(self, fn, recurse=True):  # .to(device) moves the teacher with the student
-        self._teacher[0] = self.teacher._apply(fn)
-        return super()._apply(fn, recurse)
+        return self.frozen("teacher")
 
     @torch.no_grad()
     def teacher_sample(self, batch: dict[str, Any]) -> torch.Tensor:

@@ -34,6 +34,7 @@ from yume_env.model.vae import frames_to_tensor
 from yume_env.train import distributed as D
 from yume_env.train.batches import ClipPool, IndexedStream, SimClipSource, select
 from yume_env.train.rollout import encode_clips
+from yume_env.train.stages.frozen_aside import DiTWithFrozen
 from yume_env.train.stages.pretrain import action_kwargs, contexts
 from yume_env.train.trainer import Trainer, TrainerConfig
 
@@ -54,25 +55,19 @@ class UnrollConfig:
     seed: int = 2
 
 
-class UnrollModule(nn.Module):
+class UnrollModule(DiTWithFrozen):
     """forward(batch) -> (loss, metrics). Only the DiT is a submodule (what DDP and EMA see); the
     frozen VAE, used for the pixel term, is held outside the module tree."""
 
     def __init__(self, dit: nn.Module, vae: nn.Module, latent_weight: float = 1.0, pixel_weight: float = 0.0,
                  memory: bool = True):
-        super().__init__()
-        self.dit = dit  # named like FlowMatchingModule's, so `pretrain.dit_state` reads both
-        self._vae = [vae.eval().requires_grad_(False)]  # a list: not registered as a submodule
+        super().__init__(dit, vae=vae)
         self.latent_weight, self.pixel_weight = float(latent_weight), float(pixel_weight)
         self.memory = bool(memory) and bool(dit.config.memory_enabled)
 
     @property
     def vae(self) -> nn.Module:
-        return self._vae[0]
-
-    def _apply(self, fn, recurse=True):  # .to(device) moves the VAE with the DiT
-        self._vae[0] = self.vae._apply(fn)
-        return super()._apply(fn, recurse)
+        return self.frozen("vae")
 
     def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         history = batch["history"]  # (B, C, N, h, w): the simulator's burn-in
@@ -81,6 +76,7 @@ class UnrollModule(nn.Module):
         total, lat_sum, pix_sum, last_pix = 0.0, 0.0, 0.0, None
         m = len(batch["targets"])
         for j in range(m):
+            # the channel stream of the whole history again, in one batched op: cheaper than B per-world updates
             memory = self.dit.memory_summaries(history, [history.shape[2]] * B) if self.memory else None
             hist = self.dit.encode_history(list(history), memory)
             eps = batch["eps"][j]
