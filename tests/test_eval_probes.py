@@ -1,6 +1,7 @@
 """The evaluation's probes: action labels from simulator poses, training on simulator frames, saving."""
 
 import numpy as np
+import torch
 import pytest
 
 from yume_env.actions import NUM_CAMERAS, NUM_KEYS
@@ -96,3 +97,32 @@ def test_probe_data_cache_round_trips(tmp_path):
     assert loaded.classes == data.classes
     for name in ("before", "after", "actions", "episode", "event_frames", "event_labels", "event_episode"):
         assert np.array_equal(getattr(loaded, name), getattr(data, name)), name
+
+
+def test_fit_iterations_keeps_what_fits_in_the_time_left():
+    from yume_env.train.eval.train_probes import fit_iterations
+
+    assert fit_iterations(1000, 200, 0.1, 100.0, margin=1.0) == 1000  # everything fits
+    assert fit_iterations(1000, 200, 0.1, 50.0, margin=1.0) == 700  # 500 more steps fit
+    assert fit_iterations(1000, 200, 0.1, -5.0) == 200  # already over: stop where it is
+
+
+def test_a_time_budget_shortens_the_run_and_still_saves(tmp_path, monkeypatch):
+    import importlib
+
+    tp = importlib.import_module("yume_env.train.eval.train_probes")  # the module, not the function
+    monkeypatch.setattr(tp, "FIT_AFTER", 5)
+    config = ProbeTrainConfig.preset("quick", episodes=4, steps=6, iterations=400, budget_minutes=1e-4)
+    probes = train_probes(config, out=tmp_path, progress=False)
+    assert probes.record["iterations_run"] == 5  # the budget was spent before the fit: stop there
+    assert Probes.load(tmp_path).record["iterations_run"] == 5
+
+
+def test_probes_stored_as_float16_load_as_float32_and_read_the_same(quick_probes, tmp_path):
+    probes, _, config = quick_probes
+    probes.save(tmp_path, dtype=torch.float16)
+    half = Probes.load(tmp_path)
+    assert next(half.inverse_dynamics.parameters()).dtype == torch.float32
+    held = collect_probe_data(4, 12, seed=600_000, size=config.size, progress=False)
+    same = (half.predict_actions(held.before, held.after) == probes.predict_actions(held.before, held.after)).mean()
+    assert same > 0.97, same

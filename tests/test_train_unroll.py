@@ -88,3 +88,53 @@ def test_unroll_command_trains_a_one_step_folder_and_resumes(tmp_path, world):
     assert any(not torch.equal(after[k], before[k]) for k in before)  # trained
     s = trained.init_state(np.zeros((1, 32, 32, 3), np.uint8))
     assert trained.step([s], np.array([[1, 0]]), torch.Generator().manual_seed(0)).frames.shape == (1, 2, 32, 32, 3)
+
+
+@pytest.fixture(scope="module")
+def probe_dir(tmp_path_factory):
+    from yume_env.train.eval.train_probes import ProbeTrainConfig, train_probes
+
+    path = tmp_path_factory.mktemp("motion_probes")
+    train_probes(ProbeTrainConfig.preset("quick", episodes=8, steps=8, iterations=40), out=path, progress=False)
+    return path
+
+
+def test_the_motion_term_pulls_the_probes_reading_toward_the_simulators(world, probe_dir):
+    from yume_env.train.eval.probes import Probes
+
+    cfg = UnrollConfig(batch_size=3, max_burn_in=1, min_unrolled=2, max_unrolled=2, pool_clips=3,
+                       latent_weight=0.0, pixel_weight=0.0, motion_weight=1.0, motion_probes=str(probe_dir))
+    batch = _batch(world, cfg)
+    assert batch["before"].shape == (3, 3, world.config.height, world.config.width)
+    idm = Probes.load(probe_dir).inverse_dynamics
+    dit = copy.deepcopy(world.dit).requires_grad_(True)
+    module = UnrollModule(dit, world.vae, 0.0, 0.0, idm=idm, motion_weight=1.0)
+    assert [n for n, _ in module.named_parameters()] == ["dit." + n for n, _ in dit.named_parameters()]  # probe outside
+    tcfg = TrainerConfig(lr=1e-2, warmup_steps=1, max_steps=40, log_every=1, ema_decay=0.0, progress=False,
+                         checkpoint_every_s=0, min_lr_ratio=1.0)
+    result = Trainer(module, tcfg, None, name="test").fit(IndexedStream(lambda i: batch))
+    kl = [v for _, v in result.curves.series["motion_kl"]]
+    assert np.mean(kl[-3:]) < 0.5 * np.mean(kl[:3]), kl
+    assert all(not p.requires_grad for p in idm.parameters())
+
+
+def test_the_motion_term_needs_probes(world):
+    with pytest.raises(ValueError, match="motion_probes"):
+        train_unroll(world.config, world.dit, world.vae, world.text, UnrollConfig(motion_weight=0.1), "unused",
+                     source=None, info=None)
+    with pytest.raises(ValueError, match="inverse-dynamics"):
+        UnrollModule(world.dit, world.vae, motion_weight=0.1)
+
+
+def test_unroll_command_takes_motion_probes_and_names_them_in_the_card(tmp_path, world, probe_dir):
+    from yume_env.cli import main
+
+    world.save_pretrained(tmp_path / "one_step")
+    run = tmp_path / "run"
+    assert main(["train", "unroll", "--model", str(tmp_path / "one_step"), "--out", str(run), "--smoke",
+                 "--device", "cpu", "--steps", "2", "--motion-probes", str(probe_dir)]) == 0
+    state = json.loads((run / "unroll.json").read_text())
+    assert state["exported"] and state["motion_weight"] == 0.1 and state["motion_probes"] == probe_dir.name
+    assert "the motion term" in (run / "model" / "MODEL_CARD.md").read_text()
+    curves = json.loads((run / "curves.json").read_text())
+    assert "motion_kl" in json.dumps(curves)

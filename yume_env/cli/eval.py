@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="eval: few worlds and steps (indicative numbers)")
     parser.add_argument("--horizons", type=int, nargs="+", default=None,
                         help="eval: autoregressive steps to report (default 16 256; the rollout runs to the largest)")
-    parser.add_argument("--seed", type=int, default=None, help="eval: first world seed (default 1000000)")
+    parser.add_argument("--seed", type=int, default=None, help="eval: first world seed (default 1000000); train-probes: data and weights seed (default 0)")
     parser.add_argument("--probes", default=None, help="eval: probe folder (default yume_env/assets/eval_models)")
     parser.add_argument("--json", default=None, help="eval: write the results as JSON here")
     parser.add_argument("--report", default="eval_report.md", help="eval: markdown report path (figures beside it)")
@@ -35,6 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="train-probes: data and step counts (gpu: more of both, for --device cuda)")
     parser.add_argument("--steps", type=int, default=None, help="train-probes: steps per simulator episode")
     parser.add_argument("--iterations", type=int, default=None, help="train-probes: optimiser steps")
+    parser.add_argument("--budget-minutes", type=float, default=None,
+                        help="train-probes: end the whole run (data included) within this many minutes, "
+                             "fitting the step count and schedule to it")
+    parser.add_argument("--half", action="store_true",
+                        help="train-probes: store the weights as float16 (half the size; the shipped probes are)")
     parser.add_argument("--sim-batch", type=int, default=None, help="train-probes: simulator worlds rendered at once")
     parser.add_argument("--init", default=None, help="train-probes: continue from the probes in this folder")
     parser.add_argument("--data-cache", default=None,
@@ -53,15 +58,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train_probes(args: argparse.Namespace) -> int:
+    import torch
+
     from yume_env.train.eval.probes import default_probes_path
     from yume_env.train.eval.train_probes import ProbeTrainConfig, train_probes
 
     config = ProbeTrainConfig.preset(args.preset, device=args.device, **{
         k: v for k, v in (("episodes", args.episodes), ("steps", args.steps), ("iterations", args.iterations),
-                          ("sim_batch", args.sim_batch), ("data_cache", args.data_cache), ("init", args.init)) if v is not None
+                          ("sim_batch", args.sim_batch), ("data_cache", args.data_cache), ("init", args.init),
+                          ("budget_minutes", args.budget_minutes), ("seed", args.seed)) if v is not None
     })
     out = Path(args.out) if args.out else default_probes_path()
-    probes = train_probes(config, out=out, progress=not args.no_progress)
+    probes = train_probes(config, out=out, progress=not args.no_progress,
+                          save_dtype=torch.float16 if args.half else torch.float32)
     held = probes.record["held_out"]
     print(f"probes written to {out}")
     print(f"held-out accuracy: keys {held['key_accuracy']:.3f}, camera {held['camera_accuracy']:.3f}, "

@@ -79,6 +79,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         p.add_argument("--budget-minutes", type=float, default=None,
                        help="wall-clock budget over all calls (default: the preset's; none for smoke)")
         p.add_argument("--call-minutes", type=float, default=0.0, help="stop this call after N minutes (resumable)")
+        if name == "unroll":
+            p.add_argument("--motion-probes", default=None,
+                           help="probe folder (yume-env eval train-probes --out DIR) whose inverse-dynamics network "
+                                "scores the motion of unrolled steps")
+            p.add_argument("--motion-weight", type=float, default=None, help="weight of that motion term (default 0.1 with --motion-probes, else 0: off)")
     try:  # the finetune stage brings its own options
         finetune = importlib.import_module("yume_env.train.finetune")
     except ImportError:
@@ -111,11 +116,15 @@ def run(args: argparse.Namespace) -> int:
         from yume_env.train.recipes.one_step import DISTILL, UNROLL, run_folder_stage
 
         changes = {k: v for k, v in (("max_steps", args.steps), ("lr", args.lr)) if v is not None}
+        if getattr(args, "motion_probes", None) and args.motion_weight is None:
+            args.motion_weight = 0.1
         stage = DISTILL if args.stage == "distill" else UNROLL
         state = run_folder_stage(stage, args.model, args.out, preset="smoke" if args.smoke else args.preset,
                             text_cache=args.text_cache, budget_minutes=args.budget_minutes,
                             call_minutes=args.call_minutes, device=args.device, trainer_changes=changes,
-                            batch_size=args.batch_size)
+                            batch_size=args.batch_size, config_changes={
+                                k: v for k in ("motion_probes", "motion_weight")
+                                if (v := getattr(args, k, None)) is not None})
         print(json.dumps({k: state.get(k) for k in ("exported", "steps", "elapsed_s", "final_loss", "metrics")}, indent=1))
         return 0
     if args.stage == "default-world":

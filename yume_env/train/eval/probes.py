@@ -133,8 +133,9 @@ class Probes:
         ]
         return torch.cat(out).numpy() if out else np.zeros((0, len(self.event_classes)))
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Writes the folder atomically file by file (temp + os.replace)."""
+    def save(self, path: str | os.PathLike, dtype: torch.dtype = torch.float32) -> Path:
+        """Writes the folder atomically file by file (temp + os.replace). `dtype=torch.float16`
+        halves the files (the GPU-trained probes that ship are stored so); loading casts back to float32."""
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         meta = {
@@ -145,9 +146,11 @@ class Probes:
             "hidden": self.hidden,
             "event_classes": self.event_classes,
             "record": self.record,
+            "stored_dtype": str(dtype).removeprefix("torch."),
         }
         for name, module in ((IDM_FILE, self.inverse_dynamics), (EVENT_FILE, self.event_classifier)):
-            state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+            state = {k: (v.detach().to(dtype) if v.is_floating_point() else v.detach()).cpu().contiguous()
+                     for k, v in module.state_dict().items()}
             _atomic(folder / name, lambda tmp: save_file(state, tmp))
         _atomic(folder / PROBES_FILE, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2), encoding="utf-8"))
         return folder

@@ -30,7 +30,10 @@ class ProbeTrainConfig:
     `seed` (the evaluation draws its own seeds from 1,000,000 up, so never trains on them), rendered
     `sim_batch` worlds at a time on `device`.
     Training: `iterations` Adam steps of `batch` samples, cosine decay from `lr`; blur and noise
-    augmentation with probability `augment` (generated frames are softer than rendered ones)."""
+    augmentation with probability `augment` (generated frames are softer than rendered ones).
+    `budget_minutes` (optional) caps the whole run: after `FIT_AFTER` steps the step count is cut to
+    what fits in the time left, and the cosine schedule is stretched over that count, so a run that
+    must end early still ends with a decayed learning rate and saved probes."""
 
     episodes: int = 200
     steps: int = 48
@@ -49,6 +52,7 @@ class ProbeTrainConfig:
     device: str = "cpu"
     data_cache: str | None = None
     init: str | None = None
+    budget_minutes: float | None = None
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> "ProbeTrainConfig":
@@ -64,6 +68,15 @@ PROBE_PRESETS: dict[str, dict[str, Any]] = {
             "lr": 1e-3},
     "quick": {"episodes": 24, "steps": 16, "iterations": 150, "batch": 32, "hidden": 128},
 }
+
+
+FIT_AFTER = 200  # steps timed before a budget-limited run fits its step count
+
+
+def fit_iterations(planned: int, done: int, seconds_per_step: float, seconds_left: float, margin: float = 0.9) -> int:
+    """Steps to run in total so the rest fits in `margin` of `seconds_left` (never more than planned)."""
+    affordable = int(margin * max(0.0, seconds_left) / max(seconds_per_step, 1e-9))
+    return max(done, min(planned, done + affordable))
 
 
 def _augment(x: torch.Tensor, gen: torch.Generator, p: float) -> torch.Tensor:
@@ -119,8 +132,10 @@ def probe_accuracy(probes: Probes, data: ProbeData) -> dict[str, float]:
     return out
 
 
-def train_probes(config: ProbeTrainConfig, out: str | Path | None = None, progress: bool = True) -> Probes:
-    """Collect simulator data, train both probes, measure on held-out episodes; save to `out`."""
+def train_probes(config: ProbeTrainConfig, out: str | Path | None = None, progress: bool = True,
+                 save_dtype: torch.dtype = torch.float32) -> Probes:
+    """Collect simulator data, train both probes, measure on held-out episodes; save to `out`
+    (weights as `save_dtype`)."""
     t0 = time.perf_counter()
     cache = Path(config.data_cache) if config.data_cache else None
     if cache is not None and cache.is_file():
@@ -144,35 +159,53 @@ def train_probes(config: ProbeTrainConfig, out: str | Path | None = None, progre
         probes = Probes.create(data.classes, config.width, config.hidden, seed=config.seed).to(device)
     params = list(probes.inverse_dynamics.parameters()) + list(probes.event_classifier.parameters())
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    horizon = [config.iterations]  # the cosine's length; a time budget may shorten it once
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, config.iterations) / config.iterations))
+        opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, horizon[0]) / horizon[0]))
     )
-    # Frames stay uint8 (a quarter of float32's memory); each batch is converted on its own.
-    pairs = torch.stack([torch.as_tensor(train.before), torch.as_tensor(train.after)], dim=1)  # (N, 2, H, W, 3)
-    targets = torch.as_tensor(train.actions)
-    ev_x = torch.as_tensor(train.event_frames)[:, None]  # (M, 1, H, W, 3)
-    ev_y = torch.as_tensor(train.event_labels)
+    # Frames stay uint8 (a quarter of float32's memory); each batch is converted on its own. On a
+    # GPU they live there, so a batch is gathered without a host copy.
+    store = device if device.type != "cpu" else torch.device("cpu")
+    pairs = torch.stack([torch.as_tensor(train.before), torch.as_tensor(train.after)], dim=1).to(store)  # (N, 2, H, W, 3)
+    targets = torch.as_tensor(train.actions).to(device)
+    ev_x = torch.as_tensor(train.event_frames)[:, None].to(store)  # (M, 1, H, W, 3)
+    ev_y = torch.as_tensor(train.event_labels).to(device)
     pair_batches = _batches(len(pairs), config.batch, gen)
     ev_batches = _batches(len(ev_x), config.batch, gen)
     probes.inverse_dynamics.train()
     probes.event_classifier.train()
-    losses = []
-    bar = tqdm(range(config.iterations), desc="training probes", disable=not progress)
-    for _ in bar:
-        i, j = next(pair_batches), next(ev_batches)
+    losses: list[torch.Tensor] = []  # kept on the device; read back every few steps, not every step
+    t_train = time.perf_counter()
+    bar = tqdm(total=config.iterations, desc="training probes", disable=not progress)
+    step = 0
+    while step < horizon[0]:
+        i, j = next(pair_batches).to(store), next(ev_batches).to(store)
         x = _augment(_prepare_stack(pairs[i], device), aug_gen, config.augment)
         k_logits, c_logits = probes.inverse_dynamics(x[:, 0], x[:, 1])
-        t = targets[i].to(device)
+        t = targets[i.to(device)]
         idm_loss = F.cross_entropy(k_logits, t[:, 0]) + F.cross_entropy(c_logits, t[:, 1])
         ev = _augment(_prepare_stack(ev_x[j], device), aug_gen, config.augment)[:, 0]
-        ev_loss = F.cross_entropy(probes.event_classifier(ev), ev_y[j].to(device))
+        ev_loss = F.cross_entropy(probes.event_classifier(ev), ev_y[j.to(device)])
         loss = idm_loss + ev_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
-        losses.append([idm_loss.item(), ev_loss.item()])
-        bar.set_postfix(idm=f"{losses[-1][0]:.3f}", event=f"{losses[-1][1]:.3f}")
+        losses.append(torch.stack([idm_loss.detach(), ev_loss.detach()]))
+        step += 1
+        bar.update(1)
+        if step % 50 == 0:
+            recent = torch.stack(losses[-50:]).mean(0).tolist()
+            bar.set_postfix(idm=f"{recent[0]:.3f}", event=f"{recent[1]:.3f}")
+        if config.budget_minutes is not None and step == FIT_AFTER:
+            elapsed = time.perf_counter() - t0
+            per_step = (time.perf_counter() - t_train) / step
+            horizon[0] = fit_iterations(config.iterations, step, per_step, 60 * config.budget_minutes - elapsed)
+            if horizon[0] < config.iterations:
+                bar.total = horizon[0]
+                bar.write(f"time budget: {horizon[0]} of {config.iterations} steps fit; the schedule now ends there")
+    bar.close()
+    losses_np = torch.stack(losses).cpu().numpy() if losses else np.zeros((0, 2))
     probes.eval()
     record = {
         # The cache's file name only: a record never carries one machine's paths.
@@ -182,8 +215,9 @@ def train_probes(config: ProbeTrainConfig, out: str | Path | None = None, progre
         "train_event_frames": int(len(ev_x)),
         "held_out": probe_accuracy(probes, held),
         "train": probe_accuracy(probes, _head(train, 2000)),
-        "final_losses": {"inverse_dynamics": float(np.mean([l[0] for l in losses[-50:]])),
-                         "event": float(np.mean([l[1] for l in losses[-50:]]))},
+        "iterations_run": int(step),
+        "final_losses": {"inverse_dynamics": float(losses_np[-50:, 0].mean()),
+                         "event": float(losses_np[-50:, 1].mean())},
         "data_seconds": round(t_data, 1),
         "train_seconds": round(time.perf_counter() - t0 - t_data, 1),
         "torch_threads": torch.get_num_threads(),
@@ -191,7 +225,7 @@ def train_probes(config: ProbeTrainConfig, out: str | Path | None = None, progre
     }
     probes.record = record
     if out is not None:
-        probes.save(out)
+        probes.save(out, dtype=save_dtype)
     return probes
 
 

@@ -95,11 +95,13 @@ def _unroll_train(mc, dit, world, text, cfg, ckpt, source, info, deadline):
 def run_folder_stage(stage: FolderStage, model: str | Path, out: str | Path, *, preset: str = "default",
                      text_cache: str | Path | None = None, budget_minutes: float | None = None,
                      call_minutes: float = 0.0, device: str = "auto", trainer_changes: dict[str, Any] | None = None,
-                     batch_size: int | None = None, log=print) -> dict[str, Any]:
+                     batch_size: int | None = None, config_changes: dict[str, Any] | None = None,
+                     log=print) -> dict[str, Any]:
     """Advances `stage` on the folder `model` in `out`; returns RUN/<stage>.json's state
     (`"exported"` once RUN/model/ is written).
 
-    `budget_minutes`: training time over all calls (None: the preset's; 0: none, until max_steps)."""
+    `budget_minutes`: training time over all calls (None: the preset's; 0: none, until max_steps).
+    `config_changes`: fields of the stage's config to replace (e.g. unroll's motion_weight)."""
     from yume_env.model.pipeline import WorldModel
     from yume_env.train.batches import SimClipSource
 
@@ -135,6 +137,11 @@ def run_folder_stage(stage: FolderStage, model: str | Path, out: str | Path, *, 
     state["budget_minutes"] = cfg.trainer.budget_s / 60.0
     if batch_size is not None:
         _set_batch_size(cfg, int(batch_size))
+    if config_changes:
+        unknown = set(config_changes) - {f.name for f in dataclasses.fields(cfg)}
+        if unknown:
+            raise ValueError(f"{stage.name} has no setting(s) {sorted(unknown)}")
+        cfg = dataclasses.replace(cfg, **config_changes)
 
     world = WorldModel.from_pretrained(state.get("input", state.get("teacher")), device=info.device)
     if text_cache is not None:  # where the folder's encoder is not installed: a cache file
@@ -247,10 +254,17 @@ def unroll_card(input_card: str, state: dict[str, Any], metrics: dict[str, Any])
 The one-step DiT above was trained on its own rollouts (`yume_env/train/stages/unroll.py`): after
 0-{state.get("max_burn_in")} simulator chunks it generates {state.get("unrolled")} chunks in a row from its own outputs,
 and each one is scored against the simulator's chunk for the same actions and event (latent MSE
-+ {state.get("pixel_weight")} x decoded-pixel MSE). The VAE, the task head, the text cache and the start views are
++ {state.get("pixel_weight")} x decoded-pixel MSE{_motion_text(state)}). The VAE, the task head, the text cache and the start views are
 unchanged.
 
 """ + _run_report(UNROLL, state, metrics, "Before and after, on the same simulator clips", "--model INPUT_FOLDER")
+
+
+def _motion_text(state: dict[str, Any]) -> str:
+    if not state.get("motion_weight"):
+        return ""
+    return (f" + {state['motion_weight']} x the motion term: KL between what the inverse-dynamics network "
+            f"in `{state.get('motion_probes')}` reads from the simulator's step and from the generated one")
 
 
 RECIPES = {"default": default_recipe, "smoke": smoke_recipe}
@@ -260,4 +274,5 @@ DISTILL = FolderStage("distill", {"default": default_distill, "smoke": smoke_dis
 UNROLL = FolderStage("unroll", {"default": default_unroll, "smoke": smoke_unroll}, ("before", "after"),
                      _unroll_train, unroll_card, "unroll: one-step world on its own rollouts",
                      lambda cfg, mc: {"max_burn_in": cfg.max_burn_in, "unrolled": f"{cfg.min_unrolled}-{cfg.max_unrolled}",
-                                      "pixel_weight": cfg.pixel_weight})
+                                      "pixel_weight": cfg.pixel_weight, "motion_weight": cfg.motion_weight,
+                                      "motion_probes": Path(cfg.motion_probes).name if cfg.motion_probes else None})

@@ -16,6 +16,16 @@ one-step model scored on the truth predicts the mean of the futures it cannot te
 where the simulator is deterministic (what was seen, the effect of a key) that is sharp, where
 it is not (what a turn reveals) it blurs. The pixel term scores what PSNR measures: the decoded
 frames.
+
+That mean is also why pure regression damps motion (measured: the inverse-dynamics probe read
+"no key" for most unrolled steps). The optional motion term (`motion_weight`, `motion_probes`)
+scores motion directly: a frozen inverse-dynamics network, trained on simulator frames
+(`yume-env eval train-probes`), reads the key and camera move of each unrolled step, from the
+previous step's last frame to this one's, and the world is trained so that reading matches what
+the same network reads from the simulator's step (KL of the two distributions, keys + camera).
+The target is the network's reading of the truth, not the commanded action, so a walk into a
+wall is asked to stay still as the simulator does. Measure such a world with a probe trained
+apart from the one in the loop (another seed and data), or the score can be gamed.
 """
 
 from __future__ import annotations
@@ -52,28 +62,49 @@ class UnrollConfig:
     pool_clips: int = 256  # see batches.ClipPool (clips of max_burn_in + max_unrolled steps)
     pool_reuse: float = 2.0
     memory: bool = True  # channel stream on (when the model has one)
+    motion_weight: float = 0.0  # the motion term (module docstring); needs motion_probes
+    motion_probes: str | None = None  # a probe folder (yume-env eval train-probes --out DIR)
     seed: int = 2
 
 
 class UnrollModule(DiTWithFrozen):
     """forward(batch) -> (loss, metrics). Only the DiT is a submodule (what DDP and EMA see); the
-    frozen VAE, used for the pixel term, is held outside the module tree."""
+    frozen VAE (pixel and motion terms) and inverse-dynamics network (motion term) are held
+    outside the module tree."""
 
     def __init__(self, dit: nn.Module, vae: nn.Module, latent_weight: float = 1.0, pixel_weight: float = 0.0,
-                 memory: bool = True):
-        super().__init__(dit, vae=vae)
+                 memory: bool = True, idm: nn.Module | None = None, motion_weight: float = 0.0):
+        if motion_weight > 0 and idm is None:
+            raise ValueError("the motion term (motion_weight > 0) needs an inverse-dynamics network (motion_probes)")
+        super().__init__(dit, vae=vae, **({"idm": idm} if idm is not None else {}))
         self.latent_weight, self.pixel_weight = float(latent_weight), float(pixel_weight)
+        self.motion_weight = float(motion_weight)
         self.memory = bool(memory) and bool(dit.config.memory_enabled)
 
     @property
     def vae(self) -> nn.Module:
         return self.frozen("vae")
 
+    def motion_kl(self, before: torch.Tensor, after: torch.Tensor, sim_before: torch.Tensor,
+                  sim_after: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """KL(probe reading of the simulator's step || of the generated step), keys + camera, and
+        the fraction of steps whose two most likely (key, camera) readings agree. Frames (B, 3, H, W)."""
+        idm = self.frozen("idm")
+        with torch.no_grad():
+            sim = [F.log_softmax(x.float(), 1) for x in idm(_probe_size(sim_before), _probe_size(sim_after))]
+        gen = [F.log_softmax(x.float(), 1) for x in idm(_probe_size(before), _probe_size(after.clamp(-1, 1)))]
+        kl = sum(F.kl_div(g, s, log_target=True, reduction="batchmean") for g, s in zip(gen, sim))
+        agree = torch.stack([g.argmax(1) == s.argmax(1) for g, s in zip(gen, sim)]).all(0).float().mean()
+        return kl, agree
+
     def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         history = batch["history"]  # (B, C, N, h, w): the simulator's burn-in
         B = history.shape[0]
         t = torch.full((B,), 1000.0, device=history.device)  # sigma 1: the one step starts from noise
         total, lat_sum, pix_sum, last_pix = 0.0, 0.0, 0.0, None
+        kl_sum, agree_sum = 0.0, 0.0
+        decode = self.pixel_weight > 0 or self.motion_weight > 0
+        before = sim_before = batch.get("before")  # the last frame before the first unrolled step
         m = len(batch["targets"])
         for j in range(m):
             # the channel stream of the whole history again, in one batched op: cheaper than B per-world updates
@@ -84,18 +115,37 @@ class UnrollModule(DiTWithFrozen):
             x0 = eps - v
             lat = F.mse_loss(x0, batch["targets"][j])
             loss = self.latent_weight * lat
-            if self.pixel_weight > 0:
+            if decode:
                 cache = self.vae.start_stream(history[:, :, -1:].detach())  # decode as the env does: after the last latent
-                pix = F.mse_loss(self.vae.decode_chunk(x0, cache)[0].float(), batch["frames"][j])
+                frames = self.vae.decode_chunk(x0, cache)[0].float()
+            if self.pixel_weight > 0:
+                pix = F.mse_loss(frames, batch["frames"][j])
                 loss = loss + self.pixel_weight * pix
                 pix_sum, last_pix = pix_sum + pix.detach(), pix.detach()
+            if self.motion_weight > 0:
+                sim_after = batch["frames"][j][:, :, -1]
+                kl, agree = self.motion_kl(before, frames[:, :, -1], sim_before, sim_after)
+                loss = loss + self.motion_weight * kl
+                kl_sum, agree_sum = kl_sum + kl.detach(), agree_sum + agree
+                before, sim_before = frames[:, :, -1].detach().clamp(-1, 1), sim_after
             total, lat_sum = total + loss, lat_sum + lat.detach()
             history = torch.cat([history, x0.detach()], dim=2)
         metrics = {"latent_mse": lat_sum / m, "last_chunk_latent_mse": lat.detach()}
         if last_pix is not None:  # PSNR of [-1, 1] pixels: range 2
             metrics["pixel_psnr_db"] = 10 * torch.log10(4.0 / (pix_sum / m).clamp_min(1e-10))
             metrics["last_chunk_psnr_db"] = 10 * torch.log10(4.0 / last_pix.clamp_min(1e-10))
+        if self.motion_weight > 0:
+            metrics["motion_kl"], metrics["motion_agreement"] = kl_sum / m, agree_sum / m
         return total / m, metrics
+
+
+def _probe_size(frames: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) -> (B, 3, 64, 64), area-resized like the probes' own input."""
+    from yume_env.train.eval.probes import PROBE_SIZE
+
+    if frames.shape[-2:] == (PROBE_SIZE, PROBE_SIZE):
+        return frames
+    return F.interpolate(frames, size=(PROBE_SIZE, PROBE_SIZE), mode="area")
 
 
 class UnrollStream(IndexedStream):
@@ -122,8 +172,11 @@ class UnrollStream(IndexedStream):
         steps = range(b, b + m)
         batch: dict[str, Any] = {"history": latents[:, :, : 1 + Fc * b], "burn_in": b}
         batch["targets"] = [latents[:, :, 1 + Fc * s: 1 + Fc * (s + 1)] for s in steps]
+        pixels = c.pixel_weight > 0 or c.motion_weight > 0
         batch["frames"] = [frames_to_tensor(clips.frames[:, 1 + sub * s: 1 + sub * (s + 1)], device=device)
-                           for s in steps] if c.pixel_weight > 0 else []
+                           for s in steps] if pixels else []
+        if c.motion_weight > 0:  # the frame the first unrolled step starts from: the end of the burn-in
+            batch["before"] = frames_to_tensor(clips.frames[:, sub * b: sub * b + 1], device=device)[:, :, 0]
         batch["context"] = [contexts(self.text, clips, [s] * B, self.config.text_tokens, device) for s in steps]
         batch["action"] = [(clips.actions[:, s, 0] * NUM_CAMERAS + clips.actions[:, s, 1]).to(device) for s in steps]
         batch["eps"] = [torch.randn(x.shape, generator=gen, device=gen.device).to(device) for x in batch["targets"]]
@@ -139,9 +192,19 @@ def train_unroll(model_config: WorldModelConfig, dit: nn.Module, vae: nn.Module,
     if model_config.temporal_compression != 1 and cfg.pixel_weight > 0:
         raise ValueError("unroll's pixel term decodes chunk by chunk with a 1x temporal VAE; "
                          "set pixel_weight 0 for this model")
+    if model_config.temporal_compression != 1 and cfg.motion_weight > 0:
+        raise ValueError("unroll's motion term reads decoded frames chunk by chunk with a 1x temporal VAE; "
+                         "set motion_weight 0 for this model")
+    idm = None
+    if cfg.motion_weight > 0:
+        if not cfg.motion_probes:
+            raise ValueError("motion_weight > 0 needs motion_probes: a folder from `yume-env eval train-probes --out DIR`")
+        from yume_env.train.eval.probes import Probes
+
+        idm = Probes.load(cfg.motion_probes, device=info.device).inverse_dynamics.requires_grad_(False)
     vae = vae.to(info.device).eval().requires_grad_(False)
     stream = UnrollStream(source, vae, text, model_config, cfg, info.rank)
-    module = UnrollModule(dit, vae, cfg.latent_weight, cfg.pixel_weight, cfg.memory)
+    module = UnrollModule(dit, vae, cfg.latent_weight, cfg.pixel_weight, cfg.memory, idm, cfg.motion_weight)
     trainer = Trainer(module, cfg.trainer, Path(out), info=info, name="unroll")
     trainer.resume(stream)
     trainer.fit(stream, deadline=deadline)
