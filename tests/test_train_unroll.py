@@ -135,6 +135,18 @@ def test_unroll_command_takes_motion_probes_and_names_them_in_the_card(tmp_path,
                  "--device", "cpu", "--steps", "2", "--motion-probes", str(probe_dir)]) == 0
     state = json.loads((run / "unroll.json").read_text())
     assert state["exported"] and state["motion_weight"] == 0.1 and state["motion_probes"] == probe_dir.name
-    assert "the motion term" in (run / "model" / "MODEL_CARD.md").read_text()
+    card = (run / "model" / "MODEL_CARD.md").read_text()
+    assert "the motion term" in card and "--motion-probes PROBES --motion-weight 0.1" in card  # how to reproduce
     curves = json.loads((run / "curves.json").read_text())
     assert "motion_kl" in json.dumps(curves)
+
+
+def test_unroll_command_sets_the_unrolled_range(tmp_path, world):
+    from yume_env.cli import main
+
+    world.save_pretrained(tmp_path / "one_step")
+    run = tmp_path / "run"
+    assert main(["train", "unroll", "--model", str(tmp_path / "one_step"), "--out", str(run), "--smoke",
+                 "--device", "cpu", "--steps", "1", "--unrolled", "3", "3"]) == 0
+    assert json.loads((run / "unroll.json").read_text())["unrolled"] == "3-3"
+    assert "--unrolled 3 3" in (run / "model" / "MODEL_CARD.md").read_text()

@@ -84,6 +84,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            help="probe folder (yume-env eval train-probes --out DIR) whose inverse-dynamics network "
                                 "scores the motion of unrolled steps")
             p.add_argument("--motion-weight", type=float, default=None, help="weight of that motion term (default 0.1 with --motion-probes, else 0: off)")
+            p.add_argument("--unrolled", type=int, nargs=2, default=None, metavar=("MIN", "MAX"),
+                           help="chunks unrolled per batch, drawn in [MIN, MAX] (default 2 8)")
     try:  # the finetune stage brings its own options
         finetune = importlib.import_module("yume_env.train.finetune")
     except ImportError:
@@ -124,7 +126,9 @@ def run(args: argparse.Namespace) -> int:
                             call_minutes=args.call_minutes, device=args.device, trainer_changes=changes,
                             batch_size=args.batch_size, config_changes={
                                 k: v for k in ("motion_probes", "motion_weight")
-                                if (v := getattr(args, k, None)) is not None})
+                                if (v := getattr(args, k, None)) is not None} | (
+                                {"min_unrolled": args.unrolled[0], "max_unrolled": args.unrolled[1]}
+                                if getattr(args, "unrolled", None) else {}))
         print(json.dumps({k: state.get(k) for k in ("exported", "steps", "elapsed_s", "final_loss", "metrics")}, indent=1))
         return 0
     if args.stage == "default-world":

@@ -257,7 +257,17 @@ and each one is scored against the simulator's chunk for the same actions and ev
 + {state.get("pixel_weight")} x decoded-pixel MSE{_motion_text(state)}). The VAE, the task head, the text cache and the start views are
 unchanged.
 
-""" + _run_report(UNROLL, state, metrics, "Before and after, on the same simulator clips", "--model INPUT_FOLDER")
+""" + _run_report(UNROLL, state, metrics, "Before and after, on the same simulator clips", _unroll_flags(state))
+
+
+def _unroll_flags(state: dict[str, Any]) -> str:
+    """The command-line options that reproduce the run's unroll settings."""
+    flags = ["--model INPUT_FOLDER"]
+    if state.get("motion_weight"):
+        flags.append(f"--motion-probes PROBES --motion-weight {state['motion_weight']}")
+    if state.get("unrolled") and state["unrolled"] != "2-8":
+        flags.append("--unrolled " + state["unrolled"].replace("-", " "))
+    return " ".join(flags)
 
 
 def _motion_text(state: dict[str, Any]) -> str:
