@@ -32,6 +32,14 @@ def _batch(world, cfg: UnrollConfig, index: int = 0):
     return UnrollStream(SimClipSource(mc.height, mc.width, 2), world.vae, world.text, mc, cfg).make(index)
 
 
+def _fit_one_batch(module, batch, lr: float, steps: int) -> dict[str, list[float]]:
+    """Trains `module` on the same batch `steps` times (constant lr); each metric's curve."""
+    tcfg = TrainerConfig(lr=lr, warmup_steps=1, max_steps=steps, log_every=1, ema_decay=0.0, progress=False,
+                         checkpoint_every_s=0, min_lr_ratio=1.0)
+    result = Trainer(module, tcfg, None, name="test").fit(IndexedStream(lambda i: batch))
+    return {k: [v for _, v in series] for k, series in result.curves.series.items()}
+
+
 def test_stream_cuts_clips_into_burn_in_and_unrolled_chunks(world):
     cfg = UnrollConfig(batch_size=3, max_burn_in=2, min_unrolled=2, max_unrolled=3, pool_clips=3)
     for i in range(4):
@@ -51,12 +59,10 @@ def test_unrolled_chunks_get_closer_to_the_simulator(world):
     dit = copy.deepcopy(world.dit).requires_grad_(True)
     module = UnrollModule(dit, world.vae, cfg.latent_weight, cfg.pixel_weight)
     assert [n for n, _ in module.named_parameters()] == ["dit." + n for n, _ in dit.named_parameters()]  # VAE outside
-    tcfg = TrainerConfig(lr=3e-3, warmup_steps=1, max_steps=25, log_every=1, ema_decay=0.0, progress=False,
-                         checkpoint_every_s=0, min_lr_ratio=1.0)
-    result = Trainer(module, tcfg, None, name="test").fit(IndexedStream(lambda i: batch))
-    losses = [v for _, v in result.curves.series["loss"]]
+    curves = _fit_one_batch(module, batch, lr=3e-3, steps=25)
+    losses = curves["loss"]
     assert np.mean(losses[-3:]) < 0.5 * np.mean(losses[:3]), losses
-    last = [v for _, v in result.curves.series["last_chunk_latent_mse"]]
+    last = curves["last_chunk_latent_mse"]
     assert np.mean(last[-3:]) < 0.5 * np.mean(last[:3]), last  # the last chunk too, from the model's own history
     assert all(not p.requires_grad for p in world.vae.parameters())
 
@@ -110,10 +116,7 @@ def test_the_motion_term_pulls_the_probes_reading_toward_the_simulators(world, p
     dit = copy.deepcopy(world.dit).requires_grad_(True)
     module = UnrollModule(dit, world.vae, 0.0, 0.0, idm=idm, motion_weight=1.0)
     assert [n for n, _ in module.named_parameters()] == ["dit." + n for n, _ in dit.named_parameters()]  # probe outside
-    tcfg = TrainerConfig(lr=1e-2, warmup_steps=1, max_steps=40, log_every=1, ema_decay=0.0, progress=False,
-                         checkpoint_every_s=0, min_lr_ratio=1.0)
-    result = Trainer(module, tcfg, None, name="test").fit(IndexedStream(lambda i: batch))
-    kl = [v for _, v in result.curves.series["motion_kl"]]
+    kl = _fit_one_batch(module, batch, lr=1e-2, steps=40)["motion_kl"]
     assert np.mean(kl[-3:]) < 0.5 * np.mean(kl[:3]), kl
     assert all(not p.requires_grad for p in idm.parameters())
 
