@@ -118,17 +118,12 @@ def run(args: argparse.Namespace) -> int:
         from yume_env.train.recipes.one_step import DISTILL, UNROLL, run_folder_stage
 
         changes = {k: v for k, v in (("max_steps", args.steps), ("lr", args.lr)) if v is not None}
-        if getattr(args, "motion_probes", None) and args.motion_weight is None:
-            args.motion_weight = 0.1
         stage = DISTILL if args.stage == "distill" else UNROLL
         state = run_folder_stage(stage, args.model, args.out, preset="smoke" if args.smoke else args.preset,
                             text_cache=args.text_cache, budget_minutes=args.budget_minutes,
                             call_minutes=args.call_minutes, device=args.device, trainer_changes=changes,
-                            batch_size=args.batch_size, config_changes={
-                                k: v for k in ("motion_probes", "motion_weight")
-                                if (v := getattr(args, k, None)) is not None} | (
-                                {"min_unrolled": args.unrolled[0], "max_unrolled": args.unrolled[1]}
-                                if getattr(args, "unrolled", None) else {}))
+                            batch_size=args.batch_size,
+                            config_changes=_unroll_changes(args) if args.stage == "unroll" else None)
         print(json.dumps({k: state.get(k) for k in ("exported", "steps", "elapsed_s", "final_loss", "metrics")}, indent=1))
         return 0
     if args.stage == "default-world":
@@ -136,6 +131,19 @@ def run(args: argparse.Namespace) -> int:
 
         return default_world.run(args)
     return _run_stage(args, "smoke" if args.smoke else args.preset)
+
+
+def _unroll_changes(args: argparse.Namespace) -> dict:
+    """UnrollConfig fields set on the command line (the motion weight defaults to 0.1 with probes)."""
+    changes: dict = {}
+    if args.motion_probes:
+        changes["motion_probes"] = args.motion_probes
+        changes["motion_weight"] = 0.1 if args.motion_weight is None else args.motion_weight
+    elif args.motion_weight is not None:
+        changes["motion_weight"] = args.motion_weight
+    if args.unrolled:
+        changes["min_unrolled"], changes["max_unrolled"] = args.unrolled
+    return changes
 
 
 def _override(cfg, args: argparse.Namespace, batch_field: str = "batch_size"):

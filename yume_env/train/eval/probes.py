@@ -37,10 +37,14 @@ def default_probes_path() -> Path:
 def prepare(frames: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
     """uint8 (N, H, W, 3) -> float (N, 3, 64, 64) in [-1, 1], area-resized when not 64x64."""
     t = torch.as_tensor(np.ascontiguousarray(frames)) if isinstance(frames, np.ndarray) else frames
-    t = t.to(device).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
-    if t.shape[-2:] != (PROBE_SIZE, PROBE_SIZE):
-        t = F.interpolate(t, size=(PROBE_SIZE, PROBE_SIZE), mode="area")
-    return t
+    return to_probe_size(t.to(device).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0))
+
+
+def to_probe_size(frames: torch.Tensor) -> torch.Tensor:
+    """float (N, 3, H, W) -> (N, 3, 64, 64), area-resized when not 64x64 (differentiable)."""
+    if frames.shape[-2:] == (PROBE_SIZE, PROBE_SIZE):
+        return frames
+    return F.interpolate(frames, size=(PROBE_SIZE, PROBE_SIZE), mode="area")
 
 
 def _encoder(in_channels: int, width: int) -> nn.Sequential:

@@ -165,10 +165,9 @@ def train_probes(config: ProbeTrainConfig, out: str | Path | None = None, progre
     )
     # Frames stay uint8 (a quarter of float32's memory); each batch is converted on its own. On a
     # GPU they live there, so a batch is gathered without a host copy.
-    store = device if device.type != "cpu" else torch.device("cpu")
-    pairs = torch.stack([torch.as_tensor(train.before), torch.as_tensor(train.after)], dim=1).to(store)  # (N, 2, H, W, 3)
+    pairs = torch.stack([torch.as_tensor(train.before), torch.as_tensor(train.after)], dim=1).to(device)  # (N, 2, H, W, 3)
     targets = torch.as_tensor(train.actions).to(device)
-    ev_x = torch.as_tensor(train.event_frames)[:, None].to(store)  # (M, 1, H, W, 3)
+    ev_x = torch.as_tensor(train.event_frames)[:, None].to(device)  # (M, 1, H, W, 3)
     ev_y = torch.as_tensor(train.event_labels).to(device)
     pair_batches = _batches(len(pairs), config.batch, gen)
     ev_batches = _batches(len(ev_x), config.batch, gen)
@@ -179,13 +178,13 @@ def train_probes(config: ProbeTrainConfig, out: str | Path | None = None, progre
     bar = tqdm(total=config.iterations, desc="training probes", disable=not progress)
     step = 0
     while step < horizon[0]:
-        i, j = next(pair_batches).to(store), next(ev_batches).to(store)
+        i, j = next(pair_batches).to(device), next(ev_batches).to(device)
         x = _augment(_prepare_stack(pairs[i], device), aug_gen, config.augment)
         k_logits, c_logits = probes.inverse_dynamics(x[:, 0], x[:, 1])
-        t = targets[i.to(device)]
+        t = targets[i]
         idm_loss = F.cross_entropy(k_logits, t[:, 0]) + F.cross_entropy(c_logits, t[:, 1])
         ev = _augment(_prepare_stack(ev_x[j], device), aug_gen, config.augment)[:, 0]
-        ev_loss = F.cross_entropy(probes.event_classifier(ev), ev_y[j.to(device)])
+        ev_loss = F.cross_entropy(probes.event_classifier(ev), ev_y[j])
         loss = idm_loss + ev_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()

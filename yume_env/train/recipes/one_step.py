@@ -265,7 +265,8 @@ def _unroll_flags(state: dict[str, Any]) -> str:
     flags = ["--model INPUT_FOLDER"]
     if state.get("motion_weight"):
         flags.append(f"--motion-probes PROBES --motion-weight {state['motion_weight']}")
-    if state.get("unrolled") and state["unrolled"] != "2-8":
+    default = UnrollConfig()
+    if state.get("unrolled") and state["unrolled"] != f"{default.min_unrolled}-{default.max_unrolled}":
         flags.append("--unrolled " + state["unrolled"].replace("-", " "))
     return " ".join(flags)
 

@@ -43,6 +43,7 @@ from yume_env.model.config import WorldModelConfig
 from yume_env.model.vae import frames_to_tensor
 from yume_env.train import distributed as D
 from yume_env.train.batches import ClipPool, IndexedStream, SimClipSource, select
+from yume_env.train.eval.probes import Probes, to_probe_size
 from yume_env.train.rollout import encode_clips
 from yume_env.train.stages.frozen_aside import DiTWithFrozen
 from yume_env.train.stages.pretrain import action_kwargs, contexts
@@ -91,8 +92,8 @@ class UnrollModule(DiTWithFrozen):
         the fraction of steps whose two most likely (key, camera) readings agree. Frames (B, 3, H, W)."""
         idm = self.frozen("idm")
         with torch.no_grad():
-            sim = [F.log_softmax(x.float(), 1) for x in idm(_probe_size(sim_before), _probe_size(sim_after))]
-        gen = [F.log_softmax(x.float(), 1) for x in idm(_probe_size(before), _probe_size(after.clamp(-1, 1)))]
+            sim = [F.log_softmax(x.float(), 1) for x in idm(to_probe_size(sim_before), to_probe_size(sim_after))]
+        gen = [F.log_softmax(x.float(), 1) for x in idm(to_probe_size(before), to_probe_size(after.clamp(-1, 1)))]
         kl = sum(F.kl_div(g, s, log_target=True, reduction="batchmean") for g, s in zip(gen, sim))
         agree = torch.stack([g.argmax(1) == s.argmax(1) for g, s in zip(gen, sim)]).all(0).float().mean()
         return kl, agree
@@ -137,15 +138,6 @@ class UnrollModule(DiTWithFrozen):
         if self.motion_weight > 0:
             metrics["motion_kl"], metrics["motion_agreement"] = kl_sum / m, agree_sum / m
         return total / m, metrics
-
-
-def _probe_size(frames: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) -> (B, 3, 64, 64), area-resized like the probes' own input."""
-    from yume_env.train.eval.probes import PROBE_SIZE
-
-    if frames.shape[-2:] == (PROBE_SIZE, PROBE_SIZE):
-        return frames
-    return F.interpolate(frames, size=(PROBE_SIZE, PROBE_SIZE), mode="area")
 
 
 class UnrollStream(IndexedStream):
@@ -199,8 +191,6 @@ def train_unroll(model_config: WorldModelConfig, dit: nn.Module, vae: nn.Module,
     if cfg.motion_weight > 0:
         if not cfg.motion_probes:
             raise ValueError("motion_weight > 0 needs motion_probes: a folder from `yume-env eval train-probes --out DIR`")
-        from yume_env.train.eval.probes import Probes
-
         idm = Probes.load(cfg.motion_probes, device=info.device).inverse_dynamics.requires_grad_(False)
     vae = vae.to(info.device).eval().requires_grad_(False)
     stream = UnrollStream(source, vae, text, model_config, cfg, info.rank)
