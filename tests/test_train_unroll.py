@@ -13,9 +13,10 @@ import torch
 from model_support import awake
 from test_train_distill import _text
 from yume_env.model.pipeline import WorldModel
-from yume_env.train.batches import IndexedStream, SimClipSource
+from yume_env.train.batches import EventPlan, IndexedStream, SimClipSource
 from yume_env.train.recipes.default_world import smoke_recipe
-from yume_env.train.stages.unroll import UnrollConfig, UnrollModule, UnrollStream, train_unroll
+from yume_env.train.stages.unroll import (EVENT_TERM_PLAN, UnrollConfig, UnrollModule, UnrollStream,
+                                         clip_events, train_unroll)
 from yume_env.train.trainer import Trainer, TrainerConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -100,7 +101,7 @@ def test_unroll_command_trains_a_one_step_folder_and_resumes(tmp_path, world):
 def probe_dir(tmp_path_factory):
     from yume_env.train.eval.train_probes import ProbeTrainConfig, train_probes
 
-    path = tmp_path_factory.mktemp("motion_probes")
+    path = tmp_path_factory.mktemp("probes")
     train_probes(ProbeTrainConfig.preset("quick", episodes=8, steps=8, iterations=40), out=path, progress=False)
     return path
 
@@ -109,7 +110,7 @@ def test_the_motion_term_pulls_the_probes_reading_toward_the_simulators(world, p
     from yume_env.train.eval.probes import Probes
 
     cfg = UnrollConfig(batch_size=3, max_burn_in=1, min_unrolled=2, max_unrolled=2, pool_clips=3,
-                       latent_weight=0.0, pixel_weight=0.0, motion_weight=1.0, motion_probes=str(probe_dir))
+                       latent_weight=0.0, pixel_weight=0.0, motion_weight=1.0, probes=str(probe_dir))
     batch = _batch(world, cfg)
     assert batch["before"].shape == (3, 3, world.config.height, world.config.width)
     idm = Probes.load(probe_dir).inverse_dynamics
@@ -121,12 +122,15 @@ def test_the_motion_term_pulls_the_probes_reading_toward_the_simulators(world, p
     assert all(not p.requires_grad for p in idm.parameters())
 
 
-def test_the_motion_term_needs_probes(world):
-    with pytest.raises(ValueError, match="motion_probes"):
-        train_unroll(world.config, world.dit, world.vae, world.text, UnrollConfig(motion_weight=0.1), "unused",
-                     source=None, info=None)
+def test_the_probe_terms_need_probes(world):
+    for term in ("motion_weight", "event_weight"):
+        with pytest.raises(ValueError, match=f"{term} > 0 needs probes"):
+            train_unroll(world.config, world.dit, world.vae, world.text, UnrollConfig(**{term: 0.1}), "unused",
+                         source=None, info=None)
     with pytest.raises(ValueError, match="inverse-dynamics"):
         UnrollModule(world.dit, world.vae, motion_weight=0.1)
+    with pytest.raises(ValueError, match="event classifier"):
+        UnrollModule(world.dit, world.vae, event_weight=0.1)
 
 
 def test_unroll_command_takes_motion_probes_and_names_them_in_the_card(tmp_path, world, probe_dir):
@@ -137,11 +141,62 @@ def test_unroll_command_takes_motion_probes_and_names_them_in_the_card(tmp_path,
     assert main(["train", "unroll", "--model", str(tmp_path / "one_step"), "--out", str(run), "--smoke",
                  "--device", "cpu", "--steps", "2", "--motion-probes", str(probe_dir)]) == 0
     state = json.loads((run / "unroll.json").read_text())
-    assert state["exported"] and state["motion_weight"] == 0.1 and state["motion_probes"] == probe_dir.name
+    assert state["exported"] and state["motion_weight"] == 0.1 and state["probes"] == probe_dir.name
+    assert state["event_weight"] == 0.0
     card = (run / "model" / "MODEL_CARD.md").read_text()
-    assert "the motion term" in card and "--motion-probes PROBES --motion-weight 0.1" in card  # how to reproduce
+    assert "the motion term" in card and "the event term" not in card
+    assert "--probes PROBES --motion-weight 0.1" in card  # how to reproduce
     curves = json.loads((run / "curves.json").read_text())
     assert "motion_kl" in json.dumps(curves)
+
+
+def test_the_event_term_pulls_the_classifiers_reading_toward_the_simulators(world, probe_dir):
+    from yume_env.train.eval.probes import Probes
+
+    cfg = UnrollConfig(batch_size=4, max_burn_in=1, min_unrolled=2, max_unrolled=2, pool_clips=4,
+                       latent_weight=0.0, pixel_weight=0.0, event_weight=1.0, probes=str(probe_dir),
+                       events=EventPlan(probability=1.0, from_start=1.0))  # every clip shows an event
+    batch = _batch(world, cfg)
+    classifier = Probes.load(probe_dir).event_classifier
+    dit = copy.deepcopy(world.dit).requires_grad_(True)
+    module = UnrollModule(dit, world.vae, 0.0, 0.0, event_classifier=classifier, event_weight=1.0)
+    assert [n for n, _ in module.named_parameters()] == ["dit." + n for n, _ in dit.named_parameters()]  # probe outside
+    curves = _fit_one_batch(module, batch, lr=1e-2, steps=40)
+    kl = curves["event_kl"]
+    assert np.mean(kl[-3:]) < 0.5 * np.mean(kl[:3]), kl
+    assert "motion_kl" not in curves
+    assert all(not p.requires_grad for p in classifier.parameters())
+
+
+def test_the_event_term_gives_the_clips_more_event_onsets(world):
+    mc = world.config
+    source = SimClipSource(mc.height, mc.width, 2)
+    cfg = UnrollConfig(batch_size=2, max_burn_in=1, min_unrolled=1, max_unrolled=2, pool_clips=2, event_weight=0.1)
+    stream = UnrollStream(source, world.vae, world.text, mc, cfg)
+    assert stream.source.events is EVENT_TERM_PLAN and source.events == EventPlan()  # the caller's source unchanged
+    plan = clip_events(UnrollConfig(event_weight=0.1))
+    assert plan is EVENT_TERM_PLAN and plan.probability > EventPlan().probability
+    assert plan.from_start < EventPlan().from_start  # more events begin inside the clip
+    assert clip_events(UnrollConfig()) is None  # without the term: the source's own plan
+    mine = EventPlan(probability=0.2)
+    assert clip_events(UnrollConfig(event_weight=0.1, events=mine)) is mine
+
+
+def test_unroll_command_takes_the_event_weight(tmp_path, world, probe_dir):
+    from yume_env.cli import main
+
+    world.save_pretrained(tmp_path / "one_step")
+    run = tmp_path / "run"
+    assert main(["train", "unroll", "--model", str(tmp_path / "one_step"), "--out", str(run), "--smoke",
+                 "--device", "cpu", "--steps", "2", "--probes", str(probe_dir), "--motion-weight", "0",
+                 "--event-weight", "0.3"]) == 0
+    state = json.loads((run / "unroll.json").read_text())
+    assert state["exported"] and state["event_weight"] == 0.3 and state["motion_weight"] == 0.0
+    card = (run / "model" / "MODEL_CARD.md").read_text()
+    assert "the event term" in card and "the motion term" not in card and "60% of clips had an event" in card
+    assert "--probes PROBES --motion-weight 0 --event-weight 0.3" in card  # how to reproduce
+    curves = json.loads((run / "curves.json").read_text())
+    assert "event_kl" in json.dumps(curves) and "motion_kl" not in json.dumps(curves)
 
 
 def test_unroll_command_sets_the_unrolled_range(tmp_path, world):

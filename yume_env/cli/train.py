@@ -80,10 +80,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="wall-clock budget over all calls (default: the preset's; none for smoke)")
         p.add_argument("--call-minutes", type=float, default=0.0, help="stop this call after N minutes (resumable)")
         if name == "unroll":
-            p.add_argument("--motion-probes", default=None,
+            p.add_argument("--probes", "--motion-probes", dest="probes", default=None,
                            help="probe folder (yume-env eval train-probes --out DIR) whose inverse-dynamics network "
-                                "scores the motion of unrolled steps")
-            p.add_argument("--motion-weight", type=float, default=None, help="weight of that motion term (default 0.1 with --motion-probes, else 0: off)")
+                                "scores the motion of unrolled steps and whose event classifier scores their events")
+            p.add_argument("--motion-weight", type=float, default=None,
+                           help="weight of the motion term (default 0.1 with --probes, else 0: off)")
+            p.add_argument("--event-weight", type=float, default=None,
+                           help="weight of the event term (default 0: off; needs --probes)")
             p.add_argument("--unrolled", type=int, nargs=2, default=None, metavar=("MIN", "MAX"),
                            help="chunks unrolled per batch, drawn in [MIN, MAX] (default 2 8)")
     try:  # the finetune stage brings its own options
@@ -136,11 +139,13 @@ def run(args: argparse.Namespace) -> int:
 def _unroll_changes(args: argparse.Namespace) -> dict:
     """UnrollConfig fields set on the command line (the motion weight defaults to 0.1 with probes)."""
     changes: dict = {}
-    if args.motion_probes:
-        changes["motion_probes"] = args.motion_probes
+    if args.probes:
+        changes["probes"] = args.probes
         changes["motion_weight"] = 0.1 if args.motion_weight is None else args.motion_weight
     elif args.motion_weight is not None:
         changes["motion_weight"] = args.motion_weight
+    if args.event_weight is not None:
+        changes["event_weight"] = args.event_weight
     if args.unrolled:
         changes["min_unrolled"], changes["max_unrolled"] = args.unrolled
     return changes

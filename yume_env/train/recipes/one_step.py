@@ -36,7 +36,7 @@ from yume_env.train.checkpointing import atomic_write_text
 from yume_env.train.recipes.default_world import RecipeConfig, default_recipe, smoke_recipe
 from yume_env.train.stages.distill import DistillConfig, train_distill
 from yume_env.train.stages.pretrain import PretrainConfig
-from yume_env.train.stages.unroll import UnrollConfig, train_unroll
+from yume_env.train.stages.unroll import UnrollConfig, clip_events, train_unroll
 from yume_env.train.trainer import TrainerConfig
 
 
@@ -254,7 +254,7 @@ def unroll_card(input_card: str, state: dict[str, Any], metrics: dict[str, Any])
 The one-step DiT above was trained on its own rollouts (`yume_env/train/stages/unroll.py`): after
 0-{state.get("max_burn_in")} simulator chunks it generates {state.get("unrolled")} chunks in a row from its own outputs,
 and each one is scored against the simulator's chunk for the same actions and event (latent MSE
-+ {state.get("pixel_weight")} x decoded-pixel MSE{_motion_text(state)}). The VAE, the task head, the text cache and the start views are
++ {state.get("pixel_weight")} x decoded-pixel MSE{_probe_terms_text(state)}). The VAE, the task head, the text cache and the start views are
 unchanged.
 
 """ + _run_report(UNROLL, state, metrics, "Before and after, on the same simulator clips", _unroll_flags(state))
@@ -263,19 +263,37 @@ unchanged.
 def _unroll_flags(state: dict[str, Any]) -> str:
     """The command-line options that reproduce the run's unroll settings."""
     flags = ["--model INPUT_FOLDER"]
-    if state.get("motion_weight"):
-        flags.append(f"--motion-probes PROBES --motion-weight {state['motion_weight']}")
+    if state.get("motion_weight") or state.get("event_weight"):
+        flags.append(f"--probes PROBES --motion-weight {state.get('motion_weight') or 0}")
+    if state.get("event_weight"):
+        flags.append(f"--event-weight {state['event_weight']}")
     default = UnrollConfig()
     if state.get("unrolled") and state["unrolled"] != f"{default.min_unrolled}-{default.max_unrolled}":
         flags.append("--unrolled " + state["unrolled"].replace("-", " "))
     return " ".join(flags)
 
 
-def _motion_text(state: dict[str, Any]) -> str:
-    if not state.get("motion_weight"):
-        return ""
-    return (f" + {state['motion_weight']} x the motion term: KL between what the inverse-dynamics network "
-            f"in `{state.get('motion_probes')}` reads from the simulator's step and from the generated one")
+def _probe_terms_text(state: dict[str, Any]) -> str:
+    """The card's words for the probe terms a run had on."""
+    text = ""
+    if state.get("motion_weight"):
+        text += (f" + {state['motion_weight']} x the motion term: KL between what the inverse-dynamics network "
+                 f"in `{state.get('probes')}` reads from the simulator's step and from the generated one")
+    if state.get("event_weight"):
+        text += (f" + {state['event_weight']} x the event term: KL between what the event classifier in "
+                 f"`{state.get('probes')}` reads from the simulator's last frame of the chunk and from the "
+                 f"generated one; {state.get('event_clips')}")
+    return text
+
+
+def _describe_unroll(cfg: UnrollConfig, mc) -> dict[str, Any]:
+    """The run's unroll settings, for RUN/unroll.json and the card."""
+    plan = clip_events(cfg)
+    clips = ("the simulator's default event mix" if plan is None else
+             f"{plan.probability:.0%} of clips had an event, {1 - plan.from_start:.0%} of those starting mid-clip")
+    return {"max_burn_in": cfg.max_burn_in, "unrolled": f"{cfg.min_unrolled}-{cfg.max_unrolled}",
+            "pixel_weight": cfg.pixel_weight, "motion_weight": cfg.motion_weight, "event_weight": cfg.event_weight,
+            "event_clips": clips, "probes": Path(cfg.probes).name if cfg.probes else None}
 
 
 RECIPES = {"default": default_recipe, "smoke": smoke_recipe}
@@ -283,7 +301,4 @@ DISTILL = FolderStage("distill", {"default": default_distill, "smoke": smoke_dis
                       _distill_train, student_card, "distill: one-step student vs teacher",
                       lambda cfg, mc: {"teacher_steps": int(cfg.teacher_steps) or int(mc.sample_steps)})
 UNROLL = FolderStage("unroll", {"default": default_unroll, "smoke": smoke_unroll}, ("before", "after"),
-                     _unroll_train, unroll_card, "unroll: one-step world on its own rollouts",
-                     lambda cfg, mc: {"max_burn_in": cfg.max_burn_in, "unrolled": f"{cfg.min_unrolled}-{cfg.max_unrolled}",
-                                      "pixel_weight": cfg.pixel_weight, "motion_weight": cfg.motion_weight,
-                                      "motion_probes": Path(cfg.motion_probes).name if cfg.motion_probes else None})
+                     _unroll_train, unroll_card, "unroll: one-step world on its own rollouts", _describe_unroll)

@@ -18,14 +18,22 @@ it is not (what a turn reveals) it blurs. The pixel term scores what PSNR measur
 frames.
 
 That mean is also why pure regression damps motion (measured: the inverse-dynamics probe read
-"no key" for most unrolled steps). The optional motion term (`motion_weight`, `motion_probes`)
+"no key" for most unrolled steps). The optional motion term (`motion_weight`, `probes`)
 scores motion directly: a frozen inverse-dynamics network, trained on simulator frames
 (`yume-env eval train-probes`), reads the key and camera move of each unrolled step, from the
 previous step's last frame to this one's, and the world is trained so that reading matches what
 the same network reads from the simulator's step (KL of the two distributions, keys + camera).
 The target is the network's reading of the truth, not the commanded action, so a walk into a
-wall is asked to stay still as the simulator does. Measure such a world with a probe trained
-apart from the one in the loop (another seed and data), or the score can be gamed.
+wall is asked to stay still as the simulator does.
+
+The optional event term (`event_weight`) does the same for text events with the folder's event
+classifier: KL(its reading of the simulator's last frame of the chunk || of the generated one).
+A one-step regression blurs a thin event (rain, a ghost) into the mean of the clips with and
+without it; the classifier asks for the event to be legible. With the term on, the clips get
+events more often and mostly mid-clip (`EVENT_TERM_PLAN`), so the unrolled chunks see onsets.
+
+Measure such a world with probes trained apart from the ones in the loop (another seed and
+data), or the score can be gamed.
 """
 
 from __future__ import annotations
@@ -42,7 +50,7 @@ from yume_env.actions import NUM_CAMERAS
 from yume_env.model.config import WorldModelConfig
 from yume_env.model.vae import frames_to_tensor
 from yume_env.train import distributed as D
-from yume_env.train.batches import ClipPool, IndexedStream, SimClipSource, select
+from yume_env.train.batches import ClipPool, EventPlan, IndexedStream, SimClipSource, select
 from yume_env.train.eval.probes import Probes, to_probe_size
 from yume_env.train.rollout import encode_clips
 from yume_env.train.stages.frozen_aside import DiTWithFrozen
@@ -63,9 +71,22 @@ class UnrollConfig:
     pool_clips: int = 256  # see batches.ClipPool (clips of max_burn_in + max_unrolled steps)
     pool_reuse: float = 2.0
     memory: bool = True  # channel stream on (when the model has one)
-    motion_weight: float = 0.0  # the motion term (module docstring); needs motion_probes
-    motion_probes: str | None = None  # a probe folder (yume-env eval train-probes --out DIR)
+    probes: str | None = None  # a probe folder (yume-env eval train-probes --out DIR), for the two terms below
+    motion_weight: float = 0.0  # the motion term (module docstring); needs probes
+    event_weight: float = 0.0  # the event term (module docstring); needs probes
+    events: EventPlan | None = None  # the clips' events (None: the source's, or EVENT_TERM_PLAN with the event term)
     seed: int = 2
+
+
+# With the event term: 60 % of clips get an event, three in four of them starting mid-clip, so
+# about a third of the batches' events begin inside the unrolled chunks (the source's default
+# plan, 40 % and half from the start, leaves too few onsets to learn from).
+EVENT_TERM_PLAN = EventPlan(probability=0.6, from_start=0.25)
+
+
+def clip_events(cfg: UnrollConfig) -> EventPlan | None:
+    """The event plan of the run's clips (None: the source's own)."""
+    return cfg.events or (EVENT_TERM_PLAN if cfg.event_weight > 0 else None)
 
 
 class UnrollModule(DiTWithFrozen):
@@ -74,12 +95,16 @@ class UnrollModule(DiTWithFrozen):
     outside the module tree."""
 
     def __init__(self, dit: nn.Module, vae: nn.Module, latent_weight: float = 1.0, pixel_weight: float = 0.0,
-                 memory: bool = True, idm: nn.Module | None = None, motion_weight: float = 0.0):
+                 memory: bool = True, idm: nn.Module | None = None, motion_weight: float = 0.0,
+                 event_classifier: nn.Module | None = None, event_weight: float = 0.0):
         if motion_weight > 0 and idm is None:
-            raise ValueError("the motion term (motion_weight > 0) needs an inverse-dynamics network (motion_probes)")
-        super().__init__(dit, vae=vae, **({"idm": idm} if idm is not None else {}))
+            raise ValueError("the motion term (motion_weight > 0) needs an inverse-dynamics network (probes)")
+        if event_weight > 0 and event_classifier is None:
+            raise ValueError("the event term (event_weight > 0) needs an event classifier (probes)")
+        frozen = {"vae": vae, "idm": idm, "event_classifier": event_classifier}
+        super().__init__(dit, **{k: m for k, m in frozen.items() if m is not None})
         self.latent_weight, self.pixel_weight = float(latent_weight), float(pixel_weight)
-        self.motion_weight = float(motion_weight)
+        self.motion_weight, self.event_weight = float(motion_weight), float(event_weight)
         self.memory = bool(memory) and bool(dit.config.memory_enabled)
 
     @property
@@ -92,19 +117,24 @@ class UnrollModule(DiTWithFrozen):
         the fraction of steps whose two most likely (key, camera) readings agree. Frames (B, 3, H, W)."""
         idm = self.frozen("idm")
         with torch.no_grad():
-            sim = [F.log_softmax(x.float(), 1) for x in idm(to_probe_size(sim_before), to_probe_size(sim_after))]
-        gen = [F.log_softmax(x.float(), 1) for x in idm(to_probe_size(before), to_probe_size(after.clamp(-1, 1)))]
-        kl = sum(F.kl_div(g, s, log_target=True, reduction="batchmean") for g, s in zip(gen, sim))
-        agree = torch.stack([g.argmax(1) == s.argmax(1) for g, s in zip(gen, sim)]).all(0).float().mean()
-        return kl, agree
+            sim = idm(to_probe_size(sim_before), to_probe_size(sim_after))
+        return _reading_kl(idm(to_probe_size(before), to_probe_size(after.clamp(-1, 1))), sim)
+
+    def event_kl(self, frame: torch.Tensor, sim_frame: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """KL(event classifier's reading of the simulator's frame || of the generated frame), and
+        the fraction of frames whose most likely classes agree. Frames (B, 3, H, W)."""
+        classify = self.frozen("event_classifier")
+        with torch.no_grad():
+            sim = classify(to_probe_size(sim_frame))
+        return _reading_kl([classify(to_probe_size(frame.clamp(-1, 1)))], [sim])
 
     def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         history = batch["history"]  # (B, C, N, h, w): the simulator's burn-in
         B = history.shape[0]
         t = torch.full((B,), 1000.0, device=history.device)  # sigma 1: the one step starts from noise
         total, lat_sum, pix_sum, last_pix = 0.0, 0.0, 0.0, None
-        kl_sum, agree_sum = 0.0, 0.0
-        decode = self.pixel_weight > 0 or self.motion_weight > 0
+        kl_sum, agree_sum, ev_sum, ev_agree_sum = 0.0, 0.0, 0.0, 0.0
+        decode = self.pixel_weight > 0 or self.motion_weight > 0 or self.event_weight > 0
         before = sim_before = batch.get("before")  # the last frame before the first unrolled step
         m = len(batch["targets"])
         for j in range(m):
@@ -129,6 +159,10 @@ class UnrollModule(DiTWithFrozen):
                 loss = loss + self.motion_weight * kl
                 kl_sum, agree_sum = kl_sum + kl.detach(), agree_sum + agree
                 before, sim_before = frames[:, :, -1].detach().clamp(-1, 1), sim_after
+            if self.event_weight > 0:
+                kl, agree = self.event_kl(frames[:, :, -1], batch["frames"][j][:, :, -1])
+                loss = loss + self.event_weight * kl
+                ev_sum, ev_agree_sum = ev_sum + kl.detach(), ev_agree_sum + agree
             total, lat_sum = total + loss, lat_sum + lat.detach()
             history = torch.cat([history, x0.detach()], dim=2)
         metrics = {"latent_mse": lat_sum / m, "last_chunk_latent_mse": lat.detach()}
@@ -137,7 +171,19 @@ class UnrollModule(DiTWithFrozen):
             metrics["last_chunk_psnr_db"] = 10 * torch.log10(4.0 / last_pix.clamp_min(1e-10))
         if self.motion_weight > 0:
             metrics["motion_kl"], metrics["motion_agreement"] = kl_sum / m, agree_sum / m
+        if self.event_weight > 0:
+            metrics["event_kl"], metrics["event_agreement"] = ev_sum / m, ev_agree_sum / m
         return total / m, metrics
+
+
+def _reading_kl(gen_logits, sim_logits) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed KL(sim || gen) over a probe's heads, and the fraction of rows where every head's top
+    class agrees."""
+    gen = [F.log_softmax(x.float(), 1) for x in gen_logits]
+    sim = [F.log_softmax(x.float(), 1) for x in sim_logits]
+    kl = sum(F.kl_div(g, t, log_target=True, reduction="batchmean") for g, t in zip(gen, sim))
+    agree = torch.stack([g.argmax(1) == t.argmax(1) for g, t in zip(gen, sim)]).all(0).float().mean()
+    return kl, agree
 
 
 class UnrollStream(IndexedStream):
@@ -149,6 +195,11 @@ class UnrollStream(IndexedStream):
         if cfg.min_unrolled < 1 or cfg.max_unrolled < cfg.min_unrolled:
             raise ValueError(f"unroll needs 1 <= min_unrolled <= max_unrolled, got {cfg.min_unrolled}, {cfg.max_unrolled}")
         self.text, self.config, self.cfg = text, config, cfg
+        events = clip_events(cfg)
+        if events is not None and isinstance(source, SimClipSource):  # a copy: the caller's source keeps its plan
+            source = SimClipSource(source.height, source.width, source.sub_frames, source.device, source.policy,
+                                   events, source.backend)
+        self.source = source
         self.pool = ClipPool(source, max(cfg.pool_clips, cfg.batch_size), cfg.max_burn_in + cfg.max_unrolled,
                              cfg.batch_size, cfg.pool_reuse, cfg.seed, rank, encode=lambda clips: encode_clips(vae, clips.frames))
         super().__init__(self.make)  # batch i = make(i); the stream's state is i
@@ -164,7 +215,7 @@ class UnrollStream(IndexedStream):
         steps = range(b, b + m)
         batch: dict[str, Any] = {"history": latents[:, :, : 1 + Fc * b], "burn_in": b}
         batch["targets"] = [latents[:, :, 1 + Fc * s: 1 + Fc * (s + 1)] for s in steps]
-        pixels = c.pixel_weight > 0 or c.motion_weight > 0
+        pixels = c.pixel_weight > 0 or c.motion_weight > 0 or c.event_weight > 0
         batch["frames"] = [frames_to_tensor(clips.frames[:, 1 + sub * s: 1 + sub * (s + 1)], device=device)
                            for s in steps] if pixels else []
         if c.motion_weight > 0:  # the frame the first unrolled step starts from: the end of the burn-in
@@ -184,17 +235,21 @@ def train_unroll(model_config: WorldModelConfig, dit: nn.Module, vae: nn.Module,
     if model_config.temporal_compression != 1 and cfg.pixel_weight > 0:
         raise ValueError("unroll's pixel term decodes chunk by chunk with a 1x temporal VAE; "
                          "set pixel_weight 0 for this model")
-    if model_config.temporal_compression != 1 and cfg.motion_weight > 0:
-        raise ValueError("unroll's motion term reads decoded frames chunk by chunk with a 1x temporal VAE; "
-                         "set motion_weight 0 for this model")
-    idm = None
-    if cfg.motion_weight > 0:
-        if not cfg.motion_probes:
-            raise ValueError("motion_weight > 0 needs motion_probes: a folder from `yume-env eval train-probes --out DIR`")
-        idm = Probes.load(cfg.motion_probes, device=info.device).inverse_dynamics.requires_grad_(False)
+    terms = [name for name, w in (("motion", cfg.motion_weight), ("event", cfg.event_weight)) if w > 0]
+    if model_config.temporal_compression != 1 and terms:
+        raise ValueError(f"unroll's {' and '.join(terms)} term reads decoded frames chunk by chunk with a 1x "
+                         f"temporal VAE; set {' and '.join(t + '_weight' for t in terms)} 0 for this model")
+    probes = None
+    if terms:
+        if not cfg.probes:
+            raise ValueError(f"{' and '.join(t + '_weight' for t in terms)} > 0 needs probes: a folder from "
+                             "`yume-env eval train-probes --out DIR`")
+        probes = Probes.load(cfg.probes, device=info.device)
     vae = vae.to(info.device).eval().requires_grad_(False)
     stream = UnrollStream(source, vae, text, model_config, cfg, info.rank)
-    module = UnrollModule(dit, vae, cfg.latent_weight, cfg.pixel_weight, cfg.memory, idm, cfg.motion_weight)
+    module = UnrollModule(dit, vae, cfg.latent_weight, cfg.pixel_weight, cfg.memory,
+                          probes.inverse_dynamics if cfg.motion_weight > 0 else None, cfg.motion_weight,
+                          probes.event_classifier if cfg.event_weight > 0 else None, cfg.event_weight)
     trainer = Trainer(module, cfg.trainer, Path(out), info=info, name="unroll")
     trainer.resume(stream)
     trainer.fit(stream, deadline=deadline)
