@@ -208,3 +208,15 @@ def test_unroll_command_sets_the_unrolled_range(tmp_path, world):
                  "--device", "cpu", "--steps", "1", "--unrolled", "3", "3"]) == 0
     assert json.loads((run / "unroll.json").read_text())["unrolled"] == "3-3"
     assert "--unrolled 3 3" in (run / "model" / "MODEL_CARD.md").read_text()
+
+
+def test_a_folder_unrolled_again_keeps_one_note_and_numbers_its_sections():
+    from yume_env.train.recipes.one_step import unroll_card
+
+    state = {"calls": [{"device": "cpu", "seconds": 1.0}], "steps": 2, "max_burn_in": 4, "unrolled": "2-8",
+             "pixel_weight": 10.0}
+    metrics = {"before": {"psnr": 1.0}, "after": {"psnr": 2.0}}
+    once = unroll_card("# card\n", state, metrics)
+    twice = unroll_card(once, state, metrics)
+    assert once.count("> **Trained on its own rollouts.**") == twice.count("> **Trained on its own rollouts.**") == 1
+    assert "\n## Unrolled fine-tuning\n" in twice and "\n## Unrolled fine-tuning, run 2\n" in twice

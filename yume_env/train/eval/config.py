@@ -33,7 +33,7 @@ class EvalConfig:
     - `sample_seed`: the model's sampling noise.
     """
 
-    episodes: int = 8
+    episodes: int = 16
     burn_in: int = 4
     horizons: tuple[int, ...] = (16, 256)
     tf_points: int = 8
@@ -42,7 +42,7 @@ class EvalConfig:
     loop_walk: int = 6
     loop_turn: int = HALF_TURN_STEPS
     loop_tries: int = 8
-    event_episodes: int = 3
+    event_episodes: int = 8
     event_steps: int = 4
     event_judge: int = 2
     events: tuple[str, ...] | None = None

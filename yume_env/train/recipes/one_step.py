@@ -248,9 +248,11 @@ def unroll_card(input_card: str, state: dict[str, Any], metrics: dict[str, Any])
     """The input's card with a note on top and the unroll section at the end."""
     note = ("> **Trained on its own rollouts.** This folder's one-step DiT was fine-tuned by the `unroll` stage "
             "after what this card describes; see *Unrolled fine-tuning* at the end.\n\n")
-    return note + input_card.rstrip() + f"""
+    runs = input_card.count("\n## Unrolled fine-tuning")  # a folder unrolled again: one note, numbered sections
+    heading = "## Unrolled fine-tuning" + (f", run {runs + 1}" if runs else "")
+    return ("" if note.strip() in input_card else note) + input_card.rstrip() + f"""
 
-## Unrolled fine-tuning
+{heading}
 The one-step DiT above was trained on its own rollouts (`yume_env/train/stages/unroll.py`): after
 0-{state.get("max_burn_in")} simulator chunks it generates {state.get("unrolled")} chunks in a row from its own outputs,
 and each one is scored against the simulator's chunk for the same actions and event (latent MSE
