@@ -6,7 +6,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode
-from test_env_support import tiny_world_dir
+from test_env_support import start_views, tiny_world_dir
 
 import yume_env  # noqa: F401
 
@@ -42,6 +42,24 @@ def test_vector_env_equals_single_envs_run_with_the_same_seeds():
             np.testing.assert_array_equal(vec_frames[t + 1][i], s_info["frames"])
         np.testing.assert_array_equal(obs[i], s_obs)
         np.testing.assert_array_equal(info["pose"][i], s_info["pose"])
+
+
+def test_vector_env_with_mixed_events_and_history_lengths_equals_single_envs():
+    """Worlds of different events and history lengths in one batched step (one gathered text
+    context, history appends shared across lengths) get the frames a single env gives each."""
+    views = np.concatenate([start_views((64, 64), 3)] * 14)
+    starts = [(25, ""), (37, "night falls"), (41, "it starts to snow"), (3, "night falls")]
+    options = [{"frames": views[:n], "actions": np.ones((n - 1, 2), np.int64), "event": e} for n, e in starts]
+    actions = np.array([[[1, 0], [5, 1], [0, 3], [2, 2]], [[2, 2], [1, 1], [4, 0], [8, 8]]])  # (steps, worlds, 2)
+    vec = make_vec(len(starts))
+    vec.reset(seed=3, options=options)
+    vec_frames = [vec.step(a)[-1]["frames"] for a in actions]
+    for i, opt in enumerate(options):
+        single = gym.make("YumeWorld-v0", model=tiny_world_dir(), disable_env_checker=True)
+        single.reset(seed=3 + i, options=opt)
+        for t, a in enumerate(actions):
+            *_, info = single.step(a[i])
+            np.testing.assert_array_equal(vec_frames[t][i], info["frames"])
 
 
 def test_same_step_autoreset_returns_the_new_episode_and_the_final_observation():

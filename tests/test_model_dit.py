@@ -208,6 +208,16 @@ def test_rope_angles_are_exact_at_large_positions():
     assert torch.isfinite(cos).all() and torch.isfinite(sin).all()
 
 
+def test_cached_layout_positions_are_the_grids_positions_in_order():
+    from yume_env.model.rope import grid_positions, layout_positions
+
+    grids = ((0, 2, 3, 4), (2, 1, 5, 5), (3, 4, 1, 1))
+    want = torch.cat([grid_positions(*g) for g in grids])
+    assert torch.equal(layout_positions(grids), want)
+    assert layout_positions(grids) is layout_positions(list(grids))  # built once
+    assert layout_positions(()).shape == (0, 3)
+
+
 def test_bfloat16_weights_run_and_track_float32():
     c = _tiny()
     m = _model(c)

@@ -85,6 +85,21 @@ def test_a_batch_equals_the_same_worlds_stepped_one_by_one(model):
     assert [s.n_history for s in batch] == [7, 9, 12]
 
 
+def test_worlds_of_different_lengths_append_their_histories_exactly(model):
+    """Worlds that keep the same frame positions share one history append whatever their lengths
+    (41/45/57 and 25/37 here); each world's new history is still exactly `append_history` of its own."""
+    from yume_env.model.tscm import append_history, keep_positions
+
+    lengths = [41, 45, 57, 25, 37, 3]
+    assert keep_positions("tiny", 41, 2) == keep_positions("tiny", 57, 2) != keep_positions("tiny", 25, 2)
+    states = [model.init_state(frames(n, seed=n)) for n in lengths]
+    before = [(s.history.clone(), s.n_history) for s in states]
+    out = model.step(states, np.ones((len(states), 2), np.int64), [gen(i) for i in range(len(states))])
+    for state, (kept, n), new in zip(states, before, out.latents):
+        assert state.n_history == n + 2
+        assert torch.equal(state.history, append_history("tiny", kept, n, new))
+
+
 def test_actions_change_the_generated_chunk(model):
     a = model.step([model.init_state(frames(1))], np.array([[1, 0]]), gen(0))
     b = model.step([model.init_state(frames(1))], np.array([[3, 2]]), gen(0))

@@ -65,6 +65,44 @@ def test_context_is_action_then_event_padded_to_the_context_length():
     assert torch.equal(ctx[0, 2:], torch.zeros(2, 8))
 
 
+class RaggedEncoder(CountingEncoder):
+    """Like CountingEncoder, but a text gives (len(text) % 4) tokens (umT5-like: lengths vary)."""
+
+    tokens_per_text = None
+
+    def encode(self, texts):
+        self.calls += 1
+        emb = torch.zeros(len(texts), 3, self.dim)
+        mask = torch.zeros(len(texts), 3, dtype=torch.bool)
+        for i, t in enumerate(texts):
+            n = len(t) % 4
+            g = torch.Generator().manual_seed(int.from_bytes(hashlib.sha256(t.encode()).digest()[:4], "little"))
+            emb[i, :n] = torch.randn(n, self.dim, generator=g)
+            mask[i, :n] = True
+        return TextEmbedding(emb, mask)
+
+
+@pytest.mark.parametrize("length", [1, 3, 8])
+def test_the_batched_context_equals_each_world_concatenated(length):
+    """The one-gather context against the per-world reference: [action tokens, event tokens]
+    (both of varying length, here 0 to 3), cut to `length` or zero-padded."""
+    cond = TextConditioner.build(RaggedEncoder())
+    flat = [0, 5, 80, 5, 17, 42]
+    events = ["", "rain starts", "snow falls ", "rain starts", "x", ""]
+    got = cond.context(flat, events, length)
+    want = torch.zeros(len(flat), length, 8)
+    for i, (a, e) in enumerate(zip(flat, events)):
+        tokens = torch.cat([cond.action_tokens(a).float(), cond.event_tokens(e).float()])[:length]
+        want[i, : len(tokens)] = tokens
+    assert got.dtype == torch.float32 and torch.equal(got, want)
+
+
+def test_a_context_action_outside_the_vocabulary_is_named():
+    cond = TextConditioner.build(CountingEncoder())
+    with pytest.raises(ValueError, match=r"flat action must be in \[0, 81\), got 81"):
+        cond.context([3, 81], ["", ""], 2)
+
+
 def test_the_cache_round_trips_through_disk(tmp_path):
     cond = TextConditioner.build(CountingEncoder(), events=["rain starts"])
     path = cond.save(tmp_path)

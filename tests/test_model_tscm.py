@@ -9,8 +9,10 @@ import torch
 from yume_env.model.tscm import (
     SCHEDULES,
     append_history,
+    band_columns,
     frames_to_keep,
     history_token_count,
+    keep_positions,
     plan_history,
     thin_indices,
 )
@@ -111,6 +113,24 @@ def test_append_history_keeps_exactly_the_planned_frames():
         kept = append_history("tiny", kept, n, frames[:, n : n + step])
         n += step
         assert kept[0, :, 0, 0].tolist() == [float(i) for i in frames_to_keep("tiny", n)]
+
+
+@pytest.mark.parametrize("schedule", ["tiny", "tiny-fine"])
+def test_once_thinned_many_lengths_keep_the_same_positions(schedule):
+    # what lets the env append the histories of worlds of different lengths together: the groups
+    # stay few however long and however staggered the episodes
+    assert len({keep_positions(schedule, n, 2) for n in range(100, 5000)}) <= 16
+
+
+@pytest.mark.parametrize("schedule", ["tiny", "yume"])
+def test_band_columns_name_each_bands_frames_in_the_stored_history(schedule):
+    for n in (1, 5, 23, 90, 400, 1500):
+        kept = frames_to_keep(schedule, n)
+        bands = plan_history(schedule, n, (1, 1)).bands
+        assert band_columns(schedule, n, len(kept)) == tuple(tuple(kept.index(f) for f in b.frames) for b in bands)
+        assert band_columns(schedule, n, n) == tuple(b.frames for b in bands)
+        if len(kept) + 1 < n:
+            assert band_columns(schedule, n, len(kept) + 1) is None
 
 
 def test_unknown_schedule_names_the_choices():

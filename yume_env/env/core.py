@@ -178,26 +178,22 @@ class WorldBatch:
         with torch.no_grad():
             out = self.model.step(self.states, torch.as_tensor(actions, dtype=torch.long), gens)
         frames = np.asarray(out.frames)
-        latents = out.latents
         poses = advance_poses(self.poses, actions[:, 0], actions[:, 1], self.frames_per_step)  # (N, 4, 4)
-        contexts = []
-        for i in range(self.num_worlds):
-            self.steps[i] += 1
-            self.last_frames[i] = frames[i, -1].copy()
-            contexts.append(
-                RewardContext(
-                    frames=frames[i],
-                    latents=None if latents is None else latents[i],
-                    action=np.array(actions[i], dtype=np.int64),
-                    pose=poses[i].copy(),
-                    step=self.steps[i],
-                    event=self.events[i],
-                    model=self.model,
-                )
-            )
+        # whole-batch copies and views, not one copy or tensor index per world: each world's
+        # newest frame, action and pose is its own row of a private array
+        self.steps[:] = [s + 1 for s in self.steps]
+        last = frames[:, -1].copy()
+        self.last_frames[:] = list(last)
+        own_actions, own_poses = np.array(actions, dtype=np.int64), poses.copy()
+        latents = [None] * self.num_worlds if out.latents is None else out.latents.unbind(0)
+        contexts = [
+            RewardContext(frames=frames[i], latents=latents[i], action=own_actions[i], pose=own_poses[i],
+                          step=self.steps[i], event=self.events[i], model=self.model)
+            for i in range(self.num_worlds)
+        ]
         rewards, terminated = self.reward(contexts, list(range(self.num_worlds)))
         latency = time.perf_counter() - start
-        obs = np.stack([self.observation(i) for i in range(self.num_worlds)])
+        obs = last.copy() if self.obs_size is None else np.stack([self.observation(i) for i in range(self.num_worlds)])
         infos = self.batch_info(frames, latency, poses)
         return obs, np.asarray(rewards, dtype=np.float64), np.asarray(terminated, dtype=bool), infos
 

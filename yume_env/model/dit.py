@@ -29,8 +29,8 @@ import torch.nn.functional as F
 from yume_env.actions import NUM_ACTIONS
 from yume_env.model.config import WorldModelConfig
 from yume_env.model.dit_blocks import Head, RMSNorm, WanBlock, linear_f32, sinusoidal_embedding
-from yume_env.model.rope import grid_positions, rope_freqs
-from yume_env.model.tscm import BandPlan, get_schedule, plan_history
+from yume_env.model.rope import layout_positions, rope_freqs
+from yume_env.model.tscm import BandPlan, band_columns, get_schedule, plan_history
 from yume_env.model.tscm_memory import MemoryRead, MemoryState, stack_memory
 
 
@@ -236,12 +236,8 @@ class WanDiT(nn.Module):
                 )
             n = lat.shape[1] if n_history is None else int(n_history[i])
             plan = plan_history(self.schedule, n, tuple(lat.shape[-2:]))
-            if lat.shape[1] == n:
-                col = [list(b.frames) for b in plan.bands]
-            elif lat.shape[1] == len(plan.frame_indices):
-                where = {f: j for j, f in enumerate(plan.frame_indices)}
-                col = [[where[f] for f in b.frames] for b in plan.bands]
-            else:
+            col = band_columns(self.schedule, n, lat.shape[1])
+            if col is None:
                 raise ValueError(
                     f"history[{i}] has {lat.shape[1]} frames; expected {n} (full) or "
                     f"{len(plan.frame_indices)} (frames_to_keep({n}))"
@@ -252,8 +248,7 @@ class WanDiT(nn.Module):
         # budget) are embedded together: one conv per band for the whole group.
         groups: dict[tuple, list[int]] = {}
         for i, plan in enumerate(plans):
-            sig = (plan.latent_hw, tuple((len(b.frames), b.kernel, b.pre_shrink, b.t0) for b in plan.bands))
-            groups.setdefault(sig, []).append(i)
+            groups.setdefault(plan.layout, []).append(i)
         group_out = []  # (member indices, tokens (G, T, dim), positions (T, 3)) per layout
         for members in groups.values():
             plan = plans[members[0]]
@@ -262,17 +257,16 @@ class WanDiT(nn.Module):
             # are stacked once and sliced per band, not sliced world by world
             subs: dict[tuple, list[int]] = {}
             for i in members:
-                subs.setdefault((tuple(history[i].shape), tuple(map(tuple, columns[i]))), []).append(i)
+                subs.setdefault((tuple(history[i].shape), columns[i]), []).append(i)
             order = [i for sub in subs.values() for i in sub]
             stacked = [torch.stack([history[i] for i in sub]) if len(sub) > 1 else history[sub[0]].unsqueeze(0)
                        for sub in subs.values()]
-            t_parts, p_parts = [], []
+            t_parts = []
             for j, band in enumerate(plan.bands):
                 sel = [st[:, :, _as_index(columns[sub[0]][j], st.shape[2])] for st, sub in zip(stacked, subs.values())]
                 t_parts.append(self._embed_band(sel[0] if len(sel) == 1 else torch.cat(sel), band))
-                p_parts.append(grid_positions(band.t0, len(band.frames), *band.grid, device=device))
             group_toks = torch.cat(t_parts, 1) if t_parts else torch.zeros(len(members), 0, dim, dtype=self.dtype, device=device)
-            group_pos = torch.cat(p_parts) if p_parts else torch.zeros(0, 3, dtype=torch.long, device=device)
+            group_pos = layout_positions(tuple((b.t0, len(b.frames), *b.grid) for b in plan.bands), device)
             group_out.append((order, group_toks, group_pos))
         next_t = [p.next_t for p in plans]
         lengths = [0] * len(history)
@@ -370,8 +364,9 @@ class WanDiT(nn.Module):
             empty = self.empty_memory()
             kv = kv + torch.stack([(empty if m is None else m).kv.to(kv) for m in memories])
             k_sum = k_sum + torch.stack([(empty if m is None else m).k_sum.to(k_sum) for m in memories])
-        return [MemoryState(kv[b], k_sum[b], (0 if m is None else m.n_latents) + n,
-                            (0 if m is None else m.n_tokens) + fresh[b].n_tokens) for b, m in enumerate(memories)]
+        # unbind: B views in one op (indexing world by world was 2 ops per world)
+        return [MemoryState(kv_b, ks_b, (0 if m is None else m.n_latents) + n, (0 if m is None else m.n_tokens) + f.n_tokens)
+                for kv_b, ks_b, m, f in zip(kv.unbind(0), k_sum.unbind(0), memories, fresh)]
 
     def memory_summaries(self, latents: torch.Tensor, lengths: torch.Tensor | list[int]) -> list[MemoryState]:
         """Fresh channel-stream states of B worlds at once: world b holds `latents[b, :, :lengths[b]]`
@@ -404,7 +399,7 @@ class WanDiT(nn.Module):
         k_sum = torch.stack([s[1] for s in sums], 1)
         if n_host is None:  # counts only; one transfer, no per-world sync
             n_host = [int(n) for n in lengths.cpu().tolist()]
-        return [MemoryState(kv[b], k_sum[b], n, n * per_frame) for b, n in enumerate(n_host)]
+        return [MemoryState(kv_b, ks_b, n, n * per_frame) for kv_b, ks_b, n in zip(kv.unbind(0), k_sum.unbind(0), n_host)]
 
     # ------------------------------------------------------------------ forward
     def forward(
@@ -478,7 +473,7 @@ class WanDiT(nn.Module):
         if history is not None and key in history.step_cache:
             return history.step_cache[key]
         t0 = host_tensor(history.next_t if history is not None else [0] * B, device)
-        pos = grid_positions(0, *grid, device=device).unsqueeze(0).repeat(B, 1, 1)
+        pos = layout_positions(((0, *grid),), device).unsqueeze(0).repeat(B, 1, 1)
         pos[..., 0] += t0[:, None]
         freqs = rope_freqs(pos, self.config.head_dim, self.config.rope_theta)
         if history is not None:
@@ -518,11 +513,11 @@ def host_tensor(values: list[int], device) -> torch.Tensor:
     return t.to(device)
 
 
-def _as_index(cols: list[int], n: int) -> slice | list[int]:
+def _as_index(cols: tuple[int, ...], n: int) -> slice | list[int]:
     """A run of consecutive frames as a slice (a view, no gather), else the index list."""
-    if cols and cols == list(range(cols[0], cols[0] + len(cols))):
+    if cols and tuple(cols) == tuple(range(cols[0], cols[0] + len(cols))):
         return slice(cols[0], cols[0] + len(cols))
-    return cols
+    return list(cols)
 
 
 def _layer(mem: tuple[torch.Tensor, torch.Tensor] | None, i: int):

@@ -229,19 +229,29 @@ class WorldModel:
 
     def _append(self, states: list[WorldState], latents: torch.Tensor) -> None:
         """Adds each world's new latents (B, C, n, h, w) to its bounded history and channel-stream
-        sums: one channel-stream update for all worlds, one history append per group of equal
-        history length (per-world small ops made a batched step launch-bound on a GPU)."""
+        sums: one channel-stream update for all worlds, one history append per group of worlds
+        that keep the same frames (per-world small ops made a batched step launch-bound on a GPU)."""
         c = self.config
         memories = self.dit.update_memories([s.memory for s in states], latents) if c.memory_enabled else None
         groups: dict[tuple, list[int]] = {}
         for i, s in enumerate(states):
-            groups.setdefault((s.n_history, tuple(s.history.shape)), []).append(i)
-        for (n_history, _), members in groups.items():
+            # grouped by the positions kept, not by length: once the oldest band is thinned, histories
+            # of many lengths keep the same positions (distinct lengths grow with staggered resets)
+            take = tscm.keep_positions(c.tscm_schedule, s.n_history, latents.shape[2])
+            groups.setdefault((take, tuple(s.history.shape)), []).append(i)
+        for members in groups.values():
             kept = torch.stack([states[i].history.to(latents) for i in members])
-            new = latents[members[0]:members[0] + 1] if len(members) == 1 else latents[host_tensor(members, latents.device)]
-            grown = tscm.append_history(c.tscm_schedule, kept, n_history, new)
-            for j, i in enumerate(members):
-                states[i].history = grown[j]
+            if len(members) == len(states):
+                new = latents
+            elif len(members) == 1:
+                new = latents[members[0]:members[0] + 1]
+            else:
+                new = latents[host_tensor(members, latents.device)]
+            # equal positions and shapes make the append the same for every member (each one's kept
+            # count was checked by encode_history), so the first member's length stands for the group
+            grown = tscm.append_history(c.tscm_schedule, kept, states[members[0]].n_history, new)
+            for i, history in zip(members, grown.unbind(0)):  # B views in one op
+                states[i].history = history
         for i, state in enumerate(states):
             state.n_history += latents.shape[2]
             if memories is not None:

@@ -69,3 +69,17 @@ def grid_positions(t0: int, frames: int, h: int, w: int, device=None) -> torch.T
     ww = torch.arange(w, device=device)
     grid = torch.stack(torch.meshgrid(t, hh, ww, indexing="ij"), dim=-1)
     return grid.reshape(-1, 3)
+
+
+def layout_positions(grids: tuple[tuple[int, int, int, int], ...], device=None) -> torch.Tensor:
+    """(T, 3) long positions of consecutive token grids, each given as (t0, frames, h, w), as one
+    cached tensor (a history layout's positions never change; rebuilding them took ~5 small ops per
+    band, layout and step). Shared: do not modify it in place."""
+    with torch.inference_mode(False), torch.no_grad():  # cached: must be usable in any mode
+        return _layout_positions(tuple(tuple(int(v) for v in g) for g in grids), str(torch.device(device or "cpu")))
+
+
+@functools.lru_cache(maxsize=256)
+def _layout_positions(grids: tuple[tuple[int, int, int, int], ...], device: str) -> torch.Tensor:
+    parts = [grid_positions(*g, device=device) for g in grids]
+    return torch.cat(parts) if parts else torch.zeros(0, 3, dtype=torch.long, device=device)

@@ -20,6 +20,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
+import numpy as np
 import torch
 
 from yume_env.actions import NUM_ACTIONS, action_vocabulary
@@ -87,6 +88,7 @@ class TextConditioner:
         self._encoder = encoder
         self._encoder_factory = encoder_factory
         self.source = source
+        self._rows: tuple | None = None  # (actions, table, first rows, lengths) of `_action_rows`
         self.encoder_calls = 0
         self.texts_encoded = 0
 
@@ -219,14 +221,40 @@ class TextConditioner:
         return self.actions[int(flat_action)]
 
     def context(self, flat_actions: Sequence[int], events: Sequence[str], length: int) -> torch.Tensor:
-        """(B, length, dim) float32: per world [action tokens, event tokens], zero-padded or cut."""
+        """(B, length, dim) float32: per world [action tokens, event tokens], zero-padded or cut.
+
+        One gather for the whole batch from a table of the action tokens and the batch's distinct
+        events (a few small ops per world made a batched env step launch-bound on a GPU)."""
         if len(flat_actions) != len(events):
             raise ValueError(f"got {len(flat_actions)} actions but {len(events)} events")
-        out = torch.zeros(len(events), int(length), self.dim)
-        for i, (action, event) in enumerate(zip(flat_actions, events)):
-            tokens = torch.cat([self.action_tokens(action).float(), self.event_tokens(event).float()])[:length]
-            out[i, : tokens.shape[0]] = tokens
-        return out
+        acts = np.asarray(flat_actions, dtype=np.int64).reshape(-1)
+        bad = (acts < 0) | (acts >= NUM_ACTIONS)
+        if bad.any():
+            raise ValueError(f"flat action must be in [0, {NUM_ACTIONS}), got {flat_actions[int(np.flatnonzero(bad)[0])]!r}")
+        table, a_start, a_len = self._action_rows()
+        texts = [e.strip() for e in events]
+        row = {t: i for i, t in enumerate(dict.fromkeys(texts))}
+        tokens = [self.event_tokens(t).float() for t in row]
+        e_len = np.array([t.shape[0] for t in tokens], dtype=np.int64)
+        e_start = len(table) + np.cumsum(e_len) - e_len  # event rows follow the action table
+        which = np.array([row[t] for t in texts], dtype=np.int64)
+        # the table row that context token p of each world reads: its action's tokens, then its
+        # event's, then the zero row (the action table's last)
+        p = np.arange(int(length))[None, :]
+        la, le = a_len[acts][:, None], e_len[which][:, None]
+        rows = np.where(p < la, a_start[acts][:, None] + p,
+                        np.where(p < la + le, e_start[which][:, None] + p - la, len(table) - 1))
+        return torch.cat([table, *tokens])[torch.from_numpy(rows)]
+
+    def _action_rows(self) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+        """The 81 action captions' tokens as the rows of one float32 table (a copy of `actions`)
+        followed by a zero row, with each caption's first row and token count; built once (again if
+        `actions` is replaced)."""
+        if self._rows is None or self._rows[0] is not self.actions:
+            lengths = np.array([a.shape[0] for a in self.actions], dtype=np.int64)
+            table = torch.cat([*(a.float() for a in self.actions), torch.zeros(1, self.dim)])
+            self._rows = (self.actions, table, np.cumsum(lengths) - lengths, lengths)
+        return self._rows[1:]
 
     # ---- saving -------------------------------------------------------------------------------
     def save(self, folder: str | Path) -> Path:

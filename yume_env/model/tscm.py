@@ -177,14 +177,20 @@ class HistoryPlan:
     latent_hw: tuple[int, int]
     bands: tuple[BandPlan, ...]  # oldest first (sequence order)
 
-    @property
+    # cached: plans are shared (`plan_history` caches them) and read for every world at every step
+    @functools.cached_property
     def tokens(self) -> int:
         return sum(b.tokens for b in self.bands)
 
-    @property
+    @functools.cached_property
     def next_t(self) -> int:
         """Temporal RoPE position of the current chunk's first frame (= embedded history frames)."""
         return sum(len(b.frames) for b in self.bands)
+
+    @functools.cached_property
+    def layout(self) -> tuple:
+        """What the shapes of the embedded tokens depend on: plans of one layout embed together."""
+        return self.latent_hw, tuple((len(b.frames), b.kernel, b.pre_shrink, b.t0) for b in self.bands)
 
     @property
     def frame_indices(self) -> list[int]:
@@ -252,6 +258,31 @@ def frames_to_keep(schedule: str | Schedule, n_history: int) -> list[int]:
     return plan_history(schedule, n_history, (1, 1)).frame_indices
 
 
+@functools.lru_cache(maxsize=4096)
+def band_columns(schedule: str | Schedule, n_history: int, stored: int) -> tuple[tuple[int, ...], ...] | None:
+    """Per band of the layout at n_history, where its frames lie in a stored history of `stored`
+    frames: the whole history (stored == n_history) or `frames_to_keep(n_history)`; None if it is
+    neither. Cached: a batched step asks this for every world."""
+    plan = plan_history(schedule, n_history, (1, 1))
+    if stored == n_history:
+        return tuple(b.frames for b in plan.bands)
+    if stored != len(plan.frame_indices):
+        return None
+    where = {f: j for j, f in enumerate(plan.frame_indices)}
+    return tuple(tuple(where[f] for f in b.frames) for b in plan.bands)
+
+
+@functools.lru_cache(maxsize=4096)
+def keep_positions(schedule: str | Schedule, n_history: int, n_new: int) -> tuple[int, ...]:
+    """Where the frames kept at n_history + n_new lie in [the frames kept at n_history, then the
+    n_new new ones]: what `append_history` takes. Histories of different lengths often take the
+    same positions (once the oldest band is thinned), so they can be appended together."""
+    old_idx = frames_to_keep(schedule, n_history)
+    pos = {f: i for i, f in enumerate(old_idx)}
+    pos.update({n_history + j: len(old_idx) + j for j in range(n_new)})
+    return tuple(pos[f] for f in frames_to_keep(schedule, n_history + n_new))
+
+
 def append_history(
     schedule: str | Schedule, kept: torch.Tensor, n_history: int, new: torch.Tensor
 ) -> torch.Tensor:
@@ -259,14 +290,11 @@ def append_history(
     `frames_to_keep(schedule, n_history)`, and return the frames kept at n_history + n.
 
     Also for G worlds of the same `n_history` at once: kept (G, C, K, h, w), new (G, C, n, h, w)."""
-    old_idx = frames_to_keep(schedule, n_history)
-    if kept.shape[-3] != len(old_idx):
+    old_count = len(frames_to_keep(schedule, n_history))
+    if kept.shape[-3] != old_count:
         raise ValueError(
-            f"kept holds {kept.shape[-3]} frames but frames_to_keep({n_history}) names {len(old_idx)}; "
+            f"kept holds {kept.shape[-3]} frames but frames_to_keep({n_history}) names {old_count}; "
             "pass the tensor this function returned last time"
         )
-    n_new = n_history + new.shape[-3]
-    pos = {f: i for i, f in enumerate(old_idx)}
-    pos.update({n_history + j: len(old_idx) + j for j in range(new.shape[-3])})
-    take = torch.tensor([pos[f] for f in frames_to_keep(schedule, n_new)], dtype=torch.long)
+    take = torch.tensor(keep_positions(schedule, int(n_history), int(new.shape[-3])), dtype=torch.long)
     return torch.cat([kept, new], dim=-3).index_select(-3, take.to(kept.device))

@@ -66,13 +66,15 @@ class VideoVAE(nn.Module, ABC):
 def split_cache(cache: VAECache | None, batch: int) -> list[VAECache | None]:
     """Per-world caches from a batched one (one world: the cache itself, whatever its type).
 
-    Views, not copies (B small copies per key made a batched step launch-bound on a GPU): caches are
-    never changed in place, `stack_caches` copies them, and `WorldState.clone/to_dict` clone."""
+    Views, not copies (B small copies per key made a batched step launch-bound on a GPU), and one
+    `split` per key rather than one slice per world and key: caches are never changed in place,
+    `stack_caches` copies them, and `WorldState.clone/to_dict` clone."""
     if batch == 1:
         return [cache]
     if cache is None:
         return [None] * batch
-    return [{k: v[i : i + 1] for k, v in cache.items()} for i in range(batch)]
+    parts = {k: v.split(1) for k, v in cache.items()}
+    return [{k: p[i] for k, p in parts.items()} for i in range(batch)]
 
 
 def stack_caches(caches: list[VAECache | None]) -> VAECache | None:
