@@ -189,12 +189,14 @@ def test_unroll_command_takes_the_event_weight(tmp_path, world, probe_dir):
     run = tmp_path / "run"
     assert main(["train", "unroll", "--model", str(tmp_path / "one_step"), "--out", str(run), "--smoke",
                  "--device", "cpu", "--steps", "2", "--probes", str(probe_dir), "--motion-weight", "0",
-                 "--event-weight", "0.3"]) == 0
+                 "--event-weight", "0.3", "--event-balanced"]) == 0
     state = json.loads((run / "unroll.json").read_text())
     assert state["exported"] and state["event_weight"] == 0.3 and state["motion_weight"] == 0.0
+    assert state["event_balanced"]
     card = (run / "model" / "MODEL_CARD.md").read_text()
     assert "the event term" in card and "the motion term" not in card and "60% of clips had an event" in card
-    assert "--probes PROBES --motion-weight 0 --event-weight 0.3" in card  # how to reproduce
+    assert "--probes PROBES --motion-weight 0 --event-weight 0.3 --event-balanced" in card  # how to reproduce
+    assert "averaged per class" in card
     curves = json.loads((run / "curves.json").read_text())
     assert "event_kl" in json.dumps(curves) and "motion_kl" not in json.dumps(curves)
 
@@ -220,3 +222,19 @@ def test_a_folder_unrolled_again_keeps_one_note_and_numbers_its_sections():
     twice = unroll_card(once, state, metrics)
     assert once.count("> **Trained on its own rollouts.**") == twice.count("> **Trained on its own rollouts.**") == 1
     assert "\n## Unrolled fine-tuning\n" in twice and "\n## Unrolled fine-tuning, run 2\n" in twice
+
+
+def test_the_balanced_event_term_gives_each_shown_class_the_same_weight():
+    from yume_env.train.stages.unroll import _class_balance, _reading_kl
+
+    w = _class_balance(torch.tensor([0, 0, 0, 2]))
+    assert torch.allclose(w, torch.tensor([1 / 6, 1 / 6, 1 / 6, 1 / 2])) and torch.isclose(w.sum(), torch.tensor(1.0))
+    gen = torch.zeros(4, 3)
+    sim = torch.tensor([[5.0, 0, 0]] * 3 + [[0, 0, 5.0]])
+    plain, _ = _reading_kl([gen], [sim])
+    balanced, _ = _reading_kl([gen], [sim], w)
+    assert torch.isclose(plain, balanced)  # every row's KL is the same here: weights summing to 1 change nothing
+    sim[3] = torch.tensor([0, 0, 9.0])  # the rare class's row is now worse: it weighs 1/2 instead of 1/4
+    plain, _ = _reading_kl([gen], [sim])
+    balanced, _ = _reading_kl([gen], [sim], w)
+    assert balanced > plain

@@ -87,6 +87,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            help="weight of the motion term (default 0.1 with --probes, else 0: off)")
             p.add_argument("--event-weight", type=float, default=None,
                            help="weight of the event term (default 0: off; needs --probes)")
+            p.add_argument("--event-balanced", action="store_true",
+                           help="average the event term per class the simulator's frames show (rare events weigh more)")
             p.add_argument("--unrolled", type=int, nargs=2, default=None, metavar=("MIN", "MAX"),
                            help="chunks unrolled per batch, drawn in [MIN, MAX] (default 2 8)")
     try:  # the finetune stage brings its own options
@@ -146,6 +148,8 @@ def _unroll_changes(args: argparse.Namespace) -> dict:
         changes["motion_weight"] = args.motion_weight
     if args.event_weight is not None:
         changes["event_weight"] = args.event_weight
+    if args.event_balanced:
+        changes["event_balanced"] = True
     if args.unrolled:
         changes["min_unrolled"], changes["max_unrolled"] = args.unrolled
     return changes

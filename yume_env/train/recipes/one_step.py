@@ -268,7 +268,7 @@ def _unroll_flags(state: dict[str, Any]) -> str:
     if state.get("motion_weight") or state.get("event_weight"):
         flags.append(f"--probes PROBES --motion-weight {state.get('motion_weight') or 0}")
     if state.get("event_weight"):
-        flags.append(f"--event-weight {state['event_weight']}")
+        flags.append(f"--event-weight {state['event_weight']}" + (" --event-balanced" if state.get("event_balanced") else ""))
     default = UnrollConfig()
     if state.get("unrolled") and state["unrolled"] != f"{default.min_unrolled}-{default.max_unrolled}":
         flags.append("--unrolled " + state["unrolled"].replace("-", " "))
@@ -284,7 +284,8 @@ def _probe_terms_text(state: dict[str, Any]) -> str:
     if state.get("event_weight"):
         text += (f" + {state['event_weight']} x the event term: KL between what the event classifier in "
                  f"`{state.get('probes')}` reads from the simulator's last frame of the chunk and from the "
-                 f"generated one; {state.get('event_clips')}")
+                 f"generated one{', averaged per class the simulator shows' if state.get('event_balanced') else ''}; "
+                 f"{state.get('event_clips')}")
     return text
 
 
@@ -295,6 +296,7 @@ def _describe_unroll(cfg: UnrollConfig, mc) -> dict[str, Any]:
              f"{plan.probability:.0%} of clips had an event, {1 - plan.from_start:.0%} of those starting mid-clip")
     return {"max_burn_in": cfg.max_burn_in, "unrolled": f"{cfg.min_unrolled}-{cfg.max_unrolled}",
             "pixel_weight": cfg.pixel_weight, "motion_weight": cfg.motion_weight, "event_weight": cfg.event_weight,
+            "event_balanced": cfg.event_balanced,
             "event_clips": clips, "probes": Path(cfg.probes).name if cfg.probes else None}
 
 

@@ -31,6 +31,8 @@ classifier: KL(its reading of the simulator's last frame of the chunk || of the 
 A one-step regression blurs a thin event (rain, a ghost) into the mean of the clips with and
 without it; the classifier asks for the event to be legible. With the term on, the clips get
 events more often and mostly mid-clip (`EVENT_TERM_PLAN`), so the unrolled chunks see onsets.
+`event_balanced` averages the KL per class the simulator's frames show, so a rare, small event (a
+ghost) weighs as much as the frames without any.
 
 Measure such a world with probes trained apart from the ones in the loop (another seed and
 data), or the score can be gamed.
@@ -74,6 +76,7 @@ class UnrollConfig:
     probes: str | None = None  # a probe folder (yume-env eval train-probes --out DIR), for the two terms below
     motion_weight: float = 0.0  # the motion term (module docstring); needs probes
     event_weight: float = 0.0  # the event term (module docstring); needs probes
+    event_balanced: bool = False  # the event KL averaged per class the simulator's frames show (rare events count as much as none)
     events: EventPlan | None = None  # the clips' events (None: the source's, or EVENT_TERM_PLAN with the event term)
     seed: int = 2
 
@@ -96,7 +99,7 @@ class UnrollModule(DiTWithFrozen):
 
     def __init__(self, dit: nn.Module, vae: nn.Module, latent_weight: float = 1.0, pixel_weight: float = 0.0,
                  memory: bool = True, idm: nn.Module | None = None, motion_weight: float = 0.0,
-                 event_classifier: nn.Module | None = None, event_weight: float = 0.0):
+                 event_classifier: nn.Module | None = None, event_weight: float = 0.0, event_balanced: bool = False):
         if motion_weight > 0 and idm is None:
             raise ValueError("the motion term (motion_weight > 0) needs an inverse-dynamics network (probes)")
         if event_weight > 0 and event_classifier is None:
@@ -105,6 +108,7 @@ class UnrollModule(DiTWithFrozen):
         super().__init__(dit, **{k: m for k, m in frozen.items() if m is not None})
         self.latent_weight, self.pixel_weight = float(latent_weight), float(pixel_weight)
         self.motion_weight, self.event_weight = float(motion_weight), float(event_weight)
+        self.event_balanced = bool(event_balanced)
         self.memory = bool(memory) and bool(dit.config.memory_enabled)
 
     @property
@@ -126,7 +130,8 @@ class UnrollModule(DiTWithFrozen):
         classify = self.frozen("event_classifier")
         with torch.no_grad():
             sim = classify(to_probe_size(sim_frame))
-        return _reading_kl([classify(to_probe_size(frame.clamp(-1, 1)))], [sim])
+        weights = _class_balance(sim.argmax(1)) if self.event_balanced else None
+        return _reading_kl([classify(to_probe_size(frame.clamp(-1, 1)))], [sim], weights)
 
     def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         history = batch["history"]  # (B, C, N, h, w): the simulator's burn-in
@@ -176,14 +181,21 @@ class UnrollModule(DiTWithFrozen):
         return total / m, metrics
 
 
-def _reading_kl(gen_logits, sim_logits) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed KL(sim || gen) over a probe's heads, and the fraction of rows where every head's top
-    class agrees."""
+def _reading_kl(gen_logits, sim_logits, weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed KL(sim || gen) over a probe's heads, averaged over rows (with `weights` (B,) summing
+    to 1: their weighted sum), and the fraction of rows where every head's top class agrees."""
     gen = [F.log_softmax(x.float(), 1) for x in gen_logits]
     sim = [F.log_softmax(x.float(), 1) for x in sim_logits]
-    kl = sum(F.kl_div(g, t, log_target=True, reduction="batchmean") for g, t in zip(gen, sim))
+    rows = sum(F.kl_div(g, t, log_target=True, reduction="none").sum(1) for g, t in zip(gen, sim))
+    kl = rows.mean() if weights is None else (rows * weights).sum()
     agree = torch.stack([g.argmax(1) == t.argmax(1) for g, t in zip(gen, sim)]).all(0).float().mean()
     return kl, agree
+
+
+def _class_balance(labels: torch.Tensor) -> torch.Tensor:
+    """(B,) weights summing to 1 that give each class present in `labels` the same total."""
+    classes, inverse, counts = labels.unique(return_inverse=True, return_counts=True)
+    return 1.0 / (counts[inverse].float() * len(classes))
 
 
 class UnrollStream(IndexedStream):
@@ -249,7 +261,8 @@ def train_unroll(model_config: WorldModelConfig, dit: nn.Module, vae: nn.Module,
     stream = UnrollStream(source, vae, text, model_config, cfg, info.rank)
     module = UnrollModule(dit, vae, cfg.latent_weight, cfg.pixel_weight, cfg.memory,
                           probes.inverse_dynamics if cfg.motion_weight > 0 else None, cfg.motion_weight,
-                          probes.event_classifier if cfg.event_weight > 0 else None, cfg.event_weight)
+                          probes.event_classifier if cfg.event_weight > 0 else None, cfg.event_weight,
+                          cfg.event_balanced)
     trainer = Trainer(module, cfg.trainer, Path(out), info=info, name="unroll")
     trainer.resume(stream)
     trainer.fit(stream, deadline=deadline)
