@@ -174,6 +174,11 @@ class SimClipSource:
         self.backend = backend
         self._sims: list = []
 
+    def replace(self, *, policy: ActionPolicy | None = None, events: EventPlan | None = None) -> "SimClipSource":
+        """A source like this one with another action policy or event plan (this one is unchanged)."""
+        return SimClipSource(self.height, self.width, self.sub_frames, self.device, policy or self.policy,
+                             events or self.events, self.backend)
+
     def render(self, n: int, steps: int, seed: int) -> Clips:
         rng = np.random.default_rng(seed)
         actions = self.policy.sample(rng, n, steps)

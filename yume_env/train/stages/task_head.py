@@ -65,7 +65,7 @@ class TaskHeadModule(nn.Module):
 
 def reward_source(base: SimClipSource, cfg: RewardConfig) -> SimClipSource:
     policy = ActionPolicy(**{**base.policy.__dict__, "seek_fraction": cfg.seek_fraction})
-    return SimClipSource(base.height, base.width, base.sub_frames, base.device, policy, base.events, base.backend)
+    return base.replace(policy=policy)
 
 
 def task_examples(clips: Clips, z: torch.Tensor, noise: float, seed: int) -> dict[str, torch.Tensor]:

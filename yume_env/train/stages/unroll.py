@@ -94,8 +94,8 @@ def clip_events(cfg: UnrollConfig) -> EventPlan | None:
 
 class UnrollModule(DiTWithFrozen):
     """forward(batch) -> (loss, metrics). Only the DiT is a submodule (what DDP and EMA see); the
-    frozen VAE (pixel and motion terms) and inverse-dynamics network (motion term) are held
-    outside the module tree."""
+    frozen VAE (pixel and probe terms), inverse-dynamics network (motion term) and event
+    classifier (event term) are held outside the module tree."""
 
     def __init__(self, dit: nn.Module, vae: nn.Module, latent_weight: float = 1.0, pixel_weight: float = 0.0,
                  memory: bool = True, idm: nn.Module | None = None, motion_weight: float = 0.0,
@@ -158,14 +158,15 @@ class UnrollModule(DiTWithFrozen):
                 pix = F.mse_loss(frames, batch["frames"][j])
                 loss = loss + self.pixel_weight * pix
                 pix_sum, last_pix = pix_sum + pix.detach(), pix.detach()
+            if decode:  # the chunk's last frame, generated and the simulator's: what the probe terms read
+                last, sim_last = frames[:, :, -1], batch["frames"][j][:, :, -1]
             if self.motion_weight > 0:
-                sim_after = batch["frames"][j][:, :, -1]
-                kl, agree = self.motion_kl(before, frames[:, :, -1], sim_before, sim_after)
+                kl, agree = self.motion_kl(before, last, sim_before, sim_last)
                 loss = loss + self.motion_weight * kl
                 kl_sum, agree_sum = kl_sum + kl.detach(), agree_sum + agree
-                before, sim_before = frames[:, :, -1].detach().clamp(-1, 1), sim_after
+                before, sim_before = last.detach().clamp(-1, 1), sim_last
             if self.event_weight > 0:
-                kl, agree = self.event_kl(frames[:, :, -1], batch["frames"][j][:, :, -1])
+                kl, agree = self.event_kl(last, sim_last)
                 loss = loss + self.event_weight * kl
                 ev_sum, ev_agree_sum = ev_sum + kl.detach(), ev_agree_sum + agree
             total, lat_sum = total + loss, lat_sum + lat.detach()
@@ -209,8 +210,7 @@ class UnrollStream(IndexedStream):
         self.text, self.config, self.cfg = text, config, cfg
         events = clip_events(cfg)
         if events is not None and isinstance(source, SimClipSource):  # a copy: the caller's source keeps its plan
-            source = SimClipSource(source.height, source.width, source.sub_frames, source.device, source.policy,
-                                   events, source.backend)
+            source = source.replace(events=events)
         self.source = source
         self.pool = ClipPool(source, max(cfg.pool_clips, cfg.batch_size), cfg.max_burn_in + cfg.max_unrolled,
                              cfg.batch_size, cfg.pool_reuse, cfg.seed, rank, encode=lambda clips: encode_clips(vae, clips.frames))
