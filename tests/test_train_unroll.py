@@ -182,6 +182,46 @@ def test_the_event_term_gives_the_clips_more_event_onsets(world):
     assert clip_events(UnrollConfig(event_weight=0.1, events=mine)) is mine
 
 
+def test_an_event_mix_draws_the_named_event_more_often():
+    from yume_env.sim.events import EVENTS, match_event
+
+    rng = lambda: np.random.default_rng(0)  # noqa: E731
+    assert EventPlan().sample(rng(), 50, 4) == EventPlan(mix=()).sample(rng(), 50, 4)  # no mix: the uniform draw
+    drawn = [match_event(text) for text, start in EventPlan(probability=1.0, mix=(("ghost", 5.0),)).sample(rng(), 2000, 4)]
+    share = drawn.count("ghost") / len(drawn)
+    assert abs(share - 5 / (len(EVENTS) + 4)) < 0.04, share  # 5 of 10 weights
+    only = EventPlan(probability=1.0, mix={name: 0.0 for name in EVENTS if name != "rain"})
+    assert {match_event(t) for t, _ in only.sample(rng(), 100, 4)} == {"rain"}
+    with pytest.raises(ValueError, match="ghosts.*simulator's events"):
+        EventPlan(mix=(("ghosts", 2.0),))
+    with pytest.raises(ValueError, match="weights must be >= 0"):
+        EventPlan(mix={name: 0.0 for name in EVENTS})
+
+
+def test_the_event_mix_applies_to_the_unrolled_clips(world):
+    mc = world.config
+    source = SimClipSource(mc.height, mc.width, 2)
+    mix = (("ghost", 3.0),)
+    with_term = clip_events(UnrollConfig(event_weight=0.1, event_mix=mix))
+    assert with_term.mix == mix and with_term.probability == EVENT_TERM_PLAN.probability
+    assert EVENT_TERM_PLAN.mix == ()  # the preset plan is not changed
+    stream = UnrollStream(source, world.vae, world.text, mc, UnrollConfig(
+        batch_size=2, max_burn_in=1, min_unrolled=1, max_unrolled=2, pool_clips=2, event_mix=mix))
+    assert stream.source.events.mix == mix and stream.source.events.probability == source.events.probability
+    assert source.events.mix == ()
+
+
+def test_unroll_command_rejects_a_bad_event_mix(tmp_path, world, capsys):
+    from yume_env.cli import main
+
+    world.save_pretrained(tmp_path / "one_step")
+    with pytest.raises(SystemExit):
+        main(["train", "unroll", "--model", str(tmp_path / "one_step"), "--out", str(tmp_path / "run"), "--smoke",
+              "--event-mix", "goast=4"])
+    assert "'goast=4': expected EVENT=WEIGHT with EVENT one of" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_unroll_command_takes_the_event_weight(tmp_path, world, probe_dir):
     from yume_env.cli import main
 
@@ -189,13 +229,14 @@ def test_unroll_command_takes_the_event_weight(tmp_path, world, probe_dir):
     run = tmp_path / "run"
     assert main(["train", "unroll", "--model", str(tmp_path / "one_step"), "--out", str(run), "--smoke",
                  "--device", "cpu", "--steps", "2", "--probes", str(probe_dir), "--motion-weight", "0",
-                 "--event-weight", "0.3", "--event-balanced"]) == 0
+                 "--event-weight", "0.3", "--event-balanced", "--event-mix", "ghost=4"]) == 0
     state = json.loads((run / "unroll.json").read_text())
     assert state["exported"] and state["event_weight"] == 0.3 and state["motion_weight"] == 0.0
-    assert state["event_balanced"]
+    assert state["event_balanced"] and state["event_mix"] == [["ghost", 4.0]]
     card = (run / "model" / "MODEL_CARD.md").read_text()
     assert "the event term" in card and "the motion term" not in card and "60% of clips had an event" in card
-    assert "--probes PROBES --motion-weight 0 --event-weight 0.3 --event-balanced" in card  # how to reproduce
+    assert "--probes PROBES --motion-weight 0 --event-weight 0.3 --event-balanced --event-mix ghost=4" in card  # how to reproduce
+    assert "drawn with weights ghost 4 (others 1)" in card
     assert "averaged per class" in card
     curves = json.loads((run / "curves.json").read_text())
     assert "event_kl" in json.dumps(curves) and "motion_kl" not in json.dumps(curves)

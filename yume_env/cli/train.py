@@ -89,6 +89,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            help="weight of the event term (default 0: off; needs --probes)")
             p.add_argument("--event-balanced", action="store_true",
                            help="average the event term per class the simulator's frames show (rare events weigh more)")
+            p.add_argument("--event-mix", type=_event_mix, default=None, metavar="EVENT=W[,EVENT=W]",
+                           help="relative weights of the clips' events, e.g. ghost=4 (unnamed events weigh 1)")
             p.add_argument("--unrolled", type=int, nargs=2, default=None, metavar=("MIN", "MAX"),
                            help="chunks unrolled per batch, drawn in [MIN, MAX] (default 2 8)")
     try:  # the finetune stage brings its own options
@@ -150,9 +152,31 @@ def _unroll_changes(args: argparse.Namespace) -> dict:
         changes["event_weight"] = args.event_weight
     if args.event_balanced:
         changes["event_balanced"] = True
+    if args.event_mix:
+        changes["event_mix"] = args.event_mix
     if args.unrolled:
         changes["min_unrolled"], changes["max_unrolled"] = args.unrolled
     return changes
+
+
+def _event_mix(text: str) -> tuple[tuple[str, float], ...]:
+    """"ghost=4,rain=2" -> (("ghost", 4.0), ("rain", 2.0)), names checked against the simulator's events."""
+    from yume_env.sim.events import EVENTS
+
+    mix = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, weight = part.partition("=")
+        try:
+            value = float(weight)
+        except ValueError:
+            value = -1.0
+        if not sep or name.strip() not in EVENTS or value < 0:
+            raise argparse.ArgumentTypeError(
+                f"{part!r}: expected EVENT=WEIGHT with EVENT one of {list(EVENTS)} and WEIGHT >= 0 (e.g. ghost=4)")
+        mix.append((name.strip(), value))
+    if not mix:
+        raise argparse.ArgumentTypeError("expected EVENT=WEIGHT[,EVENT=WEIGHT] (e.g. ghost=4)")
+    return tuple(mix)
 
 
 def _override(cfg, args: argparse.Namespace, batch_field: str = "batch_size"):

@@ -114,20 +114,38 @@ def seek_action(x, z, yaw, pitch, beacon):
 
 @dataclass
 class EventPlan:
-    """Which clips get an event, and when it starts."""
+    """Which clips get an event, which event, and when it starts."""
 
     probability: float = 0.4  # share of clips with an event
     from_start: float = 0.5  # of those, share active from the first frame (else starting mid-clip)
+    # relative weights of the events drawn, e.g. (("ghost", 4.0),); events not named weigh 1
+    mix: tuple[tuple[str, float], ...] = ()
+
+    def __post_init__(self):
+        self.mix = tuple((str(name), float(w)) for name, w in dict(self.mix).items())
+        unknown = [name for name, _ in self.mix if name not in EVENTS]
+        if unknown:
+            raise ValueError(f"event mix names {unknown}; the simulator's events are {list(EVENTS)}")
+        if any(w < 0 for _, w in self.mix) or not any(self.weights()):
+            raise ValueError(f"event mix weights must be >= 0 with one above 0, got {dict(self.mix)}")
+
+    def weights(self) -> list[float]:
+        """The draw weight of each event, in `EVENTS` order."""
+        mix = dict(self.mix)
+        return [mix.get(name, 1.0) for name in EVENTS]
 
     def sample(self, rng: np.random.Generator, n: int, steps: int) -> list[tuple[str, int]]:
         """Per clip (text, start step): start 0 = active from reset; -1 = no event."""
         names = list(EVENTS)
+        w = np.asarray(self.weights())
         plan = []
         for _ in range(n):
             if rng.random() >= self.probability:
                 plan.append(("", -1))
                 continue
-            phrases = EVENTS[names[rng.integers(len(names))]]
+            # without a mix: the uniform draw the shipped runs were rendered with
+            pick = rng.integers(len(names)) if not self.mix else rng.choice(len(names), p=w / w.sum())
+            phrases = EVENTS[names[pick]]
             text = phrases[rng.integers(len(phrases))]
             start = 0 if (rng.random() < self.from_start or steps < 2) else int(rng.integers(1, steps))
             plan.append((text, start))

@@ -269,6 +269,8 @@ def _unroll_flags(state: dict[str, Any]) -> str:
         flags.append(f"--probes PROBES --motion-weight {state.get('motion_weight') or 0}")
     if state.get("event_weight"):
         flags.append(f"--event-weight {state['event_weight']}" + (" --event-balanced" if state.get("event_balanced") else ""))
+    if state.get("event_mix"):
+        flags.append("--event-mix " + ",".join(f"{name}={w:g}" for name, w in state["event_mix"]))
     default = UnrollConfig()
     if state.get("unrolled") and state["unrolled"] != f"{default.min_unrolled}-{default.max_unrolled}":
         flags.append("--unrolled " + state["unrolled"].replace("-", " "))
@@ -294,9 +296,11 @@ def _describe_unroll(cfg: UnrollConfig, mc) -> dict[str, Any]:
     plan = clip_events(cfg)
     clips = ("the simulator's default event mix" if plan is None else
              f"{plan.probability:.0%} of clips had an event, {1 - plan.from_start:.0%} of those starting mid-clip")
+    if plan is not None and plan.mix:
+        clips += ", drawn with weights " + ", ".join(f"{name} {w:g}" for name, w in plan.mix) + " (others 1)"
     return {"max_burn_in": cfg.max_burn_in, "unrolled": f"{cfg.min_unrolled}-{cfg.max_unrolled}",
             "pixel_weight": cfg.pixel_weight, "motion_weight": cfg.motion_weight, "event_weight": cfg.event_weight,
-            "event_balanced": cfg.event_balanced,
+            "event_balanced": cfg.event_balanced, "event_mix": [list(m) for m in cfg.event_mix],
             "event_clips": clips, "probes": Path(cfg.probes).name if cfg.probes else None}
 
 

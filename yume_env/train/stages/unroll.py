@@ -32,7 +32,8 @@ A one-step regression blurs a thin event (rain, a ghost) into the mean of the cl
 without it; the classifier asks for the event to be legible. With the term on, the clips get
 events more often and mostly mid-clip (`EVENT_TERM_PLAN`), so the unrolled chunks see onsets.
 `event_balanced` averages the KL per class the simulator's frames show, so a rare, small event (a
-ghost) weighs as much as the frames without any.
+ghost) weighs as much as the frames without any; `event_mix` (e.g. ghost 4) draws that event more
+often, so more of its onsets fall inside the unrolled chunks.
 
 Measure such a world with probes trained apart from the ones in the loop (another seed and
 data), or the score can be gamed.
@@ -40,6 +41,7 @@ data), or the score can be gamed.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +80,7 @@ class UnrollConfig:
     event_weight: float = 0.0  # the event term (module docstring); needs probes
     event_balanced: bool = False  # the event KL averaged per class the simulator's frames show (rare events count as much as none)
     events: EventPlan | None = None  # the clips' events (None: the source's, or EVENT_TERM_PLAN with the event term)
+    event_mix: tuple[tuple[str, float], ...] = ()  # relative weights of the clips' events, e.g. (("ghost", 4.0),)
     seed: int = 2
 
 
@@ -87,9 +90,12 @@ class UnrollConfig:
 EVENT_TERM_PLAN = EventPlan(probability=0.6, from_start=0.25)
 
 
-def clip_events(cfg: UnrollConfig) -> EventPlan | None:
-    """The event plan of the run's clips (None: the source's own)."""
-    return cfg.events or (EVENT_TERM_PLAN if cfg.event_weight > 0 else None)
+def clip_events(cfg: UnrollConfig, source_plan: EventPlan | None = None) -> EventPlan | None:
+    """The event plan of the run's clips (None: the source's own, `source_plan`)."""
+    plan = cfg.events or (EVENT_TERM_PLAN if cfg.event_weight > 0 else None)
+    if cfg.event_mix:
+        plan = dataclasses.replace(plan or source_plan or EventPlan(), mix=cfg.event_mix)
+    return plan
 
 
 class UnrollModule(DiTWithFrozen):
@@ -208,7 +214,7 @@ class UnrollStream(IndexedStream):
         if cfg.min_unrolled < 1 or cfg.max_unrolled < cfg.min_unrolled:
             raise ValueError(f"unroll needs 1 <= min_unrolled <= max_unrolled, got {cfg.min_unrolled}, {cfg.max_unrolled}")
         self.text, self.config, self.cfg = text, config, cfg
-        events = clip_events(cfg)
+        events = clip_events(cfg, getattr(source, "events", None))
         if events is not None and isinstance(source, SimClipSource):  # a copy: the caller's source keeps its plan
             source = source.replace(events=events)
         self.source = source
