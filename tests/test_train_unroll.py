@@ -74,7 +74,7 @@ def test_a_few_step_world_is_refused(world):
         train_unroll(mc, world.dit, world.vae, world.text, UnrollConfig(), "unused", source=None, info=None)
 
 
-def test_unroll_command_trains_a_one_step_folder_and_resumes(tmp_path, world):
+def test_unroll_command_trains_a_one_step_folder_and_resumes(tmp_path, world, capsys):
     from yume_env.cli import main
 
     world.save_pretrained(tmp_path / "one_step")
@@ -83,6 +83,7 @@ def test_unroll_command_trains_a_one_step_folder_and_resumes(tmp_path, world):
     args = ["train", "unroll", "--model", str(tmp_path / "one_step"), "--out", str(run), "--smoke", "--device", "cpu"]
     assert main(args + ["--call-minutes", "0.0001"]) == 0  # out of time at once: checkpoint, stop
     assert not json.loads((run / "unroll.json").read_text())["exported"]
+    assert "nothing is exported yet: run the same command again" in capsys.readouterr().out  # says what to do
     assert main(args) == 0  # resumes and finishes
     state = json.loads((run / "unroll.json").read_text())
     assert state["exported"] and len(state["calls"]) == 2 and state["steps"] == 6

@@ -167,6 +167,12 @@ def run_folder_stage(stage: FolderStage, model: str | Path, out: str | Path, *, 
         state["metrics"] = _export(stage, world, dit, text, source, make_recipe(), root, state)
         state["exported"] = True
         log(f"exported {root / 'model'}")
+    elif not trainer.done():  # the call's time ran out first (setup counts against --call-minutes)
+        t = cfg.trainer
+        left = (f"{trainer.elapsed_s / 60:.1f} of {t.budget_s / 60:.1f} budget minutes" if t.budget_s > 0
+                else f"step {trainer.step} of {t.max_steps}")
+        log(f"{stage.name}: this call ended at {left}, so nothing is exported yet: run the same command "
+            f"again to continue from {root / 'ckpt'} and export {root / 'model'}")
     save()
     D.shutdown()
     return state
