@@ -62,7 +62,8 @@ def test_every_measure_reports_finite_numbers(results):
     m = results["metrics"]
     for key in ("teacher_forced_psnr", "ar_psnr@1", "ar_psnr@3", "ar_ssim@3", "idm_key_accuracy", "idm_camera_accuracy",
                 "idm_sim_key_accuracy", "loop_sim_psnr", "loop_memory_on_psnr", "loop_memory_off_psnr",
-                "loop_gap_to_sim_db", "loop_gain_over_memory_off_db", "event_rate", "event_sim_rate", "steps_per_s"):
+                "loop_gap_to_sim_db", "loop_gain_over_memory_off_db", "event_rate", "event_sim_rate", "event_kept_rate",
+                "steps_per_s"):
         assert key in m and m[key] is not None and np.isfinite(m[key]), (key, m.get(key))
     assert len(results["autoregressive"]["psnr_curve"]) == 3
 
@@ -89,6 +90,24 @@ def test_report_and_json_hold_every_metric_and_figure(results, tmp_path):
     assert {"teacher_forced", "autoregressive", "action_following", "loop_closure", "event_following", "speed",
             "targets", "probes", "config"} <= set(data)
     assert "_views" not in data["loop_closure"]
+    assert "| learned world, kept |" in text and set(data["event_following"]["model"]["kept"]["per_event"]) == {"snow"}
+
+
+def test_the_kept_measure_starts_from_frames_that_show_the_event():
+    from yume_env.train.eval.event_following import carry_event
+    from yume_env.train.eval.rollout import burn_in
+
+    class Size:  # what burn_in reads from a model
+        frame_size, frames_per_step = (32, 32), 2
+
+    start = burn_in(Size(), [5, 6], 1, np.random.default_rng(0))
+    plain = burn_in(Size(), [5, 6], 1, np.random.default_rng(0))
+    carried = carry_event(start, ["it starts to snow", "night falls"], 2)
+    assert carried.frames.shape == (2, 1 + 3 * 2, 32, 32, 3) and carried.actions.shape == (2, 3, 2)
+    assert [s.event for s in carried.sims] == ["it starts to snow", "night falls"]
+    assert np.array_equal(carried.frames[:, :3], plain.frames)  # the burn-in itself is unchanged
+    night = carried.frames[1, -1].astype(float).mean()
+    assert night < 0.6 * plain.frames[1, -1].astype(float).mean()  # night has fallen in the last frame
 
 
 def test_memory_off_world_differs_from_memory_on(results):

@@ -3,6 +3,10 @@ stand still for a few steps, and ask the event classifier which event the last f
 
 The simulator's rate checks the classifier (it should be near 1); "none" episodes (no prompt)
 give the false-alarm rate.
+
+A second measure, `kept`, starts the world from frames that already show the event (the
+simulator's event began `CARRIED_STEPS` steps before the end of the burn-in) and asks whether the
+world keeps it. It tells a world that cannot draw an event apart from one that cannot start it.
 """
 
 from __future__ import annotations
@@ -11,8 +15,10 @@ import numpy as np
 import torch
 
 from yume_env.train.eval.probes import Probes
-from yume_env.train.eval.rollout import burn_in, init_states, lockstep
+from yume_env.train.eval.rollout import BurnIn, burn_in, init_states, lockstep
 from yume_env.train.eval.simulate import NO_EVENT, event_prompt
+
+CARRIED_STEPS = 2  # steps the event runs in the simulator before the world starts (the fade-in takes 1.5)
 
 
 def event_following(model, probes: Probes, events: tuple[str, ...] | None, per_event: int, steps: int, judge: int,
@@ -37,9 +43,7 @@ def event_following(model, probes: Probes, events: tuple[str, ...] | None, per_e
     out: dict = {"events": names, "episodes_per_event": int(per_event), "steps": int(steps), "judged_steps": int(judge),
                  "prompts": prompts}
     for side, frames in (("sim", roll.sim), ("model", roll.model)):
-        judged = frames[:, -judge:]  # (N, judge, F, H, W, 3)
-        lp = probes.event_log_probs(judged.reshape(-1, *judged.shape[-3:])).reshape(len(labels), -1, len(classes))
-        pred = lp.mean(1).argmax(1)
+        pred = _judge(probes, frames, judge)
         hit = pred == target
         is_event = np.array([n != NO_EVENT for n in labels])
         out[side] = {
@@ -50,4 +54,32 @@ def event_following(model, probes: Probes, events: tuple[str, ...] | None, per_e
         }
     out["labels"] = labels
     out["_views"] = {"sim": roll.sim[:, -1, -1], "model": roll.model[:, -1, -1]}
+    kept = [n for n in names for _ in range(per_event)]
+    start = carry_event(burn_in(model, [seed + 50_000 + i for i in range(len(kept))], burn, rng),
+                        [event_prompt(n, rng) for n in kept], CARRIED_STEPS)
+    states = init_states(model, start)
+    for sim, state in zip(start.sims, states):
+        model.set_event(state, sim.event)
+    roll = lockstep(model, start, still[: len(kept)], generator, states=states, desc="events kept", progress=progress)
+    hit = _judge(probes, roll.model, judge) == np.array([classes.index(n) for n in kept])
+    out["model"]["kept"] = {"rate": float(hit.mean()),
+                            "per_event": {n: float(hit[[k == n for k in kept]].mean()) for n in names}}
     return out
+
+
+def carry_event(start: BurnIn, prompts: list[str], steps: int) -> BurnIn:
+    """The burn-in extended by `steps` still steps with each simulator's event (`prompts`) begun,
+    so the frames a world starts from show the event."""
+    for sim, text in zip(start.sims, prompts):
+        sim.set_event(text)
+    still = np.zeros(2, dtype=np.int64)
+    more = np.stack([np.concatenate([sim.step(still).frames for _ in range(steps)]) for sim in start.sims])
+    actions = np.concatenate([start.actions, np.zeros((len(prompts), steps, 2), dtype=np.int64)], axis=1)
+    return BurnIn(start.sims, np.concatenate([start.frames, more], axis=1), actions)
+
+
+def _judge(probes: Probes, frames: np.ndarray, judge: int) -> np.ndarray:
+    """(N,) the event class the classifier reads, on average, from the last `judge` steps' frames."""
+    judged = frames[:, -judge:]  # (N, judge, F, H, W, 3)
+    lp = probes.event_log_probs(judged.reshape(-1, *judged.shape[-3:])).reshape(len(frames), -1, len(probes.event_classes))
+    return lp.mean(1).argmax(1)

@@ -88,6 +88,7 @@ def evaluate(model, probes: Probes, config: EvalConfig, model_name: str = "model
         "loop_memory_off_psnr": lc["memory_off_psnr"],
         "event_sim_rate": ev["sim"]["rate"],
         "event_false_alarm": ev["model"]["false_alarm"],
+        "event_kept_rate": ev["model"]["kept"]["rate"],
         "batched_world_steps_per_s": sp["batched"]["world_steps_per_s"],
     })
     return results
