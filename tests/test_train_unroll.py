@@ -22,6 +22,27 @@ from yume_env.train.trainer import Trainer, TrainerConfig
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
+def test_export_now_writes_a_run_midway_and_the_run_trains_on(tmp_path, world):
+    from yume_env.cli import main
+
+    world.save_pretrained(tmp_path / "one_step")
+    run = tmp_path / "run"
+    args = ["train", "unroll", "--model", str(tmp_path / "one_step"), "--out", str(run), "--smoke", "--device", "cpu"]
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        main(args + ["--export-now"])
+    assert main(args + ["--steps", "6", "--call-minutes", "0.0001"]) == 0  # stops at once, checkpoint written
+    assert main(args + ["--export-now"]) == 0
+    state = json.loads((run / "unroll.json").read_text())
+    assert not state["exported"] and state["partial_export_step"] < 6 and len(state["calls"]) == 1
+    assert "Exported midway" in (run / "model" / "MODEL_CARD.md").read_text()
+    assert WorldModel.from_pretrained(run / "model").config.sample_steps == 1
+    assert main(args) == 0  # trains on and finishes
+    state = json.loads((run / "unroll.json").read_text())
+    assert state["exported"] and state["steps"] == 6 and state["partial_export_step"] is None
+    assert len(state["calls"]) == 2
+    assert "Exported midway" not in (run / "model" / "MODEL_CARD.md").read_text()
+
+
 @pytest.fixture(scope="module")
 def world():
     mc = smoke_recipe().model_config().replace(sample_steps=1)

@@ -79,6 +79,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         p.add_argument("--budget-minutes", type=float, default=None,
                        help="wall-clock budget over all calls (default: the preset's; none for smoke)")
         p.add_argument("--call-minutes", type=float, default=0.0, help="stop this call after N minutes (resumable)")
+        p.add_argument("--export-now", action="store_true",
+                       help="train nothing: write OUT/model from the last checkpoint's EMA weights, to look at the "
+                            "run midway (the next call trains on)")
         if name == "unroll":
             p.add_argument("--probes", "--motion-probes", dest="probes", default=None,
                            help="probe folder (yume-env eval train-probes --out DIR) whose inverse-dynamics network "
@@ -129,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         state = run_folder_stage(stage, args.model, args.out, preset="smoke" if args.smoke else args.preset,
                             text_cache=args.text_cache, budget_minutes=args.budget_minutes,
                             call_minutes=args.call_minutes, device=args.device, trainer_changes=changes,
-                            batch_size=args.batch_size,
+                            batch_size=args.batch_size, export_now=args.export_now,
                             config_changes=_unroll_changes(args) if args.stage == "unroll" else None)
         print(json.dumps({k: state.get(k) for k in ("exported", "steps", "elapsed_s", "final_loss", "metrics")}, indent=1))
         return 0

@@ -32,7 +32,7 @@ from typing import Any, Callable
 import torch
 
 from yume_env.train import distributed as D
-from yume_env.train.checkpointing import atomic_write_text
+from yume_env.train.checkpointing import atomic_write_text, latest_checkpoint
 from yume_env.train.recipes.default_world import RecipeConfig, default_recipe, smoke_recipe
 from yume_env.train.stages.distill import DistillConfig, train_distill
 from yume_env.train.stages.pretrain import PretrainConfig
@@ -96,12 +96,14 @@ def run_folder_stage(stage: FolderStage, model: str | Path, out: str | Path, *, 
                      text_cache: str | Path | None = None, budget_minutes: float | None = None,
                      call_minutes: float = 0.0, device: str = "auto", trainer_changes: dict[str, Any] | None = None,
                      batch_size: int | None = None, config_changes: dict[str, Any] | None = None,
-                     log=print) -> dict[str, Any]:
+                     export_now: bool = False, log=print) -> dict[str, Any]:
     """Advances `stage` on the folder `model` in `out`; returns RUN/<stage>.json's state
     (`"exported"` once RUN/model/ is written).
 
     `budget_minutes`: training time over all calls (None: the preset's; 0: none, until max_steps).
-    `config_changes`: fields of the stage's config to replace (e.g. unroll's motion_weight)."""
+    `config_changes`: fields of the stage's config to replace (e.g. unroll's motion_weight).
+    `export_now`: train nothing; write RUN/model from the last checkpoint's EMA weights, to look
+    at a run midway (`"partial_export_step"`; the next call trains on from the checkpoint)."""
     from yume_env.model.pipeline import WorldModel
     from yume_env.train.batches import SimClipSource
 
@@ -114,7 +116,8 @@ def run_folder_stage(stage: FolderStage, model: str | Path, out: str | Path, *, 
         "input": str(model), "calls": [], "exported": False}
     call = {"device": torch.cuda.get_device_name(info.device) if info.device.type == "cuda" else "cpu",
             "world_size": info.world_size, "torch": torch.__version__, "seconds": 0.0}
-    state["calls"].append(call)
+    if not export_now:  # an export trains nothing: not a call of the run
+        state["calls"].append(call)
 
     def save() -> None:
         call["seconds"] = time.monotonic() - t_start
@@ -126,6 +129,9 @@ def run_folder_stage(stage: FolderStage, model: str | Path, out: str | Path, *, 
         save()
         D.shutdown()
         return state
+    if export_now and latest_checkpoint(root / "ckpt") is None:
+        D.shutdown()
+        raise FileNotFoundError(f"--export-now: no checkpoint in {root / 'ckpt'} yet; run a training call first")
     make_cfg, make_recipe = stage.presets[preset], RECIPES[preset]
     cfg = make_cfg()
     changes = dict(trainer_changes or {})
@@ -155,18 +161,21 @@ def run_folder_stage(stage: FolderStage, model: str | Path, out: str | Path, *, 
                            device=info.device)
     dit = copy.deepcopy(world.dit).requires_grad_(True)
     deadline = t_start + call_minutes * 60.0 - 20.0 if call_minutes > 0 else None  # time for the last checkpoint
+    if export_now:
+        deadline = t_start  # resume, then stop at once
     trainer = stage.train(mc, dit, world, text, cfg, root / "ckpt", source, info, deadline)
     if info.is_main:
         trainer.curves.save(root / "curves.json", root / "curves.png", title=stage.curves_title)
     log(f"{stage.name}: step {trainer.step}, {trainer.elapsed_s / 60:.1f} min, loss {trainer.curves.mean_last('loss', 10)}")
     state.update(steps=trainer.step, elapsed_s=trainer.elapsed_s, final_loss=trainer.curves.mean_last("loss", 20))
     state.update(stage.describe(cfg, mc))
-    if trainer.done() and info.is_main:
+    if (trainer.done() or export_now) and info.is_main:
         call["seconds"] = time.monotonic() - t_start  # this call's training, for the card's table
         trainer.averaged_module()  # the EMA weights, into `dit` (the module's `dit`)
+        state["exported"] = trainer.done()
+        state["partial_export_step"] = None if trainer.done() else trainer.step
         state["metrics"] = _export(stage, world, dit, text, source, make_recipe(), root, state)
-        state["exported"] = True
-        log(f"exported {root / 'model'}")
+        log(f"exported {root / 'model'}" + ("" if trainer.done() else f" (partial: step {trainer.step})"))
     elif not trainer.done():  # the call's time ran out first (setup counts against --call-minutes)
         t = cfg.trainer
         left = (f"{trainer.elapsed_s / 60:.1f} of {t.budget_s / 60:.1f} budget minutes" if t.budget_s > 0
@@ -211,8 +220,10 @@ def _run_report(stage: FolderStage, state: dict[str, Any], metrics: dict[str, An
     a, b = metrics[before], metrics[after]
     rows = "\n".join(f"| {k} | {a[k]:.2f} | {b[k]:.2f} |" for k in a if isinstance(a[k], float))
     notes = "".join(f"\n{n}\n" for n in state.get("notes", []))  # free text a run's owner adds to RUN/<stage>.json
-    return f"""{state.get("steps")} steps, {state.get("elapsed_s", 0) / 60:.1f} minutes of training, final loss
-{state.get("final_loss", float("nan")):.4f}; {gpu_s / 60:.1f} GPU-minutes over these calls:
+    partial = ("**Exported midway** (`--export-now`, before the run's budget was spent): " if
+               state.get("partial_export_step") is not None else "")
+    return partial + f"""{state.get("steps")} steps, {state.get("elapsed_s", 0) / 60:.1f} minutes of training, final loss
+{state.get("final_loss") or float("nan"):.4f}; {gpu_s / 60:.1f} GPU-minutes over these calls:
 
 | call | processes x device | minutes |
 |---|---|---|
