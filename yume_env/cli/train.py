@@ -163,23 +163,26 @@ def _unroll_changes(args: argparse.Namespace) -> dict:
 
 
 def _event_mix(text: str) -> tuple[tuple[str, float], ...]:
-    """"ghost=4,rain=2" -> (("ghost", 4.0), ("rain", 2.0)), names checked against the simulator's events."""
+    """"ghost=4,rain=2" -> (("ghost", 4.0), ("rain", 2.0)); `EventPlan` checks the names and weights."""
     from yume_env.sim.events import EVENTS
+    from yume_env.train.batches import EventPlan
 
     mix = []
     for part in filter(None, (p.strip() for p in text.split(","))):
-        name, sep, weight = part.partition("=")
+        name, _, weight = part.partition("=")
         try:
-            value = float(weight)
+            mix.append((name.strip(), float(weight)))
+            EventPlan(mix=mix[-1:])
         except ValueError:
-            value = -1.0
-        if not sep or name.strip() not in EVENTS or value < 0:
             raise argparse.ArgumentTypeError(
-                f"{part!r}: expected EVENT=WEIGHT with EVENT one of {list(EVENTS)} and WEIGHT >= 0 (e.g. ghost=4)")
-        mix.append((name.strip(), value))
-    if not mix:
-        raise argparse.ArgumentTypeError("expected EVENT=WEIGHT[,EVENT=WEIGHT] (e.g. ghost=4)")
-    return tuple(mix)
+                f"{part!r}: expected EVENT=WEIGHT with EVENT one of {list(EVENTS)} and WEIGHT >= 0 (e.g. ghost=4)"
+            ) from None
+    try:
+        if not mix:
+            raise ValueError("no EVENT=WEIGHT part")
+        return EventPlan(mix=mix).mix
+    except ValueError as e:  # no part, or every weight 0
+        raise argparse.ArgumentTypeError(f"{text!r}: {e} (expected EVENT=WEIGHT[,EVENT=WEIGHT], e.g. ghost=4)") from None
 
 
 def _override(cfg, args: argparse.Namespace, batch_field: str = "batch_size"):

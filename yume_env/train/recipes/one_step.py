@@ -35,9 +35,10 @@ from yume_env.train import distributed as D
 from yume_env.train.checkpointing import atomic_write_text, latest_checkpoint
 from yume_env.train.recipes.default_world import RecipeConfig, default_recipe, smoke_recipe
 from yume_env.train.stages.distill import DistillConfig, train_distill
+from yume_env.train.stages.frozen_aside import DiTWithFrozen
 from yume_env.train.stages.pretrain import PretrainConfig
 from yume_env.train.stages.unroll import UnrollConfig, clip_events, train_unroll
-from yume_env.train.trainer import TrainerConfig
+from yume_env.train.trainer import Trainer, TrainerConfig
 
 
 def default_distill() -> DistillConfig:
@@ -160,10 +161,11 @@ def run_folder_stage(stage: FolderStage, model: str | Path, out: str | Path, *, 
     source = SimClipSource(mc.height, mc.width, sub_frames=mc.latent_frames_per_chunk * mc.temporal_compression,
                            device=info.device)
     dit = copy.deepcopy(world.dit).requires_grad_(True)
-    deadline = t_start + call_minutes * 60.0 - 20.0 if call_minutes > 0 else None  # time for the last checkpoint
     if export_now:
-        deadline = t_start  # resume, then stop at once
-    trainer = stage.train(mc, dit, world, text, cfg, root / "ckpt", source, info, deadline)
+        trainer = _at_last_checkpoint(stage.name, dit, cfg.trainer, root / "ckpt", info)
+    else:
+        deadline = t_start + call_minutes * 60.0 - 20.0 if call_minutes > 0 else None  # time for the last checkpoint
+        trainer = stage.train(mc, dit, world, text, cfg, root / "ckpt", source, info, deadline)
     if info.is_main:
         trainer.curves.save(root / "curves.json", root / "curves.png", title=stage.curves_title)
     log(f"{stage.name}: step {trainer.step}, {trainer.elapsed_s / 60:.1f} min, loss {trainer.curves.mean_last('loss', 10)}")
@@ -185,6 +187,14 @@ def run_folder_stage(stage: FolderStage, model: str | Path, out: str | Path, *, 
     save()
     D.shutdown()
     return state
+
+
+def _at_last_checkpoint(name: str, dit: torch.nn.Module, config: TrainerConfig, ckpt: Path, info) -> Trainer:
+    """The run's trainer at its last checkpoint, without its data (what `--export-now` exports):
+    every folder stage's checkpoint holds only the DiT, under `dit.`, as `DiTWithFrozen` names it."""
+    trainer = Trainer(DiTWithFrozen(dit), config, ckpt, info=info, name=name)
+    trainer.resume(None)
+    return trainer
 
 
 def _set_batch_size(cfg, batch_size: int) -> None:
