@@ -107,6 +107,20 @@ def test_every_event_changes_the_frames_visibly(name):
     assert _changed_fraction(a.frames[-1], b.frames[-1]) > 0.01, f"{name} barely changes the frame"
 
 
+def test_the_ghost_mask_is_exactly_the_pixels_the_ghost_changes():
+    plain, haunted = Simulator(48, 48, seed=0), Simulator(48, 48, seed=0)
+    plain.reset(5), haunted.reset(5)
+    haunted.set_event(EVENTS["ghost"][0])
+    for step in range(4):
+        a = plain.step(np.array([0, 0]), ghost_mask=True)
+        b = haunted.step(np.array([0, 0]), ghost_mask=True)
+        assert b.ghost_mask.shape == (2, 48, 48) and b.ghost_mask.dtype == bool
+        assert not a.ghost_mask.any()  # no ghost, no mask
+        assert np.array_equal(b.ghost_mask, (a.frames != b.frames).any(-1)), step
+    assert b.ghost_mask[-1].sum() > 10  # faded in: a sprite, not a few dots
+    assert plain.step(np.array([0, 0])).ghost_mask is None  # only on request
+
+
 def test_events_start_at_the_next_step_and_can_be_cleared():
     sim = Simulator(SIZE, SIZE, seed=0)
     first = sim.render()

@@ -40,6 +40,21 @@ def test_batch_events_apply_per_world():
     assert out.frames[1].float().mean() < out.frames[0].float().mean() - 20
 
 
+def test_batch_ghost_masks_are_the_pixels_the_ghost_changes():
+    from yume_env.sim import EVENTS
+
+    plain, haunted = BatchSimulator(2, 32, 32, seed=0), BatchSimulator(2, 32, 32, seed=0)
+    plain.reset(), haunted.reset()
+    haunted.set_event(EVENTS["ghost"][0], indices=[1])
+    still = np.zeros((2, 2), np.int64)
+    for _ in range(3):
+        a, b = plain.step(still, ghost_mask=True), haunted.step(still, ghost_mask=True)
+        assert b.ghost_mask.shape == (2, 2, 32, 32) and b.ghost_mask.dtype == torch.bool
+        assert not a.ghost_mask.any() and torch.equal(b.ghost_mask, (a.frames != b.frames).any(-1))
+    assert not b.ghost_mask[0].any() and b.ghost_mask[1, -1].sum() > 5
+    assert haunted.step(still).ghost_mask is None  # only on request
+
+
 def test_batch_rejects_bad_actions():
     sim = BatchSimulator(2, 32, 32, seed=0)
     sim.reset()

@@ -233,6 +233,63 @@ def test_the_event_mix_applies_to_the_unrolled_clips(world):
     assert source.events.mix == ()
 
 
+GHOSTS_MID_CLIP = EventPlan(probability=1.0, from_start=0.0, mix=(("ghost", 1.0), ("snow", 0.0), ("night", 0.0),
+                                                                   ("fog", 0.0), ("lights", 0.0), ("rain", 0.0)))
+
+
+def test_clips_carry_the_ghosts_pixels_on_request():
+    from yume_env.sim.events import match_event
+    from yume_env.train.batches import select
+
+    source = SimClipSource(32, 32, 2, events=GHOSTS_MID_CLIP, ghost_masks=True)
+    clips = source.render(3, 4, seed=1)
+    assert clips.ghost.shape == (3, 4 * 2, 32, 32) and clips.ghost.dtype == torch.bool
+    for i in range(3):
+        for s in range(4):  # masked pixels only where the step's event is the ghost
+            if match_event(clips.events[i][s]) != "ghost":
+                assert not clips.ghost[i, 2 * s: 2 * s + 2].any()
+    assert clips.ghost[:, -1].flatten(1).sum(1).min() > 0  # every clip's ghost is in view by its last frame
+    assert torch.equal(select(clips, torch.tensor([2, 0])).ghost, clips.ghost[[2, 0]])
+    assert SimClipSource(32, 32, 2).render(1, 2, seed=1).ghost is None  # off by default
+    assert source.replace(events=EventPlan()).ghost_masks  # replace keeps the setting
+
+
+def test_the_ghost_weight_weighs_the_ghosts_pixels_in_the_pixel_term(world):
+    mc = world.config
+    source = SimClipSource(mc.height, mc.width, 2, events=GHOSTS_MID_CLIP)
+    cfg = UnrollConfig(batch_size=3, max_burn_in=2, min_unrolled=2, max_unrolled=2, pool_clips=3, ghost_weight=50.0)
+    stream = UnrollStream(source, world.vae, world.text, mc, cfg)
+    assert stream.source.ghost_masks and not source.ghost_masks  # the caller's source is unchanged
+    batch = stream.make(0)
+    assert [g.shape for g in batch["ghost"]] == [f.shape[:1] + (1,) + f.shape[2:] for f in batch["frames"]]
+    assert sum(g.sum() for g in batch["ghost"]) > 0
+    torch.manual_seed(0)
+    plain = UnrollModule(world.dit, world.vae, 1.0, 1.0)
+    weighted = UnrollModule(world.dit, world.vae, 1.0, 1.0, ghost_weight=50.0)
+    with torch.no_grad():
+        (lp, mp), (lw, mw) = plain(batch), weighted(batch)
+    assert lw > lp  # the ghost's pixels weigh more in the loss ...
+    assert torch.equal(mp["pixel_psnr_db"], mw["pixel_psnr_db"])  # ... not in the reported PSNR
+    no_ghost = dict(batch, ghost=[torch.zeros_like(g) for g in batch["ghost"]])
+    with torch.no_grad():
+        assert torch.allclose(weighted(no_ghost)[0], lp)  # without a ghost: the plain loss
+    with pytest.raises(ValueError, match="needs pixel_weight > 0"):
+        UnrollModule(world.dit, world.vae, 1.0, 0.0, ghost_weight=1.0)
+
+
+def test_unroll_command_takes_the_ghost_weight(tmp_path, world):
+    from yume_env.cli import main
+
+    world.save_pretrained(tmp_path / "one_step")
+    run = tmp_path / "run"
+    assert main(["train", "unroll", "--model", str(tmp_path / "one_step"), "--out", str(run), "--smoke",
+                 "--device", "cpu", "--steps", "2", "--ghost-weight", "20", "--event-mix", "ghost=4"]) == 0
+    state = json.loads((run / "unroll.json").read_text())
+    assert state["exported"] and state["ghost_weight"] == 20.0
+    card = (run / "model" / "MODEL_CARD.md").read_text()
+    assert "--event-mix ghost=4 --ghost-weight 20" in card and "the ghost's pixels weighing 21 times" in card
+
+
 def test_unroll_command_rejects_a_bad_event_mix(tmp_path, world, capsys):
     from yume_env.cli import main
 

@@ -94,6 +94,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            help="average the event term per class the simulator's frames show (rare events weigh more)")
             p.add_argument("--event-mix", type=_event_mix, default=None, metavar="EVENT=W[,EVENT=W]",
                            help="relative weights of the clips' events, e.g. ghost=4 (unnamed events weigh 1)")
+            p.add_argument("--ghost-weight", type=float, default=None,
+                           help="the ghost's pixels weigh 1 + W in the pixel term (default 0: like any pixel)")
             p.add_argument("--unrolled", type=int, nargs=2, default=None, metavar=("MIN", "MAX"),
                            help="chunks unrolled per batch, drawn in [MIN, MAX] (default 2 8)")
     try:  # the finetune stage brings its own options
@@ -157,6 +159,8 @@ def _unroll_changes(args: argparse.Namespace) -> dict:
         changes["event_balanced"] = True
     if args.event_mix:
         changes["event_mix"] = args.event_mix
+    if args.ghost_weight is not None:
+        changes["ghost_weight"] = args.ghost_weight
     if args.unrolled:
         changes["min_unrolled"], changes["max_unrolled"] = args.unrolled
     return changes

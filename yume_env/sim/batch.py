@@ -36,6 +36,7 @@ class BatchStep:
     beacon_distance: torch.Tensor  # (B,) float32 metres
     reached: torch.Tensor  # (B,) bool, within the reach radius (sticky until reset)
     events: list[str]  # (B,) active event text per world
+    ghost_mask: torch.Tensor | None = None  # (B, F, H, W) bool, the ghost's pixels (step(..., ghost_mask=True))
 
 
 def c2w_torch(x, z, yaw, pitch) -> torch.Tensor:
@@ -131,7 +132,8 @@ class BatchSimulator:
         return torch.hypot(self.x - self.beacon[:, 0], self.z - self.beacon[:, 1]).float()
 
     # -- stepping -------------------------------------------------------------------------
-    def step(self, actions) -> BatchStep:
+    def step(self, actions, ghost_mask: bool = False) -> BatchStep:
+        """One env step of every world; `ghost_mask` also returns the ghost's pixels per frame."""
         a = torch.as_tensor(np.asarray(actions) if not torch.is_tensor(actions) else actions, device=self.device)
         if a.shape != (self.batch, 2) or a.dtype.is_floating_point:
             raise ValueError(f"actions must be integers of shape ({self.batch}, 2), got {tuple(a.shape)} {a.dtype}")
@@ -146,19 +148,25 @@ class BatchSimulator:
             self._pending = {}
             self._push()
         before = self.beacon_distance()
-        frames, poses = [], []
+        frames, poses, masks = [], [], []
         for _ in range(self.sub_frames):
             self.x, self.z, self.yaw, self.pitch = sub_frame_move(
                 self.b, self.x, self.z, self.yaw, self.pitch, a[:, 0], a[:, 1], self.seed, self.sub_frames)
             self.frame_count += 1
-            frames.append(self.renderer.render(self._render_state()))
+            if ghost_mask:
+                rgb, ghost = self.renderer.render(self._render_state(), ghost_mask=True)
+                frames.append(rgb)
+                masks.append(ghost)
+            else:
+                frames.append(self.renderer.render(self._render_state()))
             poses.append(self.poses)
         self._frames = frames[-1]
         after = self.beacon_distance()
         newly = (after <= self.reach_radius) & ~self.reached
         reward = (before - after) + newly.float() * self.reach_bonus
         self.reached = self.reached | newly
-        return BatchStep(torch.stack(frames, 1), torch.stack(poses, 1), reward, after, self.reached.clone(), self.events)
+        return BatchStep(torch.stack(frames, 1), torch.stack(poses, 1), reward, after, self.reached.clone(), self.events,
+                         torch.stack(masks, 1) if ghost_mask else None)
 
     # -- internals ------------------------------------------------------------------------
     def _start_event(self, i: int, text: str, full: bool) -> None:

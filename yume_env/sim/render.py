@@ -112,8 +112,9 @@ class Renderer:
         first = (self._y_ndc_np[None, :] >= -tanp[:, None]).sum(1)  # first ground row per camera
         return int(first.min()), int(first.max())
 
-    def render(self, st: RenderState):
-        """(B, H, W, 3) uint8 frames."""
+    def render(self, st: RenderState, ghost_mask: bool = False):
+        """(B, H, W, 3) uint8 frames; with `ghost_mask`, also the (B, H, W) bool mask of the pixels
+        the ghost covers (its drawn screen-door dots: what a trainer weighs to teach the sprite)."""
         b, xp = self.b, self.b.xp
         fx = {name: st.effects[:, i] for i, name in enumerate(EFFECTS)}
         sy, cy = xp.sin(st.yaw), xp.cos(st.yaw)
@@ -142,6 +143,7 @@ class Renderer:
             shade[:, :r1] = xp.where(sky, sshade, shade[:, :r1])
             depth[:, :r1] = xp.where(sky, xp.where(smat == M.SKYLINE, SKYLINE_DEPTH, BIG), depth[:, :r1])
         mat, shade, depth = self._sprites(st, a, sy, cy, mat, shade, depth, fx)
+        ghost = (mat == M.GHOST) if ghost_mask else None
 
         # Colour: one gather from the per-camera uint8 lookup table (material, shade, haze).
         lut = self._memo("lut", (st.effects, st.sun), lambda: M.colour_lut(b, st.effects, st.sun[:, 1]), torch_too=True)
@@ -155,7 +157,7 @@ class Renderer:
             if pool is not None:  # warm light pools under the lamps (fading with the haze)
                 col = col + (pool * (1 - mix) * 170.0)[..., None] * self.pool_rgb
             col = b.to_u8(b.clip(self._precipitation(st, col, fx) + 0.5, 0.0, 255.0))
-        return col
+        return col if ghost is None else (col, ghost)
 
     # ------------------------------------------------------------------------------------
     def _walls(self, st, dirx, dirz):

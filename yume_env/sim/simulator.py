@@ -33,6 +33,7 @@ class SimStep:
     reward: float
     terminated: bool
     info: dict = field(default_factory=dict)
+    ghost_mask: np.ndarray | None = None  # (F, H, W) bool, the ghost's pixels (step(..., ghost_mask=True))
 
 
 class Simulator:
@@ -99,7 +100,8 @@ class Simulator:
         return self._frame.copy()
 
     # -- stepping -------------------------------------------------------------------------
-    def step(self, action) -> SimStep:
+    def step(self, action, ghost_mask: bool = False) -> SimStep:
+        """One env step of `sub_frames` frames; `ghost_mask` also returns the ghost's pixels per frame."""
         key, cam = validate_action(action)
         if self._pending is not None:
             if self._pending != self._event_text:
@@ -108,12 +110,17 @@ class Simulator:
         before = self.beacon_distance()
         frames = np.empty((self.sub_frames, self.height, self.width, 3), dtype=np.uint8)
         poses = np.empty((self.sub_frames, 4, 4))
+        masks = np.zeros((self.sub_frames, self.height, self.width), dtype=bool) if ghost_mask else None
         keys, cams = np.array([key]), np.array([cam])
         for f in range(self.sub_frames):
             self.x, self.z, self.yaw, self.pitch = sub_frame_move(
                 NUMPY, self.x, self.z, self.yaw, self.pitch, keys, cams, self.world_seed, self.sub_frames)
             self.frame_count += 1
-            frames[f] = self._render()
+            if masks is None:
+                frames[f] = self._render()
+            else:
+                rgb, ghost = self.renderer.render(self._state(), ghost_mask=True)
+                frames[f], masks[f] = rgb[0], ghost[0]
             poses[f] = self.pose
         self._frame = frames[-1]
         self.step_count += 1
@@ -124,7 +131,7 @@ class Simulator:
             reward += self.reach_bonus
         self.reached = self.reached or newly
         info = {"event": self.event, "beacon_distance": after, "is_success": bool(self.reached), "step": self.step_count}
-        return SimStep(frames, poses, float(reward), bool(self.reached), info)
+        return SimStep(frames, poses, float(reward), bool(self.reached), info, masks)
 
     # -- internals ------------------------------------------------------------------------
     def _start_event(self, text: str, full: bool) -> None:

@@ -164,6 +164,9 @@ class Clips:
     distance: torch.Tensor  # float32 (n, steps): beacon distance after each step
     reached: torch.Tensor  # bool (n, steps): within the reach radius after each step
     sub_frames: int
+    # bool (n, steps * sub_frames, H, W): the ghost's pixels in frames 1.. (frame 0 is never a
+    # target); rendered on request (SimClipSource(ghost_masks=True)), else None
+    ghost: torch.Tensor | None = None
 
     @property
     def steps(self) -> int:
@@ -171,15 +174,17 @@ class Clips:
 
     def to(self, device) -> "Clips":
         return Clips(self.frames.to(device), self.actions.to(device), self.events, self.distance.to(device),
-                     self.reached.to(device), self.sub_frames)
+                     self.reached.to(device), self.sub_frames, None if self.ghost is None else self.ghost.to(device))
 
 
 class SimClipSource:
     """Renders `Clips` with the simulator (see the module docstring)."""
 
     def __init__(self, height: int = 64, width: int = 64, sub_frames: int = 2, device: str | torch.device = "cpu",
-                 policy: ActionPolicy | None = None, events: EventPlan | None = None, backend: str = "auto"):
+                 policy: ActionPolicy | None = None, events: EventPlan | None = None, backend: str = "auto",
+                 ghost_masks: bool = False):
         self.height, self.width, self.sub_frames = int(height), int(width), int(sub_frames)
+        self.ghost_masks = bool(ghost_masks)  # also render Clips.ghost
         self.device = torch.device(device)
         self.policy = policy or ActionPolicy()
         self.events = events or EventPlan()
@@ -192,10 +197,13 @@ class SimClipSource:
         self.backend = backend
         self._sims: list = []
 
-    def replace(self, *, policy: ActionPolicy | None = None, events: EventPlan | None = None) -> "SimClipSource":
-        """A source like this one with another action policy or event plan (this one is unchanged)."""
+    def replace(self, *, policy: ActionPolicy | None = None, events: EventPlan | None = None,
+                ghost_masks: bool | None = None) -> "SimClipSource":
+        """A source like this one with another action policy, event plan or ghost-mask setting
+        (this one is unchanged)."""
         return SimClipSource(self.height, self.width, self.sub_frames, self.device, policy or self.policy,
-                             events or self.events, self.backend)
+                             events or self.events, self.backend,
+                             self.ghost_masks if ghost_masks is None else ghost_masks)
 
     def render(self, n: int, steps: int, seed: int) -> Clips:
         rng = np.random.default_rng(seed)
@@ -219,6 +227,7 @@ class SimClipSource:
         dist = np.zeros((n, steps), dtype=np.float32)
         reached = np.zeros((n, steps), dtype=bool)
         events = [[""] * steps for _ in range(n)]
+        ghost = np.zeros((n, T - 1, self.height, self.width), dtype=bool) if self.ghost_masks else None
         for i in range(n):
             sim = self._sims[i]
             text, start = plan[i]
@@ -228,13 +237,16 @@ class SimClipSource:
                     sim.set_event(text)
                 if seekers[i]:
                     actions[i, s] = seek_action(sim.x, sim.z, sim.yaw, sim.pitch, sim.beacon[:, :2])[0]
-                out = sim.step(actions[i, s])
+                out = sim.step(actions[i, s], ghost_mask=self.ghost_masks)
                 frames[i, 1 + s * self.sub_frames: 1 + (s + 1) * self.sub_frames] = out.frames
+                if ghost is not None:
+                    ghost[i, s * self.sub_frames: (s + 1) * self.sub_frames] = out.ghost_mask
                 dist[i, s] = out.info["beacon_distance"]
                 reached[i, s] = out.info["beacon_distance"] <= sim.reach_radius
                 events[i][s] = sim.event
         return Clips(torch.from_numpy(frames).to(self.device), torch.from_numpy(actions).to(self.device), events,
-                     torch.from_numpy(dist).to(self.device), torch.from_numpy(reached).to(self.device), self.sub_frames)
+                     torch.from_numpy(dist).to(self.device), torch.from_numpy(reached).to(self.device), self.sub_frames,
+                     None if ghost is None else torch.from_numpy(ghost).to(self.device))
 
     # all cameras in one torch BatchSimulator (on self.device: the GPU when training there)
     def _render_batch(self, actions, seekers, plan, world_seeds) -> Clips:
@@ -249,7 +261,7 @@ class SimClipSource:
         acts = torch.as_tensor(actions, device=self.device)
         seek = torch.as_tensor(seekers, device=self.device)
         frames = [first[:, None]]
-        dist, reached, events = [], [], []
+        dist, reached, events, ghost = [], [], [], []
         for s in range(steps):
             starting = [i for i, (text, start) in enumerate(plan) if start == s and s > 0]
             if starting:
@@ -257,13 +269,15 @@ class SimClipSource:
             if bool(seek.any()):
                 auto = seek_action(sim.x, sim.z, sim.yaw, sim.pitch, sim.beacon)
                 acts[:, s] = torch.where(seek[:, None], auto, acts[:, s])
-            out = sim.step(acts[:, s])
+            out = sim.step(acts[:, s], ghost_mask=self.ghost_masks)
             frames.append(out.frames)
+            ghost.append(out.ghost_mask)
             dist.append(out.beacon_distance)
             reached.append(out.beacon_distance <= sim.reach_radius)
             events.append(out.events)
         return Clips(torch.cat(frames, 1), acts, [[events[s][i] for s in range(steps)] for i in range(n)],
-                     torch.stack(dist, 1).float(), torch.stack(reached, 1), self.sub_frames)
+                     torch.stack(dist, 1).float(), torch.stack(reached, 1), self.sub_frames,
+                     torch.cat(ghost, 1) if self.ghost_masks else None)
 
 
 def _batch_simulator():
@@ -313,7 +327,7 @@ def select(clips: Clips, pick: torch.Tensor) -> Clips:
     """The clips at indices `pick`."""
     idx = pick.tolist()
     return Clips(clips.frames[pick], clips.actions[pick], [clips.events[i] for i in idx], clips.distance[pick],
-                 clips.reached[pick], clips.sub_frames)
+                 clips.reached[pick], clips.sub_frames, None if clips.ghost is None else clips.ghost[pick])
 
 
 class FolderClipSource:

@@ -298,6 +298,8 @@ def _unroll_flags(state: dict[str, Any]) -> str:
         flags.append(f"--event-weight {state['event_weight']}" + (" --event-balanced" if state.get("event_balanced") else ""))
     if state.get("event_mix"):
         flags.append("--event-mix " + ",".join(f"{name}={w:g}" for name, w in state["event_mix"]))
+    if state.get("ghost_weight"):
+        flags.append(f"--ghost-weight {state['ghost_weight']:g}")
     default = UnrollConfig()
     if state.get("unrolled") and state["unrolled"] != f"{default.min_unrolled}-{default.max_unrolled}":
         flags.append("--unrolled " + state["unrolled"].replace("-", " "))
@@ -305,8 +307,10 @@ def _unroll_flags(state: dict[str, Any]) -> str:
 
 
 def _probe_terms_text(state: dict[str, Any]) -> str:
-    """The card's words for the probe terms a run had on."""
+    """The card's words for the probe terms (and the ghost's pixel weight) a run had on."""
     text = ""
+    if state.get("ghost_weight"):
+        text += f", the ghost's pixels weighing {1 + state['ghost_weight']:g} times the others"
     if state.get("motion_weight"):
         text += (f" + {state['motion_weight']} x the motion term: KL between what the inverse-dynamics network "
                  f"in `{state.get('probes')}` reads from the simulator's step and from the generated one")
@@ -328,6 +332,7 @@ def _describe_unroll(cfg: UnrollConfig, mc) -> dict[str, Any]:
     return {"max_burn_in": cfg.max_burn_in, "unrolled": f"{cfg.min_unrolled}-{cfg.max_unrolled}",
             "pixel_weight": cfg.pixel_weight, "motion_weight": cfg.motion_weight, "event_weight": cfg.event_weight,
             "event_balanced": cfg.event_balanced, "event_mix": [list(m) for m in cfg.event_mix],
+            "ghost_weight": cfg.ghost_weight,
             "event_clips": clips, "probes": Path(cfg.probes).name if cfg.probes else None}
 
 

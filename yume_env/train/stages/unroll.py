@@ -35,6 +35,12 @@ events more often and mostly mid-clip (`EVENT_TERM_PLAN`), so the unrolled chunk
 ghost) weighs as much as the frames without any; `event_mix` (e.g. ghost 4) draws that event more
 often, so more of its onsets fall inside the unrolled chunks.
 
+The ghost is the one event a classifier KL could not teach (the world learnt to fool the
+classifier in the loop instead). It is a thin sprite of about 1-2 % of the frame, so plain
+pixel MSE barely sees it. `ghost_weight` w weighs the pixels the ghost covers in the simulator's
+frames (which the simulator knows exactly: `Clips.ghost`) 1 + w times in the pixel term, a
+signal tied to the truth's pixels that cannot be met by fooling a network.
+
 Measure such a world with probes trained apart from the ones in the loop (another seed and
 data), or the score can be gamed.
 """
@@ -81,6 +87,7 @@ class UnrollConfig:
     event_balanced: bool = False  # the event KL averaged per class the simulator's frames show (rare events count as much as none)
     events: EventPlan | None = None  # the clips' events (None: the source's, or EVENT_TERM_PLAN with the event term)
     event_mix: tuple[tuple[str, float], ...] = ()  # relative weights of the clips' events, e.g. (("ghost", 4.0),)
+    ghost_weight: float = 0.0  # the ghost's pixels weigh 1 + ghost_weight in the pixel term (module docstring)
     seed: int = 2
 
 
@@ -105,7 +112,10 @@ class UnrollModule(DiTWithFrozen):
 
     def __init__(self, dit: nn.Module, vae: nn.Module, latent_weight: float = 1.0, pixel_weight: float = 0.0,
                  memory: bool = True, idm: nn.Module | None = None, motion_weight: float = 0.0,
-                 event_classifier: nn.Module | None = None, event_weight: float = 0.0, event_balanced: bool = False):
+                 event_classifier: nn.Module | None = None, event_weight: float = 0.0, event_balanced: bool = False,
+                 ghost_weight: float = 0.0):
+        if ghost_weight > 0 and pixel_weight <= 0:
+            raise ValueError("ghost_weight weighs the ghost's pixels in the pixel term; it needs pixel_weight > 0")
         if motion_weight > 0 and idm is None:
             raise ValueError("the motion term (motion_weight > 0) needs an inverse-dynamics network (probes)")
         if event_weight > 0 and event_classifier is None:
@@ -115,6 +125,7 @@ class UnrollModule(DiTWithFrozen):
         self.latent_weight, self.pixel_weight = float(latent_weight), float(pixel_weight)
         self.motion_weight, self.event_weight = float(motion_weight), float(event_weight)
         self.event_balanced = bool(event_balanced)
+        self.ghost_weight = float(ghost_weight)
         self.memory = bool(memory) and bool(dit.config.memory_enabled)
 
     @property
@@ -161,8 +172,10 @@ class UnrollModule(DiTWithFrozen):
                 cache = self.vae.start_stream(history[:, :, -1:].detach())  # decode as the env does: after the last latent
                 frames = self.vae.decode_chunk(x0, cache)[0].float()
             if self.pixel_weight > 0:
-                pix = F.mse_loss(frames, batch["frames"][j])
-                loss = loss + self.pixel_weight * pix
+                err = (frames - batch["frames"][j]).square()
+                pix = err.mean()  # what PSNR reads; the loss may weigh the ghost's pixels more
+                weighted = pix if self.ghost_weight <= 0 else (err * (1 + self.ghost_weight * batch["ghost"][j])).mean()
+                loss = loss + self.pixel_weight * weighted
                 pix_sum, last_pix = pix_sum + pix.detach(), pix.detach()
             if decode:  # the chunk's last frame, generated and the simulator's: what the probe terms read
                 last, sim_last = frames[:, :, -1], batch["frames"][j][:, :, -1]
@@ -215,8 +228,11 @@ class UnrollStream(IndexedStream):
             raise ValueError(f"unroll needs 1 <= min_unrolled <= max_unrolled, got {cfg.min_unrolled}, {cfg.max_unrolled}")
         self.text, self.config, self.cfg = text, config, cfg
         events = clip_events(cfg, getattr(source, "events", None))
-        if events is not None and isinstance(source, SimClipSource):  # a copy: the caller's source keeps its plan
-            source = source.replace(events=events)
+        if cfg.ghost_weight > 0 and not isinstance(source, SimClipSource):
+            raise ValueError("ghost_weight needs the simulator's ghost masks: train on simulator clips")
+        if (events is not None or cfg.ghost_weight > 0) and isinstance(source, SimClipSource):
+            # a copy: the caller's source keeps its plan
+            source = source.replace(events=events, ghost_masks=cfg.ghost_weight > 0 or None)
         self.source = source
         self.pool = ClipPool(source, max(cfg.pool_clips, cfg.batch_size), cfg.max_burn_in + cfg.max_unrolled,
                              cfg.batch_size, cfg.pool_reuse, cfg.seed, rank, encode=lambda clips: encode_clips(vae, clips.frames))
@@ -236,6 +252,9 @@ class UnrollStream(IndexedStream):
         pixels = c.pixel_weight > 0 or c.motion_weight > 0 or c.event_weight > 0
         batch["frames"] = [frames_to_tensor(clips.frames[:, 1 + sub * s: 1 + sub * (s + 1)], device=device)
                            for s in steps] if pixels else []
+        if c.ghost_weight > 0:  # (B, 1, F, H, W) like the frames
+            batch["ghost"] = [clips.ghost[:, sub * s: sub * (s + 1), None].transpose(1, 2).float().to(device)
+                              for s in steps]
         if c.motion_weight > 0:  # the frame the first unrolled step starts from: the end of the burn-in
             batch["before"] = frames_to_tensor(clips.frames[:, sub * b: sub * b + 1], device=device)[:, :, 0]
         batch["context"] = [contexts(self.text, clips, [s] * B, self.config.text_tokens, device) for s in steps]
@@ -268,7 +287,7 @@ def train_unroll(model_config: WorldModelConfig, dit: nn.Module, vae: nn.Module,
     module = UnrollModule(dit, vae, cfg.latent_weight, cfg.pixel_weight, cfg.memory,
                           probes.inverse_dynamics if cfg.motion_weight > 0 else None, cfg.motion_weight,
                           probes.event_classifier if cfg.event_weight > 0 else None, cfg.event_weight,
-                          cfg.event_balanced)
+                          cfg.event_balanced, cfg.ghost_weight)
     trainer = Trainer(module, cfg.trainer, Path(out), info=info, name="unroll")
     trainer.resume(stream)
     trainer.fit(stream, deadline=deadline)
