@@ -153,12 +153,10 @@ class BatchSimulator:
             self.x, self.z, self.yaw, self.pitch = sub_frame_move(
                 self.b, self.x, self.z, self.yaw, self.pitch, a[:, 0], a[:, 1], self.seed, self.sub_frames)
             self.frame_count += 1
-            if ghost_mask:
-                rgb, ghost = self.renderer.render(self._render_state(), ghost_mask=True)
-                frames.append(rgb)
-                masks.append(ghost)
-            else:
-                frames.append(self.renderer.render(self._render_state()))
+            out = self.renderer.render(self._render_state(), ghost_mask=ghost_mask)
+            rgb, ghost = out if ghost_mask else (out, None)
+            frames.append(rgb)
+            masks.append(ghost)
             poses.append(self.poses)
         self._frames = frames[-1]
         after = self.beacon_distance()

@@ -116,11 +116,11 @@ class Simulator:
             self.x, self.z, self.yaw, self.pitch = sub_frame_move(
                 NUMPY, self.x, self.z, self.yaw, self.pitch, keys, cams, self.world_seed, self.sub_frames)
             self.frame_count += 1
-            if masks is None:
-                frames[f] = self._render()
-            else:
-                rgb, ghost = self.renderer.render(self._state(), ghost_mask=True)
-                frames[f], masks[f] = rgb[0], ghost[0]
+            out = self.renderer.render(self._state(), ghost_mask=ghost_mask)
+            rgb, ghost = out if ghost_mask else (out, None)
+            frames[f] = rgb[0]
+            if masks is not None:
+                masks[f] = ghost[0]
             poses[f] = self.pose
         self._frame = frames[-1]
         self.step_count += 1

@@ -232,7 +232,7 @@ class UnrollStream(IndexedStream):
             raise ValueError("ghost_weight needs the simulator's ghost masks: train on simulator clips")
         if (events is not None or cfg.ghost_weight > 0) and isinstance(source, SimClipSource):
             # a copy: the caller's source keeps its plan
-            source = source.replace(events=events, ghost_masks=cfg.ghost_weight > 0 or None)
+            source = source.replace(events=events, ghost_masks=True if cfg.ghost_weight > 0 else None)
         self.source = source
         self.pool = ClipPool(source, max(cfg.pool_clips, cfg.batch_size), cfg.max_burn_in + cfg.max_unrolled,
                              cfg.batch_size, cfg.pool_reuse, cfg.seed, rank, encode=lambda clips: encode_clips(vae, clips.frames))
