@@ -59,7 +59,10 @@ def init_distributed(device: str = "auto") -> DistInfo:
 
 
 def shutdown() -> None:
+    """Leave the process group together: the barrier keeps a rank that finished first (e.g. while
+    rank 0 still exports) from closing its connections under another rank still using them."""
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
