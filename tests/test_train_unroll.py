@@ -358,3 +358,79 @@ def test_the_balanced_event_term_gives_each_shown_class_the_same_weight():
     plain, _ = _reading_kl([gen], [sim])
     balanced, _ = _reading_kl([gen], [sim], w)
     assert balanced > plain
+
+
+def test_the_critic_scores_patches_and_each_adversarial_loss_moves_only_its_own_network():
+    from yume_env.train.stages.critic import TransitionCritic, critic_like, critic_loss, generator_logits, generator_loss
+
+    torch.manual_seed(0)
+    critic = TransitionCritic(frames_per_step=2, width=8)
+    before = torch.rand(3, 3, 32, 32) * 2 - 1
+    frames = (torch.rand(3, 3, 2, 32, 32) * 2 - 1).requires_grad_(True)
+    action = torch.tensor([0, 10, 80])
+    assert critic(before, frames, action).shape == (3, 4, 4)  # one logit per 8x8 patch
+    generator_loss(generator_logits(critic, before, frames, action)).backward()
+    assert frames.grad.abs().sum() > 0 and all(p.grad is None for p in critic.parameters())  # the world's term
+    critic_loss(critic(before, frames.detach(), action), critic(before, frames.detach().flip(0), action)).backward()
+    assert all(p.grad is not None for p in critic.parameters())
+    with pytest.raises(ValueError, match="frames"):
+        critic(before, frames[:, :, :1], action)
+    state = {"critic." + k: v for k, v in critic.state_dict().items()}
+    rebuilt = critic_like(state)
+    rebuilt.load_state_dict(critic.state_dict())  # same shapes
+    assert critic_like({"dit.x": torch.zeros(1)}) is None
+
+
+def test_the_adversarial_term_trains_a_critic_beside_the_world(world):
+    from yume_env.train.stages.critic import TransitionCritic
+
+    cfg = UnrollConfig(batch_size=3, max_burn_in=1, min_unrolled=2, max_unrolled=2, pool_clips=3, adversarial_weight=1.0)
+    batch = _batch(world, cfg)
+    assert batch["before"].shape == (3, 3, world.config.height, world.config.width)  # the step's frame before
+
+    def module(weight: float, seed: int = 0) -> UnrollModule:
+        torch.manual_seed(seed)
+        return UnrollModule(copy.deepcopy(world.dit).requires_grad_(True), world.vae, 1.0, 1.0,
+                            critic=TransitionCritic(2, width=8), adversarial_weight=weight, critic_lr_scale=3.0)
+
+    grads = []
+    for weight in (0.01, 100.0):  # the world's term reaches the DiT, never the critic
+        m = module(weight)
+        m(batch)[0].backward()
+        grads.append(({n: p.grad.clone() for n, p in m.critic.named_parameters()},
+                      torch.cat([p.grad.flatten() for p in m.dit.parameters() if p.grad is not None])))
+    assert all(torch.equal(grads[0][0][n], grads[1][0][n]) for n in grads[0][0])
+    assert not torch.allclose(grads[0][1], grads[1][1])
+    with pytest.raises(ValueError, match="needs a critic"):
+        UnrollModule(world.dit, world.vae, 1.0, 1.0, adversarial_weight=1.0)
+
+    m = module(0.1)
+    names = [n for n, _ in m.named_parameters()]
+    assert any(n.startswith("critic.") for n in names) and all(n.startswith(("dit.", "critic.")) for n in names)
+    tcfg = TrainerConfig(lr=1e-3, warmup_steps=1, max_steps=30, log_every=1, ema_decay=0.0, progress=False,
+                         checkpoint_every_s=0, min_lr_ratio=1.0)
+    trainer = Trainer(m, tcfg, None, name="test")
+    assert [g.get("lr_scale", 1.0) for g in trainer.optimizer.param_groups] == [1.0, 3.0]
+    curves = trainer.fit(IndexedStream(lambda i: batch)).curves.series
+    assert [g["lr"] for g in trainer.optimizer.param_groups] == [1e-3, 3e-3]
+    critic = [v for _, v in curves["critic_loss"]]
+    assert np.mean(critic[-5:]) < 0.8 * np.mean(critic[:5]), critic  # it learns to tell the two apart
+    assert int(m.critic.updates) == 30
+
+
+def test_unroll_command_takes_the_adversarial_weight_and_resumes_the_critic(tmp_path, world):
+    from yume_env.cli import main
+
+    world.save_pretrained(tmp_path / "one_step")
+    run = tmp_path / "run"
+    args = ["train", "unroll", "--model", str(tmp_path / "one_step"), "--out", str(run), "--smoke", "--device", "cpu",
+            "--adversarial-weight", "0.5", "--critic-lr-scale", "2"]
+    assert main(args + ["--steps", "4", "--call-minutes", "0.0001"]) == 0  # stops at once, checkpoint written
+    assert main(args + ["--steps", "4", "--export-now"]) == 0  # the checkpoint holds the critic too
+    assert main(args + ["--steps", "4"]) == 0  # resumes the world and its critic, finishes
+    state = json.loads((run / "unroll.json").read_text())
+    assert state["exported"] and state["steps"] == 4 and state["adversarial_weight"] == 0.5
+    card = (run / "model" / "MODEL_CARD.md").read_text()
+    assert "--adversarial-weight 0.5 --critic-lr-scale 2" in card and "0.5 x the adversarial term" in card
+    exported = WorldModel.from_pretrained(run / "model")
+    assert set(exported.dit.state_dict()) == set(world.dit.state_dict())  # the critic stays in the run

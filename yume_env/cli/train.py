@@ -96,6 +96,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            help="relative weights of the clips' events, e.g. ghost=4 (unnamed events weigh 1)")
             p.add_argument("--ghost-weight", type=float, default=None,
                            help="the ghost's pixels weigh 1 + W in the pixel term (default 0: like any pixel)")
+            p.add_argument("--adversarial-weight", type=float, default=None,
+                           help="weight of the adversarial term: a critic trained beside the world scores its "
+                                "steps real or generated (default 0: off)")
+            p.add_argument("--critic-lr-scale", type=float, default=None,
+                           help="the critic's learning rate in multiples of the world's (default 4)")
             p.add_argument("--unrolled", type=int, nargs=2, default=None, metavar=("MIN", "MAX"),
                            help="chunks unrolled per batch, drawn in [MIN, MAX] (default 2 8)")
     try:  # the finetune stage brings its own options
@@ -161,6 +166,10 @@ def _unroll_changes(args: argparse.Namespace) -> dict:
         changes["event_mix"] = args.event_mix
     if args.ghost_weight is not None:
         changes["ghost_weight"] = args.ghost_weight
+    if args.adversarial_weight is not None:
+        changes["adversarial_weight"] = args.adversarial_weight
+    if args.critic_lr_scale is not None:
+        changes["critic_lr_scale"] = args.critic_lr_scale
     if args.unrolled:
         changes["min_unrolled"], changes["max_unrolled"] = args.unrolled
     return changes

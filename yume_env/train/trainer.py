@@ -95,8 +95,11 @@ class Trainer:
         params = [p for p in self.module.parameters() if p.requires_grad]
         if not params:
             raise ValueError(f"stage {name!r}: the train module has no trainable parameters")
+        groups = self.module.param_groups() if hasattr(self.module, "param_groups") else [{"params": params}]
+        if sorted(id(p) for g in groups for p in g["params"]) != sorted(id(p) for p in params):
+            raise ValueError(f"stage {name!r}: the module's param_groups() must hold each trainable parameter once")
         fused = self.info.device.type == "cuda" and not D.is_sharded(self.module)
-        self.optimizer = torch.optim.AdamW(params, lr=config.lr, betas=tuple(config.betas),
+        self.optimizer = torch.optim.AdamW(groups, lr=config.lr, betas=tuple(config.betas),
                                            weight_decay=config.weight_decay, fused=fused or None)
         self.ema = EMA(self.module, config.ema_decay) if config.ema_decay > 0 else None
         self.curves = Curves()
@@ -228,7 +231,7 @@ class Trainer:
             t0 = time.monotonic()
             lr = self.lr_now()
             for group in self.optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)  # a group may scale the schedule (a critic's)
             for micro in range(c.grad_accum):
                 batch = stream.next()
                 sync = micro == c.grad_accum - 1

@@ -32,8 +32,9 @@ from typing import Any, Callable
 import torch
 
 from yume_env.train import distributed as D
-from yume_env.train.checkpointing import atomic_write_text, latest_checkpoint
+from yume_env.train.checkpointing import atomic_write_text, latest_checkpoint, load_checkpoint
 from yume_env.train.recipes.default_world import RecipeConfig, default_recipe, smoke_recipe
+from yume_env.train.stages.critic import critic_like
 from yume_env.train.stages.distill import DistillConfig, train_distill
 from yume_env.train.stages.frozen_aside import DiTWithFrozen
 from yume_env.train.stages.pretrain import PretrainConfig
@@ -191,8 +192,11 @@ def run_folder_stage(stage: FolderStage, model: str | Path, out: str | Path, *, 
 
 def _at_last_checkpoint(name: str, dit: torch.nn.Module, config: TrainerConfig, ckpt: Path, info) -> Trainer:
     """The run's trainer at its last checkpoint, without its data (what `--export-now` exports):
-    every folder stage's checkpoint holds only the DiT, under `dit.`, as `DiTWithFrozen` names it."""
-    trainer = Trainer(DiTWithFrozen(dit), config, ckpt, info=info, name=name)
+    every folder stage's checkpoint holds the DiT under `dit.` (as `DiTWithFrozen` names it), and
+    an adversarial run's critic under `critic.`."""
+    path = latest_checkpoint(ckpt)
+    critic = critic_like(load_checkpoint(path)[1]["model"]) if path is not None else None
+    trainer = Trainer(DiTWithFrozen(dit, critic), config, ckpt, info=info, name=name)
     trainer.resume(None)
     return trainer
 
@@ -301,13 +305,17 @@ def _unroll_flags(state: dict[str, Any]) -> str:
     if state.get("ghost_weight"):
         flags.append(f"--ghost-weight {state['ghost_weight']:g}")
     default = UnrollConfig()
+    if state.get("adversarial_weight"):
+        flags.append(f"--adversarial-weight {state['adversarial_weight']:g}")
+        if state.get("critic_lr_scale", default.critic_lr_scale) != default.critic_lr_scale:
+            flags.append(f"--critic-lr-scale {state['critic_lr_scale']:g}")
     if state.get("unrolled") and state["unrolled"] != f"{default.min_unrolled}-{default.max_unrolled}":
         flags.append("--unrolled " + state["unrolled"].replace("-", " "))
     return " ".join(flags)
 
 
 def _probe_terms_text(state: dict[str, Any]) -> str:
-    """The card's words for the probe terms (and the ghost's pixel weight) a run had on."""
+    """The card's words for the probe terms, the ghost's pixel weight and the adversarial term a run had on."""
     text = ""
     if state.get("ghost_weight"):
         text += f", the ghost's pixels weighing {1 + state['ghost_weight']:g} times the others"
@@ -319,6 +327,11 @@ def _probe_terms_text(state: dict[str, Any]) -> str:
                  f"`{state.get('probes')}` reads from the simulator's last frame of the chunk and from the "
                  f"generated one{', averaged per class the simulator shows' if state.get('event_balanced') else ''}; "
                  f"{state.get('event_clips')}")
+    if state.get("adversarial_weight"):
+        text += (f" + {state['adversarial_weight']:g} x the adversarial term: a critic trained beside the world "
+                 f"(learning rate x {state.get('critic_lr_scale'):g}) scores each step real or generated from the "
+                 f"frame before it, its frames and its action; the term ramps up over the first "
+                 f"{state.get('adversarial_warmup')} steps")
     return text
 
 
@@ -332,7 +345,8 @@ def _describe_unroll(cfg: UnrollConfig, mc) -> dict[str, Any]:
     return {"max_burn_in": cfg.max_burn_in, "unrolled": f"{cfg.min_unrolled}-{cfg.max_unrolled}",
             "pixel_weight": cfg.pixel_weight, "motion_weight": cfg.motion_weight, "event_weight": cfg.event_weight,
             "event_balanced": cfg.event_balanced, "event_mix": [list(m) for m in cfg.event_mix],
-            "ghost_weight": cfg.ghost_weight,
+            "ghost_weight": cfg.ghost_weight, "adversarial_weight": cfg.adversarial_weight,
+            "adversarial_warmup": cfg.adversarial_warmup, "critic_lr_scale": cfg.critic_lr_scale,
             "event_clips": clips, "probes": Path(cfg.probes).name if cfg.probes else None}
 
 

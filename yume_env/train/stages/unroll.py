@@ -41,6 +41,12 @@ pixel MSE barely sees it. `ghost_weight` w weighs the pixels the ghost covers in
 frames (which the simulator knows exactly: `Clips.ghost`) 1 + w times in the pixel term, a
 signal tied to the truth's pixels that cannot be met by fooling a network.
 
+The optional adversarial term (`adversarial_weight`) asks for steps that look like the
+simulator's instead of the mean of the possible ones: a critic (`critic.py`), trained beside the
+world on the same steps, scores (frame before, the step's frames, action) real or generated, and
+the world is trained to be scored real. Its weight ramps up over `adversarial_warmup` steps, so
+the critic has learnt something before the world follows it.
+
 Measure such a world with probes trained apart from the ones in the loop (another seed and
 data), or the score can be gamed.
 """
@@ -63,6 +69,7 @@ from yume_env.train import distributed as D
 from yume_env.train.batches import ClipPool, EventPlan, IndexedStream, SimClipSource, select
 from yume_env.train.eval.probes import Probes, to_probe_size
 from yume_env.train.rollout import encode_clips
+from yume_env.train.stages import critic as critic_mod
 from yume_env.train.stages.frozen_aside import DiTWithFrozen
 from yume_env.train.stages.pretrain import action_kwargs, contexts
 from yume_env.train.trainer import Trainer, TrainerConfig
@@ -88,6 +95,10 @@ class UnrollConfig:
     events: EventPlan | None = None  # the clips' events (None: the source's, or EVENT_TERM_PLAN with the event term)
     event_mix: tuple[tuple[str, float], ...] = ()  # relative weights of the clips' events, e.g. (("ghost", 4.0),)
     ghost_weight: float = 0.0  # the ghost's pixels weigh 1 + ghost_weight in the pixel term (module docstring)
+    adversarial_weight: float = 0.0  # the adversarial term (module docstring; critic.py)
+    adversarial_warmup: int = 100  # steps over which the term's weight ramps from 0 (the critic learns first)
+    critic_width: int = 32  # the critic's first feature width (then 2x, 4x)
+    critic_lr_scale: float = 4.0  # the critic's learning rate, in multiples of the world's
     seed: int = 2
 
 
@@ -108,12 +119,16 @@ def clip_events(cfg: UnrollConfig, source_plan: EventPlan | None = None) -> Even
 class UnrollModule(DiTWithFrozen):
     """forward(batch) -> (loss, metrics). Only the DiT is a submodule (what DDP and EMA see); the
     frozen VAE (pixel and probe terms), inverse-dynamics network (motion term) and event
-    classifier (event term) are held outside the module tree."""
+    classifier (event term) are held outside the module tree. The adversarial term's critic is
+    trained, so it is a submodule too (`critic.`), in its own optimizer group."""
 
     def __init__(self, dit: nn.Module, vae: nn.Module, latent_weight: float = 1.0, pixel_weight: float = 0.0,
                  memory: bool = True, idm: nn.Module | None = None, motion_weight: float = 0.0,
                  event_classifier: nn.Module | None = None, event_weight: float = 0.0, event_balanced: bool = False,
-                 ghost_weight: float = 0.0):
+                 ghost_weight: float = 0.0, critic: nn.Module | None = None, adversarial_weight: float = 0.0,
+                 adversarial_warmup: int = 0, critic_lr_scale: float = 1.0):
+        if adversarial_weight > 0 and critic is None:
+            raise ValueError("the adversarial term (adversarial_weight > 0) needs a critic (critic.TransitionCritic)")
         if ghost_weight > 0 and pixel_weight <= 0:
             raise ValueError("ghost_weight weighs the ghost's pixels in the pixel term; it needs pixel_weight > 0")
         if motion_weight > 0 and idm is None:
@@ -121,12 +136,14 @@ class UnrollModule(DiTWithFrozen):
         if event_weight > 0 and event_classifier is None:
             raise ValueError("the event term (event_weight > 0) needs an event classifier (probes)")
         frozen = {"vae": vae, "idm": idm, "event_classifier": event_classifier}
-        super().__init__(dit, **{k: m for k, m in frozen.items() if m is not None})
+        super().__init__(dit, critic if adversarial_weight > 0 else None, critic_lr_scale,
+                         **{k: m for k, m in frozen.items() if m is not None})
         self.latent_weight, self.pixel_weight = float(latent_weight), float(pixel_weight)
         self.motion_weight, self.event_weight = float(motion_weight), float(event_weight)
         self.event_balanced = bool(event_balanced)
         self.ghost_weight = float(ghost_weight)
         self.memory = bool(memory) and bool(dit.config.memory_enabled)
+        self.adversarial_weight, self.adversarial_warmup = float(adversarial_weight), int(adversarial_warmup)
 
     @property
     def vae(self) -> nn.Module:
@@ -150,13 +167,29 @@ class UnrollModule(DiTWithFrozen):
         weights = _class_balance(sim.argmax(1)) if self.event_balanced else None
         return _reading_kl([classify(to_probe_size(frame.clamp(-1, 1)))], [sim], weights)
 
+    def adversarial(self, before: torch.Tensor, frames: torch.Tensor, sim_before: torch.Tensor,
+                    sim_frames: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The critic's hinge loss on this step (generated frames detached) plus the world's term
+        (through the critic's detached weights), and the two sides' mean scores. Frames (B, 3, F, H, W)."""
+        fake = frames.clamp(-1, 1)
+        real_logits = self.critic(sim_before, sim_frames, action)
+        fake_logits = self.critic(before.detach(), fake.detach(), action)
+        world = critic_mod.generator_loss(critic_mod.generator_logits(self.critic, before.detach(), fake, action))
+        ramp = min(1.0, float(self.critic.updates) / self.adversarial_warmup) if self.adversarial_warmup > 0 else 1.0
+        loss = critic_mod.critic_loss(real_logits, fake_logits) + ramp * self.adversarial_weight * world
+        return loss, {"critic_loss": critic_mod.critic_loss(real_logits, fake_logits).detach(),
+                      "adversarial_loss": world.detach(), "critic_real_score": real_logits.detach().float().mean(),
+                      "critic_fake_score": fake_logits.detach().float().mean()}
+
     def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         history = batch["history"]  # (B, C, N, h, w): the simulator's burn-in
         B = history.shape[0]
         t = torch.full((B,), 1000.0, device=history.device)  # sigma 1: the one step starts from noise
         total, lat_sum, pix_sum, last_pix = 0.0, 0.0, 0.0, None
         kl_sum, agree_sum, ev_sum, ev_agree_sum = 0.0, 0.0, 0.0, 0.0
-        decode = self.pixel_weight > 0 or self.motion_weight > 0 or self.event_weight > 0
+        adversarial = self.critic is not None
+        decode = self.pixel_weight > 0 or self.motion_weight > 0 or self.event_weight > 0 or adversarial
+        adv_sums: dict[str, torch.Tensor] = {}
         before = sim_before = batch.get("before")  # the last frame before the first unrolled step
         m = len(batch["targets"])
         for j in range(m):
@@ -183,6 +216,11 @@ class UnrollModule(DiTWithFrozen):
                 kl, agree = self.motion_kl(before, last, sim_before, sim_last)
                 loss = loss + self.motion_weight * kl
                 kl_sum, agree_sum = kl_sum + kl.detach(), agree_sum + agree
+            if adversarial:
+                adv, parts = self.adversarial(before, frames, sim_before, batch["frames"][j], batch["action"][j])
+                loss = loss + adv
+                adv_sums = {k: adv_sums.get(k, 0.0) + v for k, v in parts.items()}
+            if self.motion_weight > 0 or adversarial:
                 before, sim_before = last.detach().clamp(-1, 1), sim_last
             if self.event_weight > 0:
                 kl, agree = self.event_kl(last, sim_last)
@@ -198,6 +236,9 @@ class UnrollModule(DiTWithFrozen):
             metrics["motion_kl"], metrics["motion_agreement"] = kl_sum / m, agree_sum / m
         if self.event_weight > 0:
             metrics["event_kl"], metrics["event_agreement"] = ev_sum / m, ev_agree_sum / m
+        metrics.update({k: v / m for k, v in adv_sums.items()})
+        if adversarial and self.training:
+            self.critic.updates += 1
         return total / m, metrics
 
 
@@ -249,13 +290,13 @@ class UnrollStream(IndexedStream):
         steps = range(b, b + m)
         batch: dict[str, Any] = {"history": latents[:, :, : 1 + Fc * b], "burn_in": b}
         batch["targets"] = [latents[:, :, 1 + Fc * s: 1 + Fc * (s + 1)] for s in steps]
-        pixels = c.pixel_weight > 0 or c.motion_weight > 0 or c.event_weight > 0
+        pixels = c.pixel_weight > 0 or c.motion_weight > 0 or c.event_weight > 0 or c.adversarial_weight > 0
         batch["frames"] = [frames_to_tensor(clips.frames[:, 1 + sub * s: 1 + sub * (s + 1)], device=device)
                            for s in steps] if pixels else []
         if c.ghost_weight > 0:  # (B, 1, F, H, W) like the frames
             batch["ghost"] = [clips.ghost[:, sub * s: sub * (s + 1), None].transpose(1, 2).float().to(device)
                               for s in steps]
-        if c.motion_weight > 0:  # the frame the first unrolled step starts from: the end of the burn-in
+        if c.motion_weight > 0 or c.adversarial_weight > 0:  # the frame the first unrolled step starts from: the end of the burn-in
             batch["before"] = frames_to_tensor(clips.frames[:, sub * b: sub * b + 1], device=device)[:, :, 0]
         batch["context"] = [contexts(self.text, clips, [s] * B, self.config.text_tokens, device) for s in steps]
         batch["action"] = [(clips.actions[:, s, 0] * NUM_CAMERAS + clips.actions[:, s, 1]).to(device) for s in steps]
@@ -272,14 +313,16 @@ def train_unroll(model_config: WorldModelConfig, dit: nn.Module, vae: nn.Module,
     if model_config.temporal_compression != 1 and cfg.pixel_weight > 0:
         raise ValueError("unroll's pixel term decodes chunk by chunk with a 1x temporal VAE; "
                          "set pixel_weight 0 for this model")
-    terms = [name for name, w in (("motion", cfg.motion_weight), ("event", cfg.event_weight)) if w > 0]
+    terms = [name for name, w in (("motion", cfg.motion_weight), ("event", cfg.event_weight),
+                                  ("adversarial", cfg.adversarial_weight)) if w > 0]
     if model_config.temporal_compression != 1 and terms:
         raise ValueError(f"unroll's {' and '.join(terms)} term reads decoded frames chunk by chunk with a 1x "
                          f"temporal VAE; set {' and '.join(t + '_weight' for t in terms)} 0 for this model")
     probes = None
-    if terms:
+    probe_terms = [t for t in terms if t != "adversarial"]  # the critic is trained here; the probes are read
+    if probe_terms:
         if not cfg.probes:
-            raise ValueError(f"{' and '.join(t + '_weight' for t in terms)} > 0 needs probes: a folder from "
+            raise ValueError(f"{' and '.join(t + '_weight' for t in probe_terms)} > 0 needs probes: a folder from "
                              "`yume-env eval train-probes --out DIR`")
         probes = Probes.load(cfg.probes, device=info.device)
     vae = vae.to(info.device).eval().requires_grad_(False)
@@ -287,7 +330,10 @@ def train_unroll(model_config: WorldModelConfig, dit: nn.Module, vae: nn.Module,
     module = UnrollModule(dit, vae, cfg.latent_weight, cfg.pixel_weight, cfg.memory,
                           probes.inverse_dynamics if cfg.motion_weight > 0 else None, cfg.motion_weight,
                           probes.event_classifier if cfg.event_weight > 0 else None, cfg.event_weight,
-                          cfg.event_balanced, cfg.ghost_weight)
+                          cfg.event_balanced, cfg.ghost_weight,
+                          critic_mod.TransitionCritic(model_config.latent_frames_per_chunk, cfg.critic_width)
+                          if cfg.adversarial_weight > 0 else None,
+                          cfg.adversarial_weight, cfg.adversarial_warmup, cfg.critic_lr_scale)
     trainer = Trainer(module, cfg.trainer, Path(out), info=info, name="unroll")
     trainer.resume(stream)
     trainer.fit(stream, deadline=deadline)
