@@ -175,9 +175,10 @@ class UnrollModule(DiTWithFrozen):
         real_logits = self.critic(sim_before, sim_frames, action)
         fake_logits = self.critic(before.detach(), fake.detach(), action)
         world = critic_mod.generator_loss(critic_mod.generator_logits(self.critic, before.detach(), fake, action))
-        ramp = min(1.0, float(self.critic.updates) / self.adversarial_warmup) if self.adversarial_warmup > 0 else 1.0
-        loss = critic_mod.critic_loss(real_logits, fake_logits) + ramp * self.adversarial_weight * world
-        return loss, {"critic_loss": critic_mod.critic_loss(real_logits, fake_logits).detach(),
+        ramp = 1.0 if self.adversarial_warmup <= 0 else (  # a tensor: the warm-up costs no device sync
+            self.critic.updates.float() / self.adversarial_warmup).clamp(max=1.0)
+        critic = critic_mod.critic_loss(real_logits, fake_logits)
+        return critic + ramp * self.adversarial_weight * world, {"critic_loss": critic.detach(),
                       "adversarial_loss": world.detach(), "critic_real_score": real_logits.detach().float().mean(),
                       "critic_fake_score": fake_logits.detach().float().mean()}
 
