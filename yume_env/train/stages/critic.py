@@ -52,7 +52,7 @@ class TransitionCritic(nn.Module):
             raise ValueError(f"critic takes before (B, 3, H, W) and frames (B, 3, {self.frames_per_step}, H, W), "
                              f"got {tuple(before.shape)} and {tuple(frames.shape)}")
         x = torch.cat([before[:, :, None], frames], dim=2).flatten(1, 2)
-        h = self.body(x.to(self.out.parametrizations.weight.original.dtype))
+        h = self.body(x.to(self.out.bias.dtype))  # inputs follow the weights (bf16 on a GPU)
         return self.out(h)[:, 0] + torch.einsum("bchw,bc->bhw", h, self.action(action))
 
 
