@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from yume_env.actions import NUM_ACTIONS
 from yume_env.model.dit import build_dit
@@ -136,6 +137,26 @@ def test_smoke_recipe_writes_a_model_folder_that_loads_and_steps(tmp_path):
     assert default_world.main(args) == 0
 
 
+def test_smoke_recipe_stop_after_ends_the_run_at_that_stage(tmp_path):
+    """A sweep's `--set stop_after=pretrain`: VAE and pretraining finish, nothing after them runs."""
+    from yume_env.train.recipes import default_world
+    from yume_env.train.text_cache import build_text_cache
+
+    try:
+        cache = build_text_cache(tmp_path / "text_cache.safetensors")
+    except ImportError as exc:
+        pytest.skip(f"MiniLM text encoder not installed: {exc}")
+    run = tmp_path / "run"
+    args = ["--out", str(run), "--text-cache", str(cache), "--smoke", "--device", "cpu", "--set", "stop_after=pretrain"]
+    assert default_world.main(args) == 0
+    state = json.loads((run / "run.json").read_text())
+    assert [s for s in default_world.STAGES if state["stages"].get(s, {}).get("done")] == ["vae", "pretrain"]
+    assert not state.get("exported") and (run / "weights" / "dit_pretrain.safetensors").is_file()
+    with pytest.raises(ValueError, match="stop_after must be one of"):
+        default_world.main(["--out", str(tmp_path / "bad"), "--text-cache", str(cache), "--smoke", "--device", "cpu",
+                            "--set", "stop_after=pretraining"])
+
+
 def test_folder_clips_from_a_sekai_layout_dataset_match_the_simulator_clip_layout(tmp_path):
     from yume_env.data.generate import generate_dataset
     from yume_env.train.batches import FolderClipSource
@@ -208,7 +229,11 @@ def test_compare_measures_a_run_from_its_latest_pretrain_checkpoint_ema(tmp_path
     assert info["step"] == 7 and info["elapsed_s"] == 12.0
     for k, v in ema.state_dict().items():
         assert torch.equal(world.dit.state_dict()[k], v), k
-    row = measure(run, text, torch.device("cpu"))  # the smoke recipe's 2 clips x 3 steps
+    row = measure(run, text, torch.device("cpu"), save_dits=tmp_path / "dits")  # the smoke recipe's 2 clips x 3 steps
+    saved = load_file(tmp_path / "dits" / "run.safetensors")  # float16 copies of the measured (EMA) weights
+    for k, v in ema.state_dict().items():
+        assert saved[k].dtype == torch.float16 and torch.equal(saved[k], v.half()), k
+    assert json.loads((tmp_path / "dits" / "run.json").read_text())["config"] == mc.to_dict()
     assert np.isfinite(row["rollout_psnr_mean_db"]) and np.isfinite(row["teacher_forced_psnr_db"])
     assert set(row["x0_error_t1"]) >= {"true", "shuffled_action", "shuffled_history", "copy_last_frame"}
     assert "| run |" in markdown([row]) and "step-00000007" in markdown([row])

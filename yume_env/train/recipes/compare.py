@@ -10,7 +10,11 @@ each in its own folder, for the same wall-clock time; this then loads every fold
   another clip's history, and "copy the last frame"): does the variant use its action?
 
     python -m yume_env.train.recipes.compare RUN_A RUN_B ... --text-cache text_cache.safetensors \\
-        --json compare.json --markdown compare.md
+        --json compare.json --markdown compare.md [--save-dits DIR]
+
+`--save-dits DIR` also writes each run's measured DiT weights as float16 (`DIR/<run>.safetensors`,
+half the bytes, so a sweep's worlds fit what a device call sends back) beside its model config
+(`DIR/<run>.json`), for a full `yume-env eval` on a CPU later.
 """
 
 from __future__ import annotations
@@ -31,6 +35,17 @@ from yume_env.train.checkpointing import atomic_write_text, latest_checkpoint, l
 from yume_env.train.recipes.default_world import PRESETS, _load_module, _text_conditioner, apply_overrides, drift_clips
 from yume_env.train.rollout import rollout_psnr, snapshot_world, teacher_forced_psnr
 from yume_env.train.stages.pretrain import dit_state
+
+
+def save_dit(world, info: dict[str, Any], out: Path, name: str) -> Path:
+    """The world's DiT as float16 safetensors plus `{"config": ..., "run": info}` JSON, both atomic."""
+    from yume_env.train.checkpointing import atomic_save_safetensors
+
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: (v.half() if v.is_floating_point() else v).contiguous().cpu() for k, v in world.dit.state_dict().items()}
+    atomic_save_safetensors(state, out / f"{name}.safetensors")
+    atomic_write_text(out / f"{name}.json", json.dumps({"config": world.config.to_dict(), "run": info}, indent=1))
+    return out / f"{name}.safetensors"
 
 
 def load_run_world(run: Path, text, device: torch.device):
@@ -62,11 +77,13 @@ def load_run_world(run: Path, text, device: torch.device):
 
 
 @torch.no_grad()
-def measure(run: Path, text, device: torch.device) -> dict[str, Any]:
+def measure(run: Path, text, device: torch.device, save_dits: Path | None = None) -> dict[str, Any]:
     """The recipe's drift measure (its own clips and seed) plus teacher-forced PSNR and the ablation."""
     from yume_env.train.eval.conditioning import conditioning_ablation
 
     world, recipe, info = load_run_world(run, text, device)
+    if save_dits is not None:
+        save_dit(world, info, save_dits, run.name)
     mc = world.config
     source = SimClipSource(mc.height, mc.width, sub_frames=mc.latent_frames_per_chunk * mc.temporal_compression,
                            device=device)
@@ -99,12 +116,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--json", default=None)
     p.add_argument("--markdown", default=None)
+    p.add_argument("--save-dits", default=None, metavar="DIR",
+                   help="also write each run's DiT (float16) and model config here")
     args = p.parse_args(argv)
     device = D.pick_device(args.device)
     text = _text_conditioner(args.text_cache)
     rows = []
     for run in args.runs:
-        rows.append(measure(Path(run), text, device))
+        rows.append(measure(Path(run), text, device, Path(args.save_dits) if args.save_dits else None))
         print(f"{run}: rollout {rows[-1]['rollout_psnr_mean_db']:.2f} dB, teacher-forced "
               f"{rows[-1]['teacher_forced_psnr_db']:.2f} dB", file=sys.stderr, flush=True)
     table = markdown(rows)

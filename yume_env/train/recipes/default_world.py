@@ -66,6 +66,7 @@ class RecipeConfig:
     sample_steps: int = 24
     script: list[str] = field(default_factory=lambda: ["W"] * 6 + ["→"] * 6 + ["W"] * 6 + ["←"] * 6 + ["S"] * 4 + ["W+A"] * 4)
     export_seconds: float = 90.0  # time kept for measuring and exporting at the end of a call
+    stop_after: str = ""  # a stage name: end the run there (a model sweep measures pretraining only)
     seed: int = 0
 
     def model_config(self) -> WorldModelConfig:
@@ -220,6 +221,8 @@ def run_recipe(out: str | Path, text_cache: str | Path | None, preset: str = "de
     if not info.is_main:
         log = lambda message: None  # noqa: E731  (one log, rank 0's)
     recipe = apply_overrides(PRESETS[preset](), list(overrides or []))
+    if recipe.stop_after and recipe.stop_after not in STAGES:
+        raise ValueError(f"stop_after must be one of {STAGES} (or empty), got {recipe.stop_after!r}")
     mc = recipe.model_config()
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
@@ -256,6 +259,9 @@ def run_recipe(out: str | Path, text_cache: str | Path | None, preset: str = "de
         run.finish("vae", result.step, result.elapsed_s, metrics)
         _drop(root / "ckpt" / "vae")
         log(f"vae done: {metrics}")
+    if recipe.stop_after == "vae":
+        account()
+        return run.state
     vae = _load_module(vae, run.weights("vae")).to(info.device).eval().requires_grad_(False)
 
     # 2. pretrain
@@ -281,6 +287,9 @@ def run_recipe(out: str | Path, text_cache: str | Path | None, preset: str = "de
             "drift_psnr_by_step_before_self_forcing": before["psnr_by_step"]})
         _drop(root / "ckpt" / "pretrain")
         log(f"pretrain done: rollout PSNR {before['psnr_mean']:.2f} dB")
+    if recipe.stop_after == "pretrain":
+        account()
+        return run.state
 
     # 3. self-forcing (from the pretrained EMA weights)
     if not run.done("self_forcing"):
@@ -315,6 +324,9 @@ def run_recipe(out: str | Path, text_cache: str | Path | None, preset: str = "de
             other = "dit_pretrain" if keep == "dit_self_forcing" else "dit_self_forcing"
             run.weights(other).unlink(missing_ok=True)
         log(f"self-forcing done: rollout PSNR {after['psnr_mean']:.2f} dB (before {before_db:.2f} dB); exporting {keep}")
+    if recipe.stop_after == "self_forcing":
+        account()
+        return run.state
     keep = run.state["metrics"].get("exported_dit", "dit_self_forcing")
     dit = _load_module(dit.cpu(), run.weights(keep)).to(info.device)
 
@@ -338,6 +350,9 @@ def run_recipe(out: str | Path, text_cache: str | Path | None, preset: str = "de
         _drop(root / "ckpt" / "reward")
         log(f"reward done: {metrics}")
     head = _load_module(head, run.weights("task_head")).to(info.device)
+    if recipe.stop_after == "reward":  # all stages trained, nothing exported
+        account()
+        return run.state
 
     # 5. measure and export (rank 0)
     if not run.state.get("exported") and info.is_main:
