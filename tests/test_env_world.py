@@ -199,6 +199,16 @@ def test_sample_steps_does_not_change_the_shared_model():
     assert other.unwrapped.model.dit is base.unwrapped.model.dit  # same weights
 
 
+def test_spread_gain_max_is_per_env_and_checked():
+    base = make()
+    kept = make(spread_gain_max=1.5)
+    assert kept.unwrapped.model.config.spread_gain_max == 1.5
+    assert base.unwrapped.model.config.spread_gain_max == tiny_world().config.spread_gain_max
+    assert kept.unwrapped.model.dit is base.unwrapped.model.dit  # same weights
+    with pytest.raises(ValueError, match="spread_gain_max must be a number >= 1"):
+        make(spread_gain_max=0.5)
+
+
 def test_missing_model_folder_names_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="does-not-exist"):
         gym.make("YumeWorld-v0", model=str(tmp_path / "does-not-exist"))

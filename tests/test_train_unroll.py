@@ -434,3 +434,35 @@ def test_unroll_command_takes_the_adversarial_weight_and_resumes_the_critic(tmp_
     assert "--adversarial-weight 0.5 --critic-lr-scale 2" in card and "0.5 x the adversarial term" in card
     exported = WorldModel.from_pretrained(run / "model")
     assert set(exported.dit.state_dict()) == set(world.dit.state_dict())  # the critic stays in the run
+
+
+def test_event_settled_follows_the_env_wait_after_an_event_change():
+    from yume_env.train.stages.unroll import event_settled
+
+    events = ["", "", "fog", "fog", "fog", "fog"]
+    assert [event_settled(events, s) for s in range(6)] == [True, True, False, False, True, True]
+    assert [event_settled(["snow"] * 3, s) for s in range(3)] == [False, False, True]  # from the clip's start
+
+
+def test_a_world_that_keeps_its_spread_is_unrolled_and_scored_with_the_guard(world):
+    """With the config's spread gain the stream marks each unrolled chunk's guard, the module scores
+    the rescaled chunks (another loss than without), and the DiT still gets gradients through it."""
+    cfg = UnrollConfig(batch_size=3, max_burn_in=1, min_unrolled=3, max_unrolled=3, pool_clips=3, pixel_weight=1.0)
+    kept = copy.deepcopy(world)
+    kept.config = world.config.replace(spread_gain_max=1.5)
+    kept.dit.config = kept.config
+    batch = UnrollStream(SimClipSource(kept.config.height, kept.config.width, 2), kept.vae, kept.text, kept.config,
+                         cfg).make(0)
+    assert len(batch["spread_active"]) == len(batch["targets"]) and batch["spread_active"][0].dtype == torch.bool
+    assert "spread_active" not in _batch(world, cfg)  # no gain, no guard
+    batch["spread_active"] = [torch.ones_like(a) for a in batch["spread_active"]]
+    module = UnrollModule(kept.dit.requires_grad_(True), kept.vae, cfg.latent_weight, cfg.pixel_weight)
+    plain = UnrollModule(copy.deepcopy(world.dit).requires_grad_(True), world.vae, cfg.latent_weight, cfg.pixel_weight)
+    assert module.spread_gain == 1.5 and plain.spread_gain == 1.0
+    loss, _ = module(batch)
+    loss.backward()
+    plain_loss, _ = plain(batch)
+    plain_loss.backward()
+    assert loss.item() != pytest.approx(plain_loss.item())
+    graded = lambda m: {n for n, p in m.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}  # noqa: E731
+    assert graded(module) == graded(plain) and graded(module)

@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--probes", default=None, help="eval: probe folder (default yume_env/assets/eval_models)")
     parser.add_argument("--json", default=None, help="eval: write the results as JSON here")
     parser.add_argument("--report", default="eval_report.md", help="eval: markdown report path (figures beside it)")
+    parser.add_argument("--sample-steps", type=int, default=None, help="eval: denoising steps per chunk (default: the world's)")
+    parser.add_argument("--spread-gain-max", type=float, default=None,
+                        help="eval: cap on restoring a new chunk's spread to the last one's (1 = off; default: the world's)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--out", default=None, help="train-probes: output folder (default yume_env/assets/eval_models)")
     parser.add_argument("--preset", default="full", choices=["full", "gpu", "quick"],
@@ -80,13 +83,15 @@ def _train_probes(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from yume_env.env.world_config import configure_sampling
     from yume_env.model import WorldModel, default_world_path
     from yume_env.train.eval import EvalConfig, Probes, default_probes_path, evaluate, write_json, write_report
     from yume_env.train.eval.train_probes import ProbeTrainConfig, train_probes
 
     t0 = time.perf_counter()
     model_path = Path(args.model) if args.model else default_world_path()
-    model = WorldModel.from_pretrained(model_path, device=args.device)
+    model = configure_sampling(WorldModel.from_pretrained(model_path, device=args.device), args.sample_steps,
+                               args.spread_gain_max)
     config = EvalConfig.preset("quick" if args.quick else "full", episodes=args.episodes,
                                horizons=tuple(args.horizons) if args.horizons else None, seed=args.seed)
     probes_path = Path(args.probes) if args.probes else default_probes_path()

@@ -20,6 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     parser.add_argument("--dtype", default=None, help="float32 / bfloat16 (default: the folder's own)")
     parser.add_argument("--sample-steps", type=int, default=None, help="denoising steps per chunk (default: the world's)")
+    parser.add_argument("--spread-gain-max", type=float, default=None,
+                        help="cap on restoring a new chunk's spread to the last one's (1 = off; default: the world's)")
     parser.add_argument("--steps", type=int, default=None, help="number of env steps (default: the agent's plan, 48)")
     parser.add_argument(
         "--agent", default="tour",
@@ -99,7 +101,7 @@ def _record(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     env = gym.make(
         "YumeWorld-v0", model=args.model, device=args.device, dtype=args.dtype, sample_steps=args.sample_steps,
-        reward_fn="none", disable_env_checker=True,
+        spread_gain_max=args.spread_gain_max, reward_fn="none", disable_env_checker=True,
     )
     env = RecordEpisode(env, out, fps=args.fps, upscale=args.upscale, overlay=not args.no_overlay)
     from tqdm import tqdm

@@ -110,6 +110,7 @@ class YumeWorldEnv(gym.Env):
     | `dtype` | None | "float32" / "bfloat16" / ...; None = the folder's own |
     | `obs_size` | None | (h, w) of observations; None = the world's frame size |
     | `sample_steps` | None | denoising steps per chunk; None = the world's default |
+    | `spread_gain_max` | None | cap on restoring a new chunk's spread to the last one's (`yume_env.model.spread`); 1 = off; None = the world's default |
     | `flatten_actions` | False | `Discrete(81)` instead of `MultiDiscrete([9, 9])` |
     | `reward_fn` | None | see Rewards |
     | `max_episode_steps` | None | truncation after this many steps |
@@ -132,13 +133,15 @@ class YumeWorldEnv(gym.Env):
         reward_fn: Any = None,
         max_episode_steps: int | None = None,
         render_mode: str | None = None,
+        spread_gain_max: float | None = None,
     ):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         if max_episode_steps is not None and int(max_episode_steps) < 1:
             raise ValueError(f"max_episode_steps must be a positive integer or None, got {max_episode_steps!r}")
         self.render_mode = render_mode
-        self.model = configure_sampling(load_world_model(model, device=device, dtype=dtype), sample_steps)
+        self.model = configure_sampling(load_world_model(model, device=device, dtype=dtype), sample_steps,
+                                        spread_gain_max)
         self.flatten_actions = bool(flatten_actions)
         self.max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
         self._world = WorldBatch(self.model, 1, make_reward(reward_fn, self.model), obs_size=check_obs_size(obs_size))

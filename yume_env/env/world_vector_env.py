@@ -53,6 +53,7 @@ class YumeWorldVectorEnv(VectorEnv):
         reward_fn: Any = None,
         max_episode_steps: int | None = None,
         render_mode: str | None = None,
+        spread_gain_max: float | None = None,
     ):
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
@@ -62,7 +63,8 @@ class YumeWorldVectorEnv(VectorEnv):
             raise ValueError(f"max_episode_steps must be a positive integer or None, got {max_episode_steps!r}")
         self.num_envs = int(num_envs)
         self.render_mode = render_mode
-        self.model = configure_sampling(load_world_model(model, device=device, dtype=dtype), sample_steps)
+        self.model = configure_sampling(load_world_model(model, device=device, dtype=dtype), sample_steps,
+                                        spread_gain_max)
         self.flatten_actions = bool(flatten_actions)
         self.max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
         self._world = WorldBatch(self.model, self.num_envs, make_reward(reward_fn, self.model), obs_size=check_obs_size(obs_size))

@@ -23,7 +23,8 @@ class WorldModelConfig:
     `patch_size` (t, h, w), `text_dim` (text encoder width), `freq_dim` (sinusoidal timestep
     width), `eps`, `qk_norm`, `cross_attn_norm`, `rope_theta`.
     Chunks: `latent_frames_per_chunk` generated per step; sampler: `sample_steps` Euler steps with
-    timestep `shift`.
+    timestep `shift`; `spread_gain_max` > 1 scales each new chunk's per-channel spread back up to
+    the previous chunk's by at most that gain (`yume_env.model.spread`; 1 = off, as published).
     TSCM: `tscm_schedule` (a name in `yume_env.model.tscm.SCHEDULES`) for the temporal-spatial
     stream; the channel stream (linear-attention memory) has `memory_channels` per memory token and
     reads with `memory_heads` x `memory_head_dim`; `memory_enabled` builds it at all.
@@ -51,6 +52,7 @@ class WorldModelConfig:
     latent_frames_per_chunk: int = 8
     sample_steps: int = 4
     shift: float = 7.0
+    spread_gain_max: float = 1.0
     tscm_schedule: str = "yume"
     memory_channels: int = 96
     memory_heads: int = 8
@@ -97,6 +99,8 @@ class WorldModelConfig:
             raise ValueError("latent_frames_per_chunk must be a multiple of patch_size[0]")
         if self.sample_steps < 1:
             raise ValueError(f"sample_steps must be >= 1, got {self.sample_steps}")
+        if not self.spread_gain_max >= 1.0:
+            raise ValueError(f"spread_gain_max must be >= 1 (1 = off), got {self.spread_gain_max}")
 
     # ------------------------------------------------------------------ derived
     @property

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from yume_env.actions import NUM_CAMERAS, NUM_KEYS
-from yume_env.model import sampler, tscm
+from yume_env.model import sampler, spread, tscm
 from yume_env.model.config import WorldModelConfig
 from yume_env.model.dit import WanDiT, build_dit, host_tensor
 from yume_env.model.task_head import TaskHead
@@ -225,6 +225,8 @@ class WorldModel:
         if not isinstance(text, str):
             raise TypeError(f"event must be a str (\"\" for none), got {type(text).__name__}")
         self.text.event_tokens(text)
+        if text.strip() != state.event:
+            state.chunks_since_event = 0
         state.event = text.strip()
 
     def _append(self, states: list[WorldState], latents: torch.Tensor) -> None:
@@ -295,10 +297,16 @@ class WorldModel:
             return self.dit(x, t, context, history, memory, **kw).float()
 
         latents = sampler.sample(velocity, noise, sampler.sigma_schedule(c.sample_steps, c.shift))
+        active = [s.chunks_since_event >= spread.EVENT_SETTLE_CHUNKS for s in states]
+        if c.spread_gain_max > 1.0 and any(active):  # before the append: the reference is the chunk before this one
+            reference = spread.reference_spread([s.history for s in states], c.latent_frames_per_chunk)
+            latents = spread.keep_spread(latents, reference.to(latents.device), c.spread_gain_max,
+                                         active=None if all(active) else host_tensor(active, latents.device))
         clock.tick("dit")
         self._append(states, latents)
         for state in states:
             state.step_count += 1
+            state.chunks_since_event += 1
         clock.tick("memory")
         cache = _vae_fn(self.vae, "stack_caches", stack_caches)([s.vae_cache for s in states])
         pixels, cache = self.vae.decode_chunk(latents, cache)

@@ -20,6 +20,7 @@ import torch
 from yume_env.model.tscm_memory import MemoryState
 
 STATE_FORMAT = 1
+SETTLED = 1 << 30  # `chunks_since_event` of a world whose event has not changed since it began
 
 
 def _clone_cache(cache: Any) -> Any:
@@ -39,12 +40,13 @@ class WorldState:
     event: str = ""
     step_count: int = 0  # chunks generated since init_state
     history_tokens: int = 0  # tokens the DiT's history attention reads at the next step
+    chunks_since_event: int = SETTLED  # chunks generated since the event text last changed (spread.py waits on it)
 
     def clone(self) -> "WorldState":
         """An independent copy (stepping one never changes the other)."""
         return WorldState(
             self.history.clone(), self.n_history, None if self.memory is None else self.memory.clone(),
-            _clone_cache(self.vae_cache), self.event, self.step_count, self.history_tokens,
+            _clone_cache(self.vae_cache), self.event, self.step_count, self.history_tokens, self.chunks_since_event,
         )
 
     def memory_stats(self) -> dict[str, int]:
@@ -79,6 +81,7 @@ class WorldState:
             "event": self.event,
             "step_count": int(self.step_count),
             "history_tokens": int(self.history_tokens),
+            "chunks_since_event": int(self.chunks_since_event),
         }
 
     @classmethod
@@ -96,4 +99,5 @@ class WorldState:
         return cls(
             history.clone(), int(d["n_history"]), None if memory is None else memory.clone(),
             _clone_cache(d["vae_cache"]), str(d["event"]), int(d["step_count"]), int(d.get("history_tokens", 0)),
+            int(d.get("chunks_since_event", SETTLED)),  # states saved before the field: settled
         )

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from yume_env.model import sampler
+from yume_env.model import sampler, spread
 from yume_env.model.config import WorldModelConfig
 from yume_env.model.vae import frames_to_tensor
 from yume_env.train.batches import Clips
@@ -48,7 +48,11 @@ def sample_chunk(dit: nn.Module, config: WorldModelConfig, history: list[torch.T
     noise = sampler.initial_noise([(config.latent_channels, config.latent_frames_per_chunk, h, w)] * len(history),
                                   generator, context.device)
     sigmas = sampler.sigma_schedule(config.sample_steps, config.shift)
-    return sampler.sample(lambda x, t: dit(x, t, context, hist, memory, **extra).float(), noise, sigmas)
+    latents = sampler.sample(lambda x, t: dit(x, t, context, hist, memory, **extra).float(), noise, sigmas)
+    if config.spread_gain_max > 1.0:
+        latents = spread.keep_spread(latents, spread.reference_spread(history, config.latent_frames_per_chunk),
+                                     config.spread_gain_max)
+    return latents
 
 
 def snapshot_world(config: WorldModelConfig, dit: nn.Module, vae: nn.Module, text, task_head: nn.Module | None = None,

@@ -167,7 +167,8 @@ def write_report(results: dict, path: str | Path) -> Path:
     lines = [f"# Evaluation of `{results['model']}` against YumeSim", ""]
     lines += [f"Device: {sp['device']} ({sp['torch_threads']} torch threads, {sp['cpu_count']} CPUs)"
               f"{', ' + sp['gpu'] if 'gpu' in sp else ''}. Preset: {'quick' if results['config']['quick'] else 'full'}. "
-              f"Frame size {results['frame_size'][0]}x{results['frame_size'][1]}, {results['frames_per_step']} frames per step. "
+              f"Frame size {results['frame_size'][0]}x{results['frame_size'][1]}, {results['frames_per_step']} frames per step"
+              f"{_sampling(results.get('sampling'))}. "
               f"Total time {results['seconds']['total']:.0f} s.", ""]
     if results["config"]["quick"]:
         lines += ["*Quick mode: few worlds; the numbers are indicative, not the shipped figures.*", ""]
@@ -241,3 +242,12 @@ def write_report(results: dict, path: str | Path) -> Path:
     text = "\n".join(lines)
     _atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     return path
+
+
+def _sampling(sampling: dict | None) -> str:
+    """", 1 denoising step per chunk, spread kept (gain <= 1.5)" for the report's first line."""
+    if not sampling:  # results written before the field existed
+        return ""
+    n, gain = sampling["sample_steps"], sampling["spread_gain_max"]
+    kept = f", spread kept (gain <= {gain:g})" if gain > 1 else ", spread not rescaled"
+    return f", {n} denoising step{'s' if n != 1 else ''} per chunk{kept}"

@@ -65,6 +65,8 @@ def evaluate(model, probes: Probes, config: EvalConfig, model_name: str = "model
         "model": model_name,
         "frame_size": list(model.frame_size),
         "frames_per_step": int(model.frames_per_step),
+        "sampling": {"sample_steps": int(model.config.sample_steps),
+                     "spread_gain_max": float(getattr(model.config, "spread_gain_max", 1.0))},
         "config": config.to_dict(),
         "probes": {"path": probes_path, "event_classes": probes.event_classes, "record": probes.record},
         "teacher_forced": tf,

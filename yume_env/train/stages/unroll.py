@@ -47,6 +47,11 @@ world on the same steps, scores (frame before, the step's frames, action) real o
 the world is trained to be scored real. Its weight ramps up over `adversarial_warmup` steps, so
 the critic has learnt something before the world follows it.
 
+A world whose config keeps its chunks' spread (`spread_gain_max` > 1, `yume_env.model.spread`) is
+unrolled the way the env runs it: each unrolled chunk is rescaled as the env would (not within
+`EVENT_SETTLE_CHUNKS` of a clip's event change) before it is scored and fed back, so the world
+learns what to predict given the guard, and the loss reads the chunk the env would show.
+
 Measure such a world with probes trained apart from the ones in the loop (another seed and
 data), or the score can be gamed.
 """
@@ -63,6 +68,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from yume_env.actions import NUM_CAMERAS
+from yume_env.model import spread
 from yume_env.model.config import WorldModelConfig
 from yume_env.model.vae import frames_to_tensor
 from yume_env.train import distributed as D
@@ -144,6 +150,7 @@ class UnrollModule(DiTWithFrozen):
         self.ghost_weight = float(ghost_weight)
         self.memory = bool(memory) and bool(dit.config.memory_enabled)
         self.adversarial_weight, self.adversarial_warmup = float(adversarial_weight), int(adversarial_warmup)
+        self.spread_gain = float(getattr(dit.config, "spread_gain_max", 1.0))  # the env's guard (module docstring)
 
     @property
     def vae(self) -> nn.Module:
@@ -200,6 +207,9 @@ class UnrollModule(DiTWithFrozen):
             eps = batch["eps"][j]
             v = self.dit(eps, t, batch["context"][j], hist, memory, **action_kwargs(self.dit, batch["action"][j])).float()
             x0 = eps - v
+            if self.spread_gain > 1.0:  # the chunk as the env keeps it; gradients flow through the rescale
+                reference = spread.reference_spread(list(history), self.dit.config.latent_frames_per_chunk)
+                x0 = spread.keep_spread(x0, reference, self.spread_gain, batch["spread_active"][j])
             lat = F.mse_loss(x0, batch["targets"][j])
             loss = self.latent_weight * lat
             if decode:
@@ -302,7 +312,18 @@ class UnrollStream(IndexedStream):
         batch["context"] = [contexts(self.text, clips, [s] * B, self.config.text_tokens, device) for s in steps]
         batch["action"] = [(clips.actions[:, s, 0] * NUM_CAMERAS + clips.actions[:, s, 1]).to(device) for s in steps]
         batch["eps"] = [torch.randn(x.shape, generator=gen, device=gen.device).to(device) for x in batch["targets"]]
+        if self.config.spread_gain_max > 1.0:  # (B,) per unrolled step: would the env keep this chunk's spread?
+            batch["spread_active"] = [torch.tensor([event_settled(clips.events[i], s) for i in range(B)], device=device)
+                                      for s in steps]
         return batch
+
+
+def event_settled(events: list[str], step: int) -> bool:
+    """Whether the env keeps the spread of chunk `step` of a clip whose chunks have `events`: no event
+    change in the `EVENT_SETTLE_CHUNKS` chunks up to it (a clip's first event counts as a change,
+    as `init_state` with an event does)."""
+    first = max(0, step - spread.EVENT_SETTLE_CHUNKS + 1)
+    return all(events[t] == (events[t - 1] if t > 0 else "") for t in range(first, step + 1))
 
 
 def train_unroll(model_config: WorldModelConfig, dit: nn.Module, vae: nn.Module, text, cfg: UnrollConfig,
