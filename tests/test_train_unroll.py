@@ -444,9 +444,10 @@ def test_event_settled_follows_the_env_wait_after_an_event_change():
     assert [event_settled(["snow"] * 3, s) for s in range(3)] == [False, False, True]  # from the clip's start
 
 
-def test_a_world_that_keeps_its_spread_is_unrolled_and_scored_with_the_guard(world):
-    """With the config's spread gain the stream marks each unrolled chunk's guard, the module scores
-    the rescaled chunks (another loss than without), and the DiT still gets gradients through it."""
+def test_a_world_that_keeps_its_spread_is_unrolled_on_kept_histories(world):
+    """With the config's spread gain the stream marks each unrolled chunk's guard and the module
+    feeds the rescaled chunks back (so later chunks, and the loss, differ from the run without),
+    while the same weights get gradients."""
     cfg = UnrollConfig(batch_size=3, max_burn_in=1, min_unrolled=3, max_unrolled=3, pool_clips=3, pixel_weight=1.0)
     kept = copy.deepcopy(world)
     kept.config = world.config.replace(spread_gain_max=1.5)

@@ -49,8 +49,11 @@ the critic has learnt something before the world follows it.
 
 A world whose config keeps its chunks' spread (`spread_gain_max` > 1, `yume_env.model.spread`) is
 unrolled the way the env runs it: each unrolled chunk is rescaled as the env would (not within
-`EVENT_SETTLE_CHUNKS` of a clip's event change) before it is scored and fed back, so the world
-learns what to predict given the guard, and the loss reads the chunk the env would show.
+`EVENT_SETTLE_CHUNKS` of a clip's event change) before it is fed back as history, so the world
+trains on the histories it will see. The losses still score the raw prediction. Scoring the
+rescaled chunk instead was measured (docs/training.md): regression then teaches the world to
+shrink its prediction by the guard's gain, which undoes the guard (keys read back fell from 0.69
+to 0.24).
 
 Measure such a world with probes trained apart from the ones in the loop (another seed and
 data), or the score can be gamed.
@@ -207,9 +210,6 @@ class UnrollModule(DiTWithFrozen):
             eps = batch["eps"][j]
             v = self.dit(eps, t, batch["context"][j], hist, memory, **action_kwargs(self.dit, batch["action"][j])).float()
             x0 = eps - v
-            if self.spread_gain > 1.0:  # the chunk as the env keeps it; gradients flow through the rescale
-                reference = spread.reference_spread(list(history), self.dit.config.latent_frames_per_chunk)
-                x0 = spread.keep_spread(x0, reference, self.spread_gain, batch["spread_active"][j])
             lat = F.mse_loss(x0, batch["targets"][j])
             loss = self.latent_weight * lat
             if decode:
@@ -238,7 +238,11 @@ class UnrollModule(DiTWithFrozen):
                 loss = loss + self.event_weight * kl
                 ev_sum, ev_agree_sum = ev_sum + kl.detach(), ev_agree_sum + agree
             total, lat_sum = total + loss, lat_sum + lat.detach()
-            history = torch.cat([history, x0.detach()], dim=2)
+            fed = x0.detach()
+            if self.spread_gain > 1.0:  # the history the env would keep (module docstring); the losses read x0
+                reference = spread.reference_spread(list(history), self.dit.config.latent_frames_per_chunk)
+                fed = spread.keep_spread(fed, reference, self.spread_gain, batch["spread_active"][j])
+            history = torch.cat([history, fed], dim=2)
         metrics = {"latent_mse": lat_sum / m, "last_chunk_latent_mse": lat.detach()}
         if last_pix is not None:  # PSNR of [-1, 1] pixels: range 2
             metrics["pixel_psnr_db"] = 10 * torch.log10(4.0 / (pix_sum / m).clamp_min(1e-10))
