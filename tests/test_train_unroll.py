@@ -4,6 +4,7 @@ on them, and the folder command turns a one-step folder into a trained one-step 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 
 import numpy as np
@@ -448,7 +449,8 @@ def test_a_world_that_keeps_its_spread_is_unrolled_on_kept_histories(world):
     """With the config's spread gain the stream marks each unrolled chunk's guard and the module
     feeds the rescaled chunks back (so later chunks, and the loss, differ from the run without),
     while the same weights get gradients."""
-    cfg = UnrollConfig(batch_size=3, max_burn_in=1, min_unrolled=3, max_unrolled=3, pool_clips=3, pixel_weight=1.0)
+    cfg = UnrollConfig(batch_size=3, max_burn_in=1, min_unrolled=3, max_unrolled=3, pool_clips=3, pixel_weight=1.0,
+                       spread_in_loop=True)
     kept = copy.deepcopy(world)
     kept.config = world.config.replace(spread_gain_max=1.5)
     kept.dit.config = kept.config
@@ -457,9 +459,13 @@ def test_a_world_that_keeps_its_spread_is_unrolled_on_kept_histories(world):
     assert len(batch["spread_active"]) == len(batch["targets"]) and batch["spread_active"][0].dtype == torch.bool
     assert "spread_active" not in _batch(world, cfg)  # no gain, no guard
     batch["spread_active"] = [torch.ones_like(a) for a in batch["spread_active"]]
-    module = UnrollModule(kept.dit.requires_grad_(True), kept.vae, cfg.latent_weight, cfg.pixel_weight)
+    module = UnrollModule(kept.dit.requires_grad_(True), kept.vae, cfg.latent_weight, cfg.pixel_weight,
+                          spread_in_loop=True)
     plain = UnrollModule(copy.deepcopy(world.dit).requires_grad_(True), world.vae, cfg.latent_weight, cfg.pixel_weight)
     assert module.spread_gain == 1.5 and plain.spread_gain == 1.0
+    assert UnrollModule(kept.dit, kept.vae).spread_gain == 1.0  # off unless asked
+    assert "spread_active" not in UnrollStream(SimClipSource(kept.config.height, kept.config.width, 2), kept.vae,
+                                               kept.text, kept.config, dataclasses.replace(cfg, spread_in_loop=False)).make(0)
     loss, _ = module(batch)
     loss.backward()
     plain_loss, _ = plain(batch)

@@ -96,6 +96,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            help="relative weights of the clips' events, e.g. ghost=4 (unnamed events weigh 1)")
             p.add_argument("--ghost-weight", type=float, default=None,
                            help="the ghost's pixels weigh 1 + W in the pixel term (default 0: like any pixel)")
+            p.add_argument("--spread-in-loop", action="store_true",
+                           help="feed back the chunks as the env keeps their spread (the world's spread_gain_max); "
+                                "measured to undo the gain, see docs/training.md")
             p.add_argument("--adversarial-weight", type=float, default=None,
                            help="weight of the adversarial term: a critic trained beside the world scores its "
                                 "steps real or generated (default 0: off)")
@@ -166,6 +169,8 @@ def _unroll_changes(args: argparse.Namespace) -> dict:
         changes["event_mix"] = args.event_mix
     if args.ghost_weight is not None:
         changes["ghost_weight"] = args.ghost_weight
+    if getattr(args, "spread_in_loop", False):
+        changes["spread_in_loop"] = True
     if args.adversarial_weight is not None:
         changes["adversarial_weight"] = args.adversarial_weight
     if args.critic_lr_scale is not None:

@@ -309,6 +309,8 @@ def _unroll_flags(state: dict[str, Any]) -> str:
         flags.append(f"--adversarial-weight {state['adversarial_weight']:g}")
         if state.get("critic_lr_scale", default.critic_lr_scale) != default.critic_lr_scale:
             flags.append(f"--critic-lr-scale {state['critic_lr_scale']:g}")
+    if state.get("spread_in_loop"):
+        flags.append("--spread-in-loop")
     if state.get("unrolled") and state["unrolled"] != f"{default.min_unrolled}-{default.max_unrolled}":
         flags.append("--unrolled " + state["unrolled"].replace("-", " "))
     return " ".join(flags)
@@ -347,7 +349,8 @@ def _describe_unroll(cfg: UnrollConfig, mc) -> dict[str, Any]:
             "event_balanced": cfg.event_balanced, "event_mix": [list(m) for m in cfg.event_mix],
             "ghost_weight": cfg.ghost_weight, "adversarial_weight": cfg.adversarial_weight,
             "adversarial_warmup": cfg.adversarial_warmup, "critic_lr_scale": cfg.critic_lr_scale,
-            "event_clips": clips, "probes": Path(cfg.probes).name if cfg.probes else None}
+            "spread_in_loop": cfg.spread_in_loop, "event_clips": clips,
+            "probes": Path(cfg.probes).name if cfg.probes else None}
 
 
 RECIPES = {"default": default_recipe, "smoke": smoke_recipe}

@@ -47,13 +47,13 @@ world on the same steps, scores (frame before, the step's frames, action) real o
 the world is trained to be scored real. Its weight ramps up over `adversarial_warmup` steps, so
 the critic has learnt something before the world follows it.
 
-A world whose config keeps its chunks' spread (`spread_gain_max` > 1, `yume_env.model.spread`) is
-unrolled the way the env runs it: each unrolled chunk is rescaled as the env would (not within
-`EVENT_SETTLE_CHUNKS` of a clip's event change) before it is fed back as history, so the world
-trains on the histories it will see. The losses still score the raw prediction. Scoring the
-rescaled chunk instead was measured (docs/training.md): regression then teaches the world to
-shrink its prediction by the guard's gain, which undoes the guard (keys read back fell from 0.69
-to 0.24).
+`spread_in_loop` unrolls a world whose config keeps its chunks' spread (`spread_gain_max` > 1,
+`yume_env.model.spread`) the way the env runs it: each unrolled chunk is rescaled as the env would
+(not within `EVENT_SETTLE_CHUNKS` of a clip's event change) before it is fed back as history; the
+losses still score the raw prediction. It is off by default because it was measured to undo the
+guard's gain (docs/training.md): regression adapts the world to the rescaled histories by
+flattening its predictions further (keys read back fell from 0.69 to 0.34 in an 8-minute run;
+scoring the rescaled chunk itself took them to 0.24).
 
 Measure such a world with probes trained apart from the ones in the loop (another seed and
 data), or the score can be gamed.
@@ -108,6 +108,7 @@ class UnrollConfig:
     adversarial_warmup: int = 100  # steps over which the term's weight ramps from 0 (the critic learns first)
     critic_width: int = 32  # the critic's first feature width (then 2x, 4x)
     critic_lr_scale: float = 4.0  # the critic's learning rate, in multiples of the world's
+    spread_in_loop: bool = False  # feed back chunks rescaled as the env keeps them (module docstring)
     seed: int = 2
 
 
@@ -135,7 +136,7 @@ class UnrollModule(DiTWithFrozen):
                  memory: bool = True, idm: nn.Module | None = None, motion_weight: float = 0.0,
                  event_classifier: nn.Module | None = None, event_weight: float = 0.0, event_balanced: bool = False,
                  ghost_weight: float = 0.0, critic: nn.Module | None = None, adversarial_weight: float = 0.0,
-                 adversarial_warmup: int = 0, critic_lr_scale: float = 1.0):
+                 adversarial_warmup: int = 0, critic_lr_scale: float = 1.0, spread_in_loop: bool = False):
         if adversarial_weight > 0 and critic is None:
             raise ValueError("the adversarial term (adversarial_weight > 0) needs a critic (critic.TransitionCritic)")
         if ghost_weight > 0 and pixel_weight <= 0:
@@ -153,7 +154,8 @@ class UnrollModule(DiTWithFrozen):
         self.ghost_weight = float(ghost_weight)
         self.memory = bool(memory) and bool(dit.config.memory_enabled)
         self.adversarial_weight, self.adversarial_warmup = float(adversarial_weight), int(adversarial_warmup)
-        self.spread_gain = float(getattr(dit.config, "spread_gain_max", 1.0))  # the env's guard (module docstring)
+        # the env's guard on the fed-back history (module docstring); 1 = none
+        self.spread_gain = float(getattr(dit.config, "spread_gain_max", 1.0)) if spread_in_loop else 1.0
 
     @property
     def vae(self) -> nn.Module:
@@ -316,7 +318,7 @@ class UnrollStream(IndexedStream):
         batch["context"] = [contexts(self.text, clips, [s] * B, self.config.text_tokens, device) for s in steps]
         batch["action"] = [(clips.actions[:, s, 0] * NUM_CAMERAS + clips.actions[:, s, 1]).to(device) for s in steps]
         batch["eps"] = [torch.randn(x.shape, generator=gen, device=gen.device).to(device) for x in batch["targets"]]
-        if self.config.spread_gain_max > 1.0:  # (B,) per unrolled step: would the env keep this chunk's spread?
+        if c.spread_in_loop and self.config.spread_gain_max > 1.0:  # (B,) per unrolled step: would the env keep this chunk's spread?
             batch["spread_active"] = [torch.tensor([event_settled(clips.events[i], s) for i in range(B)], device=device)
                                       for s in steps]
         return batch
@@ -359,7 +361,7 @@ def train_unroll(model_config: WorldModelConfig, dit: nn.Module, vae: nn.Module,
                           cfg.event_balanced, cfg.ghost_weight,
                           critic_mod.TransitionCritic(model_config.latent_frames_per_chunk, cfg.critic_width)
                           if cfg.adversarial_weight > 0 else None,
-                          cfg.adversarial_weight, cfg.adversarial_warmup, cfg.critic_lr_scale)
+                          cfg.adversarial_weight, cfg.adversarial_warmup, cfg.critic_lr_scale, cfg.spread_in_loop)
     trainer = Trainer(module, cfg.trainer, Path(out), info=info, name="unroll")
     trainer.resume(stream)
     trainer.fit(stream, deadline=deadline)
