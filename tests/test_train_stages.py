@@ -100,15 +100,20 @@ def test_reward_stage_lowers_task_head_loss_on_simulator_labels(tiny):
     assert _lowered(losses, 0.5), losses
 
 
-def test_smoke_recipe_writes_a_model_folder_that_loads_and_steps(tmp_path):
-    from yume_env.model.pipeline import WorldModel
-    from yume_env.train.recipes import default_world
+def _text_cache_or_skip(tmp_path):
     from yume_env.train.text_cache import build_text_cache
 
     try:
-        cache = build_text_cache(tmp_path / "text_cache.safetensors")
+        return build_text_cache(tmp_path / "text_cache.safetensors")
     except ImportError as exc:
         pytest.skip(f"MiniLM text encoder not installed: {exc}")
+
+
+def test_smoke_recipe_writes_a_model_folder_that_loads_and_steps(tmp_path):
+    from yume_env.model.pipeline import WorldModel
+    from yume_env.train.recipes import default_world
+
+    cache = _text_cache_or_skip(tmp_path)
     run = tmp_path / "run"
     args = ["--out", str(run), "--text-cache", str(cache), "--smoke", "--device", "cpu"]
     assert default_world.main(args + ["--call-minutes", "0.0001"]) == 0  # out of time at once: checkpoint, stop
@@ -140,12 +145,8 @@ def test_smoke_recipe_writes_a_model_folder_that_loads_and_steps(tmp_path):
 def test_smoke_recipe_stop_after_ends_the_run_at_that_stage(tmp_path):
     """A sweep's `--set stop_after=pretrain`: VAE and pretraining finish, nothing after them runs."""
     from yume_env.train.recipes import default_world
-    from yume_env.train.text_cache import build_text_cache
 
-    try:
-        cache = build_text_cache(tmp_path / "text_cache.safetensors")
-    except ImportError as exc:
-        pytest.skip(f"MiniLM text encoder not installed: {exc}")
+    cache = _text_cache_or_skip(tmp_path)
     run = tmp_path / "run"
     args = ["--out", str(run), "--text-cache", str(cache), "--smoke", "--device", "cpu", "--set", "stop_after=pretrain"]
     assert default_world.main(args) == 0

@@ -297,11 +297,12 @@ class WorldModel:
             return self.dit(x, t, context, history, memory, **kw).float()
 
         latents = sampler.sample(velocity, noise, sampler.sigma_schedule(c.sample_steps, c.shift))
-        active = [s.chunks_since_event >= spread.EVENT_SETTLE_CHUNKS for s in states]
-        if c.spread_gain_max > 1.0 and any(active):  # before the append: the reference is the chunk before this one
-            reference = spread.reference_spread([s.history for s in states], c.latent_frames_per_chunk)
-            latents = spread.keep_spread(latents, reference.to(latents.device), c.spread_gain_max,
-                                         active=None if all(active) else host_tensor(active, latents.device))
+        if c.spread_gain_max > 1.0:  # before the append: the reference is the chunk before this one
+            active = [s.chunks_since_event >= spread.EVENT_SETTLE_CHUNKS for s in states]
+            if any(active):
+                reference = spread.reference_spread([s.history for s in states], c.latent_frames_per_chunk)
+                latents = spread.keep_spread(latents, reference.to(latents.device), c.spread_gain_max,
+                                             active=None if all(active) else host_tensor(active, latents.device))
         clock.tick("dit")
         self._append(states, latents)
         for state in states:

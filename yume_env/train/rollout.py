@@ -38,7 +38,8 @@ def sample_chunk(dit: nn.Module, config: WorldModelConfig, history: list[torch.T
                  generator: torch.Generator | None = None, memory_on: bool = True,
                  action: torch.Tensor | None = None) -> torch.Tensor:
     """Latents (B, C, F, h, w) of the next chunk for B worlds with full histories (C, N_i, h, w);
-    `action` (B,) flat actions, for DiTs with a learned action embedding."""
+    `action` (B,) flat actions, for DiTs with a learned action embedding. A config's spread gain
+    applies to every chunk (no wait after an event change: the caller's clips carry no change times)."""
     from yume_env.train.stages.pretrain import action_kwargs, batch_memory
 
     extra = action_kwargs(dit, action) if action is not None else {}

@@ -244,6 +244,11 @@ def run_recipe(out: str | Path, text_cache: str | Path | None, preset: str = "de
         call["seconds"] = time.monotonic() - t_start
         run.save()
 
+    def stops_after(stage: str) -> bool:  # `stop_after`: account for the call and end the run here
+        if recipe.stop_after == stage:
+            account()
+        return recipe.stop_after == stage
+
     # 1. VAE
     vae = build_vae(mc.vae, mc.latent_channels)
     if not run.done("vae"):
@@ -259,8 +264,7 @@ def run_recipe(out: str | Path, text_cache: str | Path | None, preset: str = "de
         run.finish("vae", result.step, result.elapsed_s, metrics)
         _drop(root / "ckpt" / "vae")
         log(f"vae done: {metrics}")
-    if recipe.stop_after == "vae":
-        account()
+    if stops_after("vae"):
         return run.state
     vae = _load_module(vae, run.weights("vae")).to(info.device).eval().requires_grad_(False)
 
@@ -287,8 +291,7 @@ def run_recipe(out: str | Path, text_cache: str | Path | None, preset: str = "de
             "drift_psnr_by_step_before_self_forcing": before["psnr_by_step"]})
         _drop(root / "ckpt" / "pretrain")
         log(f"pretrain done: rollout PSNR {before['psnr_mean']:.2f} dB")
-    if recipe.stop_after == "pretrain":
-        account()
+    if stops_after("pretrain"):
         return run.state
 
     # 3. self-forcing (from the pretrained EMA weights)
@@ -324,8 +327,7 @@ def run_recipe(out: str | Path, text_cache: str | Path | None, preset: str = "de
             other = "dit_pretrain" if keep == "dit_self_forcing" else "dit_self_forcing"
             run.weights(other).unlink(missing_ok=True)
         log(f"self-forcing done: rollout PSNR {after['psnr_mean']:.2f} dB (before {before_db:.2f} dB); exporting {keep}")
-    if recipe.stop_after == "self_forcing":
-        account()
+    if stops_after("self_forcing"):
         return run.state
     keep = run.state["metrics"].get("exported_dit", "dit_self_forcing")
     dit = _load_module(dit.cpu(), run.weights(keep)).to(info.device)
@@ -350,8 +352,7 @@ def run_recipe(out: str | Path, text_cache: str | Path | None, preset: str = "de
         _drop(root / "ckpt" / "reward")
         log(f"reward done: {metrics}")
     head = _load_module(head, run.weights("task_head")).to(info.device)
-    if recipe.stop_after == "reward":  # all stages trained, nothing exported
-        account()
+    if stops_after("reward"):  # all stages trained, nothing exported
         return run.state
 
     # 5. measure and export (rank 0)
