@@ -99,6 +99,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             p.add_argument("--spread-in-loop", action="store_true",
                            help="feed back the chunks as the env keeps their spread (the world's spread_gain_max); "
                                 "measured to undo the gain, see docs/training.md")
+            p.add_argument("--spread-weight", type=float, default=None,
+                           help="weight of the spread term: each chunk's per-channel spread in each spatial band "
+                                "against the simulator's (default 0: off)")
             p.add_argument("--adversarial-weight", type=float, default=None,
                            help="weight of the adversarial term: a critic trained beside the world scores its "
                                 "steps real or generated (default 0: off)")
@@ -171,6 +174,8 @@ def _unroll_changes(args: argparse.Namespace) -> dict:
         changes["ghost_weight"] = args.ghost_weight
     if getattr(args, "spread_in_loop", False):
         changes["spread_in_loop"] = True
+    if getattr(args, "spread_weight", None) is not None:
+        changes["spread_weight"] = args.spread_weight
     if args.adversarial_weight is not None:
         changes["adversarial_weight"] = args.adversarial_weight
     if args.critic_lr_scale is not None:

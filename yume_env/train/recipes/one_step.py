@@ -311,6 +311,8 @@ def _unroll_flags(state: dict[str, Any]) -> str:
             flags.append(f"--critic-lr-scale {state['critic_lr_scale']:g}")
     if state.get("spread_in_loop"):
         flags.append("--spread-in-loop")
+    if state.get("spread_weight"):
+        flags.append(f"--spread-weight {state['spread_weight']:g}")
     if state.get("unrolled") and state["unrolled"] != f"{default.min_unrolled}-{default.max_unrolled}":
         flags.append("--unrolled " + state["unrolled"].replace("-", " "))
     return " ".join(flags)
@@ -329,6 +331,9 @@ def _probe_terms_text(state: dict[str, Any]) -> str:
                  f"`{state.get('probes')}` reads from the simulator's last frame of the chunk and from the "
                  f"generated one{', averaged per class the simulator shows' if state.get('event_balanced') else ''}; "
                  f"{state.get('event_clips')}")
+    if state.get("spread_weight"):
+        text += (f" + {state['spread_weight']:g} x the spread term: squared log ratio of each chunk's per-channel "
+                 "spread in each spatial band to the simulator's")
     if state.get("adversarial_weight"):
         text += (f" + {state['adversarial_weight']:g} x the adversarial term: a critic trained beside the world "
                  f"(learning rate x {state.get('critic_lr_scale'):g}) scores each step real or generated from the "
@@ -349,7 +354,7 @@ def _describe_unroll(cfg: UnrollConfig, mc) -> dict[str, Any]:
             "event_balanced": cfg.event_balanced, "event_mix": [list(m) for m in cfg.event_mix],
             "ghost_weight": cfg.ghost_weight, "adversarial_weight": cfg.adversarial_weight,
             "adversarial_warmup": cfg.adversarial_warmup, "critic_lr_scale": cfg.critic_lr_scale,
-            "spread_in_loop": cfg.spread_in_loop, "event_clips": clips,
+            "spread_in_loop": cfg.spread_in_loop, "spread_weight": cfg.spread_weight, "event_clips": clips,
             "probes": Path(cfg.probes).name if cfg.probes else None}
 
 

@@ -55,6 +55,11 @@ guard's gain (docs/training.md): regression adapts the world to the rescaled his
 flattening its predictions further (keys read back fell from 0.69 to 0.34 in an 8-minute run;
 scoring the rescaled chunk itself took them to 0.24).
 
+The optional spread term (`spread_weight`, `band_spread.py`) asks each unrolled chunk for the
+truth's per-channel spread in each spatial band: a statistic, not a place, so unlike MSE it does
+not pull an uncertain chunk toward the mean of its futures. It trains into the world what the
+env's guard (`spread_gain_max`) does after the fact.
+
 Measure such a world with probes trained apart from the ones in the loop (another seed and
 data), or the score can be gamed.
 """
@@ -78,7 +83,7 @@ from yume_env.train import distributed as D
 from yume_env.train.batches import ClipPool, EventPlan, IndexedStream, SimClipSource, select
 from yume_env.train.eval.probes import Probes, to_probe_size
 from yume_env.train.rollout import encode_clips
-from yume_env.train.stages import critic as critic_mod
+from yume_env.train.stages import band_spread, critic as critic_mod
 from yume_env.train.stages.frozen_aside import DiTWithFrozen
 from yume_env.train.stages.pretrain import action_kwargs, contexts
 from yume_env.train.trainer import Trainer, TrainerConfig
@@ -109,6 +114,7 @@ class UnrollConfig:
     critic_width: int = 32  # the critic's first feature width (then 2x, 4x)
     critic_lr_scale: float = 4.0  # the critic's learning rate, in multiples of the world's
     spread_in_loop: bool = False  # feed back chunks rescaled as the env keeps them (module docstring)
+    spread_weight: float = 0.0  # the spread term: each chunk's per-band spread against the truth's (band_spread.py)
     seed: int = 2
 
 
@@ -136,7 +142,8 @@ class UnrollModule(DiTWithFrozen):
                  memory: bool = True, idm: nn.Module | None = None, motion_weight: float = 0.0,
                  event_classifier: nn.Module | None = None, event_weight: float = 0.0, event_balanced: bool = False,
                  ghost_weight: float = 0.0, critic: nn.Module | None = None, adversarial_weight: float = 0.0,
-                 adversarial_warmup: int = 0, critic_lr_scale: float = 1.0, spread_in_loop: bool = False):
+                 adversarial_warmup: int = 0, critic_lr_scale: float = 1.0, spread_in_loop: bool = False,
+                 spread_weight: float = 0.0):
         if adversarial_weight > 0 and critic is None:
             raise ValueError("the adversarial term (adversarial_weight > 0) needs a critic (critic.TransitionCritic)")
         if ghost_weight > 0 and pixel_weight <= 0:
@@ -154,6 +161,7 @@ class UnrollModule(DiTWithFrozen):
         self.ghost_weight = float(ghost_weight)
         self.memory = bool(memory) and bool(dit.config.memory_enabled)
         self.adversarial_weight, self.adversarial_warmup = float(adversarial_weight), int(adversarial_warmup)
+        self.spread_weight = float(spread_weight)
         # the env's guard on the fed-back history (module docstring); 1 = none
         self.spread_gain = float(getattr(dit.config, "spread_gain_max", 1.0)) if spread_in_loop else 1.0
 
@@ -199,7 +207,7 @@ class UnrollModule(DiTWithFrozen):
         B = history.shape[0]
         t = torch.full((B,), 1000.0, device=history.device)  # sigma 1: the one step starts from noise
         total, lat_sum, pix_sum, last_pix = 0.0, 0.0, 0.0, None
-        kl_sum, agree_sum, ev_sum, ev_agree_sum = 0.0, 0.0, 0.0, 0.0
+        kl_sum, agree_sum, ev_sum, ev_agree_sum, spread_sum = 0.0, 0.0, 0.0, 0.0, 0.0
         adversarial = self.critic is not None
         decode = self.pixel_weight > 0 or self.motion_weight > 0 or self.event_weight > 0 or adversarial
         adv_sums: dict[str, torch.Tensor] = {}
@@ -214,6 +222,10 @@ class UnrollModule(DiTWithFrozen):
             x0 = eps - v
             lat = F.mse_loss(x0, batch["targets"][j])
             loss = self.latent_weight * lat
+            if self.spread_weight > 0:
+                sp = band_spread.band_spread_loss(x0, batch["targets"][j])
+                loss = loss + self.spread_weight * sp
+                spread_sum = spread_sum + sp.detach()
             if decode:
                 cache = self.vae.start_stream(history[:, :, -1:].detach())  # decode as the env does: after the last latent
                 frames = self.vae.decode_chunk(x0, cache)[0].float()
@@ -249,6 +261,8 @@ class UnrollModule(DiTWithFrozen):
         if last_pix is not None:  # PSNR of [-1, 1] pixels: range 2
             metrics["pixel_psnr_db"] = 10 * torch.log10(4.0 / (pix_sum / m).clamp_min(1e-10))
             metrics["last_chunk_psnr_db"] = 10 * torch.log10(4.0 / last_pix.clamp_min(1e-10))
+        if self.spread_weight > 0:
+            metrics["band_spread_loss"] = spread_sum / m
         if self.motion_weight > 0:
             metrics["motion_kl"], metrics["motion_agreement"] = kl_sum / m, agree_sum / m
         if self.event_weight > 0:
@@ -361,7 +375,8 @@ def train_unroll(model_config: WorldModelConfig, dit: nn.Module, vae: nn.Module,
                           cfg.event_balanced, cfg.ghost_weight,
                           critic_mod.TransitionCritic(model_config.latent_frames_per_chunk, cfg.critic_width)
                           if cfg.adversarial_weight > 0 else None,
-                          cfg.adversarial_weight, cfg.adversarial_warmup, cfg.critic_lr_scale, cfg.spread_in_loop)
+                          cfg.adversarial_weight, cfg.adversarial_warmup, cfg.critic_lr_scale, cfg.spread_in_loop,
+                          cfg.spread_weight)
     trainer = Trainer(module, cfg.trainer, Path(out), info=info, name="unroll")
     trainer.resume(stream)
     trainer.fit(stream, deadline=deadline)
