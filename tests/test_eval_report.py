@@ -126,3 +126,27 @@ def test_cli_quick_eval_writes_report_and_json(tiny_world, probes_dir, tmp_path)
     data = json.loads(out.read_text())
     assert data["config"]["quick"] is True and data["metrics"]["ar_psnr@2"] is not None
     assert (tmp_path / "r.md").is_file()
+
+
+def test_loop_closure_reports_each_worlds_gain_and_its_standard_error(tiny_world, results):
+    from yume_env.train.eval.loop_closure import loop_closure
+
+    one = results["loop_closure"]
+    assert len(one["gain_per_world_db"]) == 1 and one["gain_stderr_db"] is None  # one world: no spread to state
+    model, _ = tiny_world
+    lc = loop_closure(model, episodes=3, walk=1, turn=18, burn=1, tries=8, seed=1_100_000,
+                      rng=np.random.default_rng(0), generator=torch.Generator().manual_seed(0), progress=False)
+    gains = np.array(lc["gain_per_world_db"])
+    assert lc["episodes"] == 3 and gains.shape == (3,)
+    assert np.mean(gains) == pytest.approx(lc["gain_over_memory_off_db"], abs=1e-4)
+    assert lc["gain_stderr_db"] == pytest.approx(np.std(gains, ddof=1) / np.sqrt(3), rel=1e-6)
+
+
+def test_more_loop_worlds_leave_the_other_measures_unchanged(tiny_world, probes_dir, results):
+    """Each measure has its own action and noise streams: adding loop worlds changes only the loop."""
+    model, _ = tiny_world
+    more = evaluate(model, Probes.load(probes_dir), EvalConfig(**{**SMALL, "loop_episodes": 2}), progress=False)
+    assert more["loop_closure"]["episodes"] == 2
+    assert more["event_following"]["model"] == results["event_following"]["model"]
+    assert more["autoregressive"]["psnr_curve"] == results["autoregressive"]["psnr_curve"]
+    assert more["teacher_forced"] == results["teacher_forced"]

@@ -71,10 +71,15 @@ def loop_closure(model, episodes: int, walk: int, turn: int, burn: int, tries: i
     views = {"sim": sim_return, "memory_on": last_on, "memory_off": last_off}
     out: dict = {"episodes": B, "seeds": seeds, "skipped_seeds": skipped, "script_steps": int(len(script)),
                  "walk": int(walk), "turn": int(turn)}
+    per_world = {name: psnr(view, start_view).numpy() for name, view in views.items()}
     for name, view in views.items():
-        out[f"{name}_psnr"] = float(psnr(view, start_view).mean())
+        out[f"{name}_psnr"] = float(per_world[name].mean())
         out[f"{name}_ssim"] = float(ssim(view, start_view).mean())
     out["gap_to_sim_db"] = out["sim_psnr"] - out["memory_on_psnr"]
     out["gain_over_memory_off_db"] = out["memory_on_psnr"] - out["memory_off_psnr"]
+    # per world and the standard error of the mean: the gain swings by dBs from world to world
+    gains = per_world["memory_on"] - per_world["memory_off"]
+    out["gain_per_world_db"] = gains.tolist()
+    out["gain_stderr_db"] = float(gains.std(ddof=1) / np.sqrt(B)) if B > 1 else None
     out["_views"] = {"start": start_view, **views}  # for the report's figure; dropped from the JSON
     return out

@@ -10,7 +10,7 @@ import torch
 from yume_env.train.eval.action_following import action_following
 from yume_env.train.eval.config import EvalConfig
 from yume_env.train.eval.event_following import event_following
-from yume_env.train.eval.fidelity import autoregressive, teacher_forced
+from yume_env.train.eval.fidelity import autoregressive, references, teacher_forced
 from yume_env.train.eval.loop_closure import loop_closure
 from yume_env.train.eval.probes import Probes
 from yume_env.train.eval.rollout import burn_in, lockstep
@@ -21,15 +21,28 @@ from yume_env.train.eval.targets import check_targets
 STRIP_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
+# The measures' random streams, in a fixed order: the rollout's (which the teacher-forced and the
+# action-following measures continue, as they read its frames) keeps `config.seed` / `sample_seed`.
+STREAMS = ("rollout", "loop_closure", "event_following", "speed")
+
+
+def _streams(model, config: EvalConfig, measure: str) -> tuple[np.random.Generator, torch.Generator]:
+    """The measure's own action RNG and sampling generator."""
+    k = STREAMS.index(measure)
+    rng = np.random.default_rng(config.seed if k == 0 else [config.seed, k])
+    return rng, torch.Generator(device=model.device).manual_seed(config.sample_seed + 1_000_003 * k)
+
+
 def evaluate(model, probes: Probes, config: EvalConfig, model_name: str = "model", probes_path: str = "",
              progress: bool = True) -> dict:
-    """Runs the measures in order (rollout -> teacher-forced -> actions -> loop -> events -> speed).
+    """Runs the measures in order (rollout -> references -> teacher-forced -> actions -> loop -> events
+    -> speed).
 
-    Seeds: each measure draws its worlds from its own block of seeds above `config.seed`, so adding
-    episodes to one measure never changes another's worlds.
+    Seeds: each measure draws its worlds from its own block of seeds above `config.seed`, and its
+    actions and sampling noise from its own streams (`_streams`), so adding episodes to one measure
+    never changes another's worlds, actions or noise.
     """
-    rng = np.random.default_rng(config.seed)
-    gen = torch.Generator(device=model.device).manual_seed(config.sample_seed)
+    rng, gen = _streams(model, config, "rollout")
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -48,17 +61,23 @@ def evaluate(model, probes: Probes, config: EvalConfig, model_name: str = "model
     ar["_frames"] = {"steps": shown, "sim": roll.sim[0, [s - 1 for s in shown], -1],
                      "model": roll.model[0, [s - 1 for s in shown], -1]}
     lap("autoregressive")
+    # Reference predictors (simulators only, no random draws): what PSNR / SSIM read without the model.
+    ar["references"] = references(roll, seeds, config.horizons, progress=progress)
+    lap("references")
     tf = teacher_forced(model, roll, config.tf_points, config.tf_context, gen, progress=progress)
     lap("teacher_forced")
     af = action_following(probes, roll)
     lap("action_following")
     lc = loop_closure(model, config.loop_episodes, config.loop_walk, config.loop_turn, config.burn_in,
-                      config.loop_tries, config.seed + 100_000, rng, gen, progress=progress)
+                      config.loop_tries, config.seed + 100_000, *_streams(model, config, "loop_closure"),
+                      progress=progress)
     lap("loop_closure")
     ev = event_following(model, probes, config.events, config.event_episodes, config.event_steps, config.event_judge,
-                         config.burn_in, config.seed + 200_000, rng, gen, progress=progress)
+                         config.burn_in, config.seed + 200_000, *_streams(model, config, "event_following"),
+                         progress=progress)
     lap("event_following")
-    sp = measure_speed(model, config.speed_steps, config.speed_warmup, config.speed_batch, config.seed + 300_000, rng, gen)
+    sp = measure_speed(model, config.speed_steps, config.speed_warmup, config.speed_batch, config.seed + 300_000,
+                       *_streams(model, config, "speed"))
     lap("speed")
     seconds["total"] = sum(seconds.values())
     results = {
