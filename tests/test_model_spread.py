@@ -49,27 +49,30 @@ def test_reference_spread_reads_each_history_newest_frames_even_when_lengths_dif
     torch.testing.assert_close(got[1], short.std(dim=(1, 2, 3)))
 
 
-def test_a_world_with_the_gain_keeps_its_spread_where_the_same_world_without_it_shrinks():
-    """The shipped world (the gain set in its config) against itself with the gain off, 12 steps of
-    walking from the same start and noise: with it, the newest chunk's per-channel spread stays
-    near the start's; without it, it shrinks (the slide into blur the module docstring describes)."""
+def test_the_shipped_world_keeps_its_spread_with_and_without_the_gain():
+    """The shipped world against itself with the gain off, 12 steps of walking from the same start
+    and noise: with the gain the newest chunk's per-channel spread stays near the start's, and the
+    gain changes the steps. Trained with the spread term (docs/training.md), the world keeps most of
+    its spread without the gain too; the world shipped before fell to 0.58 of it by step 12 and
+    0.39 by step 48."""
     from yume_env.model import WorldModel, default_world_path
 
     world = WorldModel.from_pretrained(default_world_path())
     assert world.config.spread_gain_max > 1.0
     start = world.start_frames["frames"][:1]
 
-    def final_spread(gain: float) -> float:
+    def final_spread(gain: float) -> tuple[float, torch.Tensor]:
         world.config = dataclasses.replace(world.config, spread_gain_max=gain)
         state = world.init_state(start)
         first = reference_spread([state.history], 1).mean().item()
         g = torch.Generator().manual_seed(0)
         for _ in range(12):
             world.step([state], np.array([[1, 0]]), g)
-        return reference_spread([state.history], world.config.latent_frames_per_chunk).mean().item() / first
+        return reference_spread([state.history], world.config.latent_frames_per_chunk).mean().item() / first, state.history
 
-    kept, off = final_spread(1.5), final_spread(1.0)
-    assert kept > 0.9 and off < 0.85 and kept > off + 0.1, (kept, off)
+    (kept, kept_history), (off, off_history) = final_spread(1.5), final_spread(1.0)
+    assert kept > 0.9 and off > 0.85, (kept, off)
+    assert not torch.equal(kept_history, off_history)
 
 
 def test_after_an_event_change_the_world_waits_before_keeping_the_spread():
