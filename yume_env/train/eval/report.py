@@ -75,10 +75,10 @@ REFERENCE_LABELS = {
 REFERENCE_COLORS = {"copy_last_burn_in_frame": "C7", "other_world": "C4", "other_worlds_mean_frame": "C5"}
 
 
-def _references(ar: dict) -> list[tuple[str, dict]]:
-    """(label, curves) of the reference predictors present (results written before them have none)."""
+def _references(ar: dict) -> list[tuple[str, str, dict]]:
+    """(name, label, curves) of the reference predictors present (results written before them have none)."""
     refs = ar.get("references", {})
-    return [(REFERENCE_LABELS.get(name, name), refs[name]) for name in REFERENCE_LABELS if name in refs]
+    return [(name, REFERENCE_LABELS[name], refs[name]) for name in REFERENCE_LABELS if name in refs]
 
 
 def plot_autoregressive(ar: dict, path: Path) -> None:
@@ -87,11 +87,11 @@ def plot_autoregressive(ar: dict, path: Path) -> None:
     steps = np.arange(1, ar["steps"] + 1)
     axes[0].plot(steps, ar["psnr_curve"], color="C0", label="learned world")
     axes[1].plot(steps, ar["ssim_curve"], color="C3", label="learned world")
-    refs = ar.get("references", {})
-    for name in (n for n in REFERENCE_LABELS if n in refs):  # thin dashed: what PSNR / SSIM read without the model
-        style = dict(color=REFERENCE_COLORS[name], ls="--", lw=0.9, label=REFERENCE_LABELS[name])
-        axes[0].plot(steps, refs[name]["psnr_curve"], **style)
-        axes[1].plot(steps, refs[name]["ssim_curve"], **style)
+    refs = _references(ar)
+    for name, label, curves in refs:  # thin dashed: what PSNR / SSIM read without the model
+        style = dict(color=REFERENCE_COLORS[name], ls="--", lw=0.9, label=label)
+        axes[0].plot(steps, curves["psnr_curve"], **style)
+        axes[1].plot(steps, curves["ssim_curve"], **style)
     axes[0].axhline(24, color="C1", ls=":", lw=1, label="target @16: 24 dB")
     axes[0].axhline(18, color="C2", ls=":", lw=1, label="target @256: 18 dB")
     axes[0].set(xlabel="generated step", ylabel="PSNR (dB)", title="autoregressive PSNR vs simulator")
@@ -104,6 +104,21 @@ def plot_autoregressive(ar: dict, path: Path) -> None:
             ax.set_xscale("log")
         ax.grid(alpha=0.3)
     _savefig(fig, path)
+
+
+FIGURE_WORLDS = 8  # loop-closure worlds drawn (all are measured)
+FIGURE_EPISODES_PER_EVENT = 2  # event episodes drawn per label (all are measured)
+
+
+def _first_per_label(labels: list[str], k: int) -> list[int]:
+    """Indices of the first `k` episodes of each label, in order."""
+    seen: dict[str, int] = {}
+    keep = []
+    for i, label in enumerate(labels):
+        if seen.get(label, 0) < k:
+            seen[label] = seen.get(label, 0) + 1
+            keep.append(i)
+    return keep
 
 
 def plot_strip(rows: list[tuple[str, np.ndarray]], titles: list[str], path: Path) -> None:
@@ -181,11 +196,11 @@ def write_report(results: dict, path: str | Path) -> Path:
                    [f"step {s}" for s in steps], fig_dir / "rollout.png")
     views = lc["_views"]
     plot_strip([(f"seed {s}", np.stack([views[k][i] for k in ("start", "sim", "memory_on", "memory_off")]))
-                for i, s in enumerate(lc["seeds"])],
+                for i, s in enumerate(lc["seeds"][:FIGURE_WORLDS])],
                ["start view", "simulator return", "memory on", "memory off"], fig_dir / "loop_closure.png")
-    n_ev = len(ev["labels"])
-    plot_strip([("simulator", ev["_views"]["sim"]), ("learned", ev["_views"]["model"])], ev["labels"][:n_ev],
-               fig_dir / "event_frames.png")
+    shown = _first_per_label(ev["labels"], FIGURE_EPISODES_PER_EVENT)
+    plot_strip([("simulator", ev["_views"]["sim"][shown]), ("learned", ev["_views"]["model"][shown])],
+               [ev["labels"][i] for i in shown], fig_dir / "event_frames.png")
 
     lines = [f"# Evaluation of `{results['model']}` against YumeSim", ""]
     lines += [f"Device: {sp['device']} ({sp['torch_threads']} torch threads, {sp['cpu_count']} CPUs)"
@@ -278,7 +293,7 @@ def _reference_table(ar: dict, horizons: list[int]) -> list[str]:
     lines = ["", "Reference predictors, scored the same way with the simulator only (no model):", "",
              "| predictor | " + " | ".join(f"PSNR@{h} (dB) | SSIM@{h}" for h in shown) + " |",
              "|---|" + "---|---|" * len(shown)]
-    for label, row in [("**learned world**", ar), *refs]:
+    for label, row in [("**learned world**", ar), *((label, curves) for _, label, curves in refs)]:
         lines.append(f"| {label} | " + " | ".join(f"{_fmt(row.get(f'psnr@{h}'))} | {_fmt(row.get(f'ssim@{h}'), 3)}"
                                                     for h in shown) + " |")
     lines += ["", "The other world is the same simulator in a different world under the same actions: a world that "
