@@ -31,6 +31,7 @@ class HashMiniLM(TextEncoder):
 EVENT_TEXTS = [t for texts in sim.EVENTS.values() for t in texts]
 
 SMALL = dict(episodes=2, burn_in=2, horizons=(1, 3), tf_points=2, tf_context=2, loop_episodes=1, loop_walk=1,
+             turn_back_episodes=2, turn_back_steps=(1, 2),
              event_episodes=1, events=("snow",), event_steps=2, event_judge=1, speed_steps=2,
              speed_warmup=1, speed_batch=2)
 
@@ -150,3 +151,14 @@ def test_more_loop_worlds_leave_the_other_measures_unchanged(tiny_world, probes_
     assert more["event_following"]["model"] == results["event_following"]["model"]
     assert more["autoregressive"]["psnr_curve"] == results["autoregressive"]["psnr_curve"]
     assert more["teacher_forced"] == results["teacher_forced"]
+
+
+def test_turn_back_reports_memory_on_and_off_for_each_turn(results, tmp_path):
+    tb = results["loop_closure"]["turn_back"]
+    assert tb["episodes"] == 2 and list(tb["turns"]) == ["1", "2"]
+    for row in tb["turns"].values():
+        assert row["gain_db"] == pytest.approx(row["memory_on_psnr"] - row["memory_off_psnr"], abs=1e-4)
+        assert row["gain_stderr_db"] is not None and np.isfinite(row["gain_stderr_db"])
+    assert row["memory_on_psnr"] != row["memory_off_psnr"]
+    text = write_report(results, tmp_path / "report.md").read_text()
+    assert "Turn back: turn k steps right and k back" in text and "| 2 |" in text

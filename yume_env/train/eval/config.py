@@ -27,6 +27,8 @@ class EvalConfig:
     - `loop_episodes`, `loop_walk`, `loop_turn`: loop closure (walk `loop_walk` steps, turn
       `loop_turn` steps, walk back, turn back); worlds where the simulator's own loop does not close
       (a wall in the way) are skipped, trying at most `loop_tries` seeds per episode;
+    - `turn_back_episodes`, `turn_back_steps`: turn k steps right and k back for each k, memory on
+      and off (`loop_closure.turn_back`): how far back the memory recalls;
     - `event_episodes`: episodes per event; `event_steps` steps after the prompt (standing still),
       judged on the frames of the last `event_judge` steps; `events`: which events (None: all);
     - `speed_steps`, `speed_warmup`, `speed_batch`: the steps/s measurement;
@@ -42,6 +44,8 @@ class EvalConfig:
     loop_walk: int = 6
     loop_turn: int = HALF_TURN_STEPS
     loop_tries: int = 8
+    turn_back_episodes: int = 16
+    turn_back_steps: tuple[int, ...] = (2, 4, 8, 12)
     event_episodes: int = 32  # per event; 8 left one episode worth 2 % and the rate swung by 4-6 % between seeds
     event_steps: int = 4
     event_judge: int = 2
@@ -55,10 +59,11 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         self.horizons = tuple(sorted(int(h) for h in self.horizons))
+        self.turn_back_steps = tuple(int(k) for k in self.turn_back_steps)
         if self.events is not None:
             self.events = tuple(self.events)
         for name in ("episodes", "burn_in", "tf_points", "tf_context", "loop_episodes", "loop_tries",
-                     "event_episodes", "event_steps", "event_judge", "speed_steps", "speed_batch"):
+                     "event_episodes", "event_steps", "event_judge", "speed_steps", "speed_batch", "turn_back_episodes"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"EvalConfig.{name} must be >= 1, got {getattr(self, name)!r}")
         if not self.horizons or self.horizons[0] < 1:
@@ -83,6 +88,7 @@ class EvalConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["horizons"] = list(self.horizons)
+        d["turn_back_steps"] = list(self.turn_back_steps)
         d["events"] = None if self.events is None else list(self.events)
         return d
 
@@ -90,6 +96,7 @@ class EvalConfig:
 EVAL_PRESETS: dict[str, dict[str, Any]] = {
     "full": {},
     # A few minutes less: fewer worlds and steps. Horizons stay 16 and 256 on a real model.
-    "quick": {"episodes": 2, "tf_points": 4, "loop_episodes": 1, "loop_walk": 2, "event_episodes": 1, "speed_steps": 8,
+    "quick": {"episodes": 2, "tf_points": 4, "loop_episodes": 1, "loop_walk": 2, "turn_back_episodes": 2,
+              "turn_back_steps": (2, 8), "event_episodes": 1, "speed_steps": 8,
               "speed_batch": 2, "quick": True},
 }

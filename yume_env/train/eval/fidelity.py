@@ -14,7 +14,7 @@ from yume_env.train.eval.rollout import Rollout, burn_in, frame_actions
 
 OTHER_WORLD_SEED_OFFSET = 2_000_000
 """The other-world reference's simulators use the evaluated worlds' seeds plus this: far above every
-block the evaluation draws from (`config.seed` + 0..300,000 and their episodes) and the probes'
+block the evaluation draws from (`config.seed` + 0..400,000 and their episodes) and the probes'
 training seeds (below 1,000,000), so an other world never repeats an evaluated or a training world."""
 
 REFERENCES = {

@@ -19,6 +19,7 @@ from yume_env.train.eval.rollout import burn_in, init_states
 
 WALK = np.array([KEYS.index("W"), CAMERAS.index("·")])
 TURN = np.array([KEYS.index("None"), CAMERAS.index("→")])
+TURN_BACK = np.array([KEYS.index("None"), CAMERAS.index("←")])
 POSITION_TOLERANCE = 0.05  # metres: the simulator's own loop must close this well to count
 ANGLE_TOLERANCE = np.deg2rad(1.0)
 
@@ -82,4 +83,28 @@ def loop_closure(model, episodes: int, walk: int, turn: int, burn: int, tries: i
     out["gain_per_world_db"] = gains.tolist()
     out["gain_stderr_db"] = float(gains.std(ddof=1) / np.sqrt(B)) if B > 1 else None
     out["_views"] = {"start": start_view, **views}  # for the report's figure; dropped from the JSON
+    return out
+
+
+def turn_back(model, episodes: int, turns: tuple[int, ...], burn: int, seed: int, rng: np.random.Generator,
+              generator: torch.Generator, progress: bool = True) -> dict:
+    """Turn k steps right and k back left, standing still, for each k in `turns`: PSNR of the return
+    view against the start view with memory on and off (as in `loop_closure`). Standing and turning
+    in place always returns the simulator to its start view, so no world is skipped; the measure
+    shows how many steps back the world's memory still recalls what it saw."""
+    actions = rng.integers(0, [len(KEYS), 1], size=(episodes, burn, 2))  # burn-in: keys only, level camera
+    seeds = [seed + i for i in range(episodes)]
+    out: dict = {"episodes": episodes, "seeds": seeds, "turns": {}}
+    for k in tqdm(turns, desc="turn back", disable=not progress):
+        start = burn_in(model, seeds, burn, rng, actions=actions)
+        start_view = start.frames[:, -1]
+        on, off = init_states(model, start), init_states(model, start)
+        for a in [TURN] * k + [TURN_BACK] * k:
+            frames = model.step(on + off, np.tile(a, (2 * episodes, 1)), generator).frames
+            off = [model.init_state(fr) for fr in frames[episodes:]]
+        p_on, p_off = psnr(frames[:episodes, -1], start_view).numpy(), psnr(frames[episodes:, -1], start_view).numpy()
+        gains = p_on - p_off
+        out["turns"][str(k)] = {"memory_on_psnr": float(p_on.mean()), "memory_off_psnr": float(p_off.mean()),
+                                "gain_db": float(gains.mean()),
+                                "gain_stderr_db": float(gains.std(ddof=1) / np.sqrt(episodes)) if episodes > 1 else None}
     return out

@@ -256,7 +256,7 @@ def write_report(results: dict, path: str | Path) -> Path:
         lines.append(f"| {label} | {_fmt(lc[f'{name}_psnr'])} | {_fmt(lc[f'{name}_ssim'], 3)} |")
     lines += ["", f"Gap to the simulator: {_fmt(lc['gap_to_sim_db'])} dB; gain of memory: "
               f"{_fmt(lc['gain_over_memory_off_db'])} dB{_stderr(lc.get('gain_stderr_db'))}. "
-              "(PSNR is capped at 60 dB, identical views.)", "",
+              "(PSNR is capped at 60 dB, identical views.)", "", *_turn_back_table(lc.get("turn_back")),
               f"![loop closure]({rel}/loop_closure.png)", "",
               "## Event following", "",
               f"Prompt the event after the burn-in, stand still {ev['steps']} steps, classify the frames of the last "
@@ -302,9 +302,22 @@ def _reference_table(ar: dict, horizons: list[int]) -> list[str]:
     return lines
 
 
-def _stderr(value: float | None) -> str:
+def _turn_back_table(tb: dict | None) -> list[str]:
+    """Markdown lines for the turn-back measure (none for results written before it)."""
+    if not tb or not tb.get("turns"):
+        return []
+    lines = [f"Turn back: turn k steps right and k back, standing still ({tb['episodes']} worlds); the return view "
+             "against the start view. How many steps back the memory still recalls what it saw:", "",
+             "| k | memory on (dB) | memory off (dB) | gain (dB) |", "|---|---|---|---|"]
+    for k, row in tb["turns"].items():
+        lines.append(f"| {k} | {_fmt(row['memory_on_psnr'])} | {_fmt(row['memory_off_psnr'])} | "
+                     f"{_fmt(row['gain_db'])}{_stderr(row.get('gain_stderr_db'), short=True)} |")
+    return lines + [""]
+
+
+def _stderr(value: float | None, short: bool = False) -> str:
     """" ± 0.84 (standard error over worlds)", or "" where there is none (one world, older results)."""
-    return "" if value is None else f" ± {_fmt(value)} (standard error over worlds)"
+    return "" if value is None else f" ± {_fmt(value)}" + ("" if short else " (standard error over worlds)")
 
 
 def _sampling(sampling: dict | None) -> str:

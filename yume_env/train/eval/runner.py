@@ -11,7 +11,7 @@ from yume_env.train.eval.action_following import action_following
 from yume_env.train.eval.config import EvalConfig
 from yume_env.train.eval.event_following import event_following
 from yume_env.train.eval.fidelity import autoregressive, references, teacher_forced
-from yume_env.train.eval.loop_closure import loop_closure
+from yume_env.train.eval.loop_closure import loop_closure, turn_back
 from yume_env.train.eval.probes import Probes
 from yume_env.train.eval.rollout import burn_in, lockstep
 from yume_env.train.eval.simulate import random_actions
@@ -23,7 +23,7 @@ STRIP_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 # The measures' random streams, in a fixed order: the rollout's (which the teacher-forced and the
 # action-following measures continue, as they read its frames) keeps `config.seed` / `sample_seed`.
-STREAMS = ("rollout", "loop_closure", "event_following", "speed")
+STREAMS = ("rollout", "loop_closure", "event_following", "speed", "turn_back")
 
 
 def _streams(model, config: EvalConfig, measure: str) -> tuple[np.random.Generator, torch.Generator]:
@@ -71,6 +71,8 @@ def evaluate(model, probes: Probes, config: EvalConfig, model_name: str = "model
     lc = loop_closure(model, config.loop_episodes, config.loop_walk, config.loop_turn, config.burn_in,
                       config.loop_tries, config.seed + 100_000, *_streams(model, config, "loop_closure"),
                       progress=progress)
+    lc["turn_back"] = turn_back(model, config.turn_back_episodes, config.turn_back_steps, config.burn_in,
+                                config.seed + 400_000, *_streams(model, config, "turn_back"), progress=progress)
     lap("loop_closure")
     ev = event_following(model, probes, config.events, config.event_episodes, config.event_steps, config.event_judge,
                          config.burn_in, config.seed + 200_000, *_streams(model, config, "event_following"),
