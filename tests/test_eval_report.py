@@ -162,3 +162,13 @@ def test_turn_back_reports_memory_on_and_off_for_each_turn(results, tmp_path):
     assert row["memory_on_psnr"] != row["memory_off_psnr"]
     text = write_report(results, tmp_path / "report.md").read_text()
     assert "Turn back: turn k steps right and k back" in text and "| 2 |" in text
+
+
+def test_eval_config_names_bad_counts():
+    with pytest.raises(ValueError, match="turn_back_steps must be positive"):
+        EvalConfig(turn_back_steps=(0, 2))
+    with pytest.raises(ValueError, match=r"EvalConfig.loop_episodes must be >= 1"):
+        EvalConfig(loop_episodes=0)
+    with pytest.raises(ValueError, match="unknown eval preset"):
+        EvalConfig.preset("huge")
+    assert EvalConfig.preset("quick").turn_back_steps == (2, 8)

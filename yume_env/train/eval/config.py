@@ -66,6 +66,8 @@ class EvalConfig:
                      "event_episodes", "event_steps", "event_judge", "speed_steps", "speed_batch", "turn_back_episodes"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"EvalConfig.{name} must be >= 1, got {getattr(self, name)!r}")
+        if not self.turn_back_steps or min(self.turn_back_steps) < 1:
+            raise ValueError(f"EvalConfig.turn_back_steps must be positive step counts, got {self.turn_back_steps!r}")
         if not self.horizons or self.horizons[0] < 1:
             raise ValueError(f"EvalConfig.horizons must be positive step counts, got {self.horizons!r}")
         if self.event_judge > self.event_steps:
