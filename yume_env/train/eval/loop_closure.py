@@ -60,14 +60,11 @@ def loop_closure(model, episodes: int, walk: int, turn: int, burn: int, tries: i
             "fix loop_turn, lower loop_walk or raise loop_tries")
     start = burn_in(model, seeds, burn, rng, actions=np.stack(burn_actions))
     start_view = start.frames[:, -1]
-    on, off = init_states(model, start), init_states(model, start)
     B = len(seeds)
-    for a in tqdm(script, desc="loop closure", disable=not progress):
-        for sim in start.sims:
+    last_on, last_off = return_views(model, start, script, generator, "loop closure", progress)
+    for sim in start.sims:
+        for a in script:
             sim.step(a)  # the simulators walk the same script; their return view is rendered below
-        frames = model.step(on + off, np.tile(a, (2 * B, 1)), generator).frames
-        off = [model.init_state(fr) for fr in frames[B:]]
-        last_on, last_off = frames[:B, -1], frames[B:, -1]
     sim_return = np.stack([sim.render() for sim in start.sims])
     views = {"sim": sim_return, "memory_on": last_on, "memory_off": last_off}
     out: dict = {"episodes": B, "seeds": seeds, "skipped_seeds": skipped, "script_steps": int(len(script)),
@@ -81,9 +78,27 @@ def loop_closure(model, episodes: int, walk: int, turn: int, burn: int, tries: i
     # per world and the standard error of the mean: the gain swings by dBs from world to world
     gains = per_world["memory_on"] - per_world["memory_off"]
     out["gain_per_world_db"] = gains.tolist()
-    out["gain_stderr_db"] = float(gains.std(ddof=1) / np.sqrt(B)) if B > 1 else None
+    out["gain_stderr_db"] = _stderr(gains)
     out["_views"] = {"start": start_view, **views}  # for the report's figure; dropped from the JSON
     return out
+
+
+def return_views(model, start, script: np.ndarray, generator: torch.Generator, desc: str,
+                 progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Fresh worlds from `start` take the `script`, with memory on and off, batched together; the
+    last frame of each side (B, H, W, 3). Memory off: after every step the world is rebuilt from
+    its own last chunk only (module docstring)."""
+    B = len(start.sims)
+    on, off = init_states(model, start), init_states(model, start)
+    for a in tqdm(script, desc=desc, disable=not progress):
+        frames = model.step(on + off, np.tile(a, (2 * B, 1)), generator).frames
+        off = [model.init_state(fr) for fr in frames[B:]]
+    return frames[:B, -1], frames[B:, -1]
+
+
+def _stderr(values: np.ndarray) -> float | None:
+    """Standard error of the mean over worlds (None for one world)."""
+    return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else None
 
 
 def turn_back(model, episodes: int, turns: tuple[int, ...], burn: int, seed: int, rng: np.random.Generator,
@@ -95,16 +110,13 @@ def turn_back(model, episodes: int, turns: tuple[int, ...], burn: int, seed: int
     actions = rng.integers(0, [len(KEYS), 1], size=(episodes, burn, 2))  # burn-in: keys only, level camera
     seeds = [seed + i for i in range(episodes)]
     out: dict = {"episodes": episodes, "seeds": seeds, "turns": {}}
-    for k in tqdm(turns, desc="turn back", disable=not progress):
-        start = burn_in(model, seeds, burn, rng, actions=actions)
-        start_view = start.frames[:, -1]
-        on, off = init_states(model, start), init_states(model, start)
-        for a in [TURN] * k + [TURN_BACK] * k:
-            frames = model.step(on + off, np.tile(a, (2 * episodes, 1)), generator).frames
-            off = [model.init_state(fr) for fr in frames[episodes:]]
-        p_on, p_off = psnr(frames[:episodes, -1], start_view).numpy(), psnr(frames[episodes:, -1], start_view).numpy()
+    start = burn_in(model, seeds, burn, rng, actions=actions)  # the same worlds for every k (only frames are read)
+    start_view = start.frames[:, -1]
+    for k in turns:
+        script = np.array([TURN] * k + [TURN_BACK] * k)
+        last_on, last_off = return_views(model, start, script, generator, f"turn back {k}", progress)
+        p_on, p_off = psnr(last_on, start_view).numpy(), psnr(last_off, start_view).numpy()
         gains = p_on - p_off
         out["turns"][str(k)] = {"memory_on_psnr": float(p_on.mean()), "memory_off_psnr": float(p_off.mean()),
-                                "gain_db": float(gains.mean()),
-                                "gain_stderr_db": float(gains.std(ddof=1) / np.sqrt(episodes)) if episodes > 1 else None}
+                                "gain_db": float(gains.mean()), "gain_stderr_db": _stderr(gains)}
     return out
