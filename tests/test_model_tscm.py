@@ -115,11 +115,11 @@ def test_append_history_keeps_exactly_the_planned_frames():
         assert kept[0, :, 0, 0].tolist() == [float(i) for i in frames_to_keep("tiny", n)]
 
 
-@pytest.mark.parametrize("schedule", ["tiny", "tiny-fine"])
-def test_once_thinned_many_lengths_keep_the_same_positions(schedule):
+@pytest.mark.parametrize("schedule, bound", [("tiny", 16), ("tiny-fine", 16), ("tiny-recall", 32)])
+def test_once_thinned_many_lengths_keep_the_same_positions(schedule, bound):
     # what lets the env append the histories of worlds of different lengths together: the groups
-    # stay few however long and however staggered the episodes
-    assert len({keep_positions(schedule, n, 2) for n in range(100, 5000)}) <= 16
+    # stay few however long and however staggered the episodes (about twice the oldest band's budget)
+    assert len({keep_positions(schedule, n, 2) for n in range(100, 5000)}) <= bound
 
 
 @pytest.mark.parametrize("schedule", ["tiny", "yume"])
@@ -131,6 +131,13 @@ def test_band_columns_name_each_bands_frames_in_the_stored_history(schedule):
         assert band_columns(schedule, n, n) == tuple(b.frames for b in bands)
         if len(kept) + 1 < n:
             assert band_columns(schedule, n, len(kept) + 1) is None
+
+
+def test_tiny_recall_keeps_16_old_frames_at_4_tokens_within_288():
+    counts = [history_token_count("tiny-recall", n, (8, 8)) for n in range(1, 400)]
+    assert max(counts) == 2 * 64 + 4 * 16 + 8 * 4 + 16 * 4 == 288
+    oldest = plan_history("tiny-recall", 200, (8, 8)).bands[0]
+    assert len(oldest.frames) == 16 and oldest.grid == (2, 2)
 
 
 def test_unknown_schedule_names_the_choices():

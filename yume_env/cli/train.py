@@ -109,6 +109,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            help="the critic's learning rate in multiples of the world's (default 4)")
             p.add_argument("--unrolled", type=int, nargs=2, default=None, metavar=("MIN", "MAX"),
                            help="chunks unrolled per batch, drawn in [MIN, MAX] (default 2 8)")
+            p.add_argument("--burn-in", type=int, default=None, metavar="MAX",
+                           help="simulator chunks of history before the unrolled ones, at most (default 4); "
+                                "clips are MAX + the most unrolled chunks long")
+            p.add_argument("--revisit", type=float, default=None, metavar="FRACTION",
+                           help="share of clips that end by coming back to a view they saw (a loop or a turn "
+                                "away and back), to train recall (default 0)")
+            p.add_argument("--revisit-batches", type=float, default=None, metavar="FRACTION",
+                           help="with --revisit: share of batches that unroll the clips' last chunks (default 0.5)")
+            p.add_argument("--pool-clips", type=int, default=None,
+                           help="clips rendered per call of the simulator (default 256; more for long clips)")
+            p.add_argument("--tscm-schedule", default=None,
+                           help="train under this TSCM history schedule instead of the world's own "
+                                "(e.g. tiny-recall); new history embedders start from the patch embedding")
+            p.add_argument("--pose-memory", action="store_true",
+                           help="turn pose memory on: each history frame's dead-reckoned pose relative to the "
+                                "chunk's is added to its tokens (a new embedding, zero at the start)")
+            p.add_argument("--pose-lr-scale", type=float, default=None,
+                           help="the pose embedding's learning rate in multiples of the world's (default 1)")
     try:  # the finetune stage brings its own options
         finetune = importlib.import_module("yume_env.train.finetune")
     except ImportError:
@@ -146,7 +164,9 @@ def run(args: argparse.Namespace) -> int:
                             text_cache=args.text_cache, budget_minutes=args.budget_minutes,
                             call_minutes=args.call_minutes, device=args.device, trainer_changes=changes,
                             batch_size=args.batch_size, export_now=args.export_now,
-                            config_changes=_unroll_changes(args) if args.stage == "unroll" else None)
+                            config_changes=_unroll_changes(args) if args.stage == "unroll" else None,
+                            tscm_schedule=getattr(args, "tscm_schedule", None),
+                            pose_memory=getattr(args, "pose_memory", False))
         print(json.dumps({k: state.get(k) for k in ("exported", "steps", "elapsed_s", "final_loss", "metrics")}, indent=1))
         return 0
     if args.stage == "default-world":
@@ -182,6 +202,11 @@ def _unroll_changes(args: argparse.Namespace) -> dict:
         changes["critic_lr_scale"] = args.critic_lr_scale
     if args.unrolled:
         changes["min_unrolled"], changes["max_unrolled"] = args.unrolled
+    for flag, name in (("burn_in", "max_burn_in"), ("revisit", "revisit_fraction"),
+                       ("revisit_batches", "revisit_batches"), ("pool_clips", "pool_clips"),
+                       ("pose_lr_scale", "pose_lr_scale")):
+        if getattr(args, flag, None) is not None:
+            changes[name] = getattr(args, flag)
     return changes
 
 

@@ -60,6 +60,7 @@ class WorldModelConfig:
     memory_enabled: bool = True
     history_attention: str = "global"
     action_embedding: bool = False  # a learned (81, dim) table of flat actions added to the time embedding
+    pose_memory: bool = False  # history tokens get their frame's dead-reckoned pose relative to the chunk's (pose_memory.py)
     height: int = 704
     width: int = 1280
     fps: int = 16
@@ -89,6 +90,15 @@ class WorldModelConfig:
 
         if self.tscm_schedule not in SCHEDULES:
             raise ValueError(f"tscm_schedule must be one of {sorted(SCHEDULES)}, got {self.tscm_schedule!r}")
+        if self.pose_memory and self.temporal_compression != 1:
+            raise ValueError("pose_memory gives each latent frame its camera pose, so it needs a VAE without "
+                             f"temporal compression (1), got {self.temporal_compression}")
+        base = self.patch_size[1]
+        odd = sorted({k for k, _ in SCHEDULES[self.tscm_schedule].kernels() if k % base})
+        if odd:  # a history token must cover whole current-chunk patches
+            raise ValueError(f"tscm_schedule {self.tscm_schedule!r} embeds history with kernels {odd}, which are not "
+                             f"multiples of the spatial patch ({base}); use a schedule made for this patch size "
+                             "(1x1 patches: 'tiny-fine' or 'tiny-recall'; 2x2: 'tiny' or 'yume')")
         sc = self.spatial_compression
         for name, px in (("height", self.height), ("width", self.width)):
             if px % (sc * self.patch_size[1]):

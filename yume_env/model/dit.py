@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from yume_env.actions import NUM_ACTIONS
 from yume_env.model.config import WorldModelConfig
 from yume_env.model.dit_blocks import Head, RMSNorm, WanBlock, linear_f32, sinusoidal_embedding
+from yume_env.model.pose_memory import PoseEmbedding
 from yume_env.model.rope import layout_positions, rope_freqs
 from yume_env.model.tscm import BandPlan, band_columns, get_schedule, plan_history
 from yume_env.model.tscm_memory import MemoryRead, MemoryState, stack_memory
@@ -115,10 +116,33 @@ class WanDiT(nn.Module):
         # a learned embedding of the flat action (key * 9 + camera), added to the time embedding of
         # the current chunk: a direct control signal next to the caption (not in the published model)
         self.action_embedding = nn.Embedding(NUM_ACTIONS, c.dim) if c.action_embedding else None
+        # each history frame's pose relative to the chunk's, added to the frame's tokens (pose_memory.py)
+        self.pose_embedding = PoseEmbedding(c.dim) if c.pose_memory else None
         if not self.patch_embedding.weight.is_meta:  # meta tensors hold no values to initialise
             self.init_weights()
 
     # ------------------------------------------------------------------ weights
+    @torch.no_grad()
+    def init_history_embedders(self, names: set[str] | None = None) -> None:
+        """History embedders from the current patch embedding: a kernel-k conv is the patch conv
+        resampled to k (a kernel-k token starts as the mean of the tokens it covers), a pre-shrink
+        conv a per-channel mean. `names`: only these embedders (e.g. the ones a new schedule adds
+        to a trained DiT, `yume_env.model.retarget`); None: all."""
+        base = self.config.patch_size[1]
+        for kernel, shrink in self.schedule.kernels():
+            name = embedder_name(kernel, 1, base)
+            if kernel != base and (names is None or name in names):
+                conv = getattr(self, name)
+                w = F.interpolate(self.patch_embedding.weight, size=(1, kernel, kernel), mode="trilinear", align_corners=False)
+                conv.weight.copy_(w * (base / kernel) ** 2)
+                conv.bias.copy_(self.patch_embedding.bias)
+            name = embedder_name(kernel, shrink, base)
+            if shrink > 1 and (names is None or name in names):
+                conv = getattr(self, name)
+                eye = torch.eye(conv.weight.shape[0], device=conv.weight.device, dtype=conv.weight.dtype)
+                conv.weight.copy_(eye[:, :, None, None, None].expand_as(conv.weight) / shrink**2)
+                conv.bias.zero_()
+
     @torch.no_grad()
     def init_weights(self) -> None:
         """Set every parameter (so `to_empty` + `init_weights` gives a complete model): Wan's
@@ -145,23 +169,14 @@ class WanDiT(nn.Module):
                 if isinstance(m, nn.Linear):
                     nn.init.normal_(m.weight, std=0.02)
         nn.init.zeros_(self.head.head.weight)
-        base = self.config.patch_size[1]
-        for kernel, shrink in self.schedule.kernels():
-            if kernel != base:
-                conv = getattr(self, embedder_name(kernel, 1, base))
-                w = F.interpolate(self.patch_embedding.weight, size=(1, kernel, kernel), mode="trilinear", align_corners=False)
-                conv.weight.copy_(w * (base / kernel) ** 2)
-                conv.bias.copy_(self.patch_embedding.bias)
-            if shrink > 1:
-                conv = getattr(self, embedder_name(kernel, shrink, base))
-                eye = torch.eye(conv.weight.shape[0], device=conv.weight.device, dtype=conv.weight.dtype)
-                conv.weight.copy_(eye[:, :, None, None, None].expand_as(conv.weight) / shrink**2)
-                conv.bias.zero_()
+        self.init_history_embedders()
         if self.memory_embedding is not None:
             nn.init.xavier_uniform_(self.memory_embedding.weight.flatten(1))
             nn.init.zeros_(self.memory_embedding.bias)
             for blk in self.blocks:
                 nn.init.zeros_(blk.memory.gate)
+        if self.pose_embedding is not None:  # zero output: unchanged until it learns
+            self.pose_embedding.reset_parameters()
         if self.action_embedding is not None:  # zero: a fresh model is unchanged until it learns
             nn.init.zeros_(self.action_embedding.weight)
 
@@ -219,8 +234,13 @@ class WanDiT(nn.Module):
         memory: list[MemoryState | None] | None = None,
         context: torch.Tensor | None = None,
         n_history: list[int] | None = None,
+        poses: list[torch.Tensor] | None = None,
     ) -> HistoryContext:
         """Embed each world's history latents (C, N_i, h, w) (N_i may be 0 and may differ).
+
+        poses: per world, (N_i, POSE_FEATURES) features of each stored history frame's pose seen
+        from the chunk being generated (`pose_memory.relative_features`), for DiTs with
+        `config.pose_memory` (ignored by others); None: no pose is added.
 
         n_history: true history lengths when history[i] holds only `tscm.frames_to_keep(schedule,
         n_history[i])` (bounded storage, see `tscm.append_history`); default: history[i] is full.
@@ -261,10 +281,19 @@ class WanDiT(nn.Module):
             order = [i for sub in subs.values() for i in sub]
             stacked = [torch.stack([history[i] for i in sub]) if len(sub) > 1 else history[sub[0]].unsqueeze(0)
                        for sub in subs.values()]
+            with_pose = poses is not None and self.pose_embedding is not None
+            if with_pose:
+                stacked_poses = [torch.stack([poses[i].to(device) for i in sub]) for sub in subs.values()]
             t_parts = []
             for j, band in enumerate(plan.bands):
                 sel = [st[:, :, _as_index(columns[sub[0]][j], st.shape[2])] for st, sub in zip(stacked, subs.values())]
-                t_parts.append(self._embed_band(sel[0] if len(sel) == 1 else torch.cat(sel), band))
+                toks = self._embed_band(sel[0] if len(sel) == 1 else torch.cat(sel), band)
+                if with_pose:  # one vector per frame, on each of its gh * gw tokens
+                    feats = torch.cat([sp[:, _as_index(columns[sub[0]][j], sp.shape[1])]
+                                       for sp, sub in zip(stacked_poses, subs.values())])
+                    emb = self.pose_embedding(feats.to(toks.dtype))
+                    toks = toks + emb.repeat_interleave(band.grid[0] * band.grid[1], dim=1)
+                t_parts.append(toks)
             group_toks = torch.cat(t_parts, 1) if t_parts else torch.zeros(len(members), 0, dim, dtype=self.dtype, device=device)
             group_pos = layout_positions(tuple((b.t0, len(b.frames), *b.grid) for b in plan.bands), device)
             group_out.append((order, group_toks, group_pos))

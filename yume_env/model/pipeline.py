@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from yume_env.actions import NUM_CAMERAS, NUM_KEYS
-from yume_env.model import sampler, spread, tscm
+from yume_env.model import pose_memory, sampler, spread, tscm
 from yume_env.model.config import WorldModelConfig
 from yume_env.model.dit import WanDiT, build_dit, host_tensor
 from yume_env.model.task_head import TaskHead
@@ -202,8 +202,9 @@ class WorldModel:
     def init_state(self, frames: np.ndarray, actions: np.ndarray | None = None, event: str = "") -> WorldState:
         """A world whose history is `frames` uint8 (T, H, W, 3), T >= 1 (encoded by the VAE).
 
-        `actions` int (T-1, 2) are the moves between the frames; they are validated only: history
-        tokens carry no action conditioning (as in Yume), only the chunk being generated does.
+        `actions` int (T-1, 2) are the moves between the frames (each one sub-move of a step). History
+        tokens carry no action conditioning (as in Yume), only the chunk being generated does; a
+        world with pose memory dead-reckons the frames' poses from them (none given: no move).
         """
         frames = np.asarray(frames)
         H, W = self.frame_size
@@ -216,7 +217,17 @@ class WorldModel:
             history=latents.new_zeros(latents.shape[1], 0, *latents.shape[-2:]), n_history=0, memory=None,
             vae_cache=_vae_fn(self.vae, "start_stream", lambda z: self.vae.decode_chunk(z, None)[1])(latents),
         )
-        self._append([state], latents)
+        poses = None
+        if self.config.pose_memory:
+            state.poses = latents.new_zeros(4, 0, 1, 1)
+            moves = torch.as_tensor(np.asarray(actions if actions is not None else np.zeros((len(frames) - 1, 2)),
+                                               dtype=np.int64).reshape(-1, 2), device=self.device)
+            pose, rows = latents.new_zeros(1, 4), [latents.new_zeros(1, 4)]
+            for a in moves:  # each transition is one sub-move of an env step
+                pose = pose_memory.advance(pose, a[None], self.frames_per_step, moves=1)[:, 0]
+                rows.append(pose)
+            poses = torch.cat(rows)[None]  # (1, T, 4)
+        self._append([state], latents, poses)
         self.set_event(state, event)
         return state
 
@@ -229,10 +240,11 @@ class WorldModel:
             state.chunks_since_event = 0
         state.event = text.strip()
 
-    def _append(self, states: list[WorldState], latents: torch.Tensor) -> None:
+    def _append(self, states: list[WorldState], latents: torch.Tensor, poses: torch.Tensor | None = None) -> None:
         """Adds each world's new latents (B, C, n, h, w) to its bounded history and channel-stream
         sums: one channel-stream update for all worlds, one history append per group of worlds
-        that keep the same frames (per-world small ops made a batched step launch-bound on a GPU)."""
+        that keep the same frames (per-world small ops made a batched step launch-bound on a GPU).
+        `poses` (B, n, 4): the new latents' poses, kept like the latents (models with pose memory)."""
         c = self.config
         memories = self.dit.update_memories([s.memory for s in states], latents) if c.memory_enabled else None
         groups: dict[tuple, list[int]] = {}
@@ -254,6 +266,12 @@ class WorldModel:
             grown = tscm.append_history(c.tscm_schedule, kept, states[members[0]].n_history, new)
             for i, history in zip(members, grown.unbind(0)):  # B views in one op
                 states[i].history = history
+            if poses is not None:  # (G, 4, K, 1, 1): kept and dropped exactly like the latents
+                new_poses = poses[host_tensor(members, poses.device)].transpose(1, 2)[..., None, None]
+                kept_poses = torch.stack([states[i].poses.to(new_poses) for i in members])
+                grown = tscm.append_history(c.tscm_schedule, kept_poses, states[members[0]].n_history, new_poses)
+                for i, p in zip(members, grown.unbind(0)):
+                    states[i].poses = p
         for i, state in enumerate(states):
             state.n_history += latents.shape[2]
             if memories is not None:
@@ -283,8 +301,10 @@ class WorldModel:
         context = self.text.context(flat, [s.event for s in states], c.text_tokens).to(dev)
         clock.tick("text")
         memory = [None if s.memory is None else s.memory.to(dev) for s in states]
+        new_poses, features = self._poses(states, acts) if c.pose_memory else (None, None)
         history = self.dit.encode_history(
-            [s.history.to(dev) for s in states], memory, context=context, n_history=[s.n_history for s in states]
+            [s.history.to(dev) for s in states], memory, context=context, n_history=[s.n_history for s in states],
+            poses=features,
         )
         clock.tick("history")
         h, w = c.latent_hw
@@ -304,7 +324,7 @@ class WorldModel:
                 latents = spread.keep_spread(latents, reference.to(latents.device), c.spread_gain_max,
                                              active=None if all(active) else host_tensor(active, latents.device))
         clock.tick("dit")
-        self._append(states, latents)
+        self._append(states, latents, new_poses)
         for state in states:
             state.step_count += 1
             state.chunks_since_event += 1
@@ -316,6 +336,24 @@ class WorldModel:
         frames = tensor_to_frames(pixels)
         clock.tick("decode")
         return StepOutput(frames, latents, clock.times)
+
+    def _poses(self, states: list[WorldState], acts: np.ndarray) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The new chunk's frame poses (B, F, 4), dead-reckoned from each world's last pose, and
+        each world's history pose features (K_i, POSE_FEATURES) seen from the chunk's last frame."""
+        missing = [i for i, s in enumerate(states) if s.poses is None]
+        if missing:
+            raise ValueError(f"worlds {missing} have no poses: this model has pose memory; make its states with "
+                             "init_state of this model")
+        dev = self.device
+        kept = [s.poses[:, :, 0, 0].T.to(dev) for s in states]  # (K_i, 4)
+        last = torch.stack([p[-1] for p in kept])
+        new = pose_memory.advance(last, torch.as_tensor(acts, device=dev), self.frames_per_step)
+        target = new[:, -1]
+        if all(p.shape == kept[0].shape for p in kept):  # one op for the batch (the usual case)
+            features = list(pose_memory.relative_features(torch.stack(kept), target).unbind(0))
+        else:
+            features = [pose_memory.relative_features(p, t) for p, t in zip(kept, target)]
+        return new, features
 
     @torch.no_grad()
     def predict_task(self, latents: torch.Tensor) -> dict[str, torch.Tensor] | None:

@@ -115,7 +115,15 @@ TINY_FINE = Schedule(
     tiers=(Tier(None, None, _published_bands((2, 1), (4, 2), (8, 4), (None, 8, 1, 8))),),
 )
 
-SCHEDULES: dict[str, Schedule] = {s.name: s for s in (YUME, TINY, TINY_FINE)}
+# Like tiny-fine, but the oldest band keeps 16 thinned frames at 4 tokens each (one per 32x32-pixel
+# quadrant) instead of 8 at one token: a view seen 20-50 steps ago is still there to recall, not
+# only its colour (docs/eval.md, *What the memory recalls*). At most 288 tokens.
+TINY_RECALL = Schedule(
+    name="tiny-recall",
+    tiers=(Tier(None, None, _published_bands((2, 1), (4, 2), (8, 4), (None, 4, 1, 16))),),
+)
+
+SCHEDULES: dict[str, Schedule] = {s.name: s for s in (YUME, TINY, TINY_FINE, TINY_RECALL)}
 
 
 def get_schedule(schedule: str | Schedule) -> Schedule:

@@ -5,6 +5,8 @@
 - `memory`: the channel stream's running sums (`MemoryState`), which summarise every latent ever
   added in O(1) space;
 - `vae_cache`: the streaming decoder's state, so the next chunk joins the last without a seam;
+- `poses`: with pose memory, the dead-reckoned camera pose (x, z, yaw, pitch) of each kept
+  history latent, as a (4, K, 1, 1) tensor so it is kept and dropped exactly like `history`;
 - `event`, counters.
 `clone()` branches a rollout; `to_dict()` / `from_dict()` give plain tensors and Python values
 (savable with `torch.save`, loadable with `torch.load(weights_only=True)`).
@@ -41,12 +43,14 @@ class WorldState:
     step_count: int = 0  # chunks generated since init_state
     history_tokens: int = 0  # tokens the DiT's history attention reads at the next step
     chunks_since_event: int = SETTLED  # chunks generated since the event text last changed (spread.py waits on it)
+    poses: torch.Tensor | None = None  # (4, K, 1, 1) poses of the kept latents (models with pose memory)
 
     def clone(self) -> "WorldState":
         """An independent copy (stepping one never changes the other)."""
         return WorldState(
             self.history.clone(), self.n_history, None if self.memory is None else self.memory.clone(),
             _clone_cache(self.vae_cache), self.event, self.step_count, self.history_tokens, self.chunks_since_event,
+            None if self.poses is None else self.poses.clone(),
         )
 
     def memory_stats(self) -> dict[str, int]:
@@ -82,6 +86,7 @@ class WorldState:
             "step_count": int(self.step_count),
             "history_tokens": int(self.history_tokens),
             "chunks_since_event": int(self.chunks_since_event),
+            "poses": None if self.poses is None else self.poses.clone(),
         }
 
     @classmethod
@@ -100,4 +105,5 @@ class WorldState:
             history.clone(), int(d["n_history"]), None if memory is None else memory.clone(),
             _clone_cache(d["vae_cache"]), str(d["event"]), int(d["step_count"]), int(d.get("history_tokens", 0)),
             int(d.get("chunks_since_event", SETTLED)),  # states saved before the field: settled
+            None if d.get("poses") is None else torch.as_tensor(d["poses"]).clone(),
         )

@@ -5,7 +5,8 @@ resumed run continues with exactly the batches it would have seen, and nothing i
 
 `SimClipSource.render(n, steps, seed)` walks `n` simulator cameras for `steps` env steps under
 `ActionPolicy` (actions held for several steps, as people hold keys, plus a beacon-seeking
-share so that reaching the beacon is in the data) with text events switched on at random steps,
+share so that reaching the beacon is in the data; optionally a share of clips that end by coming
+back to a view they saw, so that recalling it is in the data) with text events switched on at random steps,
 and returns `Clips`: frames, actions, the event text of each step, beacon distances and reached
 flags. It uses the torch `BatchSimulator` (all cameras in one batch, on the GPU when there is
 one) on a GPU, and one numpy `Simulator` per camera on a CPU (faster there).
@@ -19,7 +20,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from yume_env.actions import CAMERAS, KEYS, NUM_CAMERAS, NUM_KEYS
+from yume_env.actions import CAMERAS, KEYS, NUM_CAMERAS, NUM_KEYS, TURN_SPEED
 from yume_env.sim.events import EVENTS
 
 
@@ -74,6 +75,11 @@ class ActionPolicy:
         "·": 0.36, "→": 0.14, "←": 0.14, "↑": 0.06, "↓": 0.06, "↑→": 0.06, "↑←": 0.06, "↓→": 0.06, "↓←": 0.06})
     mean_hold: float = 4.0
     seek_fraction: float = 0.15
+    revisit_fraction: float = 0.0  # share of clips whose last steps come back to a view (`revisit_script`)
+
+    def __post_init__(self):
+        if not 0.0 <= self.revisit_fraction <= 1.0:
+            raise ValueError(f"ActionPolicy.revisit_fraction is a share of clips in [0, 1], got {self.revisit_fraction}")
 
     def sample(self, rng: np.random.Generator, n: int, steps: int) -> np.ndarray:
         """(n, steps, 2) int64 actions for the random walkers."""
@@ -87,6 +93,44 @@ class ActionPolicy:
             current = np.where(change[:, None], fresh, current)
             out[:, s] = current
         return out
+
+
+    def add_revisits(self, rng: np.random.Generator, actions: np.ndarray) -> np.ndarray:
+        """Ends `revisit_fraction` of the clips (n, steps, 2) with a `revisit_script`, in place; the
+        (n,) mask of those clips. Draws nothing at fraction 0 (runs without revisits stay as they were)."""
+        n, steps = actions.shape[:2]
+        if self.revisit_fraction <= 0:
+            return np.zeros(n, dtype=bool)
+        chosen = rng.random(n) < self.revisit_fraction
+        for i in np.flatnonzero(chosen):
+            script = revisit_script(rng, steps)
+            actions[i, steps - len(script):] = script
+        return chosen
+
+
+HALF_TURN = int(round(np.pi / TURN_SPEED))  # steps of one camera turn by 180 degrees
+_W, _NONE = KEYS.index("W"), KEYS.index("None")
+_STILL, _RIGHT, _LEFT = CAMERAS.index("·"), CAMERAS.index("→"), CAMERAS.index("←")
+
+
+def revisit_script(rng: np.random.Generator, max_steps: int) -> np.ndarray:
+    """(L <= max_steps, 2) actions that end where they started, looking the same way, so the last
+    step's view is the one before the script (unless a wall stopped the walk): the two moves of
+    the evaluation's memory measures (`yume_env.train.eval.loop_closure`).
+
+    - a loop, where it fits (half the time): W x w, turn 180 degrees, W x w, turn 180 degrees on;
+    - else turn away and back, standing: k turns one way, k the other (k in [2, 18]).
+    """
+    turn = int(rng.choice([_RIGHT, _LEFT]))
+    if max_steps >= 2 * HALF_TURN and rng.random() < 0.5:
+        walk = int(rng.integers(0, min(6, (max_steps - 2 * HALF_TURN) // 2) + 1))
+        leg = [(_W, _STILL)] * walk + [(_NONE, turn)] * HALF_TURN
+        return np.array(leg * 2, dtype=np.int64)
+    if max_steps < 4:
+        raise ValueError(f"a revisit needs clips of at least 4 steps, got {max_steps}")
+    k = int(rng.integers(2, min(HALF_TURN, max_steps // 2) + 1))
+    back = _LEFT if turn == _RIGHT else _RIGHT
+    return np.array([(_NONE, turn)] * k + [(_NONE, back)] * k, dtype=np.int64)
 
 
 _CAMERA_OF_TURN_TILT = np.full((3, 3), 0, dtype=np.int64)  # [turn + 1, tilt + 1] -> camera index
@@ -209,6 +253,7 @@ class SimClipSource:
         rng = np.random.default_rng(seed)
         actions = self.policy.sample(rng, n, steps)
         seekers = rng.random(n) < self.policy.seek_fraction
+        seekers &= ~self.policy.add_revisits(rng, actions)  # a seeker would steer off the script
         plan = self.events.sample(rng, n, steps)
         world_seeds = rng.integers(0, 2**31 - 1, size=n)
         if self.backend == "batch":

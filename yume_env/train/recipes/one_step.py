@@ -98,14 +98,18 @@ def run_folder_stage(stage: FolderStage, model: str | Path, out: str | Path, *, 
                      text_cache: str | Path | None = None, budget_minutes: float | None = None,
                      call_minutes: float = 0.0, device: str = "auto", trainer_changes: dict[str, Any] | None = None,
                      batch_size: int | None = None, config_changes: dict[str, Any] | None = None,
-                     export_now: bool = False, log=print) -> dict[str, Any]:
+                     export_now: bool = False, tscm_schedule: str | None = None, pose_memory: bool = False,
+                     log=print) -> dict[str, Any]:
     """Advances `stage` on the folder `model` in `out`; returns RUN/<stage>.json's state
     (`"exported"` once RUN/model/ is written).
 
     `budget_minutes`: training time over all calls (None: the preset's; 0: none, until max_steps).
     `config_changes`: fields of the stage's config to replace (e.g. unroll's motion_weight).
     `export_now`: train nothing; write RUN/model from the last checkpoint's EMA weights, to look
-    at a run midway (`"partial_export_step"`; the next call trains on from the checkpoint)."""
+    at a run midway (`"partial_export_step"`; the next call trains on from the checkpoint).
+    `tscm_schedule`, `pose_memory`: train (and export) the world with this TSCM schedule instead of
+    its own, or with pose memory turned on (`yume_env.model.retarget`); the run remembers them, so
+    later calls need not repeat them."""
     from yume_env.model.pipeline import WorldModel
     from yume_env.train.batches import SimClipSource
 
@@ -152,6 +156,20 @@ def run_folder_stage(stage: FolderStage, model: str | Path, out: str | Path, *, 
         cfg = dataclasses.replace(cfg, **config_changes)
 
     world = WorldModel.from_pretrained(state.get("input", state.get("teacher")), device=info.device)
+    if state.get("tscm_schedule") and tscm_schedule and tscm_schedule != state["tscm_schedule"]:
+        raise ValueError(f"{root} trains under TSCM schedule {state['tscm_schedule']!r}, not {tscm_schedule!r}: "
+                         "drop --tscm-schedule or start a new run folder")
+    tscm_schedule = tscm_schedule or state.get("tscm_schedule")
+    pose_memory = bool(pose_memory or state.get("pose_memory"))
+    layout = {}
+    if tscm_schedule and tscm_schedule != world.config.tscm_schedule:
+        layout["tscm_schedule"] = state["tscm_schedule"] = tscm_schedule
+    if pose_memory and not world.config.pose_memory:
+        layout["pose_memory"] = state["pose_memory"] = True
+    if layout:
+        from yume_env.model.retarget import retarget
+
+        world = retarget(world, **layout)
     if text_cache is not None:  # where the folder's encoder is not installed: a cache file
         from yume_env.train.text_cache import load_text_cache
 
@@ -163,7 +181,8 @@ def run_folder_stage(stage: FolderStage, model: str | Path, out: str | Path, *, 
                            device=info.device)
     dit = copy.deepcopy(world.dit).requires_grad_(True)
     if export_now:
-        trainer = _at_last_checkpoint(stage.name, dit, cfg.trainer, root / "ckpt", info)
+        trainer = _at_last_checkpoint(stage.name, dit, cfg.trainer, root / "ckpt", info,
+                                      {"pose_embedding.": getattr(cfg, "pose_lr_scale", 1.0)})
     else:
         deadline = t_start + call_minutes * 60.0 - 20.0 if call_minutes > 0 else None  # time for the last checkpoint
         trainer = stage.train(mc, dit, world, text, cfg, root / "ckpt", source, info, deadline)
@@ -190,13 +209,15 @@ def run_folder_stage(stage: FolderStage, model: str | Path, out: str | Path, *, 
     return state
 
 
-def _at_last_checkpoint(name: str, dit: torch.nn.Module, config: TrainerConfig, ckpt: Path, info) -> Trainer:
+def _at_last_checkpoint(name: str, dit: torch.nn.Module, config: TrainerConfig, ckpt: Path, info,
+                        dit_lr_scales: dict[str, float] | None = None) -> Trainer:
     """The run's trainer at its last checkpoint, without its data (what `--export-now` exports):
     every folder stage's checkpoint holds the DiT under `dit.` (as `DiTWithFrozen` names it), and
-    an adversarial run's critic under `critic.`."""
+    an adversarial run's critic under `critic.`; `dit_lr_scales` as the run's module had them, so
+    the optimizer's groups match the checkpoint's."""
     path = latest_checkpoint(ckpt)
     critic = critic_like(load_checkpoint(path)[1]["model"]) if path is not None else None
-    trainer = Trainer(DiTWithFrozen(dit, critic), config, ckpt, info=info, name=name)
+    trainer = Trainer(DiTWithFrozen(dit, critic, dit_lr_scales=dit_lr_scales), config, ckpt, info=info, name=name)
     trainer.resume(None)
     return trainer
 
@@ -288,7 +309,7 @@ The one-step DiT above was trained on its own rollouts (`yume_env/train/stages/u
 0-{state.get("max_burn_in")} simulator chunks it generates {state.get("unrolled")} chunks in a row from its own outputs,
 and each one is scored against the simulator's chunk for the same actions and event (latent MSE
 + {state.get("pixel_weight")} x decoded-pixel MSE{_probe_terms_text(state)}). The VAE, the task head, the text cache and the start views are
-unchanged.
+unchanged.{_recall_text(state)}
 
 """ + _run_report(UNROLL, state, metrics, "Before and after, on the same simulator clips", _unroll_flags(state))
 
@@ -315,7 +336,36 @@ def _unroll_flags(state: dict[str, Any]) -> str:
         flags.append(f"--spread-weight {state['spread_weight']:g}")
     if state.get("unrolled") and state["unrolled"] != f"{default.min_unrolled}-{default.max_unrolled}":
         flags.append("--unrolled " + state["unrolled"].replace("-", " "))
+    if state.get("max_burn_in", default.max_burn_in) != default.max_burn_in:
+        flags.append(f"--burn-in {state['max_burn_in']}")
+    if state.get("revisit_fraction"):
+        flags.append(f"--revisit {state['revisit_fraction']:g}")
+        if state.get("revisit_batches", default.revisit_batches) != default.revisit_batches:
+            flags.append(f"--revisit-batches {state['revisit_batches']:g}")
+    if state.get("pool_clips", default.pool_clips) != default.pool_clips:
+        flags.append(f"--pool-clips {state['pool_clips']}")
+    if state.get("tscm_schedule"):
+        flags.append(f"--tscm-schedule {state['tscm_schedule']}")
+    if state.get("pose_memory"):
+        flags.append("--pose-memory")
+    if state.get("pose_lr_scale", 1.0) != 1.0:
+        flags.append(f"--pose-lr-scale {state['pose_lr_scale']:g}")
     return " ".join(flags)
+
+
+def _recall_text(state: dict[str, Any]) -> str:
+    """The card's sentences on revisit clips and a changed TSCM schedule, where the run had them."""
+    text = ""
+    if state.get("revisit_fraction"):
+        text += (f" {state['revisit_fraction']:.0%} of the clips (of {state.get('max_burn_in')} + the most unrolled "
+                 f"steps) ended by coming back to a view they saw (a loop or a turn away and back), and "
+                 f"{state.get('revisit_batches', 0):.0%} of the batches unrolled the clips' last chunks.")
+    if state.get("tscm_schedule"):
+        text += f" The world was moved to the TSCM schedule `{state['tscm_schedule']}` and trained under it."
+    if state.get("pose_memory"):
+        text += (" Pose memory was turned on (each history frame's dead-reckoned pose relative to the chunk's, "
+                 "added to its tokens; `yume_env/model/pose_memory.py`) and trained.")
+    return text
 
 
 def _probe_terms_text(state: dict[str, Any]) -> str:
@@ -355,6 +405,8 @@ def _describe_unroll(cfg: UnrollConfig, mc) -> dict[str, Any]:
             "ghost_weight": cfg.ghost_weight, "adversarial_weight": cfg.adversarial_weight,
             "adversarial_warmup": cfg.adversarial_warmup, "critic_lr_scale": cfg.critic_lr_scale,
             "spread_in_loop": cfg.spread_in_loop, "spread_weight": cfg.spread_weight, "event_clips": clips,
+            "revisit_fraction": cfg.revisit_fraction, "revisit_batches": cfg.revisit_batches,
+            "pool_clips": cfg.pool_clips, "pose_lr_scale": cfg.pose_lr_scale,
             "probes": Path(cfg.probes).name if cfg.probes else None}
 
 

@@ -60,6 +60,18 @@ truth's per-channel spread in each spatial band: a statistic, not a place, so un
 not pull an uncertain chunk toward the mean of its futures. It trains into the world what the
 env's guard (`spread_gain_max`) does after the fact.
 
+Recall (`revisit_fraction`): a share of the clips end with a move that comes back to a view they
+saw, a loop or a turn away and back (`batches.revisit_script`, the evaluation's memory measures),
+and `revisit_batches` of the batches unroll the clips' last chunks, so the unrolled return is
+scored against the view the history holds. Random walks rarely come back, so a world trained on
+them alone has no reason to read its old frames (docs/eval.md, *What the memory recalls*). The
+clips are `max_burn_in + max_unrolled` steps long: raise `max_burn_in` for loops (a loop needs 36
+steps and more).
+
+Pose memory (a world with `pose_memory`, e.g. `--pose-memory`): each history frame's pose, dead-
+reckoned from the clip's actions as the env does, is given relative to the unrolled chunk's, so
+the return of a revisit can find the frame that looked the same way (`model/pose_memory.py`).
+
 Measure such a world with probes trained apart from the ones in the loop (another seed and
 data), or the score can be gamed.
 """
@@ -76,7 +88,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from yume_env.actions import NUM_CAMERAS
-from yume_env.model import spread
+from yume_env.model import pose_memory, spread
 from yume_env.model.config import WorldModelConfig
 from yume_env.model.vae import frames_to_tensor
 from yume_env.train import distributed as D
@@ -115,6 +127,9 @@ class UnrollConfig:
     critic_lr_scale: float = 4.0  # the critic's learning rate, in multiples of the world's
     spread_in_loop: bool = False  # feed back chunks rescaled as the env keeps them (module docstring)
     spread_weight: float = 0.0  # the spread term: each chunk's per-band spread against the truth's (band_spread.py)
+    revisit_fraction: float = 0.0  # share of clips that end by coming back to a view (module docstring)
+    revisit_batches: float = 0.5  # with revisits: share of batches whose unrolled chunks are the clips' last ones
+    pose_lr_scale: float = 1.0  # the pose embedding's learning rate, in multiples of the world's (it starts at zero)
     seed: int = 2
 
 
@@ -143,7 +158,7 @@ class UnrollModule(DiTWithFrozen):
                  event_classifier: nn.Module | None = None, event_weight: float = 0.0, event_balanced: bool = False,
                  ghost_weight: float = 0.0, critic: nn.Module | None = None, adversarial_weight: float = 0.0,
                  adversarial_warmup: int = 0, critic_lr_scale: float = 1.0, spread_in_loop: bool = False,
-                 spread_weight: float = 0.0):
+                 spread_weight: float = 0.0, pose_lr_scale: float = 1.0):
         if adversarial_weight > 0 and critic is None:
             raise ValueError("the adversarial term (adversarial_weight > 0) needs a critic (critic.TransitionCritic)")
         if ghost_weight > 0 and pixel_weight <= 0:
@@ -154,7 +169,7 @@ class UnrollModule(DiTWithFrozen):
             raise ValueError("the event term (event_weight > 0) needs an event classifier (probes)")
         frozen = {"vae": vae, "idm": idm, "event_classifier": event_classifier}
         super().__init__(dit, critic if adversarial_weight > 0 else None, critic_lr_scale,
-                         **{k: m for k, m in frozen.items() if m is not None})
+                         {"pose_embedding.": pose_lr_scale}, **{k: m for k, m in frozen.items() if m is not None})
         self.latent_weight, self.pixel_weight = float(latent_weight), float(pixel_weight)
         self.motion_weight, self.event_weight = float(motion_weight), float(event_weight)
         self.event_balanced = bool(event_balanced)
@@ -216,7 +231,12 @@ class UnrollModule(DiTWithFrozen):
         for j in range(m):
             # the channel stream of the whole history again, in one batched op: cheaper than B per-world updates
             memory = self.dit.memory_summaries(history, [history.shape[2]] * B) if self.memory else None
-            hist = self.dit.encode_history(list(history), memory)
+            poses = None
+            if "frame_poses" in batch:  # pose memory: the history's poses seen from this chunk's last frame
+                n, Fc = history.shape[2], batch["targets"][j].shape[2]
+                poses = list(pose_memory.relative_features(batch["frame_poses"][:, :n],
+                                                           batch["frame_poses"][:, n + Fc - 1]).unbind(0))
+            hist = self.dit.encode_history(list(history), memory, poses=poses)
             eps = batch["eps"][j]
             v = self.dit(eps, t, batch["context"][j], hist, memory, **action_kwargs(self.dit, batch["action"][j])).float()
             x0 = eps - v
@@ -299,6 +319,12 @@ class UnrollStream(IndexedStream):
         if cfg.min_unrolled < 1 or cfg.max_unrolled < cfg.min_unrolled:
             raise ValueError(f"unroll needs 1 <= min_unrolled <= max_unrolled, got {cfg.min_unrolled}, {cfg.max_unrolled}")
         self.text, self.config, self.cfg = text, config, cfg
+        if not 0.0 <= cfg.revisit_batches <= 1.0:
+            raise ValueError(f"revisit_batches is a share of batches in [0, 1], got {cfg.revisit_batches}")
+        if cfg.revisit_fraction > 0:
+            if not isinstance(source, SimClipSource):
+                raise ValueError("revisit_fraction scripts the clips' actions: train on simulator clips")
+            source = source.replace(policy=dataclasses.replace(source.policy, revisit_fraction=cfg.revisit_fraction))
         events = clip_events(cfg, getattr(source, "events", None))
         if cfg.ghost_weight > 0 and not isinstance(source, SimClipSource):
             raise ValueError("ghost_weight needs the simulator's ghost masks: train on simulator clips")
@@ -317,6 +343,8 @@ class UnrollStream(IndexedStream):
         clips, latents = select(pool_clips, pick), pool_latents[pick]
         draw = lambda lo, hi: int(torch.randint(lo, hi + 1, (), generator=gen, device=gen.device))  # noqa: E731
         b, m = draw(0, c.max_burn_in), draw(c.min_unrolled, c.max_unrolled)
+        if c.revisit_fraction > 0 and float(torch.rand((), generator=gen, device=gen.device)) < c.revisit_batches:
+            b = c.max_burn_in + c.max_unrolled - m  # the clips' last chunks: where the revisits come back
         device, B = latents.device, c.batch_size
         steps = range(b, b + m)
         batch: dict[str, Any] = {"history": latents[:, :, : 1 + Fc * b], "burn_in": b}
@@ -332,6 +360,8 @@ class UnrollStream(IndexedStream):
         batch["context"] = [contexts(self.text, clips, [s] * B, self.config.text_tokens, device) for s in steps]
         batch["action"] = [(clips.actions[:, s, 0] * NUM_CAMERAS + clips.actions[:, s, 1]).to(device) for s in steps]
         batch["eps"] = [torch.randn(x.shape, generator=gen, device=gen.device).to(device) for x in batch["targets"]]
+        if self.config.pose_memory:  # dead-reckoned from the actions, as the env does (no collisions)
+            batch["frame_poses"] = pose_memory.clip_poses(clips.actions[:, : b + m].to(device), Fc)
         if c.spread_in_loop and self.config.spread_gain_max > 1.0:  # (B,) per unrolled step: would the env keep this chunk's spread?
             batch["spread_active"] = [torch.tensor([event_settled(clips.events[i], s) for i in range(B)], device=device)
                                       for s in steps]
@@ -376,7 +406,7 @@ def train_unroll(model_config: WorldModelConfig, dit: nn.Module, vae: nn.Module,
                           critic_mod.TransitionCritic(model_config.latent_frames_per_chunk, cfg.critic_width)
                           if cfg.adversarial_weight > 0 else None,
                           cfg.adversarial_weight, cfg.adversarial_warmup, cfg.critic_lr_scale, cfg.spread_in_loop,
-                          cfg.spread_weight)
+                          cfg.spread_weight, cfg.pose_lr_scale)
     trainer = Trainer(module, cfg.trainer, Path(out), info=info, name="unroll")
     trainer.resume(stream)
     trainer.fit(stream, deadline=deadline)
