@@ -150,3 +150,18 @@ def test_pose_memory_is_turned_on_trained_faster_and_exported_midway(tmp_path, w
     trained = WorldModel.from_pretrained(run / "model")
     assert trained.dit.pose_embedding.net[2].weight.abs().sum() > 0  # it learnt from zero
     assert "--pose-memory --pose-lr-scale 10" in (run / "model" / "MODEL_CARD.md").read_text()
+
+
+def test_long_revisit_clips_keep_the_other_batches_and_the_event_onsets_where_they_were(world):
+    from yume_env.train.stages.unroll import clip_events, clip_steps
+
+    cfg = UnrollConfig(batch_size=2, max_burn_in=2, min_unrolled=2, max_unrolled=2, pool_clips=2, event_weight=0.1,
+                       revisit_fraction=0.5, revisit_batches=0.5, revisit_steps=20)
+    assert clip_steps(cfg) == 20 and clip_steps(UnrollConfig(revisit_steps=20)) == 12  # no revisits: the window
+    assert clip_events(cfg).latest_start == 4 and clip_events(UnrollConfig(event_weight=0.1)).latest_start is None
+    starts = [s for _, s in clip_events(cfg).sample(np.random.default_rng(0), 400, 20) if s > 0]
+    assert starts and max(starts) < 4
+    mc = world.config
+    stream = UnrollStream(SimClipSource(mc.height, mc.width, 2), world.vae, world.text, mc, cfg)
+    ends = {b["burn_in"] + len(b["targets"]) for b in (stream.make(i) for i in range(8))}
+    assert 20 in ends and min(ends) <= 4  # revisit batches at the end, the others at the start

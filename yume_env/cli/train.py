@@ -117,6 +117,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                 "away and back), to train recall (default 0)")
             p.add_argument("--revisit-batches", type=float, default=None, metavar="FRACTION",
                            help="with --revisit: share of batches that unroll the clips' last chunks (default 0.5)")
+            p.add_argument("--revisit-steps", type=int, default=None, metavar="STEPS",
+                           help="with --revisit: clips this long (a loop needs 36+; default: the burn-in and "
+                                "unrolled window); the other batches still read the clips' first steps")
             p.add_argument("--pool-clips", type=int, default=None,
                            help="clips rendered per call of the simulator (default 256; more for long clips)")
             p.add_argument("--tscm-schedule", default=None,
@@ -203,7 +206,8 @@ def _unroll_changes(args: argparse.Namespace) -> dict:
     if args.unrolled:
         changes["min_unrolled"], changes["max_unrolled"] = args.unrolled
     for flag, name in (("burn_in", "max_burn_in"), ("revisit", "revisit_fraction"),
-                       ("revisit_batches", "revisit_batches"), ("pool_clips", "pool_clips"),
+                       ("revisit_batches", "revisit_batches"), ("revisit_steps", "revisit_steps"),
+                       ("pool_clips", "pool_clips"),
                        ("pose_lr_scale", "pose_lr_scale")):
         if getattr(args, flag, None) is not None:
             changes[name] = getattr(args, flag)

@@ -164,6 +164,9 @@ class EventPlan:
     from_start: float = 0.5  # of those, share active from the first frame (else starting mid-clip)
     # relative weights of the events drawn, e.g. (("ghost", 4.0),); events not named weigh 1
     mix: tuple[tuple[str, float], ...] = ()
+    # mid-clip events start before this step (None: anywhere in the clip); long clips read mostly at
+    # their start keep their onsets where they are read
+    latest_start: int | None = None
 
     def __post_init__(self):
         self.mix = tuple((str(name), float(w)) for name, w in dict(self.mix).items())
@@ -191,7 +194,8 @@ class EventPlan:
             pick = rng.integers(len(names)) if not self.mix else rng.choice(len(names), p=w / w.sum())
             phrases = EVENTS[names[pick]]
             text = phrases[rng.integers(len(phrases))]
-            start = 0 if (rng.random() < self.from_start or steps < 2) else int(rng.integers(1, steps))
+            last = steps if self.latest_start is None else max(2, min(steps, int(self.latest_start)))
+            start = 0 if (rng.random() < self.from_start or steps < 2) else int(rng.integers(1, last))
             plan.append((text, start))
         return plan
 

@@ -342,6 +342,8 @@ def _unroll_flags(state: dict[str, Any]) -> str:
         flags.append(f"--revisit {state['revisit_fraction']:g}")
         if state.get("revisit_batches", default.revisit_batches) != default.revisit_batches:
             flags.append(f"--revisit-batches {state['revisit_batches']:g}")
+        if state.get("revisit_steps"):
+            flags.append(f"--revisit-steps {state['revisit_steps']}")
     if state.get("pool_clips", default.pool_clips) != default.pool_clips:
         flags.append(f"--pool-clips {state['pool_clips']}")
     if state.get("tscm_schedule"):
@@ -357,9 +359,10 @@ def _recall_text(state: dict[str, Any]) -> str:
     """The card's sentences on revisit clips and a changed TSCM schedule, where the run had them."""
     text = ""
     if state.get("revisit_fraction"):
-        text += (f" {state['revisit_fraction']:.0%} of the clips (of {state.get('max_burn_in')} + the most unrolled "
-                 f"steps) ended by coming back to a view they saw (a loop or a turn away and back), and "
-                 f"{state.get('revisit_batches', 0):.0%} of the batches unrolled the clips' last chunks.")
+        steps = state.get("revisit_steps") or "the burn-in and unrolled"
+        text += (f" {state['revisit_fraction']:.0%} of the clips ({steps} steps) ended by coming back to a view "
+                 f"they saw (a loop or a turn away and back), and {state.get('revisit_batches', 0):.0%} of the "
+                 "batches unrolled the clips' last chunks.")
     if state.get("tscm_schedule"):
         text += f" The world was moved to the TSCM schedule `{state['tscm_schedule']}` and trained under it."
     if state.get("pose_memory"):
@@ -406,6 +409,7 @@ def _describe_unroll(cfg: UnrollConfig, mc) -> dict[str, Any]:
             "adversarial_warmup": cfg.adversarial_warmup, "critic_lr_scale": cfg.critic_lr_scale,
             "spread_in_loop": cfg.spread_in_loop, "spread_weight": cfg.spread_weight, "event_clips": clips,
             "revisit_fraction": cfg.revisit_fraction, "revisit_batches": cfg.revisit_batches,
+            "revisit_steps": cfg.revisit_steps,
             "pool_clips": cfg.pool_clips, "pose_lr_scale": cfg.pose_lr_scale,
             "probes": Path(cfg.probes).name if cfg.probes else None}
 

@@ -65,8 +65,11 @@ saw, a loop or a turn away and back (`batches.revisit_script`, the evaluation's 
 and `revisit_batches` of the batches unroll the clips' last chunks, so the unrolled return is
 scored against the view the history holds. Random walks rarely come back, so a world trained on
 them alone has no reason to read its old frames (docs/eval.md, *What the memory recalls*). The
-clips are `max_burn_in + max_unrolled` steps long: raise `max_burn_in` for loops (a loop needs 36
-steps and more).
+clips are `revisit_steps` long (a loop needs 36 steps and more); the other batches still unroll
+after 0-`max_burn_in` steps, as without revisits, and mid-clip events start in those first steps,
+so the event terms see as many onsets as before (`clip_steps`, `clip_events`). Measured with
+`max_burn_in` 40 instead (every batch on long histories, onsets spread over 48 steps): events fell
+from 91 to 69-76 % in 900-1,300 steps (docs/training.md, *Training recall*).
 
 Pose memory (a world with `pose_memory`, e.g. `--pose-memory`): each history frame's pose, dead-
 reckoned from the clip's actions as the env does, is given relative to the unrolled chunk's, so
@@ -129,6 +132,7 @@ class UnrollConfig:
     spread_weight: float = 0.0  # the spread term: each chunk's per-band spread against the truth's (band_spread.py)
     revisit_fraction: float = 0.0  # share of clips that end by coming back to a view (module docstring)
     revisit_batches: float = 0.5  # with revisits: share of batches whose unrolled chunks are the clips' last ones
+    revisit_steps: int = 0  # with revisits: clips this long (a loop needs 36+); other batches still read their first steps
     pose_lr_scale: float = 1.0  # the pose embedding's learning rate, in multiples of the world's (it starts at zero)
     seed: int = 2
 
@@ -139,11 +143,21 @@ class UnrollConfig:
 EVENT_TERM_PLAN = EventPlan(probability=0.6, from_start=0.25)
 
 
+def clip_steps(cfg: UnrollConfig) -> int:
+    """Steps per rendered clip: the burn-in and unrolled chunks, or `revisit_steps` with revisits."""
+    window = cfg.max_burn_in + cfg.max_unrolled
+    return max(window, cfg.revisit_steps) if cfg.revisit_fraction > 0 else window
+
+
 def clip_events(cfg: UnrollConfig, source_plan: EventPlan | None = None) -> EventPlan | None:
-    """The event plan of the run's clips (None: the source's own, `source_plan`)."""
+    """The event plan of the run's clips (None: the source's own, `source_plan`). Clips longer than
+    the burn-in and unrolled window start their mid-clip events inside that window."""
     plan = cfg.events or (EVENT_TERM_PLAN if cfg.event_weight > 0 else None)
     if cfg.event_mix:
         plan = dataclasses.replace(plan or source_plan or EventPlan(), mix=cfg.event_mix)
+    window = cfg.max_burn_in + cfg.max_unrolled
+    if clip_steps(cfg) > window:
+        plan = dataclasses.replace(plan or source_plan or EventPlan(), latest_start=window)
     return plan
 
 
@@ -321,6 +335,8 @@ class UnrollStream(IndexedStream):
         self.text, self.config, self.cfg = text, config, cfg
         if not 0.0 <= cfg.revisit_batches <= 1.0:
             raise ValueError(f"revisit_batches is a share of batches in [0, 1], got {cfg.revisit_batches}")
+        if cfg.revisit_fraction > 0 and clip_steps(cfg) < 4:
+            raise ValueError(f"revisit clips need at least 4 steps, got {clip_steps(cfg)}: raise revisit_steps")
         if cfg.revisit_fraction > 0:
             if not isinstance(source, SimClipSource):
                 raise ValueError("revisit_fraction scripts the clips' actions: train on simulator clips")
@@ -332,7 +348,7 @@ class UnrollStream(IndexedStream):
             # a copy: the caller's source keeps its plan
             source = source.replace(events=events, ghost_masks=True if cfg.ghost_weight > 0 else None)
         self.source = source
-        self.pool = ClipPool(source, max(cfg.pool_clips, cfg.batch_size), cfg.max_burn_in + cfg.max_unrolled,
+        self.pool = ClipPool(source, max(cfg.pool_clips, cfg.batch_size), clip_steps(cfg),
                              cfg.batch_size, cfg.pool_reuse, cfg.seed, rank, encode=lambda clips: encode_clips(vae, clips.frames))
         super().__init__(self.make)  # batch i = make(i); the stream's state is i
 
@@ -344,7 +360,7 @@ class UnrollStream(IndexedStream):
         draw = lambda lo, hi: int(torch.randint(lo, hi + 1, (), generator=gen, device=gen.device))  # noqa: E731
         b, m = draw(0, c.max_burn_in), draw(c.min_unrolled, c.max_unrolled)
         if c.revisit_fraction > 0 and float(torch.rand((), generator=gen, device=gen.device)) < c.revisit_batches:
-            b = c.max_burn_in + c.max_unrolled - m  # the clips' last chunks: where the revisits come back
+            b = clip_steps(c) - m  # the clips' last chunks: where the revisits come back
         device, B = latents.device, c.batch_size
         steps = range(b, b + m)
         batch: dict[str, Any] = {"history": latents[:, :, : 1 + Fc * b], "burn_in": b}
