@@ -345,15 +345,17 @@ class WorldModel:
             raise ValueError(f"worlds {missing} have no poses: this model has pose memory; make its states with "
                              "init_state of this model")
         dev = self.device
-        kept = [s.poses[:, :, 0, 0].T.to(dev) for s in states]  # (K_i, 4)
-        last = torch.stack([p[-1] for p in kept])
+        if all(s.poses.shape == states[0].poses.shape for s in states):  # one op for the batch (the usual case)
+            kept = torch.stack([s.poses for s in states]).to(dev)[:, :, :, 0, 0].transpose(1, 2)  # (B, K, 4)
+            last = kept[:, -1]
+        else:
+            kept = [s.poses[:, :, 0, 0].T.to(dev) for s in states]  # (K_i, 4)
+            last = torch.stack([p[-1] for p in kept])
         new = pose_memory.advance(last, torch.as_tensor(acts, device=dev), self.frames_per_step)
         target = new[:, -1]
-        if all(p.shape == kept[0].shape for p in kept):  # one op for the batch (the usual case)
-            features = list(pose_memory.relative_features(torch.stack(kept), target).unbind(0))
-        else:
-            features = [pose_memory.relative_features(p, t) for p, t in zip(kept, target)]
-        return new, features
+        if torch.is_tensor(kept):
+            return new, list(pose_memory.relative_features(kept, target).unbind(0))
+        return new, [pose_memory.relative_features(p, t) for p, t in zip(kept, target)]
 
     @torch.no_grad()
     def predict_task(self, latents: torch.Tensor) -> dict[str, torch.Tensor] | None:

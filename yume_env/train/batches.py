@@ -94,7 +94,6 @@ class ActionPolicy:
             out[:, s] = current
         return out
 
-
     def add_revisits(self, rng: np.random.Generator, actions: np.ndarray) -> np.ndarray:
         """Ends `revisit_fraction` of the clips (n, steps, 2) with a `revisit_script`, in place; the
         (n,) mask of those clips. Draws nothing at fraction 0 (runs without revisits stay as they were)."""
@@ -118,7 +117,7 @@ def revisit_script(rng: np.random.Generator, max_steps: int) -> np.ndarray:
     step's view is the one before the script (unless a wall stopped the walk): the two moves of
     the evaluation's memory measures (`yume_env.train.eval.loop_closure`).
 
-    - a loop, where it fits (half the time): W x w, turn 180 degrees, W x w, turn 180 degrees on;
+    - a loop, where it fits (half the time): W x w, turn 180 degrees, W x w, turn another 180;
     - else turn away and back, standing: k turns one way, k the other (k in [2, 18]).
     """
     turn = int(rng.choice([_RIGHT, _LEFT]))
