@@ -14,7 +14,7 @@ from test_train_distill import _text
 from yume_env.actions import CAMERAS, KEYS
 from yume_env.env.pose import Pose, advance as env_advance
 from yume_env.model.pipeline import WorldModel
-from yume_env.model.pose_memory import POSE_FEATURES, advance, clip_poses, relative_features
+from yume_env.model.pose_memory import POSE_FEATURES, clip_poses, relative_features
 from yume_env.model.retarget import retarget
 from yume_env.model.world_state import WorldState
 from yume_env.sim import Simulator

@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
-from yume_env import actions as A
 
 
 @dataclass
@@ -59,21 +59,16 @@ def matrices(position: np.ndarray, yaw: np.ndarray, pitch: np.ndarray) -> np.nda
 def advance(poses: list[Pose], keys: np.ndarray, cameras: np.ndarray, sub_frames: int = 1) -> np.ndarray:
     """Applies one env step of actions (keys[i], cameras[i]) to each pose in place, all worlds at
     once (the env steps hundreds of worlds per call on a GPU, where a per-world Python loop
-    costs more than the model); returns the (N, 4, 4) matrices reached."""
-    keys, cameras = np.asarray(keys, dtype=np.int64), np.asarray(cameras, dtype=np.int64)
-    turn = A.CAMERA_MOTION[cameras] * (A.TURN_SPEED, A.TILT_SPEED) / sub_frames  # (N, 2) yaw, pitch
-    move = A.KEY_MOTION[keys] * A.MOVE_SPEED / sub_frames  # (N, 2) right, forward
+    costs more than the model); returns the (N, 4, 4) matrices reached. The motion is
+    `yume_env.model.pose_memory.advance`, the one a world with pose memory reads its history by
+    (in float64 here)."""
+    from yume_env.model.pose_memory import advance as advance_level  # (x, z, yaw, pitch) rows
+
+    acts = np.stack([np.asarray(keys, dtype=np.int64), np.asarray(cameras, dtype=np.int64)], 1)
     position = np.array([p.position for p in poses], dtype=np.float64).reshape(len(poses), 3)
-    yaw = np.array([p.yaw for p in poses], dtype=np.float64)
-    pitch = np.array([p.pitch for p in poses], dtype=np.float64)
-    zero = np.zeros_like(yaw)
-    for _ in range(sub_frames):
-        # walking stays horizontal: the heading is the yaw alone
-        cy, sy = np.cos(yaw), np.sin(yaw)
-        right, forward = np.stack([cy, zero, -sy], 1), np.stack([sy, zero, cy], 1)
-        position = position + move[:, :1] * right + move[:, 1:] * forward
-        yaw = np.remainder(yaw + turn[:, 0] + np.pi, 2 * np.pi) - np.pi
-        pitch = np.clip(pitch + turn[:, 1], -A.MAX_PITCH, A.MAX_PITCH)
+    rows = np.stack([position[:, 0], position[:, 2], [p.yaw for p in poses], [p.pitch for p in poses]], 1)
+    x, z, yaw, pitch = advance_level(torch.as_tensor(rows), torch.as_tensor(acts), sub_frames)[:, -1].numpy().T
+    position[:, 0], position[:, 2] = x, z  # walking stays level: y is unchanged
     for i, p in enumerate(poses):
         p.position, p.yaw, p.pitch = position[i].copy(), float(yaw[i]), float(pitch[i])
     return matrices(position, yaw, pitch)
