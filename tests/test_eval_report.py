@@ -172,3 +172,23 @@ def test_eval_config_names_bad_counts():
     with pytest.raises(ValueError, match="unknown eval preset"):
         EvalConfig.preset("huge")
     assert EvalConfig.preset("quick").turn_back_steps == (2, 8)
+
+
+def test_one_group_of_measures_runs_alone_with_the_same_figures(tiny_world, probes_dir, results, tmp_path):
+    from yume_env.cli import main
+
+    model, path = tiny_world
+    memory = evaluate(model, Probes.load(probes_dir), EvalConfig(**SMALL, measures=("memory",)), progress=False)
+    assert "loop_closure" in memory and not {"autoregressive", "event_following", "speed"} & set(memory)
+    assert memory["loop_closure"]["memory_on_psnr"] == results["loop_closure"]["memory_on_psnr"]
+    assert memory["loop_closure"]["turn_back"]["turns"] == results["loop_closure"]["turn_back"]["turns"]
+    rows = {row["name"]: row for row in memory["targets"]}
+    assert rows["loop_gain_over_memory_off_db"]["pass"] is not None and rows["event_rate"]["pass"] is None
+    text = write_report(memory, tmp_path / "memory.md").read_text()
+    assert "## Loop closure" in text and "## Fidelity" not in text and "Only these measures ran: memory" in text
+    out = tmp_path / "m.json"
+    assert main(["eval", "--model", str(path), "--quick", "--measures", "memory,speed", "--probes", str(probes_dir),
+                 "--json", str(out), "--report", str(tmp_path / "m.md"), "--no-progress"]) == 0
+    assert set(json.loads(out.read_text())["config"]["measures"]) == {"memory", "speed"}
+    with pytest.raises(ValueError, match="choose from"):
+        EvalConfig(measures=("loops",))

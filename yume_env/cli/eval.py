@@ -1,7 +1,7 @@
 """`yume-env eval`: measure a learned world against the simulator; `yume-env eval train-probes`:
 train the inverse-dynamics model and event classifier the evaluation judges with.
 
-    yume-env eval --model DIR [--device cpu] [--episodes N] [--quick] [--json out.json] [--report report.md]
+    yume-env eval --model DIR [--device cpu] [--episodes N] [--quick] [--measures memory] [--json out.json] [--report report.md]
     yume-env eval train-probes [--out DIR] [--preset full|gpu|quick] [--device cuda]
 """
 
@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="eval: first world seed (default 1000000); train-probes: data and weights seed (default 0)")
     parser.add_argument("--probes", default=None, help="eval: probe folder (default yume_env/assets/eval_models)")
     parser.add_argument("--json", default=None, help="eval: write the results as JSON here")
+    parser.add_argument("--measures", default=None, metavar="NAMES",
+                        help="eval: comma-separated groups to run, of rollout (fidelity and actions), memory (loop "
+                             "closure, turn back), events, speed (default: all); each keeps its figures")
     parser.add_argument("--report", default="eval_report.md", help="eval: markdown report path (figures beside it)")
     parser.add_argument("--sample-steps", type=int, default=None, help="eval: denoising steps per chunk (default: the world's)")
     parser.add_argument("--spread-gain-max", type=float, default=None,
@@ -93,7 +96,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     model = configure_sampling(WorldModel.from_pretrained(model_path, device=args.device), args.sample_steps,
                                args.spread_gain_max)
     config = EvalConfig.preset("quick" if args.quick else "full", episodes=args.episodes,
-                               horizons=tuple(args.horizons) if args.horizons else None, seed=args.seed)
+                               horizons=tuple(args.horizons) if args.horizons else None, seed=args.seed,
+                               measures=tuple(args.measures.split(",")) if args.measures else None)
     probes_path = Path(args.probes) if args.probes else default_probes_path()
     if (probes_path / "probes.json").is_file():
         probes = Probes.load(probes_path, device=args.device)

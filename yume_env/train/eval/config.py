@@ -11,6 +11,9 @@ import numpy as np
 from yume_env.actions import TURN_SPEED
 
 HALF_TURN_STEPS = int(round(np.pi / TURN_SPEED))  # 18 steps of 10 degrees
+# The groups of measures `measures` may pick: "rollout" is the autoregressive rollout and what reads
+# it (references, teacher-forced, action following); "memory" the loop closure and turn back.
+MEASURES = ("rollout", "memory", "events", "speed")
 
 
 @dataclass
@@ -32,7 +35,10 @@ class EvalConfig:
     - `event_episodes`: episodes per event; `event_steps` steps after the prompt (standing still),
       judged on the frames of the last `event_judge` steps; `events`: which events (None: all);
     - `speed_steps`, `speed_warmup`, `speed_batch`: the steps/s measurement;
-    - `sample_seed`: the model's sampling noise.
+    - `sample_seed`: the model's sampling noise;
+    - `measures`: which groups of `MEASURES` to run (all by default; e.g. ("memory",) checks a
+      memory experiment in a fraction of the time). Each group keeps its own worlds and random
+      streams, so its figures are the same whichever others run.
     """
 
     episodes: int = 16
@@ -56,10 +62,15 @@ class EvalConfig:
     seed: int = 1_000_000
     sample_seed: int = 0
     quick: bool = False
+    measures: tuple[str, ...] = MEASURES
 
     def __post_init__(self) -> None:
         self.horizons = tuple(sorted(int(h) for h in self.horizons))
         self.turn_back_steps = tuple(int(k) for k in self.turn_back_steps)
+        self.measures = tuple(m.strip() for m in self.measures)
+        unknown = [m for m in self.measures if m not in MEASURES]
+        if unknown or not self.measures:
+            raise ValueError(f"EvalConfig.measures names {unknown or 'nothing'}; choose from {list(MEASURES)}")
         if self.events is not None:
             self.events = tuple(self.events)
         for name in ("episodes", "burn_in", "tf_points", "tf_context", "loop_episodes", "loop_tries",
@@ -91,6 +102,7 @@ class EvalConfig:
         d = dataclasses.asdict(self)
         d["horizons"] = list(self.horizons)
         d["turn_back_steps"] = list(self.turn_back_steps)
+        d["measures"] = list(self.measures)
         d["events"] = None if self.events is None else list(self.events)
         return d
 

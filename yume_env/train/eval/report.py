@@ -180,56 +180,70 @@ def _fmt(v: Any, digits: int = 2) -> str:
 
 
 def write_report(results: dict, path: str | Path) -> Path:
-    """Writes `path` (markdown) and its figures in `<stem>_figures/` beside it."""
+    """Writes `path` (markdown) and its figures in `<stem>_figures/` beside it: a section for each
+    measure that ran (`EvalConfig.measures`)."""
     path = Path(path)
     fig_dir = path.parent / f"{path.stem}_figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
-    rel = fig_dir.name
-    tf, ar, af = results["teacher_forced"], results["autoregressive"], results["action_following"]
-    lc, ev, sp = results["loop_closure"], results["event_following"], results["speed"]
-    plot_autoregressive(ar, fig_dir / "autoregressive.png")
-    plot_confusion(af, fig_dir / "action_confusion.png")
-    plot_events(ev, fig_dir / "events.png")
-    if "_frames" in ar:
-        steps = ar["_frames"]["steps"]
-        plot_strip([("simulator", ar["_frames"]["sim"]), ("learned", ar["_frames"]["model"])],
-                   [f"step {s}" for s in steps], fig_dir / "rollout.png")
-    views = lc["_views"]
-    plot_strip([(f"seed {s}", np.stack([views[k][i] for k in ("start", "sim", "memory_on", "memory_off")]))
-                for i, s in enumerate(lc["seeds"][:FIGURE_WORLDS])],
-               ["start view", "simulator return", "memory on", "memory off"], fig_dir / "loop_closure.png")
-    shown = _first_per_label(ev["labels"], FIGURE_EPISODES_PER_EVENT)
-    plot_strip([("simulator", ev["_views"]["sim"][shown]), ("learned", ev["_views"]["model"][shown])],
-               [ev["labels"][i] for i in shown], fig_dir / "event_frames.png")
-
+    host = results.get("speed") or results.get("host") or {}
     lines = [f"# Evaluation of `{results['model']}` against YumeSim", ""]
-    lines += [f"Device: {sp['device']} ({sp['torch_threads']} torch threads, {sp['cpu_count']} CPUs)"
-              f"{', ' + sp['gpu'] if 'gpu' in sp else ''}. Preset: {'quick' if results['config']['quick'] else 'full'}. "
+    lines += [f"Device: {host.get('device')} ({host.get('torch_threads')} torch threads, {host.get('cpu_count')} CPUs)"
+              f"{', ' + host['gpu'] if 'gpu' in host else ''}. Preset: {'quick' if results['config']['quick'] else 'full'}. "
               f"Frame size {results['frame_size'][0]}x{results['frame_size'][1]}, {results['frames_per_step']} frames per step"
               f"{_sampling(results.get('sampling'))}. "
               f"Total time {results['seconds']['total']:.0f} s.", ""]
     if results["config"]["quick"]:
         lines += ["*Quick mode: few worlds; the numbers are indicative, not the shipped figures.*", ""]
+    measures = results["config"].get("measures")
+    if measures and len(measures) < 4:
+        lines += [f"*Only these measures ran: {', '.join(measures)}.*", ""]
     lines += ["## Targets", "", "| target | value | bound | pass |", "|---|---|---|---|"]
     for row in results["targets"]:
         mark = "n/a" if row["pass"] is None else ("pass" if row["pass"] else "**fail**")
         lines.append(f"| {row['description']} | {_fmt(row['value'])} | {row['op']} {row['target']:g} | {mark} |")
-    probe = results["probes"]
-    lines += ["", "## The probes", "",
-              f"Trained on simulator frames (`{probe['path']}`; record: held-out key accuracy "
-              f"{_fmt(probe['record'].get('held_out', {}).get('key_accuracy'))}, camera "
-              f"{_fmt(probe['record'].get('held_out', {}).get('camera_accuracy'))}, event "
-              f"{_fmt(probe['record'].get('held_out', {}).get('event_accuracy'))}). "
-              f"On this evaluation's simulator frames (worlds they never saw): keys {_fmt(af['sim']['key_accuracy'])}, "
-              f"camera {_fmt(af['sim']['camera_accuracy'])}; events recognised in {_fmt(ev['sim']['rate'])} of the "
-              f"simulator's episodes, false alarms {_fmt(ev['sim']['false_alarm'])}. The action and event measures below "
-              "mean something only where these are high.", ""]
-    lines += ["## Fidelity", "",
-              f"Teacher-forced next chunk (history: the last {tf['context_steps']} true steps; {tf['predictions']} "
-              f"predictions): PSNR {_fmt(tf['psnr'])} dB, SSIM {_fmt(tf['ssim'], 3)}.", "",
-              f"Autoregressive ({ar['episodes']} worlds, {ar['steps']} steps after a burn-in of "
-              f"{results['config']['burn_in']} simulator steps, random sticky actions):", "",
-              "| step | PSNR (dB) | SSIM | mean PSNR to step | mean SSIM to step |", "|---|---|---|---|---|"]
+    lines += _probes_section(results)
+    for key, section in (("autoregressive", _fidelity_section), ("action_following", _actions_section),
+                         ("loop_closure", _memory_section), ("event_following", _events_section),
+                         ("speed", _speed_section)):
+        if key in results:
+            lines += section(results, fig_dir)
+    text = "\n".join(lines)
+    _atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    return path
+
+
+def _probes_section(results: dict) -> list[str]:
+    """What the probes read on the simulator's own frames (where the action or event measures ran)."""
+    af, ev = results.get("action_following"), results.get("event_following")
+    if af is None and ev is None:
+        return []
+    record = results["probes"]["record"].get("held_out", {})
+    checks = []
+    if af is not None:
+        checks.append(f"keys {_fmt(af['sim']['key_accuracy'])}, camera {_fmt(af['sim']['camera_accuracy'])}")
+    if ev is not None:
+        checks.append(f"events recognised in {_fmt(ev['sim']['rate'])} of the simulator's episodes, false alarms "
+                      f"{_fmt(ev['sim']['false_alarm'])}")
+    return ["", "## The probes", "",
+            f"Trained on simulator frames (`{results['probes']['path']}`; record: held-out key accuracy "
+            f"{_fmt(record.get('key_accuracy'))}, camera {_fmt(record.get('camera_accuracy'))}, event "
+            f"{_fmt(record.get('event_accuracy'))}). On this evaluation's simulator frames (worlds they never saw): "
+            f"{'; '.join(checks)}. The action and event measures below mean something only where these are high.", ""]
+
+
+def _fidelity_section(results: dict, fig_dir: Path) -> list[str]:
+    tf, ar, rel = results["teacher_forced"], results["autoregressive"], fig_dir.name
+    plot_autoregressive(ar, fig_dir / "autoregressive.png")
+    if "_frames" in ar:
+        steps = ar["_frames"]["steps"]
+        plot_strip([("simulator", ar["_frames"]["sim"]), ("learned", ar["_frames"]["model"])],
+                   [f"step {s}" for s in steps], fig_dir / "rollout.png")
+    lines = ["## Fidelity", "",
+             f"Teacher-forced next chunk (history: the last {tf['context_steps']} true steps; {tf['predictions']} "
+             f"predictions): PSNR {_fmt(tf['psnr'])} dB, SSIM {_fmt(tf['ssim'], 3)}.", "",
+             f"Autoregressive ({ar['episodes']} worlds, {ar['steps']} steps after a burn-in of "
+             f"{results['config']['burn_in']} simulator steps, random sticky actions):", "",
+             "| step | PSNR (dB) | SSIM | mean PSNR to step | mean SSIM to step |", "|---|---|---|---|---|"]
     for h in results["config"]["horizons"]:
         if f"psnr@{h}" in ar:
             lines.append(f"| {h} | {_fmt(ar[f'psnr@{h}'])} | {_fmt(ar[f'ssim@{h}'], 3)} | "
@@ -238,50 +252,72 @@ def write_report(results: dict, path: str | Path) -> Path:
     lines += ["", f"![autoregressive]({rel}/autoregressive.png)", ""]
     if "_frames" in ar:
         lines += [f"![rollout]({rel}/rollout.png)", ""]
-    lines += ["## Action following", "",
-              f"The inverse-dynamics probe reads (key, camera) from the frame before and after each step; truth is "
-              f"the simulator's effective action ({af['transitions']} steps; commanded = effective in "
-              f"{_fmt(af['commanded_equals_effective'])} of them).", "",
-              "| frames | keys | camera | both |", "|---|---|---|---|"]
+    return lines
+
+
+def _actions_section(results: dict, fig_dir: Path) -> list[str]:
+    af = results["action_following"]
+    plot_confusion(af, fig_dir / "action_confusion.png")
+    lines = ["## Action following", "",
+             f"The inverse-dynamics probe reads (key, camera) from the frame before and after each step; truth is "
+             f"the simulator's effective action ({af['transitions']} steps; commanded = effective in "
+             f"{_fmt(af['commanded_equals_effective'])} of them).", "",
+             "| frames | keys | camera | both |", "|---|---|---|---|"]
     for side, label in (("sim", "simulator (probe check)"), ("model", "learned world")):
         lines.append(f"| {label} | {_fmt(af[side]['key_accuracy'])} | {_fmt(af[side]['camera_accuracy'])} | "
                      f"{_fmt(af[side]['action_accuracy'])} |")
-    lines += ["", f"![confusion]({rel}/action_confusion.png)", "",
-              "## Loop closure", "",
-              f"Walk {lc['walk']} steps (W), turn {lc['turn']} steps (→), walk back, turn back; PSNR of the return "
-              f"view against the start view ({lc['episodes']} worlds; seeds where a wall blocked the simulator's own "
-              f"loop skipped: {lc['skipped_seeds']}). Memory off: the world is rebuilt from its last chunk after every step.", "",
-              "| | PSNR (dB) | SSIM |", "|---|---|---|"]
+    return lines + ["", f"![confusion]({fig_dir.name}/action_confusion.png)", ""]
+
+
+def _memory_section(results: dict, fig_dir: Path) -> list[str]:
+    lc = results["loop_closure"]
+    views = lc["_views"]
+    plot_strip([(f"seed {s}", np.stack([views[k][i] for k in ("start", "sim", "memory_on", "memory_off")]))
+                for i, s in enumerate(lc["seeds"][:FIGURE_WORLDS])],
+               ["start view", "simulator return", "memory on", "memory off"], fig_dir / "loop_closure.png")
+    lines = ["## Loop closure", "",
+             f"Walk {lc['walk']} steps (W), turn {lc['turn']} steps (→), walk back, turn back; PSNR of the return "
+             f"view against the start view ({lc['episodes']} worlds; seeds where a wall blocked the simulator's own "
+             f"loop skipped: {lc['skipped_seeds']}). Memory off: the world is rebuilt from its last chunk after every step.", "",
+             "| | PSNR (dB) | SSIM |", "|---|---|---|"]
     for name, label in (("sim", "simulator"), ("memory_on", "learned, memory on"), ("memory_off", "learned, memory off")):
         lines.append(f"| {label} | {_fmt(lc[f'{name}_psnr'])} | {_fmt(lc[f'{name}_ssim'], 3)} |")
-    lines += ["", f"Gap to the simulator: {_fmt(lc['gap_to_sim_db'])} dB; gain of memory: "
-              f"{_fmt(lc['gain_over_memory_off_db'])} dB{_stderr(lc.get('gain_stderr_db'))}. "
-              "(PSNR is capped at 60 dB, identical views.)", "", *_turn_back_table(lc.get("turn_back")),
-              f"![loop closure]({rel}/loop_closure.png)", "",
-              "## Event following", "",
-              f"Prompt the event after the burn-in, stand still {ev['steps']} steps, classify the frames of the last "
-              f"{ev['judged_steps']} steps ({ev['episodes_per_event']} episodes per event). Kept: the world starts "
-              f"from frames that already show the event (it began in the simulator before the burn-in ended) and "
-              f"stands still as long; does the event stay?", "",
-              "| event | simulator | learned world | learned world, kept |", "|---|---|---|---|"]
+    return lines + ["", f"Gap to the simulator: {_fmt(lc['gap_to_sim_db'])} dB; gain of memory: "
+                    f"{_fmt(lc['gain_over_memory_off_db'])} dB{_stderr(lc.get('gain_stderr_db'))}. "
+                    "(PSNR is capped at 60 dB, identical views.)", "", *_turn_back_table(lc.get("turn_back")),
+                    f"![loop closure]({fig_dir.name}/loop_closure.png)", ""]
+
+
+def _events_section(results: dict, fig_dir: Path) -> list[str]:
+    ev, rel = results["event_following"], fig_dir.name
+    plot_events(ev, fig_dir / "events.png")
+    shown = _first_per_label(ev["labels"], FIGURE_EPISODES_PER_EVENT)
+    plot_strip([("simulator", ev["_views"]["sim"][shown]), ("learned", ev["_views"]["model"][shown])],
+               [ev["labels"][i] for i in shown], fig_dir / "event_frames.png")
+    lines = ["## Event following", "",
+             f"Prompt the event after the burn-in, stand still {ev['steps']} steps, classify the frames of the last "
+             f"{ev['judged_steps']} steps ({ev['episodes_per_event']} episodes per event). Kept: the world starts "
+             f"from frames that already show the event (it began in the simulator before the burn-in ended) and "
+             f"stands still as long; does the event stay?", "",
+             "| event | simulator | learned world | learned world, kept |", "|---|---|---|---|"]
     kept = ev["model"].get("kept", {"rate": None, "per_event": {}})
     for n in ev["events"]:
         lines.append(f"| {n} | {_fmt(ev['sim']['per_event'][n])} | {_fmt(ev['model']['per_event'][n])} | "
                      f"{_fmt(kept['per_event'].get(n))} |")
-    lines += [f"| **all** | {_fmt(ev['sim']['rate'])} | {_fmt(ev['model']['rate'])} | {_fmt(kept['rate'])} |",
-              f"| false alarm (no prompt) | {_fmt(ev['sim']['false_alarm'])} | {_fmt(ev['model']['false_alarm'])} | |",
-              "", f"![events]({rel}/events.png)", "", f"![event frames]({rel}/event_frames.png)", "",
-              "## Speed", "",
-              "| worlds | median step (s) | steps/s per world | world-steps/s |", "|---|---|---|---|"]
+    return lines + [f"| **all** | {_fmt(ev['sim']['rate'])} | {_fmt(ev['model']['rate'])} | {_fmt(kept['rate'])} |",
+                    f"| false alarm (no prompt) | {_fmt(ev['sim']['false_alarm'])} | {_fmt(ev['model']['false_alarm'])} | |",
+                    "", f"![events]({rel}/events.png)", "", f"![event frames]({rel}/event_frames.png)", ""]
+
+
+def _speed_section(results: dict, fig_dir: Path) -> list[str]:
+    sp = results["speed"]
+    lines = ["## Speed", "", "| worlds | median step (s) | steps/s per world | world-steps/s |", "|---|---|---|---|"]
     for key in ("single", "batched"):
         s = sp[key]
         lines.append(f"| {s['worlds']} | {s['median_step_s']:.4f} | {s['steps_per_s']:.1f} | {s['world_steps_per_s']:.1f} |")
     parts = ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in sp["single"]["parts_median_s"].items())
-    lines += ["", f"One world, median per part: {parts}. Warm-up steps (dropped): "
-              f"{', '.join(f'{t:.3f}' for t in sp['single']['warmup_s'])} s.", ""]
-    text = "\n".join(lines)
-    _atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-    return path
+    return lines + ["", f"One world, median per part: {parts}. Warm-up steps (dropped): "
+                    f"{', '.join(f'{t:.3f}' for t in sp['single']['warmup_s'])} s.", ""]
 
 
 def _reference_table(ar: dict, horizons: list[int]) -> list[str]:
