@@ -66,10 +66,9 @@ and `revisit_batches` of the batches unroll the clips' last chunks, so the unrol
 scored against the view the history holds. Random walks rarely come back, so a world trained on
 them alone has no reason to read its old frames (docs/eval.md, *What the memory recalls*). The
 clips are `revisit_steps` long (a loop needs 36 steps and more); the other batches still unroll
-after 0-`max_burn_in` steps, as without revisits, and mid-clip events start in those first steps,
-so the event terms see as many onsets as before (`clip_steps`, `clip_events`). Measured with
-`max_burn_in` 40 instead (every batch on long histories, onsets spread over 48 steps): events fell
-from 91 to 69-76 % in 900-1,300 steps (docs/training.md, *Training recall*).
+after 0-`max_burn_in` steps, as without revisits, and mid-clip events start in those first steps
+(`clip_steps`, `clip_events`). Every revisit run measured so far lost events (91 % -> 69-77 %),
+with `max_burn_in` 40 and with this (docs/training.md, *Training recall*).
 
 Pose memory (a world with `pose_memory`, e.g. `--pose-memory`): each history frame's pose, dead-
 reckoned from the clip's actions as the env does, is given relative to the unrolled chunk's, so
