@@ -38,7 +38,7 @@ from yume_env.train.stages.critic import critic_like
 from yume_env.train.stages.distill import DistillConfig, train_distill
 from yume_env.train.stages.frozen_aside import DiTWithFrozen
 from yume_env.train.stages.pretrain import PretrainConfig
-from yume_env.train.stages.unroll import UnrollConfig, clip_events, train_unroll
+from yume_env.train.stages.unroll import UnrollConfig, clip_events, dit_lr_scales, train_unroll
 from yume_env.train.trainer import Trainer, TrainerConfig
 
 
@@ -84,6 +84,7 @@ class FolderStage:
     card: Callable[[str, dict[str, Any], dict[str, Any]], str]  # (input card, state, metrics) -> card
     curves_title: str
     describe: Callable[[Any, Any], dict[str, Any]] = lambda cfg, mc: {}  # (cfg, model config) -> state entries
+    lr_scales: Callable[[Any], dict[str, float]] = lambda cfg: {}  # cfg -> the trained module's DiT lr scales
 
 
 def _distill_train(mc, dit, world, text, cfg, ckpt, source, info, deadline):
@@ -181,8 +182,7 @@ def run_folder_stage(stage: FolderStage, model: str | Path, out: str | Path, *, 
                            device=info.device)
     dit = copy.deepcopy(world.dit).requires_grad_(True)
     if export_now:
-        trainer = _at_last_checkpoint(stage.name, dit, cfg.trainer, root / "ckpt", info,
-                                      {"pose_embedding.": getattr(cfg, "pose_lr_scale", 1.0)})
+        trainer = _at_last_checkpoint(stage.name, dit, cfg.trainer, root / "ckpt", info, stage.lr_scales(cfg))
     else:
         deadline = t_start + call_minutes * 60.0 - 20.0 if call_minutes > 0 else None  # time for the last checkpoint
         trainer = stage.train(mc, dit, world, text, cfg, root / "ckpt", source, info, deadline)
@@ -419,4 +419,5 @@ DISTILL = FolderStage("distill", {"default": default_distill, "smoke": smoke_dis
                       _distill_train, student_card, "distill: one-step student vs teacher",
                       lambda cfg, mc: {"teacher_steps": int(cfg.teacher_steps) or int(mc.sample_steps)})
 UNROLL = FolderStage("unroll", {"default": default_unroll, "smoke": smoke_unroll}, ("before", "after"),
-                     _unroll_train, unroll_card, "unroll: one-step world on its own rollouts", _describe_unroll)
+                     _unroll_train, unroll_card, "unroll: one-step world on its own rollouts", _describe_unroll,
+                     dit_lr_scales)

@@ -142,10 +142,20 @@ class UnrollConfig:
 EVENT_TERM_PLAN = EventPlan(probability=0.6, from_start=0.25)
 
 
+def dit_lr_scales(cfg: UnrollConfig) -> dict[str, float]:
+    """DiT weight-name prefixes that learn at a scaled rate (`DiTWithFrozen.dit_lr_scales`): the
+    pose embedding, which starts at zero inside a trained world."""
+    return {"pose_embedding.": cfg.pose_lr_scale}
+
+
+def _window(cfg: UnrollConfig) -> int:
+    """Steps a batch without revisits reads: the burn-in and the unrolled chunks, at most."""
+    return cfg.max_burn_in + cfg.max_unrolled
+
+
 def clip_steps(cfg: UnrollConfig) -> int:
     """Steps per rendered clip: the burn-in and unrolled chunks, or `revisit_steps` with revisits."""
-    window = cfg.max_burn_in + cfg.max_unrolled
-    return max(window, cfg.revisit_steps) if cfg.revisit_fraction > 0 else window
+    return max(_window(cfg), cfg.revisit_steps) if cfg.revisit_fraction > 0 else _window(cfg)
 
 
 def clip_events(cfg: UnrollConfig, source_plan: EventPlan | None = None) -> EventPlan | None:
@@ -154,9 +164,8 @@ def clip_events(cfg: UnrollConfig, source_plan: EventPlan | None = None) -> Even
     plan = cfg.events or (EVENT_TERM_PLAN if cfg.event_weight > 0 else None)
     if cfg.event_mix:
         plan = dataclasses.replace(plan or source_plan or EventPlan(), mix=cfg.event_mix)
-    window = cfg.max_burn_in + cfg.max_unrolled
-    if clip_steps(cfg) > window:
-        plan = dataclasses.replace(plan or source_plan or EventPlan(), latest_start=window)
+    if clip_steps(cfg) > _window(cfg):
+        plan = dataclasses.replace(plan or source_plan or EventPlan(), latest_start=_window(cfg))
     return plan
 
 
@@ -171,7 +180,7 @@ class UnrollModule(DiTWithFrozen):
                  event_classifier: nn.Module | None = None, event_weight: float = 0.0, event_balanced: bool = False,
                  ghost_weight: float = 0.0, critic: nn.Module | None = None, adversarial_weight: float = 0.0,
                  adversarial_warmup: int = 0, critic_lr_scale: float = 1.0, spread_in_loop: bool = False,
-                 spread_weight: float = 0.0, pose_lr_scale: float = 1.0):
+                 spread_weight: float = 0.0, dit_lr_scales: dict[str, float] | None = None):
         if adversarial_weight > 0 and critic is None:
             raise ValueError("the adversarial term (adversarial_weight > 0) needs a critic (critic.TransitionCritic)")
         if ghost_weight > 0 and pixel_weight <= 0:
@@ -182,7 +191,7 @@ class UnrollModule(DiTWithFrozen):
             raise ValueError("the event term (event_weight > 0) needs an event classifier (probes)")
         frozen = {"vae": vae, "idm": idm, "event_classifier": event_classifier}
         super().__init__(dit, critic if adversarial_weight > 0 else None, critic_lr_scale,
-                         {"pose_embedding.": pose_lr_scale}, **{k: m for k, m in frozen.items() if m is not None})
+                         dit_lr_scales, **{k: m for k, m in frozen.items() if m is not None})
         self.latent_weight, self.pixel_weight = float(latent_weight), float(pixel_weight)
         self.motion_weight, self.event_weight = float(motion_weight), float(event_weight)
         self.event_balanced = bool(event_balanced)
@@ -421,7 +430,7 @@ def train_unroll(model_config: WorldModelConfig, dit: nn.Module, vae: nn.Module,
                           critic_mod.TransitionCritic(model_config.latent_frames_per_chunk, cfg.critic_width)
                           if cfg.adversarial_weight > 0 else None,
                           cfg.adversarial_weight, cfg.adversarial_warmup, cfg.critic_lr_scale, cfg.spread_in_loop,
-                          cfg.spread_weight, cfg.pose_lr_scale)
+                          cfg.spread_weight, dit_lr_scales(cfg))
     trainer = Trainer(module, cfg.trainer, Path(out), info=info, name="unroll")
     trainer.resume(stream)
     trainer.fit(stream, deadline=deadline)
