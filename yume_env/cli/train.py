@@ -128,6 +128,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             p.add_argument("--pose-memory", action="store_true",
                            help="turn pose memory on: each history frame's dead-reckoned pose relative to the "
                                 "chunk's is added to its tokens (a new embedding, zero at the start)")
+            p.add_argument("--recall-frames", type=int, default=None, metavar="N",
+                           help="recall N old views by pose (a bank of views kept as frames leave the sharp "
+                                "bands) and read them at full detail; turns pose memory on (default 0)")
             p.add_argument("--pose-lr-scale", type=float, default=None,
                            help="the pose embedding's learning rate in multiples of the world's (default 1)")
     try:  # the finetune stage brings its own options
@@ -169,7 +172,8 @@ def run(args: argparse.Namespace) -> int:
                             batch_size=args.batch_size, export_now=args.export_now,
                             config_changes=_unroll_changes(args) if args.stage == "unroll" else None,
                             tscm_schedule=getattr(args, "tscm_schedule", None),
-                            pose_memory=getattr(args, "pose_memory", False))
+                            pose_memory=getattr(args, "pose_memory", False),
+                            recall_frames=getattr(args, "recall_frames", None))
         print(json.dumps({k: state.get(k) for k in ("exported", "steps", "elapsed_s", "final_loss", "metrics")}, indent=1))
         return 0
     if args.stage == "default-world":

@@ -61,6 +61,7 @@ class WorldModelConfig:
     history_attention: str = "global"
     action_embedding: bool = False  # a learned (81, dim) table of flat actions added to the time embedding
     pose_memory: bool = False  # history tokens get their frame's dead-reckoned pose relative to the chunk's (pose_memory.py)
+    recall_frames: int = 0  # old views recalled by pose and read at full detail beside the TSCM bands (recall.py)
     height: int = 704
     width: int = 1280
     fps: int = 16
@@ -93,6 +94,10 @@ class WorldModelConfig:
         if self.pose_memory and self.temporal_compression != 1:
             raise ValueError("pose_memory gives each latent frame its camera pose, so it needs a VAE without "
                              f"temporal compression (1), got {self.temporal_compression}")
+        if self.recall_frames < 0:
+            raise ValueError(f"recall_frames must be >= 0, got {self.recall_frames}")
+        if self.recall_frames and not self.pose_memory:
+            raise ValueError("recall_frames recalls old views by their dead-reckoned pose: set pose_memory true too")
         base = self.patch_size[1]
         odd = sorted({k for k, _ in SCHEDULES[self.tscm_schedule].kernels() if k % base})
         if odd:  # a history token must cover whole current-chunk patches

@@ -31,7 +31,7 @@ from yume_env.model.config import WorldModelConfig
 from yume_env.model.dit_blocks import Head, RMSNorm, WanBlock, linear_f32, sinusoidal_embedding
 from yume_env.model.pose_memory import PoseEmbedding
 from yume_env.model.rope import layout_positions, rope_freqs
-from yume_env.model.tscm import BandPlan, band_columns, get_schedule, plan_history
+from yume_env.model.tscm import Band, BandPlan, band_columns, get_schedule, plan_history
 from yume_env.model.tscm_memory import MemoryRead, MemoryState, stack_memory
 
 
@@ -235,12 +235,17 @@ class WanDiT(nn.Module):
         context: torch.Tensor | None = None,
         n_history: list[int] | None = None,
         poses: list[torch.Tensor] | None = None,
+        recall: list[tuple[torch.Tensor, torch.Tensor] | None] | None = None,
     ) -> HistoryContext:
         """Embed each world's history latents (C, N_i, h, w) (N_i may be 0 and may differ).
 
         poses: per world, (N_i, POSE_FEATURES) features of each stored history frame's pose seen
         from the chunk being generated (`pose_memory.relative_features`), for DiTs with
         `config.pose_memory` (ignored by others); None: no pose is added.
+
+        recall: per world, None or the views recalled by pose (`yume_env.model.recall`): latents
+        (C, R, h, w) and their pose features (R, POSE_FEATURES) seen from the chunk; embedded at the
+        current patch size with their pose, at temporal positions -R..-1, after the TSCM bands.
 
         n_history: true history lengths when history[i] holds only `tscm.frames_to_keep(schedule,
         n_history[i])` (bounded storage, see `tscm.append_history`); default: history[i] is full.
@@ -267,8 +272,9 @@ class WanDiT(nn.Module):
         # Worlds whose layouts have the same shape (typical once histories pass the schedule's
         # budget) are embedded together: one conv per band for the whole group.
         groups: dict[tuple, list[int]] = {}
+        recalled = [0 if recall is None or recall[i] is None else recall[i][0].shape[1] for i in range(len(plans))]
         for i, plan in enumerate(plans):
-            groups.setdefault(plan.layout, []).append(i)
+            groups.setdefault((plan.layout, recalled[i]), []).append(i)
         group_out = []  # (member indices, tokens (G, T, dim), positions (T, 3)) per layout
         for members in groups.values():
             plan = plans[members[0]]
@@ -294,8 +300,13 @@ class WanDiT(nn.Module):
                     emb = self.pose_embedding(feats.to(toks.dtype))
                     toks = toks + emb.repeat_interleave(band.grid[0] * band.grid[1], dim=1)
                 t_parts.append(toks)
+            grids = tuple((b.t0, len(b.frames), *b.grid) for b in plan.bands)
+            if recalled[members[0]]:
+                toks, grid = self._embed_recall([recall[i] for i in order])
+                t_parts.append(toks)
+                grids += (grid,)
             group_toks = torch.cat(t_parts, 1) if t_parts else torch.zeros(len(members), 0, dim, dtype=self.dtype, device=device)
-            group_pos = layout_positions(tuple((b.t0, len(b.frames), *b.grid) for b in plan.bands), device)
+            group_pos = layout_positions(grids, device)
             group_out.append((order, group_toks, group_pos))
         next_t = [p.next_t for p in plans]
         lengths = [0] * len(history)
@@ -320,6 +331,19 @@ class WanDiT(nn.Module):
         if context is not None and self.config.history_attention == "causal" and H:
             self._history_kv(ctx, context)
         return ctx
+
+    def _embed_recall(self, recall: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, tuple]:
+        """Recalled views of G worlds -> tokens (G, R * gh * gw, dim) at the current patch size plus
+        their pose embedding, and their RoPE grid (t0, R, gh, gw): just before the oldest band."""
+        if self.pose_embedding is None:
+            raise ValueError("recalled views carry their pose: this DiT has no pose memory (config.pose_memory)")
+        latents = torch.stack([r[0] for r in recall])  # (G, C, R, h, w)
+        feats = torch.stack([r[1].to(latents.device) for r in recall])  # (G, R, F)
+        R, base = latents.shape[2], self.config.patch_size[1]
+        toks = self._embed_band(latents, Band(R, base))
+        gh, gw = -(-latents.shape[3] // base), -(-latents.shape[4] // base)
+        toks = toks + self.pose_embedding(feats.to(toks.dtype)).repeat_interleave(gh * gw, dim=1)
+        return toks, (-R, R, gh, gw)
 
     def _history_kv(self, history: HistoryContext, context: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Causal mode: every block's rotated history keys/values, cached on `history` per context."""

@@ -29,6 +29,7 @@ import torch
 
 from yume_env.actions import NUM_CAMERAS, NUM_KEYS
 from yume_env.model import pose_memory, sampler, spread, tscm
+from yume_env.model.recall import RecallBank, sharp_frames
 from yume_env.model.config import WorldModelConfig
 from yume_env.model.dit import WanDiT, build_dit, host_tensor
 from yume_env.model.task_head import TaskHead
@@ -227,6 +228,8 @@ class WorldModel:
                 pose = pose_memory.advance(pose, a[None], self.frames_per_step, moves=1)[:, 0]
                 rows.append(pose)
             poses = torch.cat(rows)[None]  # (1, T, 4)
+        if self.config.recall_frames:
+            state.recall = RecallBank.empty(1, latents[0, :, 0])
         self._append([state], latents, poses)
         self.set_event(state, event)
         return state
@@ -247,6 +250,8 @@ class WorldModel:
         `poses` (B, n, 4): the new latents' poses, kept like the latents (models with pose memory)."""
         c = self.config
         memories = self.dit.update_memories([s.memory for s in states], latents) if c.memory_enabled else None
+        if c.recall_frames:  # before the append below replaces the stored histories it reads
+            self._offer_recall(states, latents, poses)
         groups: dict[tuple, list[int]] = {}
         for i, s in enumerate(states):
             # grouped by the positions kept, not by length: once the oldest band is thinned, histories
@@ -278,6 +283,38 @@ class WorldModel:
                 state.memory = memories[i]
             state.history_tokens = tscm.history_token_count(c.tscm_schedule, state.n_history, c.latent_hw)
 
+    def _offer_recall(self, states: list[WorldState], latents: torch.Tensor, poses: torch.Tensor) -> None:
+        """Offers each world's bank the latents that leave the schedule's sharp window with this append
+        (`recall.py`): the newest stored latents are complete, so they are read from the stored tail
+        and the new latents (B, C, n, h, w), poses (B, n, 4); worlds offering as many frames go together."""
+        sharp, n = sharp_frames(self.config.tscm_schedule), latents.shape[2]
+        groups: dict[int, list[tuple[int, torch.Tensor, torch.Tensor]]] = {}
+        _require_banks(states)
+        for i, s in enumerate(states):
+            lo, hi = max(0, s.n_history - sharp), max(0, s.n_history + n - sharp)
+            if hi <= lo:
+                continue
+            kept = min(s.n_history, sharp)  # the stored tail covers latents n_history - kept ..
+            tail = torch.cat([s.history[:, s.history.shape[1] - kept:].to(latents), latents[i]], 1)
+            tail_poses = torch.cat([s.poses[:, s.poses.shape[1] - kept:, 0, 0].T.to(poses), poses[i]])
+            start = s.n_history - kept
+            groups.setdefault(hi - lo, []).append((i, tail[:, lo - start:hi - start], tail_poses[lo - start:hi - start]))
+        for count, members in groups.items():
+            bank = RecallBank.stack([states[i].recall for i, _, _ in members])
+            lat = torch.stack([m[1] for m in members])  # (G, C, count, h, w)
+            pos = torch.stack([m[2] for m in members])  # (G, count, 4)
+            for t in range(count):
+                bank.insert(lat[:, :, t], pos[:, t])
+            for (i, _, _), own in zip(members, bank.unbind()):
+                states[i].recall = own
+
+    def _recalled(self, states: list[WorldState], target: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor] | None]:
+        """Per world, the views its bank recalls for the chunk whose last frame has pose target[i]
+        (latents (C, R, h, w), pose features (R, F)), or None while its bank holds fewer than R."""
+        _require_banks(states)
+        latents, feats, ok = RecallBank.stack([s.recall for s in states]).recall(target, self.config.recall_frames)
+        return [(lat, f) if good else None for lat, f, good in zip(latents.unbind(0), feats.unbind(0), ok.tolist())]
+
     @torch.no_grad()
     def step(
         self,
@@ -302,9 +339,10 @@ class WorldModel:
         clock.tick("text")
         memory = [None if s.memory is None else s.memory.to(dev) for s in states]
         new_poses, features = self._poses(states, acts) if c.pose_memory else (None, None)
+        recalled = self._recalled(states, new_poses[:, -1]) if c.recall_frames else None
         history = self.dit.encode_history(
             [s.history.to(dev) for s in states], memory, context=context, n_history=[s.n_history for s in states],
-            poses=features,
+            poses=features, recall=recalled,
         )
         clock.tick("history")
         h, w = c.latent_hw
@@ -376,6 +414,13 @@ class _Clock:
         now = time.perf_counter()
         self.times[name] = now - self._last
         self._last = now
+
+
+def _require_banks(states: list[WorldState]) -> None:
+    missing = [i for i, s in enumerate(states) if s.recall is None]
+    if missing:
+        raise ValueError(f"worlds {missing} have no recall bank: this model recalls views; make its states with "
+                         "init_state of this model")
 
 
 def _vae_fn(vae: Any, name: str, default: Callable) -> Callable:

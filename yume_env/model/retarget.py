@@ -1,8 +1,9 @@
 """`retarget`: a trained world with another memory layout, to fine-tune it there.
 
-Two settings change how a world reads its history without touching its blocks: the TSCM
-schedule (which history latents become tokens at which patch size, `yume_env.model.tscm`) and
-pose memory (each history frame's pose added to its tokens, `yume_env.model.pose_memory`). A
+Three settings change how a world reads its history without touching its blocks: the TSCM
+schedule (which history latents become tokens at which patch size, `yume_env.model.tscm`),
+pose memory (each history frame's pose added to its tokens, `yume_env.model.pose_memory`) and
+recalled views (old views found by pose, read at full detail, `yume_env.model.recall`). A
 world moves to other settings by keeping every weight both DiTs share:
 
 - a history embedder the old schedule lacked starts from the trained current-chunk patch
@@ -22,9 +23,11 @@ from yume_env.model.tscm import get_schedule
 NEW_PARTS = ("patch_embedding_", "pose_embedding.")  # the weights a retargeted DiT may lack
 
 
-def retarget(world, *, tscm_schedule: str | None = None, pose_memory: bool | None = None):
+def retarget(world, *, tscm_schedule: str | None = None, pose_memory: bool | None = None,
+             recall_frames: int | None = None):
     """A new `WorldModel` like `world` (same VAE, text, task head, start frames; copied DiT weights)
-    with the given TSCM schedule and pose memory (None: the world's own). `world` is unchanged."""
+    with the given TSCM schedule, pose memory and recalled views (None: the world's own). `world`
+    is unchanged. Recall adds no weights (recalled views go through the patch and pose embeddings)."""
     from yume_env.model.pipeline import WorldModel
 
     changes = {}
@@ -33,6 +36,8 @@ def retarget(world, *, tscm_schedule: str | None = None, pose_memory: bool | Non
         changes["tscm_schedule"] = tscm_schedule
     if pose_memory is not None:
         changes["pose_memory"] = bool(pose_memory)
+    if recall_frames is not None:
+        changes["recall_frames"] = int(recall_frames)
     config = world.config.replace(**changes)
     old = world.dit
     dit = build_dit(config, device="cpu").to(world.device)

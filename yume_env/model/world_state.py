@@ -7,6 +7,7 @@
 - `vae_cache`: the streaming decoder's state, so the next chunk joins the last without a seam;
 - `poses`: with pose memory, the dead-reckoned camera pose (x, z, yaw, pitch) of each kept
   history latent, as a (4, K, 1, 1) tensor so it is kept and dropped exactly like `history`;
+- `recall`: with recall (`config.recall_frames`), the bank of old views by pose (`recall.py`);
 - `event`, counters.
 `clone()` branches a rollout; `to_dict()` / `from_dict()` give plain tensors and Python values
 (savable with `torch.save`, loadable with `torch.load(weights_only=True)`).
@@ -19,6 +20,7 @@ from typing import Any
 
 import torch
 
+from yume_env.model.recall import RecallBank
 from yume_env.model.tscm_memory import MemoryState
 
 STATE_FORMAT = 1
@@ -44,6 +46,7 @@ class WorldState:
     history_tokens: int = 0  # tokens the DiT's history attention reads at the next step
     chunks_since_event: int = SETTLED  # chunks generated since the event text last changed (spread.py waits on it)
     poses: torch.Tensor | None = None  # (4, K, 1, 1) poses of the kept latents (models with pose memory)
+    recall: RecallBank | None = None  # old views by pose, a bank of one world (models with recall_frames)
 
     def clone(self) -> "WorldState":
         """An independent copy (stepping one never changes the other)."""
@@ -51,6 +54,7 @@ class WorldState:
             self.history.clone(), self.n_history, None if self.memory is None else self.memory.clone(),
             _clone_cache(self.vae_cache), self.event, self.step_count, self.history_tokens, self.chunks_since_event,
             None if self.poses is None else self.poses.clone(),
+            None if self.recall is None else self.recall.clone(),
         )
 
     def memory_stats(self) -> dict[str, int]:
@@ -87,6 +91,7 @@ class WorldState:
             "history_tokens": int(self.history_tokens),
             "chunks_since_event": int(self.chunks_since_event),
             "poses": None if self.poses is None else self.poses.clone(),
+            "recall": None if self.recall is None else self.recall.to_dict(),
         }
 
     @classmethod
@@ -106,4 +111,5 @@ class WorldState:
             _clone_cache(d["vae_cache"]), str(d["event"]), int(d["step_count"]), int(d.get("history_tokens", 0)),
             int(d.get("chunks_since_event", SETTLED)),  # states saved before the field: settled
             None if d.get("poses") is None else torch.as_tensor(d["poses"]).clone(),
+            None if d.get("recall") is None else RecallBank.from_dict(d["recall"]),
         )

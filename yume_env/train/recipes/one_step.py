@@ -100,7 +100,7 @@ def run_folder_stage(stage: FolderStage, model: str | Path, out: str | Path, *, 
                      call_minutes: float = 0.0, device: str = "auto", trainer_changes: dict[str, Any] | None = None,
                      batch_size: int | None = None, config_changes: dict[str, Any] | None = None,
                      export_now: bool = False, tscm_schedule: str | None = None, pose_memory: bool = False,
-                     log=print) -> dict[str, Any]:
+                     recall_frames: int | None = None, log=print) -> dict[str, Any]:
     """Advances `stage` on the folder `model` in `out`; returns RUN/<stage>.json's state
     (`"exported"` once RUN/model/ is written).
 
@@ -108,9 +108,10 @@ def run_folder_stage(stage: FolderStage, model: str | Path, out: str | Path, *, 
     `config_changes`: fields of the stage's config to replace (e.g. unroll's motion_weight).
     `export_now`: train nothing; write RUN/model from the last checkpoint's EMA weights, to look
     at a run midway (`"partial_export_step"`; the next call trains on from the checkpoint).
-    `tscm_schedule`, `pose_memory`: train (and export) the world with this TSCM schedule instead of
-    its own, or with pose memory turned on (`yume_env.model.retarget`); the run remembers them, so
-    later calls need not repeat them."""
+    `tscm_schedule`, `pose_memory`, `recall_frames`: train (and export) the world with this TSCM
+    schedule instead of its own, with pose memory turned on, or recalling this many old views by
+    pose (which turns pose memory on) (`yume_env.model.retarget`); the run remembers them, so later
+    calls need not repeat them."""
     from yume_env.model.pipeline import WorldModel
     from yume_env.train.batches import SimClipSource
 
@@ -161,12 +162,18 @@ def run_folder_stage(stage: FolderStage, model: str | Path, out: str | Path, *, 
         raise ValueError(f"{root} trains under TSCM schedule {state['tscm_schedule']!r}, not {tscm_schedule!r}: "
                          "drop --tscm-schedule or start a new run folder")
     tscm_schedule = tscm_schedule or state.get("tscm_schedule")
-    pose_memory = bool(pose_memory or state.get("pose_memory"))
+    if state.get("recall_frames") is not None and recall_frames is not None and recall_frames != state["recall_frames"]:
+        raise ValueError(f"{root} trains with recall_frames {state['recall_frames']}, not {recall_frames}: "
+                         "drop --recall-frames or start a new run folder")
+    recall_frames = recall_frames if recall_frames is not None else state.get("recall_frames")
+    pose_memory = bool(pose_memory or state.get("pose_memory") or recall_frames)
     layout = {}
     if tscm_schedule and tscm_schedule != world.config.tscm_schedule:
         layout["tscm_schedule"] = state["tscm_schedule"] = tscm_schedule
     if pose_memory and not world.config.pose_memory:
         layout["pose_memory"] = state["pose_memory"] = True
+    if recall_frames is not None and recall_frames != world.config.recall_frames:
+        layout["recall_frames"] = state["recall_frames"] = int(recall_frames)
     if layout:
         from yume_env.model.retarget import retarget
 
@@ -350,6 +357,8 @@ def _unroll_flags(state: dict[str, Any]) -> str:
         flags.append(f"--tscm-schedule {state['tscm_schedule']}")
     if state.get("pose_memory"):
         flags.append("--pose-memory")
+    if state.get("recall_frames"):
+        flags.append(f"--recall-frames {state['recall_frames']}")
     if state.get("pose_lr_scale", 1.0) != 1.0:
         flags.append(f"--pose-lr-scale {state['pose_lr_scale']:g}")
     return " ".join(flags)
@@ -368,6 +377,9 @@ def _recall_text(state: dict[str, Any]) -> str:
     if state.get("pose_memory"):
         text += (" Pose memory was turned on (each history frame's dead-reckoned pose relative to the chunk's, "
                  "added to its tokens; `yume_env/model/pose_memory.py`) and trained.")
+    if state.get("recall_frames"):
+        text += (f" The world recalled {state['recall_frames']} old view(s) by pose at each step (a bank of views "
+                 "kept as frames leave the sharp bands, read at full detail; `yume_env/model/recall.py`).")
     return text
 
 

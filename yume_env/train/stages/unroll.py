@@ -92,6 +92,7 @@ from torch.nn import functional as F
 from yume_env.actions import NUM_CAMERAS
 from yume_env.model import pose_memory, spread
 from yume_env.model.config import WorldModelConfig
+from yume_env.model.recall import RecallBank, fill_bank, sharp_frames
 from yume_env.model.vae import frames_to_tensor
 from yume_env.train import distributed as D
 from yume_env.train.batches import ClipPool, EventPlan, IndexedStream, SimClipSource, select
@@ -250,6 +251,9 @@ class UnrollModule(DiTWithFrozen):
         adv_sums: dict[str, torch.Tensor] = {}
         before = sim_before = batch.get("before")  # the last frame before the first unrolled step
         m = len(batch["targets"])
+        recall_frames = self.dit.config.recall_frames
+        # recall: the env's bank, filled with the same frames as they leave the sharp window (recall.py)
+        bank = RecallBank.empty(B, history[0, :, 0]) if recall_frames else None
         for j in range(m):
             # the channel stream of the whole history again, in one batched op: cheaper than B per-world updates
             memory = self.dit.memory_summaries(history, [history.shape[2]] * B) if self.memory else None
@@ -258,7 +262,14 @@ class UnrollModule(DiTWithFrozen):
                 n, Fc = history.shape[2], batch["targets"][j].shape[2]
                 poses = list(pose_memory.relative_features(batch["frame_poses"][:, :n],
                                                            batch["frame_poses"][:, n + Fc - 1]).unbind(0))
-            hist = self.dit.encode_history(list(history), memory, poses=poses)
+            recalled = None
+            if bank is not None:
+                n, Fc = history.shape[2], batch["targets"][j].shape[2]
+                fill_bank(bank, history, batch["frame_poses"], max(0, n - sharp_frames(self.dit.config.tscm_schedule)))
+                lat, feats, ok = bank.recall(batch["frame_poses"][:, n + Fc - 1], recall_frames)
+                if bool(ok.all()):  # the worlds share one length, so they have recall or not together
+                    recalled = list(zip(lat.unbind(0), feats.unbind(0)))
+            hist = self.dit.encode_history(list(history), memory, poses=poses, recall=recalled)
             eps = batch["eps"][j]
             v = self.dit(eps, t, batch["context"][j], hist, memory, **action_kwargs(self.dit, batch["action"][j])).float()
             x0 = eps - v

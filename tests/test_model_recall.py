@@ -1,0 +1,165 @@
+"""Pose recall: the bank of old views (one rule for the env and the trainer), recalling the nearest
+view, and a world that carries the bank in its state and reads the recalled view."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from model_support import awake
+from test_train_distill import _text
+from yume_env.actions import CAMERAS, KEYS
+from yume_env.model import pose_memory
+from yume_env.model.pipeline import WorldModel
+from yume_env.model.recall import RecallBank, fill_bank, pose_cell, sharp_frames
+from yume_env.model.retarget import retarget
+from yume_env.model.vae import frames_to_tensor
+from yume_env.model.world_state import WorldState
+from yume_env.train.recipes.default_world import smoke_recipe
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+W, NONE = KEYS.index("W"), KEYS.index("None")
+RIGHT, LEFT = CAMERAS.index("→"), CAMERAS.index("←")
+
+
+@pytest.fixture(scope="module")
+def worlds():
+    """A one-step tiny-fine world with pose memory, and the same world recalling one view."""
+    mc = smoke_recipe().model_config().replace(sample_steps=1, patch_size=[1, 1, 1], tscm_schedule="tiny-fine")
+    plain = awake(WorldModel.from_config(mc, seed=0, text=_text(mc.text_dim)), seed=1)
+    posed = retarget(plain, pose_memory=True)
+    with torch.no_grad():  # a pose embedding that says something (it starts at zero)
+        posed.dit.pose_embedding.net[2].weight.normal_(0, 0.5)
+    return posed, retarget(posed, recall_frames=1)
+
+
+def _frames(n):
+    return np.random.default_rng(0).integers(0, 255, (n, 32, 32, 3)).astype(np.uint8)
+
+
+def _yaw_poses(degrees):
+    return torch.tensor([[0.0, 0.0, math.radians(d), 0.0] for d in degrees])
+
+
+def test_the_bank_keeps_one_view_per_pose_the_latest_and_recalls_the_nearest():
+    bank = RecallBank.empty(1, torch.zeros(2, 1, 1), size=8)
+    for i, yaw in enumerate(range(0, 30, 5)):  # a turn in 5-degree sub-moves: one entry each
+        bank.insert(torch.full((1, 2, 1, 1), float(i)), _yaw_poses([yaw]))
+    assert int(bank.filled().sum()) == 6
+    bank.insert(torch.full((1, 2, 1, 1), 99.0), _yaw_poses([1]))  # back at the start: its view is replaced
+    assert int(bank.filled().sum()) == 6 and bank.latents[0, 0, 0, 0, 0] == 99.0
+    latents, feats, ok = bank.recall(_yaw_poses([2]), 2)
+    assert ok.item() and latents[0, 0, :, 0, 0].tolist() == [99.0, 1.0]  # nearest first
+    assert feats.shape == (1, 2, pose_memory.POSE_FEATURES)
+    for i in range(3):  # a full bank gives the oldest entry's slot to a new place
+        bank.insert(torch.full((1, 2, 1, 1), 200.0 + i), torch.tensor([[float(i + 1), 0.0, 0.0, 0.0]]))
+    assert int(bank.filled().sum()) == 8 and 1.0 not in bank.latents[0, 0, :, 0, 0].tolist()
+    assert 99.0 in bank.latents[0, 0, :, 0, 0].tolist()  # re-seen: younger than the entries after it
+    assert not RecallBank.empty(1, torch.zeros(2, 1, 1)).recall(_yaw_poses([0]), 1)[2].item()
+
+
+def test_pose_cells_are_one_sub_move_wrap_the_yaw_and_survive_rounding():
+    cells = pose_cell(torch.tensor([[0.1, 0.3, math.pi - 0.01, 0.0], [0.1, 0.3, -math.pi + 0.01, 0.0],
+                                    [0.35, 0.3, 0.0, 0.0], [0.1, 0.3, 0.0, math.radians(6)]]))
+    assert cells[0, 2] == 35 and cells[1, 2] == 36  # either side of the half turn, in range
+    assert cells[2, 0] == 1 and cells[3, 3] == 1
+    turned = pose_memory.clip_poses(torch.tensor([[[NONE, RIGHT]] * 36 + [[NONE, LEFT]] * 36]), 2)[0]
+    assert torch.equal(pose_cell(turned[0]), pose_cell(turned[-1]))  # a whole turn and back: the same cell
+    assert len({tuple(c) for c in pose_cell(turned[:72]).tolist()}) == 72  # every sub-move of a turn is new
+
+
+def test_the_env_fills_the_bank_as_the_trainer_does(worlds):
+    _, recalling = worlds
+    init_moves = np.array([[W, RIGHT]] * 8)  # 9 burn-in frames, one sub-move between each two
+    state = recalling.init_state(_frames(9), init_moves)
+    latents = [recalling.vae.encode(frames_to_tensor(_frames(9)[None]))]
+    pose = torch.zeros(1, 4)
+    poses = [pose]
+    for a in init_moves:
+        pose = pose_memory.advance(pose, torch.as_tensor(a)[None], 2, moves=1)[:, 0]
+        poses.append(pose)
+    script = [[NONE, RIGHT]] * 10 + [[W, 0]] * 4 + [[NONE, LEFT]] * 10
+    for t, a in enumerate(script):
+        out = recalling.step([state], np.array([a]), torch.Generator().manual_seed(t))
+        latents.append(out.latents)
+        step = pose_memory.advance(poses[-1], torch.as_tensor(a)[None], 2)[0]
+        poses += [p[None] for p in step.unbind(0)]
+    full, full_poses = torch.cat(latents, 2), torch.stack([p.reshape(4) for p in poses])[None]
+    assert full.shape[2] == state.n_history == full_poses.shape[1]
+    bank = fill_bank(RecallBank.empty(1, full[0, :, 0]), full, full_poses, state.n_history - sharp_frames("tiny-fine"))
+    assert torch.equal(bank.stamp, state.recall.stamp) and torch.equal(bank.inserted, state.recall.inserted)
+    assert torch.allclose(bank.poses, state.recall.poses, atol=1e-5)
+    assert torch.allclose(bank.latents, state.recall.latents, atol=1e-5)
+    assert int(state.recall.filled().sum()) > 10
+
+
+def test_a_world_reads_the_recalled_view_once_its_bank_has_one_and_batches_like_single_worlds(worlds):
+    posed, recalling = worlds
+    acts = np.repeat(np.array([[W, RIGHT]] * 4), 2, 0)
+    a, b = posed.init_state(_frames(9), acts), recalling.init_state(_frames(9), acts)
+    steps = 0
+    while b.n_history + 2 <= sharp_frames("tiny-fine"):  # nothing has left the sharp bands: nothing to recall
+        fa = posed.step([a], np.array([[NONE, RIGHT]]), torch.Generator().manual_seed(steps)).frames
+        fb = recalling.step([b], np.array([[NONE, RIGHT]]), torch.Generator().manual_seed(steps)).frames
+        assert np.array_equal(fa, fb) and not b.recall.filled().any()
+        steps += 1
+    for t in range(3):
+        fa = posed.step([a], np.array([[NONE, RIGHT]]), torch.Generator().manual_seed(t)).frames
+        fb = recalling.step([b], np.array([[NONE, RIGHT]]), torch.Generator().manual_seed(t)).frames
+    assert b.recall.filled().any() and not np.array_equal(fa, fb)
+    short = recalling.init_state(_frames(3), acts[:2])  # an empty bank beside a full one
+    one = [recalling.step([s.clone()], np.array([[W, 0]]), torch.Generator().manual_seed(0)).frames for s in (b, short)]
+    both = recalling.step([b.clone(), short.clone()], np.array([[W, 0], [W, 0]]),
+                          [torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)]).frames
+    assert np.array_equal(both[0], one[0][0]) and np.array_equal(both[1], one[1][0])
+
+
+def test_the_bank_is_saved_cloned_and_required(worlds):
+    posed, recalling = worlds
+    state = recalling.init_state(_frames(20), np.array([[NONE, RIGHT]] * 19))
+    assert state.recall.filled().any()
+    restored = WorldState.from_dict(state.to_dict())
+    for field in ("latents", "poses", "stamp", "inserted"):
+        assert torch.equal(getattr(restored.recall, field), getattr(state.recall, field))
+    branch = state.clone()
+    recalling.step([branch], np.array([[NONE, RIGHT]]), torch.Generator().manual_seed(0))
+    assert not torch.equal(branch.recall.stamp, state.recall.stamp)  # the original's bank is its own
+    with pytest.raises(ValueError, match="no recall bank"):
+        recalling.step([posed.init_state(_frames(20), np.array([[NONE, RIGHT]] * 19))], np.array([[W, 0]]))
+    with pytest.raises(ValueError, match="set pose_memory true too"):
+        posed.config.replace(pose_memory=False, recall_frames=1)
+
+
+def test_unroll_trains_a_world_that_recalls_and_the_card_says_so(tmp_path, worlds, monkeypatch):
+    from yume_env.cli import main
+    from yume_env.model.dit import WanDiT
+
+    posed, _ = worlds
+    plain = retarget(posed, pose_memory=False)
+    plain.save_pretrained(tmp_path / "one_step")
+    seen = []
+    encode = WanDiT.encode_history
+
+    def spy(self, *args, **kw):
+        seen.append(kw.get("recall") is not None)
+        return encode(self, *args, **kw)
+
+    monkeypatch.setattr(WanDiT, "encode_history", spy)
+    run = tmp_path / "run"
+    args = ["train", "unroll", "--model", str(tmp_path / "one_step"), "--out", str(run), "--smoke", "--device", "cpu",
+            "--burn-in", "10", "--recall-frames", "1", "--steps", "6"]
+    assert main(args + ["--call-minutes", "0.0001"]) == 0
+    with pytest.raises(ValueError, match="trains with recall_frames 1"):
+        main(args[:-4] + ["--recall-frames", "2"])
+    assert main(args[:-4]) == 0  # the run remembers its recall
+    assert any(seen)  # batches whose burn-in passed the sharp bands trained with a recalled view
+    state = json.loads((run / "unroll.json").read_text())
+    assert state["exported"] and state["recall_frames"] == 1 and state["pose_memory"]
+    trained = WorldModel.from_pretrained(run / "model")
+    assert trained.config.recall_frames == 1 and trained.config.pose_memory
+    card = (run / "model" / "MODEL_CARD.md").read_text()
+    assert "--recall-frames 1" in card and "recalled 1 old view(s) by pose" in card
