@@ -15,7 +15,7 @@ from test_train_distill import _text
 from yume_env.actions import CAMERAS, KEYS
 from yume_env.model import pose_memory
 from yume_env.model.pipeline import WorldModel
-from yume_env.model.recall import RecallBank, fill_bank, pose_cell, sharp_frames
+from yume_env.model.recall import RecallBank, fill_bank, has_entries, pose_cell, sharp_frames
 from yume_env.model.retarget import retarget
 from yume_env.model.vae import frames_to_tensor
 from yume_env.model.world_state import WorldState
@@ -52,14 +52,16 @@ def test_the_bank_keeps_one_view_per_pose_the_latest_and_recalls_the_nearest():
     assert int(bank.filled().sum()) == 6
     bank.insert(torch.full((1, 2, 1, 1), 99.0), _yaw_poses([1]))  # back at the start: its view is replaced
     assert int(bank.filled().sum()) == 6 and bank.latents[0, 0, 0, 0, 0] == 99.0
-    latents, feats, ok = bank.recall(_yaw_poses([2]), 2)
-    assert ok.item() and latents[0, 0, :, 0, 0].tolist() == [99.0, 1.0]  # nearest first
+    latents, feats = bank.recall(_yaw_poses([2]), 2)
+    assert latents[0, 0, :, 0, 0].tolist() == [99.0, 1.0]  # nearest first
     assert feats.shape == (1, 2, pose_memory.POSE_FEATURES)
     for i in range(3):  # a full bank gives the oldest entry's slot to a new place
         bank.insert(torch.full((1, 2, 1, 1), 200.0 + i), torch.tensor([[float(i + 1), 0.0, 0.0, 0.0]]))
     assert int(bank.filled().sum()) == 8 and 1.0 not in bank.latents[0, 0, :, 0, 0].tolist()
     assert 99.0 in bank.latents[0, 0, :, 0, 0].tolist()  # re-seen: younger than the entries after it
-    assert not RecallBank.empty(1, torch.zeros(2, 1, 1)).recall(_yaw_poses([0]), 1)[2].item()
+    one = RecallBank.empty(1, torch.zeros(2, 1, 1), size=4).insert(torch.full((1, 2, 1, 1), 7.0), _yaw_poses([40]))
+    assert one.recall(_yaw_poses([0]), 3)[0][0, 0, :, 0, 0].tolist() == [7.0] * 3  # fewer entries: the nearest again
+    assert not has_entries(sharp_frames("tiny-fine"), "tiny-fine") and has_entries(15, "tiny-fine")
 
 
 def test_pose_cells_are_one_sub_move_wrap_the_yaw_and_survive_rounding():

@@ -29,7 +29,7 @@ import torch
 
 from yume_env.actions import NUM_CAMERAS, NUM_KEYS
 from yume_env.model import pose_memory, sampler, spread, tscm
-from yume_env.model.recall import RecallBank, sharp_frames
+from yume_env.model.recall import RecallBank, has_entries, sharp_frames
 from yume_env.model.config import WorldModelConfig
 from yume_env.model.dit import WanDiT, build_dit, host_tensor
 from yume_env.model.task_head import TaskHead
@@ -286,34 +286,39 @@ class WorldModel:
     def _offer_recall(self, states: list[WorldState], latents: torch.Tensor, poses: torch.Tensor) -> None:
         """Offers each world's bank the latents that leave the schedule's sharp window with this append
         (`recall.py`): the newest stored latents are complete, so they are read from the stored tail
-        and the new latents (B, C, n, h, w), poses (B, n, 4); worlds offering as many frames go together."""
+        and the new latents (B, C, n, h, w), poses (B, n, 4). Worlds that read the same slots go
+        together (once past the sharp window, all of them), a few ops per group, not per world."""
         sharp, n = sharp_frames(self.config.tscm_schedule), latents.shape[2]
-        groups: dict[int, list[tuple[int, torch.Tensor, torch.Tensor]]] = {}
         _require_banks(states)
+        groups: dict[tuple, list[int]] = {}
         for i, s in enumerate(states):
             lo, hi = max(0, s.n_history - sharp), max(0, s.n_history + n - sharp)
-            if hi <= lo:
-                continue
-            kept = min(s.n_history, sharp)  # the stored tail covers latents n_history - kept ..
-            tail = torch.cat([s.history[:, s.history.shape[1] - kept:].to(latents), latents[i]], 1)
-            tail_poses = torch.cat([s.poses[:, s.poses.shape[1] - kept:, 0, 0].T.to(poses), poses[i]])
-            start = s.n_history - kept
-            groups.setdefault(hi - lo, []).append((i, tail[:, lo - start:hi - start], tail_poses[lo - start:hi - start]))
-        for count, members in groups.items():
-            bank = RecallBank.stack([states[i].recall for i, _, _ in members])
-            lat = torch.stack([m[1] for m in members])  # (G, C, count, h, w)
-            pos = torch.stack([m[2] for m in members])  # (G, count, 4)
-            for t in range(count):
-                bank.insert(lat[:, :, t], pos[:, t])
-            for (i, _, _), own in zip(members, bank.unbind()):
+            if hi > lo:
+                kept = min(s.n_history, sharp)  # the stored tail covers latents n_history - kept ..
+                start = s.n_history - kept
+                groups.setdefault((kept, lo - start, hi - lo, s.history.shape[1]), []).append(i)
+        for (kept, first, count, stored), members in groups.items():
+            idx = host_tensor(members, latents.device) if len(members) < len(states) else None
+            new_lat = latents if idx is None else latents[idx]
+            new_pos = poses if idx is None else poses[idx]
+            tail = torch.cat([torch.stack([states[i].history[:, stored - kept:] for i in members]).to(latents), new_lat], 2)
+            tail_poses = torch.cat([torch.stack([states[i].poses[:, stored - kept:, 0, 0] for i in members])
+                                    .transpose(1, 2).to(poses), new_pos], 1)
+            bank = RecallBank.stack([states[i].recall for i in members])
+            for t in range(first, first + count):
+                bank.insert(tail[:, :, t], tail_poses[:, t])
+            for i, own in zip(members, bank.unbind()):
                 states[i].recall = own
 
     def _recalled(self, states: list[WorldState], target: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor] | None]:
         """Per world, the views its bank recalls for the chunk whose last frame has pose target[i]
-        (latents (C, R, h, w), pose features (R, F)), or None while its bank holds fewer than R."""
+        (latents (C, R, h, w), pose features (R, F)), or None while its bank is empty."""
         _require_banks(states)
-        latents, feats, ok = RecallBank.stack([s.recall for s in states]).recall(target, self.config.recall_frames)
-        return [(lat, f) if good else None for lat, f, good in zip(latents.unbind(0), feats.unbind(0), ok.tolist())]
+        has = [has_entries(s.n_history, self.config.tscm_schedule) for s in states]
+        if not any(has):
+            return [None] * len(states)
+        latents, feats = RecallBank.stack([s.recall for s in states]).recall(target, self.config.recall_frames)
+        return [(lat, f) if h else None for lat, f, h in zip(latents.unbind(0), feats.unbind(0), has)]
 
     @torch.no_grad()
     def step(

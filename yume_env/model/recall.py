@@ -107,16 +107,18 @@ class RecallBank:
         self.inserted += 1
         return self
 
-    def recall(self, target: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The `count` entries nearest to each world's target pose (B, 4): latents (B, C, count, h, w),
-        their pose features seen from the target (B, count, POSE_FEATURES), and which worlds hold at
-        least `count` entries (B,) bool (the others recall nothing yet; their rows are meaningless)."""
+    def recall(self, target: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The `count` entries nearest to each world's target pose (B, 4): latents (B, C, count, h, w)
+        and their pose features seen from the target (B, count, POSE_FEATURES), nearest first; a bank
+        with fewer entries repeats its nearest. Meaningless for an empty bank: callers know from
+        their host-side counts (`has_entries`) which worlds recall, so no device sync is needed."""
         target = target.to(self.poses)
         dist = pose_distance(self.poses, target[:, None]).masked_fill(~self.filled(), math.inf)
-        idx = dist.topk(count, dim=1, largest=False).indices  # (B, count), nearest first
+        near = dist.topk(count, dim=1, largest=False)  # (B, count), nearest first
+        idx = torch.where(torch.isinf(near.values), near.indices[:, :1], near.indices)
         rows = torch.arange(self.batch_size, device=idx.device)[:, None]
         latents = self.latents[rows, :, idx].permute(0, 2, 1, 3, 4)  # (B, count, C, h, w) -> (B, C, count, h, w)
-        return latents, relative_features(self.poses[rows, idx], target), self.filled().sum(1) >= count
+        return latents, relative_features(self.poses[rows, idx], target)
 
     # ---- one world's bank inside a WorldState, and batches of them ----------------------------------
     @staticmethod
@@ -141,6 +143,12 @@ class RecallBank:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RecallBank":
         return cls(*(torch.as_tensor(d[f]).clone() for f in ("latents", "poses", "stamp", "inserted")))
+
+
+def has_entries(n_history: int, schedule) -> bool:
+    """Whether a world with `n_history` latents has offered its bank a frame (so it recalls one):
+    a host-side test, the same for the env and the trainer."""
+    return n_history > sharp_frames(schedule)
 
 
 def fill_bank(bank: RecallBank, latents: torch.Tensor, poses: torch.Tensor, upto: int) -> RecallBank:

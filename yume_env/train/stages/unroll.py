@@ -92,7 +92,7 @@ from torch.nn import functional as F
 from yume_env.actions import NUM_CAMERAS
 from yume_env.model import pose_memory, spread
 from yume_env.model.config import WorldModelConfig
-from yume_env.model.recall import RecallBank, fill_bank, sharp_frames
+from yume_env.model.recall import RecallBank, fill_bank, has_entries, sharp_frames
 from yume_env.model.vae import frames_to_tensor
 from yume_env.train import distributed as D
 from yume_env.train.batches import ClipPool, EventPlan, IndexedStream, SimClipSource, select
@@ -266,8 +266,8 @@ class UnrollModule(DiTWithFrozen):
             if bank is not None:
                 n, Fc = history.shape[2], batch["targets"][j].shape[2]
                 fill_bank(bank, history, batch["frame_poses"], max(0, n - sharp_frames(self.dit.config.tscm_schedule)))
-                lat, feats, ok = bank.recall(batch["frame_poses"][:, n + Fc - 1], recall_frames)
-                if bool(ok.all()):  # the worlds share one length, so they have recall or not together
+                if has_entries(n, self.dit.config.tscm_schedule):  # the worlds share one length
+                    lat, feats = bank.recall(batch["frame_poses"][:, n + Fc - 1], recall_frames)
                     recalled = list(zip(lat.unbind(0), feats.unbind(0)))
             hist = self.dit.encode_history(list(history), memory, poses=poses, recall=recalled)
             eps = batch["eps"][j]
