@@ -334,7 +334,7 @@ class WanDiT(nn.Module):
 
     def _embed_recall(self, recall: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, tuple]:
         """Recalled views of G worlds -> tokens (G, R * gh * gw, dim) at the current patch size plus
-        their pose embedding, and their RoPE grid (t0, R, gh, gw): just before the oldest band."""
+        their pose embedding, and their RoPE grid (t0, R, gh, gw): temporal positions before the oldest band's."""
         if self.pose_embedding is None:
             raise ValueError("recalled views carry their pose: this DiT has no pose memory (config.pose_memory)")
         latents = torch.stack([r[0] for r in recall])  # (G, C, R, h, w)
