@@ -113,6 +113,7 @@ def test_a_world_reads_the_recalled_view_once_its_bank_has_one_and_batches_like_
         fa = posed.step([a], np.array([[NONE, RIGHT]]), torch.Generator().manual_seed(t)).frames
         fb = recalling.step([b], np.array([[NONE, RIGHT]]), torch.Generator().manual_seed(t)).frames
     assert b.recall.filled().any() and not np.array_equal(fa, fb)
+    assert b.memory_stats()["memory_tokens"] == a.memory_stats()["memory_tokens"] + 4 * 4  # one 4x4 view
     short = recalling.init_state(_frames(3), acts[:2])  # an empty bank beside a full one
     one = [recalling.step([s.clone()], np.array([[W, 0]]), torch.Generator().manual_seed(0)).frames for s in (b, short)]
     both = recalling.step([b.clone(), short.clone()], np.array([[W, 0], [W, 0]]),

@@ -282,6 +282,9 @@ class WorldModel:
             if memories is not None:
                 state.memory = memories[i]
             state.history_tokens = tscm.history_token_count(c.tscm_schedule, state.n_history, c.latent_hw)
+            if c.recall_frames and has_entries(state.n_history, c.tscm_schedule):  # the recalled views' tokens
+                p = c.patch_size[1]
+                state.history_tokens += c.recall_frames * -(-c.latent_hw[0] // p) * -(-c.latent_hw[1] // p)
 
     def _offer_recall(self, states: list[WorldState], latents: torch.Tensor, poses: torch.Tensor) -> None:
         """Offers each world's bank the latents that leave the schedule's sharp window with this append
