@@ -243,15 +243,17 @@ class WorldModel:
             state.chunks_since_event = 0
         state.event = text.strip()
 
-    def _append(self, states: list[WorldState], latents: torch.Tensor, poses: torch.Tensor | None = None) -> None:
+    def _append(self, states: list[WorldState], latents: torch.Tensor, poses: torch.Tensor | None = None,
+                banks: RecallBank | None = None) -> None:
         """Adds each world's new latents (B, C, n, h, w) to its bounded history and channel-stream
         sums: one channel-stream update for all worlds, one history append per group of worlds
         that keep the same frames (per-world small ops made a batched step launch-bound on a GPU).
-        `poses` (B, n, 4): the new latents' poses, kept like the latents (models with pose memory)."""
+        `poses` (B, n, 4): the new latents' poses, kept like the latents (models with pose memory).
+        `banks`: the worlds' recall banks already stacked by this step (`_recalled`), to offer to."""
         c = self.config
         memories = self.dit.update_memories([s.memory for s in states], latents) if c.memory_enabled else None
         if c.recall_frames:  # before the append below replaces the stored histories it reads
-            self._offer_recall(states, latents, poses)
+            self._offer_recall(states, latents, poses, banks)
         groups: dict[tuple, list[int]] = {}
         for i, s in enumerate(states):
             # grouped by the positions kept, not by length: once the oldest band is thinned, histories
@@ -286,11 +288,13 @@ class WorldModel:
                 p = c.patch_size[1]
                 state.history_tokens += c.recall_frames * -(-c.latent_hw[0] // p) * -(-c.latent_hw[1] // p)
 
-    def _offer_recall(self, states: list[WorldState], latents: torch.Tensor, poses: torch.Tensor) -> None:
+    def _offer_recall(self, states: list[WorldState], latents: torch.Tensor, poses: torch.Tensor,
+                      banks: RecallBank | None = None) -> None:
         """Offers each world's bank the latents that leave the schedule's sharp window with this append
         (`recall.py`): the newest stored latents are complete, so they are read from the stored tail
         and the new latents (B, C, n, h, w), poses (B, n, 4). Worlds that read the same slots go
-        together (once past the sharp window, all of them), a few ops per group, not per world."""
+        together (once past the sharp window, all of them), a few ops per group, not per world.
+        `banks`: all worlds' banks stacked already (a group of every world inserts into it, no copy)."""
         sharp, n = sharp_frames(self.config.tscm_schedule), latents.shape[2]
         _require_banks(states)
         groups: dict[tuple, list[int]] = {}
@@ -307,21 +311,25 @@ class WorldModel:
             tail = torch.cat([torch.stack([states[i].history[:, stored - kept:] for i in members]).to(latents), new_lat], 2)
             tail_poses = torch.cat([torch.stack([states[i].poses[:, stored - kept:, 0, 0] for i in members])
                                     .transpose(1, 2).to(poses), new_pos], 1)
-            bank = RecallBank.stack([states[i].recall for i in members])
+            whole = banks is not None and len(members) == len(states)  # members are in world order
+            bank = banks if whole else RecallBank.stack([states[i].recall for i in members])
             for t in range(first, first + count):
                 bank.insert(tail[:, :, t], tail_poses[:, t])
             for i, own in zip(members, bank.unbind()):
                 states[i].recall = own
 
-    def _recalled(self, states: list[WorldState], target: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor] | None]:
+    def _recalled(self, states: list[WorldState], target: torch.Tensor
+                  ) -> tuple[list[tuple[torch.Tensor, torch.Tensor] | None], RecallBank | None]:
         """Per world, the views its bank recalls for the chunk whose last frame has pose target[i]
-        (latents (C, R, h, w), pose features (R, F)), or None while its bank is empty."""
+        (latents (C, R, h, w), pose features (R, F)), or None while its bank is empty; and the
+        stacked banks read (a copy, for `_append` to offer the new latents to), None if none was."""
         _require_banks(states)
         has = [has_entries(s.n_history, self.config.tscm_schedule) for s in states]
         if not any(has):
-            return [None] * len(states)
-        latents, feats = RecallBank.stack([s.recall for s in states]).recall(target, self.config.recall_frames)
-        return [(lat, f) if h else None for lat, f, h in zip(latents.unbind(0), feats.unbind(0), has)]
+            return [None] * len(states), None
+        banks = RecallBank.stack([s.recall for s in states])
+        latents, feats = banks.recall(target, self.config.recall_frames)  # gathered copies: later inserts leave them
+        return [(lat, f) if h else None for lat, f, h in zip(latents.unbind(0), feats.unbind(0), has)], banks
 
     @torch.no_grad()
     def step(
@@ -347,7 +355,7 @@ class WorldModel:
         clock.tick("text")
         memory = [None if s.memory is None else s.memory.to(dev) for s in states]
         new_poses, features = self._poses(states, acts) if c.pose_memory else (None, None)
-        recalled = self._recalled(states, new_poses[:, -1]) if c.recall_frames else None
+        recalled, banks = self._recalled(states, new_poses[:, -1]) if c.recall_frames else (None, None)
         history = self.dit.encode_history(
             [s.history.to(dev) for s in states], memory, context=context, n_history=[s.n_history for s in states],
             poses=features, recall=recalled,
@@ -370,7 +378,7 @@ class WorldModel:
                 latents = spread.keep_spread(latents, reference.to(latents.device), c.spread_gain_max,
                                              active=None if all(active) else host_tensor(active, latents.device))
         clock.tick("dit")
-        self._append(states, latents, new_poses)
+        self._append(states, latents, new_poses, banks)
         for state in states:
             state.step_count += 1
             state.chunks_since_event += 1

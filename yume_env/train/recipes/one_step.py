@@ -95,6 +95,15 @@ def _unroll_train(mc, dit, world, text, cfg, ckpt, source, info, deadline):
     return train_unroll(mc, dit, world.vae, text, cfg, ckpt, source=source, info=info, deadline=deadline)
 
 
+def _remembered(state: dict[str, Any], root: Path, key: str, given: Any, what: str, flag: str) -> Any:
+    """A memory-layout setting a run folder remembers: `given`, or the run's own when None; a run
+    started with another value refuses it (`what` names both, `flag` the option to drop)."""
+    kept = state.get(key)
+    if kept is not None and given is not None and given != kept:
+        raise ValueError(f"{root} {what.format(kept=kept, given=given)}: drop {flag} or start a new run folder")
+    return given if given is not None else kept
+
+
 def run_folder_stage(stage: FolderStage, model: str | Path, out: str | Path, *, preset: str = "default",
                      text_cache: str | Path | None = None, budget_minutes: float | None = None,
                      call_minutes: float = 0.0, device: str = "auto", trainer_changes: dict[str, Any] | None = None,
@@ -158,14 +167,10 @@ def run_folder_stage(stage: FolderStage, model: str | Path, out: str | Path, *, 
         cfg = dataclasses.replace(cfg, **config_changes)
 
     world = WorldModel.from_pretrained(state.get("input", state.get("teacher")), device=info.device)
-    if state.get("tscm_schedule") and tscm_schedule and tscm_schedule != state["tscm_schedule"]:
-        raise ValueError(f"{root} trains under TSCM schedule {state['tscm_schedule']!r}, not {tscm_schedule!r}: "
-                         "drop --tscm-schedule or start a new run folder")
-    tscm_schedule = tscm_schedule or state.get("tscm_schedule")
-    if state.get("recall_frames") is not None and recall_frames is not None and recall_frames != state["recall_frames"]:
-        raise ValueError(f"{root} trains with recall_frames {state['recall_frames']}, not {recall_frames}: "
-                         "drop --recall-frames or start a new run folder")
-    recall_frames = recall_frames if recall_frames is not None else state.get("recall_frames")
+    tscm_schedule = _remembered(state, root, "tscm_schedule", tscm_schedule or None,
+                                "trains under TSCM schedule {kept!r}, not {given!r}", "--tscm-schedule")
+    recall_frames = _remembered(state, root, "recall_frames", recall_frames,
+                                "trains with recall_frames {kept}, not {given}", "--recall-frames")
     pose_memory = bool(pose_memory or state.get("pose_memory") or recall_frames)
     layout = {}
     if tscm_schedule and tscm_schedule != world.config.tscm_schedule:
