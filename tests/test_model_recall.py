@@ -62,6 +62,9 @@ def test_the_bank_keeps_one_view_per_pose_the_latest_and_recalls_the_nearest():
     one = RecallBank.empty(1, torch.zeros(2, 1, 1), size=4).insert(torch.full((1, 2, 1, 1), 7.0), _yaw_poses([40]))
     assert one.recall(_yaw_poses([0]), 3)[0][0, 0, :, 0, 0].tolist() == [7.0] * 3  # fewer entries: the nearest again
     assert not has_entries(sharp_frames("tiny-fine"), "tiny-fine") and has_entries(15, "tiny-fine")
+    assert bank.nearest_distance(_yaw_poses([1])).item() < 1.0  # the start view is in the bank
+    assert bank.nearest_distance(_yaw_poses([180])).item() > 1.0  # nothing looks the other way
+    assert math.isinf(RecallBank.empty(1, torch.zeros(2, 1, 1)).nearest_distance(_yaw_poses([0])).item())
 
 
 def test_pose_cells_are_one_sub_move_wrap_the_yaw_and_survive_rounding():
@@ -154,7 +157,7 @@ def test_unroll_trains_a_world_that_recalls_and_the_card_says_so(tmp_path, world
     monkeypatch.setattr(WanDiT, "encode_history", spy)
     run = tmp_path / "run"
     args = ["train", "unroll", "--model", str(tmp_path / "one_step"), "--out", str(run), "--smoke", "--device", "cpu",
-            "--burn-in", "10", "--recall-frames", "1", "--steps", "6"]
+            "--burn-in", "10", "--recall-weight", "2", "--recall-frames", "1", "--steps", "6"]
     assert main(args + ["--call-minutes", "0.0001"]) == 0
     with pytest.raises(ValueError, match="trains with recall_frames 1"):
         main(args[:-4] + ["--recall-frames", "2"])
@@ -165,4 +168,31 @@ def test_unroll_trains_a_world_that_recalls_and_the_card_says_so(tmp_path, world
     trained = WorldModel.from_pretrained(run / "model")
     assert trained.config.recall_frames == 1 and trained.config.pose_memory
     card = (run / "model" / "MODEL_CARD.md").read_text()
-    assert "--recall-frames 1" in card and "recalled 1 old view(s) by pose" in card
+    assert "--recall-frames 1 --recall-weight 2" in card and "recalled 1 old view(s) by pose" in card
+    assert "weighed 3 times the others" in card and state["recall_weight"] == 2.0
+
+
+def test_the_recall_weight_weighs_the_examples_whose_bank_holds_their_place(worlds):
+    from yume_env.train.batches import SimClipSource
+    from yume_env.train.stages.unroll import UnrollConfig, UnrollModule, UnrollStream
+
+    posed, recalling = worlds
+    mc = recalling.config
+    # every batch unrolls the clips' last chunks: the return of a turn away and back, after 14 steps
+    cfg = UnrollConfig(batch_size=4, max_burn_in=2, min_unrolled=2, max_unrolled=2, pool_clips=4,
+                       revisit_fraction=1.0, revisit_batches=1.0, revisit_steps=16)
+    batch = UnrollStream(SimClipSource(mc.height, mc.width, 2), recalling.vae, recalling.text, mc, cfg).make(0)
+    plain = UnrollModule(recalling.dit, recalling.vae, 1.0, 1.0)
+    weighted = UnrollModule(recalling.dit, recalling.vae, 1.0, 1.0, recall_weight=4.0)
+    with torch.no_grad():
+        (lp, mp), (lw, mw) = plain(batch), weighted(batch)
+    assert 0 < mw["recall_seen_share"] <= 1  # some returns find their place in the bank ...
+    assert lw > lp  # ... and weigh more in the loss,
+    assert torch.equal(mp["latent_mse"], mw["latent_mse"]) and torch.equal(mp["pixel_psnr_db"], mw["pixel_psnr_db"])
+    far = dict(batch, frame_poses=batch["frame_poses"].clone())
+    far["frame_poses"][:, -4:, 0] += 100.0  # the unrolled chunks end 100 m away: nothing there is in the bank
+    with torch.no_grad():
+        lf, mf = weighted(far)
+        assert mf["recall_seen_share"] == 0 and torch.allclose(lf, plain(far)[0])  # none weighs more
+    with pytest.raises(ValueError, match="needs a world that recalls views"):
+        UnrollModule(posed.dit, posed.vae, 1.0, 1.0, recall_weight=1.0)

@@ -96,6 +96,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            help="relative weights of the clips' events, e.g. ghost=4 (unnamed events weigh 1)")
             p.add_argument("--ghost-weight", type=float, default=None,
                            help="the ghost's pixels weigh 1 + W in the pixel term (default 0: like any pixel)")
+            p.add_argument("--recall-weight", type=float, default=None,
+                           help="with --recall-frames: examples whose bank holds a view of the place their chunk "
+                                "ends at weigh 1 + W in the latent and pixel terms (default 0: like the others)")
             p.add_argument("--spread-in-loop", action="store_true",
                            help="feed back the chunks as the env keeps their spread (the world's spread_gain_max); "
                                 "measured to undo the gain, see docs/training.md")
@@ -211,7 +214,7 @@ def _unroll_changes(args: argparse.Namespace) -> dict:
         changes["min_unrolled"], changes["max_unrolled"] = args.unrolled
     for flag, name in (("burn_in", "max_burn_in"), ("revisit", "revisit_fraction"),
                        ("revisit_batches", "revisit_batches"), ("revisit_steps", "revisit_steps"),
-                       ("pool_clips", "pool_clips"),
+                       ("pool_clips", "pool_clips"), ("recall_weight", "recall_weight"),
                        ("pose_lr_scale", "pose_lr_scale")):
         if getattr(args, flag, None) is not None:
             changes[name] = getattr(args, flag)

@@ -113,12 +113,19 @@ class RecallBank:
         with fewer entries repeats its nearest. Meaningless for an empty bank: callers know from
         their host-side counts (`has_entries`) which worlds recall, so no device sync is needed."""
         target = target.to(self.poses)
-        dist = pose_distance(self.poses, target[:, None]).masked_fill(~self.filled(), math.inf)
-        near = dist.topk(count, dim=1, largest=False)  # (B, count), nearest first
+        near = self._distances(target).topk(count, dim=1, largest=False)  # (B, count), nearest first
         idx = torch.where(torch.isinf(near.values), near.indices[:, :1], near.indices)
         rows = torch.arange(self.batch_size, device=idx.device)[:, None]
         latents = self.latents[rows, :, idx].permute(0, 2, 1, 3, 4)  # (B, count, C, h, w) -> (B, C, count, h, w)
         return latents, relative_features(self.poses[rows, idx], target)
+
+    def nearest_distance(self, target: torch.Tensor) -> torch.Tensor:
+        """Each world's `pose_distance` (B,) from its target pose (B, 4) to its nearest entry (< 1: the
+        bank holds a view of that place; inf: an empty bank)."""
+        return self._distances(target.to(self.poses)).amin(1)
+
+    def _distances(self, target: torch.Tensor) -> torch.Tensor:
+        return pose_distance(self.poses, target[:, None]).masked_fill(~self.filled(), math.inf)
 
     # ---- one world's bank inside a WorldState, and batches of them ----------------------------------
     @staticmethod

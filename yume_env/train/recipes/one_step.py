@@ -364,6 +364,8 @@ def _unroll_flags(state: dict[str, Any]) -> str:
         flags.append("--pose-memory")
     if state.get("recall_frames"):
         flags.append(f"--recall-frames {state['recall_frames']}")
+    if state.get("recall_weight"):
+        flags.append(f"--recall-weight {state['recall_weight']:g}")
     if state.get("pose_lr_scale", 1.0) != 1.0:
         flags.append(f"--pose-lr-scale {state['pose_lr_scale']:g}")
     return " ".join(flags)
@@ -385,6 +387,9 @@ def _recall_text(state: dict[str, Any]) -> str:
     if state.get("recall_frames"):
         text += (f" The world recalled {state['recall_frames']} old view(s) by pose at each step (a bank of views "
                  "kept as frames leave the sharp bands, read at full detail; `yume_env/model/recall.py`).")
+    if state.get("recall_weight"):
+        text += (f" The examples whose bank held a view of the place their chunk ended at weighed "
+                 f"{1 + state['recall_weight']:g} times the others in the loss.")
     return text
 
 
@@ -426,7 +431,7 @@ def _describe_unroll(cfg: UnrollConfig, mc) -> dict[str, Any]:
             "adversarial_warmup": cfg.adversarial_warmup, "critic_lr_scale": cfg.critic_lr_scale,
             "spread_in_loop": cfg.spread_in_loop, "spread_weight": cfg.spread_weight, "event_clips": clips,
             "revisit_fraction": cfg.revisit_fraction, "revisit_batches": cfg.revisit_batches,
-            "revisit_steps": cfg.revisit_steps,
+            "revisit_steps": cfg.revisit_steps, "recall_weight": cfg.recall_weight,
             "pool_clips": cfg.pool_clips, "pose_lr_scale": cfg.pose_lr_scale,
             "probes": Path(cfg.probes).name if cfg.probes else None}
 

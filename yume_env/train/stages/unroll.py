@@ -68,11 +68,17 @@ them alone has no reason to read its old frames (docs/eval.md, *What the memory 
 clips are `revisit_steps` long (a loop needs 36 steps and more); the other batches still unroll
 after 0-`max_burn_in` steps, as without revisits, and mid-clip events start in those first steps
 (`clip_steps`, `clip_events`). Every revisit run measured so far lost events (91 % -> 69-77 %),
-with `max_burn_in` 40 and with this (docs/training.md, *Training recall*).
+with `max_burn_in` 40 and with this (docs/training.md, *Training recall*); the event term with the
+ghost's pixel weight brought them back (`--revisit-steps 48`, docs/training.md, *Recalled views*).
 
 Pose memory (a world with `pose_memory`, e.g. `--pose-memory`): each history frame's pose, dead-
 reckoned from the clip's actions as the env does, is given relative to the unrolled chunk's, so
 the return of a revisit can find the frame that looked the same way (`model/pose_memory.py`).
+A world that recalls views (`recall_frames`) fills the env's bank of old views as it unrolls
+(`model/recall.py`). `recall_weight` w weighs 1 + w times, in the latent and pixel terms, the
+examples whose bank holds a view of the place the chunk ends at (pose distance < 1): the chunks
+where the answer is in the memory, a few in a batch of revisits, which the uniform mean leaves
+to the many chunks that see new ground.
 
 Measure such a world with probes trained apart from the ones in the loop (another seed and
 data), or the score can be gamed.
@@ -124,6 +130,7 @@ class UnrollConfig:
     events: EventPlan | None = None  # the clips' events (None: the source's, or EVENT_TERM_PLAN with the event term)
     event_mix: tuple[tuple[str, float], ...] = ()  # relative weights of the clips' events, e.g. (("ghost", 4.0),)
     ghost_weight: float = 0.0  # the ghost's pixels weigh 1 + ghost_weight in the pixel term (module docstring)
+    recall_weight: float = 0.0  # chunks whose bank holds a view of their place weigh 1 + recall_weight (module docstring)
     adversarial_weight: float = 0.0  # the adversarial term (module docstring; critic.py)
     adversarial_warmup: int = 100  # steps over which the term's weight ramps from 0 (the critic learns first)
     critic_width: int = 32  # the critic's first feature width (then 2x, 4x)
@@ -181,7 +188,8 @@ class UnrollModule(DiTWithFrozen):
                  event_classifier: nn.Module | None = None, event_weight: float = 0.0, event_balanced: bool = False,
                  ghost_weight: float = 0.0, critic: nn.Module | None = None, adversarial_weight: float = 0.0,
                  adversarial_warmup: int = 0, critic_lr_scale: float = 1.0, spread_in_loop: bool = False,
-                 spread_weight: float = 0.0, dit_lr_scales: dict[str, float] | None = None):
+                 spread_weight: float = 0.0, dit_lr_scales: dict[str, float] | None = None,
+                 recall_weight: float = 0.0):
         if adversarial_weight > 0 and critic is None:
             raise ValueError("the adversarial term (adversarial_weight > 0) needs a critic (critic.TransitionCritic)")
         if ghost_weight > 0 and pixel_weight <= 0:
@@ -190,6 +198,9 @@ class UnrollModule(DiTWithFrozen):
             raise ValueError("the motion term (motion_weight > 0) needs an inverse-dynamics network (probes)")
         if event_weight > 0 and event_classifier is None:
             raise ValueError("the event term (event_weight > 0) needs an event classifier (probes)")
+        if recall_weight > 0 and not getattr(dit.config, "recall_frames", 0):
+            raise ValueError("recall_weight weighs the chunks whose recall bank holds a view of their place; it needs "
+                             "a world that recalls views (recall_frames > 0: --recall-frames N)")
         frozen = {"vae": vae, "idm": idm, "event_classifier": event_classifier}
         super().__init__(dit, critic if adversarial_weight > 0 else None, critic_lr_scale,
                          dit_lr_scales, **{k: m for k, m in frozen.items() if m is not None})
@@ -197,6 +208,7 @@ class UnrollModule(DiTWithFrozen):
         self.motion_weight, self.event_weight = float(motion_weight), float(event_weight)
         self.event_balanced = bool(event_balanced)
         self.ghost_weight = float(ghost_weight)
+        self.recall_weight = float(recall_weight)
         self.memory = bool(memory) and bool(dit.config.memory_enabled)
         self.adversarial_weight, self.adversarial_warmup = float(adversarial_weight), int(adversarial_warmup)
         self.spread_weight = float(spread_weight)
@@ -245,7 +257,7 @@ class UnrollModule(DiTWithFrozen):
         B = history.shape[0]
         t = torch.full((B,), 1000.0, device=history.device)  # sigma 1: the one step starts from noise
         total, lat_sum, pix_sum, last_pix = 0.0, 0.0, 0.0, None
-        kl_sum, agree_sum, ev_sum, ev_agree_sum, spread_sum = 0.0, 0.0, 0.0, 0.0, 0.0
+        kl_sum, agree_sum, ev_sum, ev_agree_sum, spread_sum, seen_sum = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
         adversarial = self.critic is not None
         decode = self.pixel_weight > 0 or self.motion_weight > 0 or self.event_weight > 0 or adversarial
         adv_sums: dict[str, torch.Tensor] = {}
@@ -262,19 +274,24 @@ class UnrollModule(DiTWithFrozen):
                 n, Fc = history.shape[2], batch["targets"][j].shape[2]
                 poses = list(pose_memory.relative_features(batch["frame_poses"][:, :n],
                                                            batch["frame_poses"][:, n + Fc - 1]).unbind(0))
-            recalled = None
+            recalled, rows = None, None  # rows: (B, 1, 1, 1, 1) weights of the examples' latent and pixel terms
             if bank is not None:
                 n, Fc = history.shape[2], batch["targets"][j].shape[2]
                 fill_bank(bank, history, batch["frame_poses"], max(0, n - sharp_frames(self.dit.config.tscm_schedule)))
                 if has_entries(n, self.dit.config.tscm_schedule):  # the worlds share one length
-                    lat, feats = bank.recall(batch["frame_poses"][:, n + Fc - 1], recall_frames)
+                    target = batch["frame_poses"][:, n + Fc - 1]
+                    lat, feats = bank.recall(target, recall_frames)
                     recalled = list(zip(lat.unbind(0), feats.unbind(0)))
+                    if self.recall_weight > 0:
+                        seen = (bank.nearest_distance(target) < 1.0).float()
+                        rows, seen_sum = (1 + self.recall_weight * seen).view(-1, 1, 1, 1, 1), seen_sum + seen.mean()
             hist = self.dit.encode_history(list(history), memory, poses=poses, recall=recalled)
             eps = batch["eps"][j]
             v = self.dit(eps, t, batch["context"][j], hist, memory, **action_kwargs(self.dit, batch["action"][j])).float()
             x0 = eps - v
-            lat = F.mse_loss(x0, batch["targets"][j])
-            loss = self.latent_weight * lat
+            lat_err = (x0 - batch["targets"][j]).square()
+            lat = lat_err.mean()  # reported as is; the loss may weigh the recalling examples more
+            loss = self.latent_weight * (lat if rows is None else (lat_err * rows).mean())
             if self.spread_weight > 0:
                 sp = band_spread.band_spread_loss(x0, batch["targets"][j])
                 loss = loss + self.spread_weight * sp
@@ -284,9 +301,12 @@ class UnrollModule(DiTWithFrozen):
                 frames = self.vae.decode_chunk(x0, cache)[0].float()
             if self.pixel_weight > 0:
                 err = (frames - batch["frames"][j]).square()
-                pix = err.mean()  # what PSNR reads; the loss may weigh the ghost's pixels more
-                weighted = pix if self.ghost_weight <= 0 else (err * (1 + self.ghost_weight * batch["ghost"][j])).mean()
-                loss = loss + self.pixel_weight * weighted
+                pix = err.mean()  # what PSNR reads; the loss may weigh the ghost's pixels and recalling examples more
+                if self.ghost_weight > 0:
+                    err = err * (1 + self.ghost_weight * batch["ghost"][j])
+                if rows is not None:
+                    err = err * rows
+                loss = loss + self.pixel_weight * err.mean()
                 pix_sum, last_pix = pix_sum + pix.detach(), pix.detach()
             if decode:  # the chunk's last frame, generated and the simulator's: what the probe terms read
                 last, sim_last = frames[:, :, -1], batch["frames"][j][:, :, -1]
@@ -316,6 +336,8 @@ class UnrollModule(DiTWithFrozen):
             metrics["last_chunk_psnr_db"] = 10 * torch.log10(4.0 / last_pix.clamp_min(1e-10))
         if self.spread_weight > 0:
             metrics["band_spread_loss"] = spread_sum / m
+        if self.recall_weight > 0:  # share of examples whose bank held a view of their place, per unrolled chunk
+            metrics["recall_seen_share"] = torch.as_tensor(seen_sum / m)
         if self.motion_weight > 0:
             metrics["motion_kl"], metrics["motion_agreement"] = kl_sum / m, agree_sum / m
         if self.event_weight > 0:
@@ -441,7 +463,7 @@ def train_unroll(model_config: WorldModelConfig, dit: nn.Module, vae: nn.Module,
                           critic_mod.TransitionCritic(model_config.latent_frames_per_chunk, cfg.critic_width)
                           if cfg.adversarial_weight > 0 else None,
                           cfg.adversarial_weight, cfg.adversarial_warmup, cfg.critic_lr_scale, cfg.spread_in_loop,
-                          cfg.spread_weight, dit_lr_scales(cfg))
+                          cfg.spread_weight, dit_lr_scales(cfg), cfg.recall_weight)
     trainer = Trainer(module, cfg.trainer, Path(out), info=info, name="unroll")
     trainer.resume(stream)
     trainer.fit(stream, deadline=deadline)
