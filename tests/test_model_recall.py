@@ -118,10 +118,13 @@ def test_a_world_reads_the_recalled_view_once_its_bank_has_one_and_batches_like_
     assert b.recall.filled().any() and not np.array_equal(fa, fb)
     assert b.memory_stats()["memory_tokens"] == a.memory_stats()["memory_tokens"] + 4 * 4  # one 4x4 view
     short = recalling.init_state(_frames(3), acts[:2])  # an empty bank beside a full one
-    one = [recalling.step([s.clone()], np.array([[W, 0]]), torch.Generator().manual_seed(0)).frames for s in (b, short)]
-    both = recalling.step([b.clone(), short.clone()], np.array([[W, 0], [W, 0]]),
-                          [torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)]).frames
-    assert np.array_equal(both[0], one[0][0]) and np.array_equal(both[1], one[1][0])
+    worlds = [short, b, recalling.init_state(_frames(2), acts[:1])]  # kept poses 3, 18, 2: three groups
+    worlds.append(worlds[0].clone())  # ... and a group of two worlds apart in the batch
+    moves = np.array([[W, 0], [W, RIGHT], [NONE, LEFT], [W, LEFT]])
+    one = [recalling.step([s.clone()], moves[i:i + 1], torch.Generator().manual_seed(i)).frames
+           for i, s in enumerate(worlds)]
+    many = recalling.step([s.clone() for s in worlds], moves, [torch.Generator().manual_seed(i) for i in range(4)])
+    assert all(np.array_equal(many.frames[i], one[i][0]) for i in range(4))
 
 
 def test_the_bank_is_saved_cloned_and_required(worlds):

@@ -399,17 +399,25 @@ class WorldModel:
             raise ValueError(f"worlds {missing} have no poses: this model has pose memory; make its states with "
                              "init_state of this model")
         dev = self.device
-        if all(s.poses.shape == states[0].poses.shape for s in states):  # one op for the batch (the usual case)
-            kept = torch.stack([s.poses for s in states]).to(dev)[:, :, :, 0, 0].transpose(1, 2)  # (B, K, 4)
-            last = kept[:, -1]
-        else:
-            kept = [s.poses[:, :, 0, 0].T.to(dev) for s in states]  # (K_i, 4)
-            last = torch.stack([p[-1] for p in kept])
+        # grouped by the number of poses kept: a few ops per group, not per world (worlds reset at
+        # different steps keep different counts; per-world ops made a batched GPU step host-bound)
+        groups: dict[int, list[int]] = {}
+        for i, s in enumerate(states):
+            groups.setdefault(s.poses.shape[1], []).append(i)
+        kept = {K: torch.stack([states[i].poses for i in members]).to(dev)[:, :, :, 0, 0].transpose(1, 2)
+                for K, members in groups.items()}  # (G, K, 4)
+        last = torch.cat([poses[:, -1] for poses in kept.values()])  # (B, 4) in group order: back to world order
+        if len(groups) > 1:
+            order = [i for members in groups.values() for i in members]
+            last = last[host_tensor(np.argsort(order).tolist(), dev)]
         new = pose_memory.advance(last, torch.as_tensor(acts, device=dev), self.frames_per_step)
-        target = new[:, -1]
-        if torch.is_tensor(kept):
-            return new, list(pose_memory.relative_features(kept, target).unbind(0))
-        return new, [pose_memory.relative_features(p, t) for p, t in zip(kept, target)]
+        target, features = new[:, -1], [None] * len(states)
+        for members, poses in zip(groups.values(), kept.values()):
+            whole = len(members) == len(states)
+            rows = pose_memory.relative_features(poses, target if whole else target[host_tensor(members, dev)])
+            for i, f in zip(members, rows.unbind(0)):
+                features[i] = f
+        return new, features
 
     @torch.no_grad()
     def predict_task(self, latents: torch.Tensor) -> dict[str, torch.Tensor] | None:
