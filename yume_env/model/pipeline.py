@@ -404,15 +404,15 @@ class WorldModel:
         groups: dict[int, list[int]] = {}
         for i, s in enumerate(states):
             groups.setdefault(s.poses.shape[1], []).append(i)
-        kept = {K: torch.stack([states[i].poses for i in members]).to(dev)[:, :, :, 0, 0].transpose(1, 2)
-                for K, members in groups.items()}  # (G, K, 4)
-        last = torch.cat([poses[:, -1] for poses in kept.values()])  # (B, 4) in group order: back to world order
+        kept = [torch.stack([states[i].poses for i in members]).to(dev)[:, :, :, 0, 0].transpose(1, 2)
+                for members in groups.values()]  # (G, K, 4) per group
+        last = torch.cat([poses[:, -1] for poses in kept])  # (B, 4) in group order: back to world order
         if len(groups) > 1:
             order = [i for members in groups.values() for i in members]
             last = last[host_tensor(np.argsort(order).tolist(), dev)]
         new = pose_memory.advance(last, torch.as_tensor(acts, device=dev), self.frames_per_step)
         target, features = new[:, -1], [None] * len(states)
-        for members, poses in zip(groups.values(), kept.values()):
+        for members, poses in zip(groups.values(), kept):
             whole = len(members) == len(states)
             rows = pose_memory.relative_features(poses, target if whole else target[host_tensor(members, dev)])
             for i, f in zip(members, rows.unbind(0)):
