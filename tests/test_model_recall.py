@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from model_support import awake
 from test_train_distill import _text
@@ -199,3 +200,33 @@ def test_the_recall_weight_weighs_the_examples_whose_bank_holds_their_place(worl
         assert mf["recall_seen_share"] == 0 and torch.allclose(lf, plain(far)[0])  # none weighs more
     with pytest.raises(ValueError, match="needs a world that recalls views"):
         UnrollModule(posed.dit, posed.vae, 1.0, 1.0, recall_weight=1.0)
+
+
+class _CountOps(TorchDispatchMode):
+    """Counts the torch ops run under it: on a GPU each one is host work, most of them a launch."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def test_a_batched_step_runs_a_few_ops_per_world_not_a_loop_of_them(worlds):
+    """What a batched GPU step costs the host grows with the torch ops it runs per world; a per-world
+    loop (as the pose features once were: ~12 ops a world) made 1,024 worlds host-bound. Worlds at
+    staggered lengths, as after the env's autoresets, recalling, with pose memory."""
+    _, recalling = worlds
+
+    def ops(n):
+        states = [recalling.init_state(_frames(1 + i % 5), np.zeros((i % 5, 2), dtype=np.int64)) for i in range(n)]
+        for t in range(10):  # past the sharp bands: banks filled and read
+            recalling.step(states, np.full((n, 2), [W, RIGHT]), torch.Generator().manual_seed(t))
+        with _CountOps() as counter:
+            recalling.step(states, np.full((n, 2), [W, RIGHT]), torch.Generator().manual_seed(99))
+        return counter.count
+
+    per_world = (ops(20) - ops(5)) / 15
+    assert per_world <= 8, f"{per_world:.1f} torch ops per extra world in a batched step"
