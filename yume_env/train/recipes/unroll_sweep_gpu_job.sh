@@ -8,6 +8,8 @@
 # Reads CARRY/text_cache.safetensors. An ARG `CARRY/probes_a` that is missing is trained first
 # (`yume-env eval train-probes --preset gpu --seed 0`, PROBES_MINUTES, default 3.3) and sent back
 # in $OUT/probes_a.tar, to carry next time.
+# A device call sends back at most 8 files from $OUT, in name order: run other jobs in the same call
+# with few outputs (one tar), or the variants' tars can be the ones left behind.
 set -u
 CARRY=$1; MIN=$2; shift 2
 source yume_env/train/recipes/gpu_job_env.sh  # sets N
