@@ -269,17 +269,14 @@ class UnrollModule(DiTWithFrozen):
         for j in range(m):
             # the channel stream of the whole history again, in one batched op: cheaper than B per-world updates
             memory = self.dit.memory_summaries(history, [history.shape[2]] * B) if self.memory else None
-            poses = None
+            poses, n = None, history.shape[2]
             if "frame_poses" in batch:  # pose memory: the history's poses seen from this chunk's last frame
-                n, Fc = history.shape[2], batch["targets"][j].shape[2]
-                poses = list(pose_memory.relative_features(batch["frame_poses"][:, :n],
-                                                           batch["frame_poses"][:, n + Fc - 1]).unbind(0))
+                target = batch["frame_poses"][:, n + batch["targets"][j].shape[2] - 1]
+                poses = list(pose_memory.relative_features(batch["frame_poses"][:, :n], target).unbind(0))
             recalled, rows = None, None  # rows: (B, 1, 1, 1, 1) weights of the examples' latent and pixel terms
             if bank is not None:
-                n, Fc = history.shape[2], batch["targets"][j].shape[2]
                 fill_bank(bank, history, batch["frame_poses"], max(0, n - sharp_frames(self.dit.config.tscm_schedule)))
                 if has_entries(n, self.dit.config.tscm_schedule):  # the worlds share one length
-                    target = batch["frame_poses"][:, n + Fc - 1]
                     lat, feats = bank.recall(target, recall_frames)
                     recalled = list(zip(lat.unbind(0), feats.unbind(0)))
                     if self.recall_weight > 0:
