@@ -44,7 +44,7 @@ def _aten_ops(fn) -> int:
 def main(argv: list[str] | None = None) -> dict:
     from yume_env.model.dit import build_dit
     from yume_env.model.vae import build_vae
-    from yume_env.train.batches import SimClipSource
+    from yume_env.data.sim_clips import SimClipSource
     from yume_env.train.recipes.default_world import default_recipe
     from yume_env.train.stages.pretrain import FlowMatchingModule, PretrainStream
     from yume_env.train.text_cache import load_text_cache

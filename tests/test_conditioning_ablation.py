@@ -2,7 +2,7 @@
 
 from yume_env.model.paths import default_world_path
 from yume_env.model.pipeline import WorldModel
-from yume_env.train.eval.conditioning import conditioning_ablation, markdown
+from yume_env.eval.conditioning import conditioning_ablation, markdown
 
 
 def test_the_default_world_depends_on_its_history_and_action(one_thread):

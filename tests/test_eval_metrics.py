@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from yume_env.train.eval.metrics import PSNR_CAP_DB, gaussian_window, psnr, ssim
+from yume_env.eval.metrics import PSNR_CAP_DB, gaussian_window, psnr, ssim
 
 
 def test_psnr_of_known_mse_is_exact():

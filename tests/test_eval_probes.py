@@ -5,10 +5,10 @@ import torch
 import pytest
 
 from yume_env.actions import NUM_CAMERAS, NUM_KEYS
-from yume_env.train.eval.labels import effective_actions
-from yume_env.train.eval.probes import Probes
-from yume_env.train.eval.train_probes import ProbeTrainConfig, probe_accuracy, train_probes
-from yume_env.train.eval.probe_data import collect_probe_data
+from yume_env.eval.labels import effective_actions
+from yume_env.eval.probes import Probes
+from yume_env.eval.train_probes import ProbeTrainConfig, probe_accuracy, train_probes
+from yume_env.eval.probe_data import collect_probe_data
 
 sim = pytest.importorskip("yume_env.sim")
 
@@ -71,8 +71,8 @@ def test_eval_imports_without_gymnasium_or_the_env():
 
     code = (
         "import sys; sys.modules['gymnasium'] = None\n"
-        "import yume_env.train.eval, yume_env.train.eval.runner, yume_env.cli.eval\n"
-        "from yume_env.train.eval import train_probes, evaluate\n"
+        "import yume_env.eval, yume_env.eval.runner, yume_env.cli.eval\n"
+        "from yume_env.eval import train_probes, evaluate\n"
         "assert not any(m.startswith('yume_env.env') for m in sys.modules), 'eval imported yume_env.env'\n"
     )
     root = Path(__file__).resolve().parents[1]
@@ -100,7 +100,7 @@ def test_probe_data_cache_round_trips(tmp_path):
 
 
 def test_fit_iterations_keeps_what_fits_in_the_time_left():
-    from yume_env.train.eval.train_probes import fit_iterations
+    from yume_env.eval.train_probes import fit_iterations
 
     assert fit_iterations(1000, 200, 0.1, 100.0, margin=1.0) == 1000  # everything fits
     assert fit_iterations(1000, 200, 0.1, 50.0, margin=1.0) == 700  # 500 more steps fit
@@ -110,7 +110,7 @@ def test_fit_iterations_keeps_what_fits_in_the_time_left():
 def test_a_time_budget_shortens_the_run_and_still_saves(tmp_path, monkeypatch):
     import importlib
 
-    tp = importlib.import_module("yume_env.train.eval.train_probes")  # the module, not the function
+    tp = importlib.import_module("yume_env.eval.train_probes")  # the module, not the function
     monkeypatch.setattr(tp, "FIT_AFTER", 5)
     config = ProbeTrainConfig.preset("quick", episodes=4, steps=6, iterations=400, budget_minutes=1e-4)
     probes = train_probes(config, out=tmp_path, progress=False)
@@ -129,7 +129,7 @@ def test_probes_stored_as_float16_load_as_float32_and_read_the_same(quick_probes
 
 
 def test_the_shipped_probes_read_simulator_actions_and_events():
-    from yume_env.train.eval.probes import default_probes_path
+    from yume_env.eval.probes import default_probes_path
 
     probes = Probes.load(default_probes_path())
     held = collect_probe_data(12, 24, seed=3_000_000, progress=False)  # worlds neither training nor eval draws

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from yume_env.train.eval import evaluate, write_json, write_report
-from yume_env.train.eval import runner
-from yume_env.train.eval.fidelity import (OTHER_WORLD_SEED_OFFSET, REFERENCES, constant_prediction_scores,
+from yume_env.eval import evaluate, write_json, write_report
+from yume_env.eval import runner
+from yume_env.eval.fidelity import (OTHER_WORLD_SEED_OFFSET, REFERENCES, constant_prediction_scores,
                                           other_world_scores, other_world_simulators, references)
-from yume_env.train.eval.metrics import PSNR_CAP_DB, ssim
-from yume_env.train.eval.report import REFERENCE_LABELS
-from yume_env.train.eval.rollout import Rollout, burn_in
-from yume_env.train.eval.simulate import random_actions
+from yume_env.eval.metrics import PSNR_CAP_DB, ssim
+from yume_env.eval.report import REFERENCE_LABELS
+from yume_env.eval.rollout import Rollout, burn_in
+from yume_env.eval.simulate import random_actions
 
 pytest.importorskip("yume_env.sim")
 
@@ -137,7 +137,7 @@ def test_a_report_of_results_without_references_still_writes(results, tmp_path):
 def test_references_leave_every_other_measure_unchanged(tiny_world, probes_dir, results, monkeypatch):
     from test_eval_report import SMALL
 
-    from yume_env.train.eval import EvalConfig, Probes
+    from yume_env.eval import EvalConfig, Probes
 
     monkeypatch.setattr(runner, "references", lambda *args, **kwargs: {})
     without = evaluate(tiny_world[0], Probes.load(probes_dir), EvalConfig(**SMALL), model_name="tiny", progress=False)

@@ -11,8 +11,8 @@ import torch
 from yume_env.model import WorldModel, WorldModelConfig
 from yume_env.model.text import TextEmbedding, TextEncoder
 from yume_env.model.text_cache import TextConditioner
-from yume_env.train.eval import EvalConfig, Probes, evaluate, write_json, write_report
-from yume_env.train.eval.targets import TARGETS
+from yume_env.eval import EvalConfig, Probes, evaluate, write_json, write_report
+from yume_env.eval.targets import TARGETS
 
 sim = pytest.importorskip("yume_env.sim")
 
@@ -95,8 +95,8 @@ def test_report_and_json_hold_every_metric_and_figure(results, tmp_path):
 
 
 def test_the_kept_measure_starts_from_frames_that_show_the_event():
-    from yume_env.train.eval.event_following import carry_event
-    from yume_env.train.eval.rollout import burn_in
+    from yume_env.eval.event_following import carry_event
+    from yume_env.eval.rollout import burn_in
 
     class Size:  # what burn_in reads from a model
         frame_size, frames_per_step = (32, 32), 2
@@ -130,7 +130,7 @@ def test_cli_quick_eval_writes_report_and_json(tiny_world, probes_dir, tmp_path)
 
 
 def test_loop_closure_reports_each_worlds_gain_and_its_standard_error(tiny_world, results):
-    from yume_env.train.eval.loop_closure import loop_closure
+    from yume_env.eval.loop_closure import loop_closure
 
     one = results["loop_closure"]
     assert len(one["gain_per_world_db"]) == 1 and one["gain_stderr_db"] is None  # one world: no spread to state

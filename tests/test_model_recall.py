@@ -177,7 +177,7 @@ def test_unroll_trains_a_world_that_recalls_and_the_card_says_so(tmp_path, world
 
 
 def test_the_recall_weight_weighs_the_examples_whose_bank_holds_their_place(worlds):
-    from yume_env.train.batches import SimClipSource
+    from yume_env.data.sim_clips import SimClipSource
     from yume_env.train.stages.unroll import UnrollConfig, UnrollModule, UnrollStream
 
     posed, recalling = worlds

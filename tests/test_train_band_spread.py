@@ -85,7 +85,7 @@ def world_and_batch():
     from model_support import awake
     from test_train_distill import _text
     from yume_env.model.pipeline import WorldModel
-    from yume_env.train.batches import SimClipSource
+    from yume_env.data.sim_clips import SimClipSource
     from yume_env.train.recipes.default_world import smoke_recipe
     from yume_env.train.stages.unroll import UnrollConfig, UnrollStream
 

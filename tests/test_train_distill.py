@@ -13,9 +13,9 @@ from model_support import awake
 from yume_env.actions import NUM_ACTIONS
 from yume_env.model.pipeline import WorldModel
 from yume_env.model.text_cache import TextConditioner
-from yume_env.train.batches import IndexedStream, SimClipSource
+from yume_env.data.sim_clips import IndexedStream, SimClipSource
 from yume_env.train.recipes.default_world import smoke_recipe
-from yume_env.train.rollout import encode_clips
+from yume_env.model.vae import encode_clips
 from yume_env.train.stages.distill import DistillConfig, DistillModule, train_distill
 from yume_env.train.stages.pretrain import PretrainConfig, flow_batch
 from yume_env.train.text_cache import event_texts

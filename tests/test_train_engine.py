@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from yume_env.train.batches import IndexedStream
+from yume_env.data.sim_clips import IndexedStream
 from yume_env.train.checkpointing import latest_checkpoint, load_checkpoint, save_checkpoint
 from yume_env.train.trainer import Trainer, TrainerConfig
 
@@ -26,7 +26,7 @@ TOY = textwrap.dedent(
     """
     import sys, time, json, torch
     from torch import nn
-    from yume_env.train.batches import IndexedStream
+    from yume_env.data.sim_clips import IndexedStream
     from yume_env.train import distributed as D
     from yume_env.train.trainer import Trainer, TrainerConfig
 

@@ -15,7 +15,7 @@ from yume_env.actions import TURN_SPEED
 from yume_env.model.pipeline import WorldModel
 from yume_env.model.retarget import retarget
 from yume_env.sim import Simulator
-from yume_env.train.batches import HALF_TURN, ActionPolicy, SimClipSource, revisit_script
+from yume_env.data.sim_clips import HALF_TURN, ActionPolicy, SimClipSource, revisit_script
 from yume_env.train.recipes.default_world import smoke_recipe
 from yume_env.train.stages.unroll import UnrollConfig, UnrollStream
 

@@ -15,9 +15,9 @@ from yume_env.model.dit import build_dit
 from yume_env.model.task_head import TaskHead
 from yume_env.model.text_cache import TextConditioner
 from yume_env.model.vae import build_vae
-from yume_env.train.batches import IndexedStream, SimClipSource
+from yume_env.data.sim_clips import IndexedStream, SimClipSource
 from yume_env.train.recipes.default_world import smoke_recipe
-from yume_env.train.rollout import encode_clips
+from yume_env.model.vae import encode_clips
 from yume_env.train.stages.pretrain import FlowMatchingModule, PretrainConfig, flow_batch
 from yume_env.train.stages.self_forcing import SelfForcingConfig, SelfForcingStream
 from yume_env.train.stages.task_head import RewardConfig, TaskHeadModule, task_examples
@@ -160,7 +160,7 @@ def test_smoke_recipe_stop_after_ends_the_run_at_that_stage(tmp_path):
 
 def test_folder_clips_from_a_sekai_layout_dataset_match_the_simulator_clip_layout(tmp_path):
     from yume_env.data.generate import generate_dataset
-    from yume_env.train.batches import FolderClipSource
+    from yume_env.data.sim_clips import FolderClipSource
 
     generate_dataset(tmp_path / "data", clips=2, frames=9, height=32, width=32, seed=0, progress=False)
     clips = FolderClipSource(str(tmp_path / "data"), 32, 32, 2).render(3, 3, seed=0)

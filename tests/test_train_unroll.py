@@ -14,7 +14,7 @@ import torch
 from model_support import awake
 from test_train_distill import _text
 from yume_env.model.pipeline import WorldModel
-from yume_env.train.batches import EventPlan, IndexedStream, SimClipSource
+from yume_env.data.sim_clips import EventPlan, IndexedStream, SimClipSource
 from yume_env.train.recipes.default_world import smoke_recipe
 from yume_env.train.stages.unroll import (EVENT_TERM_PLAN, UnrollConfig, UnrollModule, UnrollStream,
                                          clip_events, train_unroll)
@@ -122,7 +122,7 @@ def test_unroll_command_trains_a_one_step_folder_and_resumes(tmp_path, world, ca
 
 @pytest.fixture(scope="module")
 def probe_dir(tmp_path_factory):
-    from yume_env.train.eval.train_probes import ProbeTrainConfig, train_probes
+    from yume_env.eval.train_probes import ProbeTrainConfig, train_probes
 
     path = tmp_path_factory.mktemp("probes")
     train_probes(ProbeTrainConfig.preset("quick", episodes=8, steps=8, iterations=40), out=path, progress=False)
@@ -130,7 +130,7 @@ def probe_dir(tmp_path_factory):
 
 
 def test_the_motion_term_pulls_the_probes_reading_toward_the_simulators(world, probe_dir):
-    from yume_env.train.eval.probes import Probes
+    from yume_env.eval.probes import Probes
 
     cfg = UnrollConfig(batch_size=3, max_burn_in=1, min_unrolled=2, max_unrolled=2, pool_clips=3,
                        latent_weight=0.0, pixel_weight=0.0, motion_weight=1.0, probes=str(probe_dir))
@@ -174,7 +174,7 @@ def test_unroll_command_takes_motion_probes_and_names_them_in_the_card(tmp_path,
 
 
 def test_the_event_term_pulls_the_classifiers_reading_toward_the_simulators(world, probe_dir):
-    from yume_env.train.eval.probes import Probes
+    from yume_env.eval.probes import Probes
 
     cfg = UnrollConfig(batch_size=4, max_burn_in=1, min_unrolled=2, max_unrolled=2, pool_clips=4,
                        latent_weight=0.0, pixel_weight=0.0, event_weight=1.0, probes=str(probe_dir),
@@ -240,7 +240,7 @@ GHOSTS_MID_CLIP = EventPlan(probability=1.0, from_start=0.0, mix=(("ghost", 1.0)
 
 def test_clips_carry_the_ghosts_pixels_on_request():
     from yume_env.sim.events import match_event
-    from yume_env.train.batches import select
+    from yume_env.data.sim_clips import select
 
     source = SimClipSource(32, 32, 2, events=GHOSTS_MID_CLIP, ghost_masks=True)
     clips = source.render(3, 4, seed=1)

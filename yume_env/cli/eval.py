@@ -66,8 +66,8 @@ def run(args: argparse.Namespace) -> int:
 def _train_probes(args: argparse.Namespace) -> int:
     import torch
 
-    from yume_env.train.eval.probes import default_probes_path
-    from yume_env.train.eval.train_probes import ProbeTrainConfig, train_probes
+    from yume_env.eval.probes import default_probes_path
+    from yume_env.eval.train_probes import ProbeTrainConfig, train_probes
 
     config = ProbeTrainConfig.preset(args.preset, device=args.device, **{
         k: v for k, v in (("episodes", args.episodes), ("steps", args.steps), ("iterations", args.iterations),
@@ -88,8 +88,8 @@ def _train_probes(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from yume_env.env.world_config import configure_sampling
     from yume_env.model import WorldModel, default_world_path
-    from yume_env.train.eval import EvalConfig, Probes, default_probes_path, evaluate, write_json, write_report
-    from yume_env.train.eval.train_probes import ProbeTrainConfig, train_probes
+    from yume_env.eval import EvalConfig, Probes, default_probes_path, evaluate, write_json, write_report
+    from yume_env.eval.train_probes import ProbeTrainConfig, train_probes
 
     t0 = time.perf_counter()
     model_path = Path(args.model) if args.model else default_world_path()

@@ -224,7 +224,7 @@ def _unroll_changes(args: argparse.Namespace) -> dict:
 def _event_mix(text: str) -> tuple[tuple[str, float], ...]:
     """"ghost=4,rain=2" -> (("ghost", 4.0), ("rain", 2.0)); `EventPlan` checks the names and weights."""
     from yume_env.sim.events import EVENTS
-    from yume_env.train.batches import EventPlan
+    from yume_env.data.sim_clips import EventPlan
 
     mix = []
     for part in filter(None, (p.strip() for p in text.split(","))):
@@ -271,7 +271,7 @@ def _run_stage(args: argparse.Namespace, preset: str) -> int:
     from yume_env.model.dit import build_dit
     from yume_env.model.vae import build_vae
     from yume_env.train import distributed as D
-    from yume_env.train.batches import FolderClipSource, SimClipSource
+    from yume_env.data.sim_clips import FolderClipSource, SimClipSource
     from yume_env.train.recipes.default_world import PRESETS, _save_module
     from yume_env.train.text_cache import load_text_cache
 

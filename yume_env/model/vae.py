@@ -121,3 +121,13 @@ def build_vae(vae_config: dict, latent_channels: int) -> VideoVAE:
             "WorldModel.from_pretrained(path) (it reads Wan2.2_VAE.pth)"
         )
     raise ValueError(f"unknown VAE type {kind!r} in config.vae; expected 'tiny' or 'wan2.2'")
+
+
+@torch.no_grad()
+def encode_clips(vae: nn.Module, frames: torch.Tensor, chunk: int = 512) -> torch.Tensor:
+    """uint8 (n, T, H, W, 3) -> normalised latents (n, C, T, h, w) (1x temporal VAE), float32."""
+    n, T = frames.shape[:2]
+    flat = frames.reshape(n * T, 1, *frames.shape[2:])
+    parts = [vae.encode(frames_to_tensor(flat[i:i + chunk], device=frames.device)) for i in range(0, n * T, chunk)]
+    z = torch.cat(parts)[:, :, 0]  # (n*T, C, h, w)
+    return z.reshape(n, T, *z.shape[1:]).transpose(1, 2).float().contiguous()

@@ -48,7 +48,7 @@ from torch.nn import functional as F
 
 from yume_env.actions import NUM_CAMERAS
 from yume_env.train import distributed as D
-from yume_env.train.batches import IndexedStream, batch_seed
+from yume_env.data.sim_clips import IndexedStream, batch_seed
 from yume_env.train.checkpointing import atomic_save_safetensors, atomic_write_text
 from yume_env.train.stages.pretrain import FlowMatchingModule, noisy_history, sample_t
 from yume_env.train.trainer import Trainer, TrainerConfig

@@ -1,6 +1,5 @@
 """Generation during training and the measurements the stages log.
 
-- `encode_clips`: frames -> normalised VAE latents (frozen VAE, no grad).
 - `sample_chunk`: one chunk with the few-step sampler straight from the DiT (the self-forcing stage
   generates histories with the weights being trained, so it cannot go through `WorldModel`,
   which freezes its modules); the same math as `WorldModel.step`.
@@ -19,18 +18,7 @@ from torch import nn
 
 from yume_env.model import sampler, spread
 from yume_env.model.config import WorldModelConfig
-from yume_env.model.vae import frames_to_tensor
-from yume_env.train.batches import Clips
-
-
-@torch.no_grad()
-def encode_clips(vae: nn.Module, frames: torch.Tensor, chunk: int = 512) -> torch.Tensor:
-    """uint8 (n, T, H, W, 3) -> normalised latents (n, C, T, h, w) (1x temporal VAE), float32."""
-    n, T = frames.shape[:2]
-    flat = frames.reshape(n * T, 1, *frames.shape[2:])
-    parts = [vae.encode(frames_to_tensor(flat[i:i + chunk], device=frames.device)) for i in range(0, n * T, chunk)]
-    z = torch.cat(parts)[:, :, 0]  # (n*T, C, h, w)
-    return z.reshape(n, T, *z.shape[1:]).transpose(1, 2).float().contiguous()
+from yume_env.data.sim_clips import Clips
 
 
 @torch.no_grad()

@@ -30,7 +30,7 @@ import torch
 from yume_env.model.dit import build_dit
 from yume_env.model.vae import build_vae
 from yume_env.train import distributed as D
-from yume_env.train.batches import SimClipSource
+from yume_env.data.sim_clips import SimClipSource
 from yume_env.train.checkpointing import atomic_write_text, latest_checkpoint, load_checkpoint
 from yume_env.train.recipes.default_world import PRESETS, _load_module, _text_conditioner, apply_overrides, drift_clips
 from yume_env.train.rollout import rollout_psnr, snapshot_world, teacher_forced_psnr
@@ -79,7 +79,7 @@ def load_run_world(run: Path, text, device: torch.device):
 @torch.no_grad()
 def measure(run: Path, text, device: torch.device, save_dits: Path | None = None) -> dict[str, Any]:
     """The recipe's drift measure (its own clips and seed) plus teacher-forced PSNR and the ablation."""
-    from yume_env.train.eval.conditioning import conditioning_ablation
+    from yume_env.eval.conditioning import conditioning_ablation
 
     world, recipe, info = load_run_world(run, text, device)
     if save_dits is not None:

@@ -35,7 +35,7 @@ from yume_env.model.dit import build_dit
 from yume_env.model.vae import build_vae
 from yume_env.model.task_head import TaskHead
 from yume_env.train import distributed as D
-from yume_env.train.batches import ActionPolicy, SimClipSource, batch_seed
+from yume_env.data.sim_clips import ActionPolicy, SimClipSource, batch_seed
 from yume_env.train.checkpointing import atomic_save_safetensors, atomic_write_text
 from yume_env.train.curves import Curves
 from yume_env.train.stages.pretrain import PretrainConfig, train_pretrain

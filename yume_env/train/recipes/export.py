@@ -20,7 +20,7 @@ import torch
 
 from yume_env.actions import action_to_str, parse_action
 from yume_env.model.config import WorldModelConfig
-from yume_env.train.batches import Clips, batch_seed
+from yume_env.data.sim_clips import Clips, batch_seed
 from yume_env.train.checkpointing import atomic_write_text
 from yume_env.train.rollout import rollout_psnr, snapshot_world, teacher_forced_psnr
 
@@ -133,7 +133,7 @@ def model_card(mc: WorldModelConfig, recipe, state: dict[str, Any], metrics: dic
                      for s in ("vae", "pretrain", "self_forcing", "reward"))
     scalars = "\n".join(f"| {k} | {_fmt(v)} |" for k, v in sorted(m.items()) if not isinstance(v, list))
     p, sf, r = recipe.pretrain, recipe.self_forcing, recipe.reward
-    from yume_env.train.batches import ActionPolicy, EventPlan
+    from yume_env.data.sim_clips import ActionPolicy, EventPlan
 
     policy, events = ActionPolicy(), EventPlan()
     return f"""# yume-env default world

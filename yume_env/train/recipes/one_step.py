@@ -122,7 +122,7 @@ def run_folder_stage(stage: FolderStage, model: str | Path, out: str | Path, *, 
     pose (which turns pose memory on) (`yume_env.model.retarget`); the run remembers them, so later
     calls need not repeat them."""
     from yume_env.model.pipeline import WorldModel
-    from yume_env.train.batches import SimClipSource
+    from yume_env.data.sim_clips import SimClipSource
 
     t_start = time.monotonic()
     info = D.init_distributed(device)

@@ -27,7 +27,7 @@ from torch.nn import functional as F
 from yume_env.model import sampler
 from yume_env.model.config import WorldModelConfig
 from yume_env.train import distributed as D
-from yume_env.train.batches import SimClipSource
+from yume_env.data.sim_clips import SimClipSource
 from yume_env.train.stages.frozen_aside import DiTWithFrozen
 from yume_env.train.stages.pretrain import PretrainConfig, PretrainStream, action_kwargs, batch_memory
 from yume_env.train.trainer import Trainer, TrainerConfig

@@ -27,8 +27,8 @@ from yume_env.actions import NUM_ACTIONS, NUM_CAMERAS
 from yume_env.model import sampler
 from yume_env.model.config import WorldModelConfig
 from yume_env.train import distributed as D
-from yume_env.train.batches import ClipPool, Clips, IndexedStream, SimClipSource, select
-from yume_env.train.rollout import encode_clips
+from yume_env.data.sim_clips import ClipPool, Clips, IndexedStream, SimClipSource, select
+from yume_env.model.vae import encode_clips
 from yume_env.train.trainer import Trainer, TrainerConfig
 
 

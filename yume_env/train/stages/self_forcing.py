@@ -23,8 +23,9 @@ from torch import nn
 from yume_env.actions import NUM_CAMERAS
 from yume_env.model.config import WorldModelConfig
 from yume_env.train import distributed as D
-from yume_env.train.batches import ClipPool, IndexedStream, SimClipSource, select
-from yume_env.train.rollout import encode_clips, sample_chunk
+from yume_env.data.sim_clips import ClipPool, IndexedStream, SimClipSource, select
+from yume_env.model.vae import encode_clips
+from yume_env.train.rollout import sample_chunk
 from yume_env.train.stages.pretrain import FlowMatchingModule, PretrainConfig, contexts, flow_batch
 from yume_env.train.trainer import Trainer, TrainerConfig
 

@@ -21,8 +21,8 @@ from torch.nn import functional as F
 from yume_env.model.config import WorldModelConfig
 from yume_env.model.task_head import TaskHead
 from yume_env.train import distributed as D
-from yume_env.train.batches import ActionPolicy, ClipPool, Clips, IndexedStream, SimClipSource, batch_seed, select
-from yume_env.train.rollout import encode_clips
+from yume_env.data.sim_clips import ActionPolicy, ClipPool, Clips, IndexedStream, SimClipSource, batch_seed, select
+from yume_env.model.vae import encode_clips
 from yume_env.train.trainer import Trainer, TrainerConfig
 
 

@@ -101,9 +101,9 @@ from yume_env.model.config import WorldModelConfig
 from yume_env.model.recall import RecallBank, fill_bank, has_entries, sharp_frames
 from yume_env.model.vae import frames_to_tensor
 from yume_env.train import distributed as D
-from yume_env.train.batches import ClipPool, EventPlan, IndexedStream, SimClipSource, select
-from yume_env.train.eval.probes import Probes, to_probe_size
-from yume_env.train.rollout import encode_clips
+from yume_env.data.sim_clips import ClipPool, EventPlan, IndexedStream, SimClipSource, select
+from yume_env.eval.probes import Probes, to_probe_size
+from yume_env.model.vae import encode_clips
 from yume_env.train.stages import band_spread, critic as critic_mod
 from yume_env.train.stages.frozen_aside import DiTWithFrozen
 from yume_env.train.stages.pretrain import action_kwargs, contexts

@@ -22,7 +22,7 @@ from torch.nn import functional as F
 from yume_env.model.config import WorldModelConfig
 from yume_env.model.vae import build_vae, frames_to_tensor
 from yume_env.train import distributed as D
-from yume_env.train.batches import ClipPool, IndexedStream, SimClipSource, batch_seed
+from yume_env.data.sim_clips import ClipPool, IndexedStream, SimClipSource, batch_seed
 from yume_env.train.trainer import FitResult, Trainer, TrainerConfig
 
 

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Device call: default-world recipe (DDP on GPUs 1..N-1) + eval probes (GPU 0), in parallel.
 # usage (repo root, on the GPU machine):
-#   bash yume_env/train/recipes/lent_gpu_job.sh CALL_MINUTES [probes] [RECIPE ARGS...]
+#   bash scripts/lent_gpu_job.sh CALL_MINUTES [probes] [RECIPE ARGS...]
 # Reads dw_carry/text_cache.safetensors and, when present, dw_carry/state/*.tar.part* (the previous
 # call's $OUT/run.tar.part*, or sweep_gpu_job.sh's best.tar.part*); writes $OUT/run.tar.part* and the
 # logs. With "probes", GPU 0 trains the eval probes meanwhile and the recipe runs on the other GPUs.
@@ -13,7 +13,7 @@ ARGS=("$@")
 if [ ${#ARGS[@]} -eq 0 ]; then
   ARGS=(--budget-minutes 25)  # the default recipe (yume_env/train/recipes/default_world.py)
 fi
-source yume_env/train/recipes/gpu_job_env.sh  # sets N
+source scripts/gpu_job_env.sh  # sets N
 mkdir -p /tmp/run
 if ls dw_carry/state/*.tar.part* >/dev/null 2>&1; then cat dw_carry/state/*.tar.part* | tar -C /tmp/run -xf -; fi
 if [ -n "$PROBES" ]; then

@@ -8,13 +8,13 @@
 Never imports gymnasium or yume_env.env: the simulator is used directly.
 """
 
-from yume_env.train.eval.config import EVAL_PRESETS, EvalConfig
-from yume_env.train.eval.metrics import psnr, ssim
-from yume_env.train.eval.probes import Probes, default_probes_path
-from yume_env.train.eval.report import write_json, write_report
-from yume_env.train.eval.runner import evaluate
-from yume_env.train.eval.targets import TARGETS, check_targets
-from yume_env.train.eval.train_probes import PROBE_PRESETS, ProbeTrainConfig, train_probes
+from yume_env.eval.config import EVAL_PRESETS, EvalConfig
+from yume_env.eval.metrics import psnr, ssim
+from yume_env.eval.probes import Probes, default_probes_path
+from yume_env.eval.report import write_json, write_report
+from yume_env.eval.runner import evaluate
+from yume_env.eval.targets import TARGETS, check_targets
+from yume_env.eval.train_probes import PROBE_PRESETS, ProbeTrainConfig, train_probes
 
 __all__ = [
     "EVAL_PRESETS", "EvalConfig", "psnr", "ssim", "Probes", "default_probes_path", "write_json", "write_report",

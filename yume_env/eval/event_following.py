@@ -14,9 +14,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from yume_env.train.eval.probes import Probes
-from yume_env.train.eval.rollout import BurnIn, burn_in, init_states, lockstep
-from yume_env.train.eval.simulate import NO_EVENT, event_prompt
+from yume_env.eval.probes import Probes
+from yume_env.eval.rollout import BurnIn, burn_in, init_states, lockstep
+from yume_env.eval.simulate import NO_EVENT, event_prompt
 
 CARRIED_STEPS = 2  # steps the event runs in the simulator before the world starts (the fade-in takes 1.5)
 

@@ -4,7 +4,7 @@
 # (`--export-now`); each one's exported DiT, config, run state, loss curve and log travel back in
 # $OUT/NAME.tar (one file per variant: a call sends back at most 8) for `yume-env eval` on a CPU.
 # usage (repo root, on the GPU machine):
-#   bash yume_env/train/recipes/unroll_sweep_gpu_job.sh CARRY MINUTES "name1|--model DIR ARGS" "name2|..." ...
+#   bash scripts/unroll_sweep_gpu_job.sh CARRY MINUTES "name1|--model DIR ARGS" "name2|..." ...
 # Reads CARRY/text_cache.safetensors. An ARG `CARRY/probes_a` that is missing is trained first
 # (`yume-env eval train-probes --preset gpu --seed 0`, PROBES_MINUTES, default 3.3) and sent back
 # in $OUT/probes_a.tar, to carry next time.
@@ -12,7 +12,7 @@
 # with few outputs (one tar), or the variants' tars can be the ones left behind.
 set -u
 CARRY=$1; MIN=$2; shift 2
-source yume_env/train/recipes/gpu_job_env.sh  # sets N
+source scripts/gpu_job_env.sh  # sets N
 if [[ "$*" == *"$CARRY/probes_a"* && ! -d $CARRY/probes_a ]]; then
   python3 -m yume_env eval train-probes --preset gpu --device cuda --seed 0 --out $CARRY/probes_a \
     --budget-minutes ${PROBES_MINUTES:-3.3} --half --no-progress > $OUT/probes_log.txt 2>&1

@@ -4,14 +4,14 @@
 # `recipes.compare` measures every variant's latest checkpoint, and the best one (rollout PSNR +
 # teacher-forced PSNR) travels back in $OUT/best.tar.part* to continue with lent_gpu_job.sh.
 # usage (repo root, on the GPU machine):
-#   bash yume_env/train/recipes/sweep_gpu_job.sh CALL_MINUTES "name1|--set a=1 --set b=2" "name2|..." ...
+#   bash scripts/sweep_gpu_job.sh CALL_MINUTES "name1|--set a=1 --set b=2" "name2|..." ...
 # Reads dw_carry/text_cache.safetensors and dw_carry/seed/ (run.json + weights/).
 # SWEEP_DITS=1: also send every variant's measured DiT (float16) and config back in
 # $OUT/dits.tar.part*, for `yume-env eval` on a CPU. SWEEP_BEST=0: do not send the best run folder
 # (large models' float32 run folders outgrow what a call sends back).
 set -u
 CALL_MIN=$1; shift
-source yume_env/train/recipes/gpu_job_env.sh
+source scripts/gpu_job_env.sh
 gpu=0; runs=()
 for spec in "$@"; do
   name=${spec%%|*}; sets=${spec#*|}

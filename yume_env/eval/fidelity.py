@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from yume_env.train.eval.metrics import psnr, ssim
-from yume_env.train.eval.rollout import Rollout, burn_in, frame_actions
+from yume_env.eval.metrics import psnr, ssim
+from yume_env.eval.rollout import Rollout, burn_in, frame_actions
 
 OTHER_WORLD_SEED_OFFSET = 2_000_000
 """The other-world reference's simulators use the evaluated worlds' seeds plus this: far above every

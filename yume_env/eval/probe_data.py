@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from yume_env.train.eval.labels import effective_actions
-from yume_env.train.eval.simulate import NO_EVENT, event_classes, event_prompt, random_actions
+from yume_env.eval.labels import effective_actions
+from yume_env.eval.simulate import NO_EVENT, event_classes, event_prompt, random_actions
 
 MOVABLE_EVENTS = ("ghost",)  # drawn at one place in the world: out of view once the camera turns away
 

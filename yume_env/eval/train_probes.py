@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from yume_env.train.eval.probe_data import ProbeData, collect_probe_data
-from yume_env.train.eval.probes import Probes, prepare
+from yume_env.eval.probe_data import ProbeData, collect_probe_data
+from yume_env.eval.probes import Probes, prepare
 
 
 @dataclass

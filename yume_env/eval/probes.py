@@ -31,7 +31,7 @@ EVENT_FILE = "event_classifier.safetensors"
 
 def default_probes_path() -> Path:
     """`yume_env/assets/eval_models/`, where the shipped probes live."""
-    return Path(__file__).resolve().parents[2] / "assets" / "eval_models"
+    return Path(__file__).resolve().parents[1] / "assets" / "eval_models"
 
 
 def prepare(frames: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:

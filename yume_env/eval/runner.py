@@ -8,16 +8,16 @@ import time
 import numpy as np
 import torch
 
-from yume_env.train.eval.action_following import action_following
-from yume_env.train.eval.config import EvalConfig
-from yume_env.train.eval.event_following import event_following
-from yume_env.train.eval.fidelity import autoregressive, references, teacher_forced
-from yume_env.train.eval.loop_closure import loop_closure, turn_back
-from yume_env.train.eval.probes import Probes
-from yume_env.train.eval.rollout import burn_in, lockstep
-from yume_env.train.eval.simulate import random_actions
-from yume_env.train.eval.speed import measure_speed
-from yume_env.train.eval.targets import check_targets, lookup
+from yume_env.eval.action_following import action_following
+from yume_env.eval.config import EvalConfig
+from yume_env.eval.event_following import event_following
+from yume_env.eval.fidelity import autoregressive, references, teacher_forced
+from yume_env.eval.loop_closure import loop_closure, turn_back
+from yume_env.eval.probes import Probes
+from yume_env.eval.rollout import burn_in, lockstep
+from yume_env.eval.simulate import random_actions
+from yume_env.eval.speed import measure_speed
+from yume_env.eval.targets import check_targets, lookup
 
 STRIP_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 

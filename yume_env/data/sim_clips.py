@@ -115,7 +115,7 @@ _STILL, _RIGHT, _LEFT = CAMERAS.index("·"), CAMERAS.index("→"), CAMERAS.index
 def revisit_script(rng: np.random.Generator, max_steps: int) -> np.ndarray:
     """(L <= max_steps, 2) actions that end where they started, looking the same way, so the last
     step's view is the one before the script (unless a wall stopped the walk): the two moves of
-    the evaluation's memory measures (`yume_env.train.eval.loop_closure`).
+    the evaluation's memory measures (`yume_env.eval.loop_closure`).
 
     - a loop, where it fits (half the time): W x w, turn 180 degrees, W x w, turn another 180;
     - else turn away and back, standing: k turns one way, k the other (k in [2, 18]).

@@ -7,7 +7,7 @@ and against the trivial predictor "the next chunk equals the last history frame"
 follows the keys shows a clear gap between "true" and "shuffled action" at high t; one that only
 continues the picture sits near "copy last frame".
 
-    python -m yume_env.train.eval.conditioning --model yume_env/assets/default_world --json out.json
+    python -m yume_env.eval.conditioning --model yume_env/assets/default_world --json out.json
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
-from yume_env.train.batches import SimClipSource
-from yume_env.train.rollout import encode_clips
+from yume_env.data.sim_clips import SimClipSource
+from yume_env.model.vae import encode_clips
 from yume_env.train.stages.pretrain import FlowMatchingModule, PretrainConfig, flow_batch
 
 NOISE_LEVELS = (0.3, 0.6, 0.9, 1.0)

@@ -13,9 +13,9 @@ import torch
 from tqdm.auto import tqdm
 
 from yume_env.actions import CAMERAS, KEYS
-from yume_env.train.eval.config import HALF_TURN_STEPS
-from yume_env.train.eval.metrics import psnr, ssim
-from yume_env.train.eval.rollout import burn_in, init_states
+from yume_env.eval.config import HALF_TURN_STEPS
+from yume_env.eval.metrics import psnr, ssim
+from yume_env.eval.rollout import burn_in, init_states
 
 WALK = np.array([KEYS.index("W"), CAMERAS.index("·")])
 TURN = np.array([KEYS.index("None"), CAMERAS.index("→")])

@@ -9,8 +9,8 @@ import time
 import numpy as np
 import torch
 
-from yume_env.train.eval.rollout import burn_in, init_states
-from yume_env.train.eval.simulate import random_actions
+from yume_env.eval.rollout import burn_in, init_states
+from yume_env.eval.simulate import random_actions
 
 
 def measure_speed(model, steps: int, warmup: int, batch: int, seed: int, rng: np.random.Generator,

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from yume_env.actions import NUM_CAMERAS, NUM_KEYS
-from yume_env.train.eval.probes import Probes
-from yume_env.train.eval.rollout import Rollout
+from yume_env.eval.probes import Probes
+from yume_env.eval.rollout import Rollout
 
 
 def _pairs(start: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from yume_env.train.eval.labels import effective_actions
-from yume_env.train.eval.simulate import make_simulator, random_actions
+from yume_env.eval.labels import effective_actions
+from yume_env.eval.simulate import make_simulator, random_actions
 
 
 @dataclass
