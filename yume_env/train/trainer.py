@@ -11,6 +11,10 @@ Time is a first-class budget: `budget_s` bounds the stage across calls (the elap
 saved in checkpoints) and `deadline` (a `time.monotonic()` value) bounds this call, so a stage
 can be trained in several short commands. The learning rate follows warm-up then a cosine to
 `min_lr_ratio`, driven by progress = max(step / max_steps, elapsed / budget_s).
+
+Randomness: a run that starts at step 0 seeds Python, numpy and torch from `config.seed`
+(`seeding.seed_everything`, re-exported here) before its first batch; a resumed run restores the
+generator states of its checkpoint instead. Seeding before the model is built is the caller's.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ from yume_env.train import distributed as D
 from yume_env.train.checkpointing import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from yume_env.train.curves import Curves
 from yume_env.train.ema import EMA
+from yume_env.train.seeding import seed_everything
+
+__all__ = ["BatchStream", "FitResult", "Trainer", "TrainerConfig", "seed_everything"]
 
 
 class BatchStream(Protocol):
@@ -61,7 +68,7 @@ class TrainerConfig:
     keep_checkpoints: int = 1
     optimizer_state_dtype: str = "float32"  # "bfloat16" halves the optimizer moments on disk
     log_every: int = 10
-    seed: int = 0
+    seed: int = 0  # seeds random, numpy and torch when a run starts at step 0 (see seeding.py)
     progress: bool = True
 
     def to_dict(self) -> dict[str, Any]:
@@ -209,6 +216,8 @@ class Trainer:
         """Trains until max_steps / budget_s (finished), or this call's `deadline` (a
         `time.monotonic()` value) or `until_step` (both resumable: a checkpoint is written)."""
         c = self.config
+        if self.step == 0 and self.resumed_from is None:  # a fresh run; a resumed one has its saved RNG
+            seed_everything(c.seed)
         self.module.train()
         bar = tqdm(total=c.max_steps, initial=self.step, desc=self.name, disable=not (c.progress and self.info.is_main),
                    mininterval=1.0 if sys.stderr.isatty() else 15.0, dynamic_ncols=True, leave=False)
