@@ -1,4 +1,4 @@
-"""The shared training loop: loss goes down, checkpoints round-trip, SIGKILL resume, torchrun DDP."""
+"""The shared training loop: loss goes down, checkpoints round-trip, SIGKILL resume, torchrun DDP, seeding."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from yume_env.data.sim_clips import IndexedStream
-from yume_env.train.checkpointing import latest_checkpoint, load_checkpoint, save_checkpoint
-from yume_env.train.trainer import Trainer, TrainerConfig
+from yume_env.train.checkpointing import checkpoint_step, latest_checkpoint, load_checkpoint, save_checkpoint
+from yume_env.train.trainer import Trainer, TrainerConfig, seed_everything
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -138,7 +138,7 @@ def test_sigkilled_run_resumes_from_its_last_checkpoint_and_continues_the_same_c
     deadline = time.time() + 30
     while time.time() < deadline:  # wait for a checkpoint past step 10, then kill without warning
         latest = latest_checkpoint(ckpt) if (ckpt / "latest.json").exists() else None
-        if latest is not None and int(latest.name.split("-")[1]) >= 10:
+        if latest is not None and checkpoint_step(latest.name)[0] >= 10:
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
@@ -171,3 +171,47 @@ def test_torchrun_two_processes_ddp_and_fsdp2_train_the_same_replicated_model(to
     for mode in ("ddp", "fsdp"):
         step, state = load_checkpoint(latest_checkpoint(tmp_path / mode))
         assert step == 6 and state["model"]["net.0.weight"].shape == (32, 8)  # full, unsharded weights
+
+
+class NoisyRegression(torch.nn.Module):
+    """A loss that draws from all three global generators: torch, numpy and Python's `random`."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+
+    def forward(self, batch):
+        import random
+
+        x = batch + torch.from_numpy(np.random.normal(0.0, 0.1, batch.shape).astype(np.float32))
+        y = x.sum(dim=1, keepdim=True) * random.uniform(0.9, 1.1)
+        return ((self.net(x) - y + 0.01 * torch.randn_like(y)) ** 2).mean(), {}
+
+
+def _seeded_run(seed: int, draws: int = 1) -> tuple[list, dict[str, torch.Tensor]]:
+    import random
+
+    from yume_env.data.sim_clips import IndexedStream
+
+    seed_everything(0)  # the caller's part: the same initial weights in every run
+    module = NoisyRegression()
+    random.random(), np.random.rand(draws), torch.rand(draws)  # what happens in between must not matter
+    cfg = TrainerConfig(lr=1e-2, warmup_steps=1, max_steps=8, log_every=1, ema_decay=0.0, checkpoint_every_s=0,
+                        progress=False, seed=seed)
+    result = Trainer(module, cfg, None, name="seeded").fit(IndexedStream(lambda i: torch.full((8, 4), float(i % 3))))
+    return result.curves.series["loss"], {k: v.clone() for k, v in module.state_dict().items()}
+
+
+def test_the_same_seed_gives_bitwise_the_same_run_and_another_seed_another():
+    losses_a, weights_a = _seeded_run(seed=7)
+    losses_b, weights_b = _seeded_run(seed=7, draws=5)
+    losses_c, weights_c = _seeded_run(seed=8)
+    assert losses_a == losses_b
+    assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
+    assert losses_a[0][1] != losses_c[0][1] and not torch.equal(weights_a["net.0.weight"], weights_c["net.0.weight"])
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 1.5, True, "3"])
+def test_seed_everything_rejects_seeds_outside_numpys_range(seed):
+    with pytest.raises(ValueError, match="seed must be an integer"):
+        seed_everything(seed)

@@ -3,10 +3,19 @@
 A checkpoint is a folder `step-00001234/` holding `state.json` (every non-tensor value: step,
 schedule, RNG states, data-stream position, curves, ...) and `tensors-NNN.safetensors` shards
 (model, EMA, optimizer moments), each below `max_shard_bytes` so that the folder can travel
-through file-size-limited channels. It is written to a temporary folder first and renamed into
-place; then `latest.json` is replaced atomically to point at it. A run killed at any instant
-(SIGKILL included) therefore finds either the previous or the new checkpoint complete, never a
-half-written one. Nothing is unpickled on load.
+through file-size-limited channels. A second save of the same step (a finished stage called
+again) gets a new name, `step-00001234.1`, `.2`, ...: no save ever writes into, or over, a
+folder that `latest.json` may point to.
+
+A save runs in this order, so that a run killed at any instant (SIGKILL, power loss after the
+fsyncs) finds `latest.json` pointing to a complete checkpoint, the previous or the new one:
+
+    1. write the shards and `state.json` into a hidden temporary folder, fsync each file;
+    2. fsync the folder, rename it to its fresh name, fsync the parent folder;
+    3. replace `latest.json` (temporary file, fsync, rename, fsync the parent folder);
+    4. only then delete older checkpoints (beyond `keep`) and leftovers of killed saves.
+
+Nothing is unpickled on load.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -24,11 +34,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 LATEST = "latest.json"
+_NAME = re.compile(r"^step-(\d{8,})(?:\.(\d+))?$")
 DEFAULT_SHARD_BYTES = 12 * 1024 * 1024
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Writes `text` to `path` through a temporary file in the same folder and `os.replace`."""
+    """Writes `text` to `path` durably: a temporary file in the same folder, fsync, `os.replace`,
+    then an fsync of the folder so that the rename itself survives a power loss."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -42,21 +54,46 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    fsync_dir(path.parent)
 
 
 def atomic_save_safetensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict | None = None) -> None:
-    """`safetensors.torch.save_file` through a temporary file and `os.replace`."""
+    """`safetensors.torch.save_file` durably: a temporary file, fsync, `os.replace`, fsync of the folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
+        fsync_file(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    fsync_dir(path.parent)
+
+
+def fsync_file(path: str | os.PathLike) -> None:
+    """Flushes a written file's data to the disk (a crash after this keeps its bytes)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: str | os.PathLike) -> None:
+    """Flushes a folder's entries (files created, renamed or removed in it) to the disk.
+
+    A no-op on Windows, where folders cannot be opened for fsync (NTFS journals renames)."""
+    if os.name == "nt":
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 # ---------------------------------------------------------------- nested state <-> (json, tensors)
@@ -135,47 +172,87 @@ def _shard(tensors: dict[str, torch.Tensor], max_bytes: int) -> list[dict[str, t
 
 def save_checkpoint(root: str | os.PathLike, step: int, state: dict[str, Any], *, keep: int = 1,
                     max_shard_bytes: int = DEFAULT_SHARD_BYTES) -> Path:
-    """Writes `state` as `root/step-XXXXXXXX/` atomically, points `latest.json` at it, prunes old ones.
+    """Writes `state` as a new folder `root/step-XXXXXXXX[.N]/`, points `latest.json` at it, prunes.
 
-    Returns the checkpoint folder. `keep` is how many complete checkpoints stay on disk.
+    Returns the checkpoint folder. `keep` is how many complete checkpoints (of distinct steps)
+    stay on disk. See the module docstring for the order that makes every instant safe to kill.
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    name = f"step-{int(step):08d}"
-    final = root / name
+    name = _fresh_name(root, int(step))
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}.", suffix=".tmp"))
     try:
-        tensors: dict[str, torch.Tensor] = {}
-        tree = flatten_state(state, tensors)
-        shards = _shard(tensors, max_shard_bytes)
-        files = []
-        for i, shard in enumerate(shards):
-            fname = f"tensors-{i:03d}.safetensors"
-            save_file(shard, str(tmp / fname))
-            files.append(fname)
-        meta = {"format": "yume-env-train-checkpoint/1", "step": int(step), "tensor_files": files, "state": tree}
-        with open(tmp / "state.json", "w", encoding="utf-8") as fh:
-            json.dump(meta, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if final.exists():  # a rewrite of the same step (e.g. final save right after a periodic one)
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        _write_folder(tmp, int(step), state, max_shard_bytes)
+        os.rename(tmp, root / name)  # a fresh name: never replaces a complete checkpoint
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    fsync_dir(root)
     atomic_write_text(root / LATEST, json.dumps({"checkpoint": name, "step": int(step)}))
     _prune(root, keep=max(1, int(keep)), current=name)
-    return final
+    return root / name
+
+
+def _write_folder(folder: Path, step: int, state: dict[str, Any], max_shard_bytes: int) -> None:
+    """Fills `folder` with the shards and `state.json` of one checkpoint, each file fsynced."""
+    tensors: dict[str, torch.Tensor] = {}
+    tree = flatten_state(state, tensors)
+    files = []
+    for i, shard in enumerate(_shard(tensors, max_shard_bytes)):
+        fname = f"tensors-{i:03d}.safetensors"
+        save_file(shard, str(folder / fname))
+        fsync_file(folder / fname)
+        files.append(fname)
+    meta = {"format": "yume-env-train-checkpoint/1", "step": step, "tensor_files": files, "state": tree}
+    with open(folder / "state.json", "w", encoding="utf-8") as fh:
+        json.dump(meta, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    fsync_dir(folder)
+
+
+def checkpoint_step(name: str) -> tuple[int, int] | None:
+    """(step, generation) of a checkpoint folder name (`step-00000120` -> (120, 0), `step-00000120.2`
+    -> (120, 2)), or None for any other name."""
+    match = _NAME.match(name)
+    if match is None:
+        return None
+    return int(match.group(1)), int(match.group(2) or 0)
+
+
+def _fresh_name(root: Path, step: int) -> str:
+    """`step-XXXXXXXX` for a step saved for the first time, else the next unused `.N` of that step."""
+    base = f"step-{step:08d}"
+    generations = [parsed[1] for p in root.iterdir() if (parsed := checkpoint_step(p.name)) and parsed[0] == step]
+    return base if not generations else f"{base}.{max(generations) + 1}"
 
 
 def _prune(root: Path, keep: int, current: str) -> None:
-    done = sorted(p for p in root.glob("step-*") if p.is_dir())
-    for p in done[:-keep]:
-        if p.name != current:
-            shutil.rmtree(p, ignore_errors=True)
-    for p in root.glob(".step-*.tmp"):  # leftovers of a run killed mid-write
-        shutil.rmtree(p, ignore_errors=True)
+    """Deletes checkpoints beyond `keep` and leftovers of killed saves; `current` always stays.
+
+    Kept: `current` and the newest earlier checkpoint of each of the `keep - 1` steps before it.
+    Deleted: older ones, other folders of `current`'s step (superseded re-saves), folders of later
+    steps (written by a killed run after its last pointer switch, never pointed to), hidden
+    temporary folders and pointer files of killed saves."""
+    current_step = checkpoint_step(current)[0]
+    earlier: dict[int, Path] = {}
+    doomed: list[Path] = []
+    for path in sorted(root.iterdir(), key=lambda p: checkpoint_step(p.name) or (-1, -1), reverse=True):
+        parsed = checkpoint_step(path.name)
+        if parsed is None or path.name == current or not path.is_dir():
+            continue
+        if parsed[0] < current_step and parsed[0] not in earlier and len(earlier) < keep - 1:
+            earlier[parsed[0]] = path
+        else:
+            doomed.append(path)
+    for path in doomed:  # hidden first (one atomic rename): a visible step-* folder is always whole
+        trash = Path(tempfile.mkdtemp(dir=root, prefix=f".{path.name}.", suffix=".tmp"))
+        os.replace(path, trash / path.name)
+    for path in root.glob(".step-*.tmp"):
+        shutil.rmtree(path, ignore_errors=True)
+    for path in root.glob(f".{LATEST}.*.tmp"):
+        path.unlink(missing_ok=True)
+    fsync_dir(root)
 
 
 def latest_checkpoint(root: str | os.PathLike) -> Path | None:
@@ -201,6 +278,8 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[int, dict[str, Any]]:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:
         raise ValueError(f"cannot read checkpoint {meta_path}: {err}") from err
+    if not isinstance(meta, dict) or not {"step", "tensor_files", "state"} <= set(meta):
+        raise ValueError(f"checkpoint {meta_path} lacks step, tensor_files or state; it was not written by save_checkpoint")
     tensors: dict[str, torch.Tensor] = {}
     for fname in meta["tensor_files"]:
         try:
