@@ -1,16 +1,18 @@
-"""Dead reckoning of the camera pose: the batched update equals one world at a time, and the
-motion follows the action speeds and conventions of `yume_env.actions` (docs/INTERFACES.md)."""
+"""Dead reckoning of the camera pose: the batched update equals one world at a time (to float64
+rounding), and the motion follows the action speeds and conventions of `yume_env.actions`
+(docs/INTERFACES.md)."""
 
 from __future__ import annotations
 
 import numpy as np
+from tolerances import POSE_ATOL
 
 from yume_env import actions as A
 from yume_env.actions import parse_action
 from yume_env.env.pose import Pose, advance, matrices
 
 
-def test_batched_advance_equals_each_world_alone_bit_for_bit():
+def test_batched_advance_equals_each_world_alone_to_float64_rounding():
     rng = np.random.default_rng(0)
     together = [Pose() for _ in range(16)]
     alone = [Pose() for _ in range(16)]
@@ -18,8 +20,9 @@ def test_batched_advance_equals_each_world_alone_bit_for_bit():
         keys, cams = rng.integers(0, 9, 16), rng.integers(0, 9, 16)
         batch = advance(together, keys, cams, sub_frames=2)
         singles = np.stack([advance([p], keys[i:i + 1], cams[i:i + 1], sub_frames=2)[0] for i, p in enumerate(alone)])
-        np.testing.assert_array_equal(batch, singles)
-    np.testing.assert_array_equal(batch, np.stack([p.matrix() for p in together]))
+        # sin/cos of 16 worlds and of one may take different kernels (SIMD body, scalar tail): ulps apart
+        np.testing.assert_allclose(batch, singles, rtol=0, atol=POSE_ATOL)
+    np.testing.assert_array_equal(batch, np.stack([p.matrix() for p in together]))  # same numbers, same path
 
 
 def test_walking_and_turning_follow_the_action_speeds():

@@ -35,7 +35,9 @@ def test_encode_history_of_mixed_lengths_equals_one_world_at_a_time():
         n = one.lengths[0]
         assert both.lengths[i] == n
         assert torch.allclose(both.tokens[i, :n], one.tokens[0], atol=1e-6)
-        assert torch.equal(both.freqs[i, :n], one.freqs[0]) and not both.tokens[i, n:].any()
+        # unit rotations from cos/sin of batches of other sizes (SIMD body or scalar tail): float32 ulps
+        torch.testing.assert_close(both.freqs[i, :n], one.freqs[0], rtol=0, atol=1e-6)
+        assert not both.tokens[i, n:].any()
 
 
 def _text(dim=8):
