@@ -10,6 +10,7 @@ another world than the tiny random one (e.g. the trained default world for that 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -52,8 +53,8 @@ def world_dir() -> str:
     return os.environ.get("YUME_PLAY_MODEL") or tiny_world_dir()
 
 
-def make_env():
-    return gym.make("YumeWorld-v0", model=world_dir(), disable_env_checker=True)
+def make_env(**kwargs):
+    return gym.make("YumeWorld-v0", model=world_dir(), disable_env_checker=True, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -281,22 +282,88 @@ def test_reset_from_an_uploaded_picture_replays_with_the_picture(page, tmp_path,
 )
 def test_bad_input_from_the_page_answers_400_with_a_message(page, server, route, body, message):
     token = js(page, "window.yumePlay.token")
-    status, reply = post(server.url + route.lstrip("/"), body, token)
+    status, reply = post(server.url + route.lstrip("/"), body, token, js(page, "window.yumePlay.session"))
     assert status == 400 and message in reply["error"]
 
 
 def test_requests_without_the_lease_are_refused(server):
-    status, reply = post(server.url + "api/action", {"action": [1, 0]}, token="not-the-owner")
+    status, reply = post(server.url + "api/action", {"action": [1, 0]}, "not-the-owner", server.session_token)
     assert status == 409 and "reload" in reply["error"]
 
 
-def post(url: str, body: dict, token: str) -> tuple[int, dict]:
+def test_the_page_holds_the_session_token_and_a_fetch_without_it_is_refused(page, server):
+    assert js(page, "window.yumePlay.session") == server.session_token
+    status = js(page, """fetch('/api/pause', {method: 'POST', headers: {'Content-Type': 'application/json',
+        'X-Play-Token': window.yumePlay.token}, body: '{"paused": true}'}).then(r => r.status)""")
+    assert status == 403
+
+
+def post(url: str, body: dict, token: str, session: str) -> tuple[int, dict]:
     request = urllib.request.Request(
         url, data=json.dumps(body).encode(), method="POST",
-        headers={"Content-Type": "application/json", "X-Play-Token": token},
+        headers={"Content-Type": "application/json", "X-Play-Token": token, "X-Play-Session": session},
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as reply:
             return reply.status, json.loads(reply.read())
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read())
+
+
+@contextlib.contextmanager
+def own_server(**env_kwargs):
+    """A server for one test, whose lease ends with its tab (no grace period)."""
+    server = serve(env=make_env(**env_kwargs), model=world_dir(), port=0, seed=3, max_steps_per_s=12)
+    server.owner.grace_s = 0.0
+    server.start_thread()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def open_page(browser, server):
+    page = browser.new_page(viewport={"width": 1180, "height": 780}, bypass_csp=True)
+    page.goto(server.url)
+    page.wait_for_function("window.yumePlay.received.length > 0 && window.yumePlay.token", timeout=WAIT_MS)
+    return page
+
+
+def test_a_new_tab_resumes_a_world_that_a_closed_tab_left_paused(browser):
+    with own_server() as server:
+        first = open_page(browser, server)
+        set_paused(first, True)
+        first.close()
+        second = open_page(browser, server)  # connects once the server sees the first tab gone
+        second.wait_for_function("window.yumePlay.status.paused === false", timeout=WAIT_MS)
+        wait_steps(second, js(second, "window.yumePlay.status.step") + 1)
+        assert second.inner_text("#connection") == "live"
+        assert second.inner_text("#pause") == "Pause (P)"
+        second.close()
+
+
+def test_an_ended_episode_stays_on_screen_with_a_reset_button_until_reset(browser):
+    with own_server(max_episode_steps=3) as server:
+        page = open_page(browser, server)
+        page.wait_for_selector("#stopped:not([hidden])", timeout=WAIT_MS)
+        assert "Episode truncated at step 3" in page.inner_text("#stopped-text")
+        assert page.inner_text("#connection") == "episode truncated"
+        # later messages go to the message line; the notice and the badge stay
+        page.fill("#event-input", EVENT)
+        page.press("#event-input", "Enter")
+        page.wait_for_function("/from the next chunk/.test(document.getElementById('message').textContent)",
+                               timeout=WAIT_MS)
+        page.keyboard.down("w")
+        page.keyboard.up("w")
+        set_paused(page, True)
+        set_paused(page, False)
+        assert page.is_visible("#stopped") and "Episode truncated" in page.inner_text("#stopped-text")
+        assert page.inner_text("#connection") == "episode truncated"
+        box = page.locator("#stopped-reset").bounding_box()  # the Reset button is in view
+        assert box is not None and 0 <= box["y"] and box["y"] + box["height"] <= 780
+        set_paused(page, True)  # so that the new episode cannot end again before the checks below
+        page.click("#stopped-reset")
+        page.wait_for_function("window.yumePlay.status.step === 0 && window.yumePlay.status.ended === ''",
+                               timeout=WAIT_MS)
+        assert page.is_hidden("#stopped") and page.inner_text("#connection") == "paused"
+        page.close()

@@ -15,16 +15,24 @@ Routes (JSON in and out; control requests carry the tab's lease token in `X-Play
 | `GET /api/actions.json?token=`, `GET /api/recording.mp4?token=` | downloads of the current branch |
 | `GET /api/start.png?token=` | its start picture, when it started from an uploaded one |
 
-Bad input answers 400 with `{"error": message}`; a second tab gets 409 with a message.
+Every request passes `guard`'s checks first: an allowed `Host`, no other `Origin` or `Sec-Fetch-Site`,
+and for `/api/` the session token that the page gets inside its HTML (`X-Play-Session`; the `session`
+query parameter for the GET routes). Every answer that is not 200 is JSON, `{"error": message}`:
+400 for bad input, 403 for a refused request, 409 while another tab plays; an error reply never
+shows a file path or a traceback (those go to the terminal).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import socket
+import sys
 import tempfile
 import threading
+import traceback
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
@@ -32,13 +40,16 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from yume_env import actions as A
-from yume_env.play import validate
+from yume_env.play import guard, validate
+from yume_env.play.guard import HttpError
 from yume_env.play.owner import Owner, WorldBusy
 from yume_env.play.recording import START_IMAGE_NAME
-from yume_env.play.session import PlaySession
+from yume_env.play.session import PlaySession, SessionUnavailable
 
 MAX_BODY_BYTES = 16 * 1024 * 1024  # an uploaded start picture as a data URL
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+REQUEST_TIMEOUT_S = 10.0  # longest wait for one read or write on a connection
+LISTEN_BACKLOG = 128  # connections the kernel queues before the server accepts them
+SESSION_PLACEHOLDER = "__YUME_PLAY_SESSION__"  # in index.html, replaced by the session token
 STATIC_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -49,16 +60,18 @@ STATIC_TYPES = {
 # Everything comes from this server; frames arrive as data: URLs.
 CSP = "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; connect-src 'self'"
 _STATIC_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
-
-
-class HttpError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
+_CONTENT_LENGTH = re.compile(r"^[0-9]{1,12}$")
 
 
 def is_local_host(host: str) -> bool:
-    return host in LOCAL_HOSTS or host.startswith("127.")
+    """True for "localhost" and loopback addresses (127.0.0.0/8, ::1). A name is not looked up: one
+    that merely starts with "127." may resolve anywhere."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def check_host(host: str, allow_remote: bool) -> None:
@@ -75,11 +88,14 @@ class PlayServer(ThreadingHTTPServer):
     """Serves one `PlaySession` to one tab at a time.
 
     `allow_remote=False` (the default) refuses to bind anywhere but the loopback interface and
-    answers only requests addressed to localhost (a guard against DNS rebinding).
+    answers only requests whose `Host` is one of its loopback names with its port (a guard against
+    DNS rebinding). Either way, other origins are refused and API calls need `session_token`, which
+    the page receives in its HTML.
     """
 
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = LISTEN_BACKLOG
 
     def __init__(self, session: PlaySession, host: str = "127.0.0.1", port: int = 7860, allow_remote: bool = False):
         check_host(host, allow_remote)
@@ -87,9 +103,12 @@ class PlayServer(ThreadingHTTPServer):
         self.session = session
         self.owner = Owner()
         self.allow_remote = allow_remote
+        self.session_token = guard.new_session_token()
         self.static_dir = resources.files("yume_env.play") / "static"
         self._thread: threading.Thread | None = None
         super().__init__((host, port), PlayHandler)
+        bound_port = self.server_address[1]  # the real port when 0 asked for any free one
+        self.allowed_hosts = None if allow_remote else guard.allowed_hosts(host, bound_port)
 
     @property
     def url(self) -> str:
@@ -127,9 +146,12 @@ class PlayServer(ThreadingHTTPServer):
 
 
 class PlayHandler(BaseHTTPRequestHandler):
+    """One connection: checks each request (`_guard`), runs its route, answers JSON on any error."""
+
     server: PlayServer
     protocol_version = "HTTP/1.1"
     server_version = "yume-env-play"
+    timeout = REQUEST_TIMEOUT_S  # a client that stops sending (or reading) is dropped
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: the terminal shows the URL only
         pass
@@ -142,34 +164,73 @@ class PlayHandler(BaseHTTPRequestHandler):
         self._dispatch("POST")
 
     def _dispatch(self, method: str) -> None:
-        url = urlsplit(self.path)
-        self.query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         try:
-            self._check_host()
-            route = ROUTES.get((method, url.path))
+            path = self._parse_target()
+            self._guard(method, path)
+            route = ROUTES.get((method, path))
             if route is not None:
                 route(self)
-            elif method == "GET" and (url.path == "/" or url.path.startswith("/static/")):
-                self._static("index.html" if url.path == "/" else url.path[len("/static/") :])
+            elif method == "GET" and (path == "/" or path.startswith("/static/")):
+                self._static("index.html" if path == "/" else path[len("/static/") :])
             else:
-                raise HttpError(404, f"no route {method} {url.path}")
+                raise HttpError(404, f"no route {method} {path}")
         except HttpError as exc:
-            self._json({"error": str(exc)}, exc.status)
+            self._error(exc.status, str(exc))
         except WorldBusy as exc:
-            self._json({"error": str(exc)}, 409)
+            self._error(409, str(exc))
+        except SessionUnavailable as exc:
+            self._error(503, str(exc))
         except (ValueError, TypeError) as exc:  # invalid input, as the env or the validators report it
-            self._json({"error": str(exc)}, 400)
-        except (BrokenPipeError, ConnectionResetError):
+            self._error(400, guard.public_message(str(exc)))
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
             self.close_connection = True
-        except Exception as exc:
-            self._json({"error": f"{type(exc).__name__}: {exc}"}, 500)
+        except Exception:  # a bug: the details go to the terminal, not to the page
+            traceback.print_exc(file=sys.stderr)
+            self._error(500, "internal error in the play server; the terminal running `yume-env play` shows it")
 
-    def _check_host(self) -> None:
-        if self.server.allow_remote:
-            return
-        host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
-        if host and not is_local_host(host):
-            raise HttpError(403, f"this server answers only requests to localhost, not {host!r} (see --allow-remote)")
+    def _parse_target(self) -> str:
+        """The request's path (its query goes to `self.query`); 400 for anything but an origin-form target."""
+        self.query: dict[str, str] = {}
+        if not self.path.startswith("/") or self.path.startswith("//"):
+            raise HttpError(400, "the request target must be a path starting with a single /")
+        url = urlsplit(self.path)
+        self.query = {k: v[-1] for k, v in parse_qs(url.query, max_num_fields=32).items()}
+        return url.path
+
+    def _guard(self, method: str, path: str) -> None:
+        """The checks of `guard`, in order: Host, Origin, Sec-Fetch-Site, session token, JSON body."""
+        host = guard.check_host(self.headers, self.server.allowed_hosts)
+        guard.check_origin(self.headers, host)
+        api = path.startswith("/api/")
+        if api or method == "POST":
+            guard.check_fetch_site(self.headers, method)
+        if api:
+            guard.check_session(self.headers, self.query, method, self.server.session_token)
+        if method == "POST":
+            guard.check_json_body(self.headers)
+
+    def parse_request(self) -> bool:
+        """The standard library's parsing, less HTTP/0.9 (a request without headers has no Host)."""
+        if not super().parse_request():
+            return False
+        if self.request_version == "HTTP/0.9":
+            self.send_error(HTTPStatus.BAD_REQUEST, "HTTP/0.9 requests are not served; use HTTP/1.1")
+            return False
+        return True
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The standard library's own refusals (bad request line, too long, unknown method) as JSON
+        with a status line and a 4xx status: they are all the client's errors."""
+        if code == HTTPStatus.NOT_IMPLEMENTED:
+            code = HTTPStatus.METHOD_NOT_ALLOWED
+            message = f"method {getattr(self, 'command', '')!r} is not allowed; this server answers GET and POST"
+        elif code == HTTPStatus.HTTP_VERSION_NOT_SUPPORTED:
+            code = HTTPStatus.BAD_REQUEST
+            message = f"{message}; use HTTP/1.1"
+        if not str(getattr(self, "request_version", "")).startswith("HTTP/1."):
+            self.request_version = "HTTP/1.0"  # else the reply would go out without its status line
+        text = guard.public_message(message or HTTPStatus(code).phrase)
+        self._error(code, text, {"Allow": "GET, POST"} if code == HTTPStatus.METHOD_NOT_ALLOWED else None)
 
     # ---- helpers -------------------------------------------------------------------------------
     def _send(self, status: int, body: bytes, content_type: str, extra: dict | None = None) -> None:
@@ -182,22 +243,42 @@ class PlayHandler(BaseHTTPRequestHandler):
         for k, v in (extra or {}).items():
             self.send_header(k, v)
         self.end_headers()
-        self.wfile.write(body)
+        if getattr(self, "command", None) != "HEAD":
+            self.wfile.write(body)
 
-    def _json(self, obj: Any, status: int = 200) -> None:
-        self._send(status, json.dumps(obj).encode(), "application/json")
+    def _json(self, obj: Any, status: int = 200, extra: dict | None = None) -> None:
+        self._send(status, json.dumps(obj).encode(), "application/json", extra)
+
+    def _error(self, status: int, message: str, extra: dict | None = None) -> None:
+        """Answers `{"error": message}` and closes the connection (an unread body must not be taken
+        for the next request)."""
+        self.close_connection = True
+        try:
+            self._json({"error": message}, status, {**(extra or {}), "Connection": "close"})
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            pass
 
     def _body(self) -> Any:
         length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
+        if self.headers.get("Transfer-Encoding") or length is None or not _CONTENT_LENGTH.match(length.strip()):
             raise HttpError(411, "a JSON body with Content-Length is required")
-        if int(length) > MAX_BODY_BYTES:
-            raise HttpError(413, f"request body is {int(length)} bytes; at most {MAX_BODY_BYTES} are accepted")
-        raw = self.rfile.read(int(length))
+        size = int(length)
+        if size > MAX_BODY_BYTES:
+            raise HttpError(413, f"request body is {size} bytes; at most {MAX_BODY_BYTES} are accepted")
+        try:
+            raw = self.rfile.read(size)
+        except TimeoutError:
+            raise HttpError(408, f"the request body did not arrive within {REQUEST_TIMEOUT_S:g} s") from None
+        if len(raw) < size:
+            raise HttpError(400, f"the request body ended after {len(raw)} of {size} bytes")
         try:
             return json.loads(raw or b"{}")
         except json.JSONDecodeError as exc:
             raise HttpError(400, f"request body is not valid JSON: {exc}") from None
+        except UnicodeDecodeError:
+            raise HttpError(400, "request body is not valid JSON: it is not UTF-8 text") from None
+        except RecursionError:
+            raise HttpError(400, "request body is not valid JSON for this server: it is nested too deeply") from None
 
     def _token(self) -> str | None:
         return self.headers.get("X-Play-Token") or self.query.get("token")
@@ -206,17 +287,27 @@ class PlayHandler(BaseHTTPRequestHandler):
         self.server.owner.check(self._token())
 
     def _static(self, name: str) -> None:
-        path = self.server.static_dir / name
         suffix = Path(name).suffix
-        if not _STATIC_NAME.match(name) or suffix not in STATIC_TYPES or not path.is_file():
+        if len(name) > 64 or not _STATIC_NAME.match(name) or suffix not in STATIC_TYPES:
+            raise HttpError(404, f"no page asset {name[:64]!r}")
+        path = self.server.static_dir / name
+        if not path.is_file():
             raise HttpError(404, f"no page asset {name!r}")
-        self._send(200, path.read_bytes(), STATIC_TYPES[suffix])
+        body = path.read_bytes()
+        if name == "index.html":  # the page's copy of the session token, for its API calls
+            body = body.replace(SESSION_PLACEHOLDER.encode(), self.server.session_token.encode())
+        self._send(200, body, STATIC_TYPES[suffix])
 
     # ---- routes --------------------------------------------------------------------------------
     def claim(self) -> None:
+        """Gives this tab the lease. A new player (not the same tab reloading) gets a running world:
+        a pause left behind by a closed tab is lifted."""
         body = validate.body_dict(self._body())
         previous = body.get("token")
-        token = self.server.owner.claim(previous if isinstance(previous, str) else None)
+        previous = previous if isinstance(previous, str) else None
+        token = self.server.owner.claim(previous)
+        if token != previous:
+            self.server.session.new_player()
         self._json({"token": token, "config": self.server.config()})
 
     def action(self) -> None:

@@ -14,6 +14,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -26,6 +27,11 @@ from yume_env.play.hub import Hub
 from yume_env.play.recording import Recording
 
 COMMAND_TIMEOUT_S = 300.0  # a reset of a large world on a slow device may take this long
+CLOSED_MESSAGE = "the play session is closed; restart `yume-env play`"
+
+
+class SessionUnavailable(RuntimeError):
+    """The session cannot run a request: it is closed, or its world did not answer in time (HTTP 503)."""
 
 
 @dataclass
@@ -125,7 +131,7 @@ class PlaySession:
                 _, future = self._commands.get_nowait()
             except queue.Empty:
                 break
-            future.set_exception(RuntimeError("the play session is closed; restart `yume-env play`"))
+            future.set_exception(SessionUnavailable(CLOSED_MESSAGE))
 
     # ---- requests from the page (any thread) -------------------------------------------------
     def hold(self, action: tuple[int, int]) -> None:
@@ -142,6 +148,12 @@ class PlaySession:
     def set_paused(self, paused: bool) -> None:
         """Runs between two chunks: once it returns, no step is in flight and the status is final."""
         self._call(lambda: self._set_paused(paused))
+
+    def new_player(self) -> None:
+        """A new tab took the world: it runs (a pause left by an earlier tab is lifted), no key held.
+        An ended episode stays ended: the page says so until its player resets."""
+        self.controls.release()
+        self._call(lambda: self._set_paused(False))
 
     def set_event(self, text: str) -> None:
         """Queues the event; it is used from the next chunk on."""
@@ -177,12 +189,19 @@ class PlaySession:
     # ---- the env thread ----------------------------------------------------------------------
     def _call(self, fn: Callable[[], Any]) -> Any:
         if self._stop.is_set():
-            raise RuntimeError("the play session is closed; restart `yume-env play`")
+            raise SessionUnavailable(CLOSED_MESSAGE)
         if not self._thread.is_alive():  # before start(): nothing else touches the env yet
             return fn()
         future: Future = Future()
         self._commands.put((fn, future))
-        return future.result(timeout=COMMAND_TIMEOUT_S)
+        try:
+            return future.result(timeout=COMMAND_TIMEOUT_S)
+        except FutureTimeout:
+            if future.done():  # the command itself raised TimeoutError
+                raise
+            raise SessionUnavailable(
+                f"the world did not finish the request within {COMMAND_TIMEOUT_S:g} s; try again"
+            ) from None
 
     def _wake(self) -> None:
         self._commands.put((lambda: None, Future()))

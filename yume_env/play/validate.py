@@ -3,6 +3,7 @@ message that names the field, the value and what was expected (the server answer
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,7 @@ from yume_env import actions as A
 
 MAX_EVENT_CHARS = 500
 MAX_SEED = 2**63 - 1
+_DECIMAL = re.compile(r"^-?[0-9]{1,20}$")  # ASCII digits only: "²" and "١٢" are digits to str.isdigit
 
 
 def body_dict(body: Any) -> dict:
@@ -39,6 +41,8 @@ def parse_event(body: Any) -> str:
         raise ValueError(f"'event' must be at most {MAX_EVENT_CHARS} characters, got {len(text)}")
     if any(ord(c) < 32 and c not in "\t\n" for c in text):
         raise ValueError("'event' must be plain text (no control characters)")
+    if any("\ud800" <= c <= "\udfff" for c in text):
+        raise ValueError("'event' must be valid Unicode text (it holds a lone surrogate)")
     return text
 
 
@@ -47,7 +51,7 @@ def parse_seed(body: Any) -> int | None:
     value = body_dict(body).get("seed")
     if value is None or value == "":
         return None
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and _DECIMAL.match(value.strip()):
         value = int(value.strip())
     if type(value) is not int or not 0 <= value <= MAX_SEED:
         raise ValueError(f"'seed' must be an integer in [0, 2**63 - 1] or empty, got {value!r}")

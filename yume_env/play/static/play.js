@@ -5,11 +5,13 @@ const TOKEN_KEY = "yume-play-token";
 const MOVE = { KeyW: "W", KeyA: "A", KeyS: "S", KeyD: "D" };
 const LOOK = { ArrowUp: "up", ArrowDown: "down", ArrowLeft: "left", ArrowRight: "right" };
 const KEEP_CHUNKS = 400; // received chunks kept in memory (window.yumePlay.received)
+// The server's secret for this run, written into the page it served; every API call sends it back.
+const SESSION = document.querySelector('meta[name="yume-play-session"]').content;
 
 // Everything the page knows, in one object (also what the browser test reads).
 const play = (window.yumePlay = {
   token: null, config: null, status: {}, branches: [], held: new Set(), received: [], framesShown: 0,
-  sentAction: "0,0", wantAction: [0, 0], sending: false, autoPaused: false, source: null,
+  sentAction: "0,0", wantAction: [0, 0], sending: false, autoPaused: false, source: null, session: SESSION,
 });
 
 const $ = (id) => document.getElementById(id);
@@ -23,7 +25,7 @@ function say(text, kind = "info") {
 async function api(path, body = {}) {
   const res = await fetch(path, {
     method: "POST",
-    headers: { "Content-Type": "application/json", "X-Play-Token": play.token || "" },
+    headers: { "Content-Type": "application/json", "X-Play-Token": play.token || "", "X-Play-Session": SESSION },
     body: JSON.stringify(body),
   });
   const data = await res.json().catch(() => ({ error: `HTTP ${res.status}` }));
@@ -63,9 +65,9 @@ async function claim() {
 
 function openStream() {
   if (play.source) play.source.close();
-  const source = new EventSource(`/api/stream?token=${encodeURIComponent(play.token)}`);
+  const source = new EventSource(`/api/stream?${query()}`);
   play.source = source;
-  source.onopen = () => setConnection("live", "on");
+  source.onopen = () => setConnection(...badge(play.status));
   source.onmessage = (e) => onUpdate(JSON.parse(e.data));
   source.onerror = () => {
     setConnection("reconnecting…", "off");
@@ -74,6 +76,11 @@ function openStream() {
       setTimeout(claim, 1000);
     }
   };
+}
+
+// The query that GET routes (the stream, the downloads) carry: the tab's lease and the session token.
+function query() {
+  return `token=${encodeURIComponent(play.token)}&session=${encodeURIComponent(SESSION)}`;
 }
 
 function setConnection(text, cls) {
@@ -121,13 +128,30 @@ function onUpdate(u) {
   if (u.action_text) $("action-text").textContent = u.action_text;
   $("pause").textContent = u.paused ? "Resume (P)" : "Pause (P)";
   $("download-start").hidden = !u.start_image; // record reads it beside the log
-  if (u.error) say(u.error, "error");
-  else if (u.ended) say(`episode ${u.ended}: reset or restore a branch to go on`, "error");
-  setConnection(u.paused ? "paused" : "live", u.paused ? "paused" : "on");
+  showStopped(u);
+  setConnection(...badge(u));
   if (u.branches) { // sent only when the list may have changed
     play.branches = u.branches;
     renderBranches(u.branches);
   }
+}
+
+// The badge's [text, class]: a failed step or an ended episode outranks pause, and both outrank live.
+function badge(u) {
+  if (u.error) return ["stopped: error", "bad"];
+  if (u.ended) return [`episode ${u.ended}`, "ended"];
+  if (u.paused) return ["paused", "paused"];
+  return ["live", "on"];
+}
+
+// The notice over the frame while the world cannot go on; other messages never replace it, and it
+// stays (with its Reset button) until a reset or a branch restore starts the world again.
+function showStopped(u) {
+  const text = u.error ? `${u.error}. Reset to go on.`
+    : u.ended ? `Episode ${u.ended} at step ${u.step}: reset (or restore a branch) to play on.` : "";
+  $("stopped").hidden = !text;
+  $("stopped").className = u.error ? "bad" : "";
+  $("stopped-text").textContent = text;
 }
 
 function renderBranches(branches) {
@@ -236,10 +260,9 @@ function togglePause() {
 }
 
 function updateDownloads() {
-  const t = encodeURIComponent(play.token);
-  $("download-mp4").href = `/api/recording.mp4?token=${t}`;
-  $("download-log").href = `/api/actions.json?token=${t}`;
-  $("download-start").href = `/api/start.png?token=${t}`;
+  $("download-mp4").href = `/api/recording.mp4?${query()}`;
+  $("download-log").href = `/api/actions.json?${query()}`;
+  $("download-start").href = `/api/start.png?${query()}`;
 }
 
 $("event-form").addEventListener("submit", (e) => {
@@ -252,10 +275,12 @@ $("event-clear").onclick = () => {
   $("event-input").value = "";
   request(() => api("/api/event", { event: "" }), "event cleared");
 };
-$("reset").onclick = () => {
+function resetWorld() {
   const seed = $("seed-input").value.trim();
   request(() => api("/api/reset", { seed: seed === "" ? null : seed }), "reset");
-};
+}
+$("reset").onclick = resetWorld;
+$("stopped-reset").onclick = resetWorld;
 $("image-input").onchange = (e) => {
   const file = e.target.files[0];
   if (!file) return;
