@@ -1,8 +1,11 @@
-"""`yume-env record`: writes the video and a JSON log that replays to identical frames."""
+"""`yume-env record`: writes the video and a JSON log that replays to identical frames; an interrupt
+writes nothing."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -72,3 +75,27 @@ def test_record_from_a_start_image_replays_from_its_log(tmp_path):
     a, b = read_video(first), read_video(replay)
     np.testing.assert_array_equal(a, b)
     assert np.abs(a[0].astype(int) - start_views((64, 64))[2]).mean() < 3
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_an_interrupted_record_writes_nothing_and_leaves_no_temporary_folder(tmp_path, capsys, monkeypatch,
+                                                                             signum, code):
+    from yume_env.env.recording import RecordEpisode
+
+    step, seen = RecordEpisode.step, []
+
+    def step_then_signal(self, action):
+        result = step(self, action)
+        seen.append([p.name for p in tmp_path.iterdir() if p.name.startswith(".")])
+        if len(seen) == 3:  # mid-episode, with frames in the hidden temporary folder
+            assert seen[-1]
+            os.kill(os.getpid(), signum)
+        return result
+
+    monkeypatch.setattr(RecordEpisode, "step", step_then_signal)
+    before = signal.getsignal(signal.SIGTERM)
+    out = tmp_path / "episode.mp4"
+    assert main(["record", "--model", tiny_world_dir(), "--steps", "6", "--out", str(out)]) == code
+    assert f"interrupted by {signal.Signals(signum).name}" in capsys.readouterr().err
+    assert len(seen) == 3 and list(tmp_path.iterdir()) == []  # no video, no log, nothing hidden
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler was put back

@@ -3,12 +3,19 @@
     yume-env record --out episode.mp4                       # the default world, a 48-step tour
     yume-env record --actions "W,W,W+A →,↑" --event-at 2:"it starts to snow"
     yume-env record --agent episode.json --out replay.mp4   # replays a log exactly
+
+An interrupted recording (Ctrl-C, SIGTERM, SIGHUP, or an error) writes nothing: the video and the
+log appear only for a complete episode, and the hidden temporary folder beside `--out` goes. A
+SIGKILLed one leaves that folder until the next recording into the same folder (see env/video.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -73,13 +80,49 @@ def _script(args):
     return script
 
 
-def run(args: argparse.Namespace) -> int:
-    """Records one episode; a bad argument or a missing world prints the reason and returns 2."""
+class Interrupted(KeyboardInterrupt):
+    """Raised in the main thread by SIGTERM or SIGHUP while recording, so cleanup runs as for Ctrl-C."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _signals_interrupt():
+    """Turns SIGTERM and SIGHUP into `Interrupted` for the duration (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise Interrupted(signum)
+
+    previous = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            previous[getattr(signal, name)] = signal.signal(getattr(signal, name), interrupt)
     try:
-        return _record(args)
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Records one episode; a bad argument or a missing world prints the reason and returns 2;
+    an interrupt writes nothing and returns 128 + the signal number (130 for Ctrl-C)."""
+    try:
+        with _signals_interrupt():
+            return _record(args)
     except (ValueError, TypeError, FileNotFoundError) as err:
         print(f"yume-env record: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:
+        signum = getattr(err, "signum", signal.SIGINT)
+        print(f"yume-env record: interrupted by {signal.Signals(signum).name}; nothing written to {args.out}",
+              file=sys.stderr)
+        return 128 + int(signum)
 
 
 def _record(args: argparse.Namespace) -> int:
@@ -106,16 +149,24 @@ def _record(args: argparse.Namespace) -> int:
     env = RecordEpisode(env, out, fps=args.fps, upscale=args.upscale, overlay=not args.no_overlay)
     from tqdm import tqdm
 
-    env.reset(seed=script.seed, options=options or None)
-    taken = 0
-    for step, action in enumerate(tqdm(script.actions, desc="record", unit="step", leave=False)):
-        if step in script.events:
-            env.unwrapped.set_event(script.events[step])
-        *_, terminated, truncated, info = env.step(action)
-        taken += 1
-        if terminated or truncated:
-            break
-    env.close()
+    finished = False
+    try:
+        env.reset(seed=script.seed, options=options or None)
+        taken = 0
+        for step, action in enumerate(tqdm(script.actions, desc="record", unit="step", leave=False)):
+            if step in script.events:
+                env.unwrapped.set_event(script.events[step])
+            *_, terminated, truncated, info = env.step(action)
+            taken += 1
+            if terminated or truncated:
+                break
+        env.close()  # writes the video
+        finished = True
+    finally:
+        if not finished:  # an error or an interrupt: no partial video, no temporary folder
+            env.discard()
+            with contextlib.suppress(Exception):  # the first error is the one to report
+                env.close()
     script.actions = script.actions[:taken]
     script.save(log, model=str(args.model) if args.model else "default", frames=int(1 + taken * env.unwrapped.frames_per_step))
     elapsed = time.perf_counter() - start

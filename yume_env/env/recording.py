@@ -4,6 +4,11 @@ Unlike Gymnasium's `RecordVideo` (one rendered frame per step, needs moviepy), i
 frames of each chunk from `info["frames"]` (F per step) and writes them with imageio, atomically.
 Works on `YumeWorld-v0` and `YumeSim-v0` (both report `info["frames"]` and `info["event"]`).
 
+Frames stream to the encoder as the steps come (mp4: memory stays flat over any number of steps;
+gif holds its frames until the episode ends). An episode's video appears under its final name only
+once the episode is over; `discard()` or an exception inside the wrapper drops it instead, and
+`video.py` says what a killed process leaves behind.
+
     env = RecordEpisode(gym.make("YumeWorld-v0"), "videos/", overlay=True)
     env.reset(seed=0); ...; env.close()   # videos/episode-000000.mp4, ...
 """
@@ -19,7 +24,7 @@ import numpy as np
 
 from yume_env.env.overlay import annotate, default_upscale, upscale
 from yume_env.env.spaces import to_key_camera
-from yume_env.env.video import VIDEO_FORMATS, write_video
+from yume_env.env.video import VIDEO_FORMATS, VideoWriter
 
 
 class RecordEpisode(gym.Wrapper):
@@ -66,13 +71,13 @@ class RecordEpisode(gym.Wrapper):
         self.name_prefix = name_prefix
         self.episode = -1
         self.written: list[Path] = []
-        self._frames: list[np.ndarray] = []
+        self._writer: VideoWriter | None = None
         self._recording = False
         self._flatten = isinstance(env.action_space, gym.spaces.Discrete)
 
     def reset(self, *, seed=None, options=None):
         self._flush()
-        obs, info = self.env.reset(seed=seed, options=options)
+        obs, info = self._guarded(self.env.reset, seed=seed, options=options)
         self.episode += 1
         self._recording = bool(self.episode_trigger(self.episode))
         if self._recording:
@@ -80,7 +85,7 @@ class RecordEpisode(gym.Wrapper):
         return obs, info
 
     def step(self, action):
-        obs, reward, terminated, truncated, info = self.env.step(action)
+        obs, reward, terminated, truncated, info = self._guarded(self.env.step, action)
         if self._recording:
             self._add(info, action=to_key_camera(action, self._flatten))
             if terminated or truncated:
@@ -88,27 +93,55 @@ class RecordEpisode(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
     def close(self):
-        self._flush()
-        super().close()
+        """Writes the episode being recorded (if any), then closes the env."""
+        try:
+            self._flush()
+        finally:
+            super().close()
+
+    def discard(self) -> None:
+        """Drops the episode being recorded: its temporary folder goes, nothing is written."""
+        writer, self._writer, self._recording = self._writer, None, False
+        if writer is not None:
+            writer.abort()
 
     # ---- internals ---------------------------------------------------------------------------
+    def _guarded(self, call, *args, **kwargs):
+        """`call(...)`; an exception (Ctrl-C included) drops the episode being recorded."""
+        try:
+            return call(*args, **kwargs)
+        except BaseException:
+            self.discard()
+            raise
+
     def _add(self, info: dict, action: tuple[int, int] | None) -> None:
-        if "frames" not in info:
-            raise KeyError("RecordEpisode needs info['frames'] (F, H, W, 3) from the env's reset() and step()")
-        frames = np.asarray(info["frames"], dtype=np.uint8)
-        factor = self.upscale or default_upscale(frames.shape[1:3])
-        if self.overlay:
-            frames = annotate(frames, factor, action, str(info.get("event", "")), int(info.get("step", 0)))
-        else:
-            frames = upscale(frames, factor)
-        self._frames.extend(np.array(f) for f in frames)
+        """Streams the step's frames (upscaled, with the panel) to the episode's writer."""
+        try:
+            if "frames" not in info:
+                raise KeyError("RecordEpisode needs info['frames'] (F, H, W, 3) from the env's reset() and step()")
+            frames = np.asarray(info["frames"], dtype=np.uint8)
+            factor = self.upscale or default_upscale(frames.shape[1:3])
+            if self.overlay:
+                frames = annotate(frames, factor, action, str(info.get("event", "")), int(info.get("step", 0)))
+            else:
+                frames = upscale(frames, factor)
+            if self._writer is None:
+                self._writer = VideoWriter(self._target(), fps=self.fps)
+            for frame in frames:
+                self._writer.append(frame)
+        except BaseException:
+            self.discard()
+            raise
+
+    def _target(self) -> Path:
+        if self.file is not None:
+            return self.file
+        return self.folder / f"{self.name_prefix}-{self.episode:06d}.{self.video_format}"
 
     def _flush(self) -> None:
-        if self._recording and self._frames:
-            if self.file is not None:
-                target = self.file
-            else:
-                target = self.folder / f"{self.name_prefix}-{self.episode:06d}.{self.video_format}"
-            self.written.append(write_video(target, self._frames, fps=self.fps))
-        self._frames = []
-        self._recording = False
+        """Finishes the episode's video under its final name."""
+        writer, self._writer, self._recording = self._writer, None, False
+        if writer is not None and writer.frames_written:
+            self.written.append(writer.close())
+        elif writer is not None:
+            writer.abort()
