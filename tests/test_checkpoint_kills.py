@@ -206,3 +206,10 @@ def test_a_pointer_to_a_missing_folder_is_reported_with_both_paths(tmp_path):
     (tmp_path / LATEST).write_text(json.dumps({"checkpoint": "step-00000007", "step": 7}))
     with pytest.raises(FileNotFoundError, match="step-00000007"):
         latest_checkpoint(tmp_path)
+
+
+@pytest.mark.parametrize("text", ["{", "[]", '{"step": 3}', '{"checkpoint": "../elsewhere"}'])
+def test_a_damaged_pointer_is_reported_with_its_path(tmp_path, text):
+    (tmp_path / LATEST).write_text(text)
+    with pytest.raises(ValueError, match="latest.json is corrupt"):
+        latest_checkpoint(tmp_path)

@@ -120,8 +120,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     except KeyboardInterrupt as err:
         signum = getattr(err, "signum", signal.SIGINT)
-        print(f"yume-env record: interrupted by {signal.Signals(signum).name}; nothing written to {args.out}",
-              file=sys.stderr)
+        print(f"yume-env record: interrupted by {signal.Signals(signum).name} before the recording was complete; "
+              f"an episode cut short writes no video", file=sys.stderr)
         return 128 + int(signum)
 
 

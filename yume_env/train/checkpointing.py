@@ -262,7 +262,9 @@ def latest_checkpoint(root: str | os.PathLike) -> Path | None:
         return None
     try:
         name = json.loads(pointer.read_text(encoding="utf-8"))["checkpoint"]
-    except (json.JSONDecodeError, KeyError) as err:
+        if not isinstance(name, str) or checkpoint_step(name) is None:
+            raise KeyError(f"'checkpoint' must name a step-* folder, got {name!r}")
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
         raise ValueError(f"{pointer} is corrupt ({err}); delete it to start over or restore it from a copy") from err
     path = Path(root) / name
     if not (path / "state.json").is_file():
