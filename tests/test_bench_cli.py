@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from test_env_support import tiny_world_dir
 
 from yume_env.cli import main
 
 
+@pytest.mark.slow
 def test_bench_writes_json_and_markdown_with_batches_and_soak(tmp_path, capsys):
     path = tmp_path / "bench.json"
     rc = main(["bench", "--model", tiny_world_dir(), "--num-envs", "1,2", "--steps", "2", "--warmup", "1",

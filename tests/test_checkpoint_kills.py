@@ -135,6 +135,7 @@ def reference_run(steps: int) -> tuple[list, dict[str, torch.Tensor]]:
     return trainer.curves.series["loss"], {k: v.clone() for k, v in trainer.module.state_dict().items()}
 
 
+@pytest.mark.slow
 def test_sigkill_before_every_file_operation_of_a_save_and_a_resave_always_resumes(tmp_path):
     count_file = tmp_path / "calls.txt"
     session(tmp_path / "count")  # in this process: the forked children inherit its warmed-up lazy imports
@@ -164,6 +165,7 @@ def test_sigkill_before_every_file_operation_of_a_save_and_a_resave_always_resum
     assert LATEST in leftovers and len(leftovers) <= 3 and not any(name.startswith(".") for name in leftovers)
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_instants_of_repeated_saves_always_resumes(tmp_path):
     ckpt = tmp_path / "ckpt"
     session(tmp_path / "warm-up")  # in this process: the forked children inherit its lazy imports

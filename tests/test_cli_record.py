@@ -30,6 +30,7 @@ def test_record_writes_video_and_log_that_replays_identically(tmp_path, capsys):
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_record_default_tour_writes_an_mp4_with_every_frame(tmp_path):
     out = tmp_path / "tour.mp4"
     assert main(["record", "--model", tiny_world_dir(), "--steps", "4", "--out", str(out)]) == 0

@@ -37,6 +37,7 @@ def quick_probes(tmp_path_factory):
     return train_probes(config, out=path, progress=False), path, config
 
 
+@pytest.mark.slow
 def test_quick_probes_beat_chance_on_held_out_simulator_worlds(quick_probes):
     probes, _, config = quick_probes
     held = collect_probe_data(6, 12, seed=500_000, size=config.size, progress=False)
@@ -48,6 +49,7 @@ def test_quick_probes_beat_chance_on_held_out_simulator_worlds(quick_probes):
     assert acc["key_accuracy"] > 1 / 9, acc
 
 
+@pytest.mark.slow
 def test_probes_round_trip_through_safetensors(quick_probes):
     probes, path, _ = quick_probes
     loaded = Probes.load(path)
@@ -79,6 +81,7 @@ def test_eval_imports_without_gymnasium_or_the_env():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root, env={"PYTHONPATH": str(root), "PATH": ""})
 
 
+@pytest.mark.slow
 def test_cli_train_probes_writes_a_loadable_folder(tmp_path, capsys):
     from yume_env.cli import main
 
@@ -107,6 +110,7 @@ def test_fit_iterations_keeps_what_fits_in_the_time_left():
     assert fit_iterations(1000, 200, 0.1, -5.0) == 200  # already over: stop where it is
 
 
+@pytest.mark.slow
 def test_a_time_budget_shortens_the_run_and_still_saves(tmp_path, monkeypatch):
     import importlib
 
@@ -118,6 +122,7 @@ def test_a_time_budget_shortens_the_run_and_still_saves(tmp_path, monkeypatch):
     assert Probes.load(tmp_path).record["iterations_run"] == 5
 
 
+@pytest.mark.slow
 def test_probes_stored_as_float16_load_as_float32_and_read_the_same(quick_probes, tmp_path):
     probes, _, config = quick_probes
     probes.save(tmp_path, dtype=torch.float16)

@@ -114,6 +114,7 @@ def test_references_need_one_seed_per_episode(roll):
         references(roll, SEEDS[:1], HORIZONS, progress=False)
 
 
+@pytest.mark.slow
 def test_evaluation_reports_the_references_in_json_and_markdown(results, tmp_path):
     ar = results["autoregressive"]
     assert set(ar["references"]) == set(REFERENCES) and "references" in results["seconds"]
@@ -128,12 +129,14 @@ def test_evaluation_reports_the_references_in_json_and_markdown(results, tmp_pat
     assert "plausible but different street" in text and "rewards blur" in text
 
 
+@pytest.mark.slow
 def test_a_report_of_results_without_references_still_writes(results, tmp_path):
     old = {**results, "autoregressive": {k: v for k, v in results["autoregressive"].items() if k != "references"}}
     text = write_report(old, tmp_path / "old.md").read_text()
     assert "| predictor |" not in text and "autoregressive.png" in text
 
 
+@pytest.mark.slow
 def test_references_leave_every_other_measure_unchanged(tiny_world, probes_dir, results, monkeypatch):
     from test_eval_report import SMALL
 

@@ -116,6 +116,7 @@ def test_memory_off_world_differs_from_memory_on(results):
     assert lc["memory_on_psnr"] != lc["memory_off_psnr"]
 
 
+@pytest.mark.slow
 def test_cli_quick_eval_writes_report_and_json(tiny_world, probes_dir, tmp_path):
     from yume_env.cli import main
 
@@ -129,6 +130,7 @@ def test_cli_quick_eval_writes_report_and_json(tiny_world, probes_dir, tmp_path)
     assert (tmp_path / "r.md").is_file()
 
 
+@pytest.mark.slow
 def test_loop_closure_reports_each_worlds_gain_and_its_standard_error(tiny_world, results):
     from yume_env.eval.loop_closure import loop_closure
 
@@ -143,6 +145,7 @@ def test_loop_closure_reports_each_worlds_gain_and_its_standard_error(tiny_world
     assert lc["gain_stderr_db"] == pytest.approx(np.std(gains, ddof=1) / np.sqrt(3), rel=1e-6)
 
 
+@pytest.mark.slow
 def test_more_loop_worlds_leave_the_other_measures_unchanged(tiny_world, probes_dir, results):
     """Each measure has its own action and noise streams: adding loop worlds changes only the loop."""
     model, _ = tiny_world
@@ -174,6 +177,7 @@ def test_eval_config_names_bad_counts():
     assert EvalConfig.preset("quick").turn_back_steps == (2, 8)
 
 
+@pytest.mark.slow
 def test_one_group_of_measures_runs_alone_with_the_same_figures(tiny_world, probes_dir, results, tmp_path):
     from yume_env.cli import main
 

@@ -131,6 +131,7 @@ def test_lora_file_of_another_shape_is_refused_by_name(tmp_path):
         ft.load_lora(other.dit, path)
 
 
+@pytest.mark.slow
 def test_stopped_lora_run_resumes_from_its_checkpoint_on_the_same_curve(sekai, tmp_path):
     cfg = config(3)
     straight = ft.finetune(small_model(), [sekai], tmp_path / "a", cfg, cache_dir=tmp_path / "latents", progress=False)
@@ -149,6 +150,7 @@ def test_stopped_lora_run_resumes_from_its_checkpoint_on_the_same_curve(sekai, t
     torch.testing.assert_close(torch.tensor([v for _, v in b]), torch.tensor([v for _, v in a]), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_cli_under_torchrun_fsdp_lora_writes_adapters_and_a_merged_model_folder(sekai, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     out = tmp_path / "run"

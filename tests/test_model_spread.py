@@ -49,6 +49,7 @@ def test_reference_spread_reads_each_history_newest_frames_even_when_lengths_dif
     torch.testing.assert_close(got[1], short.std(dim=(1, 2, 3)))
 
 
+@pytest.mark.slow
 def test_the_shipped_world_keeps_its_spread_with_and_without_the_gain():
     """The shipped world against itself with the gain off, 12 steps of walking from the same start
     and noise: with the gain the newest chunk's per-channel spread stays near the start's, and the
@@ -75,6 +76,7 @@ def test_the_shipped_world_keeps_its_spread_with_and_without_the_gain():
     assert not torch.equal(kept_history, off_history)
 
 
+@pytest.mark.slow
 def test_after_an_event_change_the_world_waits_before_keeping_the_spread():
     """An event changes a scene's spread on purpose: for EVENT_SETTLE_CHUNKS chunks after the text
     changes the world steps exactly as with the gain off; then the gain applies again. A saved

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # two gloo processes for tens of seconds: .ci/run runs it
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -29,7 +29,7 @@ from yume_env.cli import main as cli_main
 from yume_env.env.policies import ActionScript
 from yume_env.play import serve
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = [

@@ -8,11 +8,13 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 from test_env_support import tiny_world_dir
 
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_cli_prints_the_url_and_serves_the_page():
     proc = subprocess.Popen(
         [sys.executable, "-m", "yume_env", "play", "--model", tiny_world_dir(), "--port", "0", "--seed", "1"],

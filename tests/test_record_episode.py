@@ -25,6 +25,7 @@ def play(env, steps, seed=0):
             break
 
 
+@pytest.mark.slow
 def test_recorded_mp4_has_every_chunk_frame(tmp_path):
     env = RecordEpisode(make(max_episode_steps=3), tmp_path)
     play(env, 3)
@@ -47,6 +48,7 @@ def test_recorded_gif_without_overlay_holds_the_exact_upscaled_frames(tmp_path):
     assert np.abs(video.astype(int) - expected).mean() < 3  # gif palette quantisation only
 
 
+@pytest.mark.slow
 def test_each_episode_gets_its_own_file_and_no_temp_files_remain(tmp_path):
     env = RecordEpisode(make(max_episode_steps=1), tmp_path, video_format="gif", episode_trigger=lambda e: e != 1)
     for seed in range(3):

@@ -52,6 +52,7 @@ def test_the_loss_is_zero_at_the_truth_and_its_gradient_restores_a_shrunk_spread
         band_spread_loss(truth, truth[:1])
 
 
+@pytest.mark.slow
 def test_the_unroll_module_adds_the_term_and_reports_it(world_and_batch):
     from yume_env.train.stages.unroll import UnrollModule
 
@@ -64,6 +65,7 @@ def test_the_unroll_module_adds_the_term_and_reports_it(world_and_batch):
     assert loss_on.item() == pytest.approx(loss_off.item() + 2.0 * metrics_on["band_spread_loss"].item(), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_unroll_command_takes_the_spread_weight_and_names_it_in_the_card(tmp_path, world_and_batch):
     from yume_env.cli import main
     from yume_env.model.pipeline import WorldModel

@@ -127,6 +127,7 @@ def test_resume_without_kill_reproduces_the_uninterrupted_curve(toy, tmp_path):
     np.testing.assert_allclose([v for _, v in resumed], [v for _, v in full], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_sigkilled_run_resumes_from_its_last_checkpoint_and_continues_the_same_curve(toy, tmp_path):
     module, script = toy
     steps = 40
@@ -154,6 +155,7 @@ def test_sigkilled_run_resumes_from_its_last_checkpoint_and_continues_the_same_c
     np.testing.assert_allclose([v for _, v in resumed], [v for _, v in reference], rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_ddp_and_fsdp2_train_the_same_replicated_model(toy, tmp_path):
     _, script = toy
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",

@@ -114,6 +114,7 @@ def test_a_world_moved_to_another_schedule_keeps_its_weights_and_runs(world):
         world.config.replace(patch_size=[1, 2, 2])
 
 
+@pytest.mark.slow
 def test_unroll_command_trains_under_a_new_schedule_and_keeps_it(tmp_path, world):
     from yume_env.cli import main
 
@@ -133,6 +134,7 @@ def test_unroll_command_trains_under_a_new_schedule_and_keeps_it(tmp_path, world
     assert "ended by coming back to a view" in card and "moved to the TSCM schedule `tiny-recall`" in card
 
 
+@pytest.mark.slow
 def test_pose_memory_is_turned_on_trained_faster_and_exported_midway(tmp_path, world):
     from yume_env.cli import main
 

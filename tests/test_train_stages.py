@@ -109,6 +109,7 @@ def _text_cache_or_skip(tmp_path):
         pytest.skip(f"MiniLM text encoder not installed: {exc}")
 
 
+@pytest.mark.slow
 def test_smoke_recipe_writes_a_model_folder_that_loads_and_steps(tmp_path):
     from yume_env.model.pipeline import WorldModel
     from yume_env.train.recipes import default_world
@@ -142,6 +143,7 @@ def test_smoke_recipe_writes_a_model_folder_that_loads_and_steps(tmp_path):
     assert default_world.main(args) == 0
 
 
+@pytest.mark.slow
 def test_smoke_recipe_stop_after_ends_the_run_at_that_stage(tmp_path):
     """A sweep's `--set stop_after=pretrain`: VAE and pretraining finish, nothing after them runs."""
     from yume_env.train.recipes import default_world

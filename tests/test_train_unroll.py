@@ -129,6 +129,7 @@ def probe_dir(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_the_motion_term_pulls_the_probes_reading_toward_the_simulators(world, probe_dir):
     from yume_env.eval.probes import Probes
 
@@ -156,6 +157,7 @@ def test_the_probe_terms_need_probes(world):
         UnrollModule(world.dit, world.vae, event_weight=0.1)
 
 
+@pytest.mark.slow
 def test_unroll_command_takes_motion_probes_and_names_them_in_the_card(tmp_path, world, probe_dir):
     from yume_env.cli import main
 
@@ -173,6 +175,7 @@ def test_unroll_command_takes_motion_probes_and_names_them_in_the_card(tmp_path,
     assert "motion_kl" in json.dumps(curves)
 
 
+@pytest.mark.slow
 def test_the_event_term_pulls_the_classifiers_reading_toward_the_simulators(world, probe_dir):
     from yume_env.eval.probes import Probes
 
@@ -302,6 +305,7 @@ def test_unroll_command_rejects_a_bad_event_mix(tmp_path, world, capsys):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_unroll_command_takes_the_event_weight(tmp_path, world, probe_dir):
     from yume_env.cli import main
 
@@ -382,6 +386,7 @@ def test_the_critic_scores_patches_and_each_adversarial_loss_moves_only_its_own_
     assert critic_like({"dit.x": torch.zeros(1)}) is None
 
 
+@pytest.mark.slow
 def test_the_adversarial_term_trains_a_critic_beside_the_world(world):
     from yume_env.train.stages.critic import TransitionCritic
 
@@ -419,6 +424,7 @@ def test_the_adversarial_term_trains_a_critic_beside_the_world(world):
     assert int(m.critic.updates) == 30
 
 
+@pytest.mark.slow
 def test_unroll_command_takes_the_adversarial_weight_and_resumes_the_critic(tmp_path, world):
     from yume_env.cli import main
 
