@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 
 from yume_env import actions as A
+from yume_env.env import forking
 from yume_env.env.core import WorldBatch, world_info
 from yume_env.env.model_cache import load_world_model
 from yume_env.env.options import parse_reset_options
@@ -139,6 +140,7 @@ class YumeWorldEnv(gym.Env):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         if max_episode_steps is not None and int(max_episode_steps) < 1:
             raise ValueError(f"max_episode_steps must be a positive integer or None, got {max_episode_steps!r}")
+        forking.check_device(device)  # a forked async worker: one torch thread, no CUDA (forking.py)
         self.render_mode = render_mode
         self.model = configure_sampling(load_world_model(model, device=device, dtype=dtype), sample_steps,
                                         spread_gain_max)
