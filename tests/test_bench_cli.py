@@ -25,3 +25,21 @@ def test_bench_writes_json_and_markdown_with_batches_and_soak(tmp_path, capsys):
     assert soak["median_step_cpu_s_last_window"] > 0 and result["batches"][0]["median_step_cpu_s"] > 0
     table = path.with_suffix(".md").read_text()
     assert "| 2 |" in table and "Soak" in table and "| 1 |" in capsys.readouterr().out
+
+
+def test_bench_writes_by_default_into_the_working_folder_under_fresh_names(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # as from a repo root: benchmarks/results/ is never the default
+    args = ["bench", "--model", tiny_world_dir(), "--num-envs", "1", "--steps", "1", "--warmup", "0"]
+    assert main(args) == 0 and main(args) == 0
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert len(names) == 4 and all(n.startswith("yume-env-bench-") for n in names), names  # two runs, two pairs
+
+
+def test_a_default_bench_name_never_takes_one_that_exists(tmp_path):
+    from yume_env.cli.bench import fresh_output_path
+
+    first = fresh_output_path(tmp_path, stamp="20260101-000000")
+    first.with_suffix(".md").write_text("a table someone keeps")
+    second = fresh_output_path(tmp_path, stamp="20260101-000000")
+    assert first.name == "yume-env-bench-20260101-000000.json"
+    assert second.name == "yume-env-bench-20260101-000000-2.json"

@@ -100,3 +100,17 @@ def test_an_interrupted_record_writes_nothing_and_leaves_no_temporary_folder(tmp
     assert f"interrupted by {signal.Signals(signum).name}" in capsys.readouterr().err
     assert len(seen) == 3 and list(tmp_path.iterdir()) == []  # no video, no log, nothing hidden
     assert signal.getsignal(signal.SIGTERM) is before  # the handler was put back
+
+
+def test_the_action_log_goes_beside_the_video_under_its_name_and_the_help_says_so(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "videos" / "walk.gif"
+    out.parent.mkdir()
+    assert main(["record", "--model", tiny_world_dir(), "--actions", "W", "--out", str(out), "--no-overlay",
+                 "--upscale", "1"]) == 0
+    assert sorted(p.name for p in out.parent.iterdir()) == ["walk.gif", "walk.json"]
+    assert [p.name for p in tmp_path.iterdir()] == ["videos"]  # nothing lands in the working folder
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["record", "--help"])
+    assert "(episode.mp4 -> episode.json)" in " ".join(capsys.readouterr().out.split())

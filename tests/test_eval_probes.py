@@ -141,3 +141,25 @@ def test_the_shipped_probes_read_simulator_actions_and_events():
     acc = probe_accuracy(probes, held)
     # the GPU-trained probes read 0.90 / 0.97 / 0.97 on their own held-out episodes
     assert acc["key_accuracy"] > 0.8 and acc["camera_accuracy"] > 0.9 and acc["event_accuracy"] > 0.85, acc
+
+
+def test_train_probes_needs_out_and_leaves_the_shipped_probes_alone(capsys):
+    from yume_env.cli import main
+    from yume_env.eval.probes import default_probes_path
+
+    shipped = {p.name: p.stat().st_mtime_ns for p in default_probes_path().iterdir()}
+    assert main(["eval", "train-probes", "--preset", "quick", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("yume-env eval: error: train-probes needs --out DIR") and err.count("\n") == 1
+    assert {p.name: p.stat().st_mtime_ns for p in default_probes_path().iterdir()} == shipped
+
+
+def test_eval_without_the_shipped_probes_asks_for_probes_instead_of_writing_into_the_package(tmp_path, monkeypatch,
+                                                                                            capsys):
+    from yume_env.cli import main
+    from yume_env.eval import probes
+
+    monkeypatch.setattr(probes, "default_probes_path", lambda: tmp_path / "eval_models")
+    assert main(["eval", "--model", "no/such/world", "--no-progress"]) == 2  # refused before loading anything
+    assert "train-probes --out DIR` and pass --probes DIR" in capsys.readouterr().err
+    assert not (tmp_path / "eval_models").exists()

@@ -1,5 +1,6 @@
 """`yume-env bench`: env steps/s of the learned world, single and batched, and per-step time versus
-episode length (`--soak N`). Prints a table, writes JSON and a markdown table.
+episode length (`--soak N`). Prints a table, writes JSON and a markdown table (by default to
+./yume-env-bench-DATE-TIME.json and .md, names no file has yet; `--json PATH` chooses).
 
     yume-env bench                              # default world, 1/8/64 worlds, 100 timed steps each
     yume-env bench --num-envs 1 --soak 10000    # flat per-step time over a 10,000-step episode
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-DEFAULT_JSON = "benchmarks/results/env_bench.json"
+DEFAULT_STEM = "yume-env-bench"  # the default output: ./yume-env-bench-DATE-TIME.json and .md
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,7 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--soak", type=int, default=0, help="also run one world for N steps and compare per-step time early vs late")
     parser.add_argument("--window", type=int, default=100, help="steps per soak window (default: 100)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", default=DEFAULT_JSON, help=f"JSON output (default: {DEFAULT_JSON}); the markdown goes beside it")
+    parser.add_argument("--json", default=None,
+                        help=f"JSON output; the markdown goes beside it, .md (default: {DEFAULT_STEM}-DATE-TIME.json "
+                             "in the current folder, under a name no file has yet)")
 
 
 def _rss_mib() -> float:
@@ -212,6 +215,17 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def fresh_output_path(folder: Path | str = ".", stamp: str | None = None) -> Path:
+    """`folder/yume-env-bench-DATE-TIME.json`, numbered -2, -3, ... until neither it nor its .md
+    twin exists: a default run never overwrites a file (a committed result in the repo above all)."""
+    stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1, 10_000):
+        path = Path(folder) / f"{DEFAULT_STEM}-{stamp}{'' if n == 1 else f'-{n}'}.json"
+        if not path.exists() and not path.with_suffix(".md").exists():
+            return path
+    raise FileExistsError(f"no free {DEFAULT_STEM}-{stamp}-N.json name in {folder}; pass --json PATH")
+
+
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -254,7 +268,7 @@ def _bench(args: argparse.Namespace) -> int:
     result["machine"]["loadavg_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     table = markdown(result)
     print(table)
-    json_path = Path(args.json)
+    json_path = Path(args.json) if args.json else fresh_output_path()
     _write(json_path, json.dumps(result, indent=1))
     _write(json_path.with_suffix(".md"), table)
     print(f"wrote {json_path} and {json_path.with_suffix('.md')}")

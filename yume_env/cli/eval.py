@@ -2,7 +2,7 @@
 train the inverse-dynamics model and event classifier the evaluation judges with.
 
     yume-env eval --model DIR [--device cpu] [--episodes N] [--quick] [--measures memory] [--json out.json] [--report report.md]
-    yume-env eval train-probes [--out DIR] [--preset full|gpu|quick] [--device cuda]
+    yume-env eval train-probes --out DIR [--preset full|gpu|quick] [--device cuda]
 """
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spread-gain-max", type=float, default=None,
                         help="eval: cap on restoring a new chunk's spread to the last one's (1 = off; default: the world's)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--out", default=None, help="train-probes: output folder (default yume_env/assets/eval_models)")
+    parser.add_argument("--out", default=None,
+                        help="train-probes: output folder (required: the probes the package ships stay as they "
+                             "are; evaluate with yours by --probes DIR)")
     parser.add_argument("--preset", default="full", choices=["full", "gpu", "quick"],
                         help="train-probes: data and step counts (gpu: more of both, for --device cuda)")
     parser.add_argument("--steps", type=int, default=None, help="train-probes: steps per simulator episode")
@@ -54,6 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Evaluates a world or trains probes; a missing --out or missing probes print one line and return 2."""
+    problem = _usage_problem(args)
+    if problem:
+        print(f"yume-env eval: error: {problem}", file=sys.stderr)
+        return 2
     import torch
 
     if args.threads:
@@ -63,10 +70,24 @@ def run(args: argparse.Namespace) -> int:
     return _evaluate(args)
 
 
+def _usage_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the arguments before any model loads, or None."""
+    if args.action == "train-probes" and not args.out:
+        return ("train-probes needs --out DIR (the probes the package ships are not overwritten); "
+                "then evaluate with them by `yume-env eval --probes DIR`")
+    if args.action == "run" and args.probes is None and not args.quick:
+        from yume_env.eval.probes import default_probes_path
+
+        if not (default_probes_path() / "probes.json").is_file():
+            return (f"the probes the package ships are missing from {default_probes_path()} (an incomplete "
+                    "install?): reinstall yume-env, or train probes with `yume-env eval train-probes --out DIR` "
+                    "and pass --probes DIR")
+    return None
+
+
 def _train_probes(args: argparse.Namespace) -> int:
     import torch
 
-    from yume_env.eval.probes import default_probes_path
     from yume_env.eval.train_probes import ProbeTrainConfig, train_probes
 
     config = ProbeTrainConfig.preset(args.preset, device=args.device, **{
@@ -74,7 +95,7 @@ def _train_probes(args: argparse.Namespace) -> int:
                           ("sim_batch", args.sim_batch), ("data_cache", args.data_cache), ("init", args.init),
                           ("budget_minutes", args.budget_minutes), ("seed", args.seed)) if v is not None
     })
-    out = Path(args.out) if args.out else default_probes_path()
+    out = Path(args.out)
     probes = train_probes(config, out=out, progress=not args.no_progress,
                           save_dtype=torch.float16 if args.half else torch.float32)
     held = probes.record["held_out"]
@@ -103,8 +124,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         probes = Probes.load(probes_path, device=args.device)
     elif args.quick:
         # No cached probes: quick mode trains small ones for this run only (never cached).
-        print(f"no probes in {probes_path}; training quick probes for this run "
-              f"(train real ones with `yume-env eval train-probes --out {probes_path}`)", file=sys.stderr)
+        print(f"no probes in {probes_path}; training quick probes for this run (train real ones with "
+              "`yume-env eval train-probes --out DIR` and pass --probes DIR)", file=sys.stderr)
         probes_path = Path(tempfile.mkdtemp(prefix="yume_eval_probes_"))
         probes = train_probes(ProbeTrainConfig.preset("quick", device=args.device), out=probes_path,
                               progress=not args.no_progress).to(args.device)

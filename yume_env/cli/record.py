@@ -42,8 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--image", default=None, help="start frame image (png/jpg of the world's frame size)")
     parser.add_argument("--seed", type=int, default=None, help="reset seed (default: the log's when replaying, else 0)")
-    parser.add_argument("--out", default="episode.mp4", help="output video, .mp4 or .gif (default: episode.mp4)")
-    parser.add_argument("--log", default=None, help="JSON action log to write (default: beside --out, .json)")
+    parser.add_argument("--out", default="episode.mp4",
+                        help="output video, .mp4 or .gif (default: episode.mp4); its action log goes beside it "
+                             "under the same name, .json (episode.mp4 -> episode.json), unless --log says where")
+    parser.add_argument("--log", default=None, help="JSON action log to write (default: --out with .json)")
     parser.add_argument("--fps", type=float, default=16.0, help="video frames per second (default: 16)")
     parser.add_argument("--upscale", type=int, default=None, help="integer zoom (default: about 256 px)")
     parser.add_argument("--no-overlay", action="store_true", help="no keys/event panel under the frames")
