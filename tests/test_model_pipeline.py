@@ -46,7 +46,8 @@ def test_step_returns_uint8_frames_and_latents_of_one_chunk(model):
     assert model.frame_size == (64, 64) and model.frames_per_step == 2
     assert out.frames.dtype == np.uint8 and out.frames.shape == (1, 2, 64, 64, 3)
     assert out.latents.shape == (1, 16, 2, 8, 8)
-    assert set(out.timings) == {"text", "history", "dit", "memory", "decode"}
+    assert out.poses.shape == (1, 2, 4)
+    assert set(out.timings) == {"text", "dit", "decode"}
 
 
 def test_a_seed_fixes_the_output(model):
@@ -67,8 +68,8 @@ def test_the_first_history_is_the_start_frames_latent(model):
     start = frames(1)
     state = model.init_state(start)
     expected = model.vae.encode(frames_to_tensor(start[None]))[0]
-    assert state.n_history == 1 and torch.allclose(state.history, expected)
-    assert state.memory_stats()["history_latents"] == 1
+    assert state.history.n_history == [1] and torch.allclose(state.history.latents[0], expected)
+    assert state.memory_stats()[0]["history_latents"] == 1
 
 
 def test_a_batch_equals_the_same_worlds_stepped_one_by_one(model):
@@ -82,7 +83,30 @@ def test_a_batch_equals_the_same_worlds_stepped_one_by_one(model):
             one = model.step([s], actions[i : i + 1], gen(10 * step + i))
             assert torch.allclose(out.latents[i], one.latents[0], atol=1e-4), (step, i)
             assert np.abs(out.frames[i].astype(int) - one.frames[0].astype(int)).max() <= 1
-    assert [s.n_history for s in batch] == [7, 9, 12]
+    assert [s.history.n_history[0] for s in batch] == [7, 9, 12]
+
+
+def test_one_batched_state_equals_a_list_of_states(model):
+    starts = [frames(1, 1), frames(3, 2), frames(6, 3)]
+    listed = [model.init_state(f) for f in starts]
+    joined = model.join_states([model.init_state(f) for f in starts])
+    actions = np.array([[1, 0], [3, 4], [6, 8]])
+    for step in range(3):
+        a = model.step(listed, actions, [gen(10 * step + i) for i in range(3)])
+        b = model.step(joined, actions, [gen(10 * step + i) for i in range(3)])
+        assert np.array_equal(a.frames, b.frames) and torch.equal(a.latents, b.latents)
+    assert [s.history.n_history[0] for s in listed] == joined.history.n_history
+
+
+def test_set_rows_restarts_one_world_of_a_batch(model):
+    joined = model.join_states([model.init_state(frames(1, i)) for i in range(3)])
+    model.step(joined, np.ones((3, 2), np.int64), [gen(i) for i in range(3)])
+    fresh = model.init_state(frames(2, 9), event="night falls")
+    joined.set_rows([1], fresh)
+    assert joined.history.n_history == [3, 2, 3] and joined.events == ["", "night falls", ""]
+    a = model.step(joined, np.ones((3, 2), np.int64), [gen(i) for i in range(3)])
+    b = model.step(fresh, np.ones((1, 2), np.int64), gen(1))
+    assert np.abs(a.frames[1].astype(int) - b.frames[0].astype(int)).max() <= 1
 
 
 def test_worlds_of_different_lengths_append_their_histories_exactly(model):
@@ -93,11 +117,11 @@ def test_worlds_of_different_lengths_append_their_histories_exactly(model):
     lengths = [41, 45, 57, 25, 37, 3]
     assert keep_positions("tiny", 41, 2) == keep_positions("tiny", 57, 2) != keep_positions("tiny", 25, 2)
     states = [model.init_state(frames(n, seed=n)) for n in lengths]
-    before = [(s.history.clone(), s.n_history) for s in states]
+    before = [(s.history.latents[0].clone(), s.history.n_history[0]) for s in states]
     out = model.step(states, np.ones((len(states), 2), np.int64), [gen(i) for i in range(len(states))])
     for state, (kept, n), new in zip(states, before, out.latents):
-        assert state.n_history == n + 2
-        assert torch.equal(state.history, append_history("tiny", kept, n, new))
+        assert state.history.n_history[0] == n + 2
+        assert torch.equal(state.history.latents[0], append_history("tiny", kept, n, new))
 
 
 def test_actions_change_the_generated_chunk(model):
@@ -113,7 +137,7 @@ def test_an_event_is_encoded_once_and_changes_the_next_chunk(model):
     for _ in range(3):
         model.set_event(state, "a ghost suddenly appears")
     ghost = model.step([state], np.array([[1, 0]]), gen(0))
-    assert model.text.encoder_calls == calls + 1 and state.event == "a ghost suddenly appears"
+    assert model.text.encoder_calls == calls + 1 and state.events == ["a ghost suddenly appears"]
     assert not torch.allclose(plain.latents, ghost.latents)
 
 
@@ -121,9 +145,9 @@ def test_clone_branches_without_touching_the_original(model):
     state = model.init_state(frames(2))
     run(model, state, [[1, 0]] * 3, seed=0)
     branch = state.clone()
-    before = state.to_dict()
+    before = state.to_dict()[0]
     run(model, branch, [[4, 1]] * 2, seed=1)
-    after = state.to_dict()
+    after = state.to_dict()[0]
     assert torch.equal(before["history"], after["history"]) and before["n_history"] == after["n_history"]
     twin = state.clone()
     a, b = run(model, state, [[2, 2]], seed=9), run(model, twin, [[2, 2]], seed=9)
@@ -134,16 +158,16 @@ def test_a_saved_state_continues_identically(model, tmp_path):
     state = model.init_state(frames(1), event="rain starts")
     run(model, state, [[1, 0], [6, 5]], seed=0)
     torch.save(state.to_dict(), tmp_path / "state.pt")
-    restored = WorldState.from_dict(torch.load(tmp_path / "state.pt", weights_only=True))
+    restored = model.load_state(torch.load(tmp_path / "state.pt", weights_only=True))
     a = run(model, state, [[1, 1], [0, 2], [8, 8]], seed=7)
     b = run(model, restored, [[1, 1], [0, 2], [8, 8]], seed=7)
     assert all(np.array_equal(x.frames, y.frames) for x, y in zip(a, b))
-    assert restored.memory_stats() == state.memory_stats() and restored.event == "rain starts"
+    assert restored.memory_stats() == state.memory_stats() and restored.events == ["rain starts"]
 
 
-def test_state_dicts_missing_keys_are_rejected_by_name():
-    with pytest.raises(ValueError, match=r"lacks \['event', 'history'"):
-        WorldState.from_dict({"n_history": 1, "memory": None, "vae_cache": None, "step_count": 0})
+def test_state_dicts_missing_keys_are_rejected_by_name(model):
+    with pytest.raises(ValueError, match=r"lacks \['event', 'history', 'origin', 'pose'"):
+        WorldState.from_dict(model.config, {"n_history": 1, "memory": None, "vae_cache": None, "step_count": 0})
 
 
 def test_memory_stays_bounded_over_300_steps(text):
@@ -157,13 +181,13 @@ def test_memory_stays_bounded_over_300_steps(text):
     g, stats = gen(0), []
     for _ in range(300):
         model.step([state], np.array([[1, 1]]), g)
-        stats.append(state.memory_stats())
+        stats.append(state.memory_stats()[0])
     stored = [s["stored_latents"] for s in stats]
     tokens = [s["memory_tokens"] for s in stats]
     assert stats[-1]["history_latents"] == 601 and stats[-1]["history_chunks"] == 300
     assert max(stored) == max(stored[50:]) <= 24 and max(tokens) == max(tokens[50:]) <= 128
-    assert state.history.shape[1] == stored[-1]
-    assert state.memory.kv.shape == model.dit.empty_memory().kv.shape
+    assert state.history.latents[0].shape[1] == stored[-1]
+    assert state.history.memory[0].kv.shape == model.dit.empty_memory().kv.shape
 
 
 @pytest.mark.parametrize(
@@ -193,7 +217,7 @@ def test_predict_task_is_none_without_a_head(model):
 
 
 def test_step_without_states_says_what_it_needs(model):
-    with pytest.raises(ValueError, match="non-empty list of WorldState"):
+    with pytest.raises(ValueError, match="step needs a WorldState"):
         model.step([], np.zeros((0, 2), np.int64), gen(0))
 
 

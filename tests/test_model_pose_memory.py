@@ -13,11 +13,10 @@ from model_support import awake
 from test_train_distill import _text
 from tolerances import assert_frames_close
 from yume_env.actions import CAMERAS, KEYS
-from yume_env.env.pose import Pose, advance as env_advance
 from yume_env.model.pipeline import WorldModel
-from yume_env.model.pose_memory import POSE_FEATURES, clip_poses, relative_features
+from yume_env.model.pose_memory import POSE_FEATURES, relative_features
+from yume_env.motion import clip_poses
 from yume_env.model.retarget import retarget
-from yume_env.model.world_state import WorldState
 from yume_env.sim import Simulator
 from yume_env.train.recipes.default_world import smoke_recipe
 
@@ -28,14 +27,9 @@ W, NONE, RIGHT = KEYS.index("W"), KEYS.index("None"), CAMERAS.index("→")
 def test_dead_reckoning_matches_the_envs_pose_and_the_simulators_free_walk():
     rng = np.random.default_rng(0)
     actions = rng.integers(0, 9, size=(12, 2))
-    poses = clip_poses(torch.as_tensor(actions)[None], 2)[0].double()  # (1 + 24, 4)
-    env_pose = Pose()
-    for s, (k, c) in enumerate(actions):
-        m = env_advance([env_pose], np.array([k]), np.array([c]), sub_frames=2)[0]
-        assert poses[2 * (s + 1), 0].item() == pytest.approx(m[0, 3], abs=1e-4)  # x
-        assert poses[2 * (s + 1), 1].item() == pytest.approx(m[2, 3], abs=1e-4)  # z
-        assert poses[2 * (s + 1), 2].item() == pytest.approx(env_pose.yaw, abs=1e-5)
-        assert poses[2 * (s + 1), 3].item() == pytest.approx(env_pose.pitch, abs=1e-5)
+    poses = clip_poses(torch.as_tensor(actions)[None], 2)[0].double()  # (1 + 24, 4), float32 steps
+    exact = clip_poses(actions[None], 2)[0]  # the same law in float64
+    np.testing.assert_allclose(poses.numpy(), exact, atol=1e-4)
     sim = Simulator(32, 32, 2, seed=0)
     sim.reset(seed=3)
     x0, z0, yaw0 = (float(np.ravel(v)[0]) for v in (sim.x, sim.z, sim.yaw))
@@ -74,16 +68,18 @@ def test_a_world_given_pose_memory_generates_what_it_did_until_trained(worlds):
     plain, posed = worlds
     acts = np.repeat(np.array([[W, RIGHT]] * 4), 2, 0)
     a, b = plain.init_state(_frames(9), acts), posed.init_state(_frames(9), acts)
-    assert a.poses is None and b.poses.shape == (4, 9, 1, 1)
-    assert b.poses[2, -1, 0, 0].item() == pytest.approx(4 * math.radians(10), abs=1e-5)  # yaw after 4 turns
+    assert a.history.poses is None and b.history.poses[0].shape == (9, 4)
+    assert b.history.poses[0][-1, 2].item() == pytest.approx(4 * math.radians(10), abs=1e-5)  # yaw after 4 turns
+    assert torch.equal(b.pose[0], b.history.poses[0][-1])  # the world's pose is its newest frame's
     for t in range(25):  # past the point where old frames are thinned: poses are kept with them
         act = np.array([[W, RIGHT if t % 3 else 0]])
         fa = plain.step([a], act, torch.Generator().manual_seed(t)).frames
         fb = posed.step([b], act, torch.Generator().manual_seed(t)).frames
         assert np.array_equal(fa, fb)
-    assert b.poses.shape[1] == b.history.shape[1] < b.n_history
-    restored = WorldState.from_dict(b.to_dict())
-    assert torch.equal(restored.poses, b.poses) and torch.equal(b.clone().poses, b.poses)
+    poses = b.history.poses[0]
+    assert poses.shape[0] == b.history.latents[0].shape[1] < b.history.n_history[0]
+    restored = posed.load_state(b.to_dict())
+    assert torch.equal(restored.history.poses[0], poses) and torch.equal(b.clone().history.poses[0], poses)
 
 
 def test_the_pose_embedding_changes_what_a_world_generates_and_batches_like_single_worlds(worlds):
@@ -104,7 +100,7 @@ def test_the_pose_embedding_changes_what_a_world_generates_and_batches_like_sing
 
 def test_a_pose_memory_world_refuses_states_without_poses_and_temporal_vaes(worlds):
     plain, posed = worlds
-    with pytest.raises(ValueError, match="have no poses"):
+    with pytest.raises(ValueError, match=r"made by another model \(config differs in \['pose_memory'\]"):
         posed.step([plain.init_state(_frames(1))], np.array([[W, 0]]))
     with pytest.raises(ValueError, match="temporal compression"):
         posed.config.replace(vae={**posed.config.vae, "temporal_compression": 4})

@@ -14,13 +14,13 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from model_support import awake
 from test_train_distill import _text
 from tolerances import assert_frames_close
+from yume_env import motion
 from yume_env.actions import CAMERAS, KEYS
 from yume_env.model import pose_memory
 from yume_env.model.pipeline import WorldModel
 from yume_env.model.recall import RecallBank, fill_bank, has_entries, pose_cell, sharp_frames
 from yume_env.model.retarget import retarget
 from yume_env.model.vae import frames_to_tensor
-from yume_env.model.world_state import WorldState
 from yume_env.train.recipes.default_world import smoke_recipe
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -74,7 +74,7 @@ def test_pose_cells_are_one_sub_move_wrap_the_yaw_and_survive_rounding():
                                     [0.35, 0.3, 0.0, 0.0], [0.1, 0.3, 0.0, math.radians(6)]]))
     assert cells[0, 2] == 35 and cells[1, 2] == 36  # either side of the half turn, in range
     assert cells[2, 0] == 1 and cells[3, 3] == 1
-    turned = pose_memory.clip_poses(torch.tensor([[[NONE, RIGHT]] * 36 + [[NONE, LEFT]] * 36]), 2)[0]
+    turned = motion.clip_poses(torch.tensor([[[NONE, RIGHT]] * 36 + [[NONE, LEFT]] * 36]), 2)[0]
     assert torch.equal(pose_cell(turned[0]), pose_cell(turned[-1]))  # a whole turn and back: the same cell
     assert len({tuple(c) for c in pose_cell(turned[:72]).tolist()}) == 72  # every sub-move of a turn is new
 
@@ -87,21 +87,22 @@ def test_the_env_fills_the_bank_as_the_trainer_does(worlds):
     pose = torch.zeros(1, 4)
     poses = [pose]
     for a in init_moves:
-        pose = pose_memory.advance(pose, torch.as_tensor(a)[None], 2, moves=1)[:, 0]
+        pose = motion.dead_reckon(pose, torch.as_tensor(a)[None], 2, moves=1)[:, 0]
         poses.append(pose)
     script = [[NONE, RIGHT]] * 10 + [[W, 0]] * 4 + [[NONE, LEFT]] * 10
     for t, a in enumerate(script):
         out = recalling.step([state], np.array([a]), torch.Generator().manual_seed(t))
         latents.append(out.latents)
-        step = pose_memory.advance(poses[-1], torch.as_tensor(a)[None], 2)[0]
+        step = motion.dead_reckon(poses[-1], torch.as_tensor(a)[None], 2)[0]
         poses += [p[None] for p in step.unbind(0)]
     full, full_poses = torch.cat(latents, 2), torch.stack([p.reshape(4) for p in poses])[None]
-    assert full.shape[2] == state.n_history == full_poses.shape[1]
-    bank = fill_bank(RecallBank.empty(1, full[0, :, 0]), full, full_poses, state.n_history - sharp_frames("tiny-fine"))
-    assert torch.equal(bank.stamp, state.recall.stamp) and torch.equal(bank.inserted, state.recall.inserted)
-    assert torch.allclose(bank.poses, state.recall.poses, atol=1e-5)
-    assert torch.allclose(bank.latents, state.recall.latents, atol=1e-5)
-    assert int(state.recall.filled().sum()) > 10
+    n, recall = state.history.n_history[0], state.history.recall
+    assert full.shape[2] == n == full_poses.shape[1]
+    bank = fill_bank(RecallBank.empty(1, full[0, :, 0]), full, full_poses, n - sharp_frames("tiny-fine"))
+    assert torch.equal(bank.stamp, recall.stamp) and torch.equal(bank.inserted, recall.inserted)
+    assert torch.allclose(bank.poses, recall.poses, atol=1e-5)
+    assert torch.allclose(bank.latents, recall.latents, atol=1e-5)
+    assert int(recall.filled().sum()) > 10
 
 
 def test_a_world_reads_the_recalled_view_once_its_bank_has_one_and_batches_like_single_worlds(worlds):
@@ -109,16 +110,16 @@ def test_a_world_reads_the_recalled_view_once_its_bank_has_one_and_batches_like_
     acts = np.repeat(np.array([[W, RIGHT]] * 4), 2, 0)
     a, b = posed.init_state(_frames(9), acts), recalling.init_state(_frames(9), acts)
     steps = 0
-    while b.n_history + 2 <= sharp_frames("tiny-fine"):  # nothing has left the sharp bands: nothing to recall
+    while b.history.n_history[0] + 2 <= sharp_frames("tiny-fine"):  # nothing has left the sharp bands: nothing to recall
         fa = posed.step([a], np.array([[NONE, RIGHT]]), torch.Generator().manual_seed(steps)).frames
         fb = recalling.step([b], np.array([[NONE, RIGHT]]), torch.Generator().manual_seed(steps)).frames
-        assert np.array_equal(fa, fb) and not b.recall.filled().any()
+        assert np.array_equal(fa, fb) and not b.history.recall.filled().any()
         steps += 1
     for t in range(3):
         fa = posed.step([a], np.array([[NONE, RIGHT]]), torch.Generator().manual_seed(t)).frames
         fb = recalling.step([b], np.array([[NONE, RIGHT]]), torch.Generator().manual_seed(t)).frames
-    assert b.recall.filled().any() and not np.array_equal(fa, fb)
-    assert b.memory_stats()["memory_tokens"] == a.memory_stats()["memory_tokens"] + 4 * 4  # one 4x4 view
+    assert b.history.recall.filled().any() and not np.array_equal(fa, fb)
+    assert b.memory_stats()[0]["memory_tokens"] == a.memory_stats()[0]["memory_tokens"] + 4 * 4  # one 4x4 view
     short = recalling.init_state(_frames(3), acts[:2])  # an empty bank beside a full one
     worlds = [short, b, recalling.init_state(_frames(2), acts[:1])]  # kept poses 3, 18, 2: three groups
     worlds.append(worlds[0].clone())  # ... and a group of two worlds apart in the batch
@@ -133,14 +134,14 @@ def test_a_world_reads_the_recalled_view_once_its_bank_has_one_and_batches_like_
 def test_the_bank_is_saved_cloned_and_required(worlds):
     posed, recalling = worlds
     state = recalling.init_state(_frames(20), np.array([[NONE, RIGHT]] * 19))
-    assert state.recall.filled().any()
-    restored = WorldState.from_dict(state.to_dict())
+    assert state.history.recall.filled().any()
+    restored = recalling.load_state(state.to_dict())
     for field in ("latents", "poses", "stamp", "inserted"):
-        assert torch.equal(getattr(restored.recall, field), getattr(state.recall, field))
+        assert torch.equal(getattr(restored.history.recall, field), getattr(state.history.recall, field))
     branch = state.clone()
     recalling.step([branch], np.array([[NONE, RIGHT]]), torch.Generator().manual_seed(0))
-    assert not torch.equal(branch.recall.stamp, state.recall.stamp)  # the original's bank is its own
-    with pytest.raises(ValueError, match="no recall bank"):
+    assert not torch.equal(branch.history.recall.stamp, state.history.recall.stamp)  # the original's bank is its own
+    with pytest.raises(ValueError, match=r"made by another model \(config differs in \['recall_frames'\]"):
         recalling.step([posed.init_state(_frames(20), np.array([[NONE, RIGHT]] * 19))], np.array([[W, 0]]))
     with pytest.raises(ValueError, match="set pose_memory true too"):
         posed.config.replace(pose_memory=False, recall_frames=1)
@@ -223,7 +224,8 @@ def test_a_batched_step_runs_a_few_ops_per_world_not_a_loop_of_them(worlds):
     _, recalling = worlds
 
     def ops(n):
-        states = [recalling.init_state(_frames(1 + i % 5), np.zeros((i % 5, 2), dtype=np.int64)) for i in range(n)]
+        states = recalling.join_states([recalling.init_state(_frames(1 + i % 5), np.zeros((i % 5, 2), dtype=np.int64))
+                                        for i in range(n)])
         for t in range(10):  # past the sharp bands: banks filled and read
             recalling.step(states, np.full((n, 2), [W, RIGHT]), torch.Generator().manual_seed(t))
         with _CountOps() as counter:

@@ -103,7 +103,7 @@ def test_a_world_moved_to_another_schedule_keeps_its_weights_and_runs(world):
     assert "patch_embedding_8x.weight" in old and "patch_embedding_8x.weight" not in new  # dropped
     assert all(torch.equal(new[k], v) for k, v in old.items() if k in new)  # the rest kept
     s = moved.init_state(np.zeros((1 + 2 * 30, 32, 32, 3), np.uint8))
-    assert s.history_tokens > world.init_state(np.zeros((61, 32, 32, 3), np.uint8)).history_tokens
+    assert s.history.tokens() > world.init_state(np.zeros((61, 32, 32, 3), np.uint8)).history.tokens()
     assert moved.step([s], np.array([[1, 0]]), torch.Generator().manual_seed(0)).frames.shape == (1, 2, 32, 32, 3)
     back = retarget(moved, tscm_schedule="tiny-fine")  # a new embedder starts from the patch embedding
     w = back.dit.patch_embedding_8x.weight

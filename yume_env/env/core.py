@@ -1,9 +1,9 @@
 """`WorldBatch`: N learned worlds stepped by one model forward; shared by the single and vector envs.
 
 The single env is a batch of one, so a vector env and N single envs with the same seeds run the same
-code and give the same frames. Per world it keeps the model's `WorldState`, a torch generator for the
-sampler noise (seeded from the env's `np_random`), the dead-reckoned pose, the step count, the event
-and the newest frame. It never imports Gymnasium.
+code and give the same frames. It keeps the model's `WorldState` of all worlds (history, pose, step
+count, event: resets write rows), a torch generator per world for the sampler noise (seeded from the
+env's `np_random`), and each world's newest frame. It never imports Gymnasium.
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ import torch
 import torch.nn.functional as F
 
 from yume_env.env.options import ResetOptions
-from yume_env.env.pose import Pose
-from yume_env.env.pose import advance as advance_poses
 from yume_env.env.rewards import RewardContext, RewardFunction
 from yume_env.env.snapshot import WorldSnapshot
+from yume_env.motion import camera_to_world, relative_to
 
 
 class Latency(float):
@@ -72,7 +71,7 @@ def resize_frame(frame: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
 
 
 class WorldBatch:
-    """The state and stepping of `num_worlds` worlds of one model."""
+    """The state and stepping of `num_worlds` worlds of one model: one batched `WorldState`."""
 
     def __init__(self, model: Any, num_worlds: int, reward: RewardFunction, obs_size: tuple[int, int] | None = None):
         self.model = model
@@ -81,13 +80,29 @@ class WorldBatch:
         self.frame_size: tuple[int, int] = tuple(int(s) for s in model.frame_size)
         self.frames_per_step = int(model.frames_per_step)
         self.obs_size = tuple(obs_size) if obs_size is not None else None
-        self.states: list[Any] = [None] * self.num_worlds
-        self.poses = [Pose() for _ in range(self.num_worlds)]
-        self.steps = [0] * self.num_worlds
-        self.events = [""] * self.num_worlds
+        self.state: Any = None  # the WorldState of all worlds, once each has been reset
+        self._fresh: dict[int, Any] = {}  # worlds reset before all of them were
         self.generators = [torch.Generator(device="cpu") for _ in range(self.num_worlds)]
         self.last_frames: list[np.ndarray | None] = [None] * self.num_worlds
         self._start = start_frames_of(model)
+
+    def _put(self, i: int, world: Any) -> None:
+        """Makes `world` (a state of one world) world i."""
+        if self.state is not None:
+            self.state.set_rows([i], world)
+            return
+        self._fresh[i] = world
+        if len(self._fresh) == self.num_worlds:
+            self.state = self.model.join_states([self._fresh[j] for j in range(self.num_worlds)])
+            self._fresh = {}
+
+    def world(self, i: int) -> Any:
+        """World i's state (a batch of one; a copy once the worlds are joined)."""
+        if self.state is not None:
+            return self.state.rows([i])
+        if i not in self._fresh:
+            raise RuntimeError("this world has not been reset: call reset() first")
+        return self._fresh[i]
 
     # ---- reset -------------------------------------------------------------------------------
     def reset_world(self, i: int, np_random: np.random.Generator, options: ResetOptions) -> tuple[np.ndarray, dict]:
@@ -115,39 +130,33 @@ class WorldBatch:
             event = self._start[1][k] if event is None else event
         event = event or ""
         start = time.perf_counter()
-        self.states[i] = self.model.init_state(frames, actions, event=event)
-        self.events[i] = event
-        self.poses[i] = Pose()  # the episode's frame of reference is the newest start frame (burn-in too)
-        self.steps[i] = 0
+        self._put(i, self.model.init_state(frames, actions, event=event))
         self.last_frames[i] = np.array(frames[-1], dtype=np.uint8, copy=True)
         self.reward.reset(i)
         return self.observation(i), self.info(i, self.last_frames[i][None], latency_s=time.perf_counter() - start)
 
     def _restore(self, i: int, snap: WorldSnapshot, np_random: np.random.Generator) -> None:
+        """Resumes world i from a snapshot: everything is built and checked first, then swapped in."""
         if tuple(snap.frame_size) != self.frame_size:
             raise ValueError(
                 f"reset option 'state' was saved from a {tuple(snap.frame_size)} world; this world makes {self.frame_size} frames"
             )
-        from yume_env.model import WorldState
-
-        self.states[i] = WorldState.from_dict(snap.copy().world)
-        self.poses[i] = Pose.from_list(snap.pose)
-        self.steps[i] = int(snap.step)
-        self.events[i] = str(snap.event)
-        self.generators[i].set_state(snap.generator_state.clone())
+        snap = snap.copy()
+        world = self.model.load_state(snap.world)
+        generator_state = snap.generator_state.clone()
+        self._put(i, world)
+        self.generators[i].set_state(generator_state)
         np_random.bit_generator.state = snap.np_random_state
         self.reward.reset(i)
         self.reward.set_state(i, dict(snap.reward_state))
         self.last_frames[i] = np.array(snap.last_frame, dtype=np.uint8, copy=True)
 
     def snapshot(self, i: int, np_random: np.random.Generator) -> WorldSnapshot:
-        if self.states[i] is None:
+        if self.state is None and i not in self._fresh:
             raise RuntimeError("get_state() needs a world: call reset() first")
+        world = self.world(i)
         return WorldSnapshot(
-            world=self.states[i].clone().to_dict(),
-            pose=self.poses[i].to_list(),
-            step=self.steps[i],
-            event=self.events[i],
+            world=world.clone().to_dict()[0],
             generator_state=self.generators[i].get_state().clone(),
             np_random_state=dict(np_random.bit_generator.state),
             reward_state=dict(self.reward.get_state(i)),
@@ -159,10 +168,23 @@ class WorldBatch:
     def set_event(self, i: int, text: str) -> None:
         if not isinstance(text, str):
             raise TypeError(f"event must be a str (\"\" for none), got {type(text).__name__}")
-        if self.states[i] is None:
+        if self.state is None and i not in self._fresh:
             raise RuntimeError("set_event() needs a world: call reset() first (or pass options={'event': ...})")
-        self.model.set_event(self.states[i], text)
-        self.events[i] = text
+        if self.state is not None:
+            self.model.set_event(self.state, text, world=i)
+        else:
+            self.model.set_event(self._fresh[i], text)
+
+    @property
+    def steps(self) -> list[int]:
+        """Chunks each world generated since its reset."""
+        return list(self.state.step_count) if self.state is not None else [
+            self._fresh[i].step_count[0] if i in self._fresh else 0 for i in range(self.num_worlds)]
+
+    @property
+    def events(self) -> list[str]:
+        return list(self.state.events) if self.state is not None else [
+            self._fresh[i].events[0] if i in self._fresh else "" for i in range(self.num_worlds)]
 
     # ---- step --------------------------------------------------------------------------------
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
@@ -171,24 +193,24 @@ class WorldBatch:
         Returns observations (N, h, w, 3), rewards float64 (N,), terminated bool (N,), and the infos
         of all worlds in Gymnasium's vector layout (`batch_info`; `world_info(infos, i)` is world i's).
         """
-        if any(s is None for s in self.states):
+        if self.state is None:
             raise RuntimeError("step() before reset(): call reset() first")
         start = time.perf_counter()
         gens = self.generators[0] if self.num_worlds == 1 else list(self.generators)
         with torch.no_grad():
-            out = self.model.step(self.states, torch.as_tensor(actions, dtype=torch.long), gens)
+            out = self.model.step(self.state, torch.as_tensor(actions, dtype=torch.long), gens)
         frames = np.asarray(out.frames)
-        poses = advance_poses(self.poses, actions[:, 0], actions[:, 1], self.frames_per_step)  # (N, 4, 4)
+        poses = pose_matrices(self.state.pose, self.state.origin)  # (N, 4, 4)
         # whole-batch copies and views, not one copy or tensor index per world: each world's
         # newest frame, action and pose is its own row of a private array
-        self.steps[:] = [s + 1 for s in self.steps]
+        steps, events = list(self.state.step_count), list(self.state.events)
         last = frames[:, -1].copy()
         self.last_frames[:] = list(last)
         own_actions, own_poses = np.array(actions, dtype=np.int64), poses.copy()
         latents = [None] * self.num_worlds if out.latents is None else out.latents.unbind(0)
         contexts = [
             RewardContext(frames=frames[i], latents=latents[i], action=own_actions[i], pose=own_poses[i],
-                          step=self.steps[i], event=self.events[i], model=self.model)
+                          step=steps[i], event=events[i], model=self.model)
             for i in range(self.num_worlds)
         ]
         rewards, terminated = self.reward(contexts, list(range(self.num_worlds)))
@@ -206,15 +228,15 @@ class WorldBatch:
         worlds, `info["_key"]` the mask): equal to merging the per-world dicts, without building
         them (at 1,024 worlds the dicts and their merge were a visible share of a GPU step)."""
         n = self.num_worlds
-        stats = [s.memory_stats() for s in self.states]
+        stats = self.state.memory_stats()
         memory: dict = {}
         for key in stats[0]:
             memory[key], memory[f"_{key}"] = np.array([st[key] for st in stats], dtype=np.int64), np.ones(n, bool)
         values = {
             "frames": np.array(frames, dtype=np.uint8, copy=True),
-            "event": np.array(self.events, dtype=object),
+            "event": np.array(self.state.events, dtype=object),
             "pose": np.array(poses, dtype=np.float64, copy=True),
-            "step": np.array(self.steps, dtype=np.int64),
+            "step": np.array(self.state.step_count, dtype=np.int64),
             "latency_s": np.full(n, float(latency_s)),
             "memory": memory,
         }
@@ -225,14 +247,22 @@ class WorldBatch:
 
     def info(self, i: int, frames: np.ndarray, latency_s: float, pose: np.ndarray | None = None) -> dict:
         """World `i`'s info dict (at reset; a step builds all worlds' at once with `batch_info`)."""
+        world = self.world(i)
         return {
             "frames": np.array(frames, dtype=np.uint8, copy=True),
-            "event": self.events[i],
-            "pose": self.poses[i].matrix() if pose is None else pose.copy(),
-            "step": int(self.steps[i]),
+            "event": world.events[0],
+            "pose": pose_matrices(world.pose, world.origin)[0] if pose is None else pose.copy(),
+            "step": int(world.step_count[0]),
             "latency_s": Latency(latency_s),
-            "memory": {k: int(v) for k, v in self.states[i].memory_stats().items()},
+            "memory": {k: int(v) for k, v in world.memory_stats()[0].items()},
         }
+
+
+def pose_matrices(poses: torch.Tensor, origin: torch.Tensor) -> np.ndarray:
+    """(N, 4, 4) float64 camera-to-world matrices of poses (N, 4) (x, z, yaw, pitch) seen from the
+    episodes' origins (N, 4) (`yume_env.motion`): the walker stays level at y = 0."""
+    p = relative_to(origin.detach().to("cpu", torch.float64).numpy(), poses.detach().to("cpu", torch.float64).numpy())
+    return camera_to_world(p[:, 0], 0.0, p[:, 1], p[:, 2], p[:, 3])
 
 
 def world_info(infos: dict, i: int) -> dict:

@@ -1,4 +1,4 @@
-"""`WorldSnapshot`: a saved world (model state, RNG, pose, step, event) for branching rollouts.
+"""`WorldSnapshot`: a saved world (model state with its pose, step and event; RNG) for branching rollouts.
 
 `env.unwrapped.get_state()` returns one; `reset(options={"state": snapshot})` resumes it, as often as
 wanted (each resume restores the same RNG, so the same actions give the same frames). `save(path)`
@@ -21,23 +21,29 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass
 class WorldSnapshot:
     """Everything one world needs to continue exactly where it was."""
 
-    world: dict  # WorldState.to_dict(): history latents, TSCM sums, event, step count
-    pose: list[float]  # dead-reckoned (x, y, z, yaw, pitch)
-    step: int
-    event: str
+    world: dict  # one world of WorldState.to_dict(): history, channel-stream sums, pose, event, step count
     generator_state: torch.Tensor  # torch.Generator.get_state() of the sampler noise
     np_random_state: dict  # numpy bit generator state of the env's np_random
     reward_state: dict  # the reward function's per-world memory (e.g. last predicted distance)
     last_frame: np.ndarray  # uint8 (H, W, 3), the newest frame (the observation on resume)
     frame_size: tuple[int, int] = (0, 0)
     extra: dict = field(default_factory=dict)
+
+    @property
+    def step(self) -> int:
+        """Chunks the world generated since its start."""
+        return int(self.world["step_count"])
+
+    @property
+    def event(self) -> str:
+        return str(self.world["event"])
 
     def copy(self) -> "WorldSnapshot":
         return copy.deepcopy(self)
@@ -49,9 +55,6 @@ class WorldSnapshot:
         meta = {
             "format_version": FORMAT_VERSION,
             "world": _pack(self.world, "world", tensors),
-            "pose": [float(v) for v in self.pose],
-            "step": int(self.step),
-            "event": str(self.event),
             "generator_state": _pack(self.generator_state, "generator_state", tensors),
             "np_random_state": _pack(self.np_random_state, "np_random_state", tensors),
             "reward_state": _pack(self.reward_state, "reward_state", tensors),
@@ -85,9 +88,6 @@ class WorldSnapshot:
         tensors = load_file(str(tensor_file))
         return cls(
             world=_unpack(meta["world"], tensors),
-            pose=meta["pose"],
-            step=meta["step"],
-            event=meta["event"],
             generator_state=_unpack(meta["generator_state"], tensors),
             np_random_state=_unpack(meta["np_random_state"], tensors),
             reward_state=_unpack(meta["reward_state"], tensors),

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 HISTORY_ATTENTION_MODES = ("global", "causal")
+# how a chunk is sampled, not what a world's state holds: a state can be stepped with other values
+SAMPLING_FIELDS = ("sample_steps", "shift", "spread_gain_max")
 
 
 @dataclass

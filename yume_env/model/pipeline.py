@@ -3,14 +3,13 @@
     model = WorldModel.from_pretrained(default_world_path())       # or a Yume-5B folder
     state = model.init_state(start_frames)                          # uint8 (T, H, W, 3), T >= 1
     model.set_event(state, "a ghost suddenly appears")              # takes effect at the next chunk
-    out = model.step([state], np.array([[1, 0]]), torch.Generator().manual_seed(0))
+    out = model.step(state, np.array([[1, 0]]), torch.Generator().manual_seed(0))
     out.frames                                                      # uint8 (B, F, H, W, 3)
 
-One `step` is one chunk for B worlds in one batched DiT call (histories may differ in length):
-embed each world's history (TSCM bands) once, run `config.sample_steps` Euler steps from seeded
-noise (history clean at timestep 0, no CFG), append the chunk to each world's bounded history and
-channel-stream sums, and stream-decode it with each world's VAE cache. Actions condition through
-their cached caption embeddings ([action, event] context). Nothing here imports gymnasium.
+One `step` is one chunk for a batch of worlds (`WorldState`, histories may differ in length): the
+text context of each world's action and event, the chunk's dead-reckoned poses (`yume_env.motion`),
+the world step (`world_step.step_chunk`: read the history, sample the chunk from seeded noise,
+remember it), and the stream decode with each world's VAE cache. Nothing here imports gymnasium.
 
 Folders (diffusers style, written by `save_pretrained`, read by `from_pretrained`):
 `config.json`, `dit.safetensors`, `vae.safetensors`, optional `task_head.safetensors`,
@@ -27,16 +26,18 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from yume_env import motion
 from yume_env.actions import NUM_CAMERAS, NUM_KEYS
-from yume_env.model import pose_memory, sampler, spread, tscm
-from yume_env.model.recall import RecallBank, has_entries, sharp_frames
-from yume_env.model.config import WorldModelConfig
-from yume_env.model.dit import WanDiT, build_dit, host_tensor
+from yume_env.model import sampler, spread
+from yume_env.model.config import SAMPLING_FIELDS, WorldModelConfig
+from yume_env.model.dit import WanDiT, build_dit
+from yume_env.model.history import History
 from yume_env.model.task_head import TaskHead
 from yume_env.model.text import ENCODER_CLASSES, build_text_encoder
 from yume_env.model.text_cache import TextConditioner
 from yume_env.model.vae import build_vae, frames_to_tensor, split_cache, stack_caches, tensor_to_frames
-from yume_env.model.world_state import WorldState
+from yume_env.model.world_state import SETTLED, WorldState
+from yume_env.model.world_step import step_chunk
 from yume_env.model import checkpoint as ckpt
 
 __all__ = ["WorldModel", "WorldState", "StepOutput", "PUBLISHED_DIT_FILE", "PUBLISHED_VAE_FILE"]
@@ -51,7 +52,8 @@ _FIX = "pass a folder written by WorldModel.save_pretrained (or the published Yu
 class StepOutput:
     frames: np.ndarray  # uint8 (B, F, H, W, 3)
     latents: torch.Tensor  # (B, C, F_latent, h, w), normalised VAE latents of the chunk
-    timings: dict[str, float] = field(default_factory=dict)  # seconds: text, history, dit, memory, decode
+    poses: torch.Tensor  # (B, F, 4) dead-reckoned (x, z, yaw, pitch) of the chunk's frames (`yume_env.motion`)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: text, dit, decode
 
 
 class WorldModel:
@@ -199,13 +201,19 @@ class WorldModel:
         return int(self.config.latent_frames_per_chunk) * int(self.config.temporal_compression)
 
     # ---- worlds ----------------------------------------------------------------------------------
+    @property
+    def cache_ops(self) -> tuple[Callable, Callable]:
+        """The VAE's (stack_caches, split_cache): its own for non-dict caches, else the dict ones."""
+        return _vae_fn(self.vae, "stack_caches", stack_caches), _vae_fn(self.vae, "split_cache", split_cache)
+
     @torch.no_grad()
     def init_state(self, frames: np.ndarray, actions: np.ndarray | None = None, event: str = "") -> WorldState:
-        """A world whose history is `frames` uint8 (T, H, W, 3), T >= 1 (encoded by the VAE).
+        """A world (a batch of one) whose history is `frames` uint8 (T, H, W, 3), T >= 1 (encoded by the VAE).
 
-        `actions` int (T-1, 2) are the moves between the frames (each one sub-move of a step). History
-        tokens carry no action conditioning (as in Yume), only the chunk being generated does; a
-        world with pose memory dead-reckons the frames' poses from them (none given: no move).
+        `actions` int (T-1, 2) are the moves between the frames (each one sub-move of a step): the
+        frames' poses are dead-reckoned from them (none given: no move), the newest frame's is the
+        world's pose. History tokens carry no action conditioning (as in Yume), only the chunk
+        being generated does.
         """
         frames = np.asarray(frames)
         H, W = self.frame_size
@@ -214,210 +222,90 @@ class WorldModel:
         if actions is not None:
             _check_actions(actions, len(frames) - 1, "init_state actions")
         latents = self.vae.encode(frames_to_tensor(frames[None], device=self.device))  # (1, C, t, h, w)
-        state = WorldState(
-            history=latents.new_zeros(latents.shape[1], 0, *latents.shape[-2:]), n_history=0, memory=None,
-            vae_cache=_vae_fn(self.vae, "start_stream", lambda z: self.vae.decode_chunk(z, None)[1])(latents),
-        )
-        poses = None
-        if self.config.pose_memory:
-            state.poses = latents.new_zeros(4, 0, 1, 1)
-            moves = torch.as_tensor(np.asarray(actions if actions is not None else np.zeros((len(frames) - 1, 2)),
-                                               dtype=np.int64).reshape(-1, 2), device=self.device)
-            pose, rows = latents.new_zeros(1, 4), [latents.new_zeros(1, 4)]
-            for a in moves:  # each transition is one sub-move of an env step
-                pose = pose_memory.advance(pose, a[None], self.frames_per_step, moves=1)[:, 0]
-                rows.append(pose)
-            poses = torch.cat(rows)[None]  # (1, T, 4)
-        if self.config.recall_frames:
-            state.recall = RecallBank.empty(1, latents[0, :, 0])
-        self._append([state], latents, poses)
+        moves = torch.as_tensor(np.asarray(actions if actions is not None else np.zeros((len(frames) - 1, 2)),
+                                           dtype=np.int64).reshape(-1, 2), device=self.device)
+        pose = torch.zeros(1, 4, device=self.device)
+        rows = [pose]
+        for a in moves:  # each transition is one sub-move of an env step
+            pose = motion.dead_reckon(pose, a[None], self.frames_per_step, moves=1)[:, 0]
+            rows.append(pose)
+        history = History.empty(self.config, latents[0, :, 0])
+        history.append(self.dit, latents, torch.cat(rows)[None] if self.config.pose_memory else None)
+        cache = _vae_fn(self.vae, "start_stream", lambda z: self.vae.decode_chunk(z, None)[1])(latents)
+        state = WorldState(history, cache, pose, pose.clone(), [""], [0], [SETTLED], self.cache_ops)
         self.set_event(state, event)
         return state
 
-    def set_event(self, state: WorldState, text: str) -> None:
-        """Sets the event text for the next chunks ("" for none); encodes it now if it is new."""
+    def join_states(self, states: Sequence[WorldState]) -> WorldState:
+        """One state of the worlds of several states of this model, in order."""
+        return WorldState.cat(list(states))
+
+    def load_state(self, worlds: list[dict[str, Any]] | dict[str, Any]) -> WorldState:
+        """The state of worlds saved by `WorldState.to_dict()` (one dict per world), on this model's device."""
+        state = WorldState.from_dict(self.config, worlds, self.cache_ops)
+        state.history = state.history.to(self.device)
+        state.pose, state.origin = state.pose.to(self.device), state.origin.to(self.device)
+        return state
+
+    def set_event(self, state: WorldState, text: str, world: int | None = None) -> None:
+        """Sets the event text of the state's worlds (or of world `world`) for the next chunks ("" for
+        none); encodes it now if it is new."""
         if not isinstance(text, str):
             raise TypeError(f"event must be a str (\"\" for none), got {type(text).__name__}")
         self.text.event_tokens(text)
-        if text.strip() != state.event:
-            state.chunks_since_event = 0
-        state.event = text.strip()
-
-    def _append(self, states: list[WorldState], latents: torch.Tensor, poses: torch.Tensor | None = None,
-                banks: RecallBank | None = None) -> None:
-        """Adds each world's new latents (B, C, n, h, w) to its bounded history and channel-stream
-        sums: one channel-stream update for all worlds, one history append per group of worlds
-        that keep the same frames (per-world small ops made a batched step launch-bound on a GPU).
-        `poses` (B, n, 4): the new latents' poses, kept like the latents (models with pose memory).
-        `banks`: the worlds' recall banks already stacked by this step (`_recalled`), to offer to."""
-        c = self.config
-        memories = self.dit.update_memories([s.memory for s in states], latents) if c.memory_enabled else None
-        if c.recall_frames:  # before the append below replaces the stored histories it reads
-            self._offer_recall(states, latents, poses, banks)
-        groups: dict[tuple, list[int]] = {}
-        for i, s in enumerate(states):
-            # grouped by the positions kept, not by length: once the oldest band is thinned, histories
-            # of many lengths keep the same positions (distinct lengths grow with staggered resets)
-            take = tscm.keep_positions(c.tscm_schedule, s.n_history, latents.shape[2])
-            groups.setdefault((take, tuple(s.history.shape)), []).append(i)
-        for members in groups.values():
-            kept = torch.stack([states[i].history.to(latents) for i in members])
-            if len(members) == len(states):
-                new = latents
-            elif len(members) == 1:
-                new = latents[members[0]:members[0] + 1]
-            else:
-                new = latents[host_tensor(members, latents.device)]
-            # equal positions and shapes make the append the same for every member (each one's kept
-            # count was checked by encode_history), so the first member's length stands for the group
-            grown = tscm.append_history(c.tscm_schedule, kept, states[members[0]].n_history, new)
-            for i, history in zip(members, grown.unbind(0)):  # B views in one op
-                states[i].history = history
-            if poses is not None:  # (G, 4, K, 1, 1): kept and dropped exactly like the latents
-                new_poses = poses[host_tensor(members, poses.device)].transpose(1, 2)[..., None, None]
-                kept_poses = torch.stack([states[i].poses.to(new_poses) for i in members])
-                grown = tscm.append_history(c.tscm_schedule, kept_poses, states[members[0]].n_history, new_poses)
-                for i, p in zip(members, grown.unbind(0)):
-                    states[i].poses = p
-        for i, state in enumerate(states):
-            state.n_history += latents.shape[2]
-            if memories is not None:
-                state.memory = memories[i]
-            state.history_tokens = tscm.history_token_count(c.tscm_schedule, state.n_history, c.latent_hw)
-            if c.recall_frames and has_entries(state.n_history, c.tscm_schedule):  # the recalled views' tokens
-                p = c.patch_size[1]
-                state.history_tokens += c.recall_frames * -(-c.latent_hw[0] // p) * -(-c.latent_hw[1] // p)
-
-    def _offer_recall(self, states: list[WorldState], latents: torch.Tensor, poses: torch.Tensor,
-                      banks: RecallBank | None = None) -> None:
-        """Offers each world's bank the latents that leave the schedule's sharp window with this append
-        (`recall.py`): the newest stored latents are complete, so they are read from the stored tail
-        and the new latents (B, C, n, h, w), poses (B, n, 4). Worlds that read the same slots go
-        together (once past the sharp window, all of them), a few ops per group, not per world.
-        `banks`: all worlds' banks stacked already (a group of every world inserts into it, no copy)."""
-        sharp, n = sharp_frames(self.config.tscm_schedule), latents.shape[2]
-        _require_banks(states)
-        groups: dict[tuple, list[int]] = {}
-        for i, s in enumerate(states):
-            lo, hi = max(0, s.n_history - sharp), max(0, s.n_history + n - sharp)
-            if hi > lo:
-                kept = min(s.n_history, sharp)  # the stored tail covers latents n_history - kept ..
-                start = s.n_history - kept
-                groups.setdefault((kept, lo - start, hi - lo, s.history.shape[1]), []).append(i)
-        for (kept, first, count, stored), members in groups.items():
-            idx = host_tensor(members, latents.device) if len(members) < len(states) else None
-            new_lat = latents if idx is None else latents[idx]
-            new_pos = poses if idx is None else poses[idx]
-            tail = torch.cat([torch.stack([states[i].history[:, stored - kept:] for i in members]).to(latents), new_lat], 2)
-            tail_poses = torch.cat([torch.stack([states[i].poses[:, stored - kept:, 0, 0] for i in members])
-                                    .transpose(1, 2).to(poses), new_pos], 1)
-            whole = banks is not None and len(members) == len(states)  # members are in world order
-            bank = banks if whole else RecallBank.stack([states[i].recall for i in members])
-            for t in range(first, first + count):
-                bank.insert(tail[:, :, t], tail_poses[:, t])
-            for i, own in zip(members, bank.unbind()):
-                states[i].recall = own
-
-    def _recalled(self, states: list[WorldState], target: torch.Tensor
-                  ) -> tuple[list[tuple[torch.Tensor, torch.Tensor] | None], RecallBank | None]:
-        """Per world, the views its bank recalls for the chunk whose last frame has pose target[i]
-        (latents (C, R, h, w), pose features (R, F)), or None while its bank is empty; and the
-        stacked banks read (a copy, for `_append` to offer the new latents to), None if none was."""
-        _require_banks(states)
-        has = [has_entries(s.n_history, self.config.tscm_schedule) for s in states]
-        if not any(has):
-            return [None] * len(states), None
-        banks = RecallBank.stack([s.recall for s in states])
-        latents, feats = banks.recall(target, self.config.recall_frames)  # gathered copies: later inserts leave them
-        return [(lat, f) if h else None for lat, f, h in zip(latents.unbind(0), feats.unbind(0), has)], banks
+        for i in range(state.batch_size) if world is None else [int(world)]:
+            if text.strip() != state.events[i]:
+                state.chunks_since_event[i] = 0
+            state.events[i] = text.strip()
 
     @torch.no_grad()
     def step(
         self,
-        states: Sequence[WorldState],
+        states: WorldState | Sequence[WorldState],
         actions: np.ndarray | torch.Tensor,
         generator: torch.Generator | Sequence[torch.Generator] | None = None,
     ) -> StepOutput:
-        """One chunk for each world (one batched forward); updates `states` in place.
+        """One chunk for each world (one batched forward); updates the state(s) in place.
 
-        actions: int (B, 2) (key, camera). generator: one for the batch (drawn in world order),
-        one per world, or None (torch's global RNG). A seed fixes the output; batching does not
-        change it (a batch equals the same worlds stepped one by one with the same generators).
+        states: one state of B worlds, or a list of states (their worlds, in order). actions: int
+        (B, 2) (key, camera). generator: one for the batch (drawn in world order), one per world, or
+        None (torch's global RNG). A seed fixes the output; batching does not change it (a batch
+        equals the same worlds stepped one by one with the same generators).
         """
         c, dev = self.config, self.device
-        states = list(states)
-        if not states or not all(isinstance(s, WorldState) for s in states):
-            raise ValueError(f"step needs a non-empty list of WorldState (from init_state), got {type(states).__name__}")
-        acts = _check_actions(actions, len(states), "step actions")
+        parts = [states] if isinstance(states, WorldState) else list(states)
+        if not parts or not all(isinstance(s, WorldState) for s in parts):
+            raise ValueError(f"step needs a WorldState (from init_state) or a list of them, got {type(states).__name__}")
+        _check_states_fit(parts, c)
+        state = WorldState.cat(parts)
+        B = state.batch_size
+        acts = _check_actions(actions, B, "step actions")
         clock = _Clock()
         flat = [int(k) * NUM_CAMERAS + int(cam) for k, cam in acts]
-        context = self.text.context(flat, [s.event for s in states], c.text_tokens).to(dev)
+        context = self.text.context(flat, state.events, c.text_tokens).to(dev)
         clock.tick("text")
-        memory = [None if s.memory is None else s.memory.to(dev) for s in states]
-        new_poses, features = self._poses(states, acts) if c.pose_memory else (None, None)
-        recalled, banks = self._recalled(states, new_poses[:, -1]) if c.recall_frames else (None, None)
-        history = self.dit.encode_history(
-            [s.history.to(dev) for s in states], memory, context=context, n_history=[s.n_history for s in states],
-            poses=features, recall=recalled,
-        )
-        clock.tick("history")
+        poses = motion.dead_reckon(state.pose.to(dev), torch.as_tensor(acts, device=dev), self.frames_per_step)
         h, w = c.latent_hw
-        noise = sampler.initial_noise([(c.latent_channels, c.latent_frames_per_chunk, h, w)] * len(states), generator, dev)
-
-        # the flat actions, for DiTs with a learned action embedding (other DiTs take no `action`)
-        kw = {"action": torch.tensor(flat, device=dev)} if getattr(self.dit, "action_embedding", None) is not None else {}
-
-        def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            return self.dit(x, t, context, history, memory, **kw).float()
-
-        latents = sampler.sample(velocity, noise, sampler.sigma_schedule(c.sample_steps, c.shift))
-        if c.spread_gain_max > 1.0:  # before the append: the reference is the chunk before this one
-            active = [s.chunks_since_event >= spread.EVENT_SETTLE_CHUNKS for s in states]
-            if any(active):
-                reference = spread.reference_spread([s.history for s in states], c.latent_frames_per_chunk)
-                latents = spread.keep_spread(latents, reference.to(latents.device), c.spread_gain_max,
-                                             active=None if all(active) else host_tensor(active, latents.device))
+        noise = sampler.initial_noise([(c.latent_channels, c.latent_frames_per_chunk, h, w)] * B, generator, dev)
+        active = [n >= spread.EVENT_SETTLE_CHUNKS for n in state.chunks_since_event]
+        latents = step_chunk(self.dit, c, state.history, context, noise, action=torch.tensor(flat, device=dev),
+                             poses=poses if c.pose_memory else None, spread_active=active)
         clock.tick("dit")
-        self._append(states, latents, new_poses, banks)
-        for state in states:
-            state.step_count += 1
-            state.chunks_since_event += 1
-        clock.tick("memory")
-        cache = _vae_fn(self.vae, "stack_caches", stack_caches)([s.vae_cache for s in states])
-        pixels, cache = self.vae.decode_chunk(latents, cache)
-        for state, part in zip(states, _vae_fn(self.vae, "split_cache", split_cache)(cache, len(states))):
-            state.vae_cache = part
+        state.pose = poses[:, -1]
+        state.step_count = [n + 1 for n in state.step_count]
+        state.chunks_since_event = [n + 1 for n in state.chunks_since_event]
+        stack, split = self.cache_ops
+        pixels, state.vae_cache = self.vae.decode_chunk(latents, state.vae_cache)
         frames = tensor_to_frames(pixels)
         clock.tick("decode")
-        return StepOutput(frames, latents, clock.times)
-
-    def _poses(self, states: list[WorldState], acts: np.ndarray) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """The new chunk's frame poses (B, F, 4), dead-reckoned from each world's last pose, and
-        each world's history pose features (K_i, POSE_FEATURES) seen from the chunk's last frame."""
-        missing = [i for i, s in enumerate(states) if s.poses is None]
-        if missing:
-            raise ValueError(f"worlds {missing} have no poses: this model has pose memory; make its states with "
-                             "init_state of this model")
-        dev = self.device
-        # grouped by the number of poses kept: a few ops per group, not per world (worlds reset at
-        # different steps keep different counts; per-world ops made a batched GPU step host-bound)
-        groups: dict[int, list[int]] = {}
-        for i, s in enumerate(states):
-            groups.setdefault(s.poses.shape[1], []).append(i)
-        kept = [torch.stack([states[i].poses for i in members]).to(dev)[:, :, :, 0, 0].transpose(1, 2)
-                for members in groups.values()]  # (G, K, 4) per group
-        last = torch.cat([poses[:, -1] for poses in kept])  # (B, 4) in group order: back to world order
-        if len(groups) > 1:
-            order = [i for members in groups.values() for i in members]
-            last = last[host_tensor(np.argsort(order).tolist(), dev)]
-        new = pose_memory.advance(last, torch.as_tensor(acts, device=dev), self.frames_per_step)
-        target, features = new[:, -1], [None] * len(states)
-        for members, poses in zip(groups.values(), kept):
-            whole = len(members) == len(states)
-            rows = pose_memory.relative_features(poses, target if whole else target[host_tensor(members, dev)])
-            for i, f in zip(members, rows.unbind(0)):
-                features[i] = f
-        return new, features
+        if len(parts) > 1:  # write each part's worlds back into it
+            start = 0
+            for part in parts:
+                part.assign(state.rows(list(range(start, start + part.batch_size))))
+                start += part.batch_size
+        elif parts[0] is not state:
+            parts[0].assign(state)
+        return StepOutput(frames, latents, poses, clock.times)
 
     @torch.no_grad()
     def predict_task(self, latents: torch.Tensor) -> dict[str, torch.Tensor] | None:
@@ -440,11 +328,15 @@ class _Clock:
         self._last = now
 
 
-def _require_banks(states: list[WorldState]) -> None:
-    missing = [i for i, s in enumerate(states) if s.recall is None]
-    if missing:
-        raise ValueError(f"worlds {missing} have no recall bank: this model recalls views; make its states with "
-                         "init_state of this model")
+def _check_states_fit(states: list[WorldState], config: WorldModelConfig) -> None:
+    """States are read by the model that made them: another model's config (other sizes, memory or
+    pose settings) would be read wrongly, so it is refused, naming the fields that differ."""
+    for s in states:
+        mine, theirs = config.to_dict(), s.config.to_dict()
+        diff = sorted(k for k in mine if mine[k] != theirs.get(k) and k not in SAMPLING_FIELDS)
+        if diff:
+            raise ValueError(f"this WorldState was made by another model (config differs in {diff}); "
+                             "make states with init_state (or load_state) of the model that steps them")
 
 
 def _vae_fn(vae: Any, name: str, default: Callable) -> Callable:

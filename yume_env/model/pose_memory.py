@@ -4,12 +4,12 @@ that frame's history tokens, so the DiT can tell which old frame looked where it
 Why: recalling a view needs to know that one is back where it was. Frames alone say it only by
 integrating every turn since (36 steps for a loop), and the TSCM layout keeps old frames coarse,
 so a world trained on frames alone did not recall (docs/eval.md, *What the memory recalls*). The
-env knows the actions, so it can dead-reckon each frame's pose (as `yume_env.env.pose` does for
-`info["pose"]`; collisions, which a learned world cannot know, are ignored) and tell the DiT.
+env knows the actions, so it can dead-reckon each frame's pose (`yume_env.motion`, the pose the env
+reports as `info["pose"]`; walls, which a learned world cannot know, are ignored) and tell the DiT.
 
-- Poses are (x, z, yaw, pitch) rows, one per latent frame: the frame after each sub-move of an
-  env step, as the simulator renders one frame per sub-move (`yume_env/sim/motion.py`): move along
-  the heading, then turn; yaw wraps to [-pi, pi), pitch is clipped. The first frame is the origin.
+- Poses are (x, z, yaw, pitch) rows, one per latent frame, dead-reckoned by `yume_env.motion`
+  (the simulator's law, minus walls): the frame after each sub-move of an env step. The first
+  frame is the origin.
 - `relative_features`: a history frame's pose seen from the target (the chunk's last frame): the
   yaw difference at three frequencies (sin, cos), the pitch difference, and the offset to the
   right and forward in the target's heading, in units of 4 m, squashed to (-1, 1).
@@ -26,42 +26,11 @@ import math
 import torch
 from torch import nn
 
-from yume_env.actions import CAMERA_MOTION, KEY_MOTION, MAX_PITCH, MOVE_SPEED, TILT_SPEED, TURN_SPEED
+from yume_env.actions import MAX_PITCH
 
 POSE_FEATURES = 9
 POSITION_SCALE = 4.0  # metres: offsets of a few steps (0.5 m each) stay in the squash's linear range
 YAW_FREQUENCIES = (1.0, 2.0, 4.0)
-
-
-def advance(pose: torch.Tensor, actions: torch.Tensor, sub_frames: int, moves: int | None = None) -> torch.Tensor:
-    """Poses (B, moves, 4) after each of `moves` sub-moves (default `sub_frames`, one env step) of
-    the actions (B, 2) (key, camera) from poses (B, 4); each sub-move is 1 / sub_frames of a step."""
-    moves = sub_frames if moves is None else moves
-    key_motion = torch.as_tensor(KEY_MOTION, dtype=pose.dtype, device=pose.device)[actions[:, 0].long()]
-    cam_motion = torch.as_tensor(CAMERA_MOTION, dtype=pose.dtype, device=pose.device)[actions[:, 1].long()]
-    right, forward = (key_motion * (MOVE_SPEED / sub_frames)).unbind(1)
-    turn, tilt = cam_motion[:, 0] * (TURN_SPEED / sub_frames), cam_motion[:, 1] * (TILT_SPEED / sub_frames)
-    x, z, yaw, pitch = pose.unbind(1)
-    out = []
-    for _ in range(moves):
-        s, c = torch.sin(yaw), torch.cos(yaw)
-        x, z = x + s * forward + c * right, z + c * forward - s * right
-        yaw = torch.remainder(yaw + turn + math.pi, 2 * math.pi) - math.pi
-        pitch = (pitch + tilt).clamp(-MAX_PITCH, MAX_PITCH)
-        out.append(torch.stack([x, z, yaw, pitch], 1))
-    return torch.stack(out, 1)
-
-
-def clip_poses(actions: torch.Tensor, sub_frames: int) -> torch.Tensor:
-    """(B, 1 + S * sub_frames, 4) poses of a clip's frames from its step actions (B, S, 2)."""
-    B, S = actions.shape[:2]
-    pose = torch.zeros(B, 4, dtype=torch.float32, device=actions.device)
-    out = [pose[:, None]]
-    for s in range(S):
-        step = advance(pose, actions[:, s], sub_frames)
-        out.append(step)
-        pose = step[:, -1]
-    return torch.cat(out, 1)
 
 
 def relative_features(poses: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -39,6 +39,7 @@ PITCH_TOLERANCE = math.radians(10.0)
 POSITION_TOLERANCE = 1.0  # metres: two steps
 # the bank's cells: one sub-move of a two-frame step (MOVE_SPEED / 2, TURN_SPEED / 2, TILT_SPEED)
 POSITION_CELL, YAW_CELL, PITCH_CELL = 0.25, math.radians(5.0), math.radians(5.0)
+_FIELDS = ("latents", "poses", "stamp", "inserted")
 
 
 def pose_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -131,14 +132,28 @@ class RecallBank:
     @staticmethod
     def stack(banks: list["RecallBank"]) -> "RecallBank":
         """A new batch of the banks (copies: inserting into it changes none of them)."""
-        return RecallBank(*(torch.cat([getattr(b, f) for b in banks]) for f in ("latents", "poses", "stamp", "inserted")))
+        return RecallBank(*(torch.cat([getattr(b, f) for b in banks]) for f in _FIELDS))
 
     def unbind(self) -> list["RecallBank"]:
         """One bank per world (views: B slices of each field)."""
         if self.batch_size == 1:
             return [self]
-        parts = [getattr(self, f).split(1) for f in ("latents", "poses", "stamp", "inserted")]
+        parts = [getattr(self, f).split(1) for f in _FIELDS]
         return [RecallBank(*p) for p in zip(*parts)]
+
+    def rows(self, idx: list[int]) -> "RecallBank":
+        """The banks of worlds `idx` (copies)."""
+        index = torch.as_tensor(idx, dtype=torch.long, device=self.latents.device)
+        return RecallBank(*(getattr(self, f)[index] for f in _FIELDS))
+
+    def set_rows(self, idx: list[int], other: "RecallBank") -> None:
+        """Overwrites the banks of worlds `idx` with `other`'s, in place."""
+        index = torch.as_tensor(idx, dtype=torch.long, device=self.latents.device)
+        for f in _FIELDS:
+            getattr(self, f)[index] = getattr(other, f).to(getattr(self, f))
+
+    def to(self, device) -> "RecallBank":
+        return RecallBank(*(getattr(self, f).to(device) for f in _FIELDS))
 
     def clone(self) -> "RecallBank":
         return RecallBank(self.latents.clone(), self.poses.clone(), self.stamp.clone(), self.inserted.clone())
@@ -149,7 +164,7 @@ class RecallBank:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RecallBank":
-        return cls(*(torch.as_tensor(d[f]).clone() for f in ("latents", "poses", "stamp", "inserted")))
+        return cls(*(torch.as_tensor(d[f]).clone() for f in _FIELDS))
 
 
 def has_entries(n_history: int, schedule) -> bool:

@@ -1,29 +1,31 @@
-"""`WorldState`: everything one world remembers between env steps, bounded for unbounded episodes.
+"""`WorldState`: everything a batch of worlds remembers between steps, bounded for unbounded episodes.
 
-- `history`: the history latents the TSCM layout can still read (`tscm.frames_to_keep`); older
-  ones are dropped for good (the thinning is stable, so a dropped latent is never needed again);
-- `memory`: the channel stream's running sums (`MemoryState`), which summarise every latent ever
-  added in O(1) space;
+One object for B worlds (rows are worlds; `init_state` makes a batch of one):
+
+- `history`: the `History` the DiT reads (kept latents, channel-stream sums, poses, recall banks);
 - `vae_cache`: the streaming decoder's state, so the next chunk joins the last without a seam;
-- `poses`: with pose memory, the dead-reckoned camera pose (x, z, yaw, pitch) of each kept
-  history latent, as a (4, K, 1, 1) tensor so it is kept and dropped exactly like `history`;
-- `recall`: with recall (`config.recall_frames`), the bank of old views by pose (`recall.py`);
-- `event`, counters.
+- `pose`: each world's dead-reckoned camera pose (x, z, yaw, pitch) at its newest frame
+  (`yume_env.motion`), the one pose pose memory reads and the env reports, seen from `origin`
+  (the pose of the newest start frame: each episode's frame of reference);
+- `events`, `step_count`, `chunks_since_event` per world.
+
+`rows` / `cat` / `set_rows` take, join and overwrite worlds; `split` gives one state per world;
 `clone()` branches a rollout; `to_dict()` / `from_dict()` give plain tensors and Python values
-(savable with `torch.save`, loadable with `torch.load(weights_only=True)`).
+(savable with `torch.save`, loadable with `torch.load(weights_only=True)`), one dict per world.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
-from yume_env.model.recall import RecallBank
-from yume_env.model.tscm_memory import MemoryState
+from yume_env.model.config import WorldModelConfig
+from yume_env.model.history import History
+from yume_env.model.vae import split_cache, stack_caches
 
-STATE_FORMAT = 1
+STATE_FORMAT = 2
 SETTLED = 1 << 30  # `chunks_since_event` of a world whose event has not changed since it began
 
 
@@ -37,79 +39,124 @@ def _clone_cache(cache: Any) -> Any:
 
 @dataclass
 class WorldState:
-    history: torch.Tensor  # (C, K, h, w): the kept history latents, oldest first
-    n_history: int  # latents in the whole history (K <= n_history)
-    memory: MemoryState | None  # channel-stream sums (None when the model has no channel stream)
-    vae_cache: Any  # the VAE stream cache after the last decoded latent (batch of 1)
-    event: str = ""
-    step_count: int = 0  # chunks generated since init_state
-    history_tokens: int = 0  # tokens the DiT's history attention reads at the next step
-    chunks_since_event: int = SETTLED  # chunks generated since the event text last changed (spread.py waits on it)
-    poses: torch.Tensor | None = None  # (4, K, 1, 1) poses of the kept latents (models with pose memory)
-    recall: RecallBank | None = None  # old views by pose, a bank of one world (models with recall_frames)
+    history: History
+    vae_cache: Any  # the VAE stream cache after each world's last decoded latent (batched)
+    pose: torch.Tensor  # (B, 4) float32 (x, z, yaw, pitch) of each world's newest frame
+    origin: torch.Tensor  # (B, 4) float32: each world's pose at its newest start frame
+    events: list[str]
+    step_count: list[int]  # chunks generated since init_state, per world
+    chunks_since_event: list[int]  # chunks since the event text last changed (spread.py waits on it)
+    cache_ops: tuple[Callable, Callable] = (stack_caches, split_cache)  # the VAE's (stack, split)
+
+    @property
+    def batch_size(self) -> int:
+        return self.history.batch_size
+
+    @property
+    def config(self) -> WorldModelConfig:
+        return self.history.config
+
+    # ---- worlds ----------------------------------------------------------------------------------
+    def rows(self, idx: list[int]) -> "WorldState":
+        """Worlds `idx` as a new state (tensors shared where they are not copied by indexing)."""
+        stack, split = self.cache_ops
+        caches = split(self.vae_cache, self.batch_size)
+        index = torch.as_tensor(idx, dtype=torch.long, device=self.pose.device)
+        return WorldState(self.history.rows(idx), stack([caches[i] for i in idx]), self.pose[index], self.origin[index],
+                          [self.events[i] for i in idx], [self.step_count[i] for i in idx],
+                          [self.chunks_since_event[i] for i in idx], self.cache_ops)
+
+    def split(self) -> list["WorldState"]:
+        """One state per world."""
+        return [self.rows([i]) for i in range(self.batch_size)]
+
+    @staticmethod
+    def cat(states: list["WorldState"]) -> "WorldState":
+        """The worlds of several states of one model, in order."""
+        if not states:
+            raise ValueError("WorldState.cat needs at least one state")
+        if len(states) == 1:
+            return states[0]
+        stack, split = states[0].cache_ops
+        caches = [c for s in states for c in split(s.vae_cache, s.batch_size)]
+        return WorldState(History.cat([s.history for s in states]), stack(caches), torch.cat([s.pose for s in states]),
+                          torch.cat([s.origin for s in states]), [e for s in states for e in s.events], [n for s in states for n in s.step_count],
+                          [n for s in states for n in s.chunks_since_event], states[0].cache_ops)
+
+    def set_rows(self, idx: list[int], other: "WorldState") -> None:
+        """Overwrites worlds `idx` with the worlds of `other`, in place."""
+        self.history.set_rows(idx, other.history)
+        stack, split = self.cache_ops
+        caches, theirs = split(self.vae_cache, self.batch_size), split(other.vae_cache, other.batch_size)
+        for j, i in enumerate(idx):
+            caches[i] = theirs[j]
+            self.events[i] = other.events[j]
+            self.step_count[i] = other.step_count[j]
+            self.chunks_since_event[i] = other.chunks_since_event[j]
+        self.vae_cache = stack(caches)
+        index = torch.as_tensor(idx, dtype=torch.long, device=self.pose.device)
+        self.pose, self.origin = self.pose.clone(), self.origin.clone()
+        self.pose[index], self.origin[index] = other.pose.to(self.pose), other.origin.to(self.origin)
+
+    def assign(self, other: "WorldState") -> None:
+        """Makes this state hold `other`'s worlds (in place: callers holding this object see them)."""
+        self.__dict__.update(other.__dict__)
 
     def clone(self) -> "WorldState":
         """An independent copy (stepping one never changes the other)."""
-        return WorldState(
-            self.history.clone(), self.n_history, None if self.memory is None else self.memory.clone(),
-            _clone_cache(self.vae_cache), self.event, self.step_count, self.history_tokens, self.chunks_since_event,
-            None if self.poses is None else self.poses.clone(),
-            None if self.recall is None else self.recall.clone(),
-        )
+        return WorldState(self.history.clone(), _clone_cache(self.vae_cache), self.pose.clone(), self.origin.clone(),
+                          list(self.events),
+                          list(self.step_count), list(self.chunks_since_event), self.cache_ops)
 
-    def memory_stats(self) -> dict[str, int]:
-        """Sizes that show the memory stays bounded.
+    # ---- reports ---------------------------------------------------------------------------------
+    def memory_stats(self) -> list[dict[str, int]]:
+        """Per world, sizes that show the memory stays bounded: history_chunks (chunks since init),
+        history_latents (latents in the whole history, grows), stored_latents (kept, bounded),
+        memory_tokens (history tokens the DiT reads, bounded), channel_tokens (tokens summarised by
+        the channel stream, grows in O(1) storage)."""
+        h = self.history
+        tokens = h.tokens()
+        return [{
+            "history_chunks": int(self.step_count[i]),
+            "history_latents": int(h.n_history[i]),
+            "stored_latents": int(h.latents[i].shape[1]),
+            "memory_tokens": int(tokens[i]),
+            "channel_tokens": int(h.memory[i].n_tokens) if h.memory is not None and h.memory[i] is not None else 0,
+        } for i in range(self.batch_size)]
 
-        history_chunks: chunks generated since init; history_latents: latents in the whole history
-        (grows); stored_latents: latents kept (bounded); memory_tokens: history tokens the DiT attends
-        to (bounded); channel_tokens: tokens summarised by the channel stream (grows, O(1) storage).
-        """
-        return {
-            "history_chunks": int(self.step_count),
-            "history_latents": int(self.n_history),
-            "stored_latents": int(self.history.shape[1]),
-            "memory_tokens": int(self.history_tokens),
-            "channel_tokens": int(self.memory.n_tokens) if self.memory is not None else 0,
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain tensors and Python values (a fresh copy)."""
-        cache = self.vae_cache
-        if cache is not None and not isinstance(cache, dict):
-            cache = _clone_cache(cache)  # a VAE-specific object; fine in process, not a plain dict
-        elif cache is not None:
-            cache = {k: v.clone() for k, v in cache.items()}
-        return {
+    # ---- saving ----------------------------------------------------------------------------------
+    def to_dict(self) -> list[dict[str, Any]]:
+        """One dict of plain tensors and Python values per world (fresh copies)."""
+        stack, split = self.cache_ops
+        caches = split(self.vae_cache, self.batch_size)
+        return [{
             "format": STATE_FORMAT,
-            "history": self.history.clone(),
-            "n_history": int(self.n_history),
-            "memory": None if self.memory is None else {k: (v.clone() if torch.is_tensor(v) else v)
-                                                         for k, v in self.memory.to_dict().items()},
-            "vae_cache": cache,
-            "event": self.event,
-            "step_count": int(self.step_count),
-            "history_tokens": int(self.history_tokens),
-            "chunks_since_event": int(self.chunks_since_event),
-            "poses": None if self.poses is None else self.poses.clone(),
-            "recall": None if self.recall is None else self.recall.to_dict(),
-        }
+            **self.history.world_dict(i),
+            "vae_cache": _clone_cache(caches[i]),
+            "pose": self.pose[i].clone(),
+            "origin": self.origin[i].clone(),
+            "event": self.events[i],
+            "step_count": int(self.step_count[i]),
+            "chunks_since_event": int(self.chunks_since_event[i]),
+        } for i in range(self.batch_size)]
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "WorldState":
-        required = {"history", "n_history", "memory", "vae_cache", "event", "step_count"}
-        missing = sorted(required - set(d))
-        if missing:
-            raise ValueError(f"WorldState dict lacks {missing}; pass what WorldState.to_dict() returned")
-        if d.get("format", STATE_FORMAT) != STATE_FORMAT:
-            raise ValueError(f"WorldState format {d['format']} is not supported (this version reads {STATE_FORMAT})")
-        history = torch.as_tensor(d["history"])
-        if history.ndim != 4:
-            raise ValueError(f"WorldState history must be (C, K, h, w), got {tuple(history.shape)}")
-        memory = None if d["memory"] is None else MemoryState.from_dict(d["memory"])
+    def from_dict(cls, config: WorldModelConfig, worlds: list[dict[str, Any]] | dict[str, Any],
+                  cache_ops: tuple[Callable, Callable] = (stack_caches, split_cache)) -> "WorldState":
+        """The state of worlds saved by `to_dict` (a list of dicts, or one)."""
+        worlds = [worlds] if isinstance(worlds, dict) else list(worlds)
+        for d in worlds:
+            missing = sorted({"history", "n_history", "vae_cache", "pose", "origin", "event", "step_count"} - set(d))
+            if missing:
+                raise ValueError(f"a saved world lacks {missing}; pass what WorldState.to_dict() returned")
+            if d.get("format") != STATE_FORMAT:
+                raise ValueError(f"saved world format {d.get('format')} is not supported (this version reads "
+                                 f"{STATE_FORMAT}); save it again with this version")
+        stack, _ = cache_ops
         return cls(
-            history.clone(), int(d["n_history"]), None if memory is None else memory.clone(),
-            _clone_cache(d["vae_cache"]), str(d["event"]), int(d["step_count"]), int(d.get("history_tokens", 0)),
-            int(d.get("chunks_since_event", SETTLED)),  # states saved before the field: settled
-            None if d.get("poses") is None else torch.as_tensor(d["poses"]).clone(),
-            None if d.get("recall") is None else RecallBank.from_dict(d["recall"]),
+            History.from_world_dicts(config, worlds), stack([_clone_cache(d["vae_cache"]) for d in worlds]),
+            torch.stack([torch.as_tensor(d["pose"], dtype=torch.float32) for d in worlds]),
+            torch.stack([torch.as_tensor(d["origin"], dtype=torch.float32) for d in worlds]),
+            [str(d["event"]) for d in worlds], [int(d["step_count"]) for d in worlds],
+            [int(d.get("chunks_since_event", SETTLED)) for d in worlds], cache_ops,
         )

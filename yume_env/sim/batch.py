@@ -22,7 +22,7 @@ import torch
 from ..actions import NUM_CAMERAS, NUM_KEYS
 from . import task
 from .backend import Backend
-from .city import EYE_HEIGHT
+from .pose import c2w
 from .events import RAMP_FRAMES, effect_intensities, event_index, match_event
 from .motion import sub_frame_move
 from .render import Renderer, RenderState
@@ -37,19 +37,6 @@ class BatchStep:
     reached: torch.Tensor  # (B,) bool, within the reach radius (sticky until reset)
     events: list[str]  # (B,) active event text per world
     ghost_mask: torch.Tensor | None = None  # (B, F, H, W) bool, the ghost's pixels (step(..., ghost_mask=True))
-
-
-def c2w_torch(x, z, yaw, pitch) -> torch.Tensor:
-    """(B, 4, 4) camera-to-world matrices, same convention as `pose.c2w` (world y down)."""
-    cy, sy, cp, sp = torch.cos(yaw), torch.sin(yaw), torch.cos(pitch), torch.sin(pitch)
-    zero, one = torch.zeros_like(x), torch.ones_like(x)
-    rows = [
-        [cy, sy * sp, sy * cp, x],
-        [zero, cp, -sp, zero - EYE_HEIGHT],
-        [-sy, cy * sp, cy * cp, z],
-        [zero, zero, zero, one],
-    ]
-    return torch.stack([torch.stack(r, -1) for r in rows], -2)
 
 
 class BatchSimulator:
@@ -126,7 +113,7 @@ class BatchSimulator:
     @property
     def poses(self) -> torch.Tensor:
         """(B, 4, 4) float64 current camera-to-world matrices."""
-        return c2w_torch(self.x, self.z, self.yaw, self.pitch)
+        return c2w(self.x, self.z, self.yaw, self.pitch)
 
     def beacon_distance(self) -> torch.Tensor:
         return torch.hypot(self.x - self.beacon[:, 0], self.z - self.beacon[:, 1]).float()

@@ -95,6 +95,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from yume_env import motion
 from yume_env.actions import NUM_CAMERAS
 from yume_env.model import pose_memory, spread
 from yume_env.model.config import WorldModelConfig
@@ -415,7 +416,7 @@ class UnrollStream(IndexedStream):
         batch["action"] = [(clips.actions[:, s, 0] * NUM_CAMERAS + clips.actions[:, s, 1]).to(device) for s in steps]
         batch["eps"] = [torch.randn(x.shape, generator=gen, device=gen.device).to(device) for x in batch["targets"]]
         if self.config.pose_memory:  # dead-reckoned from the actions, as the env does (no collisions)
-            batch["frame_poses"] = pose_memory.clip_poses(clips.actions[:, : b + m].to(device), Fc)
+            batch["frame_poses"] = motion.clip_poses(clips.actions[:, : b + m].to(device), Fc)
         if c.spread_in_loop and self.config.spread_gain_max > 1.0:  # (B,) per unrolled step: would the env keep this chunk's spread?
             batch["spread_active"] = [torch.tensor([event_settled(clips.events[i], s) for i in range(B)], device=device)
                                       for s in steps]
