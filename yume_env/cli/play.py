@@ -51,9 +51,9 @@ def run(args: argparse.Namespace) -> int:
             host=args.host, port=args.port, allow_remote=args.allow_remote, seed=args.seed,
             max_steps_per_s=args.max_steps_per_s, frame_format=args.frame_format,
         )
-    except (FileNotFoundError, ValueError) as exc:  # no such world folder, bad --dtype, ...
-        print(f"yume-env play: {exc}", file=sys.stderr)
-        return 1
+    except (FileNotFoundError, ValueError) as exc:  # no such world folder, bad --dtype, ...: a usage error
+        print(f"yume-env play: error: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             print(f"yume-env play: port {args.port} is in use; pass --port N (or --port 0 for any free port)",
