@@ -115,7 +115,7 @@ def test_a_world_moved_to_another_schedule_keeps_its_weights_and_runs(world):
 
 
 @pytest.mark.slow
-def test_unroll_command_trains_under_a_new_schedule_and_keeps_it(tmp_path, world):
+def test_unroll_command_trains_under_a_new_schedule_and_keeps_it(tmp_path, world, capsys):
     from yume_env.cli import main
 
     world.save_pretrained(tmp_path / "one_step")
@@ -123,8 +123,8 @@ def test_unroll_command_trains_under_a_new_schedule_and_keeps_it(tmp_path, world
     args = ["train", "unroll", "--model", str(tmp_path / "one_step"), "--out", str(run), "--smoke", "--device", "cpu",
             "--burn-in", "4", "--revisit", "0.5"]
     assert main(args + ["--tscm-schedule", "tiny-recall", "--call-minutes", "0.0001"]) == 0
-    with pytest.raises(ValueError, match="trains under TSCM schedule 'tiny-recall'"):
-        main(args + ["--tscm-schedule", "tiny"])
+    assert main(args + ["--tscm-schedule", "tiny"]) == 2  # bad input: one line, exit 2
+    assert "trains under TSCM schedule 'tiny-recall'" in capsys.readouterr().err
     assert main(args) == 0  # the run remembers its schedule
     state = json.loads((run / "unroll.json").read_text())
     assert state["exported"] and state["tscm_schedule"] == "tiny-recall" and state["revisit_fraction"] == 0.5

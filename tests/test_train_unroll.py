@@ -23,14 +23,14 @@ from yume_env.train.trainer import Trainer, TrainerConfig
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def test_export_now_writes_a_run_midway_and_the_run_trains_on(tmp_path, world):
+def test_export_now_writes_a_run_midway_and_the_run_trains_on(tmp_path, world, capsys):
     from yume_env.cli import main
 
     world.save_pretrained(tmp_path / "one_step")
     run = tmp_path / "run"
     args = ["train", "unroll", "--model", str(tmp_path / "one_step"), "--out", str(run), "--smoke", "--device", "cpu"]
-    with pytest.raises(FileNotFoundError, match="no checkpoint"):
-        main(args + ["--export-now"])
+    assert main(args + ["--export-now"]) == 2  # bad input: one line, exit 2
+    assert "no checkpoint" in capsys.readouterr().err
     assert main(args + ["--steps", "6", "--call-minutes", "0.0001"]) == 0  # stops at once, checkpoint written
     assert main(args + ["--export-now"]) == 0
     state = json.loads((run / "unroll.json").read_text())
