@@ -160,6 +160,7 @@ def test_minilm_gives_one_unit_norm_384d_token_per_text(minilm):
     assert not torch.allclose(emb[0], emb[1])
 
 
+@pytest.mark.slow
 def test_minilm_matches_sentence_transformers(minilm):
     st = pytest.importorskip("sentence_transformers")
     from yume_env.model.text import minilm_model_path

@@ -31,6 +31,7 @@ def test_band_rms_splits_detail_from_the_coarse_part():
         band_rms(torch.zeros(3, 8, 8))
 
 
+@pytest.mark.slow
 def test_the_loss_is_zero_at_the_truth_and_its_gradient_restores_a_shrunk_spread():
     truth = _smooth((2, 4, 2, 8, 8), 0)
     assert band_spread_loss(truth, truth).item() == pytest.approx(0.0, abs=1e-10)

@@ -71,6 +71,7 @@ def test_a_one_step_teacher_is_refused(teacher):
                       source=None, info=None)
 
 
+@pytest.mark.slow
 def test_distill_command_turns_a_folder_into_a_one_step_folder_and_resumes(tmp_path, teacher):
     from yume_env.cli import main
 

@@ -206,6 +206,7 @@ def test_recipe_overrides_change_nested_values_and_reject_unknown_fields():
         apply_overrides(default_recipe(), ["pretrain.batch=1"])
 
 
+@pytest.mark.slow
 def test_compare_measures_a_run_from_its_latest_pretrain_checkpoint_ema(tmp_path, tiny):
     """recipes.compare loads a run's newest pretrain checkpoint (EMA weights, not the raw model)
     with the run's own VAE and config, and reports PSNRs and the conditioning ablation."""

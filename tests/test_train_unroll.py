@@ -23,6 +23,7 @@ from yume_env.train.trainer import Trainer, TrainerConfig
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
+@pytest.mark.slow
 def test_export_now_writes_a_run_midway_and_the_run_trains_on(tmp_path, world, capsys):
     from yume_env.cli import main
 

@@ -6,6 +6,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -16,6 +18,7 @@ def _load():
     return mod
 
 
+@pytest.mark.slow
 def test_smoke_run_writes_one_row_per_history_with_the_required_fields(tmp_path):
     bench = _load()
     assert bench.main(["--smoke", "--history", "4,30", "--modes", "causal", "--no-decode", "--no-offload",

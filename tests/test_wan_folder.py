@@ -174,6 +174,7 @@ def test_offload_keeps_the_memory_read_resident_for_update_memory(parts):
     torch.testing.assert_close(out.kv, ref.kv)
 
 
+@pytest.mark.slow
 def test_world_model_opens_the_published_folder_and_steps(folder):
     import numpy as np
 
