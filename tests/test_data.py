@@ -139,6 +139,71 @@ def test_real_sekai_folder_without_actions_gets_them_from_the_poses(tmp_path):
     assert np.array_equal(ds[0]["actions"].numpy(), actions)
 
 
+def _plain_clip(root, keys="W+A", mouse="→", span=True, sidecar=False, stem="clip_000000"):
+    """A clip of a plain video folder: the .mp4 and a .txt of Keys/Mouse labels, no poses."""
+    path, frames, _, actions = _write(root, stem)
+    files = clip_files(path)
+    files["poses"].unlink()
+    if not sidecar:
+        files["actions"].unlink()
+    n = len(frames)
+    lines = ["Start Frame: 0", f"End Frame: {n - 1}", f"Duration: {n} frames"] if span else []
+    files["txt"].write_text("\n".join(lines + [f"Keys: {keys}", f"Mouse: {mouse}"]) + "\n", encoding="utf-8")
+    return path, frames, actions
+
+
+def test_plain_video_clip_takes_its_actions_from_the_keys_mouse_labels(tmp_path, capsys):
+    from yume_env.actions import parse_camera, parse_key
+    from yume_env.camera import trajectory_actions
+    from yume_env.cli import main
+
+    path, frames, _ = _plain_clip(tmp_path)
+    clip = read_clip(path)
+    n = len(frames)
+    assert clip.meta.labelled and clip.actions.shape == (n - 1, 2) and clip.poses.shape == (n, 4, 4)
+    assert (clip.actions == [parse_key("W+A"), parse_camera("→")]).all()
+    assert np.array_equal(trajectory_actions(clip.poses), clip.actions)  # dead-reckoned poses agree with the labels
+    ds = SekaiClipDataset(tmp_path, window=5)
+    assert ds[0]["actions"].tolist() == [[5, 1]] * 4 and ds[0]["frames"].shape == (5, 32, 32, 3)
+    assert ds[0]["captions"][0] == action_caption(5, 1) and ds[0]["poses"].shape == (5, 4, 4)
+    capsys.readouterr()
+    assert main(["data", "info", str(tmp_path)]) == 0
+    assert json.loads(capsys.readouterr().out)["actions_from"] == {"labels": 1}
+
+
+def test_plain_video_clip_without_duration_lines_counts_its_frames(tmp_path):
+    path, frames, _ = _plain_clip(tmp_path, keys="None", mouse="·", span=False)
+    clip = read_clip(path, decode=False)
+    assert clip.meta.duration == len(frames) and clip.meta.end_frame == len(frames) - 1
+    assert (clip.actions == 0).all()
+    assert len(SekaiClipDataset(tmp_path, window=None, verify=False)[0]["frames"]) == len(frames)
+
+
+def test_clip_without_poses_uses_its_sidecar_actions(tmp_path):
+    path, _, actions = _plain_clip(tmp_path, sidecar=True)
+    assert np.array_equal(read_clip(path, decode=False).actions, actions)
+
+
+def test_clip_without_poses_or_labels_is_an_error(tmp_path):
+    path, frames, _ = _plain_clip(tmp_path)
+    files = clip_files(path)
+    files["txt"].write_text(f"Start Frame: 0\nEnd Frame: {len(frames) - 1}\nDuration: {len(frames)} frames\n")
+    with pytest.raises(ClipError, match=r"missing poses file.*'Keys:' and 'Mouse:'"):
+        read_clip(path)
+    files["txt"].write_text("Caption: no labels, no span\n")
+    with pytest.raises(ClipError, match=r"missing poses file.*'Keys:' and 'Mouse:'"):
+        read_clip(path)
+    files["txt"].write_text("Duration: 13 frames\nKeys: W\n")  # a span needs all three lines
+    with pytest.raises(ClipError, match=r"\.txt: needs integer 'Start Frame:'"):
+        read_clip(path)
+
+
+def test_bad_action_label_names_the_text_file(tmp_path):
+    path, *_ = _plain_clip(tmp_path, keys="Q+E")
+    with pytest.raises(ClipError, match=r"clip_000000\.txt: bad action label .*unknown movement key"):
+        read_clip(path)
+
+
 def test_cli_generate_and_info(tmp_path, capsys):
     from yume_env.cli import main
 

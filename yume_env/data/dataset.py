@@ -9,8 +9,10 @@
     item["event"]       # event text if the event shows in this window, else ""
     item["event_start"] # first window frame showing the event (0 if it began earlier), -1 for none
 
-Works on our generated folders and on real Sekai-layout folders (actions are then re-derived from
-the poses with the camera quantizer). Nothing is skipped silently: a bad clip raises `ClipError`
+Works on our generated folders, on real Sekai-layout folders (actions are then re-derived from
+the poses with the camera quantizer) and on plain video folders whose clips have no poses but a
+`.txt` with `Keys:` / `Mouse:` labels (that action on every frame; poses dead-reckoned from it, see
+`yume_env.data.layout`). For episodes recorded from a Gymnasium env see `yume_env.data.shards`. Nothing is skipped silently: a bad clip raises `ClipError`
 naming the file, or with `skip_bad=True` is left out and listed in `ds.report["bad"]`.
 """
 

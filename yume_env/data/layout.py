@@ -10,8 +10,13 @@ each clip is a group of files sharing a stem:
     <root>/<keys>_<camera>/<stem>.actions.npy  (N-1, 2) int64 (key, camera) per frame transition (ours)
 
 Real Sekai folders have no `.actions.npy`; readers re-derive actions from the poses with the camera
-quantizer. Every file is written atomically (temp file + os.replace), the `.txt` last. A missing,
-corrupt or truncated file raises `ClipError` naming the file and what was expected.
+quantizer. Plain video folders need no poses: a clip without its `.npy` takes its actions from the
+`.actions.npy` if there is one, else from its `.txt` labels (`Keys: W+A`, `Mouse: →`: that one
+(key, camera) pair for every frame transition), and its poses are dead-reckoned from those actions
+(`label_poses`). Such a `.txt` may leave out Start Frame / End Frame / Duration: the video is then
+decoded once to count its frames. Every file is written atomically (temp file + os.replace), the
+`.txt` last. A missing, corrupt or truncated file raises `ClipError` naming the file and what was
+expected.
 """
 
 from __future__ import annotations
@@ -22,13 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..actions import CAMERAS, KEYS, NUM_CAMERAS, NUM_KEYS
+from ..actions import CAMERAS, KEYS, NUM_CAMERAS, NUM_KEYS, parse_camera, parse_key
 
 CAMERA_NAMES = {
     "·": "still", "→": "right", "←": "left", "↑": "up", "↓": "down",
     "↑→": "up_right", "↑←": "up_left", "↓→": "down_right", "↓←": "down_left",
 }
 DEFAULT_FPS = 8
+LABEL_SUB_FRAMES = 2  # frames per simulator step when dead-reckoning the poses of a clip without them
 CRF = 10
 PIXEL_FORMAT = "yuv444p"
 
@@ -50,14 +56,16 @@ class ClipMeta:
     event: str = ""
     event_start: int = -1  # first frame (clip index) showing the event, -1 for none
     extra: dict = field(default_factory=dict)  # any other "Name: value" lines
+    labelled: bool = False  # the .txt has a Keys: or Mouse: line (not written back: derived when read)
+    has_span: bool = True  # the .txt has the Start Frame / End Frame / Duration lines
 
 
 @dataclass
 class Clip:
     path: Path  # the .mp4
     meta: ClipMeta
-    poses: np.ndarray  # (N, 4, 4) float32
-    actions: np.ndarray | None  # (N-1, 2) int64, None when the folder has no sidecar
+    poses: np.ndarray  # (N, 4, 4) float32 (dead-reckoned from the actions when the clip has no .npy)
+    actions: np.ndarray | None  # (N-1, 2) int64, None when the clip has poses but no sidecar
     frames: np.ndarray | None = None  # (N, H, W, 3) uint8 when decoded
 
 
@@ -159,8 +167,9 @@ def write_clip(folder: str | os.PathLike, stem: str, frames: np.ndarray, poses: 
 
 
 # -- reading ------------------------------------------------------------------------------
-def parse_meta(path: Path) -> ClipMeta:
-    """Parse a clip's .txt (Sekai lines required: Start Frame, End Frame, Duration)."""
+def parse_meta(path: Path, need_span: bool = True) -> ClipMeta:
+    """Parse a clip's .txt. The Sekai lines Start Frame, End Frame and Duration are required when
+    `need_span`; otherwise a .txt without them gets start 0, end -1, duration 0 and has_span False."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -172,18 +181,46 @@ def parse_meta(path: Path) -> ClipMeta:
         if ":" in line:
             k, v = line.split(":", 1)
             fields[k.strip()] = v.strip()
-    try:
-        start, end = int(fields.pop("Start Frame")), int(fields.pop("End Frame"))
-        duration = int(fields.pop("Duration").split()[0])
-    except (KeyError, ValueError, IndexError):
-        raise ClipError(f"{path}: needs integer 'Start Frame:', 'End Frame:' and 'Duration: N frames' lines") from None
+    labelled = "Keys" in fields or "Mouse" in fields
+    has_span = any(k in fields for k in ("Start Frame", "End Frame", "Duration"))
+    if has_span or need_span:
+        try:
+            start, end = int(fields.pop("Start Frame")), int(fields.pop("End Frame"))
+            duration = int(fields.pop("Duration").split()[0])
+        except (KeyError, ValueError, IndexError):
+            raise ClipError(f"{path}: needs integer 'Start Frame:', 'End Frame:' and 'Duration: N frames' lines") from None
+    else:
+        start, end, duration = 0, -1, 0
     try:
         event_start = int(fields.pop("Event Start Frame", "-1") or -1)
     except ValueError:
         raise ClipError(f"{path}: 'Event Start Frame:' must be an integer") from None
     return ClipMeta(start, end, duration, keys=fields.pop("Keys", "None"), mouse=fields.pop("Mouse", "·"),
                     caption=fields.pop("Caption", ""), event=fields.pop("Event", ""), event_start=event_start,
-                    extra=fields)
+                    extra=fields, labelled=labelled, has_span=has_span)
+
+
+def label_action(meta: ClipMeta, txt: Path) -> tuple[int, int]:
+    """The (key, camera) indices of a clip's `Keys:` / `Mouse:` lines; ClipError naming the .txt."""
+    try:
+        return parse_key(meta.keys), parse_camera(meta.mouse)
+    except ValueError as e:
+        raise ClipError(f"{txt}: bad action label ({e})") from None
+
+
+def label_poses(actions: np.ndarray, sub_frames: int = LABEL_SUB_FRAMES) -> np.ndarray:
+    """(N, 4, 4) float32 camera-to-world poses dead-reckoned from (N-1, 2) (key, camera) actions:
+    one `sub_frames`-th of a simulator step per frame, from the origin (`yume_env.motion`, no walls)."""
+    from ..motion import camera_to_world, dead_reckon  # imports torch: only for clips without poses
+
+    actions = np.asarray(actions, dtype=np.int64).reshape(-1, 2)
+    pose = np.zeros((1, 4), dtype=np.float64)
+    out = [pose]
+    for a in actions:
+        pose = dead_reckon(pose, a[None], sub_frames, moves=1)[:, 0]
+        out.append(pose)
+    p = np.concatenate(out)
+    return camera_to_world(p[:, 0], 0.0, p[:, 1], p[:, 2], p[:, 3]).astype(np.float32)
 
 
 def _load_npy(path: Path, what: str) -> np.ndarray:
@@ -215,34 +252,58 @@ def read_video(path: Path) -> np.ndarray:
 
 
 def read_clip(mp4: str | os.PathLike, decode: bool = True) -> Clip:
-    """Read and check one clip (frames only when `decode`). Raises ClipError naming the bad file."""
+    """Read and check one clip (frames only when `decode`, or when a clip without poses has no
+    Duration line and must be decoded to count its frames). Raises ClipError naming the bad file."""
     files = clip_files(mp4)
     if not files["mp4"].exists():
         raise ClipError(f"{files['mp4']}: missing video file")
-    meta = parse_meta(files["txt"])
+    has_poses = files["poses"].exists()
+    meta = parse_meta(files["txt"], need_span=has_poses)
+    frames = None
+    if not meta.has_span:  # a labelled clip of a plain video folder: the video says how long it is
+        frames = read_video(files["mp4"])
+        meta.start_frame, meta.end_frame, meta.duration = 0, len(frames) - 1, len(frames)
     if meta.duration < 1 or meta.end_frame - meta.start_frame + 1 != meta.duration:
         raise ClipError(f"{files['txt']}: Duration ({meta.duration}) must equal End Frame - Start Frame + 1 "
                         f"({meta.end_frame} - {meta.start_frame} + 1)")
-    poses = _load_npy(files["poses"], "poses")
-    if poses.shape != (meta.duration, 4, 4):
-        raise ClipError(f"{files['poses']}: poses must have shape ({meta.duration}, 4, 4) (Duration from the .txt), "
-                        f"got {poses.shape}")
-    actions = None
-    if files["actions"].exists():
-        actions = _load_npy(files["actions"], "actions")
-        if actions.shape != (meta.duration - 1, 2) or not np.issubdtype(actions.dtype, np.integer):
-            raise ClipError(f"{files['actions']}: actions must be int ({meta.duration - 1}, 2), "
-                            f"got {actions.dtype} {actions.shape}")
-        if ((actions[:, 0] < 0) | (actions[:, 0] >= NUM_KEYS) | (actions[:, 1] < 0) | (actions[:, 1] >= NUM_CAMERAS)).any():
-            raise ClipError(f"{files['actions']}: actions must be (key in [0, {NUM_KEYS}), camera in [0, {NUM_CAMERAS}))")
-        actions = actions.astype(np.int64)
+    poses = None
+    if has_poses:
+        poses = _load_npy(files["poses"], "poses")
+        if poses.shape != (meta.duration, 4, 4):
+            raise ClipError(f"{files['poses']}: poses must have shape ({meta.duration}, 4, 4) (Duration from the .txt), "
+                            f"got {poses.shape}")
+    actions = _read_sidecar(files["actions"], meta.duration) if files["actions"].exists() else None
+    if poses is None:
+        if actions is None:
+            actions = _label_actions(meta, files)
+        poses = label_poses(actions)
     clip = Clip(files["mp4"], meta, poses.astype(np.float32), actions)
     if decode:
-        clip.frames = read_video(files["mp4"])
+        clip.frames = read_video(files["mp4"]) if frames is None else frames
         if len(clip.frames) != meta.duration:
             raise ClipError(f"{files['mp4']}: video has {len(clip.frames)} frames but {files['txt'].name} says "
                             f"Duration: {meta.duration} frames (truncated or mismatched clip)")
     return clip
+
+
+def _read_sidecar(path: Path, duration: int) -> np.ndarray:
+    """A clip's `.actions.npy`, checked: int (duration - 1, 2) within the action vocabulary."""
+    actions = _load_npy(path, "actions")
+    if actions.shape != (duration - 1, 2) or not np.issubdtype(actions.dtype, np.integer):
+        raise ClipError(f"{path}: actions must be int ({duration - 1}, 2), got {actions.dtype} {actions.shape}")
+    if ((actions[:, 0] < 0) | (actions[:, 0] >= NUM_KEYS) | (actions[:, 1] < 0) | (actions[:, 1] >= NUM_CAMERAS)).any():
+        raise ClipError(f"{path}: actions must be (key in [0, {NUM_KEYS}), camera in [0, {NUM_CAMERAS}))")
+    return actions.astype(np.int64)
+
+
+def _label_actions(meta: ClipMeta, files: dict[str, Path]) -> np.ndarray:
+    """(duration - 1, 2) actions of a clip without poses or sidecar: its .txt label on every transition."""
+    if not meta.labelled:
+        raise ClipError(f"{files['poses']}: missing poses file; a clip without poses needs action labels: "
+                        f"'Keys:' and 'Mouse:' lines in {files['txt'].name} (e.g. 'Keys: W+A', 'Mouse: →') "
+                        f"or a {files['actions'].name} sidecar")
+    key, camera = label_action(meta, files["txt"])
+    return np.tile(np.array([key, camera], dtype=np.int64), (meta.duration - 1, 1))
 
 
 def find_clips(root: str | os.PathLike) -> tuple[list[Path], list[Path]]:
