@@ -43,7 +43,7 @@ def _aten_ops(fn) -> int:
 
 def main(argv: list[str] | None = None) -> dict:
     from yume_env.model.dit import build_dit
-    from yume_env.model.vae import build_vae
+    from yume_env.model.codecs import build_vae
     from yume_env.data.sim_clips import SimClipSource
     from yume_env.train.recipes.default_world import default_recipe
     from yume_env.train.stages.pretrain import FlowMatchingModule, PretrainStream
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def _vae_step(recipe, mc, source) -> dict:
-    from yume_env.model.vae import build_vae
+    from yume_env.model.codecs import build_vae
     from yume_env.train.stages.vae import VAETrainModule, clip_stream
 
     cfg = recipe.vae

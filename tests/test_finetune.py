@@ -19,7 +19,7 @@ from yume_env.model.text import TextEmbedding, TextEncoder
 from yume_env.model.text_cache import TextConditioner
 from yume_env.train import distributed as D
 from yume_env.train import finetune as ft
-from yume_env.train.stages.pretrain import FlowMatchingModule
+from yume_env.train.stages.pretrain import DenoiseModule
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,7 +63,7 @@ def sekai(tmp_path_factory) -> Path:
 
 def fixed_batch_loss(model: WorldModel, library, batch) -> float:
     with torch.no_grad():
-        return float(FlowMatchingModule(model.dit)(batch)[0])
+        return float(DenoiseModule(model.dit, model.config)(batch)[0])
 
 
 def test_lora_finetune_lowers_the_loss_of_a_fixed_batch_and_trains_only_adapters(sekai, tmp_path):

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from model_support import awake
-from test_train_distill import _text
+from model_support import awake, small_config, synthetic_text
 from tolerances import assert_frames_close
 from yume_env.actions import CAMERAS, KEYS
 from yume_env.model.pipeline import WorldModel
@@ -18,7 +17,6 @@ from yume_env.model.pose_memory import POSE_FEATURES, relative_features
 from yume_env.motion import clip_poses
 from yume_env.model.retarget import retarget
 from yume_env.sim import Simulator
-from yume_env.train.recipes.default_world import smoke_recipe
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 W, NONE, RIGHT = KEYS.index("W"), KEYS.index("None"), CAMERAS.index("→")
@@ -55,8 +53,8 @@ def test_features_say_same_view_for_a_turn_back_and_differ_for_a_turned_frame():
 
 @pytest.fixture(scope="module")
 def worlds():
-    mc = smoke_recipe().model_config().replace(sample_steps=1, patch_size=[1, 1, 1], tscm_schedule="tiny-recall")
-    plain = awake(WorldModel.from_config(mc, seed=0, text=_text(mc.text_dim)), seed=1)
+    mc = small_config(sample_steps=1, patch_size=[1, 1, 1], tscm_schedule="tiny-recall")
+    plain = awake(WorldModel.from_config(mc, seed=0, text=synthetic_text(mc.text_dim)), seed=1)
     return plain, retarget(plain, pose_memory=True)
 
 

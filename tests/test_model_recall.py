@@ -3,7 +3,6 @@ view, and a world that carries the bank in its state and reads the recalled view
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -11,8 +10,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from model_support import awake
-from test_train_distill import _text
+from model_support import awake, small_config, synthetic_text
 from tolerances import assert_frames_close
 from yume_env import motion
 from yume_env.actions import CAMERAS, KEYS
@@ -21,7 +19,6 @@ from yume_env.model.pipeline import WorldModel
 from yume_env.model.recall import RecallBank, fill_bank, has_entries, pose_cell, sharp_frames
 from yume_env.model.retarget import retarget
 from yume_env.model.vae import frames_to_tensor
-from yume_env.train.recipes.default_world import smoke_recipe
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 W, NONE = KEYS.index("W"), KEYS.index("None")
@@ -31,8 +28,8 @@ RIGHT, LEFT = CAMERAS.index("→"), CAMERAS.index("←")
 @pytest.fixture(scope="module")
 def worlds():
     """A one-step tiny-fine world with pose memory, and the same world recalling one view."""
-    mc = smoke_recipe().model_config().replace(sample_steps=1, patch_size=[1, 1, 1], tscm_schedule="tiny-fine")
-    plain = awake(WorldModel.from_config(mc, seed=0, text=_text(mc.text_dim)), seed=1)
+    mc = small_config(sample_steps=1, patch_size=[1, 1, 1], tscm_schedule="tiny-fine")
+    plain = awake(WorldModel.from_config(mc, seed=0, text=synthetic_text(mc.text_dim)), seed=1)
     posed = retarget(plain, pose_memory=True)
     with torch.no_grad():  # a pose embedding that says something (it starts at zero)
         posed.dit.pose_embedding.net[2].weight.normal_(0, 0.5)
@@ -145,64 +142,6 @@ def test_the_bank_is_saved_cloned_and_required(worlds):
         recalling.step([posed.init_state(_frames(20), np.array([[NONE, RIGHT]] * 19))], np.array([[W, 0]]))
     with pytest.raises(ValueError, match="set pose_memory true too"):
         posed.config.replace(pose_memory=False, recall_frames=1)
-
-
-def test_unroll_trains_a_world_that_recalls_and_the_card_says_so(tmp_path, worlds, monkeypatch, capsys):
-    from yume_env.cli import main
-    from yume_env.model.dit import WanDiT
-
-    posed, _ = worlds
-    plain = retarget(posed, pose_memory=False)
-    plain.save_pretrained(tmp_path / "one_step")
-    seen = []
-    encode = WanDiT.encode_history
-
-    def spy(self, *args, **kw):
-        seen.append(kw.get("recall") is not None)
-        return encode(self, *args, **kw)
-
-    monkeypatch.setattr(WanDiT, "encode_history", spy)
-    run = tmp_path / "run"
-    args = ["train", "unroll", "--model", str(tmp_path / "one_step"), "--out", str(run), "--smoke", "--device", "cpu",
-            "--burn-in", "10", "--recall-weight", "2", "--recall-frames", "1", "--steps", "6"]
-    assert main(args + ["--call-minutes", "0.0001"]) == 0
-    assert main(args[:-4] + ["--recall-frames", "2"]) == 2  # bad input: one line, exit 2
-    assert "trains with recall_frames 1" in capsys.readouterr().err
-    assert main(args[:-4]) == 0  # the run remembers its recall
-    assert any(seen)  # batches whose burn-in passed the sharp bands trained with a recalled view
-    state = json.loads((run / "unroll.json").read_text())
-    assert state["exported"] and state["recall_frames"] == 1 and state["pose_memory"]
-    trained = WorldModel.from_pretrained(run / "model")
-    assert trained.config.recall_frames == 1 and trained.config.pose_memory
-    card = (run / "model" / "MODEL_CARD.md").read_text()
-    assert "--recall-frames 1 --recall-weight 2" in card and "recalled 1 old view(s) by pose" in card
-    assert "weighed 3 times the others" in card and state["recall_weight"] == 2.0
-
-
-def test_the_recall_weight_weighs_the_examples_whose_bank_holds_their_place(worlds):
-    from yume_env.data.sim_clips import SimClipSource
-    from yume_env.train.stages.unroll import UnrollConfig, UnrollModule, UnrollStream
-
-    posed, recalling = worlds
-    mc = recalling.config
-    # every batch unrolls the clips' last chunks: the return of a turn away and back, after 14 steps
-    cfg = UnrollConfig(batch_size=4, max_burn_in=2, min_unrolled=2, max_unrolled=2, pool_clips=4,
-                       revisit_fraction=1.0, revisit_batches=1.0, revisit_steps=16)
-    batch = UnrollStream(SimClipSource(mc.height, mc.width, 2), recalling.vae, recalling.text, mc, cfg).make(0)
-    plain = UnrollModule(recalling.dit, recalling.vae, 1.0, 1.0)
-    weighted = UnrollModule(recalling.dit, recalling.vae, 1.0, 1.0, recall_weight=4.0)
-    with torch.no_grad():
-        (lp, mp), (lw, mw) = plain(batch), weighted(batch)
-    assert 0 < mw["recall_seen_share"] <= 1  # some returns find their place in the bank ...
-    assert lw > lp  # ... and weigh more in the loss,
-    assert torch.equal(mp["latent_mse"], mw["latent_mse"]) and torch.equal(mp["pixel_psnr_db"], mw["pixel_psnr_db"])
-    far = dict(batch, frame_poses=batch["frame_poses"].clone())
-    far["frame_poses"][:, -4:, 0] += 100.0  # the unrolled chunks end 100 m away: nothing there is in the bank
-    with torch.no_grad():
-        lf, mf = weighted(far)
-        assert mf["recall_seen_share"] == 0 and torch.allclose(lf, plain(far)[0])  # none weighs more
-    with pytest.raises(ValueError, match="needs a world that recalls views"):
-        UnrollModule(posed.dit, posed.vae, 1.0, 1.0, recall_weight=1.0)
 
 
 class _CountOps(TorchDispatchMode):

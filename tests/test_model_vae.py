@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from yume_env.model.vae import build_vae, frames_to_tensor, split_cache, stack_caches, tensor_to_frames
+from yume_env.model.codecs import build_vae
+from yume_env.model.vae import frames_to_tensor, split_cache, stack_caches, tensor_to_frames
 from yume_env.model.vae_tiny import TinyVAE
 
 

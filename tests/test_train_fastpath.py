@@ -6,7 +6,8 @@ from yume_env.actions import NUM_ACTIONS
 from yume_env.model.config import WorldModelConfig
 from yume_env.model.dit import build_dit
 from yume_env.model.text_cache import TextConditioner
-from yume_env.train.stages.pretrain import ContextTable, PretrainConfig, flow_batch
+from yume_env.train.clip_batches import ContextTable
+from yume_env.train.stages.pretrain import PretrainConfig, denoise_batch
 
 
 def small_config(**kw):
@@ -62,16 +63,29 @@ class _Clips:
         self.events = [["fog rolls in" if (i + s) % 3 == 0 else "" for s in range(steps)] for i in range(B)]
 
 
-def test_flow_batch_is_a_pure_function_of_the_generator_and_slices_the_targets():
+def test_denoise_batch_is_a_pure_function_of_the_generator_and_slices_the_target():
     config = small_config(text_dim=8, text_tokens=2)
     lat = torch.randn(3, 16, 1 + 2 * 4, 8, 8)
-    clips, k = _Clips(3, 4), [0, 3, 1]
-    make = lambda: flow_batch(lat, clips, k, _text(), config, PretrainConfig(), torch.Generator().manual_seed(5))  # noqa: E731
+    clips, k = _Clips(3, 4), 2
+    make = lambda: denoise_batch(lat, clips, k, _text(), config, PretrainConfig(), torch.Generator().manual_seed(5))  # noqa: E731
     a, b = make(), make()
-    assert all(torch.equal(a[n], b[n]) for n in ("x0", "eps", "t", "context", "action", "history_latents"))
-    for i, ki in enumerate(k):
-        assert torch.equal(a["x0"][i], lat[i, :, 1 + 2 * ki: 3 + 2 * ki]) and a["history"][i].shape[1] == 1 + 2 * ki
-        assert int(a["action"][i]) == int(clips.actions[i, ki, 0]) * 9 + int(clips.actions[i, ki, 1])
+    assert all(torch.equal(a[n], b[n]) for n in ("x0", "eps", "t", "context", "action", "history", "history_noise"))
+    assert torch.equal(a["x0"], lat[:, :, 1 + 2 * k: 3 + 2 * k]) and a["history"].shape[2] == 1 + 2 * k
+    for i in range(3):
+        assert int(a["action"][i]) == int(clips.actions[i, k, 0]) * 9 + int(clips.actions[i, k, 1])
+
+
+def test_frame_conditioning_changes_the_output_only_once_learned():
+    torch.manual_seed(0)
+    dit = build_dit(small_config(frame_conditioning=True)).eval()
+    torch.nn.init.normal_(dit.head.head.weight, std=0.02)
+    x, ctx = torch.randn(2, 16, 2, 8, 8), torch.randn(2, 2, 384)
+    hist = dit.encode_history([torch.randn(16, 3, 8, 8)] * 2)
+    frame = torch.randn(2, 16, 1, 8, 8)
+    run = lambda f: dit(x, torch.tensor([500.0, 500.0]), ctx, hist, frame=f)  # noqa: E731
+    assert torch.equal(run(frame), run(torch.zeros_like(frame)))  # zero-initialised
+    torch.nn.init.normal_(dit.frame_embedding.weight)
+    assert not torch.allclose(run(frame), run(torch.zeros_like(frame)))
 
 
 def test_action_embedding_changes_the_output_only_once_learned():

@@ -1,5 +1,6 @@
-"""Each training stage lowers its loss on a tiny model; the default-world recipe's smoke preset
-produces a model folder that `WorldModel.from_pretrained` opens and steps."""
+"""The training stages and the `train world` recipe on tiny CPU settings: losses go down, the
+training history is the env's, the recipe writes a model folder that loads and steps, and a run
+split across calls (or carried in a packed checkpoint) continues where it stopped."""
 
 from __future__ import annotations
 
@@ -8,96 +9,109 @@ import json
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from yume_env.actions import NUM_ACTIONS
+from yume_env.data.sim_clips import EventPlan, IndexedStream, SimClipSource
+from yume_env.model.codecs import build_vae
 from yume_env.model.dit import build_dit
+from yume_env.model.history import History
+from yume_env.model.pipeline import WorldModel
 from yume_env.model.task_head import TaskHead
 from yume_env.model.text_cache import TextConditioner
-from yume_env.model.vae import build_vae
-from yume_env.data.sim_clips import IndexedStream, SimClipSource
-from yume_env.train.recipes.default_world import smoke_recipe
 from yume_env.model.vae import encode_clips
-from yume_env.train.stages.pretrain import FlowMatchingModule, PretrainConfig, flow_batch
-from yume_env.train.stages.self_forcing import SelfForcingConfig, SelfForcingStream
+from yume_env.motion import clip_poses
+from yume_env.train.recipes.world import load_recipe
+from yume_env.train.stages.pretrain import DenoiseModule, PretrainConfig, denoise_batch
 from yume_env.train.stages.task_head import RewardConfig, TaskHeadModule, task_examples
-from yume_env.train.stages.vae import VAEStageConfig, VAETrainModule
 from yume_env.train.trainer import Trainer, TrainerConfig
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    """A 32x32 model config, a VAE, a text conditioner with synthetic embeddings, and 3 rendered clips."""
-    mc = smoke_recipe().model_config()
+    """The smoke preset's 32x32 pixel world config, a text conditioner with synthetic embeddings,
+    3 rendered clips of 4 steps and their latents."""
+    mc = load_recipe("smoke").model_config()
     torch.manual_seed(0)
     text = TextConditioner(name="minilm", model_id="test", dim=mc.text_dim, tokens_per_text=1,
                            actions=[torch.randn(1, mc.text_dim) for _ in range(NUM_ACTIONS)])
-    source = SimClipSource(mc.height, mc.width, 2)
-    clips = source.render(3, 4, seed=1)
-    return mc, text, source, clips
+    clips = SimClipSource(mc.height, mc.width, 2).render(3, 4, seed=1)
+    vae = build_vae(mc.vae, mc.latent_channels)
+    return mc, text, clips, encode_clips(vae, clips.frames)
 
 
 def _fit(module, batch, steps=15, lr=3e-3):
     cfg = TrainerConfig(lr=lr, warmup_steps=1, max_steps=steps, log_every=1, ema_decay=0.0, progress=False,
                         checkpoint_every_s=0, min_lr_ratio=1.0)
     result = Trainer(module, cfg, None, name="test").fit(IndexedStream(lambda i: batch))
-    losses = [v for _, v in result.curves.series["loss"]]
-    return losses
+    return [v for _, v in result.curves.series["loss"]]
 
 
 def _lowered(losses, factor=0.8):
     return np.mean(losses[-3:]) < factor * np.mean(losses[:3])
 
 
-def test_vae_stage_lowers_reconstruction_loss(tiny):
-    mc, _, _, clips = tiny
-    torch.manual_seed(0)
+def test_pixel_codec_round_trip_is_exact(tiny):
+    mc, _, clips, latents = tiny
     vae = build_vae(mc.vae, mc.latent_channels)
-    losses = _fit(VAETrainModule(vae, VAEStageConfig(latent_noise=0.0)), clips.frames[:, :3], lr=1e-2)
-    assert _lowered(losses, 0.85), losses
+    assert latents.shape == (3, mc.latent_channels, 9, 4, 4)
+    back = ((vae.decode(latents[:, :, :3]).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    assert torch.equal(back.permute(0, 2, 3, 4, 1), clips.frames[:, :3])
 
 
-def test_pretrain_stage_lowers_flow_matching_loss_with_tscm_history_and_memory(tiny):
-    mc, text, _, clips = tiny
+def test_pretrain_stage_lowers_the_denoising_loss_with_a_noised_history_poses_and_recall(tiny):
+    mc, text, clips, latents = tiny
+    assert mc.prediction == "sample" and mc.pose_memory and mc.recall_frames == 1
     torch.manual_seed(0)
-    vae = build_vae(mc.vae, mc.latent_channels).eval()
-    latents = encode_clips(vae, clips.frames)
-    cfg = PretrainConfig()
-    batch = flow_batch(latents, clips, [0, 2, 3], text, mc, cfg, torch.Generator().manual_seed(0))
-    assert [h.shape[1] for h in batch["history"]] == [1, 5, 7]  # random history lengths, one per clip
-    losses = _fit(FlowMatchingModule(build_dit(mc), memory=True), batch)
+    batch = denoise_batch(latents, clips, 3, text, mc, PretrainConfig(history_noise_prob=1.0),
+                          torch.Generator().manual_seed(0))
+    assert batch["history"].shape[2] == 7 and batch["history_noise"].min() > 0
+    assert batch["history_poses"].shape == (3, 7, 4) and batch["target_pose"].shape == (3, 4)
+    losses = _fit(DenoiseModule(build_dit(mc), mc), batch)
     assert _lowered(losses), losses
 
 
-def test_self_forcing_stream_trains_on_self_generated_history(tiny):
-    mc, text, source, _ = tiny
-    torch.manual_seed(0)
-    vae = build_vae(mc.vae, mc.latent_channels).eval()
-    dit = build_dit(mc)
-    cfg = SelfForcingConfig(batch_size=2, max_burn_in=1, max_generated=2, clean_fraction=0.0, pool_clips=2)
-    stream = SelfForcingStream(dit, source, vae, text, mc, cfg)
-    batch = stream.next()
-    clips, latents, pick, _ = stream.pool.draw(0)
-    n = batch["history"][0].shape[1]
-    assert n >= 3 and (n - 1) % 2 == 0
-    truth = latents[pick][0, :, :n]
-    assert not torch.allclose(batch["history"][0][:, -2:], truth[:, -2:], atol=0.5)  # the model's own chunks
-    losses = _fit(FlowMatchingModule(dit), batch)
-    assert _lowered(losses), losses
+def test_the_training_history_is_the_history_the_env_builds(tiny):
+    """A clip's first k chunks appended at once (training) or chunk by chunk (the env's steps) give
+    the same kept latents, poses, banks and channel-stream sums: one History, one rule."""
+    mc, _, clips, latents = tiny
+    dit = build_dit(mc).eval()
+    poses = clip_poses(clips.actions, 2)
+    with torch.no_grad():
+        whole = History.empty(mc, latents[0, :, 0], batch=3)
+        whole.append(dit, latents[:, :, :9], poses[:, :9])
+        stepped = History.empty(mc, latents[0, :, 0], batch=3)
+        stepped.append(dit, latents[:, :, :1], poses[:, :1])
+        for s in range(4):
+            stepped.append(dit, latents[:, :, 1 + 2 * s:3 + 2 * s], poses[:, 1 + 2 * s:3 + 2 * s])
+    assert whole.n_history == stepped.n_history == [9, 9, 9]
+    for a, b in zip(whole.latents + whole.poses, stepped.latents + stepped.poses):
+        assert torch.equal(a, b)
+    for a, b in zip(whole.memory, stepped.memory):  # the same sums, added in another order
+        torch.testing.assert_close(a.kv, b.kv, rtol=1e-4, atol=1e-5)
+    assert torch.equal(whole.recall.stamp, stepped.recall.stamp) and torch.equal(whole.recall.latents, stepped.recall.latents)
 
 
 def test_reward_stage_lowers_task_head_loss_on_simulator_labels(tiny):
-    mc, _, _, clips = tiny
+    mc, _, clips, latents = tiny
     torch.manual_seed(0)
-    vae = build_vae(mc.vae, mc.latent_channels).eval()
-    batch = task_examples(clips, encode_clips(vae, clips.frames), noise=0.0, seed=0)
+    batch = task_examples(clips, latents, noise=0.0, seed=0)
     assert batch["latents"].shape[0] == 3 * 4 and batch["distance"].min() > 0
     head = TaskHead(mc.latent_channels, mc.latent_hw)
     losses = _fit(TaskHeadModule(head, RewardConfig()), batch, lr=1e-2)
     assert _lowered(losses, 0.5), losses
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 4])
+def test_the_sampler_runs_the_configured_number_of_denoising_steps(tiny, steps):
+    mc, text, clips, _ = tiny
+    world = WorldModel.from_config(mc.replace(sample_steps=steps), seed=0, text=text)
+    calls = []
+    world.dit.register_forward_hook(lambda *_: calls.append(1))
+    state = world.init_state(clips.frames[0, :1].numpy())
+    out = world.step(state, np.array([[1, 0]]), torch.Generator().manual_seed(0))
+    assert len(calls) == steps and out.frames.shape == (1, 2, 32, 32, 3)
 
 
 def _text_cache_or_skip(tmp_path):
@@ -110,134 +124,90 @@ def _text_cache_or_skip(tmp_path):
 
 
 @pytest.mark.slow
-def test_smoke_recipe_writes_a_model_folder_that_loads_and_steps(tmp_path):
-    from yume_env.model.pipeline import WorldModel
-    from yume_env.train.recipes import default_world
+def test_world_recipe_writes_a_model_folder_that_loads_and_steps_and_resumes(tmp_path, capsys):
+    from yume_env.cli import main
 
     cache = _text_cache_or_skip(tmp_path)
     run = tmp_path / "run"
-    args = ["--out", str(run), "--text-cache", str(cache), "--smoke", "--device", "cpu"]
-    assert default_world.main(args + ["--call-minutes", "0.0001"]) == 0  # out of time at once: checkpoint, stop
+    args = ["train", "world", "--out", str(run), "--text-cache", str(cache), "--preset", "smoke", "--device", "cpu"]
+    assert main(args + ["--call-minutes", "0.0001"]) == 0  # out of time at once: checkpoint, stop
     assert not json.loads((run / "run.json").read_text()).get("exported")
-    assert default_world.main(args) == 0  # the next call resumes and finishes
+    assert main(args) == 0  # the next call resumes and finishes
     state = json.loads((run / "run.json").read_text())
-    assert len(state["calls"]) == 2
-    assert state["exported"] and all(state["stages"][s]["done"] for s in default_world.STAGES)
-    for name in ("vae", "pretrain", "self_forcing", "reward"):
-        assert (run / "curves" / f"{name}.png").is_file() and (run / "curves" / f"{name}.json").is_file()
-    assert (run / "samples" / "scripted.gif").is_file()
-    assert "drift_psnr_before_self_forcing" in state["metrics"] and "drift_psnr_after_self_forcing" in state["metrics"]
-    # the exported DiT is the stage with the better rollout PSNR; only its weights are kept
-    m = state["metrics"]
-    kept = "dit_self_forcing" if m["drift_psnr_after_self_forcing"] >= m["drift_psnr_before_self_forcing"] else "dit_pretrain"
-    assert m["exported_dit"] == kept
-    assert sorted(p.stem for p in (run / "weights").glob("dit_*.safetensors")) == [kept]
+    assert len(state["calls"]) == 2 and state["exported"]
+    assert all(state["stages"][s]["done"] for s in ("pretrain", "reward"))
+    assert (run / "curves" / "pretrain.json").is_file() and (run / "samples" / "scripted.gif").is_file()
     card = (run / "model" / "MODEL_CARD.md").read_text()
-    assert "GPU-minutes" in card and "| call | processes x device |" in card and "rollout_psnr_mean_db" in card
+    assert card.startswith("---\n") and "GPU-minutes" in card and "rollout_psnr_mean_db" in card
     world = WorldModel.from_pretrained(run / "model")
     assert world.task_head is not None and world.start_frames["frames"].shape[1:] == (32, 32, 3)
     s = world.init_state(world.start_frames["frames"][:1], event="it starts to snow")
-    out = world.step([s], np.array([[1, 0]]), torch.Generator().manual_seed(0))
+    out = world.step(s, np.array([[1, 0]]), torch.Generator().manual_seed(0))
     assert out.frames.shape == (1, 2, 32, 32, 3) and world.predict_task(out.latents)["distance"].shape == (1,)
-    # calling again on a finished run does nothing new and keeps the model
-    assert default_world.main(args) == 0
+    assert main(args + ["--set", "pretrain.batch_size=2"]) == 2  # another recipe: refused, naming the run's
+    assert "holds a run of preset 'smoke' with overrides []" in capsys.readouterr().err
 
 
-@pytest.mark.slow
-def test_smoke_recipe_stop_after_ends_the_run_at_that_stage(tmp_path):
-    """A sweep's `--set stop_after=pretrain`: VAE and pretraining finish, nothing after them runs."""
-    from yume_env.train.recipes import default_world
+def test_a_run_stopped_midway_continues_the_same_losses(tmp_path, tiny):
+    """Stopped after 3 steps and resumed by new objects, a stage gives bitwise the losses of one
+    uninterrupted run (the stream's position, RNG and schedule are in the checkpoint)."""
+    from yume_env.train.stages.pretrain import PretrainStream
 
-    cache = _text_cache_or_skip(tmp_path)
-    run = tmp_path / "run"
-    args = ["--out", str(run), "--text-cache", str(cache), "--smoke", "--device", "cpu", "--set", "stop_after=pretrain"]
-    assert default_world.main(args) == 0
-    state = json.loads((run / "run.json").read_text())
-    assert [s for s in default_world.STAGES if state["stages"].get(s, {}).get("done")] == ["vae", "pretrain"]
-    assert not state.get("exported") and (run / "weights" / "dit_pretrain.safetensors").is_file()
-    with pytest.raises(ValueError, match="stop_after must be one of"):
-        default_world.main(["--out", str(tmp_path / "bad"), "--text-cache", str(cache), "--smoke", "--device", "cpu",
-                            "--set", "stop_after=pretraining"])
+    mc, text, _, _ = tiny
+    cfg = PretrainConfig(batch_size=2, clip_steps=3, pool_clips=3, trainer=TrainerConfig(
+        lr=1e-3, warmup_steps=1, max_steps=6, log_every=1, ema_decay=0.9, progress=False, checkpoint_every_s=0))
+    source = SimClipSource(mc.height, mc.width, 2, events=EventPlan(probability=0.0))  # the test text knows no events
+    vae = build_vae(mc.vae, mc.latent_channels)
 
+    def trainer(out):
+        torch.manual_seed(0)
+        stream = PretrainStream(source, vae, text, mc, cfg)
+        t = Trainer(DenoiseModule(build_dit(mc), mc), cfg.trainer, out, name="pretrain")
+        t.resume(stream)
+        return t, stream
 
-def test_folder_clips_from_a_sekai_layout_dataset_match_the_simulator_clip_layout(tmp_path):
-    from yume_env.data.generate import generate_dataset
-    from yume_env.data.sim_clips import FolderClipSource
-
-    generate_dataset(tmp_path / "data", clips=2, frames=9, height=32, width=32, seed=0, progress=False)
-    clips = FolderClipSource(str(tmp_path / "data"), 32, 32, 2).render(3, 3, seed=0)
-    assert clips.frames.shape == (3, 7, 32, 32, 3) and clips.frames.dtype == torch.uint8
-    assert clips.actions.shape == (3, 3, 2) and len(clips.events) == 3 and len(clips.events[0]) == 3
-    with pytest.raises(ValueError, match="model takes"):
-        FolderClipSource(str(tmp_path / "data"), 64, 64, 2).render(1, 3, seed=0)
-
-
-def test_activation_checkpointing_gives_the_same_loss_and_gradients(tiny):
-    import copy
-
-    from yume_env.train.distributed import enable_activation_checkpointing
-
-    mc, text, _, clips = tiny
-    torch.manual_seed(0)
-    vae = build_vae(mc.vae, mc.latent_channels).eval()
-    batch = flow_batch(encode_clips(vae, clips.frames), clips, [1, 2, 3], text, mc, PretrainConfig(),
-                       torch.Generator().manual_seed(0))
-    plain = FlowMatchingModule(build_dit(mc))
-    ckpt = copy.deepcopy(plain)
-    assert enable_activation_checkpointing(ckpt) == mc.num_layers
-    losses = []
-    for module in (plain, ckpt):
-        loss, _ = module(batch)
-        loss.backward()
-        losses.append(loss.item())
-    assert losses[0] == pytest.approx(losses[1], rel=1e-6)
-    for (name, a), (_, b) in zip(plain.named_parameters(), ckpt.named_parameters()):
-        if a.grad is not None:
-            torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6, msg=name)
+    whole, stream = trainer(tmp_path / "whole")
+    whole.fit(stream)
+    first, stream = trainer(tmp_path / "split")
+    first.fit(stream, until_step=3)
+    second, stream = trainer(tmp_path / "split")
+    assert second.step == 3
+    second.fit(stream)
+    assert whole.curves.series["loss"] == second.curves.series["loss"]
 
 
-def test_recipe_overrides_change_nested_values_and_reject_unknown_fields():
-    from yume_env.train.recipes.default_world import apply_overrides, default_recipe
+def test_recipe_presets_and_overrides_change_nested_values_and_reject_unknown_fields():
+    recipe = load_recipe("default-world", ["pretrain.batch_size=16", "pretrain.trainer.lr=1e-3", "model.dim=240",
+                                           "fractions.reward=0.2"])
+    assert recipe.pretrain.batch_size == 16 and recipe.pretrain.trainer.lr == 1e-3
+    assert recipe.model_config().dim == 240 and recipe.fractions["reward"] == 0.2
+    with pytest.raises(ValueError, match="PretrainConfig has no field 'batch'"):
+        load_recipe("default-world", ["pretrain.batch=16"])
+    with pytest.raises(ValueError, match="unknown preset 'nope'"):
+        load_recipe("nope")
 
-    r = apply_overrides(default_recipe(), ["pretrain.batch_size=128", "pretrain.trainer.lr=3e-4", "fractions.vae=0.1"])
-    assert r.pretrain.batch_size == 128 and r.pretrain.trainer.lr == 3e-4 and r.fractions["vae"] == 0.1
-    assert default_recipe().pretrain.batch_size != 128  # presets are not modified
-    with pytest.raises(ValueError, match="no field 'batch'"):
-        apply_overrides(default_recipe(), ["pretrain.batch=1"])
 
+def test_a_packed_checkpoint_resumes_from_its_ema_weights_with_fresh_optimizer_moments(tmp_path, tiny):
+    """What a run carries between machines: the EMA weights only; the run continues from them."""
+    from yume_env.train.checkpointing import latest_checkpoint, load_checkpoint, pack_checkpoint
+    from yume_env.train.stages.pretrain import PretrainStream
 
-@pytest.mark.slow
-def test_compare_measures_a_run_from_its_latest_pretrain_checkpoint_ema(tmp_path, tiny):
-    """recipes.compare loads a run's newest pretrain checkpoint (EMA weights, not the raw model)
-    with the run's own VAE and config, and reports PSNRs and the conditioning ablation."""
-    from yume_env.train.checkpointing import atomic_save_safetensors, save_checkpoint
-    from yume_env.train.recipes.compare import load_run_world, markdown, measure
-
-    from yume_env.model.bench import _HashEncoder  # encodes any event text (the clips carry events)
-
-    mc = tiny[0]
-    text = TextConditioner.build(_HashEncoder(mc.text_encoder, mc.text_dim))
-    run = tmp_path / "run"
-    (run / "weights").mkdir(parents=True)
-    (run / "run.json").write_text(json.dumps({"preset": "smoke", "overrides": [], "stages": {}, "calls": [], "metrics": {}}))
-    atomic_save_safetensors(build_vae(mc.vae, mc.latent_channels).state_dict(), run / "weights" / "vae.safetensors")
-    torch.manual_seed(3)
-    raw, ema = build_dit(mc, device="cpu"), build_dit(mc, device="cpu")
-    for p in ema.parameters():
-        p.data.normal_(0, 0.02)
-    shadow = {f"dit.{k}": v for k, v in ema.state_dict().items()}
-    save_checkpoint(run / "ckpt" / "pretrain", 7, {
-        "name": "pretrain", "model": {f"dit.{k}": v for k, v in raw.state_dict().items()},
-        "ema": {"decay": 0.9, "updates": 7, "shadow": shadow}, "schedule": {"step": 7, "elapsed_s": 12.0}})
-    world, _, info = load_run_world(run, text, torch.device("cpu"))
-    assert info["step"] == 7 and info["elapsed_s"] == 12.0
-    for k, v in ema.state_dict().items():
-        assert torch.equal(world.dit.state_dict()[k], v), k
-    row = measure(run, text, torch.device("cpu"), save_dits=tmp_path / "dits")  # the smoke recipe's 2 clips x 3 steps
-    saved = load_file(tmp_path / "dits" / "run.safetensors")  # float16 copies of the measured (EMA) weights
-    for k, v in ema.state_dict().items():
-        assert saved[k].dtype == torch.float16 and torch.equal(saved[k], v.half()), k
-    assert json.loads((tmp_path / "dits" / "run.json").read_text())["config"] == mc.to_dict()
-    assert np.isfinite(row["rollout_psnr_mean_db"]) and np.isfinite(row["teacher_forced_psnr_db"])
-    assert set(row["x0_error_t1"]) >= {"true", "shuffled_action", "shuffled_history", "copy_last_frame"}
-    assert "| run |" in markdown([row]) and "step-00000007" in markdown([row])
+    mc, text, _, _ = tiny
+    cfg = PretrainConfig(batch_size=2, clip_steps=3, pool_clips=3, trainer=TrainerConfig(
+        lr=1e-3, warmup_steps=2, max_steps=5, log_every=1, ema_decay=0.9, progress=False, checkpoint_every_s=0))
+    source = SimClipSource(mc.height, mc.width, 2, events=EventPlan(probability=0.0))
+    vae = build_vae(mc.vae, mc.latent_channels)
+    stream = PretrainStream(source, vae, text, mc, cfg)
+    first = Trainer(DenoiseModule(build_dit(mc), mc), cfg.trainer, tmp_path, name="pretrain")
+    first.fit(stream, until_step=3)
+    pack_checkpoint(tmp_path)
+    _, packed = load_checkpoint(latest_checkpoint(tmp_path))
+    assert packed["model"] is None and packed["optimizer"] is None
+    assert all(v.dtype == torch.bfloat16 for v in packed["ema"]["shadow"].values() if v.is_floating_point())
+    stream = PretrainStream(source, vae, text, mc, cfg)
+    second = Trainer(DenoiseModule(build_dit(mc), mc), cfg.trainer, tmp_path, name="pretrain")
+    assert second.resume(stream) and second.step == 3 and stream.index == 3
+    for name, p in second.module.named_parameters():  # the model starts from the carried EMA weights
+        assert torch.equal(p.detach(), packed["ema"]["shadow"][name].float()), name
+    assert second.extra["optimizer_restarted_at"] == 3 and second.lr_now() < cfg.trainer.lr  # warming up again
+    assert second.fit(stream).finished and second.step == 5

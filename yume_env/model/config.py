@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 HISTORY_ATTENTION_MODES = ("global", "causal")
+PREDICTIONS = ("velocity", "sample")
 # how a chunk is sampled, not what a world's state holds: a state can be stepped with other values
-SAMPLING_FIELDS = ("sample_steps", "shift", "spread_gain_max")
+SAMPLING_FIELDS = ("sample_steps", "shift", "sample_renoise", "spread_gain_max")
 
 
 @dataclass
@@ -25,7 +26,9 @@ class WorldModelConfig:
     `patch_size` (t, h, w), `text_dim` (text encoder width), `freq_dim` (sinusoidal timestep
     width), `eps`, `qk_norm`, `cross_attn_norm`, `rope_theta`.
     Chunks: `latent_frames_per_chunk` generated per step; sampler: `sample_steps` Euler steps with
-    timestep `shift`; `spread_gain_max` > 1 scales each new chunk's per-channel spread back up to
+    timestep `shift`, stochastic with `sample_renoise` > 0 (`sampler.renoise_step`); `prediction`: the DiT outputs the flow's velocity ("velocity", as published) or
+    the clean chunk ("sample", for worlds that denoise pixels); `frame_conditioning`: the newest
+    history frame is also embedded on each current token (frame stacking); `spread_gain_max` > 1 scales each new chunk's per-channel spread back up to
     the previous chunk's by at most that gain (`yume_env.model.spread`; 1 = off, as published).
     TSCM: `tscm_schedule` (a name in `yume_env.model.tscm.SCHEDULES`) for the temporal-spatial
     stream; the channel stream (linear-attention memory) has `memory_channels` per memory token and
@@ -54,6 +57,8 @@ class WorldModelConfig:
     latent_frames_per_chunk: int = 8
     sample_steps: int = 4
     shift: float = 7.0
+    sample_renoise: float = 0.0  # 0: Euler (deterministic given the noise); (0, 1]: share of fresh noise per step
+    prediction: str = "velocity"  # what the DiT outputs: the flow's velocity (Yume) or the clean chunk (pixel worlds)
     spread_gain_max: float = 1.0
     tscm_schedule: str = "yume"
     memory_channels: int = 96
@@ -64,6 +69,7 @@ class WorldModelConfig:
     action_embedding: bool = False  # a learned (81, dim) table of flat actions added to the time embedding
     pose_memory: bool = False  # history tokens get their frame's dead-reckoned pose relative to the chunk's (pose_memory.py)
     recall_frames: int = 0  # old views recalled by pose and read at full detail beside the TSCM bands (recall.py)
+    frame_conditioning: bool = False  # the newest history frame is embedded on each current token (dit.py)
     height: int = 704
     width: int = 1280
     fps: int = 16
@@ -114,6 +120,10 @@ class WorldModelConfig:
                 )
         if self.latent_frames_per_chunk % self.patch_size[0]:
             raise ValueError("latent_frames_per_chunk must be a multiple of patch_size[0]")
+        if not 0.0 <= self.sample_renoise <= 1.0:
+            raise ValueError(f"sample_renoise is a share of fresh noise in [0, 1], got {self.sample_renoise}")
+        if self.prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {PREDICTIONS}, got {self.prediction!r}")
         if self.sample_steps < 1:
             raise ValueError(f"sample_steps must be >= 1, got {self.sample_steps}")
         if not self.spread_gain_max >= 1.0:
@@ -193,6 +203,18 @@ PRESETS: dict[str, dict[str, Any]] = {
         tscm_schedule="tiny", memory_channels=16, memory_heads=2, memory_head_dim=32,
         history_attention="causal", action_embedding=True, height=64, width=64, fps=8,
         vae={"type": "tiny", "spatial_compression": 8, "temporal_compression": 1, "channels": [32, 48, 64]},
+        text_encoder="minilm", text_tokens=2,
+    ),
+    # A world that denoises pixels: 8x8 pixel blocks as 192-channel latent pixels, one token each;
+    # the DiT predicts the clean chunk in 3 steps with the newest frame stacked on its tokens, pose
+    # memory and one recalled view; 2 frames per step, MiniLM text as [action, event].
+    "pixel": dict(
+        dim=192, ffn_dim=768, num_layers=4, num_heads=6, latent_channels=192,
+        patch_size=[1, 1, 1], text_dim=384, freq_dim=64, eps=1e-6,
+        latent_frames_per_chunk=2, sample_steps=3, shift=1.0, prediction="sample",
+        tscm_schedule="tiny-recall", memory_channels=16, memory_heads=2, memory_head_dim=32,
+        history_attention="causal", action_embedding=True, pose_memory=True, recall_frames=1, frame_conditioning=True,
+        height=64, width=64, fps=8, vae={"type": "pixel", "spatial_compression": 8, "temporal_compression": 1},
         text_encoder="minilm", text_tokens=2,
     ),
 }

@@ -52,6 +52,7 @@ class HistoryContext:
     lengths: list[int]
     next_t: list[int]
     memory: list[MemoryState | None] | None = None
+    noise_level: torch.Tensor | None = None  # (B,) in [0, 1]: how noisy each world's history is (None: clean)
     kv_cache: list[tuple[torch.Tensor, torch.Tensor]] | None = field(default=None, repr=False)
     kv_cache_context: torch.Tensor | None = field(default=None, repr=False)
     text_kv: list[tuple[torch.Tensor, torch.Tensor]] | None = field(default=None, repr=False)
@@ -118,6 +119,12 @@ class WanDiT(nn.Module):
         self.action_embedding = nn.Embedding(NUM_ACTIONS, c.dim) if c.action_embedding else None
         # each history frame's pose relative to the chunk's, added to the frame's tokens (pose_memory.py)
         self.pose_embedding = PoseEmbedding(c.dim) if c.pose_memory else None
+        # the newest history frame, embedded at the position of each current token (the frame
+        # stacking of DIAMOND and GameNGen: copying what stays in view is a local operation), with
+        # the history's noise level (not in the published model)
+        self.frame_embedding = (nn.Conv3d(c.latent_channels, c.dim, c.patch_size, c.patch_size)
+                                if c.frame_conditioning else None)
+        self.frame_level = nn.Linear(c.freq_dim, c.dim) if c.frame_conditioning else None
         if not self.patch_embedding.weight.is_meta:  # meta tensors hold no values to initialise
             self.init_weights()
 
@@ -179,6 +186,10 @@ class WanDiT(nn.Module):
             self.pose_embedding.reset_parameters()
         if self.action_embedding is not None:  # zero: a fresh model is unchanged until it learns
             nn.init.zeros_(self.action_embedding.weight)
+        if self.frame_embedding is not None:  # zero: unchanged until it learns
+            for m in (self.frame_embedding, self.frame_level):
+                nn.init.zeros_(m.weight)
+                nn.init.zeros_(m.bias)
 
     def extra_state_dict_keys(self) -> list[str]:
         """Keys the published Yume-5B files lack (the channel stream), so loaders may accept
@@ -236,6 +247,7 @@ class WanDiT(nn.Module):
         n_history: list[int] | None = None,
         poses: list[torch.Tensor] | None = None,
         recall: list[tuple[torch.Tensor, torch.Tensor] | None] | None = None,
+        noise_level: torch.Tensor | None = None,
     ) -> HistoryContext:
         """Embed each world's history latents (C, N_i, h, w) (N_i may be 0 and may differ).
 
@@ -251,6 +263,9 @@ class WanDiT(nn.Module):
         n_history[i])` (bounded storage, see `tscm.append_history`); default: history[i] is full.
         context (B, L, text_dim): in "causal" mode, precompute the blocks' history keys/values now
         (otherwise at the first forward, which has the context anyway).
+        noise_level (B,) in [0, 1]: the flow noise level of each world's history (training adds
+        noise to the history so the world learns to correct its own imperfect frames); history tokens
+        run at timestep noise_level * 1000. None: clean history at timestep 0, as published.
         """
         dim, hd = self.config.dim, self.config.head_dim
         plans, columns = [], []
@@ -327,7 +342,7 @@ class WanDiT(nn.Module):
                 pos[idx, :T] = group_pos
         valid = torch.arange(H, device=tokens.device)[None, :] < host_tensor(lengths, tokens.device)[:, None]
         freqs = rope_freqs(pos, hd, self.config.rope_theta)
-        ctx = HistoryContext(tokens, freqs, valid, lengths, next_t, memory)
+        ctx = HistoryContext(tokens, freqs, valid, lengths, next_t, memory, noise_level)
         if context is not None and self.config.history_attention == "causal" and H:
             self._history_kv(ctx, context)
         return ctx
@@ -350,8 +365,12 @@ class WanDiT(nn.Module):
         if history.kv_cache is not None and torch.equal(history.kv_cache_context, context):
             return history.kv_cache
         B, H = history.batch_size, history.max_tokens
-        _, e0 = self._time(torch.zeros(1, device=history.tokens.device))
-        mod = e0.unsqueeze(0).expand(B, 1, 6, self.config.dim)
+        if history.noise_level is None:
+            _, e0 = self._time(torch.zeros(1, device=history.tokens.device))
+            mod = e0.unsqueeze(0).expand(B, 1, 6, self.config.dim)
+        else:
+            _, e0 = self._time(history.noise_level.to(history.tokens.device).float() * 1000.0)
+            mod = e0.unsqueeze(1)  # (B, 1, 6, dim)
         text_kv = self._text_kv(context, history)
         mask = _history_mask(history.valid) if history.padded else None
         x = history.tokens.float()
@@ -464,18 +483,25 @@ class WanDiT(nn.Module):
         memory: list[MemoryState | None] | None = None,
         use_history_cache: bool = True,
         action: torch.Tensor | None = None,
+        frame: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Velocity (eps - x0) for the current chunk x (B, C, F, h, w) at `timestep` (B,) in
         [0, 1000], text `context` (B, L, text_dim). `memory` defaults to `history.memory`.
         use_history_cache=False (causal mode) recomputes the history with the chunk, each call.
         action (B,) flat actions key * 9 + camera: added through the learned action embedding of
-        the current chunk's time embedding (models with `config.action_embedding`; else ignored)."""
+        the current chunk's time embedding (models with `config.action_embedding`; else ignored).
+        frame (B, C, 1, h, w): the newest history frame, for models with `config.frame_conditioning`
+        (its noise level is the history's, `history.noise_level`)."""
         c = self.config
         B, C, Fr, h, w = x.shape
         if C != c.latent_channels:
             raise ValueError(f"x must have {c.latent_channels} latent channels, got {C}")
         timestep = torch.as_tensor(timestep, device=x.device).reshape(-1).expand(B)
         cur = self.patch_embedding(x.to(self.dtype))
+        if self.frame_embedding is not None:
+            if frame is None:
+                raise ValueError("this DiT stacks the newest history frame on the chunk (frame_conditioning): pass frame=")
+            cur = cur + self.frame_embedding(frame.to(self.dtype)).expand(-1, -1, cur.shape[2], -1, -1)
         grid = cur.shape[2:]
         cur = cur.flatten(2).transpose(1, 2).float()  # (B, S, dim)
         S = cur.shape[1]
@@ -484,12 +510,18 @@ class WanDiT(nn.Module):
             raise ValueError(f"history holds {history.batch_size} worlds but x holds {B}")
         freqs = self._current_freqs(history, tuple(grid), B, x.device)
 
+        level = history.noise_level if history is not None else None
+        hist_t = torch.zeros(1, device=x.device) if level is None else level.to(x.device).float() * 1000.0
+        n_hist = hist_t.shape[0]  # rows of history modulation: one (clean) or one per world
         act = None
-        if action is not None and self.action_embedding is not None:  # history row (t = 0) gets none
+        if action is not None and self.action_embedding is not None:  # history rows get none
             action = torch.as_tensor(action, device=x.device).reshape(-1).long().expand(B)
-            act = torch.cat([action.new_full((1,), -1), action])
-        e, e0 = self._time(torch.cat([torch.zeros(1, device=x.device), timestep.float()]), act)
-        e_hist, e_cur = e0[:1], e0[1:]
+            act = torch.cat([action.new_full((n_hist,), -1), action])
+        e, e0 = self._time(torch.cat([hist_t, timestep.float()]), act)
+        e_hist, e_cur = e0[:n_hist], e0[n_hist:]
+        if self.frame_level is not None:  # the stacked frame's noise level, on every current token
+            shift = linear_f32(self.frame_level, sinusoidal_embedding(c.freq_dim, hist_t.expand(B)))
+            cur = cur + shift[:, None, :]
         text_kv = self._text_kv(context, history)
         if memory is None and history is not None:
             memory = history.memory
@@ -517,7 +549,7 @@ class WanDiT(nn.Module):
                 seq, _ = blk(seq, mod, (H, S), freqs_s, text_kv[i], mask=mask, memory=_layer(mem, i), memory_start=H)
             cur = seq[:, H:]
 
-        out = self.head(cur, e[1:])
+        out = self.head(cur, e[n_hist:])
         return self.unpatchify(out, grid)
 
     def _current_freqs(self, history: HistoryContext | None, grid: tuple[int, ...], B: int, device) -> torch.Tensor:

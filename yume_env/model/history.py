@@ -113,12 +113,13 @@ class History:
         return [lat[:, -int(frames):] for lat in self.latents]
 
     def read(self, dit: torch.nn.Module, context: torch.Tensor | None = None,
-             target: torch.Tensor | None = None) -> HistoryContext:
+             target: torch.Tensor | None = None, noise_level: torch.Tensor | None = None) -> HistoryContext:
         """The DiT's history tokens for the next chunk (`WanDiT.encode_history`).
 
         target (B, 4): the pose of the chunk's last frame (models with pose memory: each kept
         latent's pose is given relative to it, and the banks recall the views nearest to it).
-        context: the chunk's text, so causal-mode DiTs precompute the history keys/values now."""
+        context: the chunk's text, so causal-mode DiTs precompute the history keys/values now.
+        noise_level (B,): how noisy the kept latents are (training; None: clean)."""
         c = self.config
         features = recalled = None
         if c.pose_memory:
@@ -132,7 +133,7 @@ class History:
                 latents, feats = self.recall.recall(target, c.recall_frames)  # gathered copies
                 recalled = [(lat, f) if h else None for lat, f, h in zip(latents.unbind(0), feats.unbind(0), has)]
         return dit.encode_history(self.latents, self.memory, context=context, n_history=self.n_history,
-                                  poses=features, recall=recalled)
+                                  poses=features, recall=recalled, noise_level=noise_level)
 
     def _pose_features(self, target: torch.Tensor) -> list[torch.Tensor]:
         """Each world's kept poses seen from its target pose, per group of worlds that keep as many

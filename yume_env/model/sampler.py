@@ -39,6 +39,23 @@ def timesteps(sigmas: torch.Tensor) -> torch.Tensor:
     return sigmas[:-1] * 1000.0
 
 
+def velocity(output: torch.Tensor, x: torch.Tensor, t: torch.Tensor, prediction: str) -> torch.Tensor:
+    """The flow velocity eps - x0 implied by a model output at x (B, ...) and noise level t (B,) in (0, 1]:
+    the output itself ("velocity") or (x - x0) / t for a predicted clean sample x0 ("sample")."""
+    if prediction == "velocity":
+        return output
+    if prediction == "sample":
+        return (x - output) / t.view(-1, *[1] * (x.dim() - 1)).to(x.dtype)
+    raise ValueError(f"prediction must be 'velocity' or 'sample', got {prediction!r}")
+
+
+def clean_sample(output: torch.Tensor, x: torch.Tensor, t: torch.Tensor, prediction: str) -> torch.Tensor:
+    """The clean sample x0 implied by a model output at x and noise level t (B,)."""
+    if prediction == "sample":
+        return output
+    return x - t.view(-1, *[1] * (x.dim() - 1)).to(x.dtype) * output
+
+
 def euler_step(x: torch.Tensor, velocity: torch.Tensor, sigma: float, sigma_next: float) -> torch.Tensor:
     """One Euler update of the flow ODE from `sigma` to `sigma_next`."""
     return x + (float(sigma_next) - float(sigma)) * velocity.to(x.dtype)
@@ -70,14 +87,34 @@ def initial_noise(
     return torch.stack(draws).to(device=device, dtype=dtype)
 
 
-def sample(denoise: Denoiser, noise: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
-    """Integrates from `noise` (sigma = sigmas[0]) to sigmas[-1] with Euler steps.
+def renoise_step(x: torch.Tensor, velocity: torch.Tensor, sigma: float, sigma_next: float, amount: float,
+                 fresh: torch.Tensor) -> torch.Tensor:
+    """A stochastic step from `sigma` to `sigma_next`: the implied clean sample x0 = x - sigma * v is
+    noised again to `sigma_next` with its implied noise eps = x0 + v, of which a share `amount` (in
+    [0, 1], by variance) is replaced by `fresh` noise. amount 0 is the Euler step."""
+    v = velocity.to(x.dtype)
+    x0 = x - float(sigma) * v
+    eps = (1.0 - amount**2) ** 0.5 * (x0 + v) + amount * fresh
+    return (1.0 - float(sigma_next)) * x0 + float(sigma_next) * eps
+
+
+def sample(denoise: Denoiser, noise: torch.Tensor, sigmas: torch.Tensor, renoise: float = 0.0,
+           draw_noise: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:
+    """Integrates from `noise` (sigma = sigmas[0]) to sigmas[-1]: Euler steps, or with `renoise` > 0
+    stochastic steps (`renoise_step`) whose fresh noise comes from `draw_noise()` (shaped like `noise`).
 
     `denoise(x, timestep)` gets the timestep as a (B,) tensor of sigma * 1000 in x's dtype.
     """
+    if renoise and draw_noise is None:
+        raise ValueError("a stochastic sampler (renoise > 0) needs draw_noise for its fresh noise")
     x = noise
     batch = x.shape[0]
-    for sigma, sigma_next in zip(sigmas[:-1].tolist(), sigmas[1:].tolist()):
+    pairs = list(zip(sigmas[:-1].tolist(), sigmas[1:].tolist()))
+    for i, (sigma, sigma_next) in enumerate(pairs):
         t = torch.full((batch,), sigma * 1000.0, device=x.device, dtype=torch.float32)
-        x = euler_step(x, denoise(x, t), sigma, sigma_next)
+        v = denoise(x, t)
+        if renoise and i + 1 < len(pairs):  # the last step lands on the clean sample: nothing to renoise
+            x = renoise_step(x, v, sigma, sigma_next, renoise, draw_noise())
+        else:
+            x = euler_step(x, v, sigma, sigma_next)
     return x

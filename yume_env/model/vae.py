@@ -105,24 +105,6 @@ def tensor_to_frames(x: torch.Tensor) -> np.ndarray:
     return x.permute(0, 2, 3, 4, 1).contiguous().cpu().numpy()
 
 
-def build_vae(vae_config: dict, latent_channels: int) -> VideoVAE:
-    """A randomly initialised VAE of the config's type (weights come from `vae.safetensors`).
-
-    The Wan2.2 VAE comes only with its published weights: `WorldModel.from_pretrained(<Yume-5B folder>)`.
-    """
-    kind = vae_config.get("type")
-    if kind == "tiny":
-        from yume_env.model.vae_tiny import TinyVAE
-
-        return TinyVAE.from_config(vae_config, latent_channels)
-    if kind == "wan2.2":
-        raise ValueError(
-            "the wan2.2 VAE is built from its published weights only: open the Yume-5B folder with "
-            "WorldModel.from_pretrained(path) (it reads Wan2.2_VAE.pth)"
-        )
-    raise ValueError(f"unknown VAE type {kind!r} in config.vae; expected 'tiny' or 'wan2.2'")
-
-
 @torch.no_grad()
 def encode_clips(vae: nn.Module, frames: torch.Tensor, chunk: int = 512) -> torch.Tensor:
     """uint8 (n, T, H, W, 3) -> normalised latents (n, C, T, h, w) (1x temporal VAE), float32."""

@@ -31,6 +31,7 @@ def step_chunk(
     poses: torch.Tensor | None = None,
     spread_active: Sequence[bool] | None = None,
     sample_steps: int | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
 ) -> torch.Tensor:
     """The next chunk's latents (B, C, F, h, w) of B worlds; `history` is updated in place.
 
@@ -38,7 +39,8 @@ def step_chunk(
     context (B, L, text_dim): [action, event] text; noise: like the latents; action (B,): flat actions
     (key * 9 + camera) for DiTs with a learned action embedding; poses (B, F, 4): the chunk's frame
     poses (models with pose memory); spread_active: per world, whether the spread guard applies
-    (default: every world); sample_steps: override `config.sample_steps`. Gradients flow where
+    (default: every world); sample_steps: override `config.sample_steps`; generator: where a
+    stochastic sampler (`config.sample_renoise`) draws its fresh noise, like `sampler.initial_noise`. Gradients flow where
     they are enabled (training rollouts), into this chunk only: the history is read as it is."""
     c = config
     memory = history.memory
@@ -46,11 +48,17 @@ def step_chunk(
     tokens = history.read(dit, context=context, target=target)
     kw = {"action": action} if action is not None and getattr(dit, "action_embedding", None) is not None else {}
 
+    if c.frame_conditioning:
+        kw["frame"] = newest_frame(history)
+
     def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return dit(x, t, context, tokens, memory, **kw).float()
+        out = dit(x, t, context, tokens, memory, **kw).float()
+        return out if c.prediction == "velocity" else sampler.velocity(out, x, t / 1000.0, c.prediction)
 
     steps = c.sample_steps if sample_steps is None else int(sample_steps)
-    latents = sampler.sample(velocity, noise, sampler.sigma_schedule(steps, c.shift))
+    shapes = [tuple(noise.shape[1:])] * noise.shape[0]
+    latents = sampler.sample(velocity, noise, sampler.sigma_schedule(steps, c.shift), c.sample_renoise,
+                             lambda: sampler.initial_noise(shapes, generator, noise.device, noise.dtype))
     if c.spread_gain_max > 1.0:  # before the append: the reference is the chunk before this one
         active = [True] * history.batch_size if spread_active is None else list(spread_active)
         if any(active):
@@ -59,3 +67,8 @@ def step_chunk(
                                          active=None if all(active) else host_tensor(active, latents.device))
     history.append(dit, latents.detach(), poses)
     return latents
+
+
+def newest_frame(history: History) -> torch.Tensor:
+    """(B, C, 1, h, w): each world's newest kept latent (what a frame-conditioned DiT stacks on the chunk)."""
+    return torch.stack([t.float() for t in history.tail(1)])

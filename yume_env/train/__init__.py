@@ -1,6 +1,5 @@
-"""Training: the shared loop (`trainer`, `distributed`, `checkpointing`, `ema`, `curves`), batches
-from the simulator and Sekai folders (`batches`), the stages (`stages/`: vae, pretrain,
-self_forcing, task_head = the `reward` stage), the default-world recipe (`recipes/`) and the
-evaluation (`eval/`). Never imports gymnasium or `yume_env.env` (GPU machines lack them).
-See docs/training.md.
+"""Training: the shared loop (`trainer`, `distributed`, `checkpointing`, `ema`, `curves`,
+`seeding`), the stages (`stages/`: pretrain, task_head), the recipe that runs them from data to a
+model folder (`recipes/world.py`, presets in `presets/`), and fine-tuning (`finetune`). Never
+imports gymnasium or `yume_env.env` (GPU machines lack them). See docs/training.md.
 """

@@ -319,3 +319,21 @@ def _numpy_state_to_plain(s: tuple) -> dict[str, Any]:
 
 def _numpy_state_from_plain(d: dict[str, Any]) -> tuple:
     return (d["kind"], np.asarray(d["keys"], dtype=np.uint32), d["pos"], d["has_gauss"], d["gauss"])
+
+
+def pack_checkpoint(root: str | os.PathLike) -> Path | None:
+    """Rewrites the latest checkpoint in `root` small enough to carry between machines and sessions:
+    only the EMA weights (what a run ships), in bfloat16; no separate model weights and no optimizer
+    state. A run resumed from it continues from the EMA weights with fresh optimizer moments
+    (`Trainer.load_state_dict`). None if `root` holds no checkpoint."""
+    path = latest_checkpoint(root)
+    if path is None:
+        return None
+    step, state = load_checkpoint(path)
+    if state.get("ema") is None:
+        raise ValueError(f"{path} has no EMA weights to carry; a packed checkpoint keeps only them")
+    shadow = state["ema"]["shadow"]
+    state["ema"]["shadow"] = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in shadow.items()}
+    state["model"] = None
+    state["optimizer"] = None
+    return save_checkpoint(root, step, state, keep=1)

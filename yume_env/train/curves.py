@@ -52,8 +52,12 @@ class Curves:
 
 
 def plot_series(series: dict[str, list[list[float]]], png_path: str | os.PathLike, title: str = "") -> None:
-    """One panel per metric (log scale for positive losses), written atomically."""
-    import matplotlib
+    """One panel per metric (log scale for positive losses), written atomically; nothing where
+    matplotlib is not installed (GPU machines; the JSON holds the same numbers)."""
+    try:
+        import matplotlib
+    except ImportError:
+        return
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -66,6 +66,11 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
+def rank() -> int:
+    """This process's rank (0 outside torchrun)."""
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
 def barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()

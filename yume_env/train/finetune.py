@@ -12,11 +12,11 @@ Read top to bottom:
    to the model's frame size and encoded by the model's frozen VAE once; the latents are cached in
    `<cache>/<key>.safetensors` (written atomically) where the key hashes the video file's bytes, the
    VAE weights and the frame size, so a second run (or a resumed one) skips the VAE entirely;
-3. examples: a clip and a chunk k of it; the history is the clip's latents before chunk k (through
-   the TSCM layout, noise-augmented as in `pretrain`), the target is chunk k, the context is the
-   caption of the action held during the chunk (the most frequent frame-to-frame action) and the
-   clip's event text once the event shows;
-4. the loss: the `pretrain` stage's flow-matching loss (`FlowMatchingModule`), trained by the shared
+3. examples: a chunk k (one per batch) of clips that have it; the history is the clip's latents
+   before chunk k (through the TSCM layout, noised and labelled as in `pretrain`), the target is
+   chunk k, the context is the caption of the action held during the chunk (the most frequent
+   frame-to-frame action) and the clip's event text once the event shows;
+4. the loss: the `pretrain` stage's denoising loss (`DenoiseModule`), trained by the shared
    `Trainer` (bf16 autocast on CUDA, accumulation, clipping, resumable atomic checkpoints);
 5. LoRA: `peft` adapters on the attention and FFN Linears of every block; only they train, only
    they are checkpointed (a checkpoint of a 5B LoRA run holds megabytes, not the 5B weights), and
@@ -50,7 +50,8 @@ from yume_env.actions import NUM_CAMERAS
 from yume_env.train import distributed as D
 from yume_env.data.sim_clips import IndexedStream, batch_seed
 from yume_env.train.checkpointing import atomic_save_safetensors, atomic_write_text
-from yume_env.train.stages.pretrain import FlowMatchingModule, noisy_history, sample_t
+from yume_env.motion import clip_poses
+from yume_env.train.stages.pretrain import DenoiseModule, history_noise_levels, sample_t
 from yume_env.train.trainer import Trainer, TrainerConfig
 
 LORA_FILE = "lora.safetensors"
@@ -73,13 +74,13 @@ class FinetuneConfig:
     merge: bool = False  # LoRA: also write the merged weights as RUN/model/
     batch_size: int = 4
     max_history_chunks: int = 0  # > 0: draw the target chunk among the first N+1 of each clip
-    # the pretrain stage's flow-matching recipe (read by `sample_t` and `noisy_history`)
+    # the pretrain stage's noise levels (read by `sample_t` and `history_noise_levels`)
     history_noise_max: float = 0.1
     history_noise_prob: float = 0.5
     t_logit_mean: float = 0.0
     t_logit_std: float = 1.0
     sampler_t_fraction: float = 0.3
-    memory: bool = True  # channel stream on (when the model has one)
+    t_min: float = 0.05
     seed: int = 0
 
     def validate(self) -> None:
@@ -369,34 +370,39 @@ class LatentLibrary:
 
 
 class FinetuneStream(IndexedStream):
-    """Batch i is a pure function of (seed, i, rank): clips and chunks drawn uniformly over all
-    (clip, chunk) examples, flow-matching noise and t as in `pretrain`."""
+    """Batch i is a pure function of (seed, i, rank): one chunk index k, then `batch_size` clips
+    drawn among those that have chunk k; noise, t and history noise as in `pretrain`."""
 
     def __init__(self, library: LatentLibrary, text, model_config, cfg: FinetuneConfig, device, rank: int = 0):
         self.lib, self.text, self.mc, self.cfg, self.device, self.rank = library, text, model_config, cfg, device, rank
-        limit = cfg.max_history_chunks + 1 if cfg.max_history_chunks > 0 else None
-        self.examples = [(i, k) for i, clip in enumerate(library.clips) for k in range(clip.chunks if limit is None else min(limit, clip.chunks))]
+        most = max(clip.chunks for clip in library.clips)
+        self.max_k = min(most, cfg.max_history_chunks + 1) if cfg.max_history_chunks > 0 else most
         super().__init__(self.make)  # batch i = make(i); the stream's state is i
 
     def make(self, index: int) -> dict[str, Any]:
-        cfg, Fc = self.cfg, self.mc.latent_frames_per_chunk
+        cfg, Fc, dev = self.cfg, self.mc.latent_frames_per_chunk, self.device
         gen = torch.Generator().manual_seed(batch_seed(cfg.seed, index, self.rank))
-        picks = torch.randint(len(self.examples), (cfg.batch_size,), generator=gen).tolist()
-        hist, x0, flat, events = [], [], [], []
-        for j in picks:
-            ci, k = self.examples[j]
-            z = self.lib.latents(ci)
-            n = 1 + Fc * k
-            hist.append(noisy_history(z[:, :n], cfg, gen).to(self.device))
-            x0.append(z[:, n:n + Fc])
-            flat.append(self.lib.clips[ci].actions[k])
-            events.append(self.lib.clips[ci].events[k])
-        x0 = torch.stack(x0).to(self.device)
-        eps = torch.randn(x0.shape, generator=gen).to(self.device)
-        t = sample_t(len(picks), cfg, self.mc, gen, self.device)
-        context = self.text.context(flat, events, self.mc.text_tokens).to(self.device)
-        return {"history": hist, "x0": x0, "eps": eps, "t": t, "context": context,
-                "action": torch.tensor(flat, device=self.device)}
+        k = int(torch.randint(self.max_k, (), generator=gen))
+        having = [i for i, clip in enumerate(self.lib.clips) if clip.chunks > k]
+        picks = [having[j] for j in torch.randint(len(having), (cfg.batch_size,), generator=gen).tolist()]
+        n = 1 + Fc * k
+        z = torch.stack([self.lib.latents(ci)[:, :n + Fc] for ci in picks])  # (B, C, n + Fc, h, w)
+        level = history_noise_levels(len(picks), cfg, gen)
+        noise = torch.randn(z[:, :, :n].shape, generator=gen)
+        history = (1 - level.view(-1, 1, 1, 1, 1)) * z[:, :, :n] + level.view(-1, 1, 1, 1, 1) * noise
+        x0 = z[:, :, n:]
+        actions = [self.lib.clips[ci].actions for ci in picks]
+        flat = [a[k] for a in actions]
+        batch = {"history": history.to(dev), "history_noise": level.to(dev), "x0": x0.to(dev),
+                 "eps": torch.randn(x0.shape, generator=gen).to(dev), "t": sample_t(len(picks), cfg, self.mc, gen, dev),
+                 "context": self.text.context(flat, [self.lib.clips[ci].events[k] for ci in picks],
+                                              self.mc.text_tokens).to(dev),
+                 "action": torch.tensor(flat, device=dev)}
+        if self.mc.pose_memory:  # dead-reckoned from each chunk's action, as the env does
+            steps = torch.tensor([[(a // NUM_CAMERAS, a % NUM_CAMERAS) for a in acts[:k + 1]] for acts in actions])
+            poses = clip_poses(steps, Fc).to(dev)
+            batch["history_poses"], batch["target_pose"] = poses[:, :n], poses[:, -1]
+        return batch
 
 
 # =============================================================================== the trainer
@@ -485,7 +491,7 @@ def finetune(model, data: Sequence[str | os.PathLike], out: str | os.PathLike, c
                 add_lora(dit, cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets)
     else:
         dit.requires_grad_(True)
-    module = FlowMatchingModule(dit, cfg.memory)
+    module = DenoiseModule(dit, mc, cfg.t_min)
     if tcfg.parallel == "fsdp" and info.distributed:
         # the shared wrap_model would shard blocks whose methods the DiT calls outside forward
         shard_world_model(module, bf16_params=tcfg.bf16 and info.device.type == "cuda",
@@ -498,7 +504,7 @@ def finetune(model, data: Sequence[str | os.PathLike], out: str | os.PathLike, c
     t0 = time.monotonic()
     result = trainer.fit(stream, deadline=deadline, until_step=until_step)
     losses = [v for _, v in trainer.curves.state_dict().get("loss", [])]
-    metrics = {"clips": len(library.clips), "examples": len(stream.examples), "clips_encoded": library.encoded,
+    metrics = {"clips": len(library.clips), "chunks": sum(c.chunks for c in library.clips), "clips_encoded": library.encoded,
                "step": trainer.step, "resumed": bool(resumed), "call_s": round(time.monotonic() - t0, 2),
                "trainable_parameters": sum(p.numel() for p in dit.parameters() if p.requires_grad),
                "first_loss": losses[0] if losses else None, "last_loss": trainer.curves.last("loss")}
@@ -548,44 +554,15 @@ def _export(model, cfg: FinetuneConfig, out: Path) -> dict[str, str]:
 
 # =============================================================================== command line
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="model folder (ours or the published Yume-5B) or preset:NAME (random weights)")
-    parser.add_argument("--data", required=True, nargs="+", help="Sekai-layout folders (yume-env data generate, or real Sekai)")
-    parser.add_argument("--out", required=True, help="run folder (checkpoints, latents cache, outputs); resumes from it")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    parser.add_argument("--mode", choices=("lora", "full"), default="lora")
-    parser.add_argument("--lora-rank", type=int, default=16)
-    parser.add_argument("--lora-alpha", type=float, default=None, help="default: the rank")
-    parser.add_argument("--lora-targets", default=",".join(DEFAULT_TARGETS), help="comma-separated Linear names")
-    parser.add_argument("--merge", action="store_true", help="LoRA: also write the merged model folder OUT/model")
-    parser.add_argument("--steps", type=int, default=1000, help="optimizer steps")
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--lr", type=float, default=None, help="default 1e-4 (LoRA) / 2e-5 (full)")
-    parser.add_argument("--grad-accum", type=int, default=1)
-    parser.add_argument("--ema", type=float, default=0.0, help="EMA decay of the trained weights (0: off)")
-    parser.add_argument("--max-history-chunks", type=int, default=0, help="targets among the first N+1 chunks (0: any)")
-    parser.add_argument("--budget-minutes", type=float, default=None, help="wall-clock budget of the whole stage")
-    parser.add_argument("--call-minutes", type=float, default=0.0, help="stop this call after N minutes (resumable)")
-    parser.add_argument("--checkpoint-every-s", type=float, default=60.0)
-    parser.add_argument("--latent-cache", default=None, help="folder of cached latents (default OUT/latents)")
-    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default=None, help="load the model's DiT in this dtype")
-    parser.add_argument("--parallel", choices=("none", "ddp", "fsdp"), default="none", help="under torchrun")
-    parser.add_argument("--activation-checkpointing", action="store_true")
-    parser.add_argument("--seed", type=int, default=0)
-
-
 def config_from_args(args: argparse.Namespace) -> FinetuneConfig:
+    """The stage's config from `yume-env train finetune`'s options (`yume_env/cli/train.py`)."""
     lr = args.lr if args.lr is not None else (1e-4 if args.mode == "lora" else 2e-5)
     trainer = dataclasses.replace(
-        FinetuneConfig().trainer, lr=lr, max_steps=args.steps, grad_accum=args.grad_accum, ema_decay=args.ema,
-        budget_s=(args.budget_minutes or 0.0) * 60.0, parallel=args.parallel, seed=args.seed,
-        activation_checkpointing=args.activation_checkpointing, checkpoint_every_s=args.checkpoint_every_s,
-        warmup_steps=min(20, max(1, args.steps // 10)))
-    return FinetuneConfig(trainer=trainer, mode=args.mode, lora_rank=args.lora_rank,
-                          lora_alpha=args.lora_alpha if args.lora_alpha is not None else float(args.lora_rank),
-                          lora_targets=tuple(t.strip() for t in args.lora_targets.split(",") if t.strip()),
-                          merge=args.merge, batch_size=args.batch_size, max_history_chunks=args.max_history_chunks,
-                          seed=args.seed)
+        FinetuneConfig().trainer, lr=lr, max_steps=args.steps, budget_s=(args.minutes or 0.0) * 60.0,
+        parallel=args.parallel, seed=args.seed, warmup_steps=min(20, max(1, args.steps // 10)),
+        activation_checkpointing=args.activation_checkpointing)
+    return FinetuneConfig(trainer=trainer, mode=args.mode, lora_rank=args.lora_rank, lora_alpha=float(args.lora_rank),
+                          merge=args.merge, batch_size=args.batch_size, seed=args.seed)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -594,7 +571,7 @@ def run(args: argparse.Namespace) -> int:
     dtype = getattr(torch, args.dtype) if args.dtype else None
     model = load_world_model(args.model, info.device, dtype, seed=args.seed)
     deadline = time.monotonic() + args.call_minutes * 60.0 if args.call_minutes > 0 else None
-    result = finetune(model, args.data, args.out, cfg, info=info, deadline=deadline, cache_dir=args.latent_cache)
+    result = finetune(model, args.data, args.out, cfg, info=info, deadline=deadline)
     if info.is_main:
         print(json.dumps({"stage": "finetune", "finished": result.finished, "outputs": result.outputs,
                           "metrics": result.metrics}, indent=1))

@@ -1,8 +1,5 @@
 """Generation during training and the measurements the stages log.
 
-- `sample_chunk`: one chunk with the few-step sampler straight from the DiT (the self-forcing stage
-  generates histories with the weights being trained, so it cannot go through `WorldModel`,
-  which freezes its modules); the same math as `WorldModel.step`.
 - `snapshot_world`: a `WorldModel` around frozen *copies* of the weights (EMA where given), for
   measurements that must match inference exactly: teacher-forced next-chunk PSNR and
   autoregressive rollout PSNR (drift) against the simulator.
@@ -16,32 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from yume_env.model import sampler, spread
 from yume_env.model.config import WorldModelConfig
 from yume_env.data.sim_clips import Clips
-
-
-@torch.no_grad()
-def sample_chunk(dit: nn.Module, config: WorldModelConfig, history: list[torch.Tensor], context: torch.Tensor,
-                 generator: torch.Generator | None = None, memory_on: bool = True,
-                 action: torch.Tensor | None = None) -> torch.Tensor:
-    """Latents (B, C, F, h, w) of the next chunk for B worlds with full histories (C, N_i, h, w);
-    `action` (B,) flat actions, for DiTs with a learned action embedding. A config's spread gain
-    applies to every chunk (no wait after an event change: the caller's clips carry no change times)."""
-    from yume_env.train.stages.pretrain import action_kwargs, batch_memory
-
-    extra = action_kwargs(dit, action) if action is not None else {}
-    memory = batch_memory(dit, {"history": list(history)}) if (memory_on and config.memory_enabled) else None
-    hist = dit.encode_history(history, memory, context=context)
-    h, w = config.latent_hw
-    noise = sampler.initial_noise([(config.latent_channels, config.latent_frames_per_chunk, h, w)] * len(history),
-                                  generator, context.device)
-    sigmas = sampler.sigma_schedule(config.sample_steps, config.shift)
-    latents = sampler.sample(lambda x, t: dit(x, t, context, hist, memory, **extra).float(), noise, sigmas)
-    if config.spread_gain_max > 1.0:
-        latents = spread.keep_spread(latents, spread.reference_spread(history, config.latent_frames_per_chunk),
-                                     config.spread_gain_max)
-    return latents
 
 
 def snapshot_world(config: WorldModelConfig, dit: nn.Module, vae: nn.Module, text, task_head: nn.Module | None = None,

@@ -125,7 +125,9 @@ class Trainer:
 
     def lr_now(self) -> float:
         c = self.config
-        warm = min(1.0, (self.step + 1) / max(1, c.warmup_steps))
+        # warm up from the start, and again after a resume that restarted the optimizer's moments
+        since = self.step - int(self.extra.get("optimizer_restarted_at", 0))
+        warm = min(1.0, (since + 1) / max(1, c.warmup_steps))
         cosine = 0.5 * (1.0 + math.cos(math.pi * self.progress()))
         return c.lr * warm * (c.min_lr_ratio + (1.0 - c.min_lr_ratio) * cosine)
 
@@ -163,15 +165,24 @@ class Trainer:
         D.load_full_model_state(self.module, state)
 
     def load_state_dict(self, state: dict[str, Any], stream: BatchStream | None) -> None:
-        self.load_model_state(state["model"])
+        """Resumes from a checkpoint. One packed for carrying (`pack_checkpoint`) has only the EMA
+        weights: the model starts from them, the optimizer's moments restart, and the learning rate
+        warms up again from that step."""
+        if state["model"] is not None:
+            self.load_model_state(state["model"])
         opt = state["optimizer"]
-        D.load_full_optimizer_state(self.module, self.optimizer, opt)
-        for group in self.optimizer.state.values():  # moments saved in bf16 come back as fp32
-            for n, v in group.items():
-                if torch.is_tensor(v) and v.is_floating_point() and v.dim() > 0 and v.dtype != torch.float32:
-                    group[n] = v.float()
+        if opt is not None:
+            D.load_full_optimizer_state(self.module, self.optimizer, opt)
+            for group in self.optimizer.state.values():  # moments saved in bf16 come back as fp32
+                for n, v in group.items():
+                    if torch.is_tensor(v) and v.is_floating_point() and v.dim() > 0 and v.dtype != torch.float32:
+                        group[n] = v.float()
         if self.ema is not None and state.get("ema") is not None:
             self.ema.load_state_dict(state["ema"])
+        if state["model"] is None:  # a packed checkpoint: the model continues from the EMA weights
+            if self.ema is None:
+                raise ValueError("this checkpoint holds only EMA weights (packed); train with ema_decay > 0 to resume it")
+            self.ema.copy_to(self.module)
         self.step = int(state["schedule"]["step"])
         self.elapsed_s = float(state["schedule"]["elapsed_s"])
         set_rng_state(state["rng"])
@@ -179,6 +190,8 @@ class Trainer:
             stream.load_state_dict(state["stream"])
         self.curves = Curves(state["curves"])
         self.extra = dict(state.get("extra") or {})
+        if opt is None:
+            self.extra["optimizer_restarted_at"] = self.step
 
     def save(self, stream: BatchStream | None) -> Path | None:
         """Writes a checkpoint (rank 0 writes; all ranks take part in gathering sharded state)."""
@@ -242,7 +255,9 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr * group.get("lr_scale", 1.0)  # a group may scale the schedule (a critic's)
             for micro in range(c.grad_accum):
+                t_data = time.monotonic()
                 batch = stream.next()
+                sums["data_s"] = sums.get("data_s", 0.0) + torch.tensor(time.monotonic() - t_data)
                 sync = micro == c.grad_accum - 1
                 ctx = self.wrapped.no_sync() if (not sync and hasattr(self.wrapped, "no_sync")) else contextlib.nullcontext()
                 with ctx:
@@ -265,6 +280,7 @@ class Trainer:
             if self.ema is not None:
                 self.ema.update(self.module)
             self.step += 1
+            sums["step_s"] = sums.get("step_s", 0.0) + torch.tensor(time.monotonic() - t0) * c.grad_accum
             if self.step % c.log_every == 0:  # the same steps on every rank (all_reduce inside)
                 self._log(sums, count, lr, bar)
                 sums, count = {}, 0

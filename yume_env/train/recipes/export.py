@@ -1,4 +1,4 @@
-"""The last step of the default-world recipe: measure the trained world, write the model folder.
+"""The last step of `yume-env train world`: measure the trained world, write the model folder.
 
 RUN/model/ = `WorldModel.save_pretrained` (config.json, dit/vae/task_head safetensors, text_cache/,
 start_frames.npz) + MODEL_CARD.md (data, steps, GPU minutes, metrics, how to reproduce).
@@ -117,81 +117,79 @@ def _fmt(v: Any) -> str:
 
 
 def model_card(mc: WorldModelConfig, recipe, state: dict[str, Any], metrics: dict[str, Any]) -> str:
-    stages = state["stages"]
-    calls = state["calls"]
+    """MODEL_CARD.md: YAML metadata, what the world is, its data, its training calls and its figures."""
+    from yume_env.data.sim_clips import ActionPolicy, EventPlan
+
+    stages, calls = state["stages"], state["calls"]
     all_s = sum(c["seconds"] for c in calls)
     # GPU-minutes count every process of a torchrun call (3 GPUs for 8 min = 24 GPU-minutes)
     gpu_s = sum(c["seconds"] * c.get("world_size", 1) for c in calls if c["device"] != "cpu")
-    procs = max((c.get("world_size", 1) for c in calls), default=1)
-    launcher = f"torchrun --standalone --nproc_per_node {procs}" if procs > 1 else "python"
     call_rows = "\n".join(
-        f"| {i + 1} | {c.get('world_size', 1)} x {c['device']} | {c['seconds'] / 60:.1f} | {c.get('torch', '-')} | {c.get('note', '')} |"
+        f"| {i + 1} | {c.get('world_size', 1)} x {c['device']} | {c['seconds'] / 60:.1f} | {c.get('torch', '-')} |"
         for i, c in enumerate(calls))
-    notes = "".join(f"\n{n}\n" for n in state.get("notes", []))  # free text a run's owner adds to run.json
     m = {**state.get("metrics", {}), **metrics}
     rows = "\n".join(f"| {s} | {stages.get(s, {}).get('steps', '-')} | {stages.get(s, {}).get('elapsed_s', 0) / 60:.1f} |"
-                     for s in ("vae", "pretrain", "self_forcing", "reward"))
+                     for s in ("pretrain", "reward"))
     scalars = "\n".join(f"| {k} | {_fmt(v)} |" for k, v in sorted(m.items()) if not isinstance(v, list))
-    p, sf, r = recipe.pretrain, recipe.self_forcing, recipe.reward
-    from yume_env.data.sim_clips import ActionPolicy, EventPlan
-
+    p, r = recipe.pretrain, recipe.reward
     policy, events = ActionPolicy(), EventPlan()
-    return f"""# yume-env default world
+    sets = " ".join(f"--set {o}" for o in state.get("overrides", []))
+    data = state.get("data") or "the simulator `YumeSim-v0`"
+    return f"""---
+library_name: yume-env
+tags: [world-model, video-diffusion, gymnasium, yume]
+pipeline_tag: reinforcement-learning
+yume_env:
+  preset: {state.get("preset")}
+  data: {json.dumps(state.get("data") or "YumeSim-v0")}
+  steps: {json.dumps({k: v.get("steps") for k, v in stages.items()})}
+  gpu_minutes: {gpu_s / 60:.1f}
+---
+# yume-env world
 
-A small world model of the Yume1.5 design (Wan-style DiT with TSCM history memory, flow matching,
-{mc.sample_steps}-step Euler sampler) trained only on the procedural simulator `YumeSim-v0`.
-It runs on a laptop CPU; `gym.make("YumeWorld-v0")` loads it.
+A world model of the Yume1.5 design (Wan-style DiT with TSCM history memory) trained on {data}.
+`gym.make("YumeWorld-v0", model=THIS_FOLDER)` loads it.
 
 ## Model
-- frames {mc.height}x{mc.width} RGB, {mc.latent_frames_per_chunk} frames per env step; tiny VAE
-  ({mc.spatial_compression}x spatial, {mc.latent_channels} latent channels);
-- DiT: dim {mc.dim}, {mc.num_layers} blocks, {mc.num_heads} heads, ffn {mc.ffn_dim}; TSCM schedule
-  `{mc.tscm_schedule}`, channel-stream memory {"on" if mc.memory_enabled else "off"}, history attention `{mc.history_attention}`;
-- conditioning: [action caption, event text] as {mc.text_tokens} MiniLM tokens (cached in `text_cache/`);
-- task head (`task_head.safetensors`): beacon distance and reached flag from a chunk's latents;
-- `start_frames.npz`: {recipe.start_frames} simulator start views with the beacon in view.
+- frames {mc.height}x{mc.width} RGB, {mc.latent_frames_per_chunk} frames per env step, `{mc.vae.get("type")}` codec
+  ({mc.spatial_compression}x{mc.spatial_compression} pixel blocks as {mc.latent_channels} channels);
+- DiT: dim {mc.dim}, {mc.num_layers} blocks, {mc.num_heads} heads, ffn {mc.ffn_dim}; predicts the
+  {"clean chunk" if mc.prediction == "sample" else "flow velocity"}, {mc.sample_steps} sampler steps (shift {mc.shift:g});
+  TSCM schedule `{mc.tscm_schedule}`, channel-stream memory {"on" if mc.memory_enabled else "off"},
+  pose memory {"on" if mc.pose_memory else "off"}, {mc.recall_frames} recalled view(s);
+- conditioning: [action caption, event text] as {mc.text_tokens} MiniLM tokens (cached in `text_cache/`),
+  plus a learned action embedding;
+- task head (`task_head.safetensors`): the task's signals from a chunk;
+- `start_frames.npz`: {recipe.start_frames} start views.
 
 ## Data
-Clips rendered on the fly by the simulator's torch batch renderer (no dataset on disk): random
-(key, camera) actions held for a geometric number of steps (mean {policy.mean_hold:g}), forward
-walking most common; {int(100 * policy.seek_fraction)}% of the cameras seek the beacon; text events
-(all paraphrases of ghost, snow, night, fog, lights, rain) in {int(100 * events.probability)}% of the clips, from the first
-frame or starting mid-clip. Pretrain: {p.batch_size} clips per step of {p.clip_steps} steps, random
-history length, history noise augmentation up to {p.history_noise_max}. Self-forcing: up to
-{sf.max_generated} self-generated chunks after up to {sf.max_burn_in} simulator chunks. Reward:
-{r.batch_size} clips of {r.clip_steps} steps per batch, {int(100 * r.seek_fraction)}% beacon seekers.
+Clips rendered on the fly (no dataset on disk): random (key, camera) actions held for a geometric
+number of steps (mean {policy.mean_hold:g}); {int(100 * policy.seek_fraction)}% of the cameras seek
+the beacon; text events in {int(100 * events.probability)}% of the clips; {int(100 * p.revisit_fraction)}% of
+the clips end by coming back to a view. Pretrain: {p.batch_size} clips of {p.clip_steps} steps per
+step, history noise up to {p.history_noise_max} ({int(100 * p.history_noise_prob)}% of the examples).
+Reward: {r.batch_size} clips of {r.clip_steps} steps per step.
 
 ## Training
 | stage | steps | minutes |
 |---|---|---|
 {rows}
 
-Total wall time {all_s / 60:.1f} min over {len(calls)} call(s), {gpu_s / 60:.1f} GPU-minutes. Under `torchrun`
-every process trains on its own batches (data parallel), so a step's batch is the per-process batch
-above times the processes of that call.
+Total wall time {all_s / 60:.1f} min over {len(calls)} call(s), {gpu_s / 60:.1f} GPU-minutes.
 
-| call | processes x device | minutes | torch | note |
-|---|---|---|---|---|
+| call | processes x device | minutes | torch |
+|---|---|---|---|
 {call_rows}
 
-Exported with torch {torch.__version__}, Python {platform.python_version()}.
-
-## Metrics (measured by the recipe at export; PSNR against the simulator under the same actions)
+## Metrics at export (PSNR against the data under the same actions)
 | metric | value |
 |---|---|
 {scalars}
 
-Rollout PSNR by step (dB): {", ".join(f"{v:.1f}" for v in m.get("rollout_psnr_by_step_db", []))}.
-Drift before self-forcing (dB by step): {", ".join(f"{v:.1f}" for v in m.get("drift_psnr_by_step_before_self_forcing", []))}.
-Drift after self-forcing (dB by step): {", ".join(f"{v:.1f}" for v in m.get("drift_psnr_by_step_after_self_forcing", []))}.
-Shipped DiT weights: `{m.get("exported_dit", "dit_self_forcing")}` (the recipe keeps the stage whose rollout drifts less).
-{notes}`yume-env eval` gives the full evaluation (inverse dynamics, loop closure, events, speed).
+`yume-env eval --model THIS_FOLDER` gives the full evaluation.
 
 ## Reproduce
 ```
-yume-env train text-cache --out text_cache.safetensors          # where MiniLM is installed
-{launcher} -m yume_env.train.recipes.default_world --out RUN --text-cache text_cache.safetensors \\
-    --budget-minutes {state.get("budget_minutes")} --call-minutes 8.9 {" ".join("--set " + o for o in state.get("overrides", []))}
-# repeat the command until it prints "exported": true (stages resume from their checkpoints)
+yume-env train world --out RUN --preset {state.get("preset")} {sets} --call-minutes 8.5   # repeat until exported
 ```
 """
