@@ -206,22 +206,25 @@ class Clips:
     """`n` clips of `steps` env steps; frame 0 is the start view, then `sub_frames` frames per step."""
 
     frames: torch.Tensor  # uint8 (n, 1 + steps * sub_frames, H, W, 3)
-    actions: torch.Tensor  # int64 (n, steps, 2)
+    actions: torch.Tensor  # int64 (n, steps, A): one integer per component of the world's actions
     events: list[list[str]]  # the event text active during each step (the chunk's caption event)
-    distance: torch.Tensor  # float32 (n, steps): beacon distance after each step
-    reached: torch.Tensor  # bool (n, steps): within the reach radius after each step
+    distance: torch.Tensor | None  # float32 (n, steps): beacon distance after each step (the simulator)
+    reached: torch.Tensor | None  # bool (n, steps): within the reach radius after each step (the simulator)
     sub_frames: int
     # bool (n, steps * sub_frames, H, W): the ghost's pixels in frames 1.. (frame 0 is never a
     # target); rendered on request (SimClipSource(ghost_masks=True)), else None
     ghost: torch.Tensor | None = None
+    rewards: torch.Tensor | None = None  # float32 (n, steps): the recorded env's reward of each step
+    terminated: torch.Tensor | None = None  # bool (n, steps): the recorded episode ended at that step
 
     @property
     def steps(self) -> int:
         return int(self.actions.shape[1])
 
     def to(self, device) -> "Clips":
-        return Clips(self.frames.to(device), self.actions.to(device), self.events, self.distance.to(device),
-                     self.reached.to(device), self.sub_frames, None if self.ghost is None else self.ghost.to(device))
+        move = lambda t: None if t is None else t.to(device)  # noqa: E731
+        return Clips(move(self.frames), move(self.actions), self.events, move(self.distance), move(self.reached),
+                     self.sub_frames, move(self.ghost), move(self.rewards), move(self.terminated))
 
 
 class SimClipSource:
@@ -374,8 +377,9 @@ class ClipPool:
 def select(clips: Clips, pick: torch.Tensor) -> Clips:
     """The clips at indices `pick`."""
     idx = pick.tolist()
-    return Clips(clips.frames[pick], clips.actions[pick], [clips.events[i] for i in idx], clips.distance[pick],
-                 clips.reached[pick], clips.sub_frames, None if clips.ghost is None else clips.ghost[pick])
+    take = lambda t: None if t is None else t[pick]  # noqa: E731
+    return Clips(clips.frames[pick], clips.actions[pick], [clips.events[i] for i in idx], take(clips.distance),
+                 take(clips.reached), clips.sub_frames, take(clips.ghost), take(clips.rewards), take(clips.terminated))
 
 
 class FolderClipSource:

@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from yume_env.vocabulary import YUME, ActionVocabulary
+
 HISTORY_ATTENTION_MODES = ("global", "causal")
 PREDICTIONS = ("velocity", "sample")
 # how a chunk is sampled, not what a world's state holds: a state can be stepped with other values
@@ -36,6 +38,8 @@ class WorldModelConfig:
     `history_attention`: "global" (published: history and current tokens attend to each other) or
     "causal" (history tokens do not attend to the current chunk, so their keys/values are computed
     once per chunk and reused across denoising steps).
+    Actions: `action_nvec` (choices per component; Yume's [9, 9] keys x camera moves by default,
+    whose actions also condition through their captions) and `action_names`.
     Pixels and codecs: `height`, `width`, `fps`, `vae` (dict: `type` "tiny" | "wan2.2",
     `spatial_compression`, `temporal_compression`, plus the VAE's own sizes), `text_encoder`
     ("minilm" | "umt5"), `text_tokens` (context length the DiT sees; shorter contexts are
@@ -66,7 +70,9 @@ class WorldModelConfig:
     memory_head_dim: int = 64
     memory_enabled: bool = True
     history_attention: str = "global"
-    action_embedding: bool = False  # a learned (81, dim) table of flat actions added to the time embedding
+    action_embedding: bool = False  # a learned (actions, dim) table of flat actions added to the time embedding
+    action_nvec: list[int] = field(default_factory=lambda: list(YUME.nvec))  # the world's actions: choices per component
+    action_names: list[list[str]] = field(default_factory=lambda: [list(r) for r in YUME.names])  # optional, for display
     pose_memory: bool = False  # history tokens get their frame's dead-reckoned pose relative to the chunk's (pose_memory.py)
     recall_frames: int = 0  # old views recalled by pose and read at full detail beside the TSCM bands (recall.py)
     frame_conditioning: bool = False  # the newest history frame is embedded on each current token (dit.py)
@@ -102,6 +108,13 @@ class WorldModelConfig:
         if self.pose_memory and self.temporal_compression != 1:
             raise ValueError("pose_memory gives each latent frame its camera pose, so it needs a VAE without "
                              f"temporal compression (1), got {self.temporal_compression}")
+        vocab = self.vocabulary  # raises for bad sizes or names
+        if not vocab.is_yume and not self.action_embedding:
+            raise ValueError(f"a world whose actions are not Yume's keys x camera moves (action_nvec {list(vocab.nvec)}) has "
+                             "no action captions: set action_embedding true, so its actions condition the DiT")
+        if self.pose_memory and not vocab.is_yume:
+            raise ValueError("pose_memory dead-reckons poses from Yume's keys and camera moves: set it false for "
+                             f"action_nvec {list(vocab.nvec)}")
         if self.recall_frames < 0:
             raise ValueError(f"recall_frames must be >= 0, got {self.recall_frames}")
         if self.recall_frames and not self.pose_memory:
@@ -130,6 +143,11 @@ class WorldModelConfig:
             raise ValueError(f"spread_gain_max must be >= 1 (1 = off), got {self.spread_gain_max}")
 
     # ------------------------------------------------------------------ derived
+    @property
+    def vocabulary(self) -> ActionVocabulary:
+        """The world's action vocabulary (`yume_env.vocabulary`)."""
+        return ActionVocabulary(tuple(self.action_nvec), tuple(tuple(r) for r in self.action_names))
+
     @property
     def head_dim(self) -> int:
         return self.dim // self.num_heads

@@ -26,7 +26,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from yume_env.actions import NUM_ACTIONS
 from yume_env.model.config import WorldModelConfig
 from yume_env.model.dit_blocks import Head, RMSNorm, WanBlock, linear_f32, sinusoidal_embedding
 from yume_env.model.pose_memory import PoseEmbedding
@@ -116,7 +115,7 @@ class WanDiT(nn.Module):
         )
         # a learned embedding of the flat action (key * 9 + camera), added to the time embedding of
         # the current chunk: a direct control signal next to the caption (not in the published model)
-        self.action_embedding = nn.Embedding(NUM_ACTIONS, c.dim) if c.action_embedding else None
+        self.action_embedding = nn.Embedding(c.vocabulary.size, c.dim) if c.action_embedding else None
         # each history frame's pose relative to the chunk's, added to the frame's tokens (pose_memory.py)
         self.pose_embedding = PoseEmbedding(c.dim) if c.pose_memory else None
         # the newest history frame, embedded at the position of each current token (the frame

@@ -10,9 +10,10 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from yume_env.actions import NUM_ACTIONS, NUM_CAMERAS
+from yume_env.actions import NUM_ACTIONS
 from yume_env.data.sim_clips import Clips
 from yume_env.model.dit import host_tensor
+from yume_env.vocabulary import YUME, ActionVocabulary
 
 
 class ContextTable:
@@ -20,10 +21,12 @@ class ContextTable:
     event text once as a row of an event table, both kept on the device. Equal to
     `text.context(flat, events, length)`: [action tokens, event tokens], cut to `length`, zero-padded."""
 
-    def __init__(self, text, length: int, device):
-        self.text, self.length, self.device = text, int(length), torch.device(device)
-        acts = [text.action_tokens(a).float()[:self.length] for a in range(NUM_ACTIONS)]
+    def __init__(self, text, length: int, device, captions: bool = True):
+        self.text, self.length, self.device, self.captions = text, int(length), torch.device(device), bool(captions)
         self.dim = int(text.dim)
+        # worlds whose actions have no captions (not Yume's vocabulary) read the event alone
+        acts = [text.action_tokens(a).float()[:self.length] for a in range(NUM_ACTIONS)] if captions else \
+            [torch.zeros(0, self.dim)]
         self.actions = torch.stack([F.pad(a, (0, 0, 0, self.length - a.shape[0])) for a in acts]).to(self.device)
         self.action_len = torch.tensor([a.shape[0] for a in acts]).to(self.device)
         self.rows: dict[str, int] = {}
@@ -43,7 +46,7 @@ class ContextTable:
 
     def __call__(self, flat: torch.Tensor, events: list[str]) -> torch.Tensor:
         """flat (B,) long on the device, events: B texts -> (B, length, dim) float32."""
-        flat = flat.to(self.device)
+        flat = flat.to(self.device) if self.captions else torch.zeros(len(events), dtype=torch.long, device=self.device)
         rows = host_tensor(self.event_rows(events), self.device)
         ctx = self.actions[flat]  # (B, length, dim)
         pos = torch.arange(self.length, device=self.device)[None, :] - self.action_len[flat][:, None]  # event token index
@@ -55,23 +58,29 @@ class ContextTable:
 _TABLES: dict[tuple, ContextTable] = {}
 
 
-def context_table(text, length: int, device) -> ContextTable:
+def context_table(text, length: int, device, captions: bool = True) -> ContextTable:
     """The (cached) table of a text conditioner for contexts of `length` tokens on `device`."""
-    key = (id(text), int(length), str(torch.device(device)))
+    key = (id(text), int(length), str(torch.device(device)), bool(captions))
     table = _TABLES.get(key)
     if table is None or table.text is not text:
-        table = _TABLES[key] = ContextTable(text, length, device)
+        table = _TABLES[key] = ContextTable(text, length, device, captions)
     return table
 
 
-def flat_actions(clips: Clips, steps: list[int]) -> torch.Tensor:
-    """(B,) flat actions (key * 9 + camera) of step `steps[i]` of clip i."""
+def flat_actions(clips: Clips, steps: list[int], vocabulary: ActionVocabulary = YUME) -> torch.Tensor:
+    """(B,) flat actions (row-major over the vocabulary's components) of step `steps[i]` of clip i."""
     acts = clips.actions[torch.arange(len(steps), device=clips.actions.device), host_tensor(steps, clips.actions.device)]
-    return acts[:, 0] * NUM_CAMERAS + acts[:, 1]
+    flat = torch.zeros(len(steps), dtype=torch.long, device=acts.device)
+    for n, component in zip(vocabulary.nvec, acts.unbind(1)):
+        flat = flat * n + component.long()
+    return flat
 
 
-def contexts(text, clips: Clips, steps: list[int], length: int, device) -> torch.Tensor:
-    """(B, length, dim) [action, event] context for step `steps[i]` of clip i."""
+def contexts(text, clips: Clips, steps: list[int], length: int, device,
+             vocabulary: ActionVocabulary = YUME) -> torch.Tensor:
+    """(B, length, dim) [action caption, event] context for step `steps[i]` of clip i (the event
+    alone for vocabularies without captions)."""
     steps = [int(s) for s in steps]
     events = [clips.events[i][s] for i, s in enumerate(steps)]
-    return context_table(text, length, device)(flat_actions(clips, steps).to(device), events)
+    table = context_table(text, length, device, captions=vocabulary.is_yume)
+    return table(flat_actions(clips, steps, vocabulary).to(device), events)

@@ -18,9 +18,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from yume_env.actions import action_to_str, parse_action
+from yume_env.actions import parse_action
+from yume_env.data.recorded_clips import RecordedClipSource
+from yume_env.data.shards import ShardReader, read_index, split_episodes
+from yume_env.data.sim_clips import Clips, SimClipSource, batch_seed
 from yume_env.model.config import WorldModelConfig
-from yume_env.data.sim_clips import Clips, batch_seed
 from yume_env.train.checkpointing import atomic_write_text
 from yume_env.train.rollout import rollout_psnr, snapshot_world, teacher_forced_psnr
 
@@ -66,25 +68,39 @@ def write_gif(path: Path, frames: np.ndarray, fps: int) -> None:
 def export_model(root: Path, mc: WorldModelConfig, recipe, dit, vae, head, text, source, state: dict[str, Any]) -> dict[str, Any]:
     """Measures, writes RUN/model/ with its card and RUN/samples/; returns the final metrics."""
     world = snapshot_world(mc, dit, vae, text, task_head=head)
-    world.start_frames = start_views(mc, recipe.start_frames, seed=recipe.seed + 1000)
-    scripted, scripted_out = scripted_rollout(world, recipe, source)
+    recorded = isinstance(source, RecordedClipSource)
+    if recorded:  # held-out episodes for every measurement; the start views are training resets
+        source = RecordedClipSource(source.root, source.device, split="heldout", workers=0)
+    world.start_frames = recorded_starts(source.root, recipe.start_frames) if recorded else \
+        start_views(mc, recipe.start_frames, seed=recipe.seed + 1000)
+    scripted = scripted_out = None
+    if mc.vocabulary.is_yume and not recorded:
+        scripted, scripted_out = scripted_rollout(world, recipe, source)
     metrics = measure(world, recipe, source, scripted_out)
     fps = max(1, mc.fps)
     samples = root / "samples"
-    show = source.render(recipe.sample_gifs, recipe.sample_steps, batch_seed(recipe.seed + 7, 1))
-    shown = rollout_psnr(world, show, recipe.sample_steps, seed=6)
+    steps = min(recipe.sample_steps, recipe.eval_steps) if recorded else recipe.sample_steps
+    show = source.render(recipe.sample_gifs, steps, batch_seed(recipe.seed + 7, 1))
+    shown = rollout_psnr(world, show, steps, seed=6)
     gt = show.frames.cpu().numpy()[:, 1:]
     for i in range(recipe.sample_gifs):
         write_gif(samples / f"rollout_{i}.gif", side_by_side(gt[i], shown["frames"][i]), fps)
-    write_gif(samples / "scripted.gif", side_by_side(scripted.frames.cpu().numpy()[0, 1:], scripted_out["frames"][0]), fps)
+    labels = {f"rollout_{i}.gif": [mc.vocabulary.label(a) for a in show.actions[i].cpu().numpy()]
+              for i in range(recipe.sample_gifs)}
+    if scripted is not None:
+        write_gif(samples / "scripted.gif", side_by_side(scripted.frames.cpu().numpy()[0, 1:], scripted_out["frames"][0]), fps)
+        labels["scripted.gif"] = recipe.script
     model_dir = world.save_pretrained(root / "model")
-    card = model_card(mc, recipe, state, metrics)
-    atomic_write_text(model_dir / "MODEL_CARD.md", card)
-    atomic_write_text(samples / "actions.json", json.dumps({
-        "scripted.gif": recipe.script,
-        **{f"rollout_{i}.gif": [action_to_str(a) for a in show.actions[i].cpu().numpy()] for i in range(recipe.sample_gifs)}},
-        ensure_ascii=False, indent=1))
+    atomic_write_text(model_dir / "MODEL_CARD.md", model_card(mc, recipe, state, metrics))
+    atomic_write_text(samples / "actions.json", json.dumps(labels, ensure_ascii=False, indent=1))
     return metrics
+
+
+def recorded_starts(root: str, count: int) -> dict[str, np.ndarray]:
+    """The reset frames of up to `count` recorded training episodes, no events."""
+    reader, (train, _) = ShardReader(root), split_episodes(read_index(root)["episodes"])
+    frames = np.stack([reader.read(e, 0, 1)["frames"][0] for e in train[:count]])
+    return {"frames": frames.astype(np.uint8), "events": np.array([""] * len(frames))}
 
 
 def scripted_rollout(world, recipe, source) -> tuple[Clips, dict[str, Any]]:
@@ -100,16 +116,18 @@ def measure(world, recipe, source, scripted_out: dict[str, Any] | None = None) -
     rollout when the caller already has it (`scripted_rollout`)."""
     clips = source.render(recipe.eval_clips, recipe.eval_steps, batch_seed(recipe.seed + 424242, 99))
     roll = rollout_psnr(world, clips, recipe.eval_steps, seed=5)
-    if scripted_out is None:
-        scripted_out = scripted_rollout(world, recipe, source)[1]
-    return {
+    out = {
         "teacher_forced_psnr_db": teacher_forced_psnr(world, clips, [0, 2, recipe.eval_steps // 2], seed=5),
         "rollout_psnr_mean_db": roll["psnr_mean"],
         "rollout_psnr_last_step_db": roll["psnr_by_step"][-1],
         "rollout_psnr_by_step_db": roll["psnr_by_step"],
         "rollout_steps": len(roll["psnr_by_step"]),
-        "scripted_rollout_psnr_db": scripted_out["psnr_mean"],
     }
+    if scripted_out is None and world.config.vocabulary.is_yume and isinstance(source, SimClipSource):
+        scripted_out = scripted_rollout(world, recipe, source)[1]
+    if scripted_out is not None:
+        out["scripted_rollout_psnr_db"] = scripted_out["psnr_mean"]
+    return out
 
 
 def _fmt(v: Any) -> str:
@@ -134,6 +152,14 @@ def model_card(mc: WorldModelConfig, recipe, state: dict[str, Any], metrics: dic
     p, r = recipe.pretrain, recipe.reward
     policy, events = ActionPolicy(), EventPlan()
     sets = " ".join(f"--set {o}" for o in state.get("overrides", []))
+    if state.get("data"):
+        data_text = (f"{state['data']}: windows of the training episodes (the held-out ones are measured below), "
+                     f"actions {list(mc.action_nvec)}, the recorded rewards and episode ends.")
+    else:
+        data_text = (f"Clips rendered on the fly (no dataset on disk): random (key, camera) actions held for a "
+                     f"geometric number of steps (mean {policy.mean_hold:g}); {int(100 * policy.seek_fraction)}% of the "
+                     f"cameras seek the beacon; text events in {int(100 * events.probability)}% of the clips; "
+                     f"{int(100 * p.revisit_fraction)}% of the clips end by coming back to a view.")
     data = state.get("data") or "the simulator `YumeSim-v0`"
     return f"""---
 library_name: yume-env
@@ -163,10 +189,7 @@ A world model of the Yume1.5 design (Wan-style DiT with TSCM history memory) tra
 - `start_frames.npz`: {recipe.start_frames} start views.
 
 ## Data
-Clips rendered on the fly (no dataset on disk): random (key, camera) actions held for a geometric
-number of steps (mean {policy.mean_hold:g}); {int(100 * policy.seek_fraction)}% of the cameras seek
-the beacon; text events in {int(100 * events.probability)}% of the clips; {int(100 * p.revisit_fraction)}% of
-the clips end by coming back to a view. Pretrain: {p.batch_size} clips of {p.clip_steps} steps per
+{data_text} Pretrain: {p.batch_size} clips of {p.clip_steps} steps per
 step, history noise up to {p.history_noise_max} ({int(100 * p.history_noise_prob)}% of the examples).
 Reward: {r.batch_size} clips of {r.clip_steps} steps per step.
 

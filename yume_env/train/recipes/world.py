@@ -25,6 +25,8 @@ from typing import Any, Callable
 
 import torch
 
+from yume_env.data.recorded_clips import RecordedClipSource
+from yume_env.data.shards import read_index
 from yume_env.data.sim_clips import ActionPolicy, SimClipSource
 from yume_env.model.codecs import build_vae
 from yume_env.model.config import WorldModelConfig, parse_assignment
@@ -35,7 +37,7 @@ from yume_env.train.checkpointing import atomic_save_safetensors, atomic_write_t
 from yume_env.train.curves import Curves
 from yume_env.train.seeding import seed_everything
 from yume_env.train.stages.pretrain import PretrainConfig, train_pretrain
-from yume_env.train.stages.task_head import RewardConfig, train_task_head
+from yume_env.train.stages.task_head import RewardConfig, head_kind, train_task_head
 from yume_env.train.presets import read_preset
 from yume_env.train.trainer import TrainerConfig
 
@@ -60,8 +62,22 @@ class WorldRecipe:
     export_seconds: float = 90.0  # kept at the end of a call for measuring and exporting
     seed: int = 0
 
-    def model_config(self) -> WorldModelConfig:
-        return WorldModelConfig.preset(self.model_preset).replace(**self.model)
+    def model_config(self, data: dict[str, Any] | None = None) -> WorldModelConfig:
+        """The world's config: the model preset, fitted to recorded data (`data`: its shard index:
+        frame size, action space, one frame per step, no camera poses), then the `model` changes."""
+        mc = WorldModelConfig.preset(self.model_preset)
+        if data is not None:
+            size = int(data["frame_size"])
+            if size % mc.spatial_compression:
+                raise ValueError(f"the recorded frames are {size}x{size}; this world needs sides that are multiples of "
+                                 f"{mc.spatial_compression}: record again with --size {size // mc.spatial_compression * mc.spatial_compression or mc.spatial_compression}")
+            space = data["action_space"]
+            names = space.get("names") or []
+            mc = mc.replace(height=size, width=size, latent_frames_per_chunk=1, pose_memory=False, recall_frames=0,
+                            tscm_schedule="tiny-fine", action_embedding=True, action_nvec=list(space["nvec"]),
+                            action_names=names if names and len(names) == len(space["nvec"]) else [],
+                            fps=int(data.get("fps") or mc.fps))
+        return mc.replace(**self.model)
 
 
 def load_recipe(preset: str, overrides: list[str] = ()) -> WorldRecipe:
@@ -166,10 +182,12 @@ def run_world(out: str | Path, preset: str = "default-world", overrides: list[st
     if not info.is_main:
         log = lambda message: None  # noqa: E731  (one log, rank 0's)
     recipe = load_recipe(preset, list(overrides))
-    mc = recipe.model_config()
+    index = read_index(data) if data is not None else None
+    mc = recipe.model_config(index)
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     run = Run(root, preset, list(overrides), writer=info.is_main)
+    run.state["data"] = None if data is None else f"{index['episodes']} recorded episodes of {index['env_id']} ({data})"
     call = {"started_unix": time.time(), "device": _device_name(info.device), "world_size": info.world_size,
             "torch": torch.__version__, "seconds": 0.0}
     run.state["calls"].append(call)
@@ -207,7 +225,7 @@ def run_world(out: str | Path, preset: str = "default-world", overrides: list[st
 
     # 2. reward (task head)
     seed_everything(recipe.seed + 1)
-    head = TaskHead(mc.latent_channels, mc.latent_hw, recipe.reward.width, recipe.reward.hidden)
+    head = TaskHead(mc.latent_channels, mc.latent_hw, recipe.reward.width, recipe.reward.hidden, head_kind(source))
     if not run.done("reward"):
         if out_of_time():
             return account()
@@ -239,13 +257,12 @@ def run_world(out: str | Path, preset: str = "default-world", overrides: list[st
     return account()
 
 
-def _source(mc: WorldModelConfig, data: str | None, device) -> SimClipSource:
-    sub_frames = mc.latent_frames_per_chunk * mc.temporal_compression
+def _source(mc: WorldModelConfig, data: str | None, device):
+    """The simulator, or the training episodes of a recorded shard folder."""
     if data is None:
+        sub_frames = mc.latent_frames_per_chunk * mc.temporal_compression
         return SimClipSource(mc.height, mc.width, sub_frames=sub_frames, device=device, policy=ActionPolicy())
-    from yume_env.data.sim_clips import FolderClipSource
-
-    return FolderClipSource(data, mc.height, mc.width, sub_frames=sub_frames, device=device)
+    return RecordedClipSource(data, device=device)
 
 
 def _save_curves(root: Path, stage: str, curves: Curves) -> None:

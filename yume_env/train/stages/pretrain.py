@@ -122,8 +122,9 @@ def denoise_batch(latents: torch.Tensor, clips: Clips, k: int, text, config: Wor
     x0 = latents[:, :, n:n + Fc]
     batch = {"history": history, "history_noise": level, "x0": x0,
              "eps": torch.randn(x0.shape, generator=gen, device=gen.device).to(device),
-             "t": sample_t(B, cfg, config, gen, device), "action": flat_actions(clips, [k] * B).to(device),
-             "context": contexts(text, clips, [k] * B, config.text_tokens, device)}
+             "t": sample_t(B, cfg, config, gen, device),
+             "action": flat_actions(clips, [k] * B, config.vocabulary).to(device),
+             "context": contexts(text, clips, [k] * B, config.text_tokens, device, config.vocabulary)}
     if config.pose_memory:  # dead-reckoned from the actions, as the env does (no walls)
         poses = clip_poses(clips.actions[:, :k + 1].to(device), Fc)
         batch["history_poses"], batch["target_pose"] = poses[:, :n], poses[:, -1]

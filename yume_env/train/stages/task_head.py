@@ -1,11 +1,12 @@
-"""Stage `reward`: the task head that gives the learned world the simulator task's reward.
+"""Stage `reward`: the task head that gives the learned world its task's reward and episode end.
 
-The head (`yume_env.model.task_head.TaskHead`) reads one chunk's latents and predicts the beacon
-distance after the step (smooth L1, metres) and whether the beacon is reached (BCE, positives
-up-weighted: they are rare). Labels come from the simulator; a share of cameras seek the beacon
-so that reaching it is in the data. Latents get a little noise, since at play time the head
-reads the DiT's generated latents, not the VAE's. Reports distance MAE and reached accuracy
-(and recall) on held-out clips. The env derives reward = previous distance - distance (+ bonus).
+The head (`yume_env.model.task_head.TaskHead`) reads one chunk's latents. On the simulator
+("beacon") it predicts the beacon distance after the step (smooth L1, metres) and whether the
+beacon is reached (BCE, positives up-weighted: they are rare); a share of cameras seek the beacon
+so that reaching it is in the data, and the env derives reward = previous distance - distance
+(+ bonus). On recorded episodes ("reward") it predicts the recorded reward (smooth L1) and whether
+the episode ended (BCE, up-weighted). Latents get a little noise, since at play time the head reads
+the DiT's generated latents. Reports MAE, accuracy and recall on held-out clips.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from torch.nn import functional as F
 from yume_env.model.config import WorldModelConfig
 from yume_env.model.task_head import TaskHead
 from yume_env.train import distributed as D
+from yume_env.data.recorded_clips import RecordedClipSource
 from yume_env.data.sim_clips import ActionPolicy, ClipPool, Clips, IndexedStream, SimClipSource, batch_seed, select
 from yume_env.model.vae import encode_clips
 from yume_env.train.trainer import Trainer, TrainerConfig
@@ -43,8 +45,14 @@ class RewardConfig:
     seed: int = 2
 
 
+# per kind: (the regressed signal, the flag) as the head names them and as the examples carry them
+SIGNALS = {"beacon": (("distance", "distance"), ("reached_logit", "reached")),
+           "reward": (("reward", "reward"), ("terminated_logit", "terminated"))}
+
+
 class TaskHeadModule(nn.Module):
-    """forward({"latents": (N, C, F, h, w), "distance": (N,), "reached": (N,)}) -> (loss, metrics)."""
+    """forward({"latents": (N, C, F, h, w), <value>: (N,), <flag>: (N,)}) -> (loss, metrics), the
+    value and flag of the head's kind (`SIGNALS`)."""
 
     def __init__(self, head: TaskHead, cfg: RewardConfig):
         super().__init__()
@@ -52,30 +60,41 @@ class TaskHeadModule(nn.Module):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         c = self.cfg
+        (value_out, value_in), (flag_out, flag_in) = SIGNALS[self.head.kind]
         pred = self.head(batch["latents"])
-        dist, reached = batch["distance"].float(), batch["reached"].float()
-        d_loss = F.smooth_l1_loss(pred["distance"].float(), dist)
-        r_loss = F.binary_cross_entropy_with_logits(
-            pred["reached_logit"].float(), reached, pos_weight=torch.tensor(c.reached_pos_weight, device=dist.device))
+        value, flag = batch[value_in].float(), batch[flag_in].float()
+        v_loss = F.smooth_l1_loss(pred[value_out].float(), value)
+        f_loss = F.binary_cross_entropy_with_logits(
+            pred[flag_out].float(), flag, pos_weight=torch.tensor(c.reached_pos_weight, device=value.device))
         with torch.no_grad():
-            mae = (pred["distance"].float() - dist).abs().mean()
-            acc = ((pred["reached_logit"] > 0).float() == reached).float().mean()
-        return c.distance_weight * d_loss + r_loss, {"distance_mae": mae, "reached_acc": acc}
+            mae = (pred[value_out].float() - value).abs().mean()
+            acc = ((pred[flag_out] > 0).float() == flag).float().mean()
+        return c.distance_weight * v_loss + f_loss, {f"{value_in}_mae": mae, f"{flag_in}_acc": acc}
 
 
-def reward_source(base: SimClipSource, cfg: RewardConfig) -> SimClipSource:
+def reward_source(base, cfg: RewardConfig):
+    """The simulator with `seek_fraction` of beacon seekers; recorded clips as they are."""
+    if not isinstance(base, SimClipSource):
+        return base
     policy = ActionPolicy(**{**base.policy.__dict__, "seek_fraction": cfg.seek_fraction})
     return base.replace(policy=policy)
 
 
+def head_kind(source) -> str:
+    """"reward" for recorded episodes (they carry the env's rewards), "beacon" for the simulator."""
+    return "reward" if isinstance(source, RecordedClipSource) else "beacon"
+
+
 def task_examples(clips: Clips, z: torch.Tensor, noise: float, seed: int) -> dict[str, torch.Tensor]:
-    """Every step of the clips as (chunk latents, distance, reached) examples; z (n, C, 1 + S*F, h, w)."""
+    """Every step of the clips as (chunk latents, value, flag) examples; z (n, C, 1 + S*F, h, w)."""
     n, C, _, h, w = z.shape
     Fc, S = clips.sub_frames, clips.steps
     chunks = z[:, :, 1:].reshape(n, C, S, Fc, h, w).permute(0, 2, 1, 3, 4, 5).reshape(n * S, C, Fc, h, w)
     if noise > 0:
         gen = torch.Generator(device=z.device).manual_seed(seed)
         chunks = chunks + noise * torch.randn(chunks.shape, generator=gen, device=z.device)
+    if clips.rewards is not None:
+        return {"latents": chunks, "reward": clips.rewards.reshape(-1), "terminated": clips.terminated.reshape(-1)}
     return {"latents": chunks, "distance": clips.distance.reshape(-1), "reached": clips.reached.reshape(-1)}
 
 
@@ -86,20 +105,24 @@ def task_batch(vae: nn.Module, source: SimClipSource, cfg: RewardConfig, seed: i
 
 
 @torch.no_grad()
-def evaluate(head: TaskHead, vae: nn.Module, source: SimClipSource, cfg: RewardConfig, batches: int = 4) -> dict[str, float]:
+def evaluate(head: TaskHead, vae: nn.Module, source, cfg: RewardConfig, batches: int = 4) -> dict[str, float]:
+    """The head on fresh clips (for recorded data: held-out episodes): value MAE, flag accuracy and recall."""
     head.eval()
+    (value_out, value_in), (flag_out, flag_in) = SIGNALS[head.kind]
+    if isinstance(source, RecordedClipSource):  # recorded episodes: the held-out ones
+        source = RecordedClipSource(source.root, source.device, split="heldout", workers=0)
     mae, correct, n, tp, pos = 0.0, 0.0, 0, 0.0, 0.0
     for i in range(batches):
         b = task_batch(vae, source, cfg, batch_seed(cfg.seed + 15485863, i), noise=0.0)
         pred = head(b["latents"])
-        hit = pred["reached_logit"] > 0
-        mae += float((pred["distance"] - b["distance"]).abs().sum())
-        correct += float((hit == b["reached"]).sum())
-        tp += float((hit & b["reached"]).sum())
-        pos += float(b["reached"].sum())
-        n += len(b["distance"])
-    return {"task_distance_mae_m": mae / n, "task_reached_accuracy": correct / n,
-            "task_reached_recall": tp / pos if pos else float("nan"), "task_eval_examples": n}
+        hit, flag = pred[flag_out] > 0, b[flag_in].bool()
+        mae += float((pred[value_out] - b[value_in]).abs().sum())
+        correct += float((hit == flag).sum())
+        tp += float((hit & flag).sum())
+        pos += float(flag.sum())
+        n += len(b[value_in])
+    return {f"task_{value_in}_mae": mae / n, f"task_{flag_in}_accuracy": correct / n,
+            f"task_{flag_in}_recall": tp / pos if pos else float("nan"), "task_eval_examples": n}
 
 
 def train_task_head(model_config: WorldModelConfig, vae: nn.Module, cfg: RewardConfig, out: str | Path, *,
@@ -108,7 +131,7 @@ def train_task_head(model_config: WorldModelConfig, vae: nn.Module, cfg: RewardC
     """Trains (or resumes from `out/`) a task head; returns (head with EMA weights, trainer, metrics when finished)."""
     torch.manual_seed(cfg.seed)
     vae = vae.to(info.device).eval().requires_grad_(False)
-    head = TaskHead(model_config.latent_channels, model_config.latent_hw, cfg.width, cfg.hidden)
+    head = TaskHead(model_config.latent_channels, model_config.latent_hw, cfg.width, cfg.hidden, head_kind(source))
     src = reward_source(source, cfg)
     pool = ClipPool(src, max(cfg.pool_clips, cfg.batch_size), cfg.clip_steps, cfg.batch_size, cfg.pool_reuse, cfg.seed,
                     info.rank, encode=lambda clips: encode_clips(vae, clips.frames))
