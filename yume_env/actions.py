@@ -101,14 +101,20 @@ def parse_camera(text: str) -> int:
     return CAMERAS.index(name)
 
 
+_TEXT_FORMS = "'KEY', 'CAMERA' or 'KEY CAMERA', e.g. 'W+A →' ('None' for no move)"
+
+
 def parse_action(text: str) -> np.ndarray:
     """'W+A →', 'W', '→', 'W+A,↑' -> np.array([key, camera]).
 
-    A single token is read as a key if it is one, else as a camera move.
+    A single token is read as a key if it is one, else as a camera move. 'None' (or '·') is the
+    action that does nothing; an empty or blank text is refused, not read as it.
     """
-    parts = [p for p in str(text).replace(",", " ").split() if p]
+    if not isinstance(text, str):
+        raise TypeError(f"action text must be a str, {_TEXT_FORMS}; got {type(text).__name__}")
+    parts = [p for p in text.replace(",", " ").split() if p]
     if len(parts) == 0:
-        return np.array([0, 0], dtype=np.int64)
+        raise ValueError(f"action text {text!r} is empty; write {_TEXT_FORMS}")
     if len(parts) == 1:
         try:
             return np.array([parse_key(parts[0]), 0], dtype=np.int64)
@@ -116,7 +122,7 @@ def parse_action(text: str) -> np.ndarray:
             return np.array([0, parse_camera(parts[0])], dtype=np.int64)
     if len(parts) == 2:
         return np.array([parse_key(parts[0]), parse_camera(parts[1])], dtype=np.int64)
-    raise ValueError(f"action text {text!r} must be 'KEY', 'CAMERA' or 'KEY CAMERA', e.g. 'W+A →'")
+    raise ValueError(f"action text {text!r} must be {_TEXT_FORMS}")
 
 
 def action_to_str(action) -> str:
@@ -125,16 +131,32 @@ def action_to_str(action) -> str:
     return f"{KEYS[key]} {CAMERAS[camera]}"
 
 
+_PAIR = f"two integers (key in [0, {NUM_KEYS}), camera in [0, {NUM_CAMERAS})), e.g. [5, 1]"
+
+
+def as_action_array(action, expected: str) -> np.ndarray:
+    """`np.asarray(action)` (one action or a batch), refusing what numpy would misread: a ragged
+    nested list (numpy's own error names no action) or a list that mixes booleans in (numpy turns
+    True into 1). ValueError naming the action and `expected` otherwise."""
+    if isinstance(action, (list, tuple)) and _holds_bool(action):
+        raise ValueError(f"action must be {expected}, got {action!r}: booleans are not actions")
+    try:
+        return np.asarray(action)
+    except ValueError:  # "setting an array element with a sequence ... inhomogeneous shape"
+        raise ValueError(f"action must be {expected}, got the ragged list {action!r}") from None
+
+
+def _holds_bool(items: list | tuple) -> bool:
+    """Whether a (nested) list holds a bool anywhere."""
+    return any(_holds_bool(v) if isinstance(v, (list, tuple)) else isinstance(v, (bool, np.bool_)) for v in items)
+
+
 def validate_action(action) -> tuple[int, int]:
     """Checks one MultiDiscrete([9, 9]) action and returns it as two Python ints."""
-    arr = np.asarray(action)
+    arr = as_action_array(action, _PAIR)
     if arr.shape != (2,) or not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(
-            f"action must be two integers (key in [0, {NUM_KEYS}), camera in [0, {NUM_CAMERAS})), got {action!r}"
-        )
+        raise ValueError(f"action must be {_PAIR}, got {action!r}")
     key, camera = int(arr[0]), int(arr[1])
     if not (0 <= key < NUM_KEYS and 0 <= camera < NUM_CAMERAS):
-        raise ValueError(
-            f"action must be two integers (key in [0, {NUM_KEYS}), camera in [0, {NUM_CAMERAS})), got {action!r}"
-        )
+        raise ValueError(f"action must be {_PAIR}, got {action!r}")
     return key, camera

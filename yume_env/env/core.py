@@ -136,19 +136,27 @@ class WorldBatch:
         return self.observation(i), self.info(i, self.last_frames[i][None], latency_s=time.perf_counter() - start)
 
     def _restore(self, i: int, snap: WorldSnapshot, np_random: np.random.Generator) -> None:
-        """Resumes world i from a snapshot: everything is built and checked first, then swapped in."""
-        if tuple(snap.frame_size) != self.frame_size:
-            raise ValueError(
-                f"reset option 'state' was saved from a {tuple(snap.frame_size)} world; this world makes {self.frame_size} frames"
-            )
+        """Resumes world i from a snapshot, all or nothing: the snapshot is checked (`check_snapshot`:
+        frame size, newest frame, RNG and reward states) and the world built and checked by the
+        model (`load_state`) before anything changes; the reward state, the one step that may still
+        refuse it, is put back if it does; then the rest is swapped in."""
+        from yume_env.env.snapshot import check_snapshot
+
+        check_snapshot(snap, self.frame_size, type(np_random.bit_generator))
         snap = snap.copy()
-        world = self.model.load_state(snap.world)
-        generator_state = snap.generator_state.clone()
+        world = self.model.load_state(snap.world, where="reset option 'state': world")
+        before = self.reward.get_state(i)
+        try:
+            self.reward.reset(i)
+            self.reward.set_state(i, dict(snap.reward_state))
+        except Exception as exc:
+            self.reward.reset(i)
+            self.reward.set_state(i, before)
+            raise ValueError(f"reset option 'state': field 'reward_state' does not fit this env's reward function "
+                             f"({type(exc).__name__}: {exc}); save the snapshot from an env with the same reward_fn") from exc
         self._put(i, world)
-        self.generators[i].set_state(generator_state)
+        self.generators[i].set_state(snap.generator_state.clone())
         np_random.bit_generator.state = snap.np_random_state
-        self.reward.reset(i)
-        self.reward.set_state(i, dict(snap.reward_state))
         self.last_frames[i] = np.array(snap.last_frame, dtype=np.uint8, copy=True)
 
     def snapshot(self, i: int, np_random: np.random.Generator) -> WorldSnapshot:

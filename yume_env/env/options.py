@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from yume_env import actions as A
+from yume_env.model.text_cache import check_event_text
 
 KNOWN_KEYS = ("event", "image", "frames", "actions", "state")
 
@@ -77,9 +78,7 @@ def parse_reset_options(options: dict | None, frame_size: tuple[int, int], snaps
         raise ValueError(f"reset options {starts} exclude each other: give one of 'image', 'frames' or 'state'")
     parsed = ResetOptions()
     if options.get("event") is not None:
-        if not isinstance(options["event"], str):
-            raise TypeError(f"reset option 'event' must be a str, got {type(options['event']).__name__}")
-        parsed.event = options["event"]
+        parsed.event = check_event_text(options["event"], "reset option 'event'")
     if options.get("image") is not None:
         parsed.image = _check_frames("image", options["image"], frame_size, ndim=3)
     if options.get("actions") is not None and options.get("frames") is None:

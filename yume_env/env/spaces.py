@@ -38,7 +38,7 @@ def to_key_camera(action: Any, flatten_actions: bool = False) -> tuple[int, int]
     if isinstance(action, str):
         return tuple(int(v) for v in A.parse_action(action))
     if flatten_actions:
-        arr = np.asarray(action)
+        arr = A.as_action_array(action, f"one integer in [0, {A.NUM_ACTIONS}) (flatten_actions=True)")
         if arr.shape not in ((), (1,)) or not np.issubdtype(arr.dtype, np.integer):
             raise ValueError(f"action must be one integer in [0, {A.NUM_ACTIONS}) (flatten_actions=True), got {action!r}")
         index = int(arr.reshape(-1)[0])
@@ -52,4 +52,10 @@ def actions_from_strings(texts: list[str] | str) -> np.ndarray:
     """"W,W,W+A →" or ["W", "W+A →"] -> int (T, 2) actions (comma-separated string or a list)."""
     if isinstance(texts, str):
         texts = [t for t in texts.split(",")]
-    return np.stack([A.parse_action(t) for t in texts]).astype(np.int64) if texts else np.zeros((0, 2), np.int64)
+    rows = []
+    for n, text in enumerate(texts):
+        try:
+            rows.append(A.parse_action(text))
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"action {n} of {texts!r}: {err}") from None
+    return np.stack(rows).astype(np.int64) if rows else np.zeros((0, 2), np.int64)

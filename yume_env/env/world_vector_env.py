@@ -149,7 +149,12 @@ class YumeWorldVectorEnv(VectorEnv):
         return obs, rewards.copy(), terminated, truncated, infos
 
     def _check_actions(self, actions) -> np.ndarray:
-        arr = np.asarray(actions)
+        if self.flatten_actions:
+            expected = f"{self.num_envs} integers in [0, {A.NUM_ACTIONS}) (flatten_actions=True)"
+        else:
+            expected = (f"integers of shape ({self.num_envs}, 2): key in [0, {A.NUM_KEYS}), "
+                        f"camera in [0, {A.NUM_CAMERAS})")
+        arr = A.as_action_array(actions, expected)
         if self.flatten_actions:
             if arr.shape != (self.num_envs,) or not np.issubdtype(arr.dtype, np.integer) or ((arr < 0) | (arr >= A.NUM_ACTIONS)).any():
                 raise ValueError(

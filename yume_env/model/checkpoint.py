@@ -2,6 +2,9 @@
 
 A model folder (diffusers style) holds `config.json` plus one safetensors file per part. Nothing
 here unpickles: safetensors for our files, `torch.load(weights_only=True)` for published `.pth`.
+Our weights files carry the state-defining fields of the config they were saved with in their
+metadata (`config_metadata`), so a config.json edited afterwards is caught (`check_config_metadata`)
+even where the tensor shapes still fit; `load_module` also refuses NaN or infinite weights.
 """
 
 from __future__ import annotations
@@ -16,7 +19,12 @@ from typing import Callable, Iterable, Mapping
 import numpy as np
 import torch
 
+from yume_env.model.config import WorldModelConfig
+from yume_env.model.config_checks import (NOT_STATE_FIELDS, check_json_types, config_differences, config_fingerprint,
+                                          state_fields)
+
 _SHOW = 5  # how many offending keys an error lists
+CONFIG_KEY, FINGERPRINT_KEY = "yume_env.config", "yume_env.config_fingerprint"  # safetensors metadata keys
 
 
 class CheckpointError(ValueError):
@@ -86,6 +94,8 @@ def require_file(folder: Path, name: str, fix: str) -> Path:
     if not folder.is_dir():
         raise FileNotFoundError(f"model folder {folder} does not exist; {fix}")
     path = folder / name
+    if path.exists() and not path.is_file():
+        raise FileNotFoundError(f"{path} is not a file (a folder or a special file stands in its place); {fix}")
     if not path.is_file():
         present = ", ".join(sorted(p.name for p in folder.iterdir())[:10]) or "nothing"
         raise FileNotFoundError(f"{path} is missing (the folder holds: {present}); {fix}")
@@ -100,6 +110,18 @@ def read_json(path: Path) -> dict:
     if not isinstance(data, dict):
         raise CheckpointError(f"{path} must hold a JSON object, got {type(data).__name__}")
     return data
+
+
+def read_config(config_file: Path) -> WorldModelConfig:
+    """The WorldModelConfig of a model folder's config.json (keys starting with "_" are notes);
+    CheckpointError naming the file and the field otherwise."""
+    raw = read_json(config_file)
+    fields = {k: v for k, v in raw.items() if not k.startswith("_")}
+    try:
+        check_json_types(fields)
+        return WorldModelConfig.from_dict(fields)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise CheckpointError(f"{config_file} is not a valid WorldModelConfig: {exc}") from exc
 
 
 def load_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -120,6 +142,49 @@ def load_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[st
             "copy or re-save it"
         ) from exc
     return tensors, metadata
+
+
+def config_metadata(config: WorldModelConfig) -> dict[str, str]:
+    """The metadata entries that record which config a weights file was saved with."""
+    return {CONFIG_KEY: json.dumps(state_fields(config), sort_keys=True), FINGERPRINT_KEY: config_fingerprint(config)}
+
+
+def check_config_metadata(metadata: Mapping[str, str], config: WorldModelConfig, file: str | Path,
+                          config_file: str | Path) -> None:
+    """Raises CheckpointError if `file` was saved with another config than `config` (read from
+    `config_file`), naming the fields that differ. Files without the record (written before it
+    existed) pass."""
+    saved = metadata.get(FINGERPRINT_KEY)
+    if saved is None or saved == config_fingerprint(config):
+        return
+    try:
+        fields = config_differences(json.loads(metadata[CONFIG_KEY]), config)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        fields = []
+    differ = f"differs in {fields}" if fields else "differs"
+    raise CheckpointError(
+        f"{config_file} {differ} from the config {Path(file).name} was saved with (fingerprint {saved}, "
+        f"config.json's {config_fingerprint(config)}): the weights would be read wrongly; put back the "
+        f"config.json saved with the weights (only {', '.join(NOT_STATE_FIELDS)} may be changed), or train "
+        "and save a model with the new config"
+    )
+
+
+def check_finite(tensors: Mapping[str, torch.Tensor], file: str | Path) -> None:
+    """Raises CheckpointError naming `file` and the keys of floating tensors that hold NaN or infinity."""
+    bad = [k for k, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise CheckpointError(f"{file} holds NaN or infinite values in {_few(bad)}: the weights are damaged "
+                              "(a diverged training run or a corrupted copy); use an earlier checkpoint or copy it again")
+
+
+def check_dtypes(expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor], file: str | Path) -> None:
+    """Raises CheckpointError naming `file` and the keys whose tensor is not floating point where the
+    module's is (or the reverse): such a file was not written from this module."""
+    wrong = [k for k, t in expected.items() if k in found and found[k].is_floating_point() != t.is_floating_point()]
+    if wrong:
+        examples = "; ".join(f"{k!r}: file {found[k].dtype} vs model {expected[k].dtype}" for k in sorted(wrong)[:_SHOW])
+        raise CheckpointError(f"{file} has tensors of the wrong kind ({len(wrong)}): {examples}; re-save the model folder")
 
 
 def load_pth(path: str | Path) -> dict[str, torch.Tensor]:
@@ -192,14 +257,24 @@ def load_module(
     config_file: str | Path | None = None,
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
+    finite: bool = True,
+    config: WorldModelConfig | None = None,
 ) -> dict[str, str]:
     """Loads a safetensors file into `module` with strict checks; returns the file's metadata.
 
-    Parameters and buffers are both checked (a buffer such as a VAE's latent statistics is state).
+    Parameters and buffers are both checked (a buffer such as a VAE's latent statistics is state):
+    names, shapes, floating point or not; with `config` (read from `config_file`), that the file
+    was saved with it (`check_config_metadata`: config edits that keep every shape); and, with
+    `finite`, no NaN or infinity.
     """
     tensors, metadata = load_safetensors(path)
     expected = module.state_dict()
     check_state_dict(expected, tensors, path, optional=optional, config_file=config_file)
+    check_dtypes(expected, tensors, path)
+    if config is not None:
+        check_config_metadata(metadata, config, path, config_file or "config.json")
+    if finite:
+        check_finite(tensors, path)
     if dtype is not None:
         tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
     if device is not None:

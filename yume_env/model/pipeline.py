@@ -35,7 +35,8 @@ from yume_env.model.history import History
 from yume_env.model.task_head import TaskHead
 from yume_env.model.text import ENCODER_CLASSES, build_text_encoder
 from yume_env.model.text_cache import TextConditioner
-from yume_env.model.vae import build_vae, frames_to_tensor, split_cache, stack_caches, tensor_to_frames
+from yume_env.model.codecs import build_vae
+from yume_env.model.vae import frames_to_tensor, split_cache, stack_caches, tensor_to_frames
 from yume_env.model.world_state import SETTLED, WorldState
 from yume_env.model.world_step import step_chunk
 from yume_env.model import checkpoint as ckpt
@@ -115,16 +116,15 @@ class WorldModel:
         if (path / PUBLISHED_DIT_FILE).is_file() and (path / PUBLISHED_VAE_FILE).is_file():
             return cls._from_published(path, device, dtype)
         config_file = ckpt.require_file(path, CONFIG_FILE, _FIX)
-        raw = ckpt.read_json(config_file)
-        try:
-            config = WorldModelConfig.from_dict({k: v for k, v in raw.items() if not k.startswith("_")})
-        except (TypeError, ValueError) as exc:
-            raise ckpt.CheckpointError(f"{config_file} is not a valid WorldModelConfig: {exc}") from exc
+        config = ckpt.read_config(config_file)
         dit = build_dit(config, device="meta")
-        ckpt.load_module(dit, ckpt.require_file(path, DIT_FILE, _FIX), config_file=config_file, dtype=dtype)
-        vae = build_vae(config.vae, config.latent_channels)
-        ckpt.load_module(vae, ckpt.require_file(path, VAE_FILE, _FIX), config_file=config_file)
-        head = _load_task_head(path / TASK_HEAD_FILE) if (path / TASK_HEAD_FILE).is_file() else None
+        ckpt.load_module(dit, ckpt.require_file(path, DIT_FILE, _FIX), config_file=config_file, dtype=dtype, config=config)
+        try:
+            vae = build_vae(config.vae, config.latent_channels)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ckpt.CheckpointError(f"{config_file}: its 'vae' entry {config.vae!r} builds no VAE ({exc})") from exc
+        ckpt.load_module(vae, ckpt.require_file(path, VAE_FILE, _FIX), config_file=config_file, config=config)
+        head = _load_task_head(path / TASK_HEAD_FILE, config) if (path / TASK_HEAD_FILE).is_file() else None
         start = _load_start_frames(path / START_FRAMES_FILE, config) if (path / START_FRAMES_FILE).is_file() else None
         spec = _encoder_class(config.text_encoder, config_file)
         text = TextConditioner.open(
@@ -148,15 +148,18 @@ class WorldModel:
         return cls(config, get("dit"), get("vae"), text)
 
     def save_pretrained(self, path: str | Path) -> Path:
-        """Writes the folder atomically (built beside it, then swapped in)."""
+        """Writes the folder atomically (built beside it, then swapped in). The weights files record
+        the config's state-defining fields in their metadata (`checkpoint.config_metadata`)."""
 
         def write(tmp: Path) -> None:
             from yume_env import __version__
 
             ckpt.write_json(tmp / CONFIG_FILE, {**self.config.to_dict(), "_class_name": "WorldModel",
                                                 "_yume_env_version": __version__})
-            ckpt.save_safetensors(tmp / DIT_FILE, self.dit.state_dict(), {"format": "pt"})
-            ckpt.save_safetensors(tmp / VAE_FILE, self.vae.state_dict(), {"format": "pt", "type": str(self.config.vae.get("type"))})
+            made_by = ckpt.config_metadata(self.config)  # a config.json edited later is caught at load
+            ckpt.save_safetensors(tmp / DIT_FILE, self.dit.state_dict(), {"format": "pt", **made_by})
+            ckpt.save_safetensors(tmp / VAE_FILE, self.vae.state_dict(),
+                                  {"format": "pt", "type": str(self.config.vae.get("type")), **made_by})
             if self.task_head is not None:
                 ckpt.save_safetensors(tmp / TASK_HEAD_FILE, self.task_head.state_dict(), self.task_head.metadata())
             if self.start_frames is not None:
@@ -240,9 +243,22 @@ class WorldModel:
         """One state of the worlds of several states of this model, in order."""
         return WorldState.cat(list(states))
 
-    def load_state(self, worlds: list[dict[str, Any]] | dict[str, Any]) -> WorldState:
-        """The state of worlds saved by `WorldState.to_dict()` (one dict per world), on this model's device."""
-        state = WorldState.from_dict(self.config, worlds, self.cache_ops)
+    def load_state(self, worlds: list[dict[str, Any]] | dict[str, Any], where: str = "saved world") -> WorldState:
+        """The state of worlds saved by `WorldState.to_dict()` (one dict per world), on this model's device.
+
+        Each world is checked before anything is built (`state_checks.check_world_dict`: saved by a
+        model of this config, shapes, dtypes, finite tensors, the VAE stream cache of this VAE's
+        layout); errors name `where` and the field."""
+        from yume_env.model import state_checks
+
+        c = self.config
+
+        def prime() -> Any:  # the stream cache of a freshly started world, as init_state makes it
+            z = torch.zeros(1, c.latent_channels, 1, *c.latent_hw, device=self.device)
+            return _vae_fn(self.vae, "start_stream", lambda z: self.vae.decode_chunk(z, None)[1])(z)
+
+        layout = state_checks.stream_layout(self.vae, prime)
+        state = WorldState.from_dict(c, worlds, self.cache_ops, where=where, cache_layout=layout)
         state.history = state.history.to(self.device)
         state.pose, state.origin = state.pose.to(self.device), state.origin.to(self.device)
         return state
@@ -373,10 +389,23 @@ def _lazy_conditioner(config: WorldModelConfig) -> Callable[[], TextConditioner]
     return build
 
 
-def _load_task_head(path: Path) -> TaskHead:
+def _load_task_head(path: Path, config: WorldModelConfig) -> TaskHead:
+    """The task head of `task_head.safetensors`, checked against the world's latents and for NaN."""
     tensors, meta = ckpt.load_safetensors(path)
-    head = TaskHead.from_metadata(meta, str(path))
+    try:
+        head = TaskHead.from_metadata(meta, str(path))
+    except ValueError as exc:
+        raise ckpt.CheckpointError(str(exc)) from exc
+    want = (config.latent_channels, tuple(config.latent_hw))
+    if (head.latent_channels, head.latent_hw) != want:
+        raise ckpt.CheckpointError(
+            f"{path} reads latents of {head.latent_channels} channels at {head.latent_hw}, this world makes "
+            f"{want[0]} at {want[1]}: the task head belongs to another model; train one for this world "
+            "(the reward stage) or remove the file"
+        )
     ckpt.check_state_dict(head.state_dict(), tensors, path)
+    ckpt.check_dtypes(head.state_dict(), tensors, path)
+    ckpt.check_finite(tensors, path)
     head.load_state_dict(tensors)
     return head
 

@@ -42,6 +42,22 @@ class UnknownTextError(KeyError):
         return str(self.args[0])
 
 
+def check_event_text(text: object, what: str = "event") -> str:
+    """`text` if it is an event text a text encoder can read: a str of valid Unicode. A lone
+    surrogate (e.g. from text decoded with errors="surrogateescape") has no UTF-8 form, so every
+    tokenizer fails on it; TypeError / ValueError naming `what` otherwise."""
+    if not isinstance(text, str):
+        raise TypeError(f"{what} must be a str (\"\" for none), got {type(text).__name__}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{what} {text!r} is not valid Unicode: it holds a lone surrogate {text[exc.start]!r} at index {exc.start}; "
+            "pass properly decoded text (e.g. bytes.decode('utf-8', errors='replace'))"
+        ) from None
+    return text
+
+
 def cache_path(folder: str | Path, encoder_name: str) -> Path:
     """`<model folder>/text_cache/<encoder>.safetensors`."""
     return Path(folder) / CACHE_DIR / f"{encoder_name}.safetensors"
@@ -196,7 +212,7 @@ class TextConditioner:
 
     def add_events(self, texts: Iterable[str]) -> None:
         """Encodes (in one call) the texts not cached yet."""
-        new = sorted({t.strip() for t in texts} - set(self.events) - {""})
+        new = sorted({check_event_text(t).strip() for t in texts} - set(self.events) - {""})
         for text, emb in zip(new, self._encode(new) if new else []):
             self._remember(text, emb)
 
@@ -207,7 +223,7 @@ class TextConditioner:
 
     def event_tokens(self, text: str) -> torch.Tensor:
         """(n, dim) tokens of an event text; "" is zeros; encodes only texts never seen."""
-        text = text.strip()
+        text = check_event_text(text).strip()
         if not text:
             return self._empty()
         if text not in self.events:
@@ -220,14 +236,18 @@ class TextConditioner:
             raise ValueError(f"flat action must be in [0, {NUM_ACTIONS}), got {flat_action!r}")
         return self.actions[int(flat_action)]
 
-    def context(self, flat_actions: Sequence[int], events: Sequence[str], length: int) -> torch.Tensor:
-        """(B, length, dim) float32: per world [action tokens, event tokens], zero-padded or cut.
+    def context(self, flat_actions: Sequence[int], events: Sequence[str], length: int,
+                captions: bool = True) -> torch.Tensor:
+        """(B, length, dim) float32: per world [action tokens, event tokens], zero-padded or cut;
+        with captions=False [event tokens] alone (worlds whose actions are not Yume's).
 
         One gather for the whole batch from a table of the action tokens and the batch's distinct
         events (a few small ops per world made a batched env step launch-bound on a GPU)."""
         if len(flat_actions) != len(events):
             raise ValueError(f"got {len(flat_actions)} actions but {len(events)} events")
         acts = np.asarray(flat_actions, dtype=np.int64).reshape(-1)
+        if not captions:
+            acts = np.zeros_like(acts)
         bad = (acts < 0) | (acts >= NUM_ACTIONS)
         if bad.any():
             raise ValueError(f"flat action must be in [0, {NUM_ACTIONS}), got {flat_actions[int(np.flatnonzero(bad)[0])]!r}")
@@ -241,7 +261,7 @@ class TextConditioner:
         # the table row that context token p of each world reads: its action's tokens, then its
         # event's, then the zero row (the action table's last)
         p = np.arange(int(length))[None, :]
-        la, le = a_len[acts][:, None], e_len[which][:, None]
+        la, le = (a_len[acts] if captions else np.zeros_like(acts))[:, None], e_len[which][:, None]
         rows = np.where(p < la, a_start[acts][:, None] + p,
                         np.where(p < la + le, e_start[which][:, None] + p - la, len(table) - 1))
         return torch.cat([table, *tokens])[torch.from_numpy(rows)]

@@ -22,10 +22,11 @@ from typing import Any, Callable
 import torch
 
 from yume_env.model.config import WorldModelConfig
+from yume_env.model.config_checks import config_fingerprint
 from yume_env.model.history import History
+from yume_env.model.state_checks import ANY_CACHE, STATE_FORMAT, check_world_dict
 from yume_env.model.vae import split_cache, stack_caches
 
-STATE_FORMAT = 2
 SETTLED = 1 << 30  # `chunks_since_event` of a world whose event has not changed since it began
 
 
@@ -126,11 +127,14 @@ class WorldState:
 
     # ---- saving ----------------------------------------------------------------------------------
     def to_dict(self) -> list[dict[str, Any]]:
-        """One dict of plain tensors and Python values per world (fresh copies)."""
+        """One dict of plain tensors and Python values per world (fresh copies), with the fingerprint
+        of the config that made it (`config_checks.config_fingerprint`: only that model loads it)."""
         stack, split = self.cache_ops
         caches = split(self.vae_cache, self.batch_size)
+        fingerprint = config_fingerprint(self.config)
         return [{
             "format": STATE_FORMAT,
+            "config_fingerprint": fingerprint,
             **self.history.world_dict(i),
             "vae_cache": _clone_cache(caches[i]),
             "pose": self.pose[i].clone(),
@@ -142,16 +146,17 @@ class WorldState:
 
     @classmethod
     def from_dict(cls, config: WorldModelConfig, worlds: list[dict[str, Any]] | dict[str, Any],
-                  cache_ops: tuple[Callable, Callable] = (stack_caches, split_cache)) -> "WorldState":
-        """The state of worlds saved by `to_dict` (a list of dicts, or one)."""
+                  cache_ops: tuple[Callable, Callable] = (stack_caches, split_cache),
+                  where: str = "saved world", cache_layout: Any = ANY_CACHE) -> "WorldState":
+        """The state of worlds saved by `to_dict` (a list of dicts, or one). Every world is checked
+        first (`state_checks.check_world_dict`: made by this config's model, shapes, finite values,
+        the VAE stream cache against `cache_layout` if given); errors name `where` (with the
+        world's index when there are several) and the field."""
         worlds = [worlds] if isinstance(worlds, dict) else list(worlds)
-        for d in worlds:
-            missing = sorted({"history", "n_history", "vae_cache", "pose", "origin", "event", "step_count"} - set(d))
-            if missing:
-                raise ValueError(f"a saved world lacks {missing}; pass what WorldState.to_dict() returned")
-            if d.get("format") != STATE_FORMAT:
-                raise ValueError(f"saved world format {d.get('format')} is not supported (this version reads "
-                                 f"{STATE_FORMAT}); save it again with this version")
+        if not worlds:
+            raise ValueError(f"{where}: no worlds to load; pass what WorldState.to_dict() returned")
+        for i, d in enumerate(worlds):
+            check_world_dict(config, d, where if len(worlds) == 1 else f"{where} {i}", cache_layout)
         stack, _ = cache_ops
         return cls(
             History.from_world_dicts(config, worlds), stack([_clone_cache(d["vae_cache"]) for d in worlds]),

@@ -23,7 +23,7 @@ from ..actions import NUM_CAMERAS, NUM_KEYS
 from . import task
 from .backend import Backend
 from .pose import c2w
-from .events import RAMP_FRAMES, effect_intensities, event_index, match_event
+from .events import RAMP_FRAMES, check_event, effect_intensities, event_index, match_event
 from .motion import sub_frame_move
 from .render import Renderer, RenderState
 
@@ -62,6 +62,8 @@ class BatchSimulator:
         """(Re)start the worlds at `indices` (all by default); returns the (B, H, W, 3) current views."""
         B = self.batch
         idx = np.arange(B) if indices is None else np.asarray(indices, dtype=np.int64).reshape(-1)
+        if events is not None:
+            events = [check_event(t, f"reset events[{j}]") for j, t in enumerate(events)]
         if not self._allocated:
             idx = np.arange(B)
             self._np = {
@@ -100,11 +102,13 @@ class BatchSimulator:
     def set_event(self, text: str | list[str], indices=None) -> None:
         """Start event `text` (one text for all, or one per index) at the next step."""
         idx = range(self.batch) if indices is None else [int(i) for i in np.asarray(indices).reshape(-1)]
-        texts = [text] * len(idx) if isinstance(text, str) or text is None else list(text)
+        if not isinstance(text, (str, list, tuple, np.ndarray)):
+            raise TypeError(f"set_event text must be a str (\"\" for none) or a list of them, got {type(text).__name__}")
+        texts = [text] * len(idx) if isinstance(text, str) else [check_event(t, f"set_event text {j}") for j, t in enumerate(text)]
         if len(texts) != len(idx):
             raise ValueError(f"set_event got {len(texts)} texts for {len(idx)} worlds")
         for i, t in zip(idx, texts):
-            self._pending[i] = "" if t is None else str(t)
+            self._pending[i] = t
 
     @property
     def events(self) -> list[str]:
@@ -155,7 +159,7 @@ class BatchSimulator:
 
     # -- internals ------------------------------------------------------------------------
     def _start_event(self, i: int, text: str, full: bool) -> None:
-        self.event_text[i] = text or ""
+        self.event_text[i] = text
         self.event_idx[i] = event_index(self.event_text[i])
         self.event_start[i] = self.frame_count[i] - (RAMP_FRAMES if full else 0)
         if match_event(self.event_text[i]) == "ghost":

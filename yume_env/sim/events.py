@@ -54,6 +54,14 @@ EFFECTS: tuple[str, ...] = tuple(EVENTS)
 RAMP_FRAMES = 3
 
 
+def check_event(text: object, what: str = "event") -> str:
+    """`text` if it is an event text (a str, "" for none); TypeError naming `what` and the type
+    otherwise (a number or None is not turned into text)."""
+    if not isinstance(text, str):
+        raise TypeError(f"{what} must be a str (\"\" for none), got {type(text).__name__}")
+    return text
+
+
 def _norm(text: str) -> str:
     return " ".join(str(text).lower().split()).rstrip(".!")
 

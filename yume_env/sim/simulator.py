@@ -20,7 +20,7 @@ import numpy as np
 from ..actions import validate_action
 from . import task
 from .backend import NUMPY
-from .events import RAMP_FRAMES, effect_intensities, event_index, match_event
+from .events import RAMP_FRAMES, check_event, effect_intensities, event_index, match_event
 from .motion import sub_frame_move
 from .pose import c2w
 from .render import Renderer, RenderState
@@ -57,6 +57,7 @@ class Simulator:
     # -- state ---------------------------------------------------------------------------
     def reset(self, seed: int | None = None, event: str = "") -> np.ndarray:
         """New world and start pose (drawn from `seed`, else from the running generator)."""
+        check_event(event, "reset event")
         if seed is not None or not hasattr(self, "rng"):
             self.rng = np.random.default_rng(seed if seed is not None else self._seed)
         self.world_seed = np.array([self.rng.integers(0, 2**31 - 1)], dtype=np.int64)
@@ -90,7 +91,7 @@ class Simulator:
 
     def set_event(self, text: str) -> None:
         """Start event `text` at the next step ("" clears it)."""
-        self._pending = "" if text is None else str(text)
+        self._pending = check_event(text)
 
     def beacon_distance(self) -> float:
         return float(np.hypot(self.x[0] - self.beacon[0, 0], self.z[0] - self.beacon[0, 1]))
@@ -135,7 +136,7 @@ class Simulator:
 
     # -- internals ------------------------------------------------------------------------
     def _start_event(self, text: str, full: bool) -> None:
-        self._event_text = text or ""
+        self._event_text = text
         self._event_idx = event_index(self._event_text)
         self._event_start = self.frame_count - (RAMP_FRAMES if full else 0)
         if match_event(self._event_text) == "ghost":
