@@ -5,7 +5,7 @@ shape under FSDP2 with activation checkpointing, a sharded checkpoint and a resu
         torchrun --standalone --nproc_per_node 2 benchmarks/multigpu.py --out "$OUT"
     torchrun --standalone --nproc_per_node 2 benchmarks/multigpu.py --smoke --out /tmp/mg   # CPU, gloo
 
-(a) DDP: the `pretrain` stage's train module (`FlowMatchingModule`) and the shared `Trainer` on the
+(a) DDP: the `pretrain` stage's train module (`DenoiseModule`) and the shared `Trainer` on the
     default world's model (recipe `default`, its per-GPU batch), on synthetic batches of the
     stage's shapes (random history lengths over the stage's clip length), so the measurement is
     the training step and its gradient all-reduce, not the simulator. Rank 0 first trains alone
@@ -13,7 +13,7 @@ shape under FSDP2 with activation checkpointing, a sharded checkpoint and a resu
     under DDP at the same per-GPU batch: scaling efficiency = DDP samples/s / (N x 1-GPU samples/s).
 (b) FSDP2: the Yume-5B DiT shape (`WorldModelConfig.preset("yume-5b")` at 544x960, latent 34x60;
     the channel stream off, as in the published backbone), random bf16 weights, sharded per block
-    by `finetune.shard_world_model` with activation checkpointing; AdamW fine-tuning steps on one
+    by `sharding.shard_world_model` with activation checkpointing; AdamW fine-tuning steps on one
     example per GPU with a TSCM history; peak memory per GPU and step time; then a sharded
     checkpoint (`torch.distributed.checkpoint`, model + optimizer) is saved, the run takes more
     steps (the reference), a fresh model with other random weights loads the checkpoint and takes
@@ -49,8 +49,9 @@ from yume_env.model import tscm  # noqa: E402
 from yume_env.model.config import WorldModelConfig  # noqa: E402
 from yume_env.model.dit import build_dit  # noqa: E402
 from yume_env.train import distributed as D  # noqa: E402
-from yume_env.train.finetune import shard_world_model  # noqa: E402
-from yume_env.train.stages.pretrain import FlowMatchingModule  # noqa: E402
+from yume_env.train.sharding import shard_world_model  # noqa: E402
+from yume_env.train.recipes.world import load_recipe  # noqa: E402
+from yume_env.train.stages.pretrain import DenoiseModule  # noqa: E402
 from yume_env.train.trainer import Trainer, TrainerConfig  # noqa: E402
 
 GIB = 1024 ** 3
@@ -79,14 +80,18 @@ class SyntheticBatches:
         C, Fc, (h, w) = mc.latent_channels, mc.latent_frames_per_chunk, mc.latent_hw
         self.batches = []
         for _ in range(count):
-            ks = torch.randint(clip_steps, (batch,), generator=g).tolist()
+            k = int(torch.randint(clip_steps, (), generator=g))  # one history length per batch, as the stage draws
+            n = 1 + Fc * k
             self.batches.append({
-                "history": [torch.randn(C, 1 + Fc * k, h, w, generator=g).to(device) for k in ks],
+                "history": torch.randn(batch, C, n, h, w, generator=g).to(device),
+                "history_noise": torch.zeros(batch, device=device),
+                "history_poses": torch.zeros(batch, n, 4, device=device),
+                "target_pose": torch.zeros(batch, 4, device=device),
                 "x0": torch.randn(batch, C, Fc, h, w, generator=g).to(device),
                 "eps": torch.randn(batch, C, Fc, h, w, generator=g).to(device),
                 "t": torch.rand(batch, generator=g).clamp(1e-3, 1.0).to(device),
                 "context": torch.randn(batch, mc.text_tokens, mc.text_dim, generator=g).to(device),
-                "action": torch.randint(81, (batch,), generator=g).to(device),
+                "action": torch.randint(mc.vocabulary.size, (batch,), generator=g).to(device),
             })
         self.index = 0
 
@@ -106,7 +111,7 @@ def train_rate(mc: WorldModelConfig, tcfg: TrainerConfig, info: D.DistInfo, batc
                warmup: int, steps: int) -> dict:
     """samples/s of the pretrain stage's trainer on this process (x world size under DDP)."""
     torch.manual_seed(0)
-    trainer = Trainer(FlowMatchingModule(build_dit(mc, device=info.device)), tcfg, None, info=info, name="pretrain")
+    trainer = Trainer(DenoiseModule(build_dit(mc, device=info.device), mc), tcfg, None, info=info, name="pretrain")
     stream = SyntheticBatches(mc, batch, clip_steps, info.device, seed=info.rank)
     trainer.fit(stream, until_step=warmup)
     t0 = now(info.device)
@@ -117,9 +122,7 @@ def train_rate(mc: WorldModelConfig, tcfg: TrainerConfig, info: D.DistInfo, batc
 
 
 def ddp_phase(args, device: torch.device, rank: int, world: int) -> dict:
-    from yume_env.train.recipes.default_world import PRESETS
-
-    recipe = PRESETS["smoke" if args.smoke else "default"]()
+    recipe = load_recipe("smoke" if args.smoke else "default-world")
     mc = recipe.model_config()
     batch = args.ddp_batch or recipe.pretrain.batch_size
     clip_steps = recipe.pretrain.clip_steps
@@ -154,7 +157,8 @@ def fsdp_batch(mc: WorldModelConfig, history_chunks: int, step: int, rank: int, 
     C, Fc, (h, w) = mc.latent_channels, mc.latent_frames_per_chunk, mc.latent_hw
     ctx = torch.zeros(1, mc.text_tokens, mc.text_dim)
     ctx[:, : min(32, mc.text_tokens)] = torch.randn(1, min(32, mc.text_tokens), mc.text_dim, generator=g) * 0.1
-    return {"history": [torch.randn(C, 1 + Fc * history_chunks, h, w, generator=g).to(device)],
+    n = 1 + Fc * history_chunks
+    return {"history": torch.randn(1, C, n, h, w, generator=g).to(device), "history_noise": torch.zeros(1, device=device),
             "x0": torch.randn(1, C, Fc, h, w, generator=g).to(device),
             "eps": torch.randn(1, C, Fc, h, w, generator=g).to(device),
             "t": torch.rand(1, generator=g).clamp(0.05, 0.95).to(device),
@@ -165,7 +169,7 @@ def build_sharded(mc: WorldModelConfig, dtype: torch.dtype, seed: int, info: D.D
     with torch.random.fork_rng(devices=[info.device] if info.device.type == "cuda" else []):
         torch.manual_seed(seed)
         dit = build_dit(mc, device=info.device, dtype=dtype)  # the same weights on every rank, then sharded
-    module = FlowMatchingModule(dit, memory=False)
+    module = DenoiseModule(dit, mc)
     shard_world_model(module, bf16_params=False, activation_checkpointing=True)
     optimizer = torch.optim.AdamW(module.parameters(), lr=lr, betas=(0.9, 0.99), weight_decay=0.01)
     return module, optimizer
@@ -188,13 +192,12 @@ def unsharded_reference(args, mc: WorldModelConfig, dtype: torch.dtype, info: D.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         dit = build_dit(mc, device=info.device, dtype=dtype)
-    module = FlowMatchingModule(dit, memory=False)
+    module = DenoiseModule(dit, mc)
     optimizer = torch.optim.AdamW(module.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.01)
     losses = []
     for step in range(args.fsdp_steps):
         parts = [fsdp_batch(mc, args.history_chunks, step, r, info.device) for r in range(info.world_size)]
-        batch = {k: (sum((p[k] for p in parts), []) if k == "history" else torch.cat([p[k] for p in parts]))
-                 for k in parts[0]}
+        batch = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
         loss, _ = module(batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(module.parameters(), 1.0)

@@ -4,7 +4,7 @@
 
 One thread (`torch.set_num_threads(1)`), CPU time from `time.process_time()`. The clip pool is
 rendered once (timed separately) and then served for every measured batch; cProfile counts the
-Python-level calls of one whole pretrain step and one VAE-stage step.
+Python-level calls and the aten operators (about one kernel launch each on a GPU) of one pretrain step.
 """
 
 from __future__ import annotations
@@ -45,19 +45,18 @@ def main(argv: list[str] | None = None) -> dict:
     from yume_env.model.dit import build_dit
     from yume_env.model.codecs import build_vae
     from yume_env.data.sim_clips import SimClipSource
-    from yume_env.train.recipes.default_world import default_recipe
-    from yume_env.train.stages.pretrain import FlowMatchingModule, PretrainStream
+    from yume_env.train.recipes.world import load_recipe
+    from yume_env.train.stages.pretrain import DenoiseModule, PretrainStream
     from yume_env.train.text_cache import load_text_cache
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--text-cache", required=True)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--no-vae", action="store_true", help="skip the VAE-stage step")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    recipe = default_recipe()
+    recipe = load_recipe("default-world")
     mc = recipe.model_config()
     text = load_text_cache(args.text_cache)
     source = SimClipSource(mc.height, mc.width, sub_frames=mc.latent_frames_per_chunk * mc.temporal_compression)
@@ -68,8 +67,8 @@ def main(argv: list[str] | None = None) -> dict:
     cfg.pool_clips = args.batch  # one pool, rendered once below
     cfg.pool_reuse = 1e6
     stream = PretrainStream(source, vae, text, mc, cfg)
-    _, render_s = _cpu(lambda: stream.pool.pool(0))
-    module = FlowMatchingModule(dit, cfg.memory).train()
+    _, render_s = _cpu(lambda: stream.pool.pool(0))  # rendering only: each batch encodes its own clips
+    module = DenoiseModule(dit, mc).train()
     res = {"batch": args.batch, "pool_render_and_encode_s": render_s, "pool_clips": cfg.pool_clips,
            "clip_steps": cfg.clip_steps}
     make, fwd, bwd = [], [], []
@@ -92,25 +91,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     res["pretrain_python_calls_per_step"] = _calls(one_step)
     res["pretrain_aten_ops_per_step"] = _aten_ops(one_step)  # ~ kernel launches on a GPU
-    if not args.no_vae:
-        res.update(_vae_step(recipe, mc, source))
     print(json.dumps(res, indent=1))
     return res
-
-
-def _vae_step(recipe, mc, source) -> dict:
-    from yume_env.model.codecs import build_vae
-    from yume_env.train.stages.vae import VAETrainModule, clip_stream
-
-    cfg = recipe.vae
-    stream = clip_stream(source, cfg)
-    frames, render_s = _cpu(lambda: stream.next())  # renders the first pool
-    module = VAETrainModule(build_vae(mc.vae, mc.latent_channels), cfg).train()
-    frames, make_s = _cpu(lambda: stream.next())
-    (loss, _), fwd = _cpu(lambda: module(frames))
-    _, bwd = _cpu(lambda: loss.backward())
-    return {"vae_pool_render_s": render_s, "vae_pool_clips": cfg.pool_clips, "vae_make_s": make_s,
-            "vae_forward_s": fwd, "vae_backward_s": bwd, "vae_step_s": make_s + fwd + bwd}
 
 
 if __name__ == "__main__":

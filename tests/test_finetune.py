@@ -18,7 +18,9 @@ from yume_env.model import WorldModel, WorldModelConfig
 from yume_env.model.text import TextEmbedding, TextEncoder
 from yume_env.model.text_cache import TextConditioner
 from yume_env.train import distributed as D
+from yume_env.data.latent_cache import LatentLibrary
 from yume_env.train import finetune as ft
+from yume_env.train import lora
 from yume_env.train.stages.pretrain import DenoiseModule
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,14 +73,14 @@ def test_lora_finetune_lowers_the_loss_of_a_fixed_batch_and_trains_only_adapters
     model = small_model()
     base = {k: v.clone() for k, v in model.dit.state_dict().items()}
     cfg = config(8)
-    library = ft.LatentLibrary([sekai], model.vae, model.config, tmp_path / "latents", D.DistInfo(), progress=False)
+    library = LatentLibrary([sekai], model.vae, model.config, tmp_path / "latents", D.DistInfo(), progress=False)
     probe = ft.FinetuneStream(library, model.text, model.config, dataclasses.replace(cfg, batch_size=8, seed=99), "cpu").make(0)
     before = fixed_batch_loss(model, library, probe)
     result = ft.finetune(model, [sekai], tmp_path / "run", cfg, cache_dir=tmp_path / "latents", progress=False)
     after = fixed_batch_loss(model, library, probe)
     assert result.finished and result.metrics["clips_encoded"] == 0  # the latents came from the cache
     assert after < before - 0.01, (before, after)
-    assert (tmp_path / "run" / ft.LORA_FILE).is_file() and (tmp_path / "run" / "curves.json").is_file()
+    assert (tmp_path / "run" / lora.LORA_DIR / lora.WEIGHTS_FILE).is_file() and (tmp_path / "run" / "curves.json").is_file()
     now = model.dit.state_dict()
     frozen = [k for k in base if "lora_" not in k]
     assert all(torch.equal(base[k], now[k.replace(".weight", ".base_layer.weight").replace(".bias", ".base_layer.bias")]
@@ -88,35 +90,35 @@ def test_lora_finetune_lowers_the_loss_of_a_fixed_batch_and_trains_only_adapters
 def test_latent_cache_is_reused_for_the_same_vae_and_rebuilt_for_another(sekai, tmp_path):
     model = small_model()
     info = D.DistInfo()
-    first = ft.LatentLibrary([sekai], model.vae, model.config, tmp_path, info, progress=False)
-    again = ft.LatentLibrary([sekai], model.vae, model.config, tmp_path, info, progress=False)
+    first = LatentLibrary([sekai], model.vae, model.config, tmp_path, info, progress=False)
+    again = LatentLibrary([sekai], model.vae, model.config, tmp_path, info, progress=False)
     assert first.encoded == 3 and again.encoded == 0
     assert torch.equal(first.latents(0), again.latents(0))
     assert first.latents(0).shape == (16, 9, 8, 8)  # (C, frames, h, w): the tiny VAE is 1x in time
     with torch.no_grad():
         next(model.vae.parameters()).add_(0.01)
-    assert ft.LatentLibrary([sekai], model.vae, model.config, tmp_path, info, progress=False).encoded == 3
+    assert LatentLibrary([sekai], model.vae, model.config, tmp_path, info, progress=False).encoded == 3
     assert not list(tmp_path.rglob("*.tmp"))
 
 
 def test_lora_round_trip_reloads_into_a_fresh_model_with_identical_outputs_and_merges(sekai, tmp_path):
     trained = small_model()
-    ft.add_lora(trained.dit, rank=4, alpha=8.0)
+    lora.add_lora(trained.dit, rank=4, alpha=8.0)
     with torch.no_grad():  # stand-in for training: non-zero adapters
         for name, p in trained.dit.named_parameters():
             if "lora_B" in name:
                 p.normal_(std=0.05, generator=torch.Generator().manual_seed(len(name)))
-    path = ft.save_lora(trained.dit, tmp_path / "lora.safetensors", 4, 8.0, ft.DEFAULT_TARGETS)
-    library = ft.LatentLibrary([sekai], trained.vae, trained.config, tmp_path / "latents", D.DistInfo(), progress=False)
+    path = lora.save_lora(trained.dit, tmp_path / "lora", 4, 8.0, lora.DEFAULT_TARGETS)
+    library = LatentLibrary([sekai], trained.vae, trained.config, tmp_path / "latents", D.DistInfo(), progress=False)
     batch = ft.FinetuneStream(library, trained.text, trained.config, config(1), "cpu").make(0)
     reference = fixed_batch_loss(trained, library, batch)
 
     fresh = small_model()
-    ft.load_lora(fresh.dit, path)
+    lora.load_lora(fresh.dit, path)
     assert fixed_batch_loss(fresh, library, batch) == reference
     merged = small_model()
-    ft.load_lora(merged.dit, path, merge=True)
-    assert not ft.has_lora(merged.dit)
+    lora.load_lora(merged.dit, path, merge=True)
+    assert not lora.has_lora(merged.dit)
     assert set(merged.dit.state_dict()) == set(small_model().dit.state_dict())
     assert fixed_batch_loss(merged, library, batch) == pytest.approx(reference, rel=1e-4)
     assert fixed_batch_loss(small_model(), library, batch) != pytest.approx(reference, rel=1e-4)
@@ -124,11 +126,11 @@ def test_lora_round_trip_reloads_into_a_fresh_model_with_identical_outputs_and_m
 
 def test_lora_file_of_another_shape_is_refused_by_name(tmp_path):
     model = small_model()
-    ft.add_lora(model.dit, rank=4, targets=("q", "k"))
-    path = ft.save_lora(model.dit, tmp_path / "lora.safetensors", 4, 4.0, ("q", "k"))
+    lora.add_lora(model.dit, rank=4, targets=("q", "k"))
+    path = lora.save_lora(model.dit, tmp_path / "lora", 4, 4.0, ("q", "k"))
     other = WorldModel.from_config(WorldModelConfig.preset("tiny").replace(num_layers=3), text=TextConditioner.build(HashText()))
-    with pytest.raises(ValueError, match="does not fit this model"):
-        ft.load_lora(other.dit, path)
+    with pytest.raises(ValueError, match="do not fit this model"):
+        lora.load_lora(other.dit, path)
 
 
 @pytest.mark.slow
@@ -164,6 +166,6 @@ def test_cli_under_torchrun_fsdp_lora_writes_adapters_and_a_merged_model_folder(
     merged = WorldModel.from_pretrained(out / "model")
     assert merged.config == WorldModelConfig.preset("tiny")
     base = WorldModel.from_config(WorldModelConfig.preset("tiny"), seed=0)
-    ft.load_lora(base.dit, out / ft.LORA_FILE, merge=True)  # the adapters on the same random base = the merged folder
+    lora.load_lora(base.dit, out / lora.LORA_DIR, merge=True)  # the adapters on the same random base = the merged folder
     for k, v in merged.dit.state_dict().items():
         torch.testing.assert_close(base.dit.state_dict()[k], v)

@@ -27,11 +27,11 @@ import numpy as np
 import torch
 
 from yume_env import motion
-from yume_env.actions import NUM_CAMERAS, NUM_KEYS
 from yume_env.model import sampler, spread
 from yume_env.model.config import SAMPLING_FIELDS, WorldModelConfig
 from yume_env.model.dit import WanDiT, build_dit
 from yume_env.model.history import History
+from yume_env.model.paths import resolve_model_path
 from yume_env.model.task_head import TaskHead
 from yume_env.model.text import ENCODER_CLASSES, build_text_encoder
 from yume_env.model.text_cache import TextConditioner
@@ -99,8 +99,10 @@ class WorldModel:
     def from_pretrained(
         cls, path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
     ) -> "WorldModel":
-        """Opens one of our folders, or the published Yume-5B folder (`diffusion_pytorch_model.safetensors`
-        + `Wan2.2_VAE.pth` + umT5), through `yume_env.model.wan.folder.load_published_folder`.
+        """Opens one of our folders (or a `yume-env train world` run folder, or a Hugging Face Hub repo
+        id: `paths.resolve_model_path`), or the published Yume-5B folder
+        (`diffusion_pytorch_model.safetensors` + `Wan2.2_VAE.pth` + umT5), through
+        `yume_env.model.wan.folder.load_published_folder`.
 
         That function, `load_published_folder(path, device, dtype)`, returns a mapping (or an object
         with these attributes): `config` (WorldModelConfig of the folder, yume-5b sizes), `dit` (a
@@ -110,9 +112,7 @@ class WorldModel:
         (a TextEncoder, e.g. `UMT5TextEncoder.from_folder(path)`, or a zero-argument callable
         returning one, so umT5 loads only if a text is missing from `text_cache/umt5.safetensors`).
         """
-        path = Path(path)
-        if not path.is_dir():
-            raise FileNotFoundError(f"model folder {path} does not exist; {_FIX}")
+        path = resolve_model_path(path)
         if (path / PUBLISHED_DIT_FILE).is_file() and (path / PUBLISHED_VAE_FILE).is_file():
             return cls._from_published(path, device, dtype)
         config_file = ckpt.require_file(path, CONFIG_FILE, _FIX)
@@ -213,25 +213,27 @@ class WorldModel:
     def init_state(self, frames: np.ndarray, actions: np.ndarray | None = None, event: str = "") -> WorldState:
         """A world (a batch of one) whose history is `frames` uint8 (T, H, W, 3), T >= 1 (encoded by the VAE).
 
-        `actions` int (T-1, 2) are the moves between the frames (each one sub-move of a step): the
-        frames' poses are dead-reckoned from them (none given: no move), the newest frame's is the
-        world's pose. History tokens carry no action conditioning (as in Yume), only the chunk
-        being generated does.
+        `actions` int (T-1, A) are the actions between the frames (for Yume's vocabulary each one
+        sub-move of a step): the frames' poses are dead-reckoned from them (none given: no move),
+        the newest frame's is the world's pose. History tokens carry no action conditioning (as in
+        Yume), only the chunk being generated does.
         """
         frames = np.asarray(frames)
         H, W = self.frame_size
         if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != (H, W, 3) or len(frames) < 1:
             raise ValueError(f"frames must be uint8 (T >= 1, {H}, {W}, 3), got {frames.dtype} {frames.shape}")
+        vocab = self.config.vocabulary
         if actions is not None:
-            _check_actions(actions, len(frames) - 1, "init_state actions")
+            actions = vocab.check(actions, "init_state actions", rows=len(frames) - 1)
         latents = self.vae.encode(frames_to_tensor(frames[None], device=self.device))  # (1, C, t, h, w)
-        moves = torch.as_tensor(np.asarray(actions if actions is not None else np.zeros((len(frames) - 1, 2)),
-                                           dtype=np.int64).reshape(-1, 2), device=self.device)
         pose = torch.zeros(1, 4, device=self.device)
         rows = [pose]
-        for a in moves:  # each transition is one sub-move of an env step
-            pose = motion.dead_reckon(pose, a[None], self.frames_per_step, moves=1)[:, 0]
-            rows.append(pose)
+        if vocab.is_yume:  # other vocabularies move no camera: the pose stays at the origin
+            moves = torch.as_tensor(actions if actions is not None else np.zeros((len(frames) - 1, 2), np.int64),
+                                    device=self.device)
+            for a in moves:  # each transition is one sub-move of an env step
+                pose = motion.dead_reckon(pose, a[None], self.frames_per_step, moves=1)[:, 0]
+                rows.append(pose)
         history = History.empty(self.config, latents[0, :, 0])
         history.append(self.dit, latents, torch.cat(rows)[None] if self.config.pose_memory else None)
         cache = _vae_fn(self.vae, "start_stream", lambda z: self.vae.decode_chunk(z, None)[1])(latents)
@@ -295,17 +297,21 @@ class WorldModel:
         _check_states_fit(parts, c)
         state = WorldState.cat(parts)
         B = state.batch_size
-        acts = _check_actions(actions, B, "step actions")
+        vocab = c.vocabulary
+        acts = vocab.check(actions, "step actions", rows=B)
         clock = _Clock()
-        flat = [int(k) * NUM_CAMERAS + int(cam) for k, cam in acts]
-        context = self.text.context(flat, state.events, c.text_tokens).to(dev)
+        flat = vocab.flat(acts).tolist()
+        context = self.text.context(flat, state.events, c.text_tokens, captions=vocab.is_yume).to(dev)
         clock.tick("text")
-        poses = motion.dead_reckon(state.pose.to(dev), torch.as_tensor(acts, device=dev), self.frames_per_step)
+        if vocab.is_yume:
+            poses = motion.dead_reckon(state.pose.to(dev), torch.as_tensor(acts, device=dev), self.frames_per_step)
+        else:  # no camera moves: every frame keeps the world's pose
+            poses = state.pose.to(dev)[:, None].expand(B, self.frames_per_step, 4).clone()
         h, w = c.latent_hw
         noise = sampler.initial_noise([(c.latent_channels, c.latent_frames_per_chunk, h, w)] * B, generator, dev)
         active = [n >= spread.EVENT_SETTLE_CHUNKS for n in state.chunks_since_event]
         latents = step_chunk(self.dit, c, state.history, context, noise, action=torch.tensor(flat, device=dev),
-                             poses=poses if c.pose_memory else None, spread_active=active)
+                             poses=poses if c.pose_memory else None, spread_active=active, generator=generator)
         clock.tick("dit")
         state.pose = poses[:, -1]
         state.step_count = [n + 1 for n in state.step_count]
@@ -358,19 +364,6 @@ def _check_states_fit(states: list[WorldState], config: WorldModelConfig) -> Non
 def _vae_fn(vae: Any, name: str, default: Callable) -> Callable:
     """A VAE's own cache method if it has one (VAEs outside VideoVAE), else the dict default."""
     return getattr(vae, name, default)
-
-
-def _check_actions(actions: Any, n: int, what: str) -> list[tuple[int, int]]:
-    arr = np.asarray(actions.cpu() if isinstance(actions, torch.Tensor) else actions)
-    if arr.shape != (n, 2) or not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"{what} must be integers of shape ({n}, 2) (key, camera), got {arr.dtype} {arr.shape}")
-    bad = (arr[:, 0] < 0) | (arr[:, 0] >= NUM_KEYS) | (arr[:, 1] < 0) | (arr[:, 1] >= NUM_CAMERAS)
-    if bad.any():
-        raise ValueError(
-            f"{what}: key must be in [0, {NUM_KEYS}) and camera in [0, {NUM_CAMERAS}), got {arr[bad][0].tolist()} "
-            f"at row {int(np.flatnonzero(bad)[0])}"
-        )
-    return [(int(k), int(c)) for k, c in arr]
 
 
 def _encoder_class(name: str, where: Path):

@@ -7,57 +7,48 @@ Read top to bottom:
 
 1. the model: one of our folders, the published Yume-5B folder (`WorldModel.from_pretrained`) or a
    preset with random weights (`preset:NAME`);
-2. the data: every clip of the Sekai-layout folders (`yume_env.data.SekaiClipDataset`: video,
-   poses, captions, actions re-derived from poses for real Sekai folders), resized and centre-cropped
-   to the model's frame size and encoded by the model's frozen VAE once; the latents are cached in
-   `<cache>/<key>.safetensors` (written atomically) where the key hashes the video file's bytes, the
-   VAE weights and the frame size, so a second run (or a resumed one) skips the VAE entirely;
+2. the data: every clip of the Sekai-layout folders, encoded once by the model's frozen VAE and
+   cached on disk (`yume_env.data.latent_cache.LatentLibrary`), so a second run skips the VAE;
 3. examples: a chunk k (one per batch) of clips that have it; the history is the clip's latents
    before chunk k (through the TSCM layout, noised and labelled as in `pretrain`), the target is
    chunk k, the context is the caption of the action held during the chunk (the most frequent
    frame-to-frame action) and the clip's event text once the event shows;
 4. the loss: the `pretrain` stage's denoising loss (`DenoiseModule`), trained by the shared
    `Trainer` (bf16 autocast on CUDA, accumulation, clipping, resumable atomic checkpoints);
-5. LoRA: `peft` adapters on the attention and FFN Linears of every block; only they train, only
-   they are checkpointed (a checkpoint of a 5B LoRA run holds megabytes, not the 5B weights), and
-   the result is `RUN/lora.safetensors` (adapters + their config in the metadata), loadable into a
-   fresh model with `load_lora`, or merged into the weights (`--merge`, `merge_lora`);
-   full fine-tuning writes `RUN/model/` (a model folder).
+5. LoRA (`yume_env.train.lora`): `peft` adapters on the attention and FFN Linears of every block;
+   only they train, only they are checkpointed (megabytes for a 5B model), and the result is the
+   PEFT adapter folder `RUN/lora/`, loadable into a fresh model with `load_lora` or merged into the
+   weights (`--merge`); full fine-tuning writes `RUN/model/` (a model folder).
 
-Under torchrun, `--parallel ddp` replicates the model; `--parallel fsdp` shards it with
-`shard_world_model` (FSDP2 per block, with the DiT's non-forward block methods registered, see there).
+Under torchrun, `--parallel ddp` replicates the model; `--parallel fsdp` shards it
+(`yume_env.train.sharding.shard_world_model`).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import os
 import time
-from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from yume_env.actions import NUM_CAMERAS
-from yume_env.train import distributed as D
+from yume_env.data.latent_cache import LatentLibrary
 from yume_env.data.sim_clips import IndexedStream, batch_seed
-from yume_env.train.checkpointing import atomic_save_safetensors, atomic_write_text
 from yume_env.motion import clip_poses
+from yume_env.train import distributed as D
+from yume_env.train.checkpointing import atomic_write_text
+from yume_env.train.lora import DEFAULT_TARGETS, LORA_DIR, add_lora, has_lora, merge_lora, save_lora
+from yume_env.train.sharding import shard_world_model
 from yume_env.train.stages.pretrain import DenoiseModule, history_noise_levels, sample_t
 from yume_env.train.trainer import Trainer, TrainerConfig
 
-LORA_FILE = "lora.safetensors"
-ADAPTER = "default"
-DEFAULT_TARGETS = ("q", "k", "v", "o", "ffn.0", "ffn.2")  # every attention and FFN Linear of a block
-CACHE_FORMAT = "yume-env-latents/1"
 
 
 @dataclass
@@ -96,277 +87,6 @@ class FinetuneConfig:
         d["trainer"] = self.trainer.to_dict()
         d["lora_targets"] = list(self.lora_targets)
         return d
-
-
-# =============================================================================== LoRA
-
-def add_lora(dit: nn.Module, rank: int = 16, alpha: float = 16.0, dropout: float = 0.0,
-             targets: Sequence[str] = DEFAULT_TARGETS) -> nn.Module:
-    """Injects peft LoRA adapters into `dit` in place and freezes everything else; returns `dit`.
-
-    The adapters' B matrices start at zero, so the model's outputs are unchanged until training.
-    """
-    from peft import LoraConfig, inject_adapter_in_model
-
-    config = LoraConfig(r=int(rank), lora_alpha=float(alpha), lora_dropout=float(dropout),
-                        target_modules=list(targets), bias="none")
-    inject_adapter_in_model(config, dit, adapter_name=ADAPTER)
-    for name, p in dit.named_parameters():
-        p.requires_grad_("lora_" in name)
-    if not any(p.requires_grad for p in dit.parameters()):
-        raise ValueError(f"LoRA targets {list(targets)} matched no Linear of the model; name Linear modules "
-                         f"(their last name parts, e.g. q, k, v, o, ffn.0)")
-    return dit
-
-
-def has_lora(module: nn.Module) -> bool:
-    return any("lora_" in name for name, _ in module.named_parameters())
-
-
-def lora_state_dict(dit: nn.Module) -> dict[str, torch.Tensor]:
-    """The adapter weights only (peft's names, without the adapter name)."""
-    from peft import get_peft_model_state_dict
-
-    return {k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(dit, adapter_name=ADAPTER).items()}
-
-
-def save_lora(dit: nn.Module, path: str | os.PathLike, rank: int, alpha: float,
-              targets: Sequence[str], extra: dict[str, Any] | None = None) -> Path:
-    """Writes the adapters and their config (in the safetensors metadata) atomically."""
-    meta = {"format": "yume-env-lora/1", "rank": str(int(rank)), "alpha": str(float(alpha)),
-            "targets": json.dumps(list(targets)), "extra": json.dumps(extra or {})}
-    atomic_save_safetensors(lora_state_dict(dit), path, metadata=meta)
-    return Path(path)
-
-
-def read_lora(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """(tensors, config) of an adapter file written by `save_lora`."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"LoRA file {path} does not exist (the finetune stage writes RUN/{LORA_FILE})")
-    with safe_open(str(path), framework="pt") as fh:
-        meta = fh.metadata() or {}
-    if meta.get("format") != "yume-env-lora/1":
-        raise ValueError(f"{path} is not a yume-env LoRA file (metadata format {meta.get('format')!r}); "
-                         "write it with yume_env.train.finetune.save_lora")
-    config = {"rank": int(meta["rank"]), "alpha": float(meta["alpha"]), "targets": json.loads(meta["targets"]),
-              "extra": json.loads(meta.get("extra", "{}"))}
-    return load_file(str(path)), config
-
-
-def load_lora(dit: nn.Module, path: str | os.PathLike, merge: bool = False) -> nn.Module:
-    """Injects the adapters of `path` into `dit` (a model without LoRA) and loads their weights;
-    with `merge` folds them into the base weights and removes the adapter layers."""
-    from peft import set_peft_model_state_dict
-
-    tensors, config = read_lora(path)
-    add_lora(dit, config["rank"], config["alpha"], 0.0, config["targets"])
-    result = set_peft_model_state_dict(dit, tensors, adapter_name=ADAPTER)
-    unexpected = list(getattr(result, "unexpected_keys", []) or [])
-    expected = set(lora_state_dict(dit))
-    missing = sorted(expected - set(tensors))
-    if unexpected or missing:
-        raise ValueError(f"LoRA file {path} does not fit this model: {len(missing)} missing adapter tensors "
-                         f"(e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}); "
-                         "was it trained on another preset?")
-    dit.requires_grad_(False)
-    return merge_lora(dit) if merge else dit
-
-
-def merge_lora(dit: nn.Module) -> nn.Module:
-    """Folds every LoRA adapter into its base Linear (W += B A * alpha / r) and puts the plain
-    Linear back, so the model has its original structure and state-dict names again."""
-    from peft.tuners.lora import LoraLayer
-
-    for name, module in list(dit.named_modules()):
-        if isinstance(module, LoraLayer):
-            module.merge(safe_merge=True)
-            parent = dit.get_submodule(name.rsplit(".", 1)[0]) if "." in name else dit
-            setattr(parent, name.rsplit(".", 1)[-1], module.get_base_layer())
-    return dit
-
-
-# =============================================================================== FSDP2 for the DiT
-
-# block parts whose methods the DiT calls outside the block's forward (text keys/values once per
-# chunk; channel-stream summaries one world or a batch at a time)
-_OUTSIDE_FORWARD = {"cross_attn": ("context_kv",), "memory": ("summarize", "summarize_batch")}
-
-
-def shard_world_model(module: nn.Module, bf16_params: bool = False, activation_checkpointing: bool = False) -> nn.Module:
-    """FSDP2 `fully_shard` of a train module holding a `WanDiT`, in place.
-
-    Each block is one unit; its cross-attention and channel-stream read are units of their own
-    whose non-forward methods (`context_kv`, called once per chunk for every block's text
-    keys/values, and `summarize`, the memory update; and the block's `history_kv` in causal history
-    mode) are registered as FSDP forward methods, so
-    their weights are all-gathered when the DiT calls them outside the block's forward. The root
-    (embeddings, TSCM embedders, head) is the last unit. With `bf16_params` the gathered weights
-    and the reduce-scatter run in bf16 (the sharded master weights keep their dtype).
-    """
-    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard, register_fsdp_forward_method
-
-    if activation_checkpointing:
-        D.enable_activation_checkpointing(module)
-    mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if bf16_params else MixedPrecisionPolicy()
-    for block in D.find_blocks(module):
-        for child, methods in _OUTSIDE_FORWARD.items():
-            sub = getattr(block, child, None)
-            if sub is not None and any(True for _ in sub.parameters()):
-                fully_shard(sub, mp_policy=mp)
-                for method in methods:
-                    if hasattr(sub, method):
-                        register_fsdp_forward_method(sub, method)
-        fully_shard(block, mp_policy=mp)
-        if hasattr(block, "history_kv"):  # causal history mode: the last block's history keys/values
-            register_fsdp_forward_method(block, "history_kv")
-    fully_shard(module, mp_policy=mp)
-    return module
-
-
-# =============================================================================== latents on disk
-
-def vae_fingerprint(vae: nn.Module) -> str:
-    """A hash of the VAE's weights (names, shapes, dtypes, bytes): cached latents are reused only
-    when the VAE that made them is the same."""
-    h = hashlib.sha1()
-    for name, t in sorted(vae.state_dict().items()):
-        t = t.detach().cpu().contiguous()
-        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()[:20]
-
-
-def file_digest(path: str | os.PathLike) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:20]
-
-
-def fit_frames(frames: np.ndarray, height: int, width: int) -> np.ndarray:
-    """uint8 (T, H0, W0, 3) -> (T, height, width, 3): scaled to cover, then centre-cropped
-    (real Sekai videos are 720p/1080p; the model has one frame size)."""
-    T, H0, W0 = frames.shape[:3]
-    if (H0, W0) == (height, width):
-        return frames
-    scale = max(height / H0, width / W0)
-    h, w = max(height, round(H0 * scale)), max(width, round(W0 * scale))
-    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
-    x = F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
-    top, left = (h - height) // 2, (w - width) // 2
-    x = x[:, :, top:top + height, left:left + width]
-    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-
-
-@torch.no_grad()
-def encode_frames(vae: nn.Module, frames: np.ndarray, temporal_compression: int, device, per_call: int = 64) -> torch.Tensor:
-    """uint8 (T, H, W, 3) -> latents (C, N, h, w) float32: N = T for a 1x temporal VAE (encoded
-    in groups of frames), else 1 + (T - 1) // tc (the causal Wan VAE, the clip cut to 1 + tc*k frames)."""
-    from yume_env.model.vae import frames_to_tensor
-
-    tc = int(temporal_compression)
-    if tc == 1:
-        parts = [vae.encode(frames_to_tensor(frames[i:i + per_call][:, None], device=device))[:, :, 0]
-                 for i in range(0, len(frames), per_call)]
-        return torch.cat(parts).float().transpose(0, 1).contiguous().cpu()
-    n = 1 + (len(frames) - 1) // tc * tc
-    return vae.encode(frames_to_tensor(frames[None, :n], device=device))[0].float().contiguous().cpu()
-
-
-@dataclass
-class ClipLatents:
-    """One clip as the stage sees it: its cached latents' file and per-chunk conditioning."""
-
-    path: Path  # the latent file
-    source: str  # the .mp4
-    chunks: int  # number of target chunks (latents after the first, in chunks of F)
-    actions: list[int]  # flat action of each chunk
-    events: list[str]  # event text active during each chunk ("" for none)
-
-
-def chunk_conditioning(actions: np.ndarray, event: str, event_start: int, chunks: int, frames_per_chunk: int
-                       ) -> tuple[list[int], list[str]]:
-    """Per chunk k (pixel frames 1 + P*k .. P*(k+1), P = frames_per_chunk): the most frequent
-    action of the transitions into those frames, and the event once its start frame is reached."""
-    flat, events = [], []
-    P = frames_per_chunk
-    for k in range(chunks):
-        moves = [int(a) * NUM_CAMERAS + int(c) for a, c in actions[P * k:P * (k + 1)]]
-        flat.append(Counter(moves).most_common(1)[0][0])
-        events.append(event if event and 0 <= event_start <= P * (k + 1) else "")
-    return flat, events
-
-
-class LatentLibrary:
-    """Encodes (or finds in the cache) every clip of the folders; serves latents with an LRU."""
-
-    def __init__(self, roots: Sequence[str | os.PathLike], vae: nn.Module, model_config, cache_dir: str | os.PathLike,
-                 info: D.DistInfo, progress: bool = True, keep: int = 256):
-        from tqdm.auto import tqdm
-
-        from yume_env.data import SekaiClipDataset
-
-        c = model_config
-        self.frames_per_chunk = c.latent_frames_per_chunk * c.temporal_compression
-        self.cache_dir = Path(cache_dir)
-        self.keep = int(keep)
-        self._lru: OrderedDict[int, torch.Tensor] = OrderedDict()
-        self.encoded = 0  # clips encoded by this process (0 when all came from the cache)
-        fingerprint = vae_fingerprint(vae)
-        datasets = []
-        for root in roots:
-            if not Path(root).is_dir():
-                raise FileNotFoundError(f"data folder {root} does not exist; make one with `yume-env data generate --out {root}`")
-            datasets.append(SekaiClipDataset(root, window=None, verify=False, cache=0))
-        todo = [(ds, ci) for ds in datasets for ci in range(len(ds.clips))]
-        if not todo:
-            raise ValueError(f"no clips found under {list(map(str, roots))} (Sekai layout: <root>/<class>/<stem>.mp4 + .npy + .txt)")
-        self.clips: list[ClipLatents] = []
-        plan = []
-        for ds, ci in todo:
-            clip = ds.clips[ci]
-            key = hashlib.sha1(f"{file_digest(clip.path)}|{fingerprint}|{c.height}x{c.width}".encode()).hexdigest()[:24]
-            plan.append((ds, ci, self.cache_dir / key[:2] / f"{key}.safetensors"))
-        # each rank encodes its share of the missing clips, then everyone reads the cache
-        mine = [p for i, p in enumerate(plan) if i % info.world_size == info.rank and not p[2].is_file()]
-        for ds, ci, path in tqdm(mine, desc="encode clips", disable=not (progress and info.is_main), leave=False):
-            frames = fit_frames(ds.clip_frames(ci), c.height, c.width)
-            z = encode_frames(vae, frames, c.temporal_compression, next(vae.parameters()).device)
-            atomic_save_safetensors({"latents": z}, path, metadata={
-                "format": CACHE_FORMAT, "source": str(ds.clips[ci].path), "vae": fingerprint, "frames": str(len(frames))})
-            self.encoded += 1
-        D.barrier()
-        Fc = c.latent_frames_per_chunk
-        for ds, ci, path in plan:
-            clip = ds.clips[ci]
-            n_lat = 1 + (clip.meta.duration - 1) // c.temporal_compression
-            chunks = (n_lat - 1) // Fc
-            if chunks < 1:
-                continue  # too short for one target chunk after the first frame
-            acts, evs = chunk_conditioning(clip.actions, clip.meta.event, clip.meta.event_start, chunks, self.frames_per_chunk)
-            self.clips.append(ClipLatents(path, str(clip.path), chunks, acts, evs))
-        if not self.clips:
-            raise ValueError(f"every clip is shorter than 1 + {self.frames_per_chunk} frames (one chunk after the first frame)")
-
-    def events(self) -> list[str]:
-        return sorted({e for clip in self.clips for e in clip.events if e})
-
-    def latents(self, i: int) -> torch.Tensor:
-        if i in self._lru:
-            self._lru.move_to_end(i)
-            return self._lru[i]
-        from safetensors.torch import load_file
-
-        z = load_file(str(self.clips[i].path))["latents"]
-        self._lru[i] = z
-        while len(self._lru) > self.keep:
-            self._lru.popitem(last=False)
-        return z
 
 
 class FinetuneStream(IndexedStream):
@@ -542,7 +262,7 @@ def _export(model, cfg: FinetuneConfig, out: Path) -> dict[str, str]:
     written = {}
     dit = model.dit
     if cfg.mode == "lora":
-        written["lora"] = str(save_lora(dit, out / LORA_FILE, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets,
+        written["lora"] = str(save_lora(dit, out / LORA_DIR, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets,
                                         extra={"model_config": model.config.to_dict()}))
         if not cfg.merge:
             return written
