@@ -10,8 +10,10 @@
   clipped to +-that), and nobody arrives before walking the first predicted distance minus the
   arrival radius (with `distance_slack` for the head's error). Without them, PPO learned to turn
   in place until the generated frames drifted into something the head read as "arrived";
+- `"learned"`: a world trained on a recorded env (`yume-env train world --data`): its task head's
+  predicted reward of the step, and termination when its episode-end logit is above 0;
 - `"none"`: reward 0.0, never terminates;
-- `None` (default): `"beacon"` when the model has a task head, else `"none"`;
+- `None` (default): the world's own task head (`"beacon"` or `"learned"`, by the head's kind), else `"none"`;
 - a callable `fn(ctx: RewardContext) -> float | (float, bool)`, called once per world and step;
 - a `RewardFunction` instance (batched, with per-world memory), for custom stateful rewards.
 """
@@ -31,7 +33,7 @@ class RewardContext:
 
     frames: np.ndarray  # uint8 (F, H, W, 3), the step's frames
     latents: torch.Tensor | None  # (C, F, h, w), the step's latents (before decoding)
-    action: np.ndarray  # int (2,), (key, camera)
+    action: np.ndarray  # int (A,): one integer per component of the world's actions ((key, camera) for Yume's)
     pose: np.ndarray  # (4, 4) dead-reckoned camera-to-world
     step: int  # steps since reset, this one included
     event: str
@@ -154,27 +156,44 @@ class BeaconReward(RewardFunction):
             self._last[index], self._position[index] = state["last_distance"], state["position"]
 
 
-def has_task_head(model: Any) -> bool:
-    return getattr(model, "task_head", None) is not None
+class LearnedReward(RewardFunction):
+    """The task head of a world trained on a recorded env: its reward and episode end, per step."""
+
+    name = "learned"
+
+    def __call__(self, contexts, indices):
+        pred = contexts[0].model.predict_task(torch.stack([c.latents for c in contexts]))
+        reward = pred["reward"].detach().float().cpu().numpy().reshape(-1).astype(np.float64)
+        done = (pred["terminated_logit"].detach().float().cpu().numpy().reshape(-1) > 0)
+        return reward, done
+
+
+def has_task_head(model: Any, kind: str | None = None) -> bool:
+    head = getattr(model, "task_head", None)
+    return head is not None and (kind is None or getattr(head, "kind", "beacon") == kind)
 
 
 def make_reward(reward_fn: Any, model: Any) -> RewardFunction:
     """Turns the `reward_fn` argument into a `RewardFunction` (see the module docstring)."""
     if reward_fn is None:
-        return BeaconReward() if has_task_head(model) else NoReward()
+        if has_task_head(model, "reward"):
+            return LearnedReward()
+        return BeaconReward() if has_task_head(model, "beacon") else NoReward()
     if isinstance(reward_fn, RewardFunction):
         return reward_fn
     if isinstance(reward_fn, str):
         if reward_fn == "none":
             return NoReward()
-        if reward_fn == "beacon":
-            if not has_task_head(model):
+        if reward_fn in ("beacon", "learned"):
+            kind = "beacon" if reward_fn == "beacon" else "reward"
+            if not has_task_head(model, kind):
                 raise ValueError(
-                    "reward_fn='beacon' needs a world with a task head (task_head.safetensors in the model folder); "
-                    "this one has none: use reward_fn='none' or a callable"
+                    f"reward_fn={reward_fn!r} needs a world whose task head (task_head.safetensors) predicts "
+                    f"{'the beacon task' if kind == 'beacon' else 'a recorded reward'}; this one has "
+                    f"{'none' if not has_task_head(model) else 'another kind'}: use reward_fn=None, 'none' or a callable"
                 )
-            return BeaconReward()
-        raise ValueError(f"unknown reward_fn {reward_fn!r}; expected 'beacon', 'none', a callable or None")
+            return BeaconReward() if kind == "beacon" else LearnedReward()
+        raise ValueError(f"unknown reward_fn {reward_fn!r}; expected 'beacon', 'learned', 'none', a callable or None")
     if callable(reward_fn):
         return CallableReward(reward_fn)
-    raise TypeError(f"reward_fn must be 'beacon', 'none', a callable or None, got {type(reward_fn).__name__}")
+    raise TypeError(f"reward_fn must be 'beacon', 'learned', 'none', a callable or None, got {type(reward_fn).__name__}")

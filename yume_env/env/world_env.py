@@ -15,7 +15,7 @@ from yume_env.env.model_cache import load_world_model
 from yume_env.env.options import parse_reset_options
 from yume_env.env.rewards import make_reward
 from yume_env.env.snapshot import WorldSnapshot
-from yume_env.env.spaces import action_space, check_obs_size, observation_space, to_key_camera
+from yume_env.env.spaces import action_space, check_obs_size, observation_space, to_action
 from yume_env.env.world_config import configure_sampling
 
 
@@ -149,7 +149,8 @@ class YumeWorldEnv(gym.Env):
         self._world = WorldBatch(self.model, 1, make_reward(reward_fn, self.model), obs_size=check_obs_size(obs_size))
         self.frame_size = self._world.frame_size
         self.frames_per_step = self._world.frames_per_step
-        self.action_space = action_space(self.flatten_actions)
+        self.vocabulary = self.model.config.vocabulary
+        self.action_space = action_space(self.flatten_actions, self.vocabulary)
         self.observation_space = observation_space(self._world.obs_size or self.frame_size)
 
     # ---- Gymnasium API ---------------------------------------------------------------------------
@@ -159,8 +160,7 @@ class YumeWorldEnv(gym.Env):
         return self._world.reset_world(0, self.np_random, parsed)
 
     def step(self, action):
-        key, camera = to_key_camera(action, self.flatten_actions)
-        obs, rewards, terminated, infos = self._world.step(np.array([[key, camera]], dtype=np.int64))
+        obs, rewards, terminated, infos = self._world.step(to_action(action, self.flatten_actions, self.vocabulary)[None])
         truncated = self.max_episode_steps is not None and self._world.steps[0] >= self.max_episode_steps
         return obs[0], float(rewards[0]), bool(terminated[0]), bool(truncated), world_info(infos, 0)
 

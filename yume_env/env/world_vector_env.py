@@ -20,13 +20,12 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from yume_env import actions as A
 from yume_env.env.core import WorldBatch, put_world_info, world_info
 from yume_env.env.model_cache import load_world_model
 from yume_env.env.options import parse_reset_options
 from yume_env.env.rewards import make_reward
 from yume_env.env.snapshot import WorldSnapshot
-from yume_env.env.spaces import action_space, check_obs_size, observation_space
+from yume_env.env.spaces import action_space, check_obs_size, observation_space, to_actions
 from yume_env.env.world_config import configure_sampling
 
 
@@ -69,7 +68,8 @@ class YumeWorldVectorEnv(VectorEnv):
         self.max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
         self._world = WorldBatch(self.model, self.num_envs, make_reward(reward_fn, self.model), obs_size=check_obs_size(obs_size))
         self.frame_size = self._world.frame_size
-        self.single_action_space = action_space(self.flatten_actions)
+        self.vocabulary = self.model.config.vocabulary
+        self.single_action_space = action_space(self.flatten_actions, self.vocabulary)
         self.single_observation_space = observation_space(self._world.obs_size or self.frame_size)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
@@ -149,27 +149,7 @@ class YumeWorldVectorEnv(VectorEnv):
         return obs, rewards.copy(), terminated, truncated, infos
 
     def _check_actions(self, actions) -> np.ndarray:
-        if self.flatten_actions:
-            expected = f"{self.num_envs} integers in [0, {A.NUM_ACTIONS}) (flatten_actions=True)"
-        else:
-            expected = (f"integers of shape ({self.num_envs}, 2): key in [0, {A.NUM_KEYS}), "
-                        f"camera in [0, {A.NUM_CAMERAS})")
-        arr = A.as_action_array(actions, expected)
-        if self.flatten_actions:
-            if arr.shape != (self.num_envs,) or not np.issubdtype(arr.dtype, np.integer) or ((arr < 0) | (arr >= A.NUM_ACTIONS)).any():
-                raise ValueError(
-                    f"actions must be {self.num_envs} integers in [0, {A.NUM_ACTIONS}) (flatten_actions=True), got {actions!r}"
-                )
-            return np.stack(divmod(arr.astype(np.int64), A.NUM_CAMERAS), axis=1)
-        ok = arr.shape == (self.num_envs, 2) and np.issubdtype(arr.dtype, np.integer)
-        if ok:
-            ok = bool(((arr[:, 0] >= 0) & (arr[:, 0] < A.NUM_KEYS) & (arr[:, 1] >= 0) & (arr[:, 1] < A.NUM_CAMERAS)).all())
-        if not ok:
-            raise ValueError(
-                f"actions must be integers of shape ({self.num_envs}, 2): key in [0, {A.NUM_KEYS}), "
-                f"camera in [0, {A.NUM_CAMERAS}), got {actions!r}"
-            )
-        return arr.astype(np.int64)
+        return to_actions(actions, self.num_envs, self.flatten_actions, self.vocabulary)
 
     # ---- world control -----------------------------------------------------------------------
     def set_event(self, text: str, index: int | None = None) -> None:

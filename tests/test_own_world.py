@@ -1,0 +1,45 @@
+"""A world of an env nobody here wrote, end to end on the CPU: record CartPole-v1, train a world
+for a few steps, open it with gym.make (its action space, its frame size), step it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+gym = pytest.importorskip("gymnasium")
+pytest.importorskip("pygame", reason="CartPole-v1 renders with pygame (gymnasium[classic-control])")
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_record_train_make_and_step_a_world_of_cartpole(tmp_path, capsys):
+    import yume_env  # noqa: F401  (registers YumeWorld-v0)
+    from yume_env.cli import main
+
+    data, run = tmp_path / "data", tmp_path / "world"
+    assert main(["data", "record", "--env", "CartPole-v1", "--episodes", "6", "--size", "32", "--out", str(data),
+                 "--no-progress"]) == 0
+    assert main(["train", "world", "--data", str(data), "--out", str(run), "--preset", "tiny", "--steps", "3",
+                 "--device", "cpu", "--set", "pretrain.clip_steps=4", "--set", "reward.clip_steps=4",
+                 "--set", "eval_steps=4", "--set", "sample_gifs=1"]) == 0
+    state = json.loads((run / "run.json").read_text())
+    assert state["exported"] and "CartPole-v1" in state["data"]
+    card = (run / "model" / "MODEL_CARD.md").read_text()
+    assert "recorded episodes of CartPole-v1" in card and "teacher_forced_psnr_db" in card
+
+    env = gym.make("YumeWorld-v0", model=str(run))  # a run folder opens as its model/
+    assert env.action_space == gym.spaces.Discrete(2)
+    assert env.observation_space.shape == (32, 32, 3) and env.observation_space.dtype == np.uint8
+    obs, info = env.reset(seed=0)
+    assert obs.shape == (32, 32, 3) and obs.dtype == np.uint8
+    for a in (0, 1, 1):
+        obs, reward, terminated, truncated, info = env.step(a)
+        assert isinstance(reward, float) and isinstance(terminated, bool) and obs.shape == (32, 32, 3)
+    with pytest.raises(ValueError, match=r"one integer in \[0, 2\)"):
+        env.step(2)
+    vec = gym.make_vec("YumeWorld-v0", num_envs=2, model=str(run))
+    vec.reset(seed=0)
+    obs, rewards, terminated, truncated, infos = vec.step(np.array([0, 1]))
+    assert obs.shape == (2, 32, 32, 3) and rewards.shape == (2,)
