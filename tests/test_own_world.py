@@ -26,7 +26,7 @@ def test_record_train_make_and_step_a_world_of_cartpole(tmp_path, capsys):
                  "--set", "eval_steps=4", "--set", "sample_gifs=1"]) == 0
     state = json.loads((run / "run.json").read_text())
     assert state["exported"] and "CartPole-v1" in state["data"]
-    card = (run / "model" / "MODEL_CARD.md").read_text()
+    card = (run / "model" / "README.md").read_text()
     assert "recorded episodes of CartPole-v1" in card and "teacher_forced_psnr_db" in card
 
     env = gym.make("YumeWorld-v0", model=str(run))  # a run folder opens as its model/

@@ -137,7 +137,7 @@ def test_world_recipe_writes_a_model_folder_that_loads_and_steps_and_resumes(tmp
     assert len(state["calls"]) == 2 and state["exported"]
     assert all(state["stages"][s]["done"] for s in ("pretrain", "reward"))
     assert (run / "curves" / "pretrain.json").is_file() and (run / "samples" / "scripted.gif").is_file()
-    card = (run / "model" / "MODEL_CARD.md").read_text()
+    card = (run / "model" / "README.md").read_text()
     assert card.startswith("---\n") and "GPU-minutes" in card and "rollout_psnr_mean_db" in card
     world = WorldModel.from_pretrained(run / "model")
     assert world.task_head is not None and world.start_frames["frames"].shape[1:] == (32, 32, 3)
@@ -211,3 +211,14 @@ def test_a_packed_checkpoint_resumes_from_its_ema_weights_with_fresh_optimizer_m
         assert torch.equal(p.detach(), packed["ema"]["shadow"][name].float()), name
     assert second.extra["optimizer_restarted_at"] == 3 and second.lr_now() < cfg.trainer.lr  # warming up again
     assert second.fit(stream).finished and second.step == 5
+
+
+def test_the_tensorboard_logger_writes_event_files(tmp_path, tiny):
+    pytest.importorskip("tensorboard")
+    mc, _, clips, latents = tiny
+    batch = task_examples(clips, latents, noise=0.0, seed=0)
+    cfg = TrainerConfig(lr=1e-3, warmup_steps=1, max_steps=3, log_every=1, ema_decay=0.0, progress=False,
+                        checkpoint_every_s=0, logger="tensorboard")
+    Trainer(TaskHeadModule(TaskHead(mc.latent_channels, mc.latent_hw), RewardConfig()), cfg, tmp_path / "ckpt" / "reward",
+            name="reward").fit(IndexedStream(lambda i: batch))
+    assert list((tmp_path / "tensorboard" / "reward").glob("events.out.tfevents.*"))

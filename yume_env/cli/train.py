@@ -33,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="end this call after this many minutes (checkpointed; call again to continue)")
     world.add_argument("--text-cache", default=None, help="text cache file, where MiniLM is not installed")
     world.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    world.add_argument("--logger", choices=("json", "tensorboard"), default="json",
+                       help="curves as JSON/PNG in RUN/curves/ (always), and TensorBoard events in RUN/tensorboard/")
 
     cache = sub.add_parser("text-cache", help="embed the action captions and event texts once (for GPU machines)")
     cache.add_argument("--out", required=True, help="the cache file to write")

@@ -69,6 +69,7 @@ class TrainerConfig:
     optimizer_state_dtype: str = "float32"  # "bfloat16" halves the optimizer moments on disk
     log_every: int = 10
     seed: int = 0  # seeds random, numpy and torch when a run starts at step 0 (see seeding.py)
+    logger: str = "json"  # "json": curves in the checkpoints (and RUN/curves/); "tensorboard": TensorBoard events too
     progress: bool = True
 
     def to_dict(self) -> dict[str, Any]:
@@ -297,7 +298,15 @@ class Trainer:
                   for k, v in sums.items()}
         values["lr"] = lr
         self.curves.log(self.step, **values)
+        if self.config.logger == "tensorboard" and self.info.is_main:
+            self._tensorboard().add_scalars_dict(self.step, values)
         bar.set_postfix(loss=f"{values['loss']:.4g}")
+
+    def _tensorboard(self) -> "_TensorBoard":
+        if getattr(self, "_tb", None) is None:
+            root = (self.ckpt_dir.parent.parent / "tensorboard") if self.ckpt_dir is not None else Path("runs")
+            self._tb = _TensorBoard(root / self.name)
+        return self._tb
 
     def _agree(self, stop: bool, save: bool) -> tuple[bool, bool]:
         """Under torchrun every rank must stop and checkpoint at the same steps (else collectives
@@ -314,3 +323,19 @@ class Trainer:
         if self.ema is not None:
             self.ema.copy_to(self.module)
         return self.module
+
+
+class _TensorBoard:
+    """TensorBoard event files of one stage (`logger="tensorboard"`; needs the tensorboard package)."""
+
+    def __init__(self, folder: Path):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as exc:  # optional: only this logger needs it
+            raise ImportError("logger 'tensorboard' needs the tensorboard package: pip install tensorboard") from exc
+        self.writer = SummaryWriter(str(folder))
+
+    def add_scalars_dict(self, step: int, values: dict[str, float]) -> None:
+        for name, value in values.items():
+            self.writer.add_scalar(name, value, step)
+        self.writer.flush()

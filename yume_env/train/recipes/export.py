@@ -1,7 +1,8 @@
 """The last step of `yume-env train world`: measure the trained world, write the model folder.
 
 RUN/model/ = `WorldModel.save_pretrained` (config.json, dit/vae/task_head safetensors, text_cache/,
-start_frames.npz) + MODEL_CARD.md (data, steps, GPU minutes, metrics, how to reproduce).
+start_frames.npz) + README.md, the model card with YAML metadata as the Hugging Face Hub reads it
+(data, steps, GPU minutes, metrics, how to reproduce).
 RUN/samples/ = gifs of rollouts, the simulator on the left and the learned world on the right
 under the same actions: `rollout_K.gif` (the training policy's held actions) and `scripted.gif`
 (the recipe's `script`: W, pan right, W, pan left, S, each held for several steps) to judge action following by eye.
@@ -91,7 +92,7 @@ def export_model(root: Path, mc: WorldModelConfig, recipe, dit, vae, head, text,
         write_gif(samples / "scripted.gif", side_by_side(scripted.frames.cpu().numpy()[0, 1:], scripted_out["frames"][0]), fps)
         labels["scripted.gif"] = recipe.script
     model_dir = world.save_pretrained(root / "model")
-    atomic_write_text(model_dir / "MODEL_CARD.md", model_card(mc, recipe, state, metrics))
+    atomic_write_text(model_dir / "README.md", model_card(mc, recipe, state, metrics))  # the Hub's model card
     atomic_write_text(samples / "actions.json", json.dumps(labels, ensure_ascii=False, indent=1))
     return metrics
 
@@ -135,7 +136,7 @@ def _fmt(v: Any) -> str:
 
 
 def model_card(mc: WorldModelConfig, recipe, state: dict[str, Any], metrics: dict[str, Any]) -> str:
-    """MODEL_CARD.md: YAML metadata, what the world is, its data, its training calls and its figures."""
+    """The model card (README.md): YAML metadata, what the world is, its data, training calls and figures."""
     from yume_env.data.sim_clips import ActionPolicy, EventPlan
 
     stages, calls = state["stages"], state["calls"]

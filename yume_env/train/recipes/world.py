@@ -5,7 +5,7 @@
 
 Stages: `pretrain` (the DiT denoises the next chunk from a noised history, `stages/pretrain.py`),
 `reward` (the task head, `stages/task_head.py`), then the export: RUN/model/ (config.json,
-weights, text cache, start frames, MODEL_CARD.md) and RUN/samples/*.gif. Every stage checkpoints
+weights, text cache, start frames, README.md: the model card) and RUN/samples/*.gif. Every stage checkpoints
 into RUN/ckpt/<stage>/ and resumes from there, so a run is many short calls; RUN/run.json says
 which stages are done. Presets are JSON files in `yume_env/train/presets/`, changed with
 `--set section.field=value`. Worlds denoise pixels (the `pixel` codec): there is no autoencoder
@@ -158,8 +158,9 @@ def _load_module(module: torch.nn.Module, path: Path) -> torch.nn.Module:
     return module
 
 
-def _stage_trainer(cfg: TrainerConfig, fraction: float, minutes: float, steps: int | None, seed: int) -> TrainerConfig:
-    cfg = dataclasses.replace(cfg, seed=seed)
+def _stage_trainer(cfg: TrainerConfig, fraction: float, minutes: float, steps: int | None, seed: int,
+                   logger: str = "json") -> TrainerConfig:
+    cfg = dataclasses.replace(cfg, seed=seed, logger=logger)
     if minutes > 0:
         cfg.budget_s = fraction * minutes * 60.0
     if steps is not None:
@@ -173,7 +174,8 @@ def _stage_trainer(cfg: TrainerConfig, fraction: float, minutes: float, steps: i
 
 def run_world(out: str | Path, preset: str = "default-world", overrides: list[str] = (), *, data: str | None = None,
               text_cache: str | Path | None = None, minutes: float = 0.0, steps: int | None = None,
-              call_minutes: float = 0.0, device: str = "auto", log: Callable[[str], None] = print) -> dict[str, Any]:
+              call_minutes: float = 0.0, device: str = "auto", logger: str = "json",
+              log: Callable[[str], None] = print) -> dict[str, Any]:
     """Advances the run in `out` as far as this call's time allows; returns run.json's state.
 
     `state["exported"]` is True once RUN/model/ is written; call again to continue otherwise."""
@@ -210,7 +212,7 @@ def run_world(out: str | Path, preset: str = "default-world", overrides: list[st
     if not run.done("pretrain"):
         log("stage pretrain")
         cfg = dataclasses.replace(recipe.pretrain, trainer=_stage_trainer(
-            recipe.pretrain.trainer, recipe.fractions["pretrain"], minutes, steps, recipe.seed))
+            recipe.pretrain.trainer, recipe.fractions["pretrain"], minutes, steps, recipe.seed, logger))
         trainer = train_pretrain(mc, dit, vae, text, cfg, root / "ckpt" / "pretrain", source=source, info=info,
                                  deadline=deadline)
         _save_curves(root, "pretrain", trainer.curves)
@@ -231,7 +233,7 @@ def run_world(out: str | Path, preset: str = "default-world", overrides: list[st
             return account()
         log("stage reward")
         cfg = dataclasses.replace(recipe.reward, trainer=_stage_trainer(
-            recipe.reward.trainer, recipe.fractions["reward"], minutes, steps, recipe.seed + 1))
+            recipe.reward.trainer, recipe.fractions["reward"], minutes, steps, recipe.seed + 1, logger))
         head, trainer, metrics = train_task_head(mc, vae, cfg, root / "ckpt" / "reward", source=source, info=info,
                                                  deadline=deadline)
         _save_curves(root, "reward", trainer.curves)
@@ -299,7 +301,7 @@ def run(args) -> int:
 
     state = run_world(args.out, args.preset, args.overrides, data=args.data, text_cache=args.text_cache,
                       minutes=args.minutes, steps=args.steps, call_minutes=args.call_minutes, device=args.device,
-                      log=lambda m: print(m, file=sys.stderr, flush=True))
+                      logger=args.logger, log=lambda m: print(m, file=sys.stderr, flush=True))
     done = [s for s in STAGES if state["stages"].get(s, {}).get("done")]
     print(json.dumps({"exported": bool(state.get("exported")), "stages_done": done,
                       "call_seconds": round(state["calls"][-1]["seconds"], 1),
