@@ -43,3 +43,27 @@ def test_record_train_make_and_step_a_world_of_cartpole(tmp_path, capsys):
     vec.reset(seed=0)
     obs, rewards, terminated, truncated, infos = vec.step(np.array([0, 1]))
     assert obs.shape == (2, 32, 32, 3) and rewards.shape == (2,)
+
+
+def test_ppo_trained_in_the_world_is_tested_in_the_real_env(tmp_path):
+    """examples/dream_to_real.py on a few-step CartPole world: PPO inside it, then the real env."""
+    import importlib.util
+
+    from yume_env.cli import main
+
+    pytest.importorskip("stable_baselines3")
+    data, run, out = tmp_path / "data", tmp_path / "world", tmp_path / "ppo"
+    assert main(["data", "record", "--env", "CartPole-v1", "--episodes", "4", "--size", "32", "--out", str(data),
+                 "--no-progress"]) == 0
+    assert main(["train", "world", "--data", str(data), "--out", str(run), "--preset", "tiny", "--steps", "2",
+                 "--device", "cpu", "--set", "pretrain.clip_steps=4", "--set", "reward.clip_steps=4",
+                 "--set", "eval_steps=4", "--set", "sample_gifs=1"]) == 0
+    path = __import__("pathlib").Path(__file__).resolve().parents[1] / "examples" / "dream_to_real.py"
+    spec = importlib.util.spec_from_file_location("dream_to_real", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--world", str(run), "--env", "CartPole-v1", "--out", str(out), "--num-envs", "2",
+                        "--total-steps", "128", "--episodes", "2", "--max-episode-steps", "20"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["ppo_in_world"]["env_steps"] >= 128 and results["real_env"]["random"]["episodes"] == 2
+    assert results["real_env"]["ppo"]["mean_length"] >= 1 and (out / "ppo.zip").is_file()
