@@ -53,7 +53,7 @@ def test_reference_spread_reads_each_history_newest_frames_even_when_lengths_dif
 def test_the_shipped_world_keeps_its_spread_with_and_without_the_gain():
     """The shipped world against itself with the gain off, 12 steps of walking from the same start
     and noise: with the gain the newest chunk's per-channel spread stays near the start's, and the
-    gain changes the steps. Trained with the spread term (docs/training.md), the world keeps most of
+    gain changes the steps. Trained with the spread term (docs/history/training-2026-11.md), the world keeps most of
     its spread without the gain too; the world shipped before fell to 0.58 of it by step 12 and
     0.39 by step 48."""
     from yume_env.model import WorldModel, default_world_path

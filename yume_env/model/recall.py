@@ -2,7 +2,7 @@
 
 Why: the TSCM layout keeps old frames coarse (tiny-fine: one token per frame past 7 steps), so a
 world that comes back to a place it saw 20 steps ago has only that view's colour to go by, and
-pose memory alone did not bring recall (docs/training.md, *Training recall*). Worlds that revisit
+pose memory alone did not bring recall (docs/history/training-2026-11.md, *Training recall*). Worlds that revisit
 places (WorldMem, Context-as-Memory) keep old views and retrieve them by where the camera was.
 This is that, bounded:
 
