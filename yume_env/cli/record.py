@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=None, help="number of env steps (default: the agent's plan, 48)")
     parser.add_argument(
         "--agent", default="tour",
-        help="tour (default: walk, turn, look up/down, an event), forward, lookaround, random, or a .json log to replay",
+        help="tour (default: walk, turn, look up/down, an event), forward, lookaround, random, or a .json log to replay; "
+             "a world with other actions than Yume's keys x camera moves takes random or a log",
     )
     parser.add_argument("--actions", default=None, help='comma-separated actions, e.g. "W,W,W+A →,↑" (overrides --agent)')
     parser.add_argument("--event", default=None, help="event text at reset (default: the start view's own)")
@@ -51,11 +52,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-overlay", action="store_true", help="no keys/event panel under the frames")
 
 
-def _script(args):
+def _script(args, vocabulary=None):
+    """The episode's script. `vocabulary` is the world's actions: it checks a log and sizes the random
+    agent; None (before the world is loaded) takes Yume's and leaves a log's own unchecked."""
     from yume_env.env.policies import ActionScript, builtin_script
     from yume_env.env.spaces import actions_from_strings
+    from yume_env.vocabulary import YUME
 
+    world = vocabulary
+    vocabulary = vocabulary or YUME
     if args.actions is not None:
+        if not vocabulary.is_yume:
+            raise ValueError(f"--actions takes Yume's action texts; this world's actions are action_nvec "
+                             f"{list(vocabulary.nvec)}: use --agent random or a .json action log")
         actions = actions_from_strings(args.actions)
         if args.steps is not None:
             actions = np.concatenate([actions] * -(-args.steps // max(len(actions), 1)))[: args.steps]
@@ -64,8 +73,19 @@ def _script(args):
         script = ActionScript.load(args.agent)
         if args.steps is not None:
             script.actions = script.actions[: args.steps]
+        if world is not None:
+            if script.vocabulary.nvec != world.nvec:
+                raise ValueError(f"the action log {args.agent} holds actions for action_nvec {list(script.vocabulary.nvec)}, "
+                                 f"but this world's actions are action_nvec {list(world.nvec)}: replay it with the "
+                                 "world that played it (--model)")
+            script.vocabulary = world  # the world's, with its action names
     else:
-        script = builtin_script(args.agent, args.steps, seed=0 if args.seed is None else args.seed)
+        script = builtin_script(args.agent, args.steps, seed=0 if args.seed is None else args.seed, vocabulary=vocabulary)
+    return _finish(args, script)
+
+
+def _finish(args, script):
+    """The options of the command line applied to `script`: seed, reset event, image, --event-at."""
     if args.seed is not None or script.seed is None:
         script.seed = 0 if args.seed is None else args.seed
     if args.event is not None:
@@ -148,7 +168,16 @@ def _record(args: argparse.Namespace) -> int:
         "YumeWorld-v0", model=args.model, device=args.device, dtype=args.dtype, sample_steps=args.sample_steps,
         spread_gain_max=args.spread_gain_max, reward_fn="none", disable_env_checker=True,
     )
-    env = RecordEpisode(env, out, fps=args.fps, upscale=args.upscale, overlay=not args.no_overlay)
+    vocabulary = env.unwrapped.vocabulary
+    if not vocabulary.is_yume or script.vocabulary.nvec != vocabulary.nvec:  # again, in the world's actions
+        try:
+            script = _script(args, vocabulary)
+        except BaseException:
+            env.close()
+            raise
+    # the panel under the frames names Yume's keys and camera moves: none for other worlds' actions
+    overlay = not args.no_overlay and vocabulary.is_yume
+    env = RecordEpisode(env, out, fps=args.fps, upscale=args.upscale, overlay=overlay)
     from tqdm import tqdm
 
     finished = False

@@ -2,8 +2,9 @@
 
 The action log is the JSON of `yume-env record` (`yume_env.env.policies.ActionScript`, format
 "yume-env-actions/1"): `seed`, `event` (the reset's event option: None, the start view's own),
-`events` ([[step, text], ...]: set before that 0-based step), `actions` ([[key, camera], ...]),
-`action_text`, `model` and `frames`. `yume-env record --agent log.json --model DIR` replays it exactly.
+`events` ([[step, text], ...]: set before that 0-based step), `action_nvec` (the world's actions:
+[9, 9] for Yume's), `actions` (one list per step, one integer per component: [[key, camera], ...]
+for Yume's), `action_text`, `model` and `frames`. `yume-env record --agent log.json --model DIR` replays it exactly.
 An episode started from an uploaded picture names it as `"image": "yume-play-start.png"` (record
 reads that file, relative to where it runs: save the picture beside the log and replay from there)
 and also carries it inline as `"image_data"` (a PNG data URL), so the log alone keeps it. Frames are kept as the encoded bytes already sent to the page (no second encoding);
@@ -22,6 +23,7 @@ import numpy as np
 
 from yume_env.env.policies import ActionScript
 from yume_env.play.frames import decode_frame, to_data_url
+from yume_env.vocabulary import YUME, ActionVocabulary
 
 START_IMAGE_NAME = "yume-play-start.png"  # the file name of the start picture download
 
@@ -29,11 +31,13 @@ START_IMAGE_NAME = "yume-play-start.png"  # the file name of the start picture d
 class Recording:
     """The current branch's history from its reset. Not thread-safe: the session's lock guards it."""
 
-    def __init__(self, seed: int | None, model: str | None, first_frame: bytes, image_png: bytes | None = None):
+    def __init__(self, seed: int | None, model: str | None, first_frame: bytes, image_png: bytes | None = None,
+                 vocabulary: ActionVocabulary = YUME):
         self.seed = seed
         self.model = model
+        self.vocabulary = vocabulary  # the world's actions, which the log is written in
         self.image_png = image_png  # the start picture as the world got it (fitted, PNG), if any
-        self.actions: list[tuple[int, int]] = []
+        self.actions: list[tuple[int, ...]] = []
         self.events: dict[int, str] = {}  # number of steps taken when the event was set -> text
         self.frames: list[bytes] = [first_frame]  # the reset observation, then every chunk's frames
 
@@ -45,8 +49,8 @@ class Recording:
         """Records an event set now (before the next step); the last one before a step wins."""
         self.events[len(self.actions)] = str(text)
 
-    def add(self, action: tuple[int, int], frames: list[bytes]) -> None:
-        self.actions.append((int(action[0]), int(action[1])))
+    def add(self, action: tuple[int, ...], frames: list[bytes]) -> None:
+        self.actions.append(tuple(int(v) for v in action))
         self.frames.extend(frames)
 
     def copy(self) -> "Recording":
@@ -56,8 +60,8 @@ class Recording:
         return twin
 
     def action_log(self) -> dict:
-        actions = np.array(self.actions, dtype=np.int64).reshape(-1, 2)
-        script = ActionScript(actions, dict(self.events), self.seed, event=None)
+        actions = np.array(self.actions, dtype=np.int64).reshape(-1, self.vocabulary.components)
+        script = ActionScript(actions, dict(self.events), self.seed, event=None, vocabulary=self.vocabulary)
         log = {**script.to_json(), "model": self.model or "default", "frames": len(self.frames)}
         if self.image_png is not None:
             log["image"] = START_IMAGE_NAME

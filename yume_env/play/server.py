@@ -5,9 +5,9 @@ Routes (JSON in and out; control requests carry the tab's lease token in `X-Play
 | route | what |
 |---|---|
 | `GET /` , `GET /static/<file>` | the page (HTML/JS/CSS shipped in `yume_env/play/static/`) |
-| `POST /api/claim` `{"token"?}` | take the world for this tab -> `{"token", "config"}`; 409 while another tab plays |
+| `POST /api/claim` `{"token"?}` | take the world for this tab -> `{"token", "config"}` (`config["vocabulary"]`: the world's actions); 409 while another tab plays |
 | `GET /api/stream?token=` | Server-Sent Events: one JSON update per chunk (frames as data URLs + status) |
-| `POST /api/action` `{"action": [k, c]}` | the held (key, camera) action |
+| `POST /api/action` `{"action": [a0, a1, ...]}` | the held action, one integer per component of the world's vocabulary (Yume's: [key, camera]) |
 | `POST /api/event` `{"event": str}` | the event text, used from the next chunk on |
 | `POST /api/reset` `{"seed"?, "image"?}` | restart (a seed, or a start picture as a data URL) |
 | `POST /api/pause` `{"paused": bool}` | stop / resume stepping |
@@ -118,9 +118,13 @@ class PlayServer(ThreadingHTTPServer):
 
     def config(self) -> dict:
         s = self.session
+        vocab = s.vocabulary
         return {
             "keys": list(A.KEYS),
             "cameras": list(A.CAMERAS),
+            # the world's actions: choices per component and their names ([] when it has none: the page
+            # shows numbers); Yume's keys x camera moves get the WASD + arrows page
+            "vocabulary": {"nvec": list(vocab.nvec), "names": [list(row) for row in vocab.names], "is_yume": vocab.is_yume},
             "frame_size": list(s.frame_size),
             "frames_per_step": s.frames_per_step,
             "render_fps": s.render_fps,
@@ -311,10 +315,11 @@ class PlayHandler(BaseHTTPRequestHandler):
         self._json({"token": token, "config": self.server.config()})
 
     def action(self) -> None:
-        action = validate.parse_action(self._body())
+        session = self.server.session
+        action = validate.parse_action(self._body(), session.vocabulary)
         self._owned()
-        self.server.session.hold(action)
-        self._json({"action": list(action), "action_text": A.action_to_str(action)})
+        session.hold(action)
+        self._json({"action": list(action), "action_text": session.action_text(action)})
 
     def event(self) -> None:
         text = validate.parse_event(self._body())

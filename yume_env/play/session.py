@@ -25,6 +25,7 @@ from yume_env.play.controls import Controls
 from yume_env.play.frames import choose_format, encode_frame, fit_image, from_data_url, to_data_url
 from yume_env.play.hub import Hub
 from yume_env.play.recording import Recording
+from yume_env.vocabulary import YUME, ActionVocabulary
 
 COMMAND_TIMEOUT_S = 300.0  # a reset of a large world on a slow device may take this long
 CLOSED_MESSAGE = "the play session is closed; restart `yume-env play`"
@@ -72,7 +73,8 @@ class PlaySession:
     """Runs `env` (a `YumeWorld-v0`, possibly wrapped) for the page.
 
     Args:
-        env: the Gymnasium env; its unwrapped env must offer `set_event`, `get_state`, `frame_size`.
+        env: the Gymnasium env; its unwrapped env must offer `set_event`, `get_state`, `frame_size`,
+            and `vocabulary` (the world's actions; Yume's keys x camera moves when it has none).
         model_name: written into the action log (`--model` of a replay); None = the default world.
         seed: the first reset's seed (None: a random one, recorded in the log).
         max_steps_per_s: cap on the stepping rate (None or 0: as fast as the model goes).
@@ -93,13 +95,15 @@ class PlaySession:
         self.world = env.unwrapped
         self.model_name = model_name
         self.frame_size = tuple(int(s) for s in self.world.frame_size)
+        self.vocabulary: ActionVocabulary = getattr(self.world, "vocabulary", YUME)
+        self._flatten = bool(getattr(self.world, "flatten_actions", False))  # Discrete(size) over combinations
         self.frames_per_step = int(getattr(self.world, "frames_per_step", 1))
         self.render_fps = float(self.world.metadata.get("render_fps", 8))
         self.fmt = choose_format(frame_format, self.frame_size)
         self.min_interval = 1.0 / max_steps_per_s if max_steps_per_s else 0.0
         self.max_branches = int(max_branches)
         self.hub = Hub()
-        self.controls = Controls()
+        self.controls = Controls(self.vocabulary.components)
         self._commands: queue.Queue[tuple[Callable[[], Any], Future]] = queue.Queue()
         self._lock = threading.Lock()  # guards the fields below, read by request threads
         self._stop = threading.Event()
@@ -134,8 +138,13 @@ class PlaySession:
             future.set_exception(SessionUnavailable(CLOSED_MESSAGE))
 
     # ---- requests from the page (any thread) -------------------------------------------------
-    def hold(self, action: tuple[int, int]) -> None:
+    def hold(self, action: tuple[int, ...]) -> None:
+        """Holds `action`, one integer per component of the world's vocabulary (checked by `validate`)."""
         self.controls.hold(action)
+
+    def action_text(self, action) -> str:
+        """How the page shows an action: Yume's "W+A →", else the vocabulary's names or numbers."""
+        return A.action_to_str(action) if self.vocabulary.is_yume else self.vocabulary.label(action)
 
     def set_watching(self, watching: bool) -> None:
         """The world runs only while its page is connected; without one it waits (and keys are let go)."""
@@ -243,7 +252,7 @@ class PlaySession:
     def _step(self) -> None:
         action = self.controls.take()
         try:
-            _, reward, terminated, truncated, info = self.env.step(np.array(action, dtype=np.int64))
+            _, reward, terminated, truncated, info = self.env.step(self._env_action(action))
         except Exception as exc:  # keep serving: show the error, stop stepping until a reset
             with self._lock:
                 self._error = f"the world failed to step: {type(exc).__name__}: {exc}"
@@ -258,7 +267,7 @@ class PlaySession:
                 step=int(info["step"]),
                 event=str(info["event"]),
                 action=list(action),
-                action_text=A.action_to_str(action),
+                action_text=self.action_text(action),
                 reward=float(reward),
                 total_reward=self._status.get("total_reward", 0.0) + float(reward),
                 latency_s=float(info.get("latency_s", 0.0)),
@@ -268,6 +277,11 @@ class PlaySession:
             if terminated or truncated:
                 self._ended = "terminated" if terminated else "truncated"
         self._publish([to_data_url(b, self.fmt) for b in encoded], branches=False)
+
+    def _env_action(self, action: tuple[int, ...]):
+        """The env's form of a held action: int64 (components,), or the flat index when flattened."""
+        arr = np.array(action, dtype=np.int64)
+        return int(self.vocabulary.flat(arr[None])[0]) if self._flatten else arr
 
     def _publish(self, frames: list[str], branches: bool = True) -> None:
         """Sends the status (and `frames`) to the page; the branch list only when it may have changed,
@@ -308,7 +322,7 @@ class PlaySession:
         first = encode_frame(info["frames"][-1], self.fmt)
         self.controls.release()
         with self._lock:
-            self.recording = Recording(seed, self.model_name, first, image_png)
+            self.recording = Recording(seed, self.model_name, first, image_png, self.vocabulary)
             self._ended, self._error = "", ""
             self._status = self._fresh_status(info)
         self._publish([to_data_url(first, self.fmt)])
@@ -317,8 +331,8 @@ class PlaySession:
         return {
             "step": int(info.get("step", 0)),
             "event": str(info.get("event", "")),
-            "action": [0, 0],
-            "action_text": A.action_to_str((0, 0)),
+            "action": list(self.controls.rest),
+            "action_text": self.action_text(self.controls.rest),
             "reward": 0.0,
             "total_reward": 0.0,
             "latency_s": float(info.get("latency_s", 0.0)),

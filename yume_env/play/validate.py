@@ -6,9 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import numpy as np
-
-from yume_env import actions as A
+from yume_env.vocabulary import YUME, ActionVocabulary
 
 MAX_EVENT_CHARS = 500
 MAX_SEED = 2**63 - 1
@@ -21,14 +19,30 @@ def body_dict(body: Any) -> dict:
     return body
 
 
-def parse_action(body: Any) -> tuple[int, int]:
-    """{"action": [key, camera]} with integers (not floats or booleans) in range."""
+def expected_action(vocabulary: ActionVocabulary = YUME) -> str:
+    """What an action of `vocabulary` is, in words ("two integers [key in [0, 9), camera in [0, 9)] ...")."""
+    nvec = list(vocabulary.nvec)
+    if vocabulary.is_yume:
+        parts = [f"key in [0, {nvec[0]})", f"camera in [0, {nvec[1]})"]
+    else:
+        parts = [f"a{i} in [0, {n})" for i, n in enumerate(nvec)]
+    count = {1: "one integer", 2: "two integers"}.get(len(nvec), f"{len(nvec)} integers")
+    return f"{count} [{', '.join(parts)}] for this world's action nvec {nvec}"
+
+
+def parse_action(body: Any, vocabulary: ActionVocabulary = YUME) -> tuple[int, ...]:
+    """{"action": [a0, a1, ...]}: one integer (not a float or boolean) per component of the world's
+    vocabulary, component i in [0, nvec[i]) (Yume's: [key, camera])."""
     value = body_dict(body).get("action")
-    if not isinstance(value, list) or len(value) != 2 or not all(type(v) is int for v in value):
-        raise ValueError(
-            f"'action' must be two integers [key in [0, {A.NUM_KEYS}), camera in [0, {A.NUM_CAMERAS})], got {value!r}"
-        )
-    return A.validate_action(np.array(value, dtype=np.int64))
+    want = expected_action(vocabulary)
+    if not isinstance(value, list) or len(value) != vocabulary.components or not all(type(v) is int for v in value):
+        raise ValueError(f"'action' must be {want}, as a JSON list; got {value!r}")
+    bad = [i for i, (v, n) in enumerate(zip(value, vocabulary.nvec)) if not 0 <= v < n]
+    if bad:
+        i = bad[0]
+        raise ValueError(f"'action' {value!r} is out of range: action must be {want}; component {i} is {value[i]}, "
+                         f"not in [0, {vocabulary.nvec[i]})")
+    return tuple(value)
 
 
 def parse_event(body: Any) -> str:

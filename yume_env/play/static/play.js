@@ -5,6 +5,15 @@ const TOKEN_KEY = "yume-play-token";
 const MOVE = { KeyW: "W", KeyA: "A", KeyS: "S", KeyD: "D" };
 const LOOK = { ArrowUp: "up", ArrowDown: "down", ArrowLeft: "left", ArrowRight: "right" };
 const KEEP_CHUNKS = 400; // received chunks kept in memory (window.yumePlay.received)
+// A world whose actions are not Yume's keys x camera moves: one key row per action component, a
+// key's place in its row is the choice it takes (1 -> 0, 2 -> 1, ..., 0 -> 9; Q -> 0, ...). P stays
+// Pause, so the Q row stops at O. Choices past a row's keys (and components past the fourth): click.
+const ROWS = [
+  ["Digit1", "Digit2", "Digit3", "Digit4", "Digit5", "Digit6", "Digit7", "Digit8", "Digit9", "Digit0"],
+  ["KeyQ", "KeyW", "KeyE", "KeyR", "KeyT", "KeyY", "KeyU", "KeyI", "KeyO"],
+  ["KeyA", "KeyS", "KeyD", "KeyF", "KeyG", "KeyH", "KeyJ", "KeyK", "KeyL"],
+  ["KeyZ", "KeyX", "KeyC", "KeyV", "KeyB", "KeyN", "KeyM"],
+];
 // The server's secret for this run, written into the page it served; every API call sends it back.
 const SESSION = document.querySelector('meta[name="yume-play-session"]').content;
 
@@ -12,6 +21,9 @@ const SESSION = document.querySelector('meta[name="yume-play-session"]').content
 const play = (window.yumePlay = {
   token: null, config: null, status: {}, branches: [], held: new Set(), received: [], framesShown: 0,
   sentAction: "0,0", wantAction: [0, 0], sending: false, autoPaused: false, source: null, session: SESSION,
+  // other worlds' actions: the choice per component taken while none of its keys is held (clicks and
+  // arrows change it), and which component and choice each key code stands for
+  standing: [], keymap: {}, choicesBuilt: false,
 });
 
 const $ = (id) => document.getElementById(id);
@@ -49,12 +61,14 @@ async function claim() {
     play.token = data.token;
     play.config = data.config;
     sessionStorage.setItem(TOKEN_KEY, data.token);
+    setupControls(data.config);
     const model = data.config.model;
     $("world-name").textContent = model ? model.split(/[\\/]/).filter(Boolean).pop() : "default world";
     $("world-name").title = model || "the shipped default world";
     $("replay-command").textContent = `yume-env record${model ? ` --model ${model}` : ""} --agent yume-play-actions.json`;
     banner("");
     updateDownloads();
+    resync(); // a new player starts with nothing held on the server
     openStream();
   } catch (err) {
     banner(err.message);
@@ -67,7 +81,7 @@ function openStream() {
   if (play.source) play.source.close();
   const source = new EventSource(`/api/stream?${query()}`);
   play.source = source;
-  source.onopen = () => setConnection(...badge(play.status));
+  source.onopen = () => { setConnection(...badge(play.status)); resync(); }; // a closed stream let go of the keys
   source.onmessage = (e) => onUpdate(JSON.parse(e.data));
   source.onerror = () => {
     setConnection("reconnecting…", "off");
@@ -170,15 +184,102 @@ function renderBranches(branches) {
     btn.type = "button";
     btn.textContent = "Restore";
     btn.dataset.branch = b.id;
-    btn.onclick = () => request(() => api("/api/branch/restore", { id: b.id }), `restored branch #${b.id}`);
+    btn.onclick = () => request(async () => { await api("/api/branch/restore", { id: b.id }); resync(); }, `restored branch #${b.id}`);
     li.append(img, label, btn);
     return li;
   }));
 }
 
 // ---- keyboard -> action ---------------------------------------------------------------------
+// Whether the world takes Yume's keys x camera moves (WASD + arrows); a server without a vocabulary
+// in its config is one of those.
+function yume() {
+  const v = play.config && play.config.vocabulary;
+  return !v || v.is_yume;
+}
+
+function keyLabel(code) {
+  return code.replace(/^(Digit|Key)/, "");
+}
+
+// The buttons, key map and help of the world's vocabulary (built once: a server plays one world).
+function setupControls(cfg) {
+  if (yume() || play.choicesBuilt) return;
+  play.choicesBuilt = true;
+  const vocab = cfg.vocabulary, single = vocab.nvec.length === 1;
+  play.standing = vocab.nvec.map(() => 0);
+  play.keymap = {};
+  const help = [];
+  const rows = vocab.nvec.map((n, i) => {
+    const keys = (ROWS[i] || []).slice(0, n);
+    keys.forEach((code, j) => { play.keymap[code] = [i, j]; });
+    const row = document.createElement("div");
+    row.className = "component";
+    row.dataset.component = i;
+    const label = document.createElement("div");
+    label.className = "label";
+    label.textContent = `${single ? "action" : `component ${i}`} · ${n} choices`
+      + (keys.length ? ` · keys ${keyLabel(keys[0])}…${keyLabel(keys[keys.length - 1])}` : " · click");
+    row.append(label);
+    for (let j = 0; j < n; j++) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "choice";
+      b.dataset.component = i;
+      b.dataset.choice = j;
+      b.append(document.createTextNode(vocab.names.length ? vocab.names[i][j] : String(j)));
+      if (keys[j]) {
+        const k = document.createElement("kbd");
+        k.textContent = keyLabel(keys[j]);
+        b.append(k);
+      }
+      b.title = `choice ${j}${keys[j] ? ` (hold ${keyLabel(keys[j])})` : ""}: click to take it while no key is held`;
+      b.onclick = () => { play.standing[i] = j; renderHeld(); pushAction(); };
+      row.append(b);
+    }
+    if (keys.length) help.push(`${keyLabel(keys[0])}…${keyLabel(keys[keys.length - 1])} for ${single ? "its choices" : `component ${i}`}`);
+    return row;
+  });
+  $("choices").replaceChildren(...rows);
+  $("choices").hidden = false;
+  $("move-pad").hidden = true;
+  $("look-pad").hidden = true;
+  $("hud").classList.add("solo");
+  $("help-yume").hidden = true;
+  $("help-choices").hidden = false;
+  $("help-choices").textContent = (single
+    ? `Hold a key for a choice: ${help.join("") || "no keys"} (a key's place in the row is the choice: 1 → 0, 2 → 1, …, 0 → 9). `
+      + "←/→ or a click on a button set the choice taken while no key is held. "
+    : `One key row per component: ${help.join(", ")} (a key's place in its row is the choice: 1 → 0, Q → 0, …). `
+      + "Hold a key for its choice; a click on a button sets that component's choice taken while none of its keys is held. ")
+    + "Choices without a key: click. P pauses. Keys work when no text box has focus.";
+  play.wantAction = play.standing.slice();
+  play.sentAction = play.standing.join(); // the server holds all zeros at first
+  renderHeld();
+}
+
+// What the server holds when the page has said nothing: all zeros (Yume's "None ·").
+function restAction() {
+  return yume() ? [0, 0] : play.config.vocabulary.nvec.map(() => 0);
+}
+
+// After the server let go of the keys (a new player, a reset, a closed stream): sends the page's action again.
+function resync() {
+  if (!play.config || play.sending) return;
+  play.sentAction = restAction().join();
+  pushAction();
+}
+
 function heldAction() {
   const h = play.held, cfg = play.config;
+  if (!yume()) { // the standing choices, with a held key's choice over its component's (the last pressed wins)
+    const action = play.standing.slice();
+    for (const code of h) {
+      const m = play.keymap[code];
+      if (m) action[m[0]] = m[1];
+    }
+    return action;
+  }
   const fw = h.has("KeyW") && !h.has("KeyS"), bw = h.has("KeyS") && !h.has("KeyW");
   const lf = h.has("KeyA") && !h.has("KeyD"), rt = h.has("KeyD") && !h.has("KeyA");
   const key = [fw ? "W" : bw ? "S" : "", lf ? "A" : rt ? "D" : ""].filter(Boolean).join("+") || "None";
@@ -208,6 +309,17 @@ async function pushAction() {
 }
 
 function renderHeld() {
+  if (!yume()) {
+    const action = heldAction();
+    document.querySelectorAll("button.choice").forEach((b) => {
+      const i = Number(b.dataset.component), j = Number(b.dataset.choice);
+      b.classList.toggle("on", action[i] === j);
+      b.classList.toggle("standing", play.standing[i] === j);
+    });
+    const names = [...play.held].filter((c) => play.keymap[c]).map(keyLabel);
+    $("held-keys").textContent = names.length ? names.join(" ") : "none";
+    return;
+  }
   document.querySelectorAll("kbd[data-key]").forEach((k) => k.classList.toggle("held", play.held.has(k.dataset.key)));
   const names = [...play.held].map((c) => MOVE[c] || { up: "↑", down: "↓", left: "←", right: "→" }[LOOK[c]]);
   $("held-keys").textContent = names.length ? names.join(" ") : "none";
@@ -220,11 +332,18 @@ function typing(e) {
 
 window.addEventListener("keydown", (e) => {
   if (typing(e) || e.ctrlKey || e.metaKey || e.altKey) return;
-  if (e.code in MOVE || e.code in LOOK) {
+  const other = !yume();
+  if (other ? play.keymap[e.code] : e.code in MOVE || e.code in LOOK) {
     e.preventDefault();
     if (!play.held.has(e.code)) { play.held.add(e.code); renderHeld(); pushAction(); }
   } else if (e.code === "KeyP" && !e.repeat) {
     togglePause();
+  } else if (other && play.standing.length === 1 && (e.code === "ArrowLeft" || e.code === "ArrowRight")) {
+    e.preventDefault(); // cycles the one component's standing choice
+    const n = play.config.vocabulary.nvec[0];
+    play.standing[0] = (play.standing[0] + (e.code === "ArrowRight" ? 1 : n - 1)) % n;
+    renderHeld();
+    pushAction();
   }
 });
 window.addEventListener("keyup", (e) => {
@@ -277,7 +396,7 @@ $("event-clear").onclick = () => {
 };
 function resetWorld() {
   const seed = $("seed-input").value.trim();
-  request(() => api("/api/reset", { seed: seed === "" ? null : seed }), "reset");
+  request(async () => { await api("/api/reset", { seed: seed === "" ? null : seed }); resync(); }, "reset");
 }
 $("reset").onclick = resetWorld;
 $("stopped-reset").onclick = resetWorld;
@@ -287,7 +406,8 @@ $("image-input").onchange = (e) => {
   const reader = new FileReader();
   reader.onload = () => {
     const seed = $("seed-input").value.trim();
-    request(() => api("/api/reset", { image: reader.result, seed: seed === "" ? null : seed }), `started from ${file.name}`);
+    request(async () => { await api("/api/reset", { image: reader.result, seed: seed === "" ? null : seed }); resync(); },
+      `started from ${file.name}`);
     e.target.value = "";
   };
   reader.readAsDataURL(file);
