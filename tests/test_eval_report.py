@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from yume_env.model import WorldModel, WorldModelConfig
+from yume_env.model.task_head import TaskHead
 from yume_env.model.text import TextEmbedding, TextEncoder
 from yume_env.model.text_cache import TextConditioner
 from yume_env.eval import EvalConfig, Probes, evaluate, write_json, write_report
@@ -33,13 +34,15 @@ EVENT_TEXTS = [t for texts in sim.EVENTS.values() for t in texts]
 SMALL = dict(episodes=2, burn_in=2, horizons=(1, 3), tf_points=2, tf_context=2, loop_episodes=1, loop_walk=1,
              turn_back_episodes=2, turn_back_steps=(1, 2),
              event_episodes=1, events=("snow",), event_steps=2, event_judge=1, speed_steps=2,
-             speed_warmup=1, speed_batch=2)
+             speed_warmup=1, speed_batch=2, realism_window=2, script_episodes=2, task_episodes=2, task_steps=3)
 
 
 @pytest.fixture(scope="module")
 def tiny_world(tmp_path_factory):
     text = TextConditioner.build(HashMiniLM(), events=EVENT_TEXTS)
     model = WorldModel.from_config(WorldModelConfig.preset("tiny"), seed=0, text=text)
+    torch.manual_seed(0)
+    model.task_head = TaskHead(model.config.latent_channels, model.config.latent_hw).eval()  # random, as the world
     path = tmp_path_factory.mktemp("world") / "tiny"
     model.save_pretrained(path)  # the event texts are in its text cache: loading never needs MiniLM
     return model, path
@@ -84,13 +87,13 @@ def test_report_and_json_hold_every_metric_and_figure(results, tmp_path):
         assert row[4] in text
     figures = sorted(p.name for p in (tmp_path / "report_figures").glob("*.png"))
     assert figures == ["action_confusion.png", "autoregressive.png", "event_frames.png", "events.png",
-                       "loop_closure.png", "rollout.png"]
+                       "loop_closure.png", "rollout.png", "scripted_rollout.png", "sharpness.png"]
     for name in figures:
         assert f"report_figures/{name}" in text
     assert set(data["metrics"]) == set(results["metrics"])
     assert {"teacher_forced", "autoregressive", "action_following", "loop_closure", "event_following", "speed",
-            "targets", "probes", "config"} <= set(data)
-    assert "_views" not in data["loop_closure"]
+            "realism", "task_reached", "targets", "probes", "config"} <= set(data)
+    assert "_views" not in data["loop_closure"] and "_frames" not in data["realism"]["scripted"]
     assert "| learned world, kept |" in text and set(data["event_following"]["model"]["kept"]["per_event"]) == {"snow"}
 
 
@@ -196,3 +199,45 @@ def test_one_group_of_measures_runs_alone_with_the_same_figures(tiny_world, prob
     assert set(json.loads(out.read_text())["config"]["measures"]) == {"memory", "speed"}
     with pytest.raises(ValueError, match="choose from"):
         EvalConfig(measures=("loops",))
+
+
+def test_realism_and_the_task_head_are_reported(results, tmp_path):
+    re_ = results["realism"]
+    for acts in ("random", "scripted"):
+        r = re_[acts]
+        assert r["windows"] == {"1": [1, 1], "3": [2, 3]} and len(r["sharpness_curve"]) == 3
+        for side in ("world", "other_world", "mean_frame"):
+            for h in (1, 3):
+                assert np.isfinite(r[side][f"frechet@{h}"]) and r[side][f"frechet@{h}"] >= 0
+                assert np.isfinite(r[side][f"sharpness@{h}"]) and r[side][f"sharpness@{h}"] >= 0
+        assert "sharpness_min_from_64" not in r  # horizons 1 and 3 only: the sharpness targets read n/a
+    assert re_["scripted"]["episodes"] == 2 and re_["features"]["dim"] == 64
+    tr = results["task_reached"]
+    assert tr["episodes"] == 2 and tr["steps"] == 3
+    for rule in ("head", "env_rule"):
+        assert tr[rule]["called"] >= tr[rule]["true_positives"] >= 0
+    m = results["metrics"]
+    assert m["frechet_random@3"] == re_["random"]["world"]["frechet@3"]
+    assert m["frechet_floor_scripted@3"] == re_["scripted"]["other_world"]["frechet@3"]
+    assert "reached_precision" in m and "reached_recall" in m
+    text = write_report(results, tmp_path / "report.md").read_text()
+    assert "## Realism: Fréchet distance and sharpness" in text and "## Task head: reached" in text
+    assert f"| **learned world** | {re_['random']['world']['frechet@1']:.2f} |" in text
+    assert "| the simulator in other worlds (floor) |" in text and "| the other worlds' mean frame |" in text
+
+
+@pytest.mark.slow
+def test_the_new_measures_leave_the_old_ones_unchanged(tiny_world, probes_dir, results):
+    """The scripted rollout and the task head have their own worlds and streams; the realism of the
+    random rollout reads its frames only."""
+    model, _ = tiny_world
+    old = ("rollout", "memory", "events", "speed")
+    without = evaluate(model, Probes.load(probes_dir), EvalConfig(**SMALL, measures=old), progress=False)
+    assert "task_reached" not in without and "scripted" not in without["realism"]
+    assert without["autoregressive"]["psnr_curve"] == results["autoregressive"]["psnr_curve"]
+    assert without["loop_closure"]["memory_on_psnr"] == results["loop_closure"]["memory_on_psnr"]
+    assert without["event_following"]["model"] == results["event_following"]["model"]
+    assert without["realism"]["random"]["world"] == results["realism"]["random"]["world"]
+    alone = evaluate(model, Probes.load(probes_dir), EvalConfig(**SMALL, measures=("script", "task")), progress=False)
+    assert alone["realism"]["scripted"]["world"] == results["realism"]["scripted"]["world"]
+    assert alone["task_reached"]["head"] == results["task_reached"]["head"]

@@ -24,13 +24,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="eval: worlds in the autoregressive rollout; train-probes: simulator episodes")
     parser.add_argument("--quick", action="store_true", help="eval: few worlds and steps (indicative numbers)")
     parser.add_argument("--horizons", type=int, nargs="+", default=None,
-                        help="eval: autoregressive steps to report (default 16 256; the rollout runs to the largest)")
+                        help="eval: autoregressive steps to report (default 16 64 256; the rollouts run to the largest)")
     parser.add_argument("--seed", type=int, default=None, help="eval: first world seed (default 1000000); train-probes: data and weights seed (default 0)")
     parser.add_argument("--probes", default=None, help="eval: probe folder (default yume_env/assets/eval_models)")
     parser.add_argument("--json", default=None, help="eval: write the results as JSON here")
     parser.add_argument("--measures", default=None, metavar="NAMES",
-                        help="eval: comma-separated groups to run, of rollout (fidelity and actions), memory (loop "
-                             "closure, turn back), events, speed (default: all); each keeps its figures")
+                        help="eval: comma-separated groups to run, of rollout (fidelity, actions, Fréchet distance and "
+                             "sharpness), memory (loop closure, turn back), events, speed, script (Fréchet distance and "
+                             "sharpness under the action scripts), task (the task head's reached) (default: all); "
+                             "each keeps its figures")
     parser.add_argument("--report", default="eval_report.md", help="eval: markdown report path (figures beside it)")
     parser.add_argument("--sample-steps", type=int, default=None, help="eval: denoising steps per chunk (default: the world's)")
     parser.add_argument("--spread-gain-max", type=float, default=None,

@@ -12,8 +12,10 @@ from yume_env.actions import TURN_SPEED
 
 HALF_TURN_STEPS = int(round(np.pi / TURN_SPEED))  # 18 steps of 10 degrees
 # The groups of measures `measures` may pick: "rollout" is the autoregressive rollout and what reads
-# it (references, teacher-forced, action following); "memory" the loop closure and turn back.
-MEASURES = ("rollout", "memory", "events", "speed")
+# it (references, teacher-forced, action following, Fréchet distance and sharpness); "memory" the
+# loop closure and turn back; "script" the rollout under the action scripts (Fréchet distance and
+# sharpness); "task" the task head's "reached" against the simulator's.
+MEASURES = ("rollout", "memory", "events", "speed", "script", "task")
 
 
 @dataclass
@@ -24,7 +26,14 @@ class EvalConfig:
     - `episodes`: worlds stepped together (B) in the autoregressive rollout, which also feeds the
       teacher-forced and the action-following measures;
     - `burn_in`: simulator steps whose frames become the model's history before it generates;
-    - `horizons`: autoregressive steps at which PSNR/SSIM are reported (the rollout runs to the max);
+    - `horizons`: autoregressive steps at which PSNR/SSIM, Fréchet distance and sharpness are
+      reported (the rollouts run to the max);
+    - `realism_window`: the Fréchet distance and sharpness at horizon h read the frames of the
+      `realism_window` steps that end at h;
+    - `script_episodes`: worlds of the scripted rollout (the loop closure's loop, then a turn back,
+      repeated to the largest horizon);
+    - `task_episodes`, `task_steps`: rollouts that score the task head's "reached" (half seek the
+      beacon, half walk at random);
     - `tf_points`, `tf_context`: teacher-forced predictions per episode, spread over the rollout,
       each from the last `tf_context` true steps;
     - `loop_episodes`, `loop_walk`, `loop_turn`: loop closure (walk `loop_walk` steps, turn
@@ -43,7 +52,11 @@ class EvalConfig:
 
     episodes: int = 16
     burn_in: int = 4
-    horizons: tuple[int, ...] = (16, 256)
+    horizons: tuple[int, ...] = (16, 64, 256)
+    realism_window: int = 16
+    script_episodes: int = 16
+    task_episodes: int = 32
+    task_steps: int = 64
     tf_points: int = 8
     tf_context: int = 4
     loop_episodes: int = 16  # 4 gave gains that swung by 3 dB between two seeds of worlds
@@ -74,7 +87,8 @@ class EvalConfig:
         if self.events is not None:
             self.events = tuple(self.events)
         for name in ("episodes", "burn_in", "tf_points", "tf_context", "loop_episodes", "loop_tries",
-                     "event_episodes", "event_steps", "event_judge", "speed_steps", "speed_batch", "turn_back_episodes"):
+                     "event_episodes", "event_steps", "event_judge", "speed_steps", "speed_batch", "turn_back_episodes",
+                     "realism_window", "script_episodes", "task_episodes", "task_steps"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"EvalConfig.{name} must be >= 1, got {getattr(self, name)!r}")
         if not self.turn_back_steps or min(self.turn_back_steps) < 1:
@@ -109,8 +123,8 @@ class EvalConfig:
 
 EVAL_PRESETS: dict[str, dict[str, Any]] = {
     "full": {},
-    # A few minutes less: fewer worlds and steps. Horizons stay 16 and 256 on a real model.
+    # A few minutes less: fewer worlds and steps. Horizons stay 16, 64 and 256 on a real model.
     "quick": {"episodes": 2, "tf_points": 4, "loop_episodes": 1, "loop_walk": 2, "turn_back_episodes": 2,
               "turn_back_steps": (2, 8), "event_episodes": 1, "speed_steps": 8,
-              "speed_batch": 2, "quick": True},
+              "speed_batch": 2, "script_episodes": 2, "task_episodes": 4, "quick": True},
 }

@@ -62,15 +62,17 @@ def _curves(p: np.ndarray, s: np.ndarray, horizons: tuple[int, ...]) -> dict:
     return out
 
 
-def references(rollout: Rollout, seeds: list[int], horizons: tuple[int, ...], progress: bool = True) -> dict:
+def references(rollout: Rollout, seeds: list[int], horizons: tuple[int, ...], progress: bool = True,
+               other: np.ndarray | None = None) -> dict:
     """PSNR / SSIM curves of the `REFERENCES` predictors against the rollout's simulator frames,
     scored step by step like the learned world. Simulators only, no model and no shared random
     stream: every other measure of the evaluation reads the same with or without this.
 
-    `seeds` are the evaluated worlds' seeds (one per rollout episode)."""
+    `seeds` are the evaluated worlds' seeds (one per rollout episode); `other`, the other worlds'
+    frames where the caller already rendered them (`other_world_frames`)."""
     last_burn_in = rollout.start_view[:, None]  # (B, 1, H, W, 3): broadcast over each step's sub-frames
     copy_p, copy_s = constant_prediction_scores(last_burn_in, rollout.sim, "reference: copy last frame", progress)
-    other_p, other_s, mean_frame = other_world_scores(rollout, seeds, progress)
+    other_p, other_s, mean_frame = other_world_scores(rollout, seeds, progress, frames=other)
     mean_p, mean_s = constant_prediction_scores(mean_frame, rollout.sim, "reference: mean frame", progress)
     scores = {"copy_last_burn_in_frame": (copy_p, copy_s), "other_world": (other_p, other_s),
               "other_worlds_mean_frame": (mean_p, mean_s)}
@@ -105,22 +107,41 @@ def other_world_simulators(seeds: list[int], burn_actions: np.ndarray, frame_siz
     return burn_in(size, other_seeds, burn_actions.shape[1], unused, actions=burn_actions).sims
 
 
-def other_world_scores(rollout: Rollout, seeds: list[int],
-                       progress: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """PSNR / SSIM (B, S) of the other worlds' frames under the rollout's actions, and their mean
-    frame (H, W, 3) uint8 over all episodes, steps and sub-frames."""
+def other_world_frames(rollout: Rollout, seeds: list[int], progress: bool = True) -> np.ndarray:
+    """The other worlds' frames (B, S, F, H, W, 3) uint8 under the rollout's burn-in and actions
+    (`other_world_simulators`)."""
     B, S, F, H, W = rollout.sim.shape[:5]
     if len(seeds) != B:
         raise ValueError(f"references need one seed per rollout episode: {len(seeds)} seeds for {B} episodes")
     sims = other_world_simulators(seeds, rollout.burn_actions, (H, W), F)
-    p, s = np.empty((B, S)), np.empty((B, S))
-    frame_sum = np.zeros((H, W, 3), dtype=np.float64)
+    frames = np.empty_like(rollout.sim)
     for t in tqdm(range(S), desc="reference: other worlds", disable=not progress):
-        frames = np.stack([sim.step(a).frames for sim, a in zip(sims, rollout.actions[:, t])])  # (B, F, H, W, 3)
-        frame_sum += frames.sum(axis=(0, 1), dtype=np.float64)
-        p[:, t], s[:, t] = _step_scores(frames, rollout.sim[:, t])
-    mean_frame = np.round(frame_sum / (B * S * F)).clip(0, 255).astype(np.uint8)
-    return p, s, mean_frame
+        frames[:, t] = np.stack([sim.step(a).frames for sim, a in zip(sims, rollout.actions[:, t])])
+    return frames
+
+
+def mean_frame(frames: np.ndarray) -> np.ndarray:
+    """One constant image (H, W, 3) uint8: `frames` (..., H, W, 3) averaged and rounded."""
+    flat = frames.reshape(-1, *frames.shape[-3:])
+    total = np.zeros(frames.shape[-3:], dtype=np.float64)
+    for i in range(0, len(flat), 1024):  # in slices: no float64 copy of a whole rollout
+        total += flat[i : i + 1024].sum(axis=0, dtype=np.float64)
+    return np.round(total / len(flat)).clip(0, 255).astype(np.uint8)
+
+
+def other_world_scores(rollout: Rollout, seeds: list[int], progress: bool = True,
+                       frames: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """PSNR / SSIM (B, S) of the other worlds' frames under the rollout's actions, and their mean
+    frame (H, W, 3) uint8 over all episodes, steps and sub-frames. `frames`: the other worlds'
+    frames when already rendered (else rendered here)."""
+    B, S = rollout.sim.shape[:2]
+    if len(seeds) != B:
+        raise ValueError(f"references need one seed per rollout episode: {len(seeds)} seeds for {B} episodes")
+    frames = other_world_frames(rollout, seeds, progress) if frames is None else frames
+    p, s = np.empty((B, S)), np.empty((B, S))
+    for t in range(S):
+        p[:, t], s[:, t] = _step_scores(frames[:, t], rollout.sim[:, t])
+    return p, s, mean_frame(frames)
 
 
 @torch.no_grad()

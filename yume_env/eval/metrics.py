@@ -1,7 +1,8 @@
-"""Image similarity metrics over uint8 or float frames: PSNR and SSIM (gaussian window), in torch.
+"""Image metrics over uint8 or float frames, in torch: PSNR and SSIM (gaussian window) between two
+images, and the high-frequency energy of one (`laplacian_energy`, what sharpness ratios compare).
 
-Frames are (..., H, W, 3) uint8 numpy arrays or torch tensors, or float tensors in [0, 1]. Both
-metrics return one value per image (the leading dimensions kept), so callers average as they need.
+Frames are (..., H, W, 3) uint8 numpy arrays or torch tensors, or float tensors in [0, 1]. Every
+metric returns one value per image (the leading dimensions kept), so callers average as they need.
 """
 
 from __future__ import annotations
@@ -81,3 +82,27 @@ def ssim(
     den = (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
     per_plane = (num / den).mean(dim=(-3, -2, -1))  # (N*C,)
     return per_plane.view(-1, c).mean(dim=1).view(lead)
+
+
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 weights of R, G, B
+LAPLACIAN = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))
+
+
+def laplacian_energy(frames: np.ndarray | torch.Tensor, batch: int = 1024) -> torch.Tensor:
+    """High-frequency energy per image: the mean squared response of the 4-neighbour Laplacian to
+    the luminance (BT.601, [0, 1] pixels), over valid positions. Blur lowers it, a flat image reads 0.
+
+    Batches of `batch` images keep the float copies small on long rollouts."""
+    shape = tuple(frames.shape)
+    if len(shape) < 3 or shape[-1] != 3:
+        raise ValueError(f"laplacian_energy needs RGB images shaped (..., H, W, 3), got {shape}")
+    lead, (h, w) = shape[:-3], shape[-3:-1]
+    flat = frames.reshape(-1, h, w, 3)
+    luma_w = torch.tensor(LUMA)
+    kernel = torch.tensor(LAPLACIAN).view(1, 1, 3, 3)
+    out = []
+    for i in range(0, len(flat), batch):
+        part = to_float(flat[i : i + batch])
+        luma = part @ luma_w.to(part.device)
+        out.append(F.conv2d(luma[:, None], kernel.to(part.device)).pow(2).mean(dim=(1, 2, 3)).cpu())
+    return (torch.cat(out) if out else torch.zeros(0)).view(lead)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from yume_env.actions import CAMERAS, KEYS
+from yume_env.eval.config import MEASURES
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -195,17 +196,18 @@ def write_report(results: dict, path: str | Path) -> Path:
     if results["config"]["quick"]:
         lines += ["*Quick mode: few worlds; the numbers are indicative, not the shipped figures.*", ""]
     measures = results["config"].get("measures")
-    if measures and len(measures) < 4:
+    if measures and len(measures) < len(MEASURES):
         lines += [f"*Only these measures ran: {', '.join(measures)}.*", ""]
     lines += ["## Targets", "", "| target | value | bound | pass |", "|---|---|---|---|"]
     for row in results["targets"]:
         mark = "n/a" if row["pass"] is None else ("pass" if row["pass"] else "**fail**")
         lines.append(f"| {row['description']} | {_fmt(row['value'])} | {row['op']} {row['target']:g} | {mark} |")
     lines += _probes_section(results)
-    for key, section in (("autoregressive", _fidelity_section), ("action_following", _actions_section),
+    for key, section in (("autoregressive", _fidelity_section), ("realism", _realism_section),
+                         ("task_reached", _task_section), ("action_following", _actions_section),
                          ("loop_closure", _memory_section), ("event_following", _events_section),
                          ("speed", _speed_section)):
-        if key in results:
+        if results.get(key) is not None:
             lines += section(results, fig_dir)
     text = "\n".join(lines)
     _atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
@@ -318,6 +320,94 @@ def _speed_section(results: dict, fig_dir: Path) -> list[str]:
     parts = ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in sp["single"]["parts_median_s"].items())
     return lines + ["", f"One world, median per part: {parts}. Warm-up steps (dropped): "
                     f"{', '.join(f'{t:.3f}' for t in sp['single']['warmup_s'])} s.", ""]
+
+
+REALISM_ROWS = (("world", "**learned world**"), ("other_world", "the simulator in other worlds (floor)"),
+                ("mean_frame", "the other worlds' mean frame"))
+REALISM_ACTIONS = {"random": "random sticky actions (the autoregressive rollout)",
+                   "scripted": "the action scripts: the loop (W x 6, → x 18, twice), then a turn back of 8, repeated"}
+
+
+def plot_sharpness(realism: dict, path: Path) -> None:
+    """Sharpness per step (generated over simulator) under each action set, with the other worlds'."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    for i, acts in enumerate(a for a in REALISM_ACTIONS if a in realism):
+        curve = realism[acts]["sharpness_curve"]
+        steps = np.arange(1, len(curve) + 1)
+        ax.plot(steps, curve, color=f"C{i}", label=f"learned world, {acts} actions")
+        ax.plot(steps, realism[acts]["sharpness_curve_other_world"], color=f"C{i}", ls="--", lw=0.9,
+                label=f"other worlds, {acts} actions")
+    ax.axhline(0.8, color="k", ls=":", lw=1, label="target from step 64: 0.8")
+    ax.set(xlabel="generated step", ylabel="Laplacian energy / simulator's", title="sharpness", ylim=(0, None))
+    if len(realism["random" if "random" in realism else "scripted"]["sharpness_curve"]) > 32:
+        ax.set_xscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    _savefig(fig, path)
+
+
+def _realism_section(results: dict, fig_dir: Path) -> list[str]:
+    re_ = results["realism"]
+    kinds = [a for a in REALISM_ACTIONS if a in re_]
+    if not kinds:
+        return []
+    feat = re_["features"]
+    lines = ["## Realism: Fréchet distance and sharpness", "",
+             "Measures that blur cannot fool. Fréchet distance (FID-style, lower is closer) between Gaussian fits of "
+             f"the features of generated and simulator frames: the {feat['network']} ({feat['width']} units, trained on "
+             f"simulator frames only), projected to {feat['dim']} dimensions ({feat['projection']}); the last frame of "
+             "each step. Sharpness: the Laplacian energy of the luminance over the simulator's at the same steps, "
+             f"every frame (1.0 = as sharp). At step h both read the {re_[kinds[0]]['window_steps']} steps that end at "
+             "h, in every world. References against the same simulator frames: the simulator in other worlds under "
+             "the same actions (the floor) and their constant mean frame (which beats the world on PSNR).", ""]
+    for acts in kinds:
+        lines += _realism_table(re_[acts], REALISM_ACTIONS[acts])
+    plot_sharpness(re_, fig_dir / "sharpness.png")
+    lines += [f"![sharpness]({fig_dir.name}/sharpness.png)", ""]
+    if "scripted" in re_ and "_frames" in re_["scripted"]:
+        shown = re_["scripted"]["_frames"]
+        plot_strip([("simulator", shown["sim"]), ("learned", shown["model"])], [f"step {s}" for s in shown["steps"]],
+                   fig_dir / "scripted_rollout.png")
+        lines += ["Under the action scripts:", "", f"![scripted rollout]({fig_dir.name}/scripted_rollout.png)", ""]
+    return lines
+
+
+def _realism_table(r: dict, label: str) -> list[str]:
+    """Markdown lines: Fréchet distance and sharpness of the world and the references at each horizon."""
+    shown = [int(h) for h in r["windows"]]
+    frames = ", ".join(f"{r['frames_per_window'][str(h)]} at {h}" for h in shown)
+    lines = [f"Under {label}: {r['episodes']} worlds; frames per window: {frames}.", "",
+             "| | " + " | ".join(f"Fréchet@{h}" for h in shown) + " | " + " | ".join(f"sharpness@{h}" for h in shown)
+             + " |", "|---|" + "---|" * (2 * len(shown))]
+    for side, name in REALISM_ROWS:
+        row = r[side]
+        lines.append(f"| {name} | " + " | ".join(_fmt(row.get(f"frechet@{h}")) for h in shown) + " | "
+                     + " | ".join(_fmt(row.get(f"sharpness@{h}"), 3) for h in shown) + " |")
+    lines.append("| learned world / floor | " + " | ".join(_fmt(r.get(f"frechet_over_floor@{h}")) for h in shown)
+                 + " |" + " |" * len(shown))
+    return lines + [""]
+
+
+def _task_section(results: dict, fig_dir: Path) -> list[str]:
+    tr = results["task_reached"]
+    lines = ["## Task head: reached", "",
+             f"{tr['episodes']} worlds start after {tr['burn_in']} steps of the beacon seeker; then, for {tr['steps']} "
+             f"steps, {tr['seeking']} keep seeking (actions chosen from the simulator's state) and {tr['walking']} walk "
+             "at random, the world taking the same actions as its simulator. Truth is the simulator's: within its "
+             f"reach radius after the step ({tr['steps_reached']} steps of {tr['episodes'] * tr['steps']}, in "
+             f"{tr['episodes_reached']} worlds). The head reads the world's generated latents.", "",
+             "| rule | worlds | precision | recall | steps called reached | worlds called early |",
+             "|---|---|---|---|---|---|"]
+    rules = (("head", "head: reached logit > 0"),
+             ("env_rule", f"env: logit > 0 and predicted distance < {tr['arrive_distance_m']:g} m"))
+    for key, label in rules:
+        for worlds, r in (("all", tr[key]), *((p, tr["by_policy"][p][key]) for p in ("seek", "walk"))):
+            lines.append(f"| {label} | {worlds} | {_fmt(r['precision'])} | {_fmt(r['recall'])} | {r['called']} | "
+                         f"{r['episodes_early']} |")
+    return lines + ["", "Early: the head called reached before the simulator first got there (or in a world that "
+                    f"never did). Predicted distance error (mean, against the simulator's): {_fmt(tr['distance_mae_m'])} m.",
+                    ""]
 
 
 def _reference_table(ar: dict, horizons: list[int]) -> list[str]:

@@ -1,4 +1,4 @@
-"""The targets for the shipped default world (issue 5), as data: metric path, comparison, bound."""
+"""The targets for the shipped default world (issues 5 and 29), as data: metric path, comparison, bound."""
 
 from __future__ import annotations
 
@@ -15,6 +15,14 @@ TARGETS: tuple[tuple[str, str, str, float, str], ...] = (
     ("loop_gain_over_memory_off_db", "loop_closure.gain_over_memory_off_db", ">=", 3.0, "return-view PSNR gain of memory on over off (dB)"),
     ("event_rate", "event_following.model.rate", ">=", 0.90, "prompted events that appear"),
     ("steps_per_s", "speed.steps_per_s", ">=", 20.0, "env steps/s, one world (target stated for 2 CPU cores)"),
+    ("sharpness_random", "realism.random.sharpness_min_from_64", ">=", 0.8,
+     "sharpness over the simulator's at steps 64-256, random actions (the lower)"),
+    ("sharpness_scripted", "realism.scripted.sharpness_min_from_64", ">=", 0.8,
+     "sharpness over the simulator's at steps 64-256, action scripts (the lower)"),
+    ("frechet_over_floor_random", "realism.random.frechet_over_floor@256", "<=", 2.0,
+     "Fréchet distance at step 256 over the other-worlds floor, random actions"),
+    ("frechet_over_floor_scripted", "realism.scripted.frechet_over_floor@256", "<=", 2.0,
+     "Fréchet distance at step 256 over the other-worlds floor, action scripts"),
 )
 
 
