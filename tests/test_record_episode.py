@@ -90,3 +90,19 @@ def test_records_the_simulator_env_too(tmp_path):
         counts.append(len(env.step(np.array([1, 1]))[4]["frames"]))
     env.close()
     assert read_video(tmp_path / "sim.mp4").shape[0] == sum(counts)
+
+
+@pytest.mark.parametrize("nvec", [(3,), (12, 3), (2, 2, 2)])
+def test_a_world_of_other_actions_records_with_and_without_the_panel(tmp_path, nvec):
+    """The panel draws Yume's keys only; any other vocabulary records its frames as they are."""
+    from test_play_support import make_other_env
+
+    from yume_env.env.recording import RecordEpisode
+
+    for overlay in (True, False):
+        env = RecordEpisode(make_other_env(nvec), tmp_path / f"{overlay}", overlay=overlay)
+        env.reset(seed=0)
+        for _ in range(2):
+            env.step(env.action_space.sample())
+        env.close()
+        assert [p.suffix for p in env.written] == [".mp4"]

@@ -74,6 +74,8 @@ class RecordEpisode(gym.Wrapper):
         self._writer: VideoWriter | None = None
         self._recording = False
         self._flatten = isinstance(env.action_space, gym.spaces.Discrete)
+        vocabulary = getattr(env.unwrapped, "vocabulary", None)
+        self._keys = vocabulary is None or vocabulary.is_yume  # the panel draws Yume's keys and camera moves
 
     def reset(self, *, seed=None, options=None):
         self._flush()
@@ -87,7 +89,7 @@ class RecordEpisode(gym.Wrapper):
     def step(self, action):
         obs, reward, terminated, truncated, info = self._guarded(self.env.step, action)
         if self._recording:
-            self._add(info, action=to_key_camera(action, self._flatten))
+            self._add(info, action=to_key_camera(action, self._flatten) if self.overlay and self._keys else None)
             if terminated or truncated:
                 self._flush()
         return obs, reward, terminated, truncated, info
