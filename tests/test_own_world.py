@@ -44,6 +44,15 @@ def test_record_train_make_and_step_a_world_of_cartpole(tmp_path, capsys):
     obs, rewards, terminated, truncated, infos = vec.step(np.array([0, 1]))
     assert obs.shape == (2, 32, 32, 3) and rewards.shape == (2,)
 
+    from yume_env.eval.recorded import RecordedEvalConfig, evaluate_recorded, markdown
+    from yume_env.model import WorldModel
+
+    results = evaluate_recorded(WorldModel.from_pretrained(run), str(data),
+                                RecordedEvalConfig(episodes=2, steps=4, probe_steps=3), progress=False)
+    assert len(results["autoregressive_psnr_db_by_step"]) == 4 and set(results["teacher_forced_psnr_db"]) == {0, 2}
+    assert 0 <= results["actions_read_back"]["world"] <= 1 and results["realism"]["transitions"] == 8
+    assert "reward_mae" in results["task"] and "| sharpness" in markdown(results)
+
 
 def test_ppo_trained_in_the_world_is_tested_in_the_real_env(tmp_path):
     """examples/dream_to_real.py on a few-step CartPole world: PPO inside it, then the real env."""

@@ -2,6 +2,7 @@
 train the inverse-dynamics model and event classifier the evaluation judges with.
 
     yume-env eval --model DIR [--device cpu] [--episodes N] [--quick] [--measures memory] [--json out.json] [--report report.md]
+    yume-env eval --model RUN --data DIR [--json out.json]       # against held-out recorded episodes
     yume-env eval train-probes --out DIR [--preset full|gpu|quick] [--device cuda]
 """
 
@@ -19,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", nargs="?", default="run", choices=["run", "train-probes"],
                         help="run the evaluation (default) or train the probes")
     parser.add_argument("--model", default=None, help="model folder (default: the shipped default world)")
+    parser.add_argument("--data", default=None,
+                        help="eval: recorded episodes (yume-env data record) to measure the world against (their "
+                             "held-out split) instead of the simulator")
     parser.add_argument("--device", default="cpu", help="torch device for the model and probes (cpu, cuda, cuda:1)")
     parser.add_argument("--episodes", type=int, default=None,
                         help="eval: worlds in the autoregressive rollout; train-probes: simulator episodes")
@@ -69,7 +73,28 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(int(args.threads))
     if args.action == "train-probes":
         return _train_probes(args)
+    if args.data:
+        return _evaluate_recorded(args)
     return _evaluate(args)
+
+
+def _evaluate_recorded(args: argparse.Namespace) -> int:
+    """`--data DIR`: the world against the held-out recorded episodes (`yume_env.eval.recorded`)."""
+    from yume_env.eval.recorded import RecordedEvalConfig, evaluate_recorded, markdown
+    from yume_env.model import WorldModel
+    from yume_env.train.checkpointing import atomic_write_text
+
+    if not args.model:
+        raise ValueError("--data needs --model: the world trained on those recordings (yume-env train world --data)")
+    model = WorldModel.from_pretrained(args.model, device=args.device)
+    cfg = RecordedEvalConfig(**{k: v for k, v in (("episodes", args.episodes), ("seed", args.seed)) if v is not None})
+    results = evaluate_recorded(model, args.data, cfg, progress=not args.no_progress)
+    report = markdown(results)
+    atomic_write_text(Path(args.report), report)
+    if args.json:
+        atomic_write_text(Path(args.json), json.dumps(results, indent=1))
+    print(report)
+    return 0
 
 
 def _usage_problem(args: argparse.Namespace) -> str | None:
@@ -77,7 +102,7 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
     if args.action == "train-probes" and not args.out:
         return ("train-probes needs --out DIR (the probes the package ships are not overwritten); "
                 "then evaluate with them by `yume-env eval --probes DIR`")
-    if args.action == "run" and args.probes is None and not args.quick:
+    if args.action == "run" and args.probes is None and not args.quick and not args.data:
         from yume_env.eval.probes import default_probes_path
 
         if not (default_probes_path() / "probes.json").is_file():
