@@ -24,8 +24,20 @@ from agents.scripted import (
 )
 
 __all__ = [
-    "Agent", "EpisodeResult", "run_episode", "RandomAgent", "StraightWalkAgent", "LookAroundAgent", "PlanAgent",
-    "WaypointFollower", "EventScript", "loop_back_agent", "KeyboardAgent", "keys_to_action", "PolicyAgent", "ACTION_SETS",
+    "Agent",
+    "EpisodeResult",
+    "run_episode",
+    "RandomAgent",
+    "StraightWalkAgent",
+    "LookAroundAgent",
+    "PlanAgent",
+    "WaypointFollower",
+    "EventScript",
+    "loop_back_agent",
+    "KeyboardAgent",
+    "keys_to_action",
+    "PolicyAgent",
+    "ACTION_SETS",
 ]
 
 

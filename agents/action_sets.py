@@ -19,7 +19,9 @@ def resolve_action_set(action_set: str | list[str]) -> list[str]:
     """A name from ACTION_SETS or an explicit list of action texts -> the list of texts (checked)."""
     if isinstance(action_set, str):
         if action_set not in ACTION_SETS:
-            raise ValueError(f"unknown action set {action_set!r}; expected one of {sorted(ACTION_SETS)} or a list of action texts")
+            raise ValueError(
+                f"unknown action set {action_set!r}; expected one of {sorted(ACTION_SETS)} or a list of action texts"
+            )
         texts = ACTION_SETS[action_set]
     else:
         texts = [str(t) for t in action_set]

@@ -15,8 +15,14 @@ from agents.base import Agent
 from yume_env import actions as A
 
 _ALIASES = {
-    "w": "KeyW", "a": "KeyA", "s": "KeyS", "d": "KeyD",
-    "left": "ArrowLeft", "right": "ArrowRight", "up": "ArrowUp", "down": "ArrowDown",
+    "w": "KeyW",
+    "a": "KeyA",
+    "s": "KeyS",
+    "d": "KeyD",
+    "left": "ArrowLeft",
+    "right": "ArrowRight",
+    "up": "ArrowUp",
+    "down": "ArrowDown",
 }
 KNOWN_KEYS = ("KeyW", "KeyA", "KeyS", "KeyD", "ArrowUp", "ArrowDown", "ArrowLeft", "ArrowRight")
 

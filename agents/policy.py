@@ -26,13 +26,22 @@ def sidecar_path(model_path: str | os.PathLike) -> Path:
     return path.with_name(path.name.removesuffix(".zip") + ".agent.json")
 
 
-def write_sidecar(model_path: str | os.PathLike, obs_size: tuple[int, int] | None, action_set: str | list[str],
-                  algorithm: str = "PPO", **extra) -> Path:
+def write_sidecar(
+    model_path: str | os.PathLike,
+    obs_size: tuple[int, int] | None,
+    action_set: str | list[str],
+    algorithm: str = "PPO",
+    **extra,
+) -> Path:
     """Writes what a `PolicyAgent` needs beside the model zip (atomically)."""
     path = sidecar_path(model_path)
     tmp = path.with_name(f".{path.name}.tmp")
-    data = {"algorithm": algorithm, "obs_size": None if obs_size is None else list(obs_size),
-            "action_set": action_set, **extra}
+    data = {
+        "algorithm": algorithm,
+        "obs_size": None if obs_size is None else list(obs_size),
+        "action_set": action_set,
+        **extra,
+    }
     tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False))
     os.replace(tmp, path)
     return path
@@ -48,17 +57,27 @@ class PolicyAgent(Agent):
 
     name = "policy"
 
-    def __init__(self, model_path: str | os.PathLike, deterministic: bool = True, device: str = "cpu",
-                 obs_size: tuple[int, int] | None = None, action_set: str | list[str] | None = None):
+    def __init__(
+        self,
+        model_path: str | os.PathLike,
+        deterministic: bool = True,
+        device: str = "cpu",
+        obs_size: tuple[int, int] | None = None,
+        action_set: str | list[str] | None = None,
+    ):
         import stable_baselines3
 
         path = Path(model_path)
         if not path.exists() and not path.with_suffix(".zip").exists():
-            raise FileNotFoundError(f"no policy at {path}: pass the .zip written by model.save() (see examples/train_ppo_in_dream.py)")
+            raise FileNotFoundError(
+                f"no policy at {path}: pass the .zip written by model.save() (see examples/train_ppo_in_dream.py)"
+            )
         meta = json.loads(sidecar_path(path).read_text()) if sidecar_path(path).exists() else {}
         algorithm = meta.get("algorithm", "PPO")
         if algorithm not in ALGORITHMS:
-            raise ValueError(f"unsupported algorithm {algorithm!r} in {sidecar_path(path)}; expected one of {ALGORITHMS}")
+            raise ValueError(
+                f"unsupported algorithm {algorithm!r} in {sidecar_path(path)}; expected one of {ALGORITHMS}"
+            )
         self.model = getattr(stable_baselines3, algorithm).load(str(path), device=device)
         self.deterministic = bool(deterministic)
         space = self.model.observation_space
@@ -71,7 +90,9 @@ class PolicyAgent(Agent):
         if self.table is not None and n != len(self.table):
             raise ValueError(f"the policy has {n} actions but its action set has {len(self.table)}")
         if self.table is None and n is not None and n != 81:
-            raise ValueError(f"the policy has Discrete({n}) actions: give action_set= (or keep the .agent.json sidecar)")
+            raise ValueError(
+                f"the policy has Discrete({n}) actions: give action_set= (or keep the .agent.json sidecar)"
+            )
 
     def observe(self, obs: np.ndarray) -> np.ndarray:
         """The observation as the policy saw it in training (resized to `obs_size`)."""

@@ -24,9 +24,12 @@ class SmallCNN(BaseFeaturesExtractor):
         super().__init__(observation_space, features_dim)
         channels = observation_space.shape[0]
         self.cnn = nn.Sequential(
-            nn.Conv2d(channels, 32, 4, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(32, 64, 4, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(64, 64, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(channels, 32, 4, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 4, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(64, 64, 3, stride=2, padding=1),
+            nn.ReLU(),
             nn.Flatten(),
         )
         with torch.no_grad():
@@ -44,7 +47,9 @@ class ActionSetVecEnv(VecEnvWrapper):
     def __init__(self, venv: VecEnv, action_set: str | list[str]):
         self.table = action_table(action_set)
         if not isinstance(venv.action_space, gym.spaces.MultiDiscrete) or list(venv.action_space.nvec) != [9, 9]:
-            raise ValueError(f"ActionSetVecEnv wraps an env with MultiDiscrete([9, 9]) actions, got {venv.action_space}")
+            raise ValueError(
+                f"ActionSetVecEnv wraps an env with MultiDiscrete([9, 9]) actions, got {venv.action_space}"
+            )
         super().__init__(venv, action_space=gym.spaces.Discrete(len(self.table)))
 
     def step_async(self, actions: np.ndarray) -> None:

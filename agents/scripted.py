@@ -101,8 +101,9 @@ class WaypointFollower(Agent):
 
     name = "waypoints"
 
-    def __init__(self, waypoints: Sequence[Sequence[float]], radius: float = 0.6,
-                 walk_cone_deg: float = 45.0, loop: bool = False):
+    def __init__(
+        self, waypoints: Sequence[Sequence[float]], radius: float = 0.6, walk_cone_deg: float = 45.0, loop: bool = False
+    ):
         self.waypoints = np.asarray(waypoints, dtype=np.float64).reshape(-1, 2)
         if len(self.waypoints) == 0:
             raise ValueError("WaypointFollower needs at least one (x, z) waypoint")

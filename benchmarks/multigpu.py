@@ -49,12 +49,12 @@ from yume_env.model import tscm  # noqa: E402
 from yume_env.model.config import WorldModelConfig  # noqa: E402
 from yume_env.model.dit import build_dit  # noqa: E402
 from yume_env.train import distributed as D  # noqa: E402
-from yume_env.train.sharding import shard_world_model  # noqa: E402
 from yume_env.train.recipes.world import load_recipe  # noqa: E402
+from yume_env.train.sharding import shard_world_model  # noqa: E402
 from yume_env.train.stages.pretrain import DenoiseModule  # noqa: E402
 from yume_env.train.trainer import Trainer, TrainerConfig  # noqa: E402
 
-GIB = 1024 ** 3
+GIB = 1024**3
 
 
 def now(device: torch.device) -> float:
@@ -72,6 +72,7 @@ def write_atomic(path: Path, text: str) -> None:
 
 # ============================================================================ (a) DDP scaling
 
+
 class SyntheticBatches:
     """A cycle of pre-made batches of the pretrain stage's shapes (a `Trainer` stream)."""
 
@@ -82,17 +83,19 @@ class SyntheticBatches:
         for _ in range(count):
             k = int(torch.randint(clip_steps, (), generator=g))  # one history length per batch, as the stage draws
             n = 1 + Fc * k
-            self.batches.append({
-                "history": torch.randn(batch, C, n, h, w, generator=g).to(device),
-                "history_noise": torch.zeros(batch, device=device),
-                "history_poses": torch.zeros(batch, n, 4, device=device),
-                "target_pose": torch.zeros(batch, 4, device=device),
-                "x0": torch.randn(batch, C, Fc, h, w, generator=g).to(device),
-                "eps": torch.randn(batch, C, Fc, h, w, generator=g).to(device),
-                "t": torch.rand(batch, generator=g).clamp(1e-3, 1.0).to(device),
-                "context": torch.randn(batch, mc.text_tokens, mc.text_dim, generator=g).to(device),
-                "action": torch.randint(mc.vocabulary.size, (batch,), generator=g).to(device),
-            })
+            self.batches.append(
+                {
+                    "history": torch.randn(batch, C, n, h, w, generator=g).to(device),
+                    "history_noise": torch.zeros(batch, device=device),
+                    "history_poses": torch.zeros(batch, n, 4, device=device),
+                    "target_pose": torch.zeros(batch, 4, device=device),
+                    "x0": torch.randn(batch, C, Fc, h, w, generator=g).to(device),
+                    "eps": torch.randn(batch, C, Fc, h, w, generator=g).to(device),
+                    "t": torch.rand(batch, generator=g).clamp(1e-3, 1.0).to(device),
+                    "context": torch.randn(batch, mc.text_tokens, mc.text_dim, generator=g).to(device),
+                    "action": torch.randint(mc.vocabulary.size, (batch,), generator=g).to(device),
+                }
+            )
         self.index = 0
 
     def next(self):
@@ -107,8 +110,9 @@ class SyntheticBatches:
         self.index = int(state["index"])
 
 
-def train_rate(mc: WorldModelConfig, tcfg: TrainerConfig, info: D.DistInfo, batch: int, clip_steps: int,
-               warmup: int, steps: int) -> dict:
+def train_rate(
+    mc: WorldModelConfig, tcfg: TrainerConfig, info: D.DistInfo, batch: int, clip_steps: int, warmup: int, steps: int
+) -> dict:
     """samples/s of the pretrain stage's trainer on this process (x world size under DDP)."""
     torch.manual_seed(0)
     trainer = Trainer(DenoiseModule(build_dit(mc, device=info.device), mc), tcfg, None, info=info, name="pretrain")
@@ -118,7 +122,12 @@ def train_rate(mc: WorldModelConfig, tcfg: TrainerConfig, info: D.DistInfo, batc
     trainer.fit(stream, until_step=warmup + steps)
     dt = now(info.device) - t0
     samples = batch * steps * info.world_size
-    return {"steps": steps, "step_s": dt / steps, "samples_per_s": samples / dt, "last_loss": trainer.curves.last("loss")}
+    return {
+        "steps": steps,
+        "step_s": dt / steps,
+        "samples_per_s": samples / dt,
+        "last_loss": trainer.curves.last("loss"),
+    }
 
 
 def ddp_phase(args, device: torch.device, rank: int, world: int) -> dict:
@@ -126,23 +135,49 @@ def ddp_phase(args, device: torch.device, rank: int, world: int) -> dict:
     mc = recipe.model_config()
     batch = args.ddp_batch or recipe.pretrain.batch_size
     clip_steps = recipe.pretrain.clip_steps
-    tcfg = dataclasses.replace(recipe.pretrain.trainer, max_steps=10 ** 9, budget_s=0.0, progress=False,
-                               checkpoint_every_s=0.0, checkpoint_every_steps=0, log_every=10 ** 6)
+    tcfg = dataclasses.replace(
+        recipe.pretrain.trainer,
+        max_steps=10**9,
+        budget_s=0.0,
+        progress=False,
+        checkpoint_every_s=0.0,
+        checkpoint_every_steps=0,
+        log_every=10**6,
+    )
     single = None
     if rank == 0:  # alone, before the process group exists (the others wait in its rendezvous)
-        single = train_rate(mc, dataclasses.replace(tcfg, parallel="none"), D.DistInfo(device=device), batch,
-                            clip_steps, args.warmup, args.ddp_steps)
+        single = train_rate(
+            mc,
+            dataclasses.replace(tcfg, parallel="none"),
+            D.DistInfo(device=device),
+            batch,
+            clip_steps,
+            args.warmup,
+            args.ddp_steps,
+        )
     info = D.init_distributed("cpu" if device.type == "cpu" else "cuda")
     single = D.broadcast_object(single)
-    ddp = train_rate(mc, dataclasses.replace(tcfg, parallel="ddp"), info, batch, clip_steps, args.warmup, args.ddp_steps)
+    ddp = train_rate(
+        mc, dataclasses.replace(tcfg, parallel="ddp"), info, batch, clip_steps, args.warmup, args.ddp_steps
+    )
     speedup = ddp["samples_per_s"] / single["samples_per_s"]
-    return {"model": f"default world (recipe {'smoke' if args.smoke else 'default'}: dim {mc.dim} x {mc.num_layers} blocks, "
-                     f"{mc.height}x{mc.width})", "per_gpu_batch": batch, "clip_steps": clip_steps,
-            "bf16_autocast": bool(tcfg.bf16 and device.type == "cuda"), "ema_decay": tcfg.ema_decay,
-            "one_gpu": single, "ddp": ddp, "gpus": world, "speedup": speedup, "scaling_efficiency": speedup / world}
+    return {
+        "model": f"default world (recipe {'smoke' if args.smoke else 'default'}: dim {mc.dim} x {mc.num_layers} blocks, "
+        f"{mc.height}x{mc.width})",
+        "per_gpu_batch": batch,
+        "clip_steps": clip_steps,
+        "bf16_autocast": bool(tcfg.bf16 and device.type == "cuda"),
+        "ema_decay": tcfg.ema_decay,
+        "one_gpu": single,
+        "ddp": ddp,
+        "gpus": world,
+        "speedup": speedup,
+        "scaling_efficiency": speedup / world,
+    }
 
 
 # ============================================================================ (b) FSDP2, 5B shape
+
 
 def fsdp_config(smoke: bool) -> WorldModelConfig:
     c = WorldModelConfig.preset("yume-5b").replace(height=544, width=960, memory_enabled=False)
@@ -158,11 +193,15 @@ def fsdp_batch(mc: WorldModelConfig, history_chunks: int, step: int, rank: int, 
     ctx = torch.zeros(1, mc.text_tokens, mc.text_dim)
     ctx[:, : min(32, mc.text_tokens)] = torch.randn(1, min(32, mc.text_tokens), mc.text_dim, generator=g) * 0.1
     n = 1 + Fc * history_chunks
-    return {"history": torch.randn(1, C, n, h, w, generator=g).to(device), "history_noise": torch.zeros(1, device=device),
-            "x0": torch.randn(1, C, Fc, h, w, generator=g).to(device),
-            "eps": torch.randn(1, C, Fc, h, w, generator=g).to(device),
-            "t": torch.rand(1, generator=g).clamp(0.05, 0.95).to(device),
-            "context": ctx.to(device), "action": torch.zeros(1, dtype=torch.long, device=device)}
+    return {
+        "history": torch.randn(1, C, n, h, w, generator=g).to(device),
+        "history_noise": torch.zeros(1, device=device),
+        "x0": torch.randn(1, C, Fc, h, w, generator=g).to(device),
+        "eps": torch.randn(1, C, Fc, h, w, generator=g).to(device),
+        "t": torch.rand(1, generator=g).clamp(0.05, 0.95).to(device),
+        "context": ctx.to(device),
+        "action": torch.zeros(1, dtype=torch.long, device=device),
+    }
 
 
 def build_sharded(mc: WorldModelConfig, dtype: torch.dtype, seed: int, info: D.DistInfo, lr: float):
@@ -176,7 +215,9 @@ def build_sharded(mc: WorldModelConfig, dtype: torch.dtype, seed: int, info: D.D
 
 
 def train_step(module, optimizer, batch, device) -> float:
-    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    ctx = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    )
     with ctx:
         loss, _ = module(batch)
     loss.backward()
@@ -219,14 +260,34 @@ def fsdp_phase(args, info: D.DistInfo, result: dict, save) -> dict:
         torch.cuda.reset_peak_memory_stats(dev)
     t0 = now(dev)
     module, optimizer = build_sharded(mc, dtype, 0, info, args.lr)
-    out = {"shape": {k: getattr(mc, k) for k in ("dim", "ffn_dim", "num_layers", "num_heads", "latent_channels",
-                                                   "height", "width", "latent_frames_per_chunk", "text_tokens", "tscm_schedule")},
-           "latent_hw": list(mc.latent_hw), "history_latents": 1 + mc.latent_frames_per_chunk * args.history_chunks,
-           "current_tokens": mc.latent_frames_per_chunk * mc.tokens_per_latent_frame,
-           "history_tokens": tscm.history_token_count(mc.tscm_schedule, 1 + mc.latent_frames_per_chunk * args.history_chunks,
-                                                      mc.latent_hw),
-           "parameters": sum(p.numel() for p in module.parameters()), "param_dtype": str(dtype).replace("torch.", ""),
-           "per_gpu_batch": 1, "activation_checkpointing": True, "build_s": now(dev) - t0}
+    out = {
+        "shape": {
+            k: getattr(mc, k)
+            for k in (
+                "dim",
+                "ffn_dim",
+                "num_layers",
+                "num_heads",
+                "latent_channels",
+                "height",
+                "width",
+                "latent_frames_per_chunk",
+                "text_tokens",
+                "tscm_schedule",
+            )
+        },
+        "latent_hw": list(mc.latent_hw),
+        "history_latents": 1 + mc.latent_frames_per_chunk * args.history_chunks,
+        "current_tokens": mc.latent_frames_per_chunk * mc.tokens_per_latent_frame,
+        "history_tokens": tscm.history_token_count(
+            mc.tscm_schedule, 1 + mc.latent_frames_per_chunk * args.history_chunks, mc.latent_hw
+        ),
+        "parameters": sum(p.numel() for p in module.parameters()),
+        "param_dtype": str(dtype).replace("torch.", ""),
+        "per_gpu_batch": 1,
+        "activation_checkpointing": True,
+        "build_s": now(dev) - t0,
+    }
     losses, times = [], []
     for step in range(args.fsdp_steps):
         batch = fsdp_batch(mc, args.history_chunks, step, info.rank, dev)
@@ -281,10 +342,19 @@ def fsdp_phase(args, info: D.DistInfo, result: dict, save) -> dict:
     for step in range(first, first + args.resume_steps):
         resumed.append(train_step(module, optimizer, fsdp_batch(mc, args.history_chunks, step, info.rank, dev), dev))
     diffs = [abs(a - b) / max(abs(a), 1e-12) for a, b in zip(reference, resumed)]
-    out["checkpoint"] = {"format": "torch.distributed.checkpoint (model + AdamW, sharded)", "save_s": save_s,
-                         "bytes": size, "load_s_with_rebuild": load_s, "steps_before": first}
-    out["resume"] = {"reference_losses": reference, "resumed_losses": resumed, "max_rel_diff": max(diffs),
-                     "last_loss_before_checkpoint": losses[-1]}
+    out["checkpoint"] = {
+        "format": "torch.distributed.checkpoint (model + AdamW, sharded)",
+        "save_s": save_s,
+        "bytes": size,
+        "load_s_with_rebuild": load_s,
+        "steps_before": first,
+    }
+    out["resume"] = {
+        "reference_losses": reference,
+        "resumed_losses": resumed,
+        "max_rel_diff": max(diffs),
+        "last_loss_before_checkpoint": losses[-1],
+    }
     if dev.type == "cuda":
         out["peak_memory_gib_per_gpu_incl_resume"] = round(torch.cuda.max_memory_allocated(dev) / GIB, 2)
     del module, optimizer, state
@@ -296,35 +366,48 @@ def fsdp_phase(args, info: D.DistInfo, result: dict, save) -> dict:
 
 # ============================================================================ report
 
+
 def markdown(r: dict) -> str:
     lines = [f"# Multi-GPU training ({r['gpus']} x {r['device']}, torch {r['torch']})", ""]
     a = r.get("ddp_scaling")
     if a:
-        lines += ["## DDP: default-world pretraining, same per-GPU batch", "",
-                  "| setup | per-GPU batch | step (s) | samples/s |", "|---|---|---|---|",
-                  f"| 1 GPU | {a['per_gpu_batch']} | {a['one_gpu']['step_s']:.4f} | {a['one_gpu']['samples_per_s']:.1f} |",
-                  f"| DDP x {a['gpus']} | {a['per_gpu_batch']} | {a['ddp']['step_s']:.4f} | {a['ddp']['samples_per_s']:.1f} |",
-                  "", f"Speed-up {a['speedup']:.2f}x, scaling efficiency {a['scaling_efficiency']:.2f} ({a['model']}).", ""]
+        lines += [
+            "## DDP: default-world pretraining, same per-GPU batch",
+            "",
+            "| setup | per-GPU batch | step (s) | samples/s |",
+            "|---|---|---|---|",
+            f"| 1 GPU | {a['per_gpu_batch']} | {a['one_gpu']['step_s']:.4f} | {a['one_gpu']['samples_per_s']:.1f} |",
+            f"| DDP x {a['gpus']} | {a['per_gpu_batch']} | {a['ddp']['step_s']:.4f} | {a['ddp']['samples_per_s']:.1f} |",
+            "",
+            f"Speed-up {a['speedup']:.2f}x, scaling efficiency {a['scaling_efficiency']:.2f} ({a['model']}).",
+            "",
+        ]
     b = r.get("fsdp")
     if b:
         s = b["shape"]
         peaks = b.get("peak_memory_gib_per_gpu")
-        lines += ["## FSDP2: Yume-5B shape, activation checkpointing", "",
-                  "| quantity | value |", "|---|---|",
-                  f"| parameters | {b['parameters'] / 1e9:.2f} B ({b['param_dtype']}) |",
-                  f"| frames / latent | {s['height']}x{s['width']} / {b['latent_hw'][0]}x{b['latent_hw'][1]}, "
-                  f"{s['latent_frames_per_chunk']} latent frames per chunk, {b['history_latents']} history latents |",
-                  f"| tokens per example | {b['current_tokens']} current + {b['history_tokens']} history |",
-                  f"| per-GPU batch | {b['per_gpu_batch']} |",
-                  f"| step time (median) | {b['median_step_s']:.2f} s |",
-                  f"| peak memory per GPU | {', '.join(f'{p:.1f} GiB' for p in peaks) if peaks else 'n/a (CPU)'} |",
-                  f"| losses | {', '.join(f'{v:.4f}' for v in b['losses'])} |"]
+        lines += [
+            "## FSDP2: Yume-5B shape, activation checkpointing",
+            "",
+            "| quantity | value |",
+            "|---|---|",
+            f"| parameters | {b['parameters'] / 1e9:.2f} B ({b['param_dtype']}) |",
+            f"| frames / latent | {s['height']}x{s['width']} / {b['latent_hw'][0]}x{b['latent_hw'][1]}, "
+            f"{s['latent_frames_per_chunk']} latent frames per chunk, {b['history_latents']} history latents |",
+            f"| tokens per example | {b['current_tokens']} current + {b['history_tokens']} history |",
+            f"| per-GPU batch | {b['per_gpu_batch']} |",
+            f"| step time (median) | {b['median_step_s']:.2f} s |",
+            f"| peak memory per GPU | {', '.join(f'{p:.1f} GiB' for p in peaks) if peaks else 'n/a (CPU)'} |",
+            f"| losses | {', '.join(f'{v:.4f}' for v in b['losses'])} |",
+        ]
         if "checkpoint" in b:
             c, m = b["checkpoint"], b["resume"]
-            lines += [f"| sharded checkpoint | {c['bytes'] / GIB:.1f} GiB, saved in {c['save_s']:.1f} s, "
-                      f"rebuilt + loaded in {c['load_s_with_rebuild']:.1f} s |",
-                      f"| after step {c['steps_before']}: reference losses | {', '.join(f'{v:.4f}' for v in m['reference_losses'])} |",
-                      f"| resumed losses | {', '.join(f'{v:.4f}' for v in m['resumed_losses'])} (max rel. diff {m['max_rel_diff']:.1e}) |"]
+            lines += [
+                f"| sharded checkpoint | {c['bytes'] / GIB:.1f} GiB, saved in {c['save_s']:.1f} s, "
+                f"rebuilt + loaded in {c['load_s_with_rebuild']:.1f} s |",
+                f"| after step {c['steps_before']}: reference losses | {', '.join(f'{v:.4f}' for v in m['reference_losses'])} |",
+                f"| resumed losses | {', '.join(f'{v:.4f}' for v in m['resumed_losses'])} (max rel. diff {m['max_rel_diff']:.1e}) |",
+            ]
         lines.append("")
     lines.append(f"Total wall time {r.get('wall_s', 0):.0f} s.")
     return "\n".join(lines) + "\n"
@@ -333,16 +416,22 @@ def markdown(r: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default=os.environ.get("OUT", "."), help="folder for multigpu.json / multigpu.md")
-    p.add_argument("--smoke", action="store_true", help="scaled-down shapes on CPU with gloo (the logic, not the speed)")
+    p.add_argument(
+        "--smoke", action="store_true", help="scaled-down shapes on CPU with gloo (the logic, not the speed)"
+    )
     p.add_argument("--ddp-steps", type=int, default=None, help="timed DDP / 1-GPU steps (default 30, smoke 3)")
     p.add_argument("--ddp-batch", type=int, default=None, help="per-GPU batch (default: the recipe's)")
     p.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 5, smoke 1)")
     p.add_argument("--fsdp-steps", type=int, default=None, help="5B steps before the checkpoint (default 4, smoke 2)")
     p.add_argument("--resume-steps", type=int, default=2, help="steps after the checkpoint, reference and resumed")
     p.add_argument("--history-chunks", type=int, default=2, help="history of the 5B examples: 1 + 8 x N latent frames")
-    p.add_argument("--param-dtype", choices=("bfloat16", "float32"), default="bfloat16", help="5B weights (and AdamW moments)")
+    p.add_argument(
+        "--param-dtype", choices=("bfloat16", "float32"), default="bfloat16", help="5B weights (and AdamW moments)"
+    )
     p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--ckpt-dir", default=None, help="sharded checkpoint folder (default: in the temp dir, removed after)")
+    p.add_argument(
+        "--ckpt-dir", default=None, help="sharded checkpoint folder (default: in the temp dir, removed after)"
+    )
     p.add_argument("--keep-checkpoint", action="store_true")
     p.add_argument("--skip", choices=("ddp", "fsdp"), action="append", default=[], help="leave a part out")
     args = p.parse_args(argv)
@@ -353,8 +442,10 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     if world < 2:
-        raise SystemExit("run this under torchrun with 2 or more processes: "
-                         "torchrun --standalone --nproc_per_node 2 benchmarks/multigpu.py --out OUT")
+        raise SystemExit(
+            "run this under torchrun with 2 or more processes: "
+            "torchrun --standalone --nproc_per_node 2 benchmarks/multigpu.py --out OUT"
+        )
     local = int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = torch.cuda.is_available() and not args.smoke
     device = torch.device("cuda", local) if use_cuda else torch.device("cpu")
@@ -364,10 +455,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         torch.set_num_threads(1)
     out_dir = Path(args.out)
-    result = {"device": torch.cuda.get_device_name(device) if use_cuda else "CPU (gloo)", "gpus": world,
-              "torch": torch.__version__, "smoke": args.smoke,
-              "env": {k: os.environ.get(k) for k in ("NCCL_NVLS_ENABLE", "TORCH_SYMM_MEM_DISABLE_MULTICAST")},
-              "command": " ".join(sys.argv)}
+    result = {
+        "device": torch.cuda.get_device_name(device) if use_cuda else "CPU (gloo)",
+        "gpus": world,
+        "torch": torch.__version__,
+        "smoke": args.smoke,
+        "env": {k: os.environ.get(k) for k in ("NCCL_NVLS_ENABLE", "TORCH_SYMM_MEM_DISABLE_MULTICAST")},
+        "command": " ".join(sys.argv),
+    }
 
     def save():
         if rank == 0:

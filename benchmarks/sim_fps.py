@@ -48,10 +48,15 @@ def _repeat(run_once, frames_per_call: int, seconds: float, repeats: int) -> dic
                 break
         rates.append(n * frames_per_call / (time.perf_counter() - t0))
     med = statistics.median(cpu)
-    return {"frames_per_s": statistics.median(rates), "frames_per_s_best_window": max(rates),
-            "cpu_ms_per_frame": med, "cpu_ms_per_frame_p10": float(np.percentile(cpu, 10)),
-            "cpu_ms_per_frame_min": min(cpu), "cpu_bound_frames_per_s": 1e3 / med,
-            "calls": len(cpu)}
+    return {
+        "frames_per_s": statistics.median(rates),
+        "frames_per_s_best_window": max(rates),
+        "cpu_ms_per_frame": med,
+        "cpu_ms_per_frame_p10": float(np.percentile(cpu, 10)),
+        "cpu_ms_per_frame_min": min(cpu),
+        "cpu_bound_frames_per_s": 1e3 / med,
+        "calls": len(cpu),
+    }
 
 
 def bench_single(size: int, seconds: float, repeats: int, sub_frames: int = 2) -> dict:
@@ -104,26 +109,58 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     rows = []
     for size in args.sizes:
-        rows.append({"mode": "single", "backend": "numpy", "device": "cpu", "size": size, "batch": 1,
-                     **bench_single(size, args.seconds, args.repeats)})
-        rows.append({"mode": "batched", "backend": "torch", "device": "cpu", "size": size, "batch": args.batch,
-                     **bench_batch(size, args.batch, "cpu", args.seconds, args.repeats)})
+        rows.append(
+            {
+                "mode": "single",
+                "backend": "numpy",
+                "device": "cpu",
+                "size": size,
+                "batch": 1,
+                **bench_single(size, args.seconds, args.repeats),
+            }
+        )
+        rows.append(
+            {
+                "mode": "batched",
+                "backend": "torch",
+                "device": "cpu",
+                "size": size,
+                "batch": args.batch,
+                **bench_batch(size, args.batch, "cpu", args.seconds, args.repeats),
+            }
+        )
         if torch.cuda.is_available():
-            rows.append({"mode": "batched", "backend": "torch", "device": "cuda", "size": size,
-                         "batch": args.cuda_batch, **bench_batch(size, args.cuda_batch, "cuda", args.seconds, args.repeats)})
+            rows.append(
+                {
+                    "mode": "batched",
+                    "backend": "torch",
+                    "device": "cuda",
+                    "size": size,
+                    "batch": args.cuda_batch,
+                    **bench_batch(size, args.cuda_batch, "cuda", args.seconds, args.repeats),
+                }
+            )
     machine = {
-        "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-        "numpy": np.__version__, "load_average_1min": os.getloadavg()[0],
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "numpy": np.__version__,
+        "load_average_1min": os.getloadavg()[0],
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
-    print(f"{'mode':8s} {'backend':7s} {'device':6s} {'size':>5s} {'batch':>5s} {'frames/s':>10s} "
-          f"{'best win':>9s} {'cpu ms/frame':>13s} {'p10':>7s} {'cpu-bound f/s':>14s}")
+    print(
+        f"{'mode':8s} {'backend':7s} {'device':6s} {'size':>5s} {'batch':>5s} {'frames/s':>10s} "
+        f"{'best win':>9s} {'cpu ms/frame':>13s} {'p10':>7s} {'cpu-bound f/s':>14s}"
+    )
     for r in rows:
-        print(f"{r['mode']:8s} {r['backend']:7s} {r['device']:6s} {r['size']:5d} {r['batch']:5d} "
-              f"{r['frames_per_s']:10.1f} {r['frames_per_s_best_window']:9.1f} {r['cpu_ms_per_frame']:13.3f} "
-              f"{r['cpu_ms_per_frame_p10']:7.3f} "
-              f"{r['cpu_bound_frames_per_s']:14.1f}")
+        print(
+            f"{r['mode']:8s} {r['backend']:7s} {r['device']:6s} {r['size']:5d} {r['batch']:5d} "
+            f"{r['frames_per_s']:10.1f} {r['frames_per_s_best_window']:9.1f} {r['cpu_ms_per_frame']:13.3f} "
+            f"{r['cpu_ms_per_frame_p10']:7.3f} "
+            f"{r['cpu_bound_frames_per_s']:14.1f}"
+        )
     print(f"load average (1 min): {machine['load_average_1min']:.2f} on {machine['cpu_count']} cores")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

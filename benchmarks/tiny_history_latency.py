@@ -99,26 +99,32 @@ def main() -> int:
     for chunks in HISTORY_CHUNKS:
         ts = sorted(times[chunks])
         kept, n, memory = worlds[chunks]
-        rows.append({
-            "history_chunks": chunks,
-            "history_latents": n,
-            "kept_latents": kept.shape[1],
-            "history_tokens": history_token_count(config.tscm_schedule, n, config.latent_hw),
-            "memory_state_bytes": memory.num_bytes,
-            "median_ms": 1e3 * statistics.median(ts),
-            "min_ms": 1e3 * ts[0],
-            "cpu_median_ms": 1e3 * statistics.median(cpu_times[chunks]),
-            "p10_ms": 1e3 * ts[len(ts) // 10],
-            "p90_ms": 1e3 * ts[(9 * len(ts)) // 10],
-            "memory_update_median_ms": 1e3 * statistics.median(mem_times[chunks]),
-            "build_s": build_s[chunks],
-        })
+        rows.append(
+            {
+                "history_chunks": chunks,
+                "history_latents": n,
+                "kept_latents": kept.shape[1],
+                "history_tokens": history_token_count(config.tscm_schedule, n, config.latent_hw),
+                "memory_state_bytes": memory.num_bytes,
+                "median_ms": 1e3 * statistics.median(ts),
+                "min_ms": 1e3 * ts[0],
+                "cpu_median_ms": 1e3 * statistics.median(cpu_times[chunks]),
+                "p10_ms": 1e3 * ts[len(ts) // 10],
+                "p90_ms": 1e3 * ts[(9 * len(ts)) // 10],
+                "memory_update_median_ms": 1e3 * statistics.median(mem_times[chunks]),
+                "build_s": build_s[chunks],
+            }
+        )
     ratio = rows[-1]["median_ms"] / rows[0]["median_ms"]
     print(f"tiny preset, CPU, {torch.get_num_threads()} thread(s), {args.repeats} repeats (median):")
-    print(f"{'chunks':>8} {'latents':>8} {'tokens':>7} {'median ms':>10} {'min':>7} {'p10':>7} {'p90':>7} {'cpu ms':>7} {'mem upd ms':>11}")
+    print(
+        f"{'chunks':>8} {'latents':>8} {'tokens':>7} {'median ms':>10} {'min':>7} {'p10':>7} {'p90':>7} {'cpu ms':>7} {'mem upd ms':>11}"
+    )
     for r in rows:
-        print(f"{r['history_chunks']:>8} {r['history_latents']:>8} {r['history_tokens']:>7} {r['median_ms']:>10.2f} {r['min_ms']:>7.2f} "
-              f"{r['p10_ms']:>7.2f} {r['p90_ms']:>7.2f} {r['cpu_median_ms']:>7.2f} {r['memory_update_median_ms']:>11.3f}")
+        print(
+            f"{r['history_chunks']:>8} {r['history_latents']:>8} {r['history_tokens']:>7} {r['median_ms']:>10.2f} {r['min_ms']:>7.2f} "
+            f"{r['p10_ms']:>7.2f} {r['p90_ms']:>7.2f} {r['cpu_median_ms']:>7.2f} {r['memory_update_median_ms']:>11.3f}"
+        )
     print("(ms per chunk: wall-clock median/min/p10/p90, median process CPU time; memory update separate)")
     print(f"ratio longest/shortest = {ratio:.3f} ({'OK' if ratio <= 1.10 else 'FAILS'} the <= 1.10 requirement)")
     result = {

@@ -42,9 +42,9 @@ def _aten_ops(fn) -> int:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from yume_env.model.dit import build_dit
-    from yume_env.model.codecs import build_vae
     from yume_env.data.sim_clips import SimClipSource
+    from yume_env.model.codecs import build_vae
+    from yume_env.model.dit import build_dit
     from yume_env.train.recipes.world import load_recipe
     from yume_env.train.stages.pretrain import DenoiseModule, PretrainStream
     from yume_env.train.text_cache import load_text_cache
@@ -69,8 +69,12 @@ def main(argv: list[str] | None = None) -> dict:
     stream = PretrainStream(source, vae, text, mc, cfg)
     _, render_s = _cpu(lambda: stream.pool.pool(0))  # rendering only: each batch encodes its own clips
     module = DenoiseModule(dit, mc).train()
-    res = {"batch": args.batch, "pool_render_and_encode_s": render_s, "pool_clips": cfg.pool_clips,
-           "clip_steps": cfg.clip_steps}
+    res = {
+        "batch": args.batch,
+        "pool_render_and_encode_s": render_s,
+        "pool_clips": cfg.pool_clips,
+        "clip_steps": cfg.clip_steps,
+    }
     make, fwd, bwd = [], [], []
     for i in range(args.steps):
         batch, t = _cpu(lambda: stream.make(i))

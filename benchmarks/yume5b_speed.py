@@ -54,8 +54,12 @@ from yume_env.model.wan.offload import BlockStreamer  # noqa: E402
 HISTORIES = (4, 85, 1000, 10000)
 RESOLUTIONS = ((704, 1280), (544, 960))
 # Published Yume code on an H100 80GB, random bf16 weights (DESIGN.md section 7): 4 forwards per chunk.
-PUBLISHED = {"dit_chunk_s_704x1280": {4: 1.48, 85: 2.18, 1000: 2.90}, "decode_chunk_s_704x1280": 1.65,
-             "decode_chunk_s_544x960": 0.97, "fails_past_history_latents": 1016}
+PUBLISHED = {
+    "dit_chunk_s_704x1280": {4: 1.48, 85: 2.18, 1000: 2.90},
+    "decode_chunk_s_704x1280": 1.65,
+    "decode_chunk_s_544x960": 0.97,
+    "fails_past_history_latents": 1016,
+}
 VAE_ENCODER_PARAMS = 149_637_088  # encoder.* + conv1.* of Wan2.2_VAE.pth (layout fixture): on the GPU in offload mode
 SMOKE = dict(dim=128, ffn_dim=256, num_layers=2, num_heads=4, text_dim=64, text_tokens=16, height=32, width=64)
 
@@ -72,8 +76,11 @@ class Bench:
         self.dtype = torch.float32 if args.smoke else torch.bfloat16
         base = WorldModelConfig.preset("yume-5b")
         self.base = base.replace(**SMOKE) if args.smoke else base
-        self.out_dir = args.out or (Path(os.environ["OUT"]) if os.environ.get("OUT") else (
-            Path(tempfile.mkdtemp(prefix="yume5b_smoke_")) if args.smoke else ROOT / "benchmarks" / "results"))
+        self.out_dir = args.out or (
+            Path(os.environ["OUT"])
+            if os.environ.get("OUT")
+            else (Path(tempfile.mkdtemp(prefix="yume5b_smoke_")) if args.smoke else ROOT / "benchmarks" / "results")
+        )
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.stem = "yume5b_h100" + (f"_{args.tag}" if args.tag else "")
         self.rows: list[dict] = []
@@ -182,7 +189,7 @@ class Bench:
 
     def run_dit(self, mode: str) -> None:
         dit = self.build_dit(mode)
-        for (H, W) in self.resolutions():
+        for H, W in self.resolutions():
             config = dit.config.replace(height=H, width=W)
             dit.config = config
             context = self.randn(1, config.text_tokens, config.text_dim)
@@ -191,13 +198,17 @@ class Bench:
                 self.reset_peak()
                 try:
                     kept, memory = self.history(dit, config, n)
-                    warm = self.timed(lambda: self.chunk(dit, config, kept, n, memory, context))
-                    times = [self.timed(lambda: self.chunk(dit, config, kept, n, memory, context))
-                             for _ in range(self.args.repeats)]
+
+                    def one_chunk(d=dit, k=kept, m=memory):  # bound now: the loop deletes them after the row
+                        return self.chunk(d, config, k, n, m, context)
+
+                    warm = self.timed(one_chunk)
+                    times = [self.timed(one_chunk) for _ in range(self.args.repeats)]
                 except RuntimeError as exc:  # one row failing (e.g. out of memory) must not lose the others
                     log(f"  failed: {str(exc)[:300]}")
-                    self.failures.append({"height": H, "width": W, "history_latents": n, "mode": mode,
-                                          "error": str(exc)[:500]})
+                    self.failures.append(
+                        {"height": H, "width": W, "history_latents": n, "mode": mode, "error": str(exc)[:500]}
+                    )
                     kept = memory = None
                     self.save()
                     continue
@@ -205,12 +216,18 @@ class Bench:
                 dit_s = statistics.median(times)
                 dec_s = dec.get("decode_chunk_s")
                 row = {
-                    "height": H, "width": W, "history_latents": n, "mode": mode,
+                    "height": H,
+                    "width": W,
+                    "history_latents": n,
+                    "mode": mode,
                     "exact": mode == "global" and not self.args.fp8,
                     "history_tokens": history_token_count(config.tscm_schedule, n, config.latent_hw),
                     "current_tokens": config.latent_frames_per_chunk * config.tokens_per_latent_frame,
-                    "dit_chunk_s": dit_s, "dit_chunk_min_s": min(times), "dit_chunk_max_s": max(times),
-                    "dit_warmup_s": warm, "decode_chunk_s": dec_s,
+                    "dit_chunk_s": dit_s,
+                    "dit_chunk_min_s": min(times),
+                    "dit_chunk_max_s": max(times),
+                    "dit_warmup_s": warm,
+                    "decode_chunk_s": dec_s,
                     "peak_gib": max(self.peak_gib(), dec.get("peak_gib", 0.0)),
                     "fps_end_to_end": (32 / (dit_s + dec_s)) if dec_s else None,
                 }
@@ -218,8 +235,10 @@ class Bench:
                 if pub:
                     row["speedup_vs_published_dit"] = pub / dit_s
                 self.rows.append(row)
-                log(f"  dit {dit_s:.3f} s (warm-up {warm:.2f} s, min {min(times):.3f}, max {max(times):.3f}), "
-                    f"peak {row['peak_gib']:.1f} GiB")
+                log(
+                    f"  dit {dit_s:.3f} s (warm-up {warm:.2f} s, min {min(times):.3f}, max {max(times):.3f}), "
+                    f"peak {row['peak_gib']:.1f} GiB"
+                )
                 self.save()
                 del kept, memory
         if self.args.offload and mode == self.args.modes[0]:
@@ -230,7 +249,7 @@ class Bench:
     # ------------------------------------------------------------------ decode
     def run_decode(self) -> None:
         dec = self.build_decoder()
-        for (H, W) in self.resolutions():
+        for H, W in self.resolutions():
             h, w = H // 16, W // 16
             res = {}
             variants = [("ours", 8, False), ("published_frame_by_frame", 1, False)]
@@ -245,7 +264,9 @@ class Bench:
                         _, state = dec(self.randn(1, 48, 1, h, w).float())  # a stream's first latent
                         warm = self.timed(lambda: dec(self.randn(1, 48, 8, h, w).float(), state))
                         reps = 1 if name == "published_frame_by_frame" else self.args.repeats
-                        times = [self.timed(lambda: dec(self.randn(1, 48, 8, h, w).float(), state)) for _ in range(reps)]
+                        times = [
+                            self.timed(lambda: dec(self.randn(1, 48, 8, h, w).float(), state)) for _ in range(reps)
+                        ]
                 except RuntimeError as exc:  # a variant failing (e.g. out of memory) must not lose the run
                     res[name] = {"error": str(exc)[:300]}
                     log(f"decode {H}x{W} {name}: failed: {str(exc)[:200]}")
@@ -253,13 +274,18 @@ class Bench:
                 finally:
                     dec.conv_layout_(False)
                 res[name] = {"decode_chunk_s": statistics.median(times), "warmup_s": warm, "peak_gib": self.peak_gib()}
-                log(f"decode {H}x{W} {name}: {statistics.median(times):.3f} s (warm-up {warm:.2f} s), "
-                    f"peak {self.peak_gib():.1f} GiB")
+                log(
+                    f"decode {H}x{W} {name}: {statistics.median(times):.3f} s (warm-up {warm:.2f} s), "
+                    f"peak {self.peak_gib():.1f} GiB"
+                )
             ours = res["ours"]
             fbf = res["published_frame_by_frame"].get("decode_chunk_s")
-            self.decode[f"{H}x{W}"] = {**ours, "frame_by_frame_s": fbf,
-                                       "speedup_vs_frame_by_frame": fbf / ours["decode_chunk_s"] if fbf else None,
-                                       "variants": res}
+            self.decode[f"{H}x{W}"] = {
+                **ours,
+                "frame_by_frame_s": fbf,
+                "speedup_vs_frame_by_frame": fbf / ours["decode_chunk_s"] if fbf else None,
+                "variants": res,
+            }
             self.save()
         self.decoder = dec
 
@@ -285,9 +311,16 @@ class Bench:
         peak = self.peak_gib()
         enc_gib = VAE_ENCODER_PARAMS * 2 / 2**30
         self.extra["offload_544x960"] = {
-            "height": H, "width": W, "history_latents": n, "dit_chunk_s": dit_s, "decode_chunk_s": dec_s,
-            "peak_gib": peak, "vae_encoder_gib_not_loaded_here": enc_gib, "peak_plus_encoder_gib": peak + enc_gib,
-            "text_encoder": "on the CPU (0 GiB on the GPU)", "under_16_gib": peak + enc_gib < 16,
+            "height": H,
+            "width": W,
+            "history_latents": n,
+            "dit_chunk_s": dit_s,
+            "decode_chunk_s": dec_s,
+            "peak_gib": peak,
+            "vae_encoder_gib_not_loaded_here": enc_gib,
+            "peak_plus_encoder_gib": peak + enc_gib,
+            "text_encoder": "on the CPU (0 GiB on the GPU)",
+            "under_16_gib": peak + enc_gib < 16,
         }
         log(f"  offload: dit {dit_s:.2f} s, decode {dec_s:.2f} s, peak {peak:.2f} GiB (+{enc_gib:.2f} VAE encoder)")
         streamer.remove()
@@ -308,35 +341,46 @@ class Bench:
 
 
 def markdown(meta: dict) -> str:
-    lines = [f"# Yume-5B speed ({meta['gpu']}, torch {meta['torch']}, {meta['dtype']}, compile={meta['compile']}, "
-             f"fp8={meta.get('fp8', False)})", "",
-             "| height | width | history latents | mode | exact | history tokens | DiT s/chunk (4 steps) | warm-up s |"
-             " decode s/chunk | peak GiB | fps end to end | DiT speed-up vs published |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Yume-5B speed ({meta['gpu']}, torch {meta['torch']}, {meta['dtype']}, compile={meta['compile']}, "
+        f"fp8={meta.get('fp8', False)})",
+        "",
+        "| height | width | history latents | mode | exact | history tokens | DiT s/chunk (4 steps) | warm-up s |"
+        " decode s/chunk | peak GiB | fps end to end | DiT speed-up vs published |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in meta["rows"]:
         fps = f"{r['fps_end_to_end']:.1f}" if r.get("fps_end_to_end") else "-"
         dec = f"{r['decode_chunk_s']:.3f}" if r.get("decode_chunk_s") else "-"
         sp = f"{r['speedup_vs_published_dit']:.2f}x" if r.get("speedup_vs_published_dit") else "-"
-        lines.append(f"| {r['height']} | {r['width']} | {r['history_latents']} | {r['mode']} | {r['exact']} | "
-                     f"{r['history_tokens']} | {r['dit_chunk_s']:.3f} | {r['dit_warmup_s']:.2f} | {dec} | "
-                     f"{r['peak_gib']:.1f} | {fps} | {sp} |")
+        lines.append(
+            f"| {r['height']} | {r['width']} | {r['history_latents']} | {r['mode']} | {r['exact']} | "
+            f"{r['history_tokens']} | {r['dit_chunk_s']:.3f} | {r['dit_warmup_s']:.2f} | {dec} | "
+            f"{r['peak_gib']:.1f} | {fps} | {sp} |"
+        )
     lines += ["", "Decode (8 latents -> 32 frames, steady state):", ""]
     for res, d in meta["decode"].items():
         if d.get("frame_by_frame_s"):
-            lines.append(f"- {res}: {d['decode_chunk_s']:.3f} s (one latent per call as published: {d['frame_by_frame_s']:.3f} s,"
-                         f" {d['speedup_vs_frame_by_frame']:.2f}x), peak {d['peak_gib']:.1f} GiB")
+            lines.append(
+                f"- {res}: {d['decode_chunk_s']:.3f} s (one latent per call as published: {d['frame_by_frame_s']:.3f} s,"
+                f" {d['speedup_vs_frame_by_frame']:.2f}x), peak {d['peak_gib']:.1f} GiB"
+            )
         cl = d.get("variants", {}).get("ours_channels_last_3d", {})
         if "decode_chunk_s" in cl:
             lines.append(f"- {res} channels_last_3d: {cl['decode_chunk_s']:.3f} s")
     if "offload_544x960" in meta:
         o = meta["offload_544x960"]
-        lines.append(f"- offload mode {o['height']}x{o['width']}, history {o['history_latents']}: peak {o['peak_gib']:.2f} GiB"
-                     f" (+{o['vae_encoder_gib_not_loaded_here']:.2f} GiB VAE encoder = {o['peak_plus_encoder_gib']:.2f}),"
-                     f" DiT {o['dit_chunk_s']:.2f} s/chunk, decode {o['decode_chunk_s']:.2f} s/chunk")
+        lines.append(
+            f"- offload mode {o['height']}x{o['width']}, history {o['history_latents']}: peak {o['peak_gib']:.2f} GiB"
+            f" (+{o['vae_encoder_gib_not_loaded_here']:.2f} GiB VAE encoder = {o['peak_plus_encoder_gib']:.2f}),"
+            f" DiT {o['dit_chunk_s']:.2f} s/chunk, decode {o['decode_chunk_s']:.2f} s/chunk"
+        )
     if "measured_bf16_matmul_tflops" in meta:
         lines.append(f"- measured bf16 matmul ceiling: {meta['measured_bf16_matmul_tflops']:.0f} TFLOP/s")
     for f in meta.get("failures", []):
-        lines.append(f"- FAILED {f['mode']} {f['height']}x{f['width']} history {f['history_latents']}: {f['error'][:200]}")
+        lines.append(
+            f"- FAILED {f['mode']} {f['height']}x{f['width']} history {f['history_latents']}: {f['error'][:200]}"
+        )
     lines += ["", *[f"- {n}" for n in meta["notes"]], ""]
     return "\n".join(lines)
 
@@ -353,7 +397,9 @@ def _parse_res(s: str) -> list[tuple[int, int]]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--smoke", action="store_true", help="scaled-down model on the CPU: checks the logic, measures nothing")
+    ap.add_argument(
+        "--smoke", action="store_true", help="scaled-down model on the CPU: checks the logic, measures nothing"
+    )
     ap.add_argument("--resolutions", type=_parse_res, default=list(RESOLUTIONS), help="e.g. 704x1280,544x960")
     ap.add_argument("--history", type=lambda s: [int(v) for v in s.split(",")], default=list(HISTORIES))
     ap.add_argument("--modes", type=lambda s: s.split(","), default=["global", "causal"])
@@ -361,11 +407,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compile", action="store_true", help="torch.compile every DiT block")
     ap.add_argument("--fp8", action="store_true", help="FP8 (e4m3, row-wise scales) matmuls in the blocks: approximate")
     ap.add_argument("--tag", default="", help="suffix of the output files (yume5b_h100_<tag>.json) for lever runs")
-    ap.add_argument("--compile-mode", default="default", help="torch.compile mode (default, max-autotune-no-cudagraphs, ...)")
+    ap.add_argument(
+        "--compile-mode", default="default", help="torch.compile mode (default, max-autotune-no-cudagraphs, ...)"
+    )
     ap.add_argument("--no-offload", dest="offload", action="store_false", help="skip the offload-mode memory row")
     ap.add_argument("--no-decode", dest="decode", action="store_false", help="skip the decode measurements")
-    ap.add_argument("--no-channels-last", dest="channels_last", action="store_false",
-                    help="skip the channels_last_3d decode variant")
+    ap.add_argument(
+        "--no-channels-last",
+        dest="channels_last",
+        action="store_false",
+        help="skip the channels_last_3d decode variant",
+    )
     ap.add_argument("--out", type=Path, default=None, help="output folder (default $OUT, else benchmarks/results)")
     args = ap.parse_args(argv)
     if args.smoke:
@@ -378,7 +430,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.backends.cuda.matmul.allow_tf32 = True
     bench = Bench(args)
     t0 = time.perf_counter()
-    log(f"device {torch.cuda.get_device_name() if bench.cuda else 'cpu'}, torch {torch.__version__}, out {bench.out_dir}")
+    log(
+        f"device {torch.cuda.get_device_name() if bench.cuda else 'cpu'}, torch {torch.__version__}, out {bench.out_dir}"
+    )
     bench.matmul_ceiling()
     if args.decode:
         bench.run_decode()

@@ -42,7 +42,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", required=True, help="output folder (ppo.zip, results.json)")
     p.add_argument("--device", default="cpu", help="torch device of the world (the policy trains on the CPU)")
     p.add_argument("--num-envs", type=int, default=16, help="worlds stepped together in one forward")
-    p.add_argument("--max-episode-steps", type=int, default=200, help="truncation per episode, in the world and the env")
+    p.add_argument(
+        "--max-episode-steps", type=int, default=200, help="truncation per episode, in the world and the env"
+    )
     p.add_argument("--total-steps", type=int, default=100_000, help="env steps to train inside the world")
     p.add_argument("--minutes", type=float, default=None, help="wall-clock budget of the training")
     p.add_argument("--episodes", type=int, default=50, help="real-env episodes per agent")
@@ -51,14 +53,33 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def train(args) -> tuple[PPO, dict]:
-    vec = gym.make_vec("YumeWorld-v0", num_envs=args.num_envs, model=args.world, device=args.device,
-                       reward_fn="learned", max_episode_steps=args.max_episode_steps)
+    vec = gym.make_vec(
+        "YumeWorld-v0",
+        num_envs=args.num_envs,
+        model=args.world,
+        device=args.device,
+        reward_fn="learned",
+        max_episode_steps=args.max_episode_steps,
+    )
     env = VecMonitor(Sb3VecEnvAdapter(vec))
     env.seed(args.seed)
-    model = PPO("CnnPolicy", env, n_steps=64, batch_size=128, n_epochs=4, learning_rate=3e-4, gamma=0.98,
-                ent_coef=0.01, seed=args.seed, device="cpu",
-                policy_kwargs={"features_extractor_class": SmallCNN, "features_extractor_kwargs": {"features_dim": 128},
-                               "net_arch": [64]})
+    model = PPO(
+        "CnnPolicy",
+        env,
+        n_steps=64,
+        batch_size=128,
+        n_epochs=4,
+        learning_rate=3e-4,
+        gamma=0.98,
+        ent_coef=0.01,
+        seed=args.seed,
+        device="cpu",
+        policy_kwargs={
+            "features_extractor_class": SmallCNN,
+            "features_extractor_kwargs": {"features_dim": 128},
+            "net_arch": [64],
+        },
+    )
     start = time.perf_counter()
     deadline = None if args.minutes is None else start + 60.0 * args.minutes
     done = 0
@@ -88,8 +109,12 @@ def evaluate(args, act, size: int) -> dict:
         returns.append(total)
         lengths.append(steps)
     env.close()
-    return {"mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
-            "mean_length": float(np.mean(lengths)), "episodes": len(returns)}
+    return {
+        "mean_return": float(np.mean(returns)),
+        "std_return": float(np.std(returns)),
+        "mean_length": float(np.mean(lengths)),
+        "episodes": len(returns),
+    }
 
 
 def main(argv=None) -> int:
@@ -101,8 +126,12 @@ def main(argv=None) -> int:
     model.save(str(out / "ppo.zip"))
     policy = evaluate(args, lambda frame, env: model.predict(frame, deterministic=True)[0], size)
     random = evaluate(args, lambda frame, env: env.action_space.sample(), size)
-    results = {"env": args.env, "world": str(args.world), "ppo_in_world": trained,
-               "real_env": {"ppo": policy, "random": random}}
+    results = {
+        "env": args.env,
+        "world": str(args.world),
+        "ppo_in_world": trained,
+        "real_env": {"ppo": policy, "random": random},
+    }
     if (Path(args.world) / "run.json").is_file():  # a train-world run: what it was trained on
         results["world_data"] = json.loads((Path(args.world) / "run.json").read_text()).get("data")
     tmp = out / ".results.json.tmp"

@@ -56,7 +56,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--episodes", type=int, default=50, help="simulator episodes per agent")
     p.add_argument("--max-episode-steps", type=int, default=None, help="default: the policy's training limit, else 60")
     p.add_argument("--seed", type=int, default=10_000, help="first simulator/world seed (not used in training)")
-    p.add_argument("--dream-model", default=None, help="world folder for the in-dream evaluation (default: the shipped one)")
+    p.add_argument(
+        "--dream-model", default=None, help="world folder for the in-dream evaluation (default: the shipped one)"
+    )
     p.add_argument("--dream-episodes", type=int, default=16, help="episodes inside the learned world (0: skip)")
     p.add_argument("--dream-device", default="cpu")
     p.add_argument("--gifs", type=int, default=3, help="policy episodes in the simulator saved as gifs")
@@ -65,8 +67,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def eval_sim(agent, episodes: int, seed: int, max_steps: int, desc: str, gif_dir: Path | None = None,
-             gifs: int = 0) -> list[dict]:
+def eval_sim(
+    agent, episodes: int, seed: int, max_steps: int, desc: str, gif_dir: Path | None = None, gifs: int = 0
+) -> list[dict]:
     rows = []
     for i in tqdm(range(episodes), desc=desc, unit="ep", leave=False):
         env = gym.make("YumeSim-v0", max_episode_steps=max_steps)
@@ -74,14 +77,17 @@ def eval_sim(agent, episodes: int, seed: int, max_steps: int, desc: str, gif_dir
             env = RecordEpisode(env, gif_dir / f"{desc}_sim_{i:02d}.gif", fps=8, upscale=2)
         result = run_episode(env, agent, seed=seed + i)
         env.close()
-        rows.append({"seed": seed + i, "return": result.episode_return, "success": result.success, "steps": result.steps})
+        rows.append(
+            {"seed": seed + i, "return": result.episode_return, "success": result.success, "steps": result.steps}
+        )
     return rows
 
 
 def eval_dream(policy: PolicyAgent, model, episodes: int, seed: int, max_steps: int, device: str) -> list[dict]:
     """One episode in each of `episodes` batched worlds; the policy acts on each world's observation."""
-    vec = gym.make_vec("YumeWorld-v0", num_envs=episodes, model=model, device=device, reward_fn="beacon",
-                       max_episode_steps=max_steps)
+    vec = gym.make_vec(
+        "YumeWorld-v0", num_envs=episodes, model=model, device=device, reward_fn="beacon", max_episode_steps=max_steps
+    )
     obs, _ = vec.reset(seed=seed)
     returns, done = np.zeros(episodes), np.zeros(episodes, dtype=bool)
     success, steps = np.zeros(episodes, dtype=bool), np.zeros(episodes, dtype=int)
@@ -96,14 +102,18 @@ def eval_dream(policy: PolicyAgent, model, episodes: int, seed: int, max_steps: 
         if done.all():
             break
     vec.close()
-    return [{"seed": seed + i, "return": float(returns[i]), "success": bool(success[i]), "steps": int(steps[i])}
-            for i in range(episodes)]
+    return [
+        {"seed": seed + i, "return": float(returns[i]), "success": bool(success[i]), "steps": int(steps[i])}
+        for i in range(episodes)
+    ]
 
 
 def summarise(rows: list[dict]) -> dict:
-    return {"success_rate": float(np.mean([r["success"] for r in rows])),
-            "mean_return": float(np.mean([r["return"] for r in rows])),
-            "mean_steps": float(np.mean([r["steps"] for r in rows]))}
+    return {
+        "success_rate": float(np.mean([r["success"] for r in rows])),
+        "mean_return": float(np.mean([r["return"] for r in rows])),
+        "mean_steps": float(np.mean([r["steps"] for r in rows])),
+    }
 
 
 def main(argv=None) -> int:
@@ -122,12 +132,18 @@ def main(argv=None) -> int:
         "random_action_set": RandomInSet(table, seed=args.seed + 1),
         "straight": StraightWalkAgent(),
     }
-    sim = {name: eval_sim(agent, args.episodes, args.seed, max_steps, name,
-                          gif_dir if name == "policy" else None, args.gifs)
-           for name, agent in agents.items()}
+    sim = {
+        name: eval_sim(
+            agent, args.episodes, args.seed, max_steps, name, gif_dir if name == "policy" else None, args.gifs
+        )
+        for name, agent in agents.items()
+    }
     stats = {name: summarise(rows) for name, rows in sim.items()}
-    dream_rows = (eval_dream(policy, args.dream_model, args.dream_episodes, args.seed, max_steps, args.dream_device)
-                  if args.dream_episodes > 0 else [])
+    dream_rows = (
+        eval_dream(policy, args.dream_model, args.dream_episodes, args.seed, max_steps, args.dream_device)
+        if args.dream_episodes > 0
+        else []
+    )
     dream = summarise(dream_rows) if dream_rows else None
     train = json.loads(Path(args.train_summary).read_text()) if args.train_summary else {}
     results = {
@@ -158,8 +174,14 @@ def main(argv=None) -> int:
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(json.dumps(results, indent=1))
     os.replace(tmp, out)
-    keys = ("success_rate_policy_in_sim", "success_rate_random_in_sim", "success_rate_straight_walk_in_sim",
-            "success_rate_policy_in_dream", "mean_return_policy_in_sim", "mean_return_random_in_sim")
+    keys = (
+        "success_rate_policy_in_sim",
+        "success_rate_random_in_sim",
+        "success_rate_straight_walk_in_sim",
+        "success_rate_policy_in_dream",
+        "mean_return_policy_in_sim",
+        "mean_return_random_in_sim",
+    )
     print(json.dumps({k: results[k] for k in keys}, indent=1))
     print(f"wrote {out}")
     return 0

@@ -21,7 +21,13 @@ from tqdm import tqdm  # noqa: E402
 
 import yume_env  # noqa: E402,F401  (registers the envs)
 from agents import (  # noqa: E402
-    EventScript, LookAroundAgent, RandomAgent, StraightWalkAgent, WaypointFollower, loop_back_agent, run_episode,
+    EventScript,
+    LookAroundAgent,
+    RandomAgent,
+    StraightWalkAgent,
+    WaypointFollower,
+    loop_back_agent,
+    run_episode,
 )
 from yume_env.env.policies import ActionScript  # noqa: E402
 from yume_env.env.recording import RecordEpisode  # noqa: E402
@@ -67,11 +73,17 @@ def main(argv=None) -> int:
     bar.close()
     env.close()
     log = ActionScript(result.actions, result.events, seed=args.seed)
-    log_path = log.save(out.with_suffix(".json"), model=str(args.model) if args.model else "default",
-                        agent=args.agent, frames=int(1 + result.steps * env.unwrapped.frames_per_step))
+    log_path = log.save(
+        out.with_suffix(".json"),
+        model=str(args.model) if args.model else "default",
+        agent=args.agent,
+        frames=int(1 + result.steps * env.unwrapped.frames_per_step),
+    )
     print(f"wrote {out} and {log_path} ({result.steps} steps)")
-    print(f"replay: yume-env record --agent {log_path} --out replay{out.suffix}"
-          + (f" --model {args.model}" if args.model else ""))
+    print(
+        f"replay: yume-env record --agent {log_path} --out replay{out.suffix}"
+        + (f" --model {args.model}" if args.model else "")
+    )
     return 0
 
 

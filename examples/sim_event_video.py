@@ -49,11 +49,20 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fps = 8
-    with iio.get_writer(out, format="FFMPEG", fps=fps, codec="libx264", macro_block_size=16,
-                        pixelformat="yuv420p", ffmpeg_params=["-crf", "16"]) as w:
+    with iio.get_writer(
+        out,
+        format="FFMPEG",
+        fps=fps,
+        codec="libx264",
+        macro_block_size=16,
+        pixelformat="yuv420p",
+        ffmpeg_params=["-crf", "16"],
+    ) as w:
         for f in frames:
             w.append_data(f)
-    print(f"wrote {out}: {len(frames)} frames at {args.size}x{args.size}, event {args.event!r} from step {args.event_step}")
+    print(
+        f"wrote {out}: {len(frames)} frames at {args.size}x{args.size}, event {args.event!r} from step {args.event_step}"
+    )
     if args.png_dir:
         d = Path(args.png_dir)
         d.mkdir(parents=True, exist_ok=True)

@@ -52,7 +52,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max-episode-steps", type=int, default=60, help="truncation per episode")
     p.add_argument("--sample-steps", type=int, default=None, help="denoising steps per chunk (default: the world's)")
     p.add_argument("--total-steps", type=int, default=200_000, help="env steps to train (all worlds together)")
-    p.add_argument("--minutes", type=float, default=None, help="wall-clock budget; stops after the rollout that passes it")
+    p.add_argument(
+        "--minutes", type=float, default=None, help="wall-clock budget; stops after the rollout that passes it"
+    )
     p.add_argument("--n-steps", type=int, default=32, help="PPO rollout length per world")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--n-epochs", type=int, default=4)
@@ -68,8 +70,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def make_env(args) -> ActionSetVecEnv:
     vec = gym.make_vec(
-        "YumeWorld-v0", num_envs=args.num_envs, model=args.model, device=args.device,
-        obs_size=(args.obs_size, args.obs_size), sample_steps=args.sample_steps, reward_fn="beacon",
+        "YumeWorld-v0",
+        num_envs=args.num_envs,
+        model=args.model,
+        device=args.device,
+        obs_size=(args.obs_size, args.obs_size),
+        sample_steps=args.sample_steps,
+        reward_fn="beacon",
         max_episode_steps=args.max_episode_steps,
     )
     venv = VecMonitor(Sb3VecEnvAdapter(vec))
@@ -87,7 +94,9 @@ class CurveAndCheckpoint(BaseCallback):
     """Logs finished episodes (return, success = the head's arrival, length) per rollout into
     `curve.json`, saves `ppo_latest.zip` atomically after every rollout, and stops at the time budget."""
 
-    def __init__(self, out: Path, args, curve: list[dict], deadline: float | None, steps_before: int, clock_before: float):
+    def __init__(
+        self, out: Path, args, curve: list[dict], deadline: float | None, steps_before: int, clock_before: float
+    ):
         super().__init__()
         self.out, self.args, self.curve, self.deadline = out, args, curve, deadline
         self.steps_before, self.clock_before = steps_before, clock_before
@@ -107,14 +116,16 @@ class CurveAndCheckpoint(BaseCallback):
 
     def _on_rollout_end(self) -> None:
         elapsed = time.perf_counter() - self.start
-        self.curve.append({
-            "env_steps": int(self.num_timesteps),
-            "wall_s": round(self.clock_before + elapsed, 2),
-            "episodes": len(self.returns),
-            "mean_return": float(np.mean(self.returns)) if self.returns else None,
-            "success_rate": float(np.mean(self.successes)) if self.successes else None,
-            "mean_length": float(np.mean(self.lengths)) if self.lengths else None,
-        })
+        self.curve.append(
+            {
+                "env_steps": int(self.num_timesteps),
+                "wall_s": round(self.clock_before + elapsed, 2),
+                "episodes": len(self.returns),
+                "mean_return": float(np.mean(self.returns)) if self.returns else None,
+                "success_rate": float(np.mean(self.successes)) if self.successes else None,
+                "mean_length": float(np.mean(self.lengths)) if self.lengths else None,
+            }
+        )
         self.returns, self.successes, self.lengths = [], [], []
         save_checkpoint(self.model, self.out, self.args)
         write_json(self.out / "curve.json", {"points": self.curve})
@@ -138,7 +149,14 @@ def save_checkpoint(model: PPO, out: Path, args) -> Path:
     model.save(str(tmp))
     final = out / "ppo_latest.zip"
     os.replace(tmp, final)
-    write_sidecar(final, (args.obs_size, args.obs_size), args.action_set, trained_in="YumeWorld-v0", model=str(args.model or "default"), max_episode_steps=args.max_episode_steps)
+    write_sidecar(
+        final,
+        (args.obs_size, args.obs_size),
+        args.action_set,
+        trained_in="YumeWorld-v0",
+        model=str(args.model or "default"),
+        max_episode_steps=args.max_episode_steps,
+    )
     return final
 
 
@@ -186,10 +204,21 @@ def main(argv=None) -> int:
         print(f"resuming from {latest} at {model.num_timesteps} env steps")
     else:
         model = PPO(
-            "CnnPolicy", env, n_steps=args.n_steps, batch_size=args.batch_size, n_epochs=args.n_epochs,
-            learning_rate=args.lr, gamma=args.gamma, ent_coef=args.ent_coef, seed=args.seed, device="cpu",
-            policy_kwargs={"features_extractor_class": SmallCNN, "features_extractor_kwargs": {"features_dim": 128},
-                           "net_arch": [64]},
+            "CnnPolicy",
+            env,
+            n_steps=args.n_steps,
+            batch_size=args.batch_size,
+            n_epochs=args.n_epochs,
+            learning_rate=args.lr,
+            gamma=args.gamma,
+            ent_coef=args.ent_coef,
+            seed=args.seed,
+            device="cpu",
+            policy_kwargs={
+                "features_extractor_class": SmallCNN,
+                "features_extractor_kwargs": {"features_dim": 128},
+                "net_arch": [64],
+            },
         )
     steps_before = int(model.num_timesteps)
     remaining = max(args.total_steps - steps_before, 0)
@@ -197,23 +226,33 @@ def main(argv=None) -> int:
     deadline = None if args.minutes is None else start + 60.0 * args.minutes
     tracker = CurveAndCheckpoint(out, args, curve, deadline, steps_before, clock_before)
     if remaining:
-        model.learn(remaining, callback=[tracker, BudgetStop()], progress_bar=not args.no_progress,
-                    reset_num_timesteps=False)
+        model.learn(
+            remaining, callback=[tracker, BudgetStop()], progress_bar=not args.no_progress, reset_num_timesteps=False
+        )
     wall = time.perf_counter() - start
     save_checkpoint(model, out, args)
     trained = int(model.num_timesteps) - steps_before
-    plot_curve(curve, out / "learning_curve.png",
-               f"PPO inside the learned world ({args.num_envs} worlds, {args.obs_size}px, {args.action_set} actions)")
+    plot_curve(
+        curve,
+        out / "learning_curve.png",
+        f"PPO inside the learned world ({args.num_envs} worlds, {args.obs_size}px, {args.action_set} actions)",
+    )
     summary = {
         "env_steps": int(model.num_timesteps),
         "env_steps_this_run": trained,
         "wall_s_this_run": round(wall, 1),
         "wall_s_total": round(clock_before + wall, 1),
         "train_steps_per_s": round(trained / wall, 3) if wall > 0 else None,
-        "num_envs": args.num_envs, "obs_size": args.obs_size, "action_set": args.action_set,
-        "max_episode_steps": args.max_episode_steps, "sample_steps": args.sample_steps,
-        "world": str(args.model or "default"), "world_device": args.device,
-        "policy_device": "cpu", "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+        "num_envs": args.num_envs,
+        "obs_size": args.obs_size,
+        "action_set": args.action_set,
+        "max_episode_steps": args.max_episode_steps,
+        "sample_steps": args.sample_steps,
+        "world": str(args.model or "default"),
+        "world_device": args.device,
+        "policy_device": "cpu",
+        "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
         "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
         "args": vars(args),
     }

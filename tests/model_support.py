@@ -22,9 +22,14 @@ def synthetic_text(dim: int):
     from yume_env.train.text_cache import event_texts
 
     g = torch.Generator().manual_seed(0)
-    return TextConditioner(name="minilm", model_id="sentence-transformers/all-MiniLM-L6-v2", dim=dim,
-                           tokens_per_text=1, actions=[torch.randn(1, dim, generator=g) for _ in range(NUM_ACTIONS)],
-                           events={e: torch.randn(1, dim, generator=g) for e in event_texts()})
+    return TextConditioner(
+        name="minilm",
+        model_id="sentence-transformers/all-MiniLM-L6-v2",
+        dim=dim,
+        tokens_per_text=1,
+        actions=[torch.randn(1, dim, generator=g) for _ in range(NUM_ACTIONS)],
+        events={e: torch.randn(1, dim, generator=g) for e in event_texts()},
+    )
 
 
 def small_config(**changes):
@@ -32,5 +37,13 @@ def small_config(**changes):
     from yume_env.model.config import WorldModelConfig
 
     tiny = WorldModelConfig.preset("tiny")
-    return tiny.replace(height=32, width=32, dim=64, ffn_dim=128, num_layers=2, num_heads=2,
-                        vae={**tiny.vae, "channels": [8, 8, 8]}, **changes)
+    return tiny.replace(
+        height=32,
+        width=32,
+        dim=64,
+        ffn_dim=128,
+        num_layers=2,
+        num_heads=2,
+        vae={**tiny.vae, "channels": [8, 8, 8]},
+        **changes,
+    )

@@ -9,8 +9,16 @@ import test_examples_support  # noqa: F401  (puts the repo root on sys.path)
 
 import yume_env  # noqa: F401
 from agents import (
-    EventScript, KeyboardAgent, LookAroundAgent, PlanAgent, RandomAgent, StraightWalkAgent, WaypointFollower,
-    keys_to_action, loop_back_agent, run_episode,
+    EventScript,
+    KeyboardAgent,
+    LookAroundAgent,
+    PlanAgent,
+    RandomAgent,
+    StraightWalkAgent,
+    WaypointFollower,
+    keys_to_action,
+    loop_back_agent,
+    run_episode,
 )
 from agents.action_sets import ACTION_SETS, action_table, resolve_action_set
 from agents.base import Agent, as_action

@@ -33,8 +33,15 @@ class Frames32(gym.Env):
 @pytest.fixture(scope="module")
 def saved_policy(tmp_path_factory):
     env = ActionSetVecEnv(DummyVecEnv([Frames32]), "walk")
-    model = PPO("CnnPolicy", env, n_steps=8, batch_size=8, seed=0, device="cpu",
-                policy_kwargs={"features_extractor_class": SmallCNN, "net_arch": [16]})
+    model = PPO(
+        "CnnPolicy",
+        env,
+        n_steps=8,
+        batch_size=8,
+        seed=0,
+        device="cpu",
+        policy_kwargs={"features_extractor_class": SmallCNN, "net_arch": [16]},
+    )
     path = tmp_path_factory.mktemp("policy") / "ppo.zip"
     model.save(str(path))
     write_sidecar(path, (32, 32), "walk")

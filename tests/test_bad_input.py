@@ -31,8 +31,11 @@ def env():
 
 @pytest.mark.parametrize("action", [[1, [2]], [[1, 2], [3]], [1, [2, 3]]])
 def test_ragged_actions_name_the_action_and_what_is_accepted(env, action):
-    with pytest.raises(ValueError, match=r"action must be two integers \(key in \[0, 9\), camera in \[0, 9\)\).*"
-                                         r"got the ragged list"):
+    with pytest.raises(
+        ValueError,
+        match=r"action must be two integers \(key in \[0, 9\), camera in \[0, 9\)\).*"
+        r"got the ragged list",
+    ):
         env.step(action)
 
 

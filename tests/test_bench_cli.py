@@ -13,8 +13,25 @@ from yume_env.cli import main
 @pytest.mark.slow
 def test_bench_writes_json_and_markdown_with_batches_and_soak(tmp_path, capsys):
     path = tmp_path / "bench.json"
-    rc = main(["bench", "--model", tiny_world_dir(), "--num-envs", "1,2", "--steps", "2", "--warmup", "1",
-               "--soak", "4", "--window", "2", "--json", str(path)])
+    rc = main(
+        [
+            "bench",
+            "--model",
+            tiny_world_dir(),
+            "--num-envs",
+            "1,2",
+            "--steps",
+            "2",
+            "--warmup",
+            "1",
+            "--soak",
+            "4",
+            "--window",
+            "2",
+            "--json",
+            str(path),
+        ]
+    )
     assert rc == 0
     result = json.loads(path.read_text())
     assert [b["num_envs"] for b in result["batches"]] == [1, 2]

@@ -12,9 +12,11 @@ from yume_env.sim import Simulator
 
 def _rot(axis: str, angle: float) -> np.ndarray:
     c, s = np.cos(angle), np.sin(angle)
-    return {"x": np.array([[1, 0, 0], [0, c, -s], [0, s, c]]),
-            "y": np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]]),
-            "z": np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])}[axis]
+    return {
+        "x": np.array([[1, 0, 0], [0, c, -s], [0, s, c]]),
+        "y": np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]]),
+        "z": np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]),
+    }[axis]
 
 
 def _trajectory(step: np.ndarray, n: int = 5, start: np.ndarray | None = None) -> np.ndarray:
@@ -25,10 +27,28 @@ def _trajectory(step: np.ndarray, n: int = 5, start: np.ndarray | None = None) -
     return np.stack(T)
 
 
-KEY_TRANSLATION = {"None": (0, 0), "W": (0, 1), "S": (0, -1), "A": (-1, 0), "D": (1, 0),
-                   "W+A": (-1, 1), "W+D": (1, 1), "S+A": (-1, -1), "S+D": (1, -1)}
-CAMERA_ANGLES = {"·": (0, 0), "→": (0, 1), "←": (0, -1), "↑": (1, 0), "↓": (-1, 0),
-                 "↑→": (1, 1), "↑←": (1, -1), "↓→": (-1, 1), "↓←": (-1, -1)}
+KEY_TRANSLATION = {
+    "None": (0, 0),
+    "W": (0, 1),
+    "S": (0, -1),
+    "A": (-1, 0),
+    "D": (1, 0),
+    "W+A": (-1, 1),
+    "W+D": (1, 1),
+    "S+A": (-1, -1),
+    "S+D": (1, -1),
+}
+CAMERA_ANGLES = {
+    "·": (0, 0),
+    "→": (0, 1),
+    "←": (0, -1),
+    "↑": (1, 0),
+    "↓": (-1, 0),
+    "↑→": (1, 1),
+    "↑←": (1, -1),
+    "↓→": (-1, 1),
+    "↓←": (-1, -1),
+}
 
 
 @pytest.mark.parametrize("keys", KEYS)

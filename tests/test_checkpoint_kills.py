@@ -35,8 +35,15 @@ pytestmark = [
 
 FORK = multiprocessing.get_context("fork") if hasattr(os, "fork") else None
 # the file-system calls of a save, in the order they happen; the child dies before the k-th one
-WATCHED = [(os, "fsync"), (os, "rename"), (os, "replace"), (shutil, "rmtree"), (tempfile, "mkdtemp"),
-           (tempfile, "mkstemp"), (checkpointing, "save_file")]
+WATCHED = [
+    (os, "fsync"),
+    (os, "rename"),
+    (os, "replace"),
+    (shutil, "rmtree"),
+    (tempfile, "mkdtemp"),
+    (tempfile, "mkstemp"),
+    (checkpointing, "save_file"),
+]
 
 
 class Toy(nn.Module):
@@ -72,8 +79,17 @@ class Stream:
 
 def make_trainer(ckpt: Path | None) -> Trainer:
     seed_everything(0)
-    config = TrainerConfig(lr=1e-2, warmup_steps=1, max_steps=10_000, log_every=1, ema_decay=0.9,
-                           checkpoint_every_s=0, keep_checkpoints=2, progress=False, seed=5)
+    config = TrainerConfig(
+        lr=1e-2,
+        warmup_steps=1,
+        max_steps=10_000,
+        log_every=1,
+        ema_decay=0.9,
+        checkpoint_every_s=0,
+        keep_checkpoints=2,
+        progress=False,
+        seed=5,
+    )
     return Trainer(Toy(), config, ckpt, info=DistInfo(device=torch.device("cpu")), name="toy")
 
 
@@ -98,6 +114,7 @@ def killed_at_operation(ckpt: Path, k: int, count_file: Path | None = None) -> N
             if calls[0] == k:
                 os.kill(os.getpid(), signal.SIGKILL)
             return fn(*args, **kwargs)
+
         return wrapper
 
     for owner, name in WATCHED:
@@ -121,7 +138,9 @@ def check_resumable(ckpt: Path) -> int:
     """Every visible checkpoint folder loads, `latest.json` names one, a trainer resumes from it;
     returns its step (0 before the first complete save)."""
     for folder in ckpt.glob("step-*"):
-        assert checkpoint_step(folder.name) is not None and load_checkpoint(folder)[0] == checkpoint_step(folder.name)[0]
+        assert (
+            checkpoint_step(folder.name) is not None and load_checkpoint(folder)[0] == checkpoint_step(folder.name)[0]
+        )
     if latest_checkpoint(ckpt) is None:  # killed before the first pointer switch: start over
         return 0
     trainer = make_trainer(ckpt)

@@ -40,8 +40,10 @@ def test_no_arguments_print_the_help_and_exit_2(capsys):
     assert err.startswith("usage: yume-env") and flat(cli.DESCRIPTION) in flat(err)
 
 
-@pytest.mark.parametrize("argv", [["nosuch"], ["--nosuch"], ["record", "--steps", "many"], ["bench", "--nosuch"],
-                                  ["eval", "nosuch"], ["data"]])
+@pytest.mark.parametrize(
+    "argv",
+    [["nosuch"], ["--nosuch"], ["record", "--steps", "many"], ["bench", "--nosuch"], ["eval", "nosuch"], ["data"]],
+)
 def test_usage_errors_exit_2_with_one_error_line(capsys, argv):
     with pytest.raises(SystemExit) as exit_:
         main(argv)
@@ -66,8 +68,14 @@ def fake_command(monkeypatch):
     return module
 
 
-@pytest.mark.parametrize("error", [ValueError("--steps must be positive"), FileNotFoundError("no folder\nx/y"),
-                                   CheckpointError("step-3 is not a checkpoint")])
+@pytest.mark.parametrize(
+    "error",
+    [
+        ValueError("--steps must be positive"),
+        FileNotFoundError("no folder\nx/y"),
+        CheckpointError("step-3 is not a checkpoint"),
+    ],
+)
 def test_bad_input_raised_inside_a_command_is_one_line_and_exit_2(capsys, fake_command, error):
     fake_command.error = error
     assert main(["fake"]) == 2
@@ -84,9 +92,14 @@ def test_a_bug_keeps_its_traceback_and_yume_env_debug_shows_bad_inputs_too(fake_
         main(["fake"])
 
 
-@pytest.mark.parametrize("argv", [["eval", "--model", "MISSING", "--no-progress"],
-                                  ["play", "--port", "0", "--model", "MISSING"],
-                                  ["train", "finetune", "--model", "MISSING", "--data", "DATA", "--out", "OUT"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["eval", "--model", "MISSING", "--no-progress"],
+        ["play", "--port", "0", "--model", "MISSING"],
+        ["train", "finetune", "--model", "MISSING", "--data", "DATA", "--out", "OUT"],
+    ],
+)
 def test_a_missing_model_folder_is_one_line_and_exit_2(tmp_path, capsys, argv):
     fill = {"MISSING": str(tmp_path / "no-such-world"), "DATA": str(tmp_path), "OUT": str(tmp_path / "out")}
     assert main([fill.get(a, a) for a in argv]) == 2

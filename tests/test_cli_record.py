@@ -17,14 +17,47 @@ from yume_env.env.video import read_video
 
 def test_record_writes_video_and_log_that_replays_identically(tmp_path, capsys):
     out, log = tmp_path / "episode.gif", tmp_path / "actions.json"
-    rc = main(["record", "--model", tiny_world_dir(), "--actions", "W,W+A →,↑", "--event-at", "1:night falls",
-               "--seed", "3", "--out", str(out), "--log", str(log), "--no-overlay", "--upscale", "1"])
+    rc = main(
+        [
+            "record",
+            "--model",
+            tiny_world_dir(),
+            "--actions",
+            "W,W+A →,↑",
+            "--event-at",
+            "1:night falls",
+            "--seed",
+            "3",
+            "--out",
+            str(out),
+            "--log",
+            str(log),
+            "--no-overlay",
+            "--upscale",
+            "1",
+        ]
+    )
     assert rc == 0 and f"wrote {out}" in capsys.readouterr().out
     data = json.loads(log.read_text())
     assert data["actions"] == [[1, 0], [5, 1], [0, 3]] and data["events"] == [[1, "night falls"]] and data["seed"] == 3
     replay = tmp_path / "replay.gif"
-    assert main(["record", "--model", tiny_world_dir(), "--agent", str(log), "--out", str(replay),
-                 "--no-overlay", "--upscale", "1"]) == 0
+    assert (
+        main(
+            [
+                "record",
+                "--model",
+                tiny_world_dir(),
+                "--agent",
+                str(log),
+                "--out",
+                str(replay),
+                "--no-overlay",
+                "--upscale",
+                "1",
+            ]
+        )
+        == 0
+    )
     a, b = read_video(out), read_video(replay)
     assert a.shape == (1 + 3 * 2, 64, 64, 3)
     np.testing.assert_array_equal(a, b)
@@ -79,8 +112,9 @@ def test_record_from_a_start_image_replays_from_its_log(tmp_path):
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_an_interrupted_record_writes_nothing_and_leaves_no_temporary_folder(tmp_path, capsys, monkeypatch,
-                                                                             signum, code):
+def test_an_interrupted_record_writes_nothing_and_leaves_no_temporary_folder(
+    tmp_path, capsys, monkeypatch, signum, code
+):
     from yume_env.env.recording import RecordEpisode
 
     step, seen = RecordEpisode.step, []
@@ -106,8 +140,23 @@ def test_the_action_log_goes_beside_the_video_under_its_name_and_the_help_says_s
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "videos" / "walk.gif"
     out.parent.mkdir()
-    assert main(["record", "--model", tiny_world_dir(), "--actions", "W", "--out", str(out), "--no-overlay",
-                 "--upscale", "1"]) == 0
+    assert (
+        main(
+            [
+                "record",
+                "--model",
+                tiny_world_dir(),
+                "--actions",
+                "W",
+                "--out",
+                str(out),
+                "--no-overlay",
+                "--upscale",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in out.parent.iterdir()) == ["walk.gif", "walk.json"]
     assert [p.name for p in tmp_path.iterdir()] == ["videos"]  # nothing lands in the working folder
     capsys.readouterr()

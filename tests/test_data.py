@@ -35,8 +35,16 @@ def _write(root, stem="clip_000000", event_at=-1, with_actions=True, seed=0):
     frames, poses, actions = _sim_clip(event_at=event_at, seed=seed)
     keys, mouse = clip_label(poses)
     n = len(frames)
-    meta = ClipMeta(0, n - 1, n, keys=keys, mouse=mouse, caption="caption", event="it starts to snow" if event_at >= 0 else "",
-                    event_start=1 + 2 * event_at if event_at >= 0 else -1)
+    meta = ClipMeta(
+        0,
+        n - 1,
+        n,
+        keys=keys,
+        mouse=mouse,
+        caption="caption",
+        event="it starts to snow" if event_at >= 0 else "",
+        event_start=1 + 2 * event_at if event_at >= 0 else -1,
+    )
     path = write_clip(root / class_folder(keys, mouse), stem, frames, poses, meta, actions if with_actions else None)
     return path, frames, poses, actions
 
@@ -50,7 +58,13 @@ def test_writer_reader_round_trip(tmp_path):
     assert np.array_equal(clip.actions, actions)
     assert clip.meta.duration == len(frames) and clip.meta.event == "it starts to snow" and clip.meta.event_start == 5
     text = clip_files(path)["txt"].read_text(encoding="utf-8")
-    for line in ("Start Frame: 0", f"End Frame: {len(frames) - 1}", f"Duration: {len(frames)} frames", "Keys: W", "Mouse: "):
+    for line in (
+        "Start Frame: 0",
+        f"End Frame: {len(frames) - 1}",
+        f"Duration: {len(frames)} frames",
+        "Keys: W",
+        "Mouse: ",
+    ):
         assert line in text
 
 
@@ -85,7 +99,9 @@ def test_missing_text_error_names_the_file(tmp_path):
 def test_duration_mismatch_is_an_error(tmp_path):
     path, *_ = _write(tmp_path)
     txt = clip_files(path)["txt"]
-    txt.write_text(txt.read_text().replace("Duration: 13 frames", "Duration: 14 frames").replace("End Frame: 12", "End Frame: 13"))
+    txt.write_text(
+        txt.read_text().replace("Duration: 13 frames", "Duration: 14 frames").replace("End Frame: 12", "End Frame: 13")
+    )
     with pytest.raises(ClipError, match="poses"):
         read_clip(path)
 
@@ -208,8 +224,30 @@ def test_cli_generate_and_info(tmp_path, capsys):
     from yume_env.cli import main
 
     out = tmp_path / "ds"
-    assert main(["data", "generate", "--out", str(out), "--clips", "3", "--frames", "9", "--height", "32",
-                 "--width", "32", "--seed", "5", "--event-prob", "1", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "generate",
+                "--out",
+                str(out),
+                "--clips",
+                "3",
+                "--frames",
+                "9",
+                "--height",
+                "32",
+                "--width",
+                "32",
+                "--seed",
+                "5",
+                "--event-prob",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     summary = json.loads((out / "dataset.json").read_text())
     assert summary["clips"] == 3 and sum(summary["classes"].values()) == 3
     mp4s, orphans = find_clips(out)

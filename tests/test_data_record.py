@@ -66,8 +66,24 @@ except ImportError:
 
 
 def _record(out, *extra, env=DISCRETE_ENV, episodes=3):
-    return main(["data", "record", "--env", env, "--episodes", str(episodes), "--size", "32", "--out", str(out),
-                 "--max-steps", "40", "--no-progress", *extra])
+    return main(
+        [
+            "data",
+            "record",
+            "--env",
+            env,
+            "--episodes",
+            str(episodes),
+            "--size",
+            "32",
+            "--out",
+            str(out),
+            "--max-steps",
+            "40",
+            "--no-progress",
+            *extra,
+        ]
+    )
 
 
 def _episodes(root) -> list[dict]:
@@ -92,7 +108,9 @@ def test_record_a_discrete_env(tmp_path, capsys):
     for ep in _episodes(out):
         T = len(ep["actions"])
         assert 1 <= T <= 40 and ep["frames"].shape == (T + 1, 32, 32, 3) and ep["frames"].dtype == np.uint8
-        assert ep["actions"].shape == (T, 1) and ep["actions"].dtype == np.int64 and set(ep["actions"].ravel()) <= {0, 1}
+        assert (
+            ep["actions"].shape == (T, 1) and ep["actions"].dtype == np.int64 and set(ep["actions"].ravel()) <= {0, 1}
+        )
         assert ep["rewards"].shape == (T,) and ep["rewards"].dtype == np.float32
         ends = ep["terminated"] | ep["truncated"]
         assert ends[-1] and not ends[:-1].any()  # one episode end, on the last step
@@ -134,9 +152,28 @@ def test_resume_after_a_simulated_kill(tmp_path):
 
 def test_resume_after_a_real_kill(tmp_path):
     out = tmp_path / "d"
-    cmd = [sys.executable, "-m", "yume_env", "data", "record", "--env", "YumeSim-v0", "--episodes", "100000",
-           "--size", "16", "--out", str(out), "--max-steps", "3", "--shard-mb", "0", "--no-progress",
-           "--env-kwargs", '{"height": 16, "width": 16}']
+    cmd = [
+        sys.executable,
+        "-m",
+        "yume_env",
+        "data",
+        "record",
+        "--env",
+        "YumeSim-v0",
+        "--episodes",
+        "100000",
+        "--size",
+        "16",
+        "--out",
+        str(out),
+        "--max-steps",
+        "3",
+        "--shard-mb",
+        "0",
+        "--no-progress",
+        "--env-kwargs",
+        '{"height": 16, "width": 16}',
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
@@ -152,8 +189,28 @@ def test_resume_after_a_real_kill(tmp_path):
         proc.wait()
     n = read_index(out)["episodes"]
     assert n >= 3
-    assert main(["data", "record", "--env", "YumeSim-v0", "--episodes", str(n + 2), "--size", "16", "--out", str(out),
-                 "--max-steps", "3", "--no-progress", "--env-kwargs", '{"height": 16, "width": 16}']) == 0
+    assert (
+        main(
+            [
+                "data",
+                "record",
+                "--env",
+                "YumeSim-v0",
+                "--episodes",
+                str(n + 2),
+                "--size",
+                "16",
+                "--out",
+                str(out),
+                "--max-steps",
+                "3",
+                "--no-progress",
+                "--env-kwargs",
+                '{"height": 16, "width": 16}',
+            ]
+        )
+        == 0
+    )
     index = read_index(out)
     assert index["episodes"] == n + 2 and not list(out.glob(".*"))
     assert sorted(p.name for p in out.glob("shard-*")) == sorted(s["file"] for s in index["shards"])
@@ -217,8 +274,11 @@ def test_resize_is_antialiased():
 
 
 def test_help_imports_no_torch():
-    code = ("import sys; from yume_env.cli import build_subparser; p, _ = build_subparser('data'); "
-            "p.parse_args(['record', '--env', 'X', '--episodes', '1', '--out', 'o']); print('torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).parents[1])
+    code = (
+        "import sys; from yume_env.cli import build_subparser; p, _ = build_subparser('data'); "
+        "p.parse_args(['record', '--env', 'X', '--episodes', '1', '--out', 'o']); print('torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1]
+    )
     assert out.stdout.strip() == "False"

@@ -10,6 +10,7 @@ from yume_env.actions import TURN_SPEED
 from yume_env.data.sim_clips import HALF_TURN, ActionPolicy, SimClipSource, revisit_script
 from yume_env.sim import Simulator
 
+
 def test_every_revisit_script_turns_a_whole_number_of_times_and_walks_back():
     rng = np.random.default_rng(0)
     kinds = set()
@@ -19,8 +20,9 @@ def test_every_revisit_script_turns_a_whole_number_of_times_and_walks_back():
             assert 4 <= len(script) <= max_steps
             cams = script[:, 1]
             turns = np.isin(cams, [1]).sum() - np.isin(cams, [2]).sum()  # → minus ←
-            assert (turns * TURN_SPEED) % (2 * np.pi) == pytest.approx(0.0, abs=1e-9) or \
-                abs(turns * TURN_SPEED) == pytest.approx(2 * np.pi)
+            assert (turns * TURN_SPEED) % (2 * np.pi) == pytest.approx(0.0, abs=1e-9) or abs(
+                turns * TURN_SPEED
+            ) == pytest.approx(2 * np.pi)
             kinds.add("loop" if len(set(cams.tolist())) <= 2 and abs(turns) == 2 * HALF_TURN else "turn back")
     assert kinds == {"loop", "turn back"}
     with pytest.raises(ValueError, match="at least 4 steps"):
@@ -61,5 +63,3 @@ def test_a_seeker_never_steers_a_revisit_clip_off_its_script():
     rng.random(3)
     ActionPolicy(revisit_fraction=1.0).add_revisits(rng, expected)
     assert np.array_equal(clips.actions.numpy(), expected)
-
-

@@ -29,15 +29,27 @@ def _episode(T: int, A: int, high: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     terminated = np.zeros(T, bool)
     terminated[-1] = True
-    return {"frames": rng.integers(0, 256, (T + 1, S, S, 3), dtype=np.uint8),
-            "actions": rng.integers(0, high, (T, A)), "rewards": rng.standard_normal(T).astype(np.float32),
-            "terminated": terminated, "truncated": np.zeros(T, bool)}
+    return {
+        "frames": rng.integers(0, 256, (T + 1, S, S, 3), dtype=np.uint8),
+        "actions": rng.integers(0, high, (T, A)),
+        "rewards": rng.standard_normal(T).astype(np.float32),
+        "terminated": terminated,
+        "truncated": np.zeros(T, bool),
+    }
 
 
 def _write(root, lengths=(5, 7, 3, 9), space=MULTI, shard_bytes=1):
     eps = [_episode(T, len(space["nvec"]), min(space["nvec"]), i) for i, T in enumerate(lengths)]
-    with ShardWriter(root, "Test-v0", space, S, fps=10, frames_from="observation", source={"policy": "random"},
-                     shard_bytes=shard_bytes) as w:
+    with ShardWriter(
+        root,
+        "Test-v0",
+        space,
+        S,
+        fps=10,
+        frames_from="observation",
+        source={"policy": "random"},
+        shard_bytes=shard_bytes,
+    ) as w:
         for i, ep in enumerate(eps):
             assert w.add_episode(**ep, seed=i) == i
     return eps
@@ -54,12 +66,16 @@ def test_writer_reader_round_trip_and_index(tmp_path):
     reader = ShardReader(tmp_path)
     for e, ep in enumerate(eps):
         got = reader.read(e)
-        assert got["frames"].dtype == np.uint8 and got["actions"].dtype == np.int64 and got["rewards"].dtype == np.float32
+        assert (
+            got["frames"].dtype == np.uint8 and got["actions"].dtype == np.int64 and got["rewards"].dtype == np.float32
+        )
         assert got["terminated"].dtype == np.bool_ and got["truncated"].dtype == np.bool_
         for f in ep:
             assert np.array_equal(got[f], ep[f]), f
     part = reader.read(3, start=2, frames=4)
-    assert np.array_equal(part["frames"], eps[3]["frames"][2:6]) and np.array_equal(part["actions"], eps[3]["actions"][2:5])
+    assert np.array_equal(part["frames"], eps[3]["frames"][2:6]) and np.array_equal(
+        part["actions"], eps[3]["actions"][2:5]
+    )
     with pytest.raises(IndexError):
         reader.read(2, start=2, frames=3)
 
@@ -116,9 +132,13 @@ def test_read_index_errors_name_the_file(tmp_path):
     path.write_text(path.read_text()[:40])
     with pytest.raises(ShardError, match="index.json: damaged index"):
         read_index(tmp_path)
-    for bad, message in ((dict(good, version=99), "format version 99"), (dict(good, episodes=5), "do not add up"),
-                         (dict(good, action_space={"type": "box"}), "bad action space"),
-                         ({k: v for k, v in good.items() if k != "shards"}, "missing"), ([], "not a")):
+    for bad, message in (
+        (dict(good, version=99), "format version 99"),
+        (dict(good, episodes=5), "do not add up"),
+        (dict(good, action_space={"type": "box"}), "bad action space"),
+        ({k: v for k, v in good.items() if k != "shards"}, "missing"),
+        ([], "not a"),
+    ):
         path.write_text(json.dumps(bad))
         with pytest.raises(ShardError, match=message):
             read_index(tmp_path)
@@ -161,8 +181,8 @@ def test_dataset_windows_cover_the_split_episodes(tmp_path):
         assert item["frames"].shape == (3, S, S, 3) and item["frames"].dtype == torch.uint8
         assert item["actions"].shape == (2, 2) and item["actions"].dtype == torch.int64
         assert item["rewards"].dtype == torch.float32 and item["terminated"].dtype == torch.bool
-        assert np.array_equal(item["frames"].numpy(), eps[e]["frames"][s:s + 3])
-        assert np.array_equal(item["terminated"].numpy(), eps[e]["terminated"][s:s + 2])
+        assert np.array_equal(item["frames"].numpy(), eps[e]["frames"][s : s + 3])
+        assert np.array_equal(item["terminated"].numpy(), eps[e]["terminated"][s : s + 2])
     assert len(seen) == len(train)
     strided = ShardDataset(tmp_path, window=4, stride=2, heldout_fraction=0)
     assert [strided.locate(i) for i in range(3)] == [(0, 0), (0, 2), (1, 0)]
@@ -175,8 +195,9 @@ def test_dataloader_with_two_workers(tmp_path):
     _write(tmp_path)
     ds = ShardDataset(tmp_path, window=3, heldout_fraction=0)
     ds[0]  # opens a shard in the parent: forked workers must open their own
-    loader = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=2, shuffle=True,
-                                         generator=torch.Generator().manual_seed(0))
+    loader = torch.utils.data.DataLoader(
+        ds, batch_size=4, num_workers=2, shuffle=True, generator=torch.Generator().manual_seed(0)
+    )
     batches = list(loader)
     assert sum(len(b["episode"]) for b in batches) == len(ds)
     assert batches[0]["frames"].shape == (4, 3, S, S, 3) and batches[0]["actions"].shape == (4, 2, 2)

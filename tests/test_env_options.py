@@ -44,8 +44,11 @@ def test_image_option_is_the_first_observation():
 @pytest.mark.parametrize("bad", ["wrong_shape", "wrong_channels", "batched"])
 def test_image_option_with_wrong_shape_says_the_expected_shape(bad):
     h, w = size()
-    value = {"wrong_shape": np.zeros((h + 16, w, 3), np.uint8), "wrong_channels": np.zeros((h, w, 4), np.uint8),
-             "batched": np.zeros((1, h, w, 3), np.uint8)}[bad]
+    value = {
+        "wrong_shape": np.zeros((h + 16, w, 3), np.uint8),
+        "wrong_channels": np.zeros((h, w, 4), np.uint8),
+        "batched": np.zeros((1, h, w, 3), np.uint8),
+    }[bad]
     with pytest.raises(ValueError, match=rf"'image'.*\({h}, {w}, 3\)"):
         make().reset(options={"image": value})
 
@@ -83,7 +86,11 @@ def test_burn_in_history_changes_what_comes_next():
     "options, error, pattern",
     [
         ({"frames": "start"}, TypeError, "numpy array"),
-        ({"frames": np.zeros((2, 8, 8, 3), np.uint8), "actions": np.zeros((1, 2), int)}, ValueError, r"\(T, \d+, \d+, 3\)"),
+        (
+            {"frames": np.zeros((2, 8, 8, 3), np.uint8), "actions": np.zeros((1, 2), int)},
+            ValueError,
+            r"\(T, \d+, \d+, 3\)",
+        ),
         ({"frames": "SIZE3", "actions": np.zeros((3, 2), int)}, ValueError, r"\(2, 2\)"),
         ({"frames": "SIZE3", "actions": np.zeros((2, 2), np.float32)}, TypeError, "actions"),
         ({"frames": "SIZE3", "actions": np.array([[9, 0], [0, 0]])}, ValueError, r"row 0"),

@@ -31,8 +31,10 @@ def contexts(model, n, forward=0.0):
     poses = [np.eye(4) for _ in range(n)]
     for pose, z in zip(poses, forward):
         pose[2, 3] = z
-    return [RewardContext(np.zeros((2, 8, 8, 3), np.uint8), torch.zeros(4, 2, 2, 2), np.array([1, 0]),
-                        pose, 1, "", model) for pose in poses]
+    return [
+        RewardContext(np.zeros((2, 8, 8, 3), np.uint8), torch.zeros(4, 2, 2, 2), np.array([1, 0]), pose, 1, "", model)
+        for pose in poses
+    ]
 
 
 def test_beacon_reward_is_distance_progress_plus_bonus_on_arrival():

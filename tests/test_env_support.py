@@ -54,7 +54,6 @@ def wake_zero_parameters(module, seed: int = 0, std: float = 0.05) -> None:
 @functools.cache
 def tiny_world_dir() -> str:
     """A saved tiny world with random weights and start frames (built once per process)."""
-    import torch
 
     from yume_env.model import WorldModel, WorldModelConfig
 

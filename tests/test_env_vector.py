@@ -95,9 +95,9 @@ def _assert_same_infos(got: dict, want: dict) -> None:
 
 
 def test_batched_step_infos_equal_the_merged_per_world_infos_also_after_a_reset():
+    from yume_env.env.core import put_world_info, world_info
     from yume_env.env.options import parse_reset_options
     from yume_env.env.snapshot import WorldSnapshot
-    from yume_env.env.core import put_world_info, world_info
     from yume_env.env.world_vector_env import merge_infos
 
     vec = make_vec(3)
@@ -184,7 +184,10 @@ def test_sb3_adapter_trains_ppo_with_a_cnn_policy():
         def __init__(self, space, features_dim=16):
             super().__init__(space, features_dim)
             self.net = torch.nn.Sequential(
-                torch.nn.Conv2d(3, 8, 8, stride=8), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.LazyLinear(features_dim)
+                torch.nn.Conv2d(3, 8, 8, stride=8),
+                torch.nn.ReLU(),
+                torch.nn.Flatten(),
+                torch.nn.LazyLinear(features_dim),
             )
             with torch.no_grad():
                 self.net(torch.zeros(1, *space.shape))
@@ -195,7 +198,13 @@ def test_sb3_adapter_trains_ppo_with_a_cnn_policy():
     # 4 worlds x 50 steps: 200 env steps from 50 batched forwards, one PPO update
     venv = Sb3VecEnvAdapter(make_vec(4, max_episode_steps=16, reward_fn=lambda ctx: float(ctx.action[0] == 1)))
     model = PPO(
-        "CnnPolicy", venv, n_steps=50, batch_size=50, n_epochs=1, seed=0, device="cpu",
+        "CnnPolicy",
+        venv,
+        n_steps=50,
+        batch_size=50,
+        n_epochs=1,
+        seed=0,
+        device="cpu",
         policy_kwargs={"features_extractor_class": TinyCNN, "features_extractor_kwargs": {"features_dim": 16}},
     )
     model.learn(total_timesteps=200)

@@ -1,14 +1,14 @@
 """The evaluation's probes: action labels from simulator poses, training on simulator frames, saving."""
 
 import numpy as np
-import torch
 import pytest
+import torch
 
 from yume_env.actions import NUM_CAMERAS, NUM_KEYS
 from yume_env.eval.labels import effective_actions
+from yume_env.eval.probe_data import collect_probe_data
 from yume_env.eval.probes import Probes
 from yume_env.eval.train_probes import ProbeTrainConfig, probe_accuracy, train_probes
-from yume_env.eval.probe_data import collect_probe_data
 
 sim = pytest.importorskip("yume_env.sim")
 
@@ -86,8 +86,23 @@ def test_cli_train_probes_writes_a_loadable_folder(tmp_path, capsys):
     from yume_env.cli import main
 
     out = tmp_path / "eval_models"
-    code = main(["eval", "train-probes", "--preset", "quick", "--episodes", "3", "--steps", "4", "--iterations", "2",
-                 "--out", str(out), "--no-progress"])
+    code = main(
+        [
+            "eval",
+            "train-probes",
+            "--preset",
+            "quick",
+            "--episodes",
+            "3",
+            "--steps",
+            "4",
+            "--iterations",
+            "2",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     assert "held-out accuracy" in capsys.readouterr().out
     probes = Probes.load(out)
@@ -154,8 +169,9 @@ def test_train_probes_needs_out_and_leaves_the_shipped_probes_alone(capsys):
     assert {p.name: p.stat().st_mtime_ns for p in default_probes_path().iterdir()} == shipped
 
 
-def test_eval_without_the_shipped_probes_asks_for_probes_instead_of_writing_into_the_package(tmp_path, monkeypatch,
-                                                                                            capsys):
+def test_eval_without_the_shipped_probes_asks_for_probes_instead_of_writing_into_the_package(
+    tmp_path, monkeypatch, capsys
+):
     from yume_env.cli import main
     from yume_env.eval import probes
 

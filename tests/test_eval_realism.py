@@ -36,7 +36,7 @@ def simulator_frames(seed0: int, actions: np.ndarray) -> np.ndarray:
 def blur(frames: np.ndarray, sigma: float = 1.5) -> np.ndarray:
     """A gaussian blur (7 taps, replicated edges) of uint8 frames (..., H, W, 3)."""
     x = torch.as_tensor(frames.reshape(-1, *frames.shape[-3:])).float().permute(0, 3, 1, 2)
-    g = torch.exp(-(torch.arange(7.0) - 3) ** 2 / (2 * sigma**2))
+    g = torch.exp(-((torch.arange(7.0) - 3) ** 2) / (2 * sigma**2))
     g = (g / g.sum()).repeat(3, 1, 1, 1)
     x = F.conv2d(F.pad(x, (3, 3, 0, 0), mode="replicate"), g.view(3, 1, 1, 7), groups=3)
     x = F.conv2d(F.pad(x, (0, 0, 3, 3), mode="replicate"), g.view(3, 1, 7, 1), groups=3)
@@ -57,6 +57,7 @@ def frames():
 
 
 # ---- the Fréchet distance --------------------------------------------------------------------------
+
 
 def test_frechet_distance_of_a_set_with_itself_is_zero_and_it_is_symmetric():
     rng = np.random.default_rng(0)
@@ -98,6 +99,7 @@ def test_gaussian_fit_needs_feature_vectors():
 
 # ---- sharpness -------------------------------------------------------------------------------------
 
+
 def test_laplacian_energy_is_zero_on_flat_images_and_lower_after_blur(frames):
     sim = frames[0]
     flat = np.full((2, 16, 16, 3), 120, dtype=np.uint8)
@@ -117,6 +119,7 @@ def test_laplacian_energy_of_a_checkerboard_is_known():
 
 # ---- both on simulator frames ----------------------------------------------------------------------
 
+
 def test_features_are_the_event_classifiers_penultimate_layer_projected(net, frames):
     sim = frames[0][:2, :2]
     hidden = net.penultimate(sim)
@@ -135,9 +138,15 @@ def scored(net, frames):
     """`realism` of four sets of "generated" frames against the evaluated worlds' simulator frames:
     those frames themselves, the other worlds' frames, and blurred copies of both."""
     sim, other = frames
-    return {name: realism(net, sim, generated, other, HORIZONS, steps=STEPS)
-            for name, generated in (("itself", sim), ("other", other), ("blurred other", blur(other)),
-                                    ("blurred itself", blur(sim)))}
+    return {
+        name: realism(net, sim, generated, other, HORIZONS, steps=STEPS)
+        for name, generated in (
+            ("itself", sim),
+            ("other", other),
+            ("blurred other", blur(other)),
+            ("blurred itself", blur(sim)),
+        )
+    }
 
 
 def test_frames_against_themselves_read_zero_distance_and_full_sharpness(scored):

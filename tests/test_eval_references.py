@@ -7,10 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from yume_env.eval import evaluate, write_json, write_report
-from yume_env.eval import runner
-from yume_env.eval.fidelity import (OTHER_WORLD_SEED_OFFSET, REFERENCES, constant_prediction_scores,
-                                          other_world_scores, other_world_simulators, references)
+from yume_env.eval import evaluate, runner, write_json, write_report
+from yume_env.eval.fidelity import (
+    OTHER_WORLD_SEED_OFFSET,
+    REFERENCES,
+    constant_prediction_scores,
+    other_world_scores,
+    other_world_simulators,
+    references,
+)
 from yume_env.eval.metrics import PSNR_CAP_DB, ssim
 from yume_env.eval.report import REFERENCE_LABELS
 from yume_env.eval.rollout import Rollout, burn_in
@@ -35,8 +40,15 @@ def simulator_rollout(seeds=SEEDS, burn=BURN_IN, steps=STEPS) -> Rollout:
     start = burn_in(Size(), list(seeds), burn, rng)
     actions = np.stack([random_actions(rng, steps) for _ in seeds])
     sim = np.stack([[s.step(a).frames for a in acts] for s, acts in zip(start.sims, actions)])
-    return Rollout(history=start.frames, burn_actions=start.actions, actions=actions,
-                   effective=np.zeros_like(actions), sim=sim, model=sim.copy(), step_seconds=np.zeros(steps))
+    return Rollout(
+        history=start.frames,
+        burn_actions=start.actions,
+        actions=actions,
+        effective=np.zeros_like(actions),
+        sim=sim,
+        model=sim.copy(),
+        step_seconds=np.zeros(steps),
+    )
 
 
 def psnr_by_hand(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -101,7 +113,9 @@ def test_mean_frame_reference_is_one_constant_image(roll, refs):
     assert mean_frame.shape == (32, 32, 3) and mean_frame.dtype == np.uint8
     assert np.array_equal(mean_frame, np.round(frames.astype(np.float64).mean(axis=(0, 1, 2))).astype(np.uint8))
     constant = np.broadcast_to(mean_frame, roll.sim.shape)
-    np.testing.assert_allclose(refs["other_worlds_mean_frame"]["psnr_curve"], psnr_by_hand(constant, roll.sim), atol=1e-3)
+    np.testing.assert_allclose(
+        refs["other_worlds_mean_frame"]["psnr_curve"], psnr_by_hand(constant, roll.sim), atol=1e-3
+    )
     # Against a simulator that shows the same frames at every step, a constant prediction scores a flat curve.
     still = np.broadcast_to(roll.sim[:, :1], roll.sim.shape)
     p, s = constant_prediction_scores(mean_frame, still, progress=False)
@@ -125,7 +139,10 @@ def test_evaluation_reports_the_references_in_json_and_markdown(results, tmp_pat
     assert f"| **learned world** | {ar['psnr@1']:.2f} | {ar['ssim@1']:.3f} | {ar['psnr@3']:.2f} |" in text
     for name, label in REFERENCE_LABELS.items():
         ref = ar["references"][name]
-        assert f"| {label} | {ref['psnr@1']:.2f} | {ref['ssim@1']:.3f} | {ref['psnr@3']:.2f} | {ref['ssim@3']:.3f} |" in text
+        assert (
+            f"| {label} | {ref['psnr@1']:.2f} | {ref['ssim@1']:.3f} | {ref['psnr@3']:.2f} | {ref['ssim@3']:.3f} |"
+            in text
+        )
     assert "plausible but different street" in text and "rewards blur" in text
 
 
@@ -145,10 +162,15 @@ def test_references_leave_every_other_measure_unchanged(tiny_world, probes_dir, 
     monkeypatch.setattr(runner, "references", lambda *args, **kwargs: {})
     without = evaluate(tiny_world[0], Probes.load(probes_dir), EvalConfig(**SMALL), model_name="tiny", progress=False)
     timed = {"steps_per_s", "batched_world_steps_per_s"}
-    assert {k: v for k, v in without["metrics"].items() if k not in timed} == \
-           {k: v for k, v in results["metrics"].items() if k not in timed}
+    assert {k: v for k, v in without["metrics"].items() if k not in timed} == {
+        k: v for k, v in results["metrics"].items() if k not in timed
+    }
     assert without["autoregressive"]["psnr_curve"] == results["autoregressive"]["psnr_curve"]
     assert without["loop_closure"]["memory_on_psnr"] == results["loop_closure"]["memory_on_psnr"]
     assert without["event_following"]["model"]["per_event"] == results["event_following"]["model"]["per_event"]
-    torch.testing.assert_close(torch.as_tensor(without["autoregressive"]["_frames"]["model"]),
-                               torch.as_tensor(results["autoregressive"]["_frames"]["model"]), rtol=0, atol=0)
+    torch.testing.assert_close(
+        torch.as_tensor(without["autoregressive"]["_frames"]["model"]),
+        torch.as_tensor(results["autoregressive"]["_frames"]["model"]),
+        rtol=0,
+        atol=0,
+    )

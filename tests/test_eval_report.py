@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from yume_env.eval import EvalConfig, Probes, evaluate, write_json, write_report
+from yume_env.eval.targets import TARGETS
 from yume_env.model import WorldModel, WorldModelConfig
 from yume_env.model.task_head import TaskHead
 from yume_env.model.text import TextEmbedding, TextEncoder
 from yume_env.model.text_cache import TextConditioner
-from yume_env.eval import EvalConfig, Probes, evaluate, write_json, write_report
-from yume_env.eval.targets import TARGETS
 
 sim = pytest.importorskip("yume_env.sim")
 
@@ -31,10 +31,28 @@ class HashMiniLM(TextEncoder):
 
 EVENT_TEXTS = [t for texts in sim.EVENTS.values() for t in texts]
 
-SMALL = dict(episodes=2, burn_in=2, horizons=(1, 3), tf_points=2, tf_context=2, loop_episodes=1, loop_walk=1,
-             turn_back_episodes=2, turn_back_steps=(1, 2),
-             event_episodes=1, events=("snow",), event_steps=2, event_judge=1, speed_steps=2,
-             speed_warmup=1, speed_batch=2, realism_window=2, script_episodes=2, task_episodes=2, task_steps=3)
+SMALL = dict(
+    episodes=2,
+    burn_in=2,
+    horizons=(1, 3),
+    tf_points=2,
+    tf_context=2,
+    loop_episodes=1,
+    loop_walk=1,
+    turn_back_episodes=2,
+    turn_back_steps=(1, 2),
+    event_episodes=1,
+    events=("snow",),
+    event_steps=2,
+    event_judge=1,
+    speed_steps=2,
+    speed_warmup=1,
+    speed_batch=2,
+    realism_window=2,
+    script_episodes=2,
+    task_episodes=2,
+    task_steps=3,
+)
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +82,24 @@ def results(tiny_world, probes_dir):
 
 def test_every_measure_reports_finite_numbers(results):
     m = results["metrics"]
-    for key in ("teacher_forced_psnr", "ar_psnr@1", "ar_psnr@3", "ar_ssim@3", "idm_key_accuracy", "idm_camera_accuracy",
-                "idm_sim_key_accuracy", "loop_sim_psnr", "loop_memory_on_psnr", "loop_memory_off_psnr",
-                "loop_gap_to_sim_db", "loop_gain_over_memory_off_db", "event_rate", "event_sim_rate", "event_kept_rate",
-                "steps_per_s"):
+    for key in (
+        "teacher_forced_psnr",
+        "ar_psnr@1",
+        "ar_psnr@3",
+        "ar_ssim@3",
+        "idm_key_accuracy",
+        "idm_camera_accuracy",
+        "idm_sim_key_accuracy",
+        "loop_sim_psnr",
+        "loop_memory_on_psnr",
+        "loop_memory_off_psnr",
+        "loop_gap_to_sim_db",
+        "loop_gain_over_memory_off_db",
+        "event_rate",
+        "event_sim_rate",
+        "event_kept_rate",
+        "steps_per_s",
+    ):
         assert key in m and m[key] is not None and np.isfinite(m[key]), (key, m.get(key))
     assert len(results["autoregressive"]["psnr_curve"]) == 3
 
@@ -86,13 +118,32 @@ def test_report_and_json_hold_every_metric_and_figure(results, tmp_path):
     for row in TARGETS:
         assert row[4] in text
     figures = sorted(p.name for p in (tmp_path / "report_figures").glob("*.png"))
-    assert figures == ["action_confusion.png", "autoregressive.png", "event_frames.png", "events.png",
-                       "loop_closure.png", "rollout.png", "scripted_rollout.png", "sharpness.png"]
+    assert figures == [
+        "action_confusion.png",
+        "autoregressive.png",
+        "event_frames.png",
+        "events.png",
+        "loop_closure.png",
+        "rollout.png",
+        "scripted_rollout.png",
+        "sharpness.png",
+    ]
     for name in figures:
         assert f"report_figures/{name}" in text
     assert set(data["metrics"]) == set(results["metrics"])
-    assert {"teacher_forced", "autoregressive", "action_following", "loop_closure", "event_following", "speed",
-            "realism", "task_reached", "targets", "probes", "config"} <= set(data)
+    assert {
+        "teacher_forced",
+        "autoregressive",
+        "action_following",
+        "loop_closure",
+        "event_following",
+        "speed",
+        "realism",
+        "task_reached",
+        "targets",
+        "probes",
+        "config",
+    } <= set(data)
     assert "_views" not in data["loop_closure"] and "_frames" not in data["realism"]["scripted"]
     assert "| learned world, kept |" in text and set(data["event_following"]["model"]["kept"]["per_event"]) == {"snow"}
 
@@ -125,8 +176,23 @@ def test_cli_quick_eval_writes_report_and_json(tiny_world, probes_dir, tmp_path)
 
     _, path = tiny_world
     out = tmp_path / "eval.json"
-    code = main(["eval", "--model", str(path), "--quick", "--horizons", "2", "--probes", str(probes_dir),
-                 "--json", str(out), "--report", str(tmp_path / "r.md"), "--no-progress"])
+    code = main(
+        [
+            "eval",
+            "--model",
+            str(path),
+            "--quick",
+            "--horizons",
+            "2",
+            "--probes",
+            str(probes_dir),
+            "--json",
+            str(out),
+            "--report",
+            str(tmp_path / "r.md"),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     data = json.loads(out.read_text())
     assert data["config"]["quick"] is True and data["metrics"]["ar_psnr@2"] is not None
@@ -140,8 +206,18 @@ def test_loop_closure_reports_each_worlds_gain_and_its_standard_error(tiny_world
     one = results["loop_closure"]
     assert len(one["gain_per_world_db"]) == 1 and one["gain_stderr_db"] is None  # one world: no spread to state
     model, _ = tiny_world
-    lc = loop_closure(model, episodes=3, walk=1, turn=18, burn=1, tries=8, seed=1_100_000,
-                      rng=np.random.default_rng(0), generator=torch.Generator().manual_seed(0), progress=False)
+    lc = loop_closure(
+        model,
+        episodes=3,
+        walk=1,
+        turn=18,
+        burn=1,
+        tries=8,
+        seed=1_100_000,
+        rng=np.random.default_rng(0),
+        generator=torch.Generator().manual_seed(0),
+        progress=False,
+    )
     gains = np.array(lc["gain_per_world_db"])
     assert lc["episodes"] == 3 and gains.shape == (3,)
     assert np.mean(gains) == pytest.approx(lc["gain_over_memory_off_db"], abs=1e-4)
@@ -194,8 +270,26 @@ def test_one_group_of_measures_runs_alone_with_the_same_figures(tiny_world, prob
     text = write_report(memory, tmp_path / "memory.md").read_text()
     assert "## Loop closure" in text and "## Fidelity" not in text and "Only these measures ran: memory" in text
     out = tmp_path / "m.json"
-    assert main(["eval", "--model", str(path), "--quick", "--measures", "memory,speed", "--probes", str(probes_dir),
-                 "--json", str(out), "--report", str(tmp_path / "m.md"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                str(path),
+                "--quick",
+                "--measures",
+                "memory,speed",
+                "--probes",
+                str(probes_dir),
+                "--json",
+                str(out),
+                "--report",
+                str(tmp_path / "m.md"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert set(json.loads(out.read_text())["config"]["measures"]) == {"memory", "speed"}
     with pytest.raises(ValueError, match="choose from"):
         EvalConfig(measures=("loops",))

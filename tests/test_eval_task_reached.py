@@ -33,8 +33,7 @@ class StubWorld:
 
     def predict_task(self, latents):
         n = len(latents)
-        return {"reached_logit": torch.full((n,), 5.0 if self.says_reached else -5.0),
-                "distance": torch.ones(n)}
+        return {"reached_logit": torch.full((n,), 5.0 if self.says_reached else -5.0), "distance": torch.ones(n)}
 
 
 def test_rates_count_precision_recall_and_early_calls():
@@ -49,8 +48,16 @@ def test_rates_count_precision_recall_and_early_calls():
 
 
 def run(world, episodes, steps, burn=2):
-    return task_reached(world, episodes, steps, burn, seed=1_600_000, rng=np.random.default_rng(0),
-                        generator=torch.Generator(), progress=False)
+    return task_reached(
+        world,
+        episodes,
+        steps,
+        burn,
+        seed=1_600_000,
+        rng=np.random.default_rng(0),
+        generator=torch.Generator(),
+        progress=False,
+    )
 
 
 def test_seekers_reach_the_beacon_and_an_always_reached_head_has_full_recall():

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from yume_env.data.latent_cache import LatentLibrary
 from yume_env.model import WorldModel, WorldModelConfig
 from yume_env.model.text import TextEmbedding, TextEncoder
 from yume_env.model.text_cache import TextConditioner
 from yume_env.train import distributed as D
-from yume_env.data.latent_cache import LatentLibrary
 from yume_env.train import finetune as ft
 from yume_env.train import lora
 from yume_env.train.stages.pretrain import DenoiseModule
@@ -32,8 +32,12 @@ class HashText(TextEncoder):
     name, model_id, dim, tokens_per_text = "hash", "test/hash", 384, 1
 
     def encode(self, texts):
-        rows = [torch.randn(1, self.dim, generator=torch.Generator().manual_seed(int(hashlib.sha1(t.encode()).hexdigest()[:8], 16)))
-                for t in texts]
+        rows = [
+            torch.randn(
+                1, self.dim, generator=torch.Generator().manual_seed(int(hashlib.sha1(t.encode()).hexdigest()[:8], 16))
+            )
+            for t in texts
+        ]
         return TextEmbedding(torch.stack(rows), torch.ones(len(texts), 1, dtype=torch.bool))
 
 
@@ -49,8 +53,9 @@ def small_model(seed: int = 0) -> WorldModel:
 
 def config(steps: int, **kw) -> ft.FinetuneConfig:
     cfg = ft.FinetuneConfig(batch_size=2, **kw)
-    cfg.trainer = dataclasses.replace(cfg.trainer, max_steps=steps, lr=1e-2, warmup_steps=1, log_every=1,
-                                      progress=False, checkpoint_every_s=0.0)
+    cfg.trainer = dataclasses.replace(
+        cfg.trainer, max_steps=steps, lr=1e-2, warmup_steps=1, log_every=1, progress=False, checkpoint_every_s=0.0
+    )
     return cfg
 
 
@@ -74,17 +79,28 @@ def test_lora_finetune_lowers_the_loss_of_a_fixed_batch_and_trains_only_adapters
     base = {k: v.clone() for k, v in model.dit.state_dict().items()}
     cfg = config(8)
     library = LatentLibrary([sekai], model.vae, model.config, tmp_path / "latents", D.DistInfo(), progress=False)
-    probe = ft.FinetuneStream(library, model.text, model.config, dataclasses.replace(cfg, batch_size=8, seed=99), "cpu").make(0)
+    probe = ft.FinetuneStream(
+        library, model.text, model.config, dataclasses.replace(cfg, batch_size=8, seed=99), "cpu"
+    ).make(0)
     before = fixed_batch_loss(model, library, probe)
     result = ft.finetune(model, [sekai], tmp_path / "run", cfg, cache_dir=tmp_path / "latents", progress=False)
     after = fixed_batch_loss(model, library, probe)
     assert result.finished and result.metrics["clips_encoded"] == 0  # the latents came from the cache
     assert after < before - 0.01, (before, after)
-    assert (tmp_path / "run" / lora.LORA_DIR / lora.WEIGHTS_FILE).is_file() and (tmp_path / "run" / "curves.json").is_file()
+    assert (tmp_path / "run" / lora.LORA_DIR / lora.WEIGHTS_FILE).is_file() and (
+        tmp_path / "run" / "curves.json"
+    ).is_file()
     now = model.dit.state_dict()
     frozen = [k for k in base if "lora_" not in k]
-    assert all(torch.equal(base[k], now[k.replace(".weight", ".base_layer.weight").replace(".bias", ".base_layer.bias")]
-                           if k not in now else now[k]) for k in frozen)
+    assert all(
+        torch.equal(
+            base[k],
+            now[k.replace(".weight", ".base_layer.weight").replace(".bias", ".base_layer.bias")]
+            if k not in now
+            else now[k],
+        )
+        for k in frozen
+    )
 
 
 def test_latent_cache_is_reused_for_the_same_vae_and_rebuilt_for_another(sekai, tmp_path):
@@ -128,7 +144,9 @@ def test_lora_file_of_another_shape_is_refused_by_name(tmp_path):
     model = small_model()
     lora.add_lora(model.dit, rank=4, targets=("q", "k"))
     path = lora.save_lora(model.dit, tmp_path / "lora", 4, 4.0, ("q", "k"))
-    other = WorldModel.from_config(WorldModelConfig.preset("tiny").replace(num_layers=3), text=TextConditioner.build(HashText()))
+    other = WorldModel.from_config(
+        WorldModelConfig.preset("tiny").replace(num_layers=3), text=TextConditioner.build(HashText())
+    )
     with pytest.raises(ValueError, match="do not fit this model"):
         lora.load_lora(other.dit, path)
 
@@ -137,14 +155,17 @@ def test_lora_file_of_another_shape_is_refused_by_name(tmp_path):
 def test_stopped_lora_run_resumes_from_its_checkpoint_on_the_same_curve(sekai, tmp_path):
     cfg = config(3)
     straight = ft.finetune(small_model(), [sekai], tmp_path / "a", cfg, cache_dir=tmp_path / "latents", progress=False)
-    first = ft.finetune(small_model(), [sekai], tmp_path / "b", cfg, cache_dir=tmp_path / "latents", progress=False,
-                        until_step=2)
+    first = ft.finetune(
+        small_model(), [sekai], tmp_path / "b", cfg, cache_dir=tmp_path / "latents", progress=False, until_step=2
+    )
     assert not first.finished and first.trainer.step == 2
     ckpt = tmp_path / "b" / "ckpt"
     state = json.loads(next(ckpt.glob("step-*/state.json")).read_text())["state"]
     assert "lora_" in json.dumps(state)  # only adapters are checkpointed ...
     assert "patch_embedding" not in json.dumps(state)  # ... not the frozen base weights
-    resumed = ft.finetune(small_model(seed=0), [sekai], tmp_path / "b", cfg, cache_dir=tmp_path / "latents", progress=False)
+    resumed = ft.finetune(
+        small_model(seed=0), [sekai], tmp_path / "b", cfg, cache_dir=tmp_path / "latents", progress=False
+    )
     assert resumed.metrics["resumed"] and resumed.finished
     a = straight.trainer.curves.state_dict()["loss"]
     b = resumed.trainer.curves.state_dict()["loss"]
@@ -156,16 +177,43 @@ def test_stopped_lora_run_resumes_from_its_checkpoint_on_the_same_curve(sekai, t
 def test_cli_under_torchrun_fsdp_lora_writes_adapters_and_a_merged_model_folder(sekai, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "yume_env",
-           "train", "finetune", "--model", "preset:tiny", "--data", str(sekai), "--out", str(out), "--steps", "2",
-           "--batch-size", "1", "--device", "cpu", "--parallel", "fsdp", "--activation-checkpointing", "--merge"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "yume_env",
+        "train",
+        "finetune",
+        "--model",
+        "preset:tiny",
+        "--data",
+        str(sekai),
+        "--out",
+        str(out),
+        "--steps",
+        "2",
+        "--batch-size",
+        "1",
+        "--device",
+        "cpu",
+        "--parallel",
+        "fsdp",
+        "--activation-checkpointing",
+        "--merge",
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    report = json.loads(proc.stdout[proc.stdout.index("{"):proc.stdout.rindex("}") + 1])
+    report = json.loads(proc.stdout[proc.stdout.index("{") : proc.stdout.rindex("}") + 1])
     assert report["finished"] and report["metrics"]["step"] == 2
     merged = WorldModel.from_pretrained(out / "model")
     assert merged.config == WorldModelConfig.preset("tiny")
     base = WorldModel.from_config(WorldModelConfig.preset("tiny"), seed=0)
-    lora.load_lora(base.dit, out / lora.LORA_DIR, merge=True)  # the adapters on the same random base = the merged folder
+    lora.load_lora(
+        base.dit, out / lora.LORA_DIR, merge=True
+    )  # the adapters on the same random base = the merged folder
     for k, v in merged.dit.state_dict().items():
         torch.testing.assert_close(base.dit.state_dict()[k], v)

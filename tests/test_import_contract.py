@@ -15,12 +15,36 @@ PACKAGE = Path(__file__).resolve().parents[1] / "yume_env"
 
 # where the importing file lives -> what it must never import
 FORBIDDEN = {
-    "model": ("yume_env.env", "yume_env.sim", "yume_env.play", "yume_env.cli", "yume_env.train", "yume_env.eval",
-              "yume_env.data", "gymnasium", "agents"),
-    "sim": ("yume_env.model", "yume_env.env", "yume_env.train", "yume_env.eval", "yume_env.play", "yume_env.cli",
-            "yume_env.data", "agents"),
-    "data": ("yume_env.model", "yume_env.env", "yume_env.train", "yume_env.eval", "yume_env.play", "yume_env.cli",
-             "agents"),
+    "model": (
+        "yume_env.env",
+        "yume_env.sim",
+        "yume_env.play",
+        "yume_env.cli",
+        "yume_env.train",
+        "yume_env.eval",
+        "yume_env.data",
+        "gymnasium",
+        "agents",
+    ),
+    "sim": (
+        "yume_env.model",
+        "yume_env.env",
+        "yume_env.train",
+        "yume_env.eval",
+        "yume_env.play",
+        "yume_env.cli",
+        "yume_env.data",
+        "agents",
+    ),
+    "data": (
+        "yume_env.model",
+        "yume_env.env",
+        "yume_env.train",
+        "yume_env.eval",
+        "yume_env.play",
+        "yume_env.cli",
+        "agents",
+    ),
     "train": ("yume_env.env", "yume_env.eval", "yume_env.play", "yume_env.cli", "gymnasium", "agents"),
     "eval": ("yume_env.train", "yume_env.env", "yume_env.play", "yume_env.cli", "gymnasium", "agents"),
     "env": ("yume_env.train", "yume_env.eval", "yume_env.play", "yume_env.cli", "agents"),
@@ -42,7 +66,7 @@ def imported_modules(path: Path) -> list[tuple[str, int]]:
         elif isinstance(node, ast.ImportFrom):
             module = node.module or ""
             if node.level:  # relative: resolve against the file's package
-                base = ".".join(package[:-node.level])
+                base = ".".join(package[: -node.level])
                 module = f"{base}.{module}" if module else base
             found.append((module, node.lineno))
     return found
@@ -72,16 +96,19 @@ def test_the_contract_catches_a_forbidden_arrow(tmp_path, monkeypatch):
     assert violations() == ["yume_env/model/bad.py:4 imports yume_env.env (model must not)"]
 
 
-@pytest.mark.parametrize("module", ["yume_env.model", "yume_env.model.pipeline", "yume_env.train.recipes.world",
-                                    "yume_env.eval"])
+@pytest.mark.parametrize(
+    "module", ["yume_env.model", "yume_env.model.pipeline", "yume_env.train.recipes.world", "yume_env.eval"]
+)
 def test_model_training_and_evaluation_import_without_gymnasium(module):
     """GPU machines have no gymnasium: the model, the training and the evaluation must not need it."""
-    code = ("import sys, importlib.abc\n"
-            "class Block(importlib.abc.MetaPathFinder):\n"
-            "    def find_spec(self, name, path, target=None):\n"
-            "        if name.split('.')[0] in ('gymnasium', 'stable_baselines3'):\n"
-            "            raise ImportError('blocked: ' + name)\n"
-            "sys.meta_path.insert(0, Block())\n"
-            f"import {module}\n")
+    code = (
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] in ('gymnasium', 'stable_baselines3'):\n"
+        "            raise ImportError('blocked: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        f"import {module}\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -5,7 +5,13 @@ import torch
 from torch import nn
 
 from yume_env.model.checkpoint import (
-    CheckpointError, check_state_dict, load_module, load_pth, load_safetensors, require_file, save_folder,
+    CheckpointError,
+    check_state_dict,
+    load_module,
+    load_pth,
+    load_safetensors,
+    require_file,
+    save_folder,
     save_safetensors,
 )
 
@@ -28,7 +34,9 @@ def test_a_truncated_file_is_reported_as_corrupt_or_truncated(tmp_path):
     path = tmp_path / "dit.safetensors"
     save_safetensors(path, small().state_dict())
     path.write_bytes(path.read_bytes()[:-10])
-    with pytest.raises(CheckpointError, match=r"dit\.safetensors is not a readable safetensors file .*corrupt or truncated"):
+    with pytest.raises(
+        CheckpointError, match=r"dit\.safetensors is not a readable safetensors file .*corrupt or truncated"
+    ):
         load_safetensors(path)
 
 

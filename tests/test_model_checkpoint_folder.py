@@ -9,8 +9,8 @@ import torch
 from yume_env.model import WorldModel, WorldModelConfig
 from yume_env.model.checkpoint import CheckpointError, load_safetensors, save_safetensors
 from yume_env.model.paths import default_world_path
-from yume_env.model.text_cache import TextConditioner
 from yume_env.model.text import TextEmbedding, TextEncoder
+from yume_env.model.text_cache import TextConditioner
 
 
 class FakeMiniLM(TextEncoder):
@@ -83,7 +83,9 @@ def test_a_vae_of_another_shape_names_the_vae_file(world):
     tensors, meta = load_safetensors(world / "vae.safetensors")
     tensors["latent_mean"] = torch.zeros(8)
     save_safetensors(world / "vae.safetensors", tensors, meta)
-    with pytest.raises(CheckpointError, match=r"(?s)vae\.safetensors does not fit.*'latent_mean': file \(8,\) vs model \(16,\)"):
+    with pytest.raises(
+        CheckpointError, match=r"(?s)vae\.safetensors does not fit.*'latent_mean': file \(8,\) vs model \(16,\)"
+    ):
         WorldModel.from_pretrained(world)
 
 
@@ -110,7 +112,8 @@ def test_a_published_folder_is_routed_to_the_wan_loader(tmp_path, monkeypatch):
         seen["args"] = (path, device, dtype)
         raise RuntimeError("reached the published loader")
 
-    import types, sys
+    import sys
+    import types
 
     module = types.ModuleType("yume_env.model.wan.folder")
     module.load_published_folder = fake_loader
@@ -136,7 +139,9 @@ def test_a_cache_from_other_weights_is_rebuilt_with_the_configs_encoder(world, m
 
     TextConditioner.build(OtherMiniLM()).save(world)
     built = []
-    monkeypatch.setattr(pipeline, "build_text_encoder", lambda name, folder=None: built.append((name, folder)) or FakeMiniLM())
+    monkeypatch.setattr(
+        pipeline, "build_text_encoder", lambda name, folder=None: built.append((name, folder)) or FakeMiniLM()
+    )
     model = WorldModel.from_pretrained(world)
     assert built == [("minilm", world)] and model.text.model_id == FakeMiniLM.model_id
     assert TextConditioner.from_cache(world).model_id == FakeMiniLM.model_id  # rewritten on disk

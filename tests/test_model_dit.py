@@ -14,7 +14,6 @@ LAYOUT = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "c
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one thread is faster
 
 
-
 def _tiny(**changes):
     return WorldModelConfig.preset("tiny").replace(num_layers=2, **changes)
 
@@ -243,8 +242,19 @@ def test_published_schedule_runs_every_band_kind_past_the_published_limit():
     from yume_env.model.tscm import frames_to_keep, history_token_count
 
     c = WorldModelConfig.preset("yume-5b").replace(
-        dim=64, ffn_dim=128, num_layers=1, num_heads=2, latent_channels=4, text_dim=32, text_tokens=4,
-        memory_channels=8, memory_heads=2, memory_head_dim=8, height=256, width=384, latent_frames_per_chunk=2,
+        dim=64,
+        ffn_dim=128,
+        num_layers=1,
+        num_heads=2,
+        latent_channels=4,
+        text_dim=32,
+        text_tokens=4,
+        memory_channels=8,
+        memory_heads=2,
+        memory_head_dim=8,
+        height=256,
+        width=384,
+        latent_frames_per_chunk=2,
     )
     m = _model(c, open_gates=True)
     n = 2_000

@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from yume_env.model import WorldModelConfig, build_dit
 from yume_env.model.tscm import plan_history
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one thread is faster
 
 
@@ -54,8 +53,13 @@ def _reference(m, x, t, ctx, hist):
     heads, d = c.num_heads, c.head_dim
     toks, pos = [], []
     plan = plan_history(c.tscm_schedule, hist.shape[1], hist.shape[-2:])
-    names = {2: "patch_embedding", 4: "patch_embedding_2x", 8: "patch_embedding_4x", 16: "patch_embedding_8x",
-             32: "patch_embedding_16x"}
+    names = {
+        2: "patch_embedding",
+        4: "patch_embedding_2x",
+        8: "patch_embedding_4x",
+        16: "patch_embedding_8x",
+        32: "patch_embedding_16x",
+    }
     for band in plan.bands:
         u = hist[:, list(band.frames)][None]
         if band.pre_shrink > 1:
@@ -105,8 +109,19 @@ def _reference(m, x, t, ctx, hist):
 @pytest.mark.parametrize("n_history", [1, 5, 13, 90])
 def test_forward_matches_per_token_reference_of_published_model(n_history):
     c = WorldModelConfig.preset("yume-5b").replace(
-        dim=48, ffn_dim=96, num_layers=2, num_heads=2, latent_channels=4, text_dim=24, text_tokens=6,
-        memory_channels=8, memory_heads=2, memory_head_dim=8, height=128, width=192, latent_frames_per_chunk=2,
+        dim=48,
+        ffn_dim=96,
+        num_layers=2,
+        num_heads=2,
+        latent_channels=4,
+        text_dim=24,
+        text_tokens=6,
+        memory_channels=8,
+        memory_heads=2,
+        memory_head_dim=8,
+        height=128,
+        width=192,
+        latent_frames_per_chunk=2,
     )
     torch.manual_seed(0)
     m = build_dit(c).eval()

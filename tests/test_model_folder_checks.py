@@ -51,8 +51,10 @@ def poison(file: Path, key: str | None = None, value: float = float("nan")) -> s
     return key
 
 
-@pytest.mark.parametrize("file, value", [("dit.safetensors", float("nan")), ("vae.safetensors", float("inf")),
-                                         ("task_head.safetensors", float("nan"))])
+@pytest.mark.parametrize(
+    "file, value",
+    [("dit.safetensors", float("nan")), ("vae.safetensors", float("inf")), ("task_head.safetensors", float("nan"))],
+)
 def test_non_finite_weights_are_refused_naming_the_file_and_key(world, file, value):
     head = TaskHead(16, (8, 8))
     save_safetensors(world / "task_head.safetensors", head.state_dict(), head.metadata())
@@ -62,13 +64,17 @@ def test_non_finite_weights_are_refused_naming_the_file_and_key(world, file, val
     assert str(world / file) in str(err.value) and repr(key) in str(err.value)
 
 
-@pytest.mark.parametrize("field, value", [("num_heads", 2), ("text_tokens", 3), ("history_attention", "global"),
-                                          ("recall_frames", 2)])
+@pytest.mark.parametrize(
+    "field, value", [("num_heads", 2), ("text_tokens", 3), ("history_attention", "global"), ("recall_frames", 2)]
+)
 def test_config_edits_that_keep_every_shape_are_refused_naming_the_fields(recalling, tmp_path, field, value):
     folder = Path(shutil.copytree(recalling, tmp_path / "world"))
     edit_config(folder, **{field: value})
-    with pytest.raises(CheckpointError, match=rf"config\.json differs in \['{field}'\] from the config "
-                                              r"dit\.safetensors was saved with") as err:
+    with pytest.raises(
+        CheckpointError,
+        match=rf"config\.json differs in \['{field}'\] from the config "
+        r"dit\.safetensors was saved with",
+    ) as err:
         WorldModel.from_pretrained(folder)
     assert str(folder / "config.json") in str(err.value)
 
@@ -87,17 +93,32 @@ def test_weights_record_their_config_and_old_folders_without_it_still_load():
     assert WorldModel.from_pretrained(default_world_path()).config.height == 64
 
 
-@pytest.mark.parametrize("damage, file, pattern", [
-    (lambda f: edit_config(f, vae=5), "config.json", r"field 'vae' must be a JSON object, got 5"),
-    (lambda f: edit_config(f, dim="128"), "config.json", r"field 'dim' must be an integer, got '128'"),
-    (lambda f: edit_config(f, qk_norm=1), "config.json", r"field 'qk_norm' must be true or false"),
-    (lambda f: edit_config(f, vae={"type": "nope", "spatial_compression": 8}), "config.json", r"differs in \['vae'\]"),
-    (lambda f: save_safetensors(f / "task_head.safetensors", TaskHead(8, (8, 8)).state_dict(), TaskHead(8, (8, 8)).metadata()),
-     "task_head.safetensors", r"reads latents of 8 channels at \(8, 8\), this world makes 16 at \(8, 8\)"),
-    (lambda f: save_safetensors(f / "task_head.safetensors", TaskHead(16, (8, 8)).state_dict(), {}),
-     "task_head.safetensors", r"lacks the task head's sizes"),
-    (lambda f: ((f / "config.json").unlink(), (f / "config.json").mkdir()), "config.json", r"is not a file"),
-])
+@pytest.mark.parametrize(
+    "damage, file, pattern",
+    [
+        (lambda f: edit_config(f, vae=5), "config.json", r"field 'vae' must be a JSON object, got 5"),
+        (lambda f: edit_config(f, dim="128"), "config.json", r"field 'dim' must be an integer, got '128'"),
+        (lambda f: edit_config(f, qk_norm=1), "config.json", r"field 'qk_norm' must be true or false"),
+        (
+            lambda f: edit_config(f, vae={"type": "nope", "spatial_compression": 8}),
+            "config.json",
+            r"differs in \['vae'\]",
+        ),
+        (
+            lambda f: save_safetensors(
+                f / "task_head.safetensors", TaskHead(8, (8, 8)).state_dict(), TaskHead(8, (8, 8)).metadata()
+            ),
+            "task_head.safetensors",
+            r"reads latents of 8 channels at \(8, 8\), this world makes 16 at \(8, 8\)",
+        ),
+        (
+            lambda f: save_safetensors(f / "task_head.safetensors", TaskHead(16, (8, 8)).state_dict(), {}),
+            "task_head.safetensors",
+            r"lacks the task head's sizes",
+        ),
+        (lambda f: ((f / "config.json").unlink(), (f / "config.json").mkdir()), "config.json", r"is not a file"),
+    ],
+)
 def test_damaged_files_are_named(world, damage, file, pattern):
     damage(world)
     with pytest.raises((CheckpointError, FileNotFoundError), match=pattern) as err:
@@ -120,5 +141,7 @@ def test_a_weight_of_the_wrong_kind_is_refused_naming_the_key(world):
     key = sorted(k for k, t in tensors.items() if t.is_floating_point())[0]
     tensors[key] = tensors[key].to(torch.int32)
     save_safetensors(world / "dit.safetensors", tensors, meta)
-    with pytest.raises(CheckpointError, match=rf"dit\.safetensors has tensors of the wrong kind .*'{key}': file torch.int32"):
+    with pytest.raises(
+        CheckpointError, match=rf"dit\.safetensors has tensors of the wrong kind .*'{key}': file torch.int32"
+    ):
         WorldModel.from_pretrained(world)

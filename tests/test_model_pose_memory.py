@@ -8,14 +8,14 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from model_support import awake, small_config, synthetic_text
 from tolerances import assert_frames_close
+
 from yume_env.actions import CAMERAS, KEYS
 from yume_env.model.pipeline import WorldModel
 from yume_env.model.pose_memory import POSE_FEATURES, relative_features
-from yume_env.motion import clip_poses
 from yume_env.model.retarget import retarget
+from yume_env.motion import clip_poses
 from yume_env.sim import Simulator
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -88,8 +88,11 @@ def test_the_pose_embedding_changes_what_a_world_generates_and_batches_like_sing
     acts = np.repeat(np.array([[W, RIGHT]] * 3), 2, 0)
     s1, s2 = moved.init_state(_frames(7), acts), moved.init_state(_frames(3), acts[:2])
     one = [moved.step([s.clone()], np.array([[W, 0]]), torch.Generator().manual_seed(0)).frames for s in (s1, s2)]
-    both = moved.step([s1.clone(), s2.clone()], np.array([[W, 0], [W, 0]]),
-                      [torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)]).frames
+    both = moved.step(
+        [s1.clone(), s2.clone()],
+        np.array([[W, 0], [W, 0]]),
+        [torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)],
+    ).frames
     assert_frames_close(both[0], one[0][0])  # batched vs single: within a grey level (tests/tolerances.py)
     assert_frames_close(both[1], one[1][0])
     base = posed.step([s1.clone()], np.array([[W, 0]]), torch.Generator().manual_seed(0)).frames

@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-
 from model_support import awake, small_config, synthetic_text
 from tolerances import assert_frames_close
+from torch.utils._python_dispatch import TorchDispatchMode
+
 from yume_env import motion
 from yume_env.actions import CAMERAS, KEYS
 from yume_env.model import pose_memory
@@ -67,8 +67,16 @@ def test_the_bank_keeps_one_view_per_pose_the_latest_and_recalls_the_nearest():
 
 
 def test_pose_cells_are_one_sub_move_wrap_the_yaw_and_survive_rounding():
-    cells = pose_cell(torch.tensor([[0.1, 0.3, math.pi - 0.01, 0.0], [0.1, 0.3, -math.pi + 0.01, 0.0],
-                                    [0.35, 0.3, 0.0, 0.0], [0.1, 0.3, 0.0, math.radians(6)]]))
+    cells = pose_cell(
+        torch.tensor(
+            [
+                [0.1, 0.3, math.pi - 0.01, 0.0],
+                [0.1, 0.3, -math.pi + 0.01, 0.0],
+                [0.35, 0.3, 0.0, 0.0],
+                [0.1, 0.3, 0.0, math.radians(6)],
+            ]
+        )
+    )
     assert cells[0, 2] == 35 and cells[1, 2] == 36  # either side of the half turn, in range
     assert cells[2, 0] == 1 and cells[3, 3] == 1
     turned = motion.clip_poses(torch.tensor([[[NONE, RIGHT]] * 36 + [[NONE, LEFT]] * 36]), 2)[0]
@@ -107,7 +115,9 @@ def test_a_world_reads_the_recalled_view_once_its_bank_has_one_and_batches_like_
     acts = np.repeat(np.array([[W, RIGHT]] * 4), 2, 0)
     a, b = posed.init_state(_frames(9), acts), recalling.init_state(_frames(9), acts)
     steps = 0
-    while b.history.n_history[0] + 2 <= sharp_frames("tiny-fine"):  # nothing has left the sharp bands: nothing to recall
+    while b.history.n_history[0] + 2 <= sharp_frames(
+        "tiny-fine"
+    ):  # nothing has left the sharp bands: nothing to recall
         fa = posed.step([a], np.array([[NONE, RIGHT]]), torch.Generator().manual_seed(steps)).frames
         fb = recalling.step([b], np.array([[NONE, RIGHT]]), torch.Generator().manual_seed(steps)).frames
         assert np.array_equal(fa, fb) and not b.history.recall.filled().any()
@@ -121,8 +131,10 @@ def test_a_world_reads_the_recalled_view_once_its_bank_has_one_and_batches_like_
     worlds = [short, b, recalling.init_state(_frames(2), acts[:1])]  # kept poses 3, 18, 2: three groups
     worlds.append(worlds[0].clone())  # ... and a group of two worlds apart in the batch
     moves = np.array([[W, 0], [W, RIGHT], [NONE, LEFT], [W, LEFT]])
-    one = [recalling.step([s.clone()], moves[i:i + 1], torch.Generator().manual_seed(i)).frames
-           for i, s in enumerate(worlds)]
+    one = [
+        recalling.step([s.clone()], moves[i : i + 1], torch.Generator().manual_seed(i)).frames
+        for i, s in enumerate(worlds)
+    ]
     many = recalling.step([s.clone() for s in worlds], moves, [torch.Generator().manual_seed(i) for i in range(4)])
     for i in range(4):  # batched vs single: within a grey level (tests/tolerances.py)
         assert_frames_close(many.frames[i], one[i][0])
@@ -163,8 +175,9 @@ def test_a_batched_step_runs_a_few_ops_per_world_not_a_loop_of_them(worlds):
     _, recalling = worlds
 
     def ops(n):
-        states = recalling.join_states([recalling.init_state(_frames(1 + i % 5), np.zeros((i % 5, 2), dtype=np.int64))
-                                        for i in range(n)])
+        states = recalling.join_states(
+            [recalling.init_state(_frames(1 + i % 5), np.zeros((i % 5, 2), dtype=np.int64)) for i in range(n)]
+        )
         for t in range(10):  # past the sharp bands: banks filled and read
             recalling.step(states, np.full((n, 2), [W, RIGHT]), torch.Generator().manual_seed(t))
         with _CountOps() as counter:

@@ -1,7 +1,6 @@
 """Text conditioning: actions encoded once (cached on disk), events once, "" never; real encoders load offline."""
 
 import hashlib
-import shutil
 
 import pytest
 import torch

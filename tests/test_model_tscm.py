@@ -32,9 +32,23 @@ def _published_layout(n: int) -> list[tuple[list[int], int, int]]:
     if n <= 86:
         return [([u[0]], 2, 1), (u[1:-21], 16, 1), (u[-21:-5], 8, 1), (u[-5:-3], 4, 1), (u[-3:], 2, 1)]
     if n <= 342:
-        return [([u[0]], 4, 1), (u[1:-85], 32, 1), (u[-85:-21], 16, 1), (u[-21:-5], 8, 1), (u[-5:-3], 4, 1), (u[-3:], 2, 1)]
-    return [([u[0]], 4, 1), (u[1:-341], 32, 4), (u[-341:-85], 32, 1), (u[-85:-21], 16, 1), (u[-21:-5], 8, 1),
-            (u[-5:-3], 4, 1), (u[-3:], 2, 1)]
+        return [
+            ([u[0]], 4, 1),
+            (u[1:-85], 32, 1),
+            (u[-85:-21], 16, 1),
+            (u[-21:-5], 8, 1),
+            (u[-5:-3], 4, 1),
+            (u[-3:], 2, 1),
+        ]
+    return [
+        ([u[0]], 4, 1),
+        (u[1:-341], 32, 4),
+        (u[-341:-85], 32, 1),
+        (u[-85:-21], 16, 1),
+        (u[-21:-5], 8, 1),
+        (u[-5:-3], 4, 1),
+        (u[-3:], 2, 1),
+    ]
 
 
 @pytest.mark.parametrize("n,count", sorted(PUBLISHED_COUNTS_44x80.items()))
@@ -54,7 +68,9 @@ def test_yume_schedule_matches_published_layout_for_every_supported_length(laten
         )
         assert plan.tokens == want_tokens
         # temporal RoPE: one index per embedded frame, the current chunk right after
-        assert [b.t0 for b in plan.bands] == [sum(len(p.frames) for p in plan.bands[:i]) for i in range(len(plan.bands))]
+        assert [b.t0 for b in plan.bands] == [
+            sum(len(p.frames) for p in plan.bands[:i]) for i in range(len(plan.bands))
+        ]
 
 
 def test_yume_positions_stay_inside_published_rope_range():

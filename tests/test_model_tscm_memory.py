@@ -9,7 +9,6 @@ from yume_env.model.tscm_memory import MemoryState, phi
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one thread is faster
 
 
-
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)

@@ -20,7 +20,7 @@ def test_batched_dead_reckoning_equals_each_world_alone_to_float64_rounding():
     for _ in range(50):
         acts = rng.integers(0, 9, (16, 2))
         together = dead_reckon(together, acts, 2)[:, -1]
-        alone = np.stack([dead_reckon(alone[i:i + 1], acts[i:i + 1], 2)[0, -1] for i in range(16)])
+        alone = np.stack([dead_reckon(alone[i : i + 1], acts[i : i + 1], 2)[0, -1] for i in range(16)])
         # sin/cos of 16 worlds run numpy's SIMD kernel, of one world its scalar tail: an ulp apart
         np.testing.assert_allclose(together, alone, rtol=0, atol=POSE_ATOL)
 
@@ -42,7 +42,9 @@ def test_walking_and_turning_follow_the_action_speeds():
     assert np.isclose(pose[0, 2], A.TURN_SPEED)  # yaw > 0 pans right
     before = pose[0, :2].copy()
     pose = step(pose, "W")
-    np.testing.assert_allclose(pose[0, :2] - before, A.MOVE_SPEED * np.array([np.sin(A.TURN_SPEED), np.cos(A.TURN_SPEED)]))
+    np.testing.assert_allclose(
+        pose[0, :2] - before, A.MOVE_SPEED * np.array([np.sin(A.TURN_SPEED), np.cos(A.TURN_SPEED)])
+    )
     for _ in range(20):  # pitch stops at the limit
         pose = step(pose, "↑")
     assert np.isclose(pose[0, 3], A.MAX_PITCH)

@@ -21,8 +21,20 @@ ROOT = Path(__file__).resolve().parents[1]
 def smoke_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("multigpu")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(ROOT / "benchmarks" / "multigpu.py"), "--smoke", "--out", str(out), "--ckpt-dir", str(out / "dcp")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(ROOT / "benchmarks" / "multigpu.py"),
+        "--smoke",
+        "--out",
+        str(out),
+        "--ckpt-dir",
+        str(out / "dcp"),
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=out)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     return out, json.loads((out / "multigpu.json").read_text())

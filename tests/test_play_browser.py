@@ -33,8 +33,14 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     "--disable-dev-shm-usage",  # containers often have a tiny /dev/shm
 ]
 EVENT = "it starts to snow"
@@ -138,7 +144,7 @@ def assert_page_matches_replay(page, script: ActionScript) -> list[np.ndarray]:
     since_reset = max(i for i, c in enumerate(received) if c["step"] == 0)
     chunks = received[since_reset:]
     for chunk in chunks:
-        want = expected[chunk["step"]][-len(chunk["frames"]):]
+        want = expected[chunk["step"]][-len(chunk["frames"]) :]
         got = np.stack([decode_url(u) for u in chunk["frames"]])
         np.testing.assert_array_equal(got, want, err_msg=f"frames of step {chunk['step']} differ from the replay")
     assert chunks[-1]["step"] == len(script.actions), ([c["step"] for c in chunks], len(script.actions))
@@ -293,14 +299,19 @@ def test_requests_without_the_lease_are_refused(server):
 
 def test_the_page_holds_the_session_token_and_a_fetch_without_it_is_refused(page, server):
     assert js(page, "window.yumePlay.session") == server.session_token
-    status = js(page, """fetch('/api/pause', {method: 'POST', headers: {'Content-Type': 'application/json',
-        'X-Play-Token': window.yumePlay.token}, body: '{"paused": true}'}).then(r => r.status)""")
+    status = js(
+        page,
+        """fetch('/api/pause', {method: 'POST', headers: {'Content-Type': 'application/json',
+        'X-Play-Token': window.yumePlay.token}, body: '{"paused": true}'}).then(r => r.status)""",
+    )
     assert status == 403
 
 
 def post(url: str, body: dict, token: str, session: str) -> tuple[int, dict]:
     request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), method="POST",
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
         headers={"Content-Type": "application/json", "X-Play-Token": token, "X-Play-Session": session},
     )
     try:
@@ -351,8 +362,9 @@ def test_an_ended_episode_stays_on_screen_with_a_reset_button_until_reset(browse
         # later messages go to the message line; the notice and the badge stay
         page.fill("#event-input", EVENT)
         page.press("#event-input", "Enter")
-        page.wait_for_function("/from the next chunk/.test(document.getElementById('message').textContent)",
-                               timeout=WAIT_MS)
+        page.wait_for_function(
+            "/from the next chunk/.test(document.getElementById('message').textContent)", timeout=WAIT_MS
+        )
         page.keyboard.down("w")
         page.keyboard.up("w")
         set_paused(page, True)
@@ -363,7 +375,8 @@ def test_an_ended_episode_stays_on_screen_with_a_reset_button_until_reset(browse
         assert box is not None and 0 <= box["y"] and box["y"] + box["height"] <= 780
         set_paused(page, True)  # so that the new episode cannot end again before the checks below
         page.click("#stopped-reset")
-        page.wait_for_function("window.yumePlay.status.step === 0 && window.yumePlay.status.ended === ''",
-                               timeout=WAIT_MS)
+        page.wait_for_function(
+            "window.yumePlay.status.step === 0 && window.yumePlay.status.ended === ''", timeout=WAIT_MS
+        )
         assert page.is_hidden("#stopped") and page.inner_text("#connection") == "paused"
         page.close()

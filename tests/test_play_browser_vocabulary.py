@@ -34,7 +34,9 @@ def browser():
 
 @contextlib.contextmanager
 def world_page(browser, nvec, names=()):
-    server = serve(env=make_other_env(nvec, names), model=other_world_dir(nvec, names), port=0, seed=7, max_steps_per_s=12)
+    server = serve(
+        env=make_other_env(nvec, names), model=other_world_dir(nvec, names), port=0, seed=7, max_steps_per_s=12
+    )
     server.start_thread()
     page = browser.new_page(viewport={"width": 1180, "height": 780}, accept_downloads=True, bypass_csp=True)
     errors: list[str] = []
@@ -84,9 +86,9 @@ def test_one_component_world_plays_by_digit_keys_clicks_and_arrows(browser, tmp_
         _, info = env.reset(seed=script.seed)
         expected = [info["frames"]] + [env.step(a)[-1]["frames"] for a in script.actions]
         received = js(page, "window.yumePlay.received")
-        for chunk in received[max(i for i, c in enumerate(received) if c["step"] == 0):]:
+        for chunk in received[max(i for i, c in enumerate(received) if c["step"] == 0) :]:
             got = np.stack([decode_url(u) for u in chunk["frames"]])
-            np.testing.assert_array_equal(got, expected[chunk["step"]][-len(got):])
+            np.testing.assert_array_equal(got, expected[chunk["step"]][-len(got) :])
 
 
 def test_two_component_world_has_a_key_row_per_component(browser):
@@ -94,7 +96,9 @@ def test_two_component_world_has_a_key_row_per_component(browser):
         rows = page.locator("#choices .component")
         assert rows.count() == 2
         assert page.locator("#choices .label").all_text_contents() == [
-            "component 0 · 4 choices · keys 1…4", "component 1 · 3 choices · keys Q…E"]
+            "component 0 · 4 choices · keys 1…4",
+            "component 1 · 3 choices · keys Q…E",
+        ]
         assert rows.nth(0).locator("button.choice").all_text_contents() == ["01", "12", "23", "34"]  # numbers, keys
         assert "One key row per component" in page.inner_text("#help-choices")
         page.keyboard.down("4")

@@ -18,7 +18,10 @@ REPO = Path(__file__).resolve().parents[1]
 def test_cli_prints_the_url_and_serves_the_page():
     proc = subprocess.Popen(
         [sys.executable, "-m", "yume_env", "play", "--model", tiny_world_dir(), "--port", "0", "--seed", "1"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 60
@@ -39,4 +42,3 @@ def test_cli_prints_the_url_and_serves_the_page():
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-

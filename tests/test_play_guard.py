@@ -46,8 +46,9 @@ def port_of(server: PlayServer) -> int:
     return server.server_address[1]
 
 
-def call(server, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
-         host: str | None = "default") -> tuple[int, dict, bytes]:
+def call(
+    server, method: str, path: str, body: bytes | None = None, headers: dict | None = None, host: str | None = "default"
+) -> tuple[int, dict, bytes]:
     """One request with exactly the headers given (Host defaults to 127.0.0.1:PORT; None: no Host)."""
     conn = http.client.HTTPConnection("127.0.0.1", port_of(server), timeout=10)
     try:
@@ -108,9 +109,19 @@ def assert_clean_error(status: int, reply: dict, raw: bytes) -> None:
 # ---- Host: only the loopback names with the server's port ---------------------------------------
 @pytest.mark.parametrize(
     "host",
-    ["127.evil.example:{port}", "127.0.0.1.evil.example:{port}", "evil.example:{port}", "127.0.0.1",
-     "localhost:1", "127.0.0.2:{port}", "0.0.0.0:{port}", "[::ffff:127.0.0.1]:{port}", "[::1]",
-     "localhost.:{port}", ""],
+    [
+        "127.evil.example:{port}",
+        "127.0.0.1.evil.example:{port}",
+        "evil.example:{port}",
+        "127.0.0.1",
+        "localhost:1",
+        "127.0.0.2:{port}",
+        "0.0.0.0:{port}",
+        "[::ffff:127.0.0.1]:{port}",
+        "[::1]",
+        "localhost.:{port}",
+        "",
+    ],
 )
 def test_a_request_to_another_host_name_is_refused(server, host):
     status, reply, raw = call(server, "GET", "/", host=host.format(port=port_of(server)))
@@ -118,8 +129,9 @@ def test_a_request_to_another_host_name_is_refused(server, host):
     assert server.session_token.encode() not in raw  # the page (and its token) is not served
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1:{port}", "localhost:{port}", "[::1]:{port}", "LOCALHOST:{port}",
-                                  "LocalHost:{port}"])
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1:{port}", "localhost:{port}", "[::1]:{port}", "LOCALHOST:{port}", "LocalHost:{port}"]
+)
 def test_the_loopback_names_with_the_port_are_served(server, host):
     status, _, raw = call(server, "GET", "/", host=host.format(port=port_of(server)))
     assert status == 200 and b"/static/play.js" in raw
@@ -150,10 +162,16 @@ def test_allowed_hosts_are_the_loopback_names_with_the_port():
 # ---- Origin / Sec-Fetch-Site: no cross-origin POST ----------------------------------------------
 @pytest.mark.parametrize(
     "headers",
-    [{"Origin": "http://evil.example"}, {"Origin": "null"}, {"Origin": "http://127.0.0.1:1"},
-     {"Origin": "https://127.0.0.1:{port}"}, {"Origin": "http://127.evil.example:{port}"},
-     {"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"},
-     {"Origin": "http://127.0.0.1:{port}", "Sec-Fetch-Site": "cross-site"}],
+    [
+        {"Origin": "http://evil.example"},
+        {"Origin": "null"},
+        {"Origin": "http://127.0.0.1:1"},
+        {"Origin": "https://127.0.0.1:{port}"},
+        {"Origin": "http://127.evil.example:{port}"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Origin": "http://127.0.0.1:{port}", "Sec-Fetch-Site": "cross-site"},
+    ],
 )
 def test_a_cross_origin_claim_is_refused_and_does_not_lock_out_the_tab(free_world, headers):
     server = free_world
@@ -161,16 +179,22 @@ def test_a_cross_origin_claim_is_refused_and_does_not_lock_out_the_tab(free_worl
     sent = {k: v.format(port=port) for k, v in headers.items()}
     # as a page of another site can send it: text/plain, no preflight; even knowing the token
     for content_type in ("text/plain", "application/json"):
-        status, reply, _ = call(server, "POST", "/api/claim", b"{}", {
-            **sent, "Content-Type": content_type, "X-Play-Session": server.session_token})
+        status, reply, _ = call(
+            server,
+            "POST",
+            "/api/claim",
+            b"{}",
+            {**sent, "Content-Type": content_type, "X-Play-Session": server.session_token},
+        )
         assert status == 403 and "cross-origin" in reply["error"], (status, reply)
     status, reply = api(server, "/api/claim", Origin=f"http://127.0.0.1:{port}", Sec_Fetch_Site="same-origin")
     assert status == 200 and reply["token"], reply  # the real tab takes the world at once
 
 
 def test_a_plain_text_post_from_this_origin_is_refused_too(server):
-    status, reply, _ = call(server, "POST", "/api/claim", b"{}", {
-        "Content-Type": "text/plain", "X-Play-Session": server.session_token})
+    status, reply, _ = call(
+        server, "POST", "/api/claim", b"{}", {"Content-Type": "text/plain", "X-Play-Session": server.session_token}
+    )
     assert status == 415 and "application/json" in reply["error"]
 
 
@@ -178,9 +202,19 @@ def test_the_page_s_own_origin_may_post_under_each_loopback_name(free_world):
     server, port = free_world, port_of(free_world)
     for name in ("localhost", "127.0.0.1", "[::1]"):
         host = f"{name}:{port}"
-        status, reply, _ = call(server, "POST", "/api/claim", b"{}", host=host, headers={
-            "Content-Type": "application/json", "X-Play-Session": server.session_token,
-            "Origin": f"http://{host}", "Sec-Fetch-Site": "same-origin"})
+        status, reply, _ = call(
+            server,
+            "POST",
+            "/api/claim",
+            b"{}",
+            host=host,
+            headers={
+                "Content-Type": "application/json",
+                "X-Play-Session": server.session_token,
+                "Origin": f"http://{host}",
+                "Sec-Fetch-Site": "same-origin",
+            },
+        )
         assert status == 200, reply
 
 
@@ -212,8 +246,9 @@ def test_api_calls_without_the_session_token_are_refused(free_world, session):
 
 def test_a_post_must_carry_the_session_token_in_its_header(free_world):
     server = free_world
-    status, reply, _ = call(server, "POST", f"/api/claim?session={server.session_token}", b"{}",
-                            {"Content-Type": "application/json"})
+    status, reply, _ = call(
+        server, "POST", f"/api/claim?session={server.session_token}", b"{}", {"Content-Type": "application/json"}
+    )
     assert status == 403 and "session token" in reply["error"]
 
 
@@ -239,8 +274,10 @@ MALFORMED = {
 def test_a_malformed_body_answers_400_without_a_path(server, name):
     body = MALFORMED[name]
     body = body if isinstance(body, bytes) else body.encode()
-    head = (f"POST /api/claim HTTP/1.1\r\nHost: 127.0.0.1:{port_of(server)}\r\n"
-            f"Content-Type: application/json\r\nX-Play-Session: {server.session_token}\r\n")
+    head = (
+        f"POST /api/claim HTTP/1.1\r\nHost: 127.0.0.1:{port_of(server)}\r\n"
+        f"Content-Type: application/json\r\nX-Play-Session: {server.session_token}\r\n"
+    )
     raw = raw_exchange(server, with_length(head, body))
     assert_clean_error(*parse_reply(raw), raw)
 
@@ -267,9 +304,22 @@ def test_a_malformed_body_answers_400_without_a_path(server, name):
         "POST /api/claim HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
         "X-Play-Session: {session}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
     ],
-    ids=["PUT", "unknown method", "garbage", "HTTP/9.9", "absolute URL", "double slash", "long asset name",
-         "encoded dots", "long path", "long header", "length not a number", "length in other digits",
-         "huge length", "chunked"],
+    ids=[
+        "PUT",
+        "unknown method",
+        "garbage",
+        "HTTP/9.9",
+        "absolute URL",
+        "double slash",
+        "long asset name",
+        "encoded dots",
+        "long path",
+        "long header",
+        "length not a number",
+        "length in other digits",
+        "huge length",
+        "chunked",
+    ],
 )
 def test_a_malformed_request_answers_4xx_json_without_a_path(server, request_text):
     text = request_text.format(host=f"127.0.0.1:{port_of(server)}", session=server.session_token)
@@ -278,8 +328,10 @@ def test_a_malformed_request_answers_4xx_json_without_a_path(server, request_tex
 
 
 def test_a_body_shorter_than_its_length_answers_400(server):
-    head = (f"POST /api/claim HTTP/1.1\r\nHost: 127.0.0.1:{port_of(server)}\r\n"
-            f"Content-Type: application/json\r\nX-Play-Session: {server.session_token}\r\nContent-Length: 50\r\n\r\n")
+    head = (
+        f"POST /api/claim HTTP/1.1\r\nHost: 127.0.0.1:{port_of(server)}\r\n"
+        f"Content-Type: application/json\r\nX-Play-Session: {server.session_token}\r\nContent-Length: 50\r\n\r\n"
+    )
     raw = raw_exchange(server, head.encode() + b"{}", shut_write=True)
     status, reply = parse_reply(raw)
     assert status == 400 and "ended after 2 of 50 bytes" in reply["error"]
@@ -287,9 +339,12 @@ def test_a_body_shorter_than_its_length_answers_400(server):
 
 @pytest.mark.parametrize(
     "route, body, message",
-    [("/api/event", {"event": "\ud800"}, "lone surrogate"), ("/api/reset", {"seed": "\u00b2"}, "seed"),
-     ("/api/reset", {"image": "data:image/png;base64,AAAA"}, "not a readable image"),
-     ("/api/action", {"action": [1, 2, 3]}, "two integers")],
+    [
+        ("/api/event", {"event": "\ud800"}, "lone surrogate"),
+        ("/api/reset", {"seed": "\u00b2"}, "seed"),
+        ("/api/reset", {"image": "data:image/png;base64,AAAA"}, "not a readable image"),
+        ("/api/action", {"action": [1, 2, 3]}, "two integers"),
+    ],
 )
 def test_bad_values_answer_400_with_a_message(free_world, route, body, message):
     server = free_world
@@ -315,8 +370,10 @@ def test_connections_have_a_read_timeout(server, monkeypatch):
         sock.sendall(b"GET / HTTP/1.1\r\n")  # ... and nothing more
         assert sock.recv(1024) == b""  # the server hangs up
     assert time.monotonic() - started < 5
-    head = (f"POST /api/claim HTTP/1.1\r\nHost: 127.0.0.1:{port_of(server)}\r\nContent-Type: application/json\r\n"
-            f"X-Play-Session: {server.session_token}\r\nContent-Length: 10\r\n\r\n{{")
+    head = (
+        f"POST /api/claim HTTP/1.1\r\nHost: 127.0.0.1:{port_of(server)}\r\nContent-Type: application/json\r\n"
+        f"X-Play-Session: {server.session_token}\r\nContent-Length: 10\r\n\r\n{{"
+    )
     with socket.create_connection(("127.0.0.1", port_of(server)), timeout=10) as sock:
         sock.sendall(head.encode())  # a body that stops coming
         raw = read_all(sock)

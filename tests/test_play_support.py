@@ -26,8 +26,12 @@ def other_world_dir(nvec: tuple[int, ...], names: tuple[tuple[str, ...], ...] = 
     from yume_env.model import WorldModel, WorldModelConfig
 
     config = WorldModelConfig.preset("tiny").replace(
-        action_nvec=list(nvec), action_names=[list(row) for row in names], action_embedding=True,
-        pose_memory=False, recall_frames=0, sample_steps=1,
+        action_nvec=list(nvec),
+        action_names=[list(row) for row in names],
+        action_embedding=True,
+        pose_memory=False,
+        recall_frames=0,
+        sample_steps=1,
     )
     model = WorldModel.from_config(config, seed=0)
     wake_zero_parameters(model.dit, seed=0)

@@ -23,8 +23,16 @@ from yume_env.play.server import check_host, format_action_log
 
 @pytest.mark.parametrize(
     "body",
-    [{"action": [9, 0]}, {"action": [0, -1]}, {"action": [1.0, 0]}, {"action": [True, 0]}, {"action": "W"},
-     {"action": [1]}, {}, [1, 0]],
+    [
+        {"action": [9, 0]},
+        {"action": [0, -1]},
+        {"action": [1.0, 0]},
+        {"action": [True, 0]},
+        {"action": "W"},
+        {"action": [1]},
+        {},
+        [1, 0],
+    ],
 )
 def test_bad_action_is_rejected_with_a_message(body):
     with pytest.raises(ValueError, match="action|JSON object"):
@@ -181,7 +189,7 @@ def test_recording_mp4_has_every_frame(tmp_path):
 
 
 def test_action_log_text_is_plain_json():
-    log = {"seed": 1, "model": "w", "events": [[0, "é \"x\""]], "actions": [[1, 0], [0, 2]], "image": None}
+    log = {"seed": 1, "model": "w", "events": [[0, 'é "x"']], "actions": [[1, 0], [0, 2]], "image": None}
     assert json.loads(format_action_log(log)) == log
     assert json.loads(format_action_log({"seed": 1, "actions": []}))["actions"] == []
 

@@ -33,9 +33,16 @@ def test_actions_are_checked_against_the_vocabulary():
     assert validate.parse_action({"action": [2]}, ONE) == (2,)
     assert validate.parse_action({"action": [3, 2]}, TWO) == (3, 2)
     assert validate.parse_action({"action": [8, 8]}) == (8, 8)  # Yume's by default
-    for body, vocab in [({"action": [3]}, ONE), ({"action": 1}, ONE), ({"action": [1, 0]}, ONE),
-                        ({"action": [True]}, ONE), ({"action": [1.0]}, ONE), ({"action": [4, 0]}, TWO),
-                        ({"action": [0, -1]}, TWO), ({"action": [1]}, TWO)]:
+    for body, vocab in [
+        ({"action": [3]}, ONE),
+        ({"action": 1}, ONE),
+        ({"action": [1, 0]}, ONE),
+        ({"action": [True]}, ONE),
+        ({"action": [1.0]}, ONE),
+        ({"action": [4, 0]}, TWO),
+        ({"action": [0, -1]}, TWO),
+        ({"action": [1]}, TWO),
+    ]:
         with pytest.raises(ValueError, match=rf"action'? must be .* nvec {list(vocab.nvec)}".replace("[", r"\[")):
             validate.parse_action(body, vocab)
     with pytest.raises(ValueError, match=r"one integer \[a0 in \[0, 3\)\].*component 0 is 3"):
@@ -79,13 +86,16 @@ def test_the_log_of_another_world_records_its_vocabulary_and_loads(tmp_path):
     assert ActionScript.load(path).vocabulary == YUME
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"action_nvec": [3], "actions": [[3]]}, r"row 0 is \[3\]"),
-    ({"action_nvec": [3], "actions": [[1, 1]]}, r"action 0: must be 1 integer"),
-    ({"action_nvec": [3], "actions": ["right"]}, r"action 0: must be 1 integer"),
-    ({"action_nvec": [0], "actions": []}, r"'action_nvec' must be a list of positive integers"),
-    ({"actions": [[0]]}, r"action_nvec"),  # not Yume's pairs: the message says how to name another vocabulary
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"action_nvec": [3], "actions": [[3]]}, r"row 0 is \[3\]"),
+        ({"action_nvec": [3], "actions": [[1, 1]]}, r"action 0: must be 1 integer"),
+        ({"action_nvec": [3], "actions": ["right"]}, r"action 0: must be 1 integer"),
+        ({"action_nvec": [0], "actions": []}, r"'action_nvec' must be a list of positive integers"),
+        ({"actions": [[0]]}, r"action_nvec"),  # not Yume's pairs: the message says how to name another vocabulary
+    ],
+)
 def test_bad_logs_of_another_world_are_refused_with_a_message(tmp_path, data, message):
     path = tmp_path / "log.json"
     path.write_text(json.dumps(data))
@@ -173,8 +183,25 @@ def test_a_played_episode_of_a_one_component_world_replays_exactly_with_record(o
     np.testing.assert_array_equal(np.stack(frames), np.stack(replayed))
     # and `yume-env record --agent` replays the log in that world
     out, again = tmp_path / "replay.gif", tmp_path / "replay.json"
-    assert main(["record", "--model", world, "--agent", str(path), "--out", str(out), "--log", str(again),
-                 "--no-overlay", "--upscale", "1"]) == 0
+    assert (
+        main(
+            [
+                "record",
+                "--model",
+                world,
+                "--agent",
+                str(path),
+                "--out",
+                str(out),
+                "--log",
+                str(again),
+                "--no-overlay",
+                "--upscale",
+                "1",
+            ]
+        )
+        == 0
+    )
     written = json.loads(again.read_text())
     assert written["actions"] == log["actions"] and written["action_nvec"] == [3]
     assert written["action_text"] == log["action_text"] and written["seed"] == log["seed"]
@@ -191,16 +218,36 @@ def test_a_two_component_world_is_held_labelled_and_recorded_in_its_vocabulary(o
         session.close()
     assert log["action_nvec"] == [4, 3] and log["actions"][0] == [3, 2] and log["model"] == "default"
     out = tmp_path / "random.gif"
-    assert main(["record", "--model", other_world_dir((4, 3)), "--agent", "random", "--steps", "2",
-                 "--out", str(out), "--no-overlay", "--upscale", "1"]) == 0
+    assert (
+        main(
+            [
+                "record",
+                "--model",
+                other_world_dir((4, 3)),
+                "--agent",
+                "random",
+                "--steps",
+                "2",
+                "--out",
+                str(out),
+                "--no-overlay",
+                "--upscale",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert json.loads(out.with_suffix(".json").read_text())["action_nvec"] == [4, 3]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--actions", "W,W"], "--actions takes Yume's action texts; this world's actions are action_nvec [3]"),
-    (["--agent", "tour"], "tour agent walks Yume's keys"),
-    (["--agent", "LOG"], "holds actions for action_nvec [9, 9], but this world's actions are action_nvec [3]"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--actions", "W,W"], "--actions takes Yume's action texts; this world's actions are action_nvec [3]"),
+        (["--agent", "tour"], "tour agent walks Yume's keys"),
+        (["--agent", "LOG"], "holds actions for action_nvec [9, 9], but this world's actions are action_nvec [3]"),
+    ],
+)
 def test_record_explains_actions_that_are_not_the_worlds(one_thread, tmp_path, capsys, argv, message):
     log = tmp_path / "yume.json"
     log.write_text(json.dumps({"actions": [[1, 0]]}))

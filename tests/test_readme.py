@@ -23,7 +23,9 @@ def test_the_readme_test_command_is_the_quick_part_and_ci_runs_every_test():
     assert "pip install torch==2.13.0 &&" in first and first.endswith("yume-env record --out episode.mp4")
     assert second.endswith('python -m pytest -q -m "not slow"')
     ci = (REPO / ".ci" / "run").read_text()
-    assert 'python -m pytest -q -m "not slow" --durations=15' in ci and "python -m pytest -q -m slow --durations=15" in ci
+    assert (
+        'python -m pytest -q -m "not slow" --durations=15' in ci and "python -m pytest -q -m slow --durations=15" in ci
+    )
 
 
 def test_the_readme_gives_the_cpu_index_line_and_the_plain_line_for_a_gpu():

@@ -137,8 +137,13 @@ KILLED_WRITER = textwrap.dedent(
 def test_a_sigkilled_recording_leaves_its_temporary_file_only_until_the_next_recording(tmp_path):
     target = tmp_path / "out" / "episode.mp4"
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(target)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(target)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         part = Path(proc.stdout.readline().strip())  # the writer is mid-recording now
         assert part.name and PART_PATTERN.match(part.name) and part.exists(), proc.stderr.read()

@@ -53,8 +53,10 @@ def test_each_key_moves_the_camera_by_move_speed_in_its_direction(key):
     assert np.allclose(delta_cam, expected, atol=1e-9)
 
 
-@pytest.mark.parametrize("camera,dyaw,dpitch", [(0, 0, 0), (1, 1, 0), (2, -1, 0), (3, 0, 1), (4, 0, -1),
-                                                (5, 1, 1), (6, -1, 1), (7, 1, -1), (8, -1, -1)])
+@pytest.mark.parametrize(
+    "camera,dyaw,dpitch",
+    [(0, 0, 0), (1, 1, 0), (2, -1, 0), (3, 0, 1), (4, 0, -1), (5, 1, 1), (6, -1, 1), (7, 1, -1), (8, -1, -1)],
+)
 def test_each_camera_move_turns_by_its_speed(camera, dyaw, dpitch):
     sim = Simulator(SIZE, SIZE, seed=0)
     sim.reset(11)
@@ -140,8 +142,16 @@ def test_unknown_event_is_reported_but_draws_nothing():
     assert np.array_equal(sa.frames, sb.frames)
 
 
-@pytest.mark.parametrize("text,name", [("It starts to SNOW", "snow"), ("  night   falls ", "night"),
-                                       ("the streetlights turn on.", "lights"), ("snow", "snow"), ("snowing?", None)])
+@pytest.mark.parametrize(
+    "text,name",
+    [
+        ("It starts to SNOW", "snow"),
+        ("  night   falls ", "night"),
+        ("the streetlights turn on.", "lights"),
+        ("snow", "snow"),
+        ("snowing?", None),
+    ],
+)
 def test_match_event_is_case_and_space_insensitive(text, name):
     assert match_event(text) == name
 

@@ -93,13 +93,26 @@ def test_a_refused_reward_state_puts_the_old_one_back():
     assert env.unwrapped.get_state().reward_state == BEACON_STATE
 
 
-@pytest.mark.parametrize("field, value, error, pattern", [
-    ("generator_state", torch.zeros(10, dtype=torch.uint8), ValueError, r"'generator_state' is not a torch.Generator state"),
-    ("generator_state", [1, 2, 3], TypeError, r"'generator_state' must be a uint8 torch.Tensor"),
-    ("np_random_state", {"bit_generator": "MT19937", "state": {}}, ValueError, r"'np_random_state' is not a PCG64 state"),
-    ("reward_state", {"walked": float("inf")}, ValueError, r"'reward_state.walked' is inf, not a finite number"),
-    ("last_frame", np.zeros((64, 64, 3), np.float32), TypeError, r"'last_frame' must be a uint8 numpy array"),
-])
+@pytest.mark.parametrize(
+    "field, value, error, pattern",
+    [
+        (
+            "generator_state",
+            torch.zeros(10, dtype=torch.uint8),
+            ValueError,
+            r"'generator_state' is not a torch.Generator state",
+        ),
+        ("generator_state", [1, 2, 3], TypeError, r"'generator_state' must be a uint8 torch.Tensor"),
+        (
+            "np_random_state",
+            {"bit_generator": "MT19937", "state": {}},
+            ValueError,
+            r"'np_random_state' is not a PCG64 state",
+        ),
+        ("reward_state", {"walked": float("inf")}, ValueError, r"'reward_state.walked' is inf, not a finite number"),
+        ("last_frame", np.zeros((64, 64, 3), np.float32), TypeError, r"'last_frame' must be a uint8 numpy array"),
+    ],
+)
 def test_bad_rng_reward_and_frame_fields_are_refused_by_name(field, value, error, pattern):
     env = stepped()
     refused(env, damaged(env.unwrapped.get_state(), lambda s: setattr(s, field, value)), error, pattern)
@@ -115,25 +128,39 @@ def _nan(*keys):
         for k in keys:
             t = t[k]
         t.view(-1)[0] = float("nan")
+
     return change
 
 
-@pytest.mark.parametrize("change, error, pattern", [
-    (lambda w: w.__setitem__("history", w["history"][:, :1]), ValueError,
-     r"'history' has shape \(16, 1, 8, 8\); this model's worlds have \(16, 3, 8, 8\)"),
-    (lambda w: w.__setitem__("history", w["history"].long()), TypeError, r"'history' must be a floating point tensor"),
-    (_set("n_history", 50), ValueError, r"'history' has shape .* keeps of n_history=50"),
-    (_nan("memory", "kv"), ValueError, r"'memory.kv' holds NaN"),
-    (_nan("pose"), ValueError, r"'pose' holds NaN"),
-    (_nan("vae_cache", "last_latent"), ValueError, r"'vae_cache.last_latent' holds NaN"),
-    (lambda w: w["vae_cache"].__setitem__("last_latent", torch.zeros(1, 8, 8, 8)), ValueError,
-     r"'vae_cache.last_latent' has shape \(1, 8, 8, 8\)"),
-    (_set("pose", [0.0, 0.0, 0.0, 0.0]), TypeError, r"'pose' must be a torch.Tensor \(4,\)"),
-    (_set("event", 5), TypeError, r"'event' must be a str"),
-    (_set("step_count", -1), ValueError, r"'step_count' must be >= 0"),
-    (_set("format", 2), ValueError, r"format 2 is not supported"),
-    (lambda w: w.pop("config_fingerprint"), ValueError, r"lacks 'config_fingerprint'"),
-])
+@pytest.mark.parametrize(
+    "change, error, pattern",
+    [
+        (
+            lambda w: w.__setitem__("history", w["history"][:, :1]),
+            ValueError,
+            r"'history' has shape \(16, 1, 8, 8\); this model's worlds have \(16, 3, 8, 8\)",
+        ),
+        (
+            lambda w: w.__setitem__("history", w["history"].long()),
+            TypeError,
+            r"'history' must be a floating point tensor",
+        ),
+        (_set("n_history", 50), ValueError, r"'history' has shape .* keeps of n_history=50"),
+        (_nan("memory", "kv"), ValueError, r"'memory.kv' holds NaN"),
+        (_nan("pose"), ValueError, r"'pose' holds NaN"),
+        (_nan("vae_cache", "last_latent"), ValueError, r"'vae_cache.last_latent' holds NaN"),
+        (
+            lambda w: w["vae_cache"].__setitem__("last_latent", torch.zeros(1, 8, 8, 8)),
+            ValueError,
+            r"'vae_cache.last_latent' has shape \(1, 8, 8, 8\)",
+        ),
+        (_set("pose", [0.0, 0.0, 0.0, 0.0]), TypeError, r"'pose' must be a torch.Tensor \(4,\)"),
+        (_set("event", 5), TypeError, r"'event' must be a str"),
+        (_set("step_count", -1), ValueError, r"'step_count' must be >= 0"),
+        (_set("format", 2), ValueError, r"format 2 is not supported"),
+        (lambda w: w.pop("config_fingerprint"), ValueError, r"lacks 'config_fingerprint'"),
+    ],
+)
 def test_every_world_field_is_checked_before_the_env_changes(change, error, pattern):
     env = stepped(steps=1)
     snap = env.unwrapped.get_state()
@@ -157,21 +184,43 @@ def _edit_json(change):
         meta = json.loads((folder / "snapshot.json").read_text())
         change(meta)
         (folder / "snapshot.json").write_text(json.dumps(meta))
+
     return apply
 
 
-@pytest.mark.parametrize("damage, error, file, pattern", [
-    (lambda f: (f / "tensors.safetensors").unlink(), FileNotFoundError, "tensors.safetensors", "is missing"),
-    (lambda f: (f / "snapshot.json").write_text("{"), ValueError, "snapshot.json", "is not valid JSON"),
-    (lambda f: (f / "snapshot.json").write_text("[]"), ValueError, "snapshot.json", "must hold a JSON object"),
-    (_edit_json(lambda m: m.__setitem__("format_version", 1)), ValueError, "snapshot.json", "has format_version 1"),
-    (_edit_json(lambda m: m.pop("reward_state")), ValueError, "snapshot.json", r"lacks the entries \['reward_state'\]"),
-    (_edit_json(lambda m: m["world"]["__dict__"]["history"].__setitem__("__tensor__", "gone")), ValueError,
-     "tensors.safetensors", "lacks the tensor 'gone'"),
-    (_edit_json(lambda m: m.__setitem__("world", {"__dict__": 5})), ValueError, "snapshot.json", "entry 'world' is malformed"),
-    (lambda f: (f / "tensors.safetensors").write_bytes(b"\0" * 20), ValueError, "tensors.safetensors",
-     "is not a readable safetensors file"),
-])
+@pytest.mark.parametrize(
+    "damage, error, file, pattern",
+    [
+        (lambda f: (f / "tensors.safetensors").unlink(), FileNotFoundError, "tensors.safetensors", "is missing"),
+        (lambda f: (f / "snapshot.json").write_text("{"), ValueError, "snapshot.json", "is not valid JSON"),
+        (lambda f: (f / "snapshot.json").write_text("[]"), ValueError, "snapshot.json", "must hold a JSON object"),
+        (_edit_json(lambda m: m.__setitem__("format_version", 1)), ValueError, "snapshot.json", "has format_version 1"),
+        (
+            _edit_json(lambda m: m.pop("reward_state")),
+            ValueError,
+            "snapshot.json",
+            r"lacks the entries \['reward_state'\]",
+        ),
+        (
+            _edit_json(lambda m: m["world"]["__dict__"]["history"].__setitem__("__tensor__", "gone")),
+            ValueError,
+            "tensors.safetensors",
+            "lacks the tensor 'gone'",
+        ),
+        (
+            _edit_json(lambda m: m.__setitem__("world", {"__dict__": 5})),
+            ValueError,
+            "snapshot.json",
+            "entry 'world' is malformed",
+        ),
+        (
+            lambda f: (f / "tensors.safetensors").write_bytes(b"\0" * 20),
+            ValueError,
+            "tensors.safetensors",
+            "is not a readable safetensors file",
+        ),
+    ],
+)
 def test_a_damaged_snapshot_folder_names_the_file(tmp_path, damage, error, file, pattern):
     stepped().unwrapped.save_state(tmp_path / "good")
     shutil.copytree(tmp_path / "good", tmp_path / "bad")

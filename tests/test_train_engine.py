@@ -108,8 +108,11 @@ def test_trainer_lowers_the_loss_of_a_toy_regression(toy, tmp_path):
 
 
 def test_checkpoint_round_trips_nested_state_with_tuples_int_keys_and_arrays(tmp_path):
-    state = {"a": (1, 2.5, "x"), "b": {3: torch.arange(5), "c": [np.ones(3, dtype=np.float32), None, True]},
-             "t": torch.randn(2, 3, dtype=torch.bfloat16)}
+    state = {
+        "a": (1, 2.5, "x"),
+        "b": {3: torch.arange(5), "c": [np.ones(3, dtype=np.float32), None, True]},
+        "t": torch.randn(2, 3, dtype=torch.bfloat16),
+    }
     save_checkpoint(tmp_path, 7, state, max_shard_bytes=16)
     step, back = load_checkpoint(latest_checkpoint(tmp_path))
     assert step == 7 and back["a"] == (1, 2.5, "x")
@@ -134,8 +137,12 @@ def test_sigkilled_run_resumes_from_its_last_checkpoint_and_continues_the_same_c
     reference = module.run(tmp_path / "ref", steps).curves.series["loss"]
 
     ckpt = tmp_path / "killed" / "none"
-    proc = subprocess.Popen([sys.executable, str(script), str(ckpt.parent), str(steps), "none", "0.05"],
-                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(ckpt.parent), str(steps), "none", "0.05"],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.time() + 30
     while time.time() < deadline:  # wait for a checkpoint past step 10, then kill without warning
         latest = latest_checkpoint(ckpt) if (ckpt / "latest.json").exists() else None
@@ -147,8 +154,13 @@ def test_sigkilled_run_resumes_from_its_last_checkpoint_and_continues_the_same_c
     killed_at = load_checkpoint(latest_checkpoint(ckpt))[0]
     assert 10 <= killed_at < steps
 
-    again = subprocess.run([sys.executable, str(script), str(ckpt.parent), str(steps), "none", "0"],
-                           env=_env(), capture_output=True, text=True, timeout=60)
+    again = subprocess.run(
+        [sys.executable, str(script), str(ckpt.parent), str(steps), "none", "0"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert again.returncode == 0, again.stderr
     resumed = json.loads(again.stdout.strip().splitlines()[-1])["loss"]
     assert [s for s, _ in resumed] == list(range(1, steps + 1))
@@ -158,8 +170,19 @@ def test_sigkilled_run_resumes_from_its_last_checkpoint_and_continues_the_same_c
 @pytest.mark.slow
 def test_torchrun_two_processes_ddp_and_fsdp2_train_the_same_replicated_model(toy, tmp_path):
     _, script = toy
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
-           str(script), str(tmp_path), "6", "ddp,fsdp", "0"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--standalone",
+        str(script),
+        str(tmp_path),
+        "6",
+        "ddp,fsdp",
+        "0",
+    ]
     run = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=150)
     assert run.returncode == 0, run.stderr[-3000:]
     rows = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*-rank*.json"))]
@@ -193,13 +216,19 @@ class NoisyRegression(torch.nn.Module):
 def _seeded_run(seed: int, draws: int = 1) -> tuple[list, dict[str, torch.Tensor]]:
     import random
 
-    from yume_env.data.sim_clips import IndexedStream
-
     seed_everything(0)  # the caller's part: the same initial weights in every run
     module = NoisyRegression()
     random.random(), np.random.rand(draws), torch.rand(draws)  # what happens in between must not matter
-    cfg = TrainerConfig(lr=1e-2, warmup_steps=1, max_steps=8, log_every=1, ema_decay=0.0, checkpoint_every_s=0,
-                        progress=False, seed=seed)
+    cfg = TrainerConfig(
+        lr=1e-2,
+        warmup_steps=1,
+        max_steps=8,
+        log_every=1,
+        ema_decay=0.0,
+        checkpoint_every_s=0,
+        progress=False,
+        seed=seed,
+    )
     result = Trainer(module, cfg, None, name="seeded").fit(IndexedStream(lambda i: torch.full((8, 4), float(i % 3))))
     return result.curves.series["loss"], {k: v.clone() for k, v in module.state_dict().items()}
 

@@ -22,7 +22,9 @@ def test_memory_summaries_equal_per_world_update_memory():
     batched = dit.memory_summaries(lat, lengths)
     for i, n in enumerate(lengths):
         one = dit.update_memory(None, lat[i, :, :n])
-        assert torch.allclose(batched[i].kv, one.kv, atol=1e-5) and torch.allclose(batched[i].k_sum, one.k_sum, atol=1e-5)
+        assert torch.allclose(batched[i].kv, one.kv, atol=1e-5) and torch.allclose(
+            batched[i].k_sum, one.k_sum, atol=1e-5
+        )
         assert (batched[i].n_latents, batched[i].n_tokens) == (one.n_latents, one.n_tokens)
 
 
@@ -59,7 +61,9 @@ def test_context_table_equals_text_context():
 class _Clips:
     def __init__(self, B, steps):
         g = torch.Generator().manual_seed(1)
-        self.actions = torch.stack([torch.randint(9, (B, steps), generator=g), torch.randint(9, (B, steps), generator=g)], 2)
+        self.actions = torch.stack(
+            [torch.randint(9, (B, steps), generator=g), torch.randint(9, (B, steps), generator=g)], 2
+        )
         self.events = [["fog rolls in" if (i + s) % 3 == 0 else "" for s in range(steps)] for i in range(B)]
 
 
@@ -70,7 +74,7 @@ def test_denoise_batch_is_a_pure_function_of_the_generator_and_slices_the_target
     make = lambda: denoise_batch(lat, clips, k, _text(), config, PretrainConfig(), torch.Generator().manual_seed(5))  # noqa: E731
     a, b = make(), make()
     assert all(torch.equal(a[n], b[n]) for n in ("x0", "eps", "t", "context", "action", "history", "history_noise"))
-    assert torch.equal(a["x0"], lat[:, :, 1 + 2 * k: 3 + 2 * k]) and a["history"].shape[2] == 1 + 2 * k
+    assert torch.equal(a["x0"], lat[:, :, 1 + 2 * k : 3 + 2 * k]) and a["history"].shape[2] == 1 + 2 * k
     for i in range(3):
         assert int(a["action"][i]) == int(clips.actions[i, k, 0]) * 9 + int(clips.actions[i, k, 1])
 

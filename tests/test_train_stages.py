@@ -34,16 +34,29 @@ def tiny():
     3 rendered clips of 4 steps and their latents."""
     mc = load_recipe("smoke").model_config()
     torch.manual_seed(0)
-    text = TextConditioner(name="minilm", model_id="test", dim=mc.text_dim, tokens_per_text=1,
-                           actions=[torch.randn(1, mc.text_dim) for _ in range(NUM_ACTIONS)])
+    text = TextConditioner(
+        name="minilm",
+        model_id="test",
+        dim=mc.text_dim,
+        tokens_per_text=1,
+        actions=[torch.randn(1, mc.text_dim) for _ in range(NUM_ACTIONS)],
+    )
     clips = SimClipSource(mc.height, mc.width, 2).render(3, 4, seed=1)
     vae = build_vae(mc.vae, mc.latent_channels)
     return mc, text, clips, encode_clips(vae, clips.frames)
 
 
 def _fit(module, batch, steps=15, lr=3e-3):
-    cfg = TrainerConfig(lr=lr, warmup_steps=1, max_steps=steps, log_every=1, ema_decay=0.0, progress=False,
-                        checkpoint_every_s=0, min_lr_ratio=1.0)
+    cfg = TrainerConfig(
+        lr=lr,
+        warmup_steps=1,
+        max_steps=steps,
+        log_every=1,
+        ema_decay=0.0,
+        progress=False,
+        checkpoint_every_s=0,
+        min_lr_ratio=1.0,
+    )
     result = Trainer(module, cfg, None, name="test").fit(IndexedStream(lambda i: batch))
     return [v for _, v in result.curves.series["loss"]]
 
@@ -64,8 +77,9 @@ def test_pretrain_stage_lowers_the_denoising_loss_with_a_noised_history_poses_an
     mc, text, clips, latents = tiny
     assert mc.prediction == "sample" and mc.pose_memory and mc.recall_frames == 1
     torch.manual_seed(0)
-    batch = denoise_batch(latents, clips, 3, text, mc, PretrainConfig(history_noise_prob=1.0),
-                          torch.Generator().manual_seed(0))
+    batch = denoise_batch(
+        latents, clips, 3, text, mc, PretrainConfig(history_noise_prob=1.0), torch.Generator().manual_seed(0)
+    )
     assert batch["history"].shape[2] == 7 and batch["history_noise"].min() > 0
     assert batch["history_poses"].shape == (3, 7, 4) and batch["target_pose"].shape == (3, 4)
     losses = _fit(DenoiseModule(build_dit(mc), mc), batch)
@@ -84,13 +98,15 @@ def test_the_training_history_is_the_history_the_env_builds(tiny):
         stepped = History.empty(mc, latents[0, :, 0], batch=3)
         stepped.append(dit, latents[:, :, :1], poses[:, :1])
         for s in range(4):
-            stepped.append(dit, latents[:, :, 1 + 2 * s:3 + 2 * s], poses[:, 1 + 2 * s:3 + 2 * s])
+            stepped.append(dit, latents[:, :, 1 + 2 * s : 3 + 2 * s], poses[:, 1 + 2 * s : 3 + 2 * s])
     assert whole.n_history == stepped.n_history == [9, 9, 9]
     for a, b in zip(whole.latents + whole.poses, stepped.latents + stepped.poses):
         assert torch.equal(a, b)
     for a, b in zip(whole.memory, stepped.memory):  # the same sums, added in another order
         torch.testing.assert_close(a.kv, b.kv, rtol=1e-4, atol=1e-5)
-    assert torch.equal(whole.recall.stamp, stepped.recall.stamp) and torch.equal(whole.recall.latents, stepped.recall.latents)
+    assert torch.equal(whole.recall.stamp, stepped.recall.stamp) and torch.equal(
+        whole.recall.latents, stepped.recall.latents
+    )
 
 
 def test_reward_stage_lowers_task_head_loss_on_simulator_labels(tiny):
@@ -154,8 +170,14 @@ def test_a_run_stopped_midway_continues_the_same_losses(tmp_path, tiny):
     from yume_env.train.stages.pretrain import PretrainStream
 
     mc, text, _, _ = tiny
-    cfg = PretrainConfig(batch_size=2, clip_steps=3, pool_clips=3, trainer=TrainerConfig(
-        lr=1e-3, warmup_steps=1, max_steps=6, log_every=1, ema_decay=0.9, progress=False, checkpoint_every_s=0))
+    cfg = PretrainConfig(
+        batch_size=2,
+        clip_steps=3,
+        pool_clips=3,
+        trainer=TrainerConfig(
+            lr=1e-3, warmup_steps=1, max_steps=6, log_every=1, ema_decay=0.9, progress=False, checkpoint_every_s=0
+        ),
+    )
     source = SimClipSource(mc.height, mc.width, 2, events=EventPlan(probability=0.0))  # the test text knows no events
     vae = build_vae(mc.vae, mc.latent_channels)
 
@@ -177,8 +199,9 @@ def test_a_run_stopped_midway_continues_the_same_losses(tmp_path, tiny):
 
 
 def test_recipe_presets_and_overrides_change_nested_values_and_reject_unknown_fields():
-    recipe = load_recipe("default-world", ["pretrain.batch_size=16", "pretrain.trainer.lr=1e-3", "model.dim=240",
-                                           "fractions.reward=0.2"])
+    recipe = load_recipe(
+        "default-world", ["pretrain.batch_size=16", "pretrain.trainer.lr=1e-3", "model.dim=240", "fractions.reward=0.2"]
+    )
     assert recipe.pretrain.batch_size == 16 and recipe.pretrain.trainer.lr == 1e-3
     assert recipe.model_config().dim == 240 and recipe.fractions["reward"] == 0.2
     with pytest.raises(ValueError, match="PretrainConfig has no field 'batch'"):
@@ -193,8 +216,14 @@ def test_a_packed_checkpoint_resumes_from_its_ema_weights_with_fresh_optimizer_m
     from yume_env.train.stages.pretrain import PretrainStream
 
     mc, text, _, _ = tiny
-    cfg = PretrainConfig(batch_size=2, clip_steps=3, pool_clips=3, trainer=TrainerConfig(
-        lr=1e-3, warmup_steps=2, max_steps=5, log_every=1, ema_decay=0.9, progress=False, checkpoint_every_s=0))
+    cfg = PretrainConfig(
+        batch_size=2,
+        clip_steps=3,
+        pool_clips=3,
+        trainer=TrainerConfig(
+            lr=1e-3, warmup_steps=2, max_steps=5, log_every=1, ema_decay=0.9, progress=False, checkpoint_every_s=0
+        ),
+    )
     source = SimClipSource(mc.height, mc.width, 2, events=EventPlan(probability=0.0))
     vae = build_vae(mc.vae, mc.latent_channels)
     stream = PretrainStream(source, vae, text, mc, cfg)
@@ -217,8 +246,20 @@ def test_the_tensorboard_logger_writes_event_files(tmp_path, tiny):
     pytest.importorskip("tensorboard")
     mc, _, clips, latents = tiny
     batch = task_examples(clips, latents, noise=0.0, seed=0)
-    cfg = TrainerConfig(lr=1e-3, warmup_steps=1, max_steps=3, log_every=1, ema_decay=0.0, progress=False,
-                        checkpoint_every_s=0, logger="tensorboard")
-    Trainer(TaskHeadModule(TaskHead(mc.latent_channels, mc.latent_hw), RewardConfig()), cfg, tmp_path / "ckpt" / "reward",
-            name="reward").fit(IndexedStream(lambda i: batch))
+    cfg = TrainerConfig(
+        lr=1e-3,
+        warmup_steps=1,
+        max_steps=3,
+        log_every=1,
+        ema_decay=0.0,
+        progress=False,
+        checkpoint_every_s=0,
+        logger="tensorboard",
+    )
+    Trainer(
+        TaskHeadModule(TaskHead(mc.latent_channels, mc.latent_hw), RewardConfig()),
+        cfg,
+        tmp_path / "ckpt" / "reward",
+        name="reward",
+    ).fit(IndexedStream(lambda i: batch))
     assert list((tmp_path / "tensorboard" / "reward").glob("events.out.tfevents.*"))

@@ -21,8 +21,12 @@ def _load():
 @pytest.mark.slow
 def test_smoke_run_writes_one_row_per_history_with_the_required_fields(tmp_path):
     bench = _load()
-    assert bench.main(["--smoke", "--history", "4,30", "--modes", "causal", "--no-decode", "--no-offload",
-                       "--out", str(tmp_path)]) == 0
+    assert (
+        bench.main(
+            ["--smoke", "--history", "4,30", "--modes", "causal", "--no-decode", "--no-offload", "--out", str(tmp_path)]
+        )
+        == 0
+    )
     result = json.loads((tmp_path / "yume5b_h100.json").read_text())
     assert [r["history_latents"] for r in result["rows"]] == [4, 30]
     for row in result["rows"]:

@@ -47,7 +47,9 @@ def test_published_folder_loads_every_file_into_its_model(parts, folder):
     torch.testing.assert_close(parts.vae.model.decoder.conv_in.weight, vae_src["decoder.conv1.weight"])
     t5_src = torch.load(folder / "models_t5_umt5-xxl-enc-bf16.pth", weights_only=True)
     t5 = parts.text_encoder.model
-    torch.testing.assert_close(t5.encoder.block[1].layer[1].DenseReluDense.wi_0.weight, t5_src["blocks.1.ffn.gate.0.weight"].float())
+    torch.testing.assert_close(
+        t5.encoder.block[1].layer[1].DenseReluDense.wi_0.weight, t5_src["blocks.1.ffn.gate.0.weight"].float()
+    )
 
 
 def test_loaded_dit_runs_a_chunk_with_history(parts):
@@ -69,8 +71,10 @@ def _wan_t5_reference(state: dict[str, torch.Tensor], ids: torch.Tensor, heads: 
         out = (rel > 0).long() * num_buckets
         rel = rel.abs()
         max_exact = num_buckets // 2
-        large = max_exact + (torch.log(rel.float() / max_exact) / math.log(max_dist / max_exact)
-                             * (num_buckets - max_exact)).long()
+        large = (
+            max_exact
+            + (torch.log(rel.float() / max_exact) / math.log(max_dist / max_exact) * (num_buckets - max_exact)).long()
+        )
         return out + torch.where(rel < max_exact, rel, large.clamp(max=num_buckets - 1))
 
     x = state["token_embedding.weight"][ids]
@@ -78,7 +82,7 @@ def _wan_t5_reference(state: dict[str, torch.Tensor], ids: torch.Tensor, heads: 
     rel = torch.arange(n)[None, :] - torch.arange(n)[:, None]
     layers = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("blocks."))
     for i in range(layers):
-        p = {k[len(f"blocks.{i}."):]: v for k, v in state.items() if k.startswith(f"blocks.{i}.")}
+        p = {k[len(f"blocks.{i}.") :]: v for k, v in state.items() if k.startswith(f"blocks.{i}.")}
         h = norm(x, p["norm1.weight"])
         q, k, v = (F.linear(h, p[f"attn.{s}.weight"]).view(b, n, heads, -1) for s in "qkv")
         bias = p["pos_embedding.embedding.weight"][bucket(rel)].permute(2, 0, 1)[None]
@@ -116,8 +120,10 @@ def test_folder_missing_a_file_names_it(folder, tmp_path, missing):
         load_published_folder(copy, device="cpu")
 
 
-@pytest.mark.parametrize("wrong, source", [("Wan2.2_VAE.pth", "models_t5_umt5-xxl-enc-bf16.pth"),
-                                           ("models_t5_umt5-xxl-enc-bf16.pth", "Wan2.2_VAE.pth")])
+@pytest.mark.parametrize(
+    "wrong, source",
+    [("Wan2.2_VAE.pth", "models_t5_umt5-xxl-enc-bf16.pth"), ("models_t5_umt5-xxl-enc-bf16.pth", "Wan2.2_VAE.pth")],
+)
 def test_folder_holding_the_wrong_file_names_it(folder, tmp_path, wrong, source):
     from yume_env.model.checkpoint import CheckpointError
     from yume_env.model.wan.folder import load_published_folder

@@ -22,8 +22,9 @@ def test_quantize_blocks_swaps_attention_and_ffn_linears_and_the_dit_still_runs(
     from yume_env.model.dit import build_dit
     from yume_env.model.wan.fp8 import FP8Linear, quantize_blocks_fp8_
 
-    cfg = WorldModelConfig.preset("yume-5b").replace(dim=64, ffn_dim=128, num_layers=2, num_heads=4, text_dim=32,
-                                                     height=64, width=64)
+    cfg = WorldModelConfig.preset("yume-5b").replace(
+        dim=64, ffn_dim=128, num_layers=2, num_heads=4, text_dim=32, height=64, width=64
+    )
     torch.manual_seed(0)
     dit = build_dit(cfg).eval()
     torch.nn.init.normal_(dit.head.head.weight, std=0.02)  # Wan initialises the head at zero

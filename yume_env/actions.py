@@ -78,8 +78,17 @@ def unflatten_action(index: int) -> tuple[int, int]:
 
 _KEY_ALIASES = {"": "None", "NONE": "None", "-": "None", "A+W": "W+A", "D+W": "W+D", "A+S": "S+A", "D+S": "S+D"}
 _CAMERA_ALIASES = {
-    "": "·", ".": "·", "NONE": "·", "RIGHT": "→", "LEFT": "←", "UP": "↑", "DOWN": "↓",
-    "→↑": "↑→", "←↑": "↑←", "→↓": "↓→", "←↓": "↓←",
+    "": "·",
+    ".": "·",
+    "NONE": "·",
+    "RIGHT": "→",
+    "LEFT": "←",
+    "UP": "↑",
+    "DOWN": "↓",
+    "→↑": "↑→",
+    "←↑": "↑←",
+    "→↓": "↓→",
+    "←↓": "↓←",
 }
 
 

@@ -27,8 +27,10 @@ class ActionVocabulary:
         if not self.nvec or any(n < 1 for n in self.nvec):
             raise ValueError(f"an action vocabulary needs one or more components of >= 1 choices, got nvec {self.nvec}")
         if self.names and [len(row) for row in self.names] != list(self.nvec):
-            raise ValueError(f"action names must give one name per choice of each component {self.nvec}, "
-                             f"got {[len(row) for row in self.names]}")
+            raise ValueError(
+                f"action names must give one name per choice of each component {self.nvec}, "
+                f"got {[len(row) for row in self.names]}"
+            )
 
     @property
     def size(self) -> int:
@@ -48,14 +50,21 @@ class ActionVocabulary:
         """`actions` as int64 (B, components), or ValueError naming what is wrong and what is expected."""
         arr = np.asarray(actions.cpu() if hasattr(actions, "cpu") else actions)
         want = f"integers of shape ({'B' if rows is None else rows}, {self.components}) with component i in [0, nvec[i]) for nvec {list(self.nvec)}"
-        if arr.dtype == object or arr.ndim != 2 or arr.shape[1] != self.components or (rows is not None and len(arr) != rows):
+        if (
+            arr.dtype == object
+            or arr.ndim != 2
+            or arr.shape[1] != self.components
+            or (rows is not None and len(arr) != rows)
+        ):
             raise ValueError(f"{what} must be {want}, got {arr.dtype} {arr.shape}")
         if arr.size and not np.issubdtype(arr.dtype, np.integer):
             raise ValueError(f"{what} must be {want}, got {arr.dtype} {arr.shape}")
         bad = (arr < 0) | (arr >= np.asarray(self.nvec))
         if bad.any():
             row = int(np.flatnonzero(bad.any(1))[0])
-            raise ValueError(f"{what}: row {row} is {arr[row].tolist()}; component i must be in [0, nvec[i]) for nvec {list(self.nvec)}")
+            raise ValueError(
+                f"{what}: row {row} is {arr[row].tolist()}; component i must be in [0, nvec[i]) for nvec {list(self.nvec)}"
+            )
         return arr.astype(np.int64)
 
     def flat(self, actions: np.ndarray) -> np.ndarray:

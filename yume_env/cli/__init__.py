@@ -27,8 +27,11 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "record": ("record", "run an episode (random, scripted or JSON actions) and write an mp4/gif"),
     "bench": ("bench", "env steps/s single and batched, per-step time versus episode length (JSON)"),
     "data": ("data", "generate and inspect Sekai-layout datasets from the simulator"),
-    "train": ("train", "train or fine-tune a world model, stage by stage or by the default-world recipe "
-                       "(`yume-env train --help` names every stage)"),
+    "train": (
+        "train",
+        "train or fine-tune a world model, stage by stage or by the default-world recipe "
+        "(`yume-env train --help` names every stage)",
+    ),
     "eval": ("eval", "measure a learned world against the simulator (markdown report + JSON)"),
     "play": ("play", "serve a local web page to walk the world with the keyboard"),
 }

@@ -25,23 +25,31 @@ DEFAULT_STEM = "yume-env-bench"  # the default output: ./yume-env-bench-DATE-TIM
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--model", default=None,
+        "--model",
+        default=None,
         help="world folder (default: the shipped default world), or preset:NAME for random weights of a "
         "WorldModelConfig preset (speed does not depend on the weights), e.g. preset:tiny",
     )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default=None)
-    parser.add_argument("--sample-steps", type=int, default=None, help="denoising steps per chunk (default: the world's)")
+    parser.add_argument(
+        "--sample-steps", type=int, default=None, help="denoising steps per chunk (default: the world's)"
+    )
     parser.add_argument("--num-envs", default="1,8,64", help="comma-separated batch sizes (default: 1,8,64)")
     parser.add_argument("--steps", type=int, default=100, help="timed steps per batch size (default: 100)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed warm-up steps, reported apart (default: 5)")
-    parser.add_argument("--soak", type=int, default=0, help="also run one world for N steps and compare per-step time early vs late")
+    parser.add_argument(
+        "--soak", type=int, default=0, help="also run one world for N steps and compare per-step time early vs late"
+    )
     parser.add_argument("--window", type=int, default=100, help="steps per soak window (default: 100)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", default=None,
-                        help=f"JSON output; the markdown goes beside it, .md (default: {DEFAULT_STEM}-DATE-TIME.json "
-                             "in the current folder, under a name no file has yet)")
+    parser.add_argument(
+        "--json",
+        default=None,
+        help=f"JSON output; the markdown goes beside it, .md (default: {DEFAULT_STEM}-DATE-TIME.json "
+        "in the current folder, under a name no file has yet)",
+    )
 
 
 def _rss_mib() -> float:
@@ -95,7 +103,9 @@ def _make(args, num_envs: int):
 
     import yume_env  # noqa: F401
 
-    kwargs = dict(model=_model(args), device=args.device, dtype=args.dtype, sample_steps=args.sample_steps, reward_fn=None)
+    kwargs = dict(
+        model=_model(args), device=args.device, dtype=args.dtype, sample_steps=args.sample_steps, reward_fn=None
+    )
     if num_envs == 1:
         return gym.make("YumeWorld-v0", disable_env_checker=True, **kwargs).unwrapped
     return gym.make_vec("YumeWorld-v0", num_envs=num_envs, **kwargs)

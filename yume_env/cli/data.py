@@ -22,17 +22,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--event-prob", type=float, default=0.35, help="share of clips with an event (default 0.35)")
     g.add_argument("--fps", type=int, default=8, help="video frame rate (default 8)")
     g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    i = sub.add_parser("info", help="check every clip of a dataset folder (or the shards of a recorded one) "
-                                    "and print a summary (JSON)")
+    i = sub.add_parser(
+        "info", help="check every clip of a dataset folder (or the shards of a recorded one) and print a summary (JSON)"
+    )
     i.add_argument("root", help="dataset folder")
     i.add_argument("--skip-bad", action="store_true", help="list bad clips instead of stopping at the first")
     i.add_argument("--no-verify", action="store_true", help="do not decode the videos (faster, weaker check)")
-    add_record_arguments(sub.add_parser(
-        "record", help="record episodes of a Gymnasium env (Discrete/MultiDiscrete actions) into shards; resumable",
-        description="Record episodes of a Gymnasium env with Discrete or MultiDiscrete actions into a shard "
-                    "dataset (index.json + safetensors shards). Frames are the observation when it is an RGB "
-                    "image, else render() with render_mode='rgb_array'. Running it again with the same --out "
-                    "continues up to --episodes in all. See docs/your_own_world.md."))
+    add_record_arguments(
+        sub.add_parser(
+            "record",
+            help="record episodes of a Gymnasium env (Discrete/MultiDiscrete actions) into shards; resumable",
+            description="Record episodes of a Gymnasium env with Discrete or MultiDiscrete actions into a shard "
+            "dataset (index.json + safetensors shards). Frames are the observation when it is an RGB "
+            "image, else render() with render_mode='rgb_array'. Running it again with the same --out "
+            "continues up to --episodes in all. See docs/your_own_world.md.",
+        )
+    )
 
 
 def add_record_arguments(r: argparse.ArgumentParser) -> None:
@@ -41,14 +46,26 @@ def add_record_arguments(r: argparse.ArgumentParser) -> None:
     r.add_argument("--episodes", type=int, required=True, help="episodes the folder should hold in all")
     r.add_argument("--size", type=int, default=64, help="frames are resized to SIZE x SIZE (default 64)")
     r.add_argument("--out", required=True, help="dataset folder (created, or continued)")
-    r.add_argument("--policy", default="random",
-                   help="random (default: action_space.sample()), a stable-baselines3 PPO/A2C/DQN .zip, or a .json "
-                        "list of actions (or a list of per-episode lists)")
+    r.add_argument(
+        "--policy",
+        default="random",
+        help="random (default: action_space.sample()), a stable-baselines3 PPO/A2C/DQN .zip, or a .json "
+        "list of actions (or a list of per-episode lists)",
+    )
     r.add_argument("--seed", type=int, default=0, help="episode i resets with seed SEED + i (default 0)")
-    r.add_argument("--max-steps", type=int, default=1000,
-                   help="steps per episode at most (default 1000; the env's own time limit applies too)")
-    r.add_argument("--env-kwargs", type=json.loads, default=None, metavar="JSON",
-                   help="keyword arguments of gym.make as a JSON object, e.g. '{\"height\": 32}'")
+    r.add_argument(
+        "--max-steps",
+        type=int,
+        default=1000,
+        help="steps per episode at most (default 1000; the env's own time limit applies too)",
+    )
+    r.add_argument(
+        "--env-kwargs",
+        type=json.loads,
+        default=None,
+        metavar="JSON",
+        help="keyword arguments of gym.make as a JSON object, e.g. '{\"height\": 32}'",
+    )
     r.add_argument("--shard-mb", type=float, default=32.0, help="frames per shard in MiB before a new one (default 32)")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -59,8 +76,18 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "generate":
         from yume_env.data.generate import generate_dataset
 
-        summary = generate_dataset(args.out, args.clips, args.frames, args.height, args.width, args.seed,
-                                   args.sub_frames, args.event_prob, args.fps, progress=not args.no_progress)
+        summary = generate_dataset(
+            args.out,
+            args.clips,
+            args.frames,
+            args.height,
+            args.width,
+            args.seed,
+            args.sub_frames,
+            args.event_prob,
+            args.fps,
+            progress=not args.no_progress,
+        )
         print(json.dumps(summary, indent=2, ensure_ascii=False))
         return 0
     if (Path(args.root) / "index.json").is_file():
@@ -101,9 +128,18 @@ def run_record(args: argparse.Namespace) -> int:
 
     if args.env_kwargs is not None and not isinstance(args.env_kwargs, dict):
         raise ValueError(f"--env-kwargs must be a JSON object, got {args.env_kwargs!r}")
-    summary = record(args.env, args.episodes, args.out, size=args.size, policy=args.policy, seed=args.seed,
-                     max_steps=args.max_steps, env_kwargs=args.env_kwargs,
-                     shard_bytes=max(1, int(args.shard_mb * 2**20)), progress=not args.no_progress)
+    summary = record(
+        args.env,
+        args.episodes,
+        args.out,
+        size=args.size,
+        policy=args.policy,
+        seed=args.seed,
+        max_steps=args.max_steps,
+        env_kwargs=args.env_kwargs,
+        shard_bytes=max(1, int(args.shard_mb * 2**20)),
+        progress=not args.no_progress,
+    )
     print(json.dumps(summary, indent=2, ensure_ascii=False))
     return 0
 
@@ -119,11 +155,18 @@ def run_shard_info(args: argparse.Namespace) -> int:
     train, heldout = split_episodes(reader.num_episodes)
     returns = [r for s in index["shards"] for r in s["episode_returns"]]
     summary = {
-        "root": str(args.root), "env_id": index["env_id"], "action_space": index["action_space"],
-        "frame_size": index["frame_size"], "frames_from": index["frames_from"], "fps": index["fps"],
-        "episodes": index["episodes"], "steps": index["steps"], "shards": len(index["shards"]),
+        "root": str(args.root),
+        "env_id": index["env_id"],
+        "action_space": index["action_space"],
+        "frame_size": index["frame_size"],
+        "frames_from": index["frames_from"],
+        "fps": index["fps"],
+        "episodes": index["episodes"],
+        "steps": index["steps"],
+        "shards": len(index["shards"]),
         "mean_return": sum(returns) / len(returns) if returns else None,
-        "train_episodes": len(train), "heldout_episodes": len(heldout),
+        "train_episodes": len(train),
+        "heldout_episodes": len(heldout),
     }
     print(json.dumps(summary, indent=2, ensure_ascii=False))
     return 0

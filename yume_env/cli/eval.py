@@ -17,47 +17,96 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", nargs="?", default="run", choices=["run", "train-probes"],
-                        help="run the evaluation (default) or train the probes")
+    parser.add_argument(
+        "action",
+        nargs="?",
+        default="run",
+        choices=["run", "train-probes"],
+        help="run the evaluation (default) or train the probes",
+    )
     parser.add_argument("--model", default=None, help="model folder (default: the shipped default world)")
-    parser.add_argument("--data", default=None,
-                        help="eval: recorded episodes (yume-env data record) to measure the world against (their "
-                             "held-out split) instead of the simulator")
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="eval: recorded episodes (yume-env data record) to measure the world against (their "
+        "held-out split) instead of the simulator",
+    )
     parser.add_argument("--device", default="cpu", help="torch device for the model and probes (cpu, cuda, cuda:1)")
-    parser.add_argument("--episodes", type=int, default=None,
-                        help="eval: worlds in the autoregressive rollout; train-probes: simulator episodes")
+    parser.add_argument(
+        "--episodes",
+        type=int,
+        default=None,
+        help="eval: worlds in the autoregressive rollout; train-probes: simulator episodes",
+    )
     parser.add_argument("--quick", action="store_true", help="eval: few worlds and steps (indicative numbers)")
-    parser.add_argument("--horizons", type=int, nargs="+", default=None,
-                        help="eval: autoregressive steps to report (default 16 64 256; the rollouts run to the largest)")
-    parser.add_argument("--seed", type=int, default=None, help="eval: first world seed (default 1000000); train-probes: data and weights seed (default 0)")
+    parser.add_argument(
+        "--horizons",
+        type=int,
+        nargs="+",
+        default=None,
+        help="eval: autoregressive steps to report (default 16 64 256; the rollouts run to the largest)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="eval: first world seed (default 1000000); train-probes: data and weights seed (default 0)",
+    )
     parser.add_argument("--probes", default=None, help="eval: probe folder (default yume_env/assets/eval_models)")
     parser.add_argument("--json", default=None, help="eval: write the results as JSON here")
-    parser.add_argument("--measures", default=None, metavar="NAMES",
-                        help="eval: comma-separated groups to run, of rollout (fidelity, actions, Fréchet distance and "
-                             "sharpness), memory (loop closure, turn back), events, speed, script (Fréchet distance and "
-                             "sharpness under the action scripts), task (the task head's reached) (default: all); "
-                             "each keeps its figures")
+    parser.add_argument(
+        "--measures",
+        default=None,
+        metavar="NAMES",
+        help="eval: comma-separated groups to run, of rollout (fidelity, actions, Fréchet distance and "
+        "sharpness), memory (loop closure, turn back), events, speed, script (Fréchet distance and "
+        "sharpness under the action scripts), task (the task head's reached) (default: all); "
+        "each keeps its figures",
+    )
     parser.add_argument("--report", default="eval_report.md", help="eval: markdown report path (figures beside it)")
-    parser.add_argument("--sample-steps", type=int, default=None, help="eval: denoising steps per chunk (default: the world's)")
-    parser.add_argument("--spread-gain-max", type=float, default=None,
-                        help="eval: cap on restoring a new chunk's spread to the last one's (1 = off; default: the world's)")
+    parser.add_argument(
+        "--sample-steps", type=int, default=None, help="eval: denoising steps per chunk (default: the world's)"
+    )
+    parser.add_argument(
+        "--spread-gain-max",
+        type=float,
+        default=None,
+        help="eval: cap on restoring a new chunk's spread to the last one's (1 = off; default: the world's)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--out", default=None,
-                        help="train-probes: output folder (required: the probes the package ships stay as they "
-                             "are; evaluate with yours by --probes DIR)")
-    parser.add_argument("--preset", default="full", choices=["full", "gpu", "quick"],
-                        help="train-probes: data and step counts (gpu: more of both, for --device cuda)")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="train-probes: output folder (required: the probes the package ships stay as they "
+        "are; evaluate with yours by --probes DIR)",
+    )
+    parser.add_argument(
+        "--preset",
+        default="full",
+        choices=["full", "gpu", "quick"],
+        help="train-probes: data and step counts (gpu: more of both, for --device cuda)",
+    )
     parser.add_argument("--steps", type=int, default=None, help="train-probes: steps per simulator episode")
     parser.add_argument("--iterations", type=int, default=None, help="train-probes: optimiser steps")
-    parser.add_argument("--budget-minutes", type=float, default=None,
-                        help="train-probes: end the whole run (data included) within this many minutes, "
-                             "fitting the step count and schedule to it")
-    parser.add_argument("--half", action="store_true",
-                        help="train-probes: store the weights as float16 (half the size; the shipped probes are)")
+    parser.add_argument(
+        "--budget-minutes",
+        type=float,
+        default=None,
+        help="train-probes: end the whole run (data included) within this many minutes, "
+        "fitting the step count and schedule to it",
+    )
+    parser.add_argument(
+        "--half",
+        action="store_true",
+        help="train-probes: store the weights as float16 (half the size; the shipped probes are)",
+    )
     parser.add_argument("--sim-batch", type=int, default=None, help="train-probes: simulator worlds rendered at once")
     parser.add_argument("--init", default=None, help="train-probes: continue from the probes in this folder")
-    parser.add_argument("--data-cache", default=None,
-                        help="train-probes: .npz to save the rendered data to (or reuse it from, if it exists)")
+    parser.add_argument(
+        "--data-cache",
+        default=None,
+        help="train-probes: .npz to save the rendered data to (or reuse it from, if it exists)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -100,15 +149,19 @@ def _evaluate_recorded(args: argparse.Namespace) -> int:
 def _usage_problem(args: argparse.Namespace) -> str | None:
     """What is wrong with the arguments before any model loads, or None."""
     if args.action == "train-probes" and not args.out:
-        return ("train-probes needs --out DIR (the probes the package ships are not overwritten); "
-                "then evaluate with them by `yume-env eval --probes DIR`")
+        return (
+            "train-probes needs --out DIR (the probes the package ships are not overwritten); "
+            "then evaluate with them by `yume-env eval --probes DIR`"
+        )
     if args.action == "run" and args.probes is None and not args.quick and not args.data:
         from yume_env.eval.probes import default_probes_path
 
         if not (default_probes_path() / "probes.json").is_file():
-            return (f"the probes the package ships are missing from {default_probes_path()} (an incomplete "
-                    "install?): reinstall yume-env, or train probes with `yume-env eval train-probes --out DIR` "
-                    "and pass --probes DIR")
+            return (
+                f"the probes the package ships are missing from {default_probes_path()} (an incomplete "
+                "install?): reinstall yume-env, or train probes with `yume-env eval train-probes --out DIR` "
+                "and pass --probes DIR"
+            )
     return None
 
 
@@ -117,51 +170,83 @@ def _train_probes(args: argparse.Namespace) -> int:
 
     from yume_env.eval.train_probes import ProbeTrainConfig, train_probes
 
-    config = ProbeTrainConfig.preset(args.preset, device=args.device, **{
-        k: v for k, v in (("episodes", args.episodes), ("steps", args.steps), ("iterations", args.iterations),
-                          ("sim_batch", args.sim_batch), ("data_cache", args.data_cache), ("init", args.init),
-                          ("budget_minutes", args.budget_minutes), ("seed", args.seed)) if v is not None
-    })
+    config = ProbeTrainConfig.preset(
+        args.preset,
+        device=args.device,
+        **{
+            k: v
+            for k, v in (
+                ("episodes", args.episodes),
+                ("steps", args.steps),
+                ("iterations", args.iterations),
+                ("sim_batch", args.sim_batch),
+                ("data_cache", args.data_cache),
+                ("init", args.init),
+                ("budget_minutes", args.budget_minutes),
+                ("seed", args.seed),
+            )
+            if v is not None
+        },
+    )
     out = Path(args.out)
-    probes = train_probes(config, out=out, progress=not args.no_progress,
-                          save_dtype=torch.float16 if args.half else torch.float32)
+    probes = train_probes(
+        config, out=out, progress=not args.no_progress, save_dtype=torch.float16 if args.half else torch.float32
+    )
     held = probes.record["held_out"]
     print(f"probes written to {out}")
-    print(f"held-out accuracy: keys {held['key_accuracy']:.3f}, camera {held['camera_accuracy']:.3f}, "
-          f"events {held['event_accuracy']:.3f} ({held['transitions']} transitions, {held['event_frames']} event frames); "
-          f"data {probes.record['data_seconds']} s, training {probes.record['train_seconds']} s")
+    print(
+        f"held-out accuracy: keys {held['key_accuracy']:.3f}, camera {held['camera_accuracy']:.3f}, "
+        f"events {held['event_accuracy']:.3f} ({held['transitions']} transitions, {held['event_frames']} event frames); "
+        f"data {probes.record['data_seconds']} s, training {probes.record['train_seconds']} s"
+    )
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from yume_env.env.world_config import configure_sampling
-    from yume_env.model import WorldModel, default_world_path
     from yume_env.eval import EvalConfig, Probes, default_probes_path, evaluate, write_json, write_report
     from yume_env.eval.train_probes import ProbeTrainConfig, train_probes
+    from yume_env.model import WorldModel, default_world_path
 
     t0 = time.perf_counter()
     model_path = Path(args.model) if args.model else default_world_path()
-    model = configure_sampling(WorldModel.from_pretrained(model_path, device=args.device), args.sample_steps,
-                               args.spread_gain_max)
-    config = EvalConfig.preset("quick" if args.quick else "full", episodes=args.episodes,
-                               horizons=tuple(args.horizons) if args.horizons else None, seed=args.seed,
-                               measures=tuple(args.measures.split(",")) if args.measures else None)
+    model = configure_sampling(
+        WorldModel.from_pretrained(model_path, device=args.device), args.sample_steps, args.spread_gain_max
+    )
+    config = EvalConfig.preset(
+        "quick" if args.quick else "full",
+        episodes=args.episodes,
+        horizons=tuple(args.horizons) if args.horizons else None,
+        seed=args.seed,
+        measures=tuple(args.measures.split(",")) if args.measures else None,
+    )
     probes_path = Path(args.probes) if args.probes else default_probes_path()
     if (probes_path / "probes.json").is_file():
         probes = Probes.load(probes_path, device=args.device)
     elif args.quick:
         # No cached probes: quick mode trains small ones for this run only (never cached).
-        print(f"no probes in {probes_path}; training quick probes for this run (train real ones with "
-              "`yume-env eval train-probes --out DIR` and pass --probes DIR)", file=sys.stderr)
+        print(
+            f"no probes in {probes_path}; training quick probes for this run (train real ones with "
+            "`yume-env eval train-probes --out DIR` and pass --probes DIR)",
+            file=sys.stderr,
+        )
         probes_path = Path(tempfile.mkdtemp(prefix="yume_eval_probes_"))
-        probes = train_probes(ProbeTrainConfig.preset("quick", device=args.device), out=probes_path,
-                              progress=not args.no_progress).to(args.device)
+        probes = train_probes(
+            ProbeTrainConfig.preset("quick", device=args.device), out=probes_path, progress=not args.no_progress
+        ).to(args.device)
     else:
         print(f"no probes in {probes_path}; training them (preset full) and caching them there", file=sys.stderr)
-        probes = train_probes(ProbeTrainConfig.preset("full", device=args.device), out=probes_path,
-                              progress=not args.no_progress).to(args.device)
-    results = evaluate(model, probes, config, model_name=_shown(model_path), probes_path=_shown(probes_path),
-                       progress=not args.no_progress)
+        probes = train_probes(
+            ProbeTrainConfig.preset("full", device=args.device), out=probes_path, progress=not args.no_progress
+        ).to(args.device)
+    results = evaluate(
+        model,
+        probes,
+        config,
+        model_name=_shown(model_path),
+        probes_path=_shown(probes_path),
+        progress=not args.no_progress,
+    )
     results["seconds"]["with_loading"] = time.perf_counter() - t0
     report = write_report(results, args.report)
     print(f"report: {report}")

@@ -26,26 +26,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="world folder (default: the shipped default world)")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     parser.add_argument("--dtype", default=None, help="float32 / bfloat16 (default: the folder's own)")
-    parser.add_argument("--sample-steps", type=int, default=None, help="denoising steps per chunk (default: the world's)")
-    parser.add_argument("--spread-gain-max", type=float, default=None,
-                        help="cap on restoring a new chunk's spread to the last one's (1 = off; default: the world's)")
+    parser.add_argument(
+        "--sample-steps", type=int, default=None, help="denoising steps per chunk (default: the world's)"
+    )
+    parser.add_argument(
+        "--spread-gain-max",
+        type=float,
+        default=None,
+        help="cap on restoring a new chunk's spread to the last one's (1 = off; default: the world's)",
+    )
     parser.add_argument("--steps", type=int, default=None, help="number of env steps (default: the agent's plan, 48)")
     parser.add_argument(
-        "--agent", default="tour",
+        "--agent",
+        default="tour",
         help="tour (default: walk, turn, look up/down, an event), forward, lookaround, random, or a .json log to replay; "
-             "a world with other actions than Yume's keys x camera moves takes random or a log",
+        "a world with other actions than Yume's keys x camera moves takes random or a log",
     )
-    parser.add_argument("--actions", default=None, help='comma-separated actions, e.g. "W,W,W+A →,↑" (overrides --agent)')
+    parser.add_argument(
+        "--actions", default=None, help='comma-separated actions, e.g. "W,W,W+A →,↑" (overrides --agent)'
+    )
     parser.add_argument("--event", default=None, help="event text at reset (default: the start view's own)")
     parser.add_argument(
-        "--event-at", action="append", default=[], metavar="STEP:TEXT",
+        "--event-at",
+        action="append",
+        default=[],
+        metavar="STEP:TEXT",
         help="set an event before step STEP (0-based); repeatable",
     )
     parser.add_argument("--image", default=None, help="start frame image (png/jpg of the world's frame size)")
     parser.add_argument("--seed", type=int, default=None, help="reset seed (default: the log's when replaying, else 0)")
-    parser.add_argument("--out", default="episode.mp4",
-                        help="output video, .mp4 or .gif (default: episode.mp4); its action log goes beside it "
-                             "under the same name, .json (episode.mp4 -> episode.json), unless --log says where")
+    parser.add_argument(
+        "--out",
+        default="episode.mp4",
+        help="output video, .mp4 or .gif (default: episode.mp4); its action log goes beside it "
+        "under the same name, .json (episode.mp4 -> episode.json), unless --log says where",
+    )
     parser.add_argument("--log", default=None, help="JSON action log to write (default: --out with .json)")
     parser.add_argument("--fps", type=float, default=16.0, help="video frames per second (default: 16)")
     parser.add_argument("--upscale", type=int, default=None, help="integer zoom (default: about 256 px)")
@@ -63,8 +78,10 @@ def _script(args, vocabulary=None):
     vocabulary = vocabulary or YUME
     if args.actions is not None:
         if not vocabulary.is_yume:
-            raise ValueError(f"--actions takes Yume's action texts; this world's actions are action_nvec "
-                             f"{list(vocabulary.nvec)}: use --agent random or a .json action log")
+            raise ValueError(
+                f"--actions takes Yume's action texts; this world's actions are action_nvec "
+                f"{list(vocabulary.nvec)}: use --agent random or a .json action log"
+            )
         actions = actions_from_strings(args.actions)
         if args.steps is not None:
             actions = np.concatenate([actions] * -(-args.steps // max(len(actions), 1)))[: args.steps]
@@ -75,12 +92,16 @@ def _script(args, vocabulary=None):
             script.actions = script.actions[: args.steps]
         if world is not None:
             if script.vocabulary.nvec != world.nvec:
-                raise ValueError(f"the action log {args.agent} holds actions for action_nvec {list(script.vocabulary.nvec)}, "
-                                 f"but this world's actions are action_nvec {list(world.nvec)}: replay it with the "
-                                 "world that played it (--model)")
+                raise ValueError(
+                    f"the action log {args.agent} holds actions for action_nvec {list(script.vocabulary.nvec)}, "
+                    f"but this world's actions are action_nvec {list(world.nvec)}: replay it with the "
+                    "world that played it (--model)"
+                )
             script.vocabulary = world  # the world's, with its action names
     else:
-        script = builtin_script(args.agent, args.steps, seed=0 if args.seed is None else args.seed, vocabulary=vocabulary)
+        script = builtin_script(
+            args.agent, args.steps, seed=0 if args.seed is None else args.seed, vocabulary=vocabulary
+        )
     return _finish(args, script)
 
 
@@ -95,7 +116,9 @@ def _finish(args, script):
     for item in args.event_at:
         step, sep, text = item.partition(":")
         if not sep or not step.strip().isdigit():
-            raise ValueError(f"--event-at must be STEP:TEXT with a step number, e.g. 24:'it starts to snow', got {item!r}")
+            raise ValueError(
+                f"--event-at must be STEP:TEXT with a step number, e.g. 24:'it starts to snow', got {item!r}"
+            )
         script.events[int(step)] = text
     if len(script.actions) == 0:
         raise ValueError("no actions to run: give --steps, --actions or a non-empty script")
@@ -142,8 +165,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     except KeyboardInterrupt as err:
         signum = getattr(err, "signum", signal.SIGINT)
-        print(f"yume-env record: interrupted by {signal.Signals(signum).name} before the recording was complete; "
-              f"an episode cut short writes no video", file=sys.stderr)
+        print(
+            f"yume-env record: interrupted by {signal.Signals(signum).name} before the recording was complete; "
+            f"an episode cut short writes no video",
+            file=sys.stderr,
+        )
         return 128 + int(signum)
 
 
@@ -165,8 +191,14 @@ def _record(args: argparse.Namespace) -> int:
         options["image"] = np.asarray(imageio.imread(script.image))[..., :3].astype(np.uint8)
     start = time.perf_counter()
     env = gym.make(
-        "YumeWorld-v0", model=args.model, device=args.device, dtype=args.dtype, sample_steps=args.sample_steps,
-        spread_gain_max=args.spread_gain_max, reward_fn="none", disable_env_checker=True,
+        "YumeWorld-v0",
+        model=args.model,
+        device=args.device,
+        dtype=args.dtype,
+        sample_steps=args.sample_steps,
+        spread_gain_max=args.spread_gain_max,
+        reward_fn="none",
+        disable_env_checker=True,
     )
     vocabulary = env.unwrapped.vocabulary
     if not vocabulary.is_yume or script.vocabulary.nvec != vocabulary.nvec:  # again, in the world's actions
@@ -199,8 +231,12 @@ def _record(args: argparse.Namespace) -> int:
             with contextlib.suppress(Exception):  # the first error is the one to report
                 env.close()
     script.actions = script.actions[:taken]
-    script.save(log, model=str(args.model) if args.model else "default", frames=int(1 + taken * env.unwrapped.frames_per_step))
+    script.save(
+        log, model=str(args.model) if args.model else "default", frames=int(1 + taken * env.unwrapped.frames_per_step)
+    )
     elapsed = time.perf_counter() - start
-    print(f"wrote {out} ({taken} steps, {1 + taken * env.unwrapped.frames_per_step} frames) and the action log {log} in {elapsed:.1f} s")
+    print(
+        f"wrote {out} ({taken} steps, {1 + taken * env.unwrapped.frames_per_step} frames) and the action log {log} in {elapsed:.1f} s"
+    )
     print(f"replay it with: yume-env record --agent {log} --out replay{out.suffix}")
     return 0

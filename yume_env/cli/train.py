@@ -20,21 +20,40 @@ from yume_env.train.presets import preset_names
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="stage", metavar="STAGE", required=True)
-    world = sub.add_parser("world", help="from data (the simulator or recorded clips) to a model folder: "
-                                         "pretrain -> task head -> export; resumable")
+    world = sub.add_parser(
+        "world",
+        help="from data (the simulator or recorded clips) to a model folder: "
+        "pretrain -> task head -> export; resumable",
+    )
     world.add_argument("--out", required=True, help="run folder (checkpoints, weights, model/, samples/, curves/)")
-    world.add_argument("--data", default=None, help="recorded clips to train on (yume-env data record); default: the simulator")
+    world.add_argument(
+        "--data", default=None, help="recorded clips to train on (yume-env data record); default: the simulator"
+    )
     world.add_argument("--preset", default="default-world", choices=preset_names(), help="recipe preset")
-    world.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
-                       help="change a recipe value, e.g. --set pretrain.batch_size=64 (repeat; same on every call)")
+    world.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="change a recipe value, e.g. --set pretrain.batch_size=64 (repeat; same on every call)",
+    )
     world.add_argument("--minutes", type=float, default=0.0, help="training budget over all calls (0: steps only)")
     world.add_argument("--steps", type=int, default=None, help="cap the optimizer steps of every stage")
-    world.add_argument("--call-minutes", type=float, default=0.0,
-                       help="end this call after this many minutes (checkpointed; call again to continue)")
+    world.add_argument(
+        "--call-minutes",
+        type=float,
+        default=0.0,
+        help="end this call after this many minutes (checkpointed; call again to continue)",
+    )
     world.add_argument("--text-cache", default=None, help="text cache file, where MiniLM is not installed")
     world.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    world.add_argument("--logger", choices=("json", "tensorboard"), default="json",
-                       help="curves as JSON/PNG in RUN/curves/ (always), and TensorBoard events in RUN/tensorboard/")
+    world.add_argument(
+        "--logger",
+        choices=("json", "tensorboard"),
+        default="json",
+        help="curves as JSON/PNG in RUN/curves/ (always), and TensorBoard events in RUN/tensorboard/",
+    )
 
     cache = sub.add_parser("text-cache", help="embed the action captions and event texts once (for GPU machines)")
     cache.add_argument("--out", required=True, help="the cache file to write")
@@ -42,7 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     tune = sub.add_parser("finetune", help="LoRA or full fine-tuning of a world on recorded or Sekai-layout clips")
     tune.add_argument("--model", required=True, help="model folder (ours or the published Yume-5B) or preset:NAME")
-    tune.add_argument("--data", required=True, nargs="+", help="Sekai-layout folders (yume-env data generate, or Sekai)")
+    tune.add_argument(
+        "--data", required=True, nargs="+", help="Sekai-layout folders (yume-env data generate, or Sekai)"
+    )
     tune.add_argument("--out", required=True, help="run folder (checkpoints, latents cache, outputs); resumes from it")
     tune.add_argument("--device", default="auto", help="auto | cpu | cuda")
     tune.add_argument("--mode", choices=("lora", "full"), default="lora")
@@ -53,7 +74,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     tune.add_argument("--lr", type=float, default=None, help="default 1e-4 (LoRA) / 2e-5 (full)")
     tune.add_argument("--minutes", type=float, default=None, help="wall-clock budget of the whole run")
     tune.add_argument("--call-minutes", type=float, default=0.0, help="end this call after N minutes (resumable)")
-    tune.add_argument("--dtype", choices=("float32", "bfloat16"), default=None, help="load the model's DiT in this dtype")
+    tune.add_argument(
+        "--dtype", choices=("float32", "bfloat16"), default=None, help="load the model's DiT in this dtype"
+    )
     tune.add_argument("--parallel", choices=("none", "ddp", "fsdp"), default="none", help="under torchrun")
     tune.add_argument("--activation-checkpointing", action="store_true", help="recompute each block in the backward")
     tune.add_argument("--seed", type=int, default=0)
@@ -70,4 +93,3 @@ def run(args: argparse.Namespace) -> int:
     from yume_env.train.recipes import world
 
     return world.run(args)
-

@@ -5,13 +5,35 @@ docs/your_own_world.md."""
 
 from .layout import Clip, ClipError, ClipMeta, class_folder, find_clips, read_clip, write_clip
 
-__all__ = ["Clip", "ClipError", "ClipMeta", "class_folder", "find_clips", "read_clip", "write_clip",
-           "SekaiClipDataset", "collate_windows", "generate_dataset",
-           "ShardWriter", "ShardReader", "ShardDataset", "ShardError", "read_index", "split_episodes",
-           "make_action_space"]
+__all__ = [
+    "Clip",
+    "ClipError",
+    "ClipMeta",
+    "class_folder",
+    "find_clips",
+    "read_clip",
+    "write_clip",
+    "SekaiClipDataset",
+    "collate_windows",
+    "generate_dataset",
+    "ShardWriter",
+    "ShardReader",
+    "ShardDataset",
+    "ShardError",
+    "read_index",
+    "split_episodes",
+    "make_action_space",
+]
 
-_SHARDS = ("ShardWriter", "ShardReader", "ShardDataset", "ShardError", "read_index", "split_episodes",
-           "make_action_space")
+_SHARDS = (
+    "ShardWriter",
+    "ShardReader",
+    "ShardDataset",
+    "ShardError",
+    "read_index",
+    "split_episodes",
+    "make_action_space",
+)
 
 
 def __getattr__(name):  # torch, Gymnasium and the simulator load only when asked for

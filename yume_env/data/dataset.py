@@ -39,8 +39,16 @@ class SekaiClipDataset(Dataset):
     `cache` decoded clips are kept in memory (LRU).
     """
 
-    def __init__(self, root: str | os.PathLike, window: int | None = 17, stride: int | None = None,
-                 frames: str = "uint8", skip_bad: bool = False, verify: bool = True, cache: int = 64):
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        window: int | None = 17,
+        stride: int | None = None,
+        frames: str = "uint8",
+        skip_bad: bool = False,
+        verify: bool = True,
+        cache: int = 64,
+    ):
         if frames not in ("uint8", "float"):
             raise ValueError(f"frames must be 'uint8' or 'float', got {frames!r}")
         if window is not None and window < 2:
@@ -50,8 +58,10 @@ class SekaiClipDataset(Dataset):
         self.cache_size = int(cache)
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         mp4s, orphans = find_clips(self.root)
-        bad: list[dict] = [{"path": str(p), "error": f"{p}: clip file without a matching .mp4 (or left by an interrupted write)"}
-                           for p in orphans]
+        bad: list[dict] = [
+            {"path": str(p), "error": f"{p}: clip file without a matching .mp4 (or left by an interrupted write)"}
+            for p in orphans
+        ]
         if orphans and not skip_bad:
             raise ClipError(bad[0]["error"] + f" ({len(orphans)} such files; pass skip_bad=True to list and skip them)")
         self.clips = []
@@ -94,8 +104,10 @@ class SekaiClipDataset(Dataset):
         clip = self.clips[ci]
         frames = read_video(clip.path)
         if len(frames) != clip.meta.duration:
-            raise ClipError(f"{clip.path}: video has {len(frames)} frames but the .txt says Duration: "
-                            f"{clip.meta.duration} frames (truncated or mismatched clip)")
+            raise ClipError(
+                f"{clip.path}: video has {len(frames)} frames but the .txt says Duration: "
+                f"{clip.meta.duration} frames (truncated or mismatched clip)"
+            )
         if self.cache_size:
             self._remember(ci, frames)
         return frames
@@ -108,7 +120,7 @@ class SekaiClipDataset(Dataset):
         frames = torch.from_numpy(self.clip_frames(ci)[sl].copy())
         if self.frames_format == "float":
             frames = frames.float() / 255.0
-        actions = clip.actions[start:start + T - 1]
+        actions = clip.actions[start : start + T - 1]
         ev_start = clip.meta.event_start
         shows = clip.meta.event and 0 <= ev_start < start + T
         return {

@@ -25,8 +25,15 @@ from ..sim.stream import random_events
 from .layout import DEFAULT_FPS, ClipMeta, class_folder, write_clip
 
 
-def record_clip(sim: Simulator, policy: MixedPolicy, frames: int, rng: np.random.Generator, seed: int,
-                event: str = "", event_step: int = -1) -> dict:
+def record_clip(
+    sim: Simulator,
+    policy: MixedPolicy,
+    frames: int,
+    rng: np.random.Generator,
+    seed: int,
+    event: str = "",
+    event_step: int = -1,
+) -> dict:
     """Roll one clip of `frames` frames in `sim`: frames, poses, per-transition actions, event info."""
     F = sim.sub_frames
     steps = math.ceil((frames - 1) / F)
@@ -55,9 +62,18 @@ def record_clip(sim: Simulator, policy: MixedPolicy, frames: int, rng: np.random
     }
 
 
-def generate_dataset(out: str | os.PathLike, clips: int, frames: int = 33, height: int = 64, width: int = 64,
-                     seed: int = 0, sub_frames: int = 2, event_prob: float = 0.35, fps: int = DEFAULT_FPS,
-                     progress: bool = True) -> dict:
+def generate_dataset(
+    out: str | os.PathLike,
+    clips: int,
+    frames: int = 33,
+    height: int = 64,
+    width: int = 64,
+    seed: int = 0,
+    sub_frames: int = 2,
+    event_prob: float = 0.35,
+    fps: int = DEFAULT_FPS,
+    progress: bool = True,
+) -> dict:
     """Write `clips` clips under `out`; returns (and writes as `out/dataset.json`) a summary."""
     if clips < 1:
         raise ValueError(f"clips must be at least 1, got {clips}")
@@ -77,19 +93,33 @@ def generate_dataset(out: str | os.PathLike, clips: int, frames: int = 33, heigh
             event, event_step = random_events(rng, 1)[0], int(rng.integers(0, steps))
         c = record_clip(sim, policy, frames, rng, clip_seed, event, event_step)
         keys, mouse = clip_label(c["poses"])
-        meta = ClipMeta(0, frames - 1, frames, keys=keys, mouse=mouse,
-                        caption=action_caption(parse_key(keys), parse_camera(mouse)),
-                        event=c["event"], event_start=c["event_start"],
-                        extra={"Policy": c["policy"], "Seed": str(clip_seed), "Sub Frames": str(sub_frames)})
+        meta = ClipMeta(
+            0,
+            frames - 1,
+            frames,
+            keys=keys,
+            mouse=mouse,
+            caption=action_caption(parse_key(keys), parse_camera(mouse)),
+            event=c["event"],
+            event_start=c["event_start"],
+            extra={"Policy": c["policy"], "Seed": str(clip_seed), "Sub Frames": str(sub_frames)},
+        )
         folder = class_folder(keys, mouse)
         write_clip(out / folder, f"clip_{i:06d}", c["frames"], c["poses"], meta, c["actions"], fps)
         classes[folder] += 1
         events[c["event"] or "(none)"] += 1
         policies[c["policy"]] += 1
     summary = {
-        "clips": clips, "frames": frames, "height": height, "width": width, "sub_frames": sub_frames,
-        "fps": fps, "seed": seed, "event_prob": event_prob,
-        "classes": dict(sorted(classes.items())), "events": dict(sorted(events.items())),
+        "clips": clips,
+        "frames": frames,
+        "height": height,
+        "width": width,
+        "sub_frames": sub_frames,
+        "fps": fps,
+        "seed": seed,
+        "event_prob": event_prob,
+        "classes": dict(sorted(classes.items())),
+        "events": dict(sorted(events.items())),
         "policies": dict(sorted(policies.items())),
     }
     tmp = out / ".dataset.json.tmp"

@@ -76,18 +76,22 @@ def fit_frames(frames: np.ndarray, height: int, width: int) -> np.ndarray:
     x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
     x = F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
     top, left = (h - height) // 2, (w - width) // 2
-    x = x[:, :, top:top + height, left:left + width]
+    x = x[:, :, top : top + height, left : left + width]
     return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
 @torch.no_grad()
-def encode_frames(vae: nn.Module, frames: np.ndarray, temporal_compression: int, device, per_call: int = 64) -> torch.Tensor:
+def encode_frames(
+    vae: nn.Module, frames: np.ndarray, temporal_compression: int, device, per_call: int = 64
+) -> torch.Tensor:
     """uint8 (T, H, W, 3) -> latents (C, N, h, w) float32: N = T for a 1x temporal VAE (encoded
     in groups of frames), else 1 + (T - 1) // tc (the causal Wan VAE, the clip cut to 1 + tc*k frames)."""
     tc = int(temporal_compression)
     if tc == 1:
-        parts = [vae.encode(_to_tensor(frames[i:i + per_call][:, None], device))[:, :, 0]
-                 for i in range(0, len(frames), per_call)]
+        parts = [
+            vae.encode(_to_tensor(frames[i : i + per_call][:, None], device))[:, :, 0]
+            for i in range(0, len(frames), per_call)
+        ]
         return torch.cat(parts).float().transpose(0, 1).contiguous().cpu()
     n = 1 + (len(frames) - 1) // tc * tc
     return vae.encode(_to_tensor(frames[None, :n], device))[0].float().contiguous().cpu()
@@ -104,14 +108,15 @@ class ClipLatents:
     events: list[str]  # event text active during each chunk ("" for none)
 
 
-def chunk_conditioning(actions: np.ndarray, event: str, event_start: int, chunks: int, frames_per_chunk: int
-                       ) -> tuple[list[int], list[str]]:
+def chunk_conditioning(
+    actions: np.ndarray, event: str, event_start: int, chunks: int, frames_per_chunk: int
+) -> tuple[list[int], list[str]]:
     """Per chunk k (pixel frames 1 + P*k .. P*(k+1), P = frames_per_chunk): the most frequent
     action of the transitions into those frames, and the event once its start frame is reached."""
     flat, events = [], []
     P = frames_per_chunk
     for k in range(chunks):
-        moves = [int(a) * NUM_CAMERAS + int(c) for a, c in actions[P * k:P * (k + 1)]]
+        moves = [int(a) * NUM_CAMERAS + int(c) for a, c in actions[P * k : P * (k + 1)]]
         flat.append(Counter(moves).most_common(1)[0][0])
         events.append(event if event and 0 <= event_start <= P * (k + 1) else "")
     return flat, events
@@ -120,8 +125,16 @@ def chunk_conditioning(actions: np.ndarray, event: str, event_start: int, chunks
 class LatentLibrary:
     """Encodes (or finds in the cache) every clip of the folders; serves latents with an LRU."""
 
-    def __init__(self, roots: Sequence[str | os.PathLike], vae: nn.Module, model_config, cache_dir: str | os.PathLike,
-                 info, progress: bool = True, keep: int = 256):
+    def __init__(
+        self,
+        roots: Sequence[str | os.PathLike],
+        vae: nn.Module,
+        model_config,
+        cache_dir: str | os.PathLike,
+        info,
+        progress: bool = True,
+        keep: int = 256,
+    ):
         from tqdm.auto import tqdm
 
         from yume_env.data import SekaiClipDataset
@@ -136,11 +149,15 @@ class LatentLibrary:
         datasets = []
         for root in roots:
             if not Path(root).is_dir():
-                raise FileNotFoundError(f"data folder {root} does not exist; make one with `yume-env data generate --out {root}`")
+                raise FileNotFoundError(
+                    f"data folder {root} does not exist; make one with `yume-env data generate --out {root}`"
+                )
             datasets.append(SekaiClipDataset(root, window=None, verify=False, cache=0))
         todo = [(ds, ci) for ds in datasets for ci in range(len(ds.clips))]
         if not todo:
-            raise ValueError(f"no clips found under {list(map(str, roots))} (Sekai layout: <root>/<class>/<stem>.mp4 + .npy + .txt)")
+            raise ValueError(
+                f"no clips found under {list(map(str, roots))} (Sekai layout: <root>/<class>/<stem>.mp4 + .npy + .txt)"
+            )
         self.clips: list[ClipLatents] = []
         plan = []
         for ds, ci in todo:
@@ -152,8 +169,16 @@ class LatentLibrary:
         for ds, ci, path in tqdm(mine, desc="encode clips", disable=not (progress and info.is_main), leave=False):
             frames = fit_frames(ds.clip_frames(ci), c.height, c.width)
             z = encode_frames(vae, frames, c.temporal_compression, next(vae.parameters()).device)
-            _save({"latents": z}, path, metadata={
-                "format": CACHE_FORMAT, "source": str(ds.clips[ci].path), "vae": fingerprint, "frames": str(len(frames))})
+            _save(
+                {"latents": z},
+                path,
+                metadata={
+                    "format": CACHE_FORMAT,
+                    "source": str(ds.clips[ci].path),
+                    "vae": fingerprint,
+                    "frames": str(len(frames)),
+                },
+            )
             self.encoded += 1
         _barrier()
         Fc = c.latent_frames_per_chunk
@@ -163,10 +188,14 @@ class LatentLibrary:
             chunks = (n_lat - 1) // Fc
             if chunks < 1:
                 continue  # too short for one target chunk after the first frame
-            acts, evs = chunk_conditioning(clip.actions, clip.meta.event, clip.meta.event_start, chunks, self.frames_per_chunk)
+            acts, evs = chunk_conditioning(
+                clip.actions, clip.meta.event, clip.meta.event_start, chunks, self.frames_per_chunk
+            )
             self.clips.append(ClipLatents(path, str(clip.path), chunks, acts, evs))
         if not self.clips:
-            raise ValueError(f"every clip is shorter than 1 + {self.frames_per_chunk} frames (one chunk after the first frame)")
+            raise ValueError(
+                f"every clip is shorter than 1 + {self.frames_per_chunk} frames (one chunk after the first frame)"
+            )
 
     def events(self) -> list[str]:
         return sorted({e for clip in self.clips for e in clip.events if e})

@@ -30,8 +30,15 @@ import numpy as np
 from ..actions import CAMERAS, KEYS, NUM_CAMERAS, NUM_KEYS, parse_camera, parse_key
 
 CAMERA_NAMES = {
-    "·": "still", "→": "right", "←": "left", "↑": "up", "↓": "down",
-    "↑→": "up_right", "↑←": "up_left", "↓→": "down_right", "↓←": "down_left",
+    "·": "still",
+    "→": "right",
+    "←": "left",
+    "↑": "up",
+    "↓": "down",
+    "↑→": "up_right",
+    "↑←": "up_left",
+    "↓→": "down_right",
+    "↓←": "down_left",
 }
 DEFAULT_FPS = 8
 LABEL_SUB_FRAMES = 2  # frames per simulator step when dead-reckoning the poses of a clip without them
@@ -80,8 +87,12 @@ def clip_files(mp4: str | os.PathLike) -> dict[str, Path]:
     """The paths of one clip's files from its .mp4 path."""
     mp4 = Path(mp4)
     stem = mp4.with_suffix("")
-    return {"mp4": mp4, "poses": stem.with_suffix(".npy"), "txt": stem.with_suffix(".txt"),
-            "actions": Path(str(stem) + ".actions.npy")}
+    return {
+        "mp4": mp4,
+        "poses": stem.with_suffix(".npy"),
+        "txt": stem.with_suffix(".txt"),
+        "actions": Path(str(stem) + ".actions.npy"),
+    }
 
 
 # -- writing ------------------------------------------------------------------------------
@@ -100,11 +111,13 @@ def _save_npy(path: Path, arr: np.ndarray) -> None:
     def write(tmp):
         with open(tmp, "wb") as f:
             np.save(f, arr)
+
     _atomic(path, write)
 
 
-def write_video(path: Path, frames: np.ndarray, fps: int = DEFAULT_FPS, crf: int = CRF,
-                pixelformat: str = PIXEL_FORMAT) -> None:
+def write_video(
+    path: Path, frames: np.ndarray, fps: int = DEFAULT_FPS, crf: int = CRF, pixelformat: str = PIXEL_FORMAT
+) -> None:
     """H.264 mp4 of uint8 (N, H, W, 3) frames (sides multiples of 16 avoid resizing).
 
     yuv444p (full-resolution colour) by default: at 64x64, 4:2:0 chroma subsampling smears the
@@ -114,13 +127,21 @@ def write_video(path: Path, frames: np.ndarray, fps: int = DEFAULT_FPS, crf: int
     import imageio.v2 as iio
 
     def write(tmp):
-        w = iio.get_writer(tmp, format="FFMPEG", fps=fps, codec="libx264", macro_block_size=16,
-                           pixelformat=pixelformat, ffmpeg_params=["-crf", str(crf)])
+        w = iio.get_writer(
+            tmp,
+            format="FFMPEG",
+            fps=fps,
+            codec="libx264",
+            macro_block_size=16,
+            pixelformat=pixelformat,
+            ffmpeg_params=["-crf", str(crf)],
+        )
         try:
             for f in frames:
                 w.append_data(np.ascontiguousarray(f))
         finally:
             w.close()
+
     _atomic(path, write)
 
 
@@ -139,8 +160,15 @@ def format_meta(meta: ClipMeta) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_clip(folder: str | os.PathLike, stem: str, frames: np.ndarray, poses: np.ndarray, meta: ClipMeta,
-               actions: np.ndarray | None = None, fps: int = DEFAULT_FPS) -> Path:
+def write_clip(
+    folder: str | os.PathLike,
+    stem: str,
+    frames: np.ndarray,
+    poses: np.ndarray,
+    meta: ClipMeta,
+    actions: np.ndarray | None = None,
+    fps: int = DEFAULT_FPS,
+) -> Path:
     """Write one clip's files into `folder` (created if needed); returns the .mp4 path."""
     frames = np.asarray(frames)
     poses = np.asarray(poses, dtype=np.float32)
@@ -173,7 +201,9 @@ def parse_meta(path: Path, need_span: bool = True) -> ClipMeta:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ClipError(f"{path}: missing clip text file (expected 'Start Frame:', 'End Frame:', 'Duration:' lines)") from None
+        raise ClipError(
+            f"{path}: missing clip text file (expected 'Start Frame:', 'End Frame:', 'Duration:' lines)"
+        ) from None
     except (OSError, UnicodeDecodeError) as e:
         raise ClipError(f"{path}: unreadable clip text file ({e})") from None
     fields: dict[str, str] = {}
@@ -188,16 +218,28 @@ def parse_meta(path: Path, need_span: bool = True) -> ClipMeta:
             start, end = int(fields.pop("Start Frame")), int(fields.pop("End Frame"))
             duration = int(fields.pop("Duration").split()[0])
         except (KeyError, ValueError, IndexError):
-            raise ClipError(f"{path}: needs integer 'Start Frame:', 'End Frame:' and 'Duration: N frames' lines") from None
+            raise ClipError(
+                f"{path}: needs integer 'Start Frame:', 'End Frame:' and 'Duration: N frames' lines"
+            ) from None
     else:
         start, end, duration = 0, -1, 0
     try:
         event_start = int(fields.pop("Event Start Frame", "-1") or -1)
     except ValueError:
         raise ClipError(f"{path}: 'Event Start Frame:' must be an integer") from None
-    return ClipMeta(start, end, duration, keys=fields.pop("Keys", "None"), mouse=fields.pop("Mouse", "·"),
-                    caption=fields.pop("Caption", ""), event=fields.pop("Event", ""), event_start=event_start,
-                    extra=fields, labelled=labelled, has_span=has_span)
+    return ClipMeta(
+        start,
+        end,
+        duration,
+        keys=fields.pop("Keys", "None"),
+        mouse=fields.pop("Mouse", "·"),
+        caption=fields.pop("Caption", ""),
+        event=fields.pop("Event", ""),
+        event_start=event_start,
+        extra=fields,
+        labelled=labelled,
+        has_span=has_span,
+    )
 
 
 def label_action(meta: ClipMeta, txt: Path) -> tuple[int, int]:
@@ -264,14 +306,18 @@ def read_clip(mp4: str | os.PathLike, decode: bool = True) -> Clip:
         frames = read_video(files["mp4"])
         meta.start_frame, meta.end_frame, meta.duration = 0, len(frames) - 1, len(frames)
     if meta.duration < 1 or meta.end_frame - meta.start_frame + 1 != meta.duration:
-        raise ClipError(f"{files['txt']}: Duration ({meta.duration}) must equal End Frame - Start Frame + 1 "
-                        f"({meta.end_frame} - {meta.start_frame} + 1)")
+        raise ClipError(
+            f"{files['txt']}: Duration ({meta.duration}) must equal End Frame - Start Frame + 1 "
+            f"({meta.end_frame} - {meta.start_frame} + 1)"
+        )
     poses = None
     if has_poses:
         poses = _load_npy(files["poses"], "poses")
         if poses.shape != (meta.duration, 4, 4):
-            raise ClipError(f"{files['poses']}: poses must have shape ({meta.duration}, 4, 4) (Duration from the .txt), "
-                            f"got {poses.shape}")
+            raise ClipError(
+                f"{files['poses']}: poses must have shape ({meta.duration}, 4, 4) (Duration from the .txt), "
+                f"got {poses.shape}"
+            )
     actions = _read_sidecar(files["actions"], meta.duration) if files["actions"].exists() else None
     if poses is None:
         if actions is None:
@@ -281,8 +327,10 @@ def read_clip(mp4: str | os.PathLike, decode: bool = True) -> Clip:
     if decode:
         clip.frames = read_video(files["mp4"]) if frames is None else frames
         if len(clip.frames) != meta.duration:
-            raise ClipError(f"{files['mp4']}: video has {len(clip.frames)} frames but {files['txt'].name} says "
-                            f"Duration: {meta.duration} frames (truncated or mismatched clip)")
+            raise ClipError(
+                f"{files['mp4']}: video has {len(clip.frames)} frames but {files['txt'].name} says "
+                f"Duration: {meta.duration} frames (truncated or mismatched clip)"
+            )
     return clip
 
 
@@ -299,9 +347,11 @@ def _read_sidecar(path: Path, duration: int) -> np.ndarray:
 def _label_actions(meta: ClipMeta, files: dict[str, Path]) -> np.ndarray:
     """(duration - 1, 2) actions of a clip without poses or sidecar: its .txt label on every transition."""
     if not meta.labelled:
-        raise ClipError(f"{files['poses']}: missing poses file; a clip without poses needs action labels: "
-                        f"'Keys:' and 'Mouse:' lines in {files['txt'].name} (e.g. 'Keys: W+A', 'Mouse: →') "
-                        f"or a {files['actions'].name} sidecar")
+        raise ClipError(
+            f"{files['poses']}: missing poses file; a clip without poses needs action labels: "
+            f"'Keys:' and 'Mouse:' lines in {files['txt'].name} (e.g. 'Keys: W+A', 'Mouse: →') "
+            f"or a {files['actions'].name} sidecar"
+        )
     key, camera = label_action(meta, files["txt"])
     return np.tile(np.array([key, camera], dtype=np.int64), (meta.duration - 1, 1))
 

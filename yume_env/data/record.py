@@ -30,9 +30,18 @@ from .shards import SHARD_BYTES, ShardWriter
 POLICY_HELP = "random (default), a stable-baselines3 PPO/A2C/DQN .zip, or a .json action list"
 
 
-def record(env_id: str, episodes: int, out: str | os.PathLike, size: int = 64, policy: str = "random",
-           seed: int = 0, max_steps: int = 1000, env_kwargs: dict | None = None,
-           shard_bytes: int = SHARD_BYTES, progress: bool = True) -> dict:
+def record(
+    env_id: str,
+    episodes: int,
+    out: str | os.PathLike,
+    size: int = 64,
+    policy: str = "random",
+    seed: int = 0,
+    max_steps: int = 1000,
+    env_kwargs: dict | None = None,
+    shard_bytes: int = SHARD_BYTES,
+    progress: bool = True,
+) -> dict:
     """Records episodes of `env_id` into `out` until it holds `episodes` (continuing a folder that
     already holds some); returns a summary dict."""
     if episodes < 1 or size < 1 or max_steps < 1:
@@ -45,17 +54,28 @@ def record(env_id: str, episodes: int, out: str | os.PathLike, size: int = 64, p
         env_frame(obs, env, frames_from, size)  # a frame fails here (e.g. render() lacks pygame), not mid-run
         source = {"policy": str(policy), "seed": int(seed), "max_steps": int(max_steps), "env_kwargs": env_kwargs or {}}
         fps = env.metadata.get("render_fps")
-        with ShardWriter(out, env_id, spec, size, fps=fps, frames_from=frames_from, source=source,
-                         shard_bytes=shard_bytes) as writer:
+        with ShardWriter(
+            out, env_id, spec, size, fps=fps, frames_from=frames_from, source=source, shard_bytes=shard_bytes
+        ) as writer:
             done = writer.episodes
-            _record_episodes(env, pol, writer, spec, frames_from, range(done, episodes), seed, size, max_steps,
-                             progress, env_id)
+            _record_episodes(
+                env, pol, writer, spec, frames_from, range(done, episodes), seed, size, max_steps, progress, env_id
+            )
         index = writer.index
     finally:
         env.close()
-    return {"out": str(out), "env_id": env_id, "episodes": index["episodes"], "steps": index["steps"],
-            "recorded_now": max(0, index["episodes"] - done), "shards": len(index["shards"]),
-            "frames_from": frames_from, "frame_size": size, "action_space": spec, "cleaned": writer.cleaned}
+    return {
+        "out": str(out),
+        "env_id": env_id,
+        "episodes": index["episodes"],
+        "steps": index["steps"],
+        "recorded_now": max(0, index["episodes"] - done),
+        "shards": len(index["shards"]),
+        "frames_from": frames_from,
+        "frame_size": size,
+        "action_space": spec,
+        "cleaned": writer.cleaned,
+    }
 
 
 def _record_episodes(env, policy, writer, spec, frames_from, todo, seed, size, max_steps, progress, env_id):
@@ -90,8 +110,10 @@ def make_env(env_id: str, env_kwargs: dict):
     obs_space = env.observation_space
     env.close()
     if "rgb_array" not in modes:
-        raise ValueError(f"{env_id} gives no RGB frames: its observations are {obs_space} (not uint8 (H, W, 3)) and "
-                         f"it has no render_mode 'rgb_array' (render modes: {modes}); record an env that renders")
+        raise ValueError(
+            f"{env_id} gives no RGB frames: its observations are {obs_space} (not uint8 (H, W, 3)) and "
+            f"it has no render_mode 'rgb_array' (render modes: {modes}); record an env that renders"
+        )
     return _make(gym, env_id, dict(env_kwargs, render_mode="rgb_array")), "render"
 
 
@@ -99,16 +121,17 @@ def _make(gym, env_id: str, env_kwargs: dict):
     try:
         return gym.make(env_id, **env_kwargs)
     except gym.error.Error as e:
-        raise ValueError(f"cannot make env {env_id!r} ({type(e).__name__}: {e}); install the package that registers it "
-                         f"and name it as 'module:EnvId' (e.g. 'ale_py:ALE/Pong-v5') if a module must be imported") from None
+        raise ValueError(
+            f"cannot make env {env_id!r} ({type(e).__name__}: {e}); install the package that registers it "
+            f"and name it as 'module:EnvId' (e.g. 'ale_py:ALE/Pong-v5') if a module must be imported"
+        ) from None
 
 
 def is_rgb_space(space) -> bool:
     """True for a Box of uint8 (H, W, 3) images."""
     from gymnasium import spaces
 
-    return (isinstance(space, spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3
-            and space.shape[-1] == 3)
+    return isinstance(space, spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3 and space.shape[-1] == 3
 
 
 def action_spec(env, env_id: str = "the env") -> dict:
@@ -121,10 +144,12 @@ def action_spec(env, env_id: str = "the env") -> dict:
     elif isinstance(space, spaces.MultiDiscrete) and space.nvec.ndim == 1:
         spec = {"type": "multi_discrete", "nvec": [int(n) for n in space.nvec], "start": [int(s) for s in space.start]}
     else:
-        raise ValueError(f"{env_id} has action space {space}; `yume-env data record` takes Discrete or one-dimensional "
-                         f"MultiDiscrete actions. Wrap the env in a gymnasium.ActionWrapper whose action_space is "
-                         f"Discrete (e.g. an index into a few fixed {type(space).__name__} actions), register the "
-                         f"wrapped env and record it as --env your_module:YourEnv-v0")
+        raise ValueError(
+            f"{env_id} has action space {space}; `yume-env data record` takes Discrete or one-dimensional "
+            f"MultiDiscrete actions. Wrap the env in a gymnasium.ActionWrapper whose action_space is "
+            f"Discrete (e.g. an index into a few fixed {type(space).__name__} actions), register the "
+            f"wrapped env and record it as --env your_module:YourEnv-v0"
+        )
     if not any(spec["start"]):
         del spec["start"]
     names = action_names(env, spec)
@@ -170,7 +195,9 @@ def env_frame(obs, env, frames_from: str, size: int) -> np.ndarray:
         try:
             frame = env.render()
         except Exception as e:  # gymnasium's DependencyNotInstalled (pygame), a display error, ...
-            raise ValueError(f"{env.spec.id if env.spec else 'the env'}: render() failed ({type(e).__name__}: {e})") from None
+            raise ValueError(
+                f"{env.spec.id if env.spec else 'the env'}: render() failed ({type(e).__name__}: {e})"
+            ) from None
     frame = np.asarray(frame)
     if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[-1] != 3:
         raise ValueError(f"the env's {frames_from} frame must be uint8 (H, W, 3), got {frame.dtype} {frame.shape}")
@@ -186,8 +213,9 @@ def resize_frame(frame: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(frame).resize((size, size), Image.Resampling.BILINEAR))
 
 
-def run_episode(env, policy, episode: int, seed: int, size: int, frames_from: str, max_steps: int,
-                spec: dict) -> dict[str, np.ndarray]:
+def run_episode(
+    env, policy, episode: int, seed: int, size: int, frames_from: str, max_steps: int, spec: dict
+) -> dict[str, np.ndarray]:
     """One episode: {"frames" (T+1, S, S, 3), "actions" (T, A), "rewards", "terminated", "truncated" (T,)}."""
     obs, _ = env.reset(seed=seed)
     policy.reset(episode, seed)
@@ -209,8 +237,13 @@ def run_episode(env, policy, episode: int, seed: int, size: int, frames_from: st
         raise ValueError(f"episode {episode}: the policy gave no action")
     if not (terminated[-1] or truncated[-1]):
         truncated[-1] = True  # cut by --max-steps or the end of a JSON list: a time limit
-    return {"frames": np.stack(frames), "actions": np.stack(actions), "rewards": np.array(rewards, np.float32),
-            "terminated": np.array(terminated), "truncated": np.array(truncated)}
+    return {
+        "frames": np.stack(frames),
+        "actions": np.stack(actions),
+        "rewards": np.array(rewards, np.float32),
+        "terminated": np.array(terminated),
+        "truncated": np.array(truncated),
+    }
 
 
 # -- policies ---------------------------------------------------------------------------------
@@ -241,8 +274,10 @@ class ScriptedPolicy:
             data = [data]
         elif _depth(data) != depth + 2:
             one = "3" if depth == 0 else "[3, 1]"
-            raise ValueError(f"{path}: expected a list of actions (e.g. [{one}, {one}]) or a list of such lists, "
-                             f"an action being {'an int' if depth == 0 else 'a list of ints'} for {env.action_space}")
+            raise ValueError(
+                f"{path}: expected a list of actions (e.g. [{one}, {one}]) or a list of such lists, "
+                f"an action being {'an int' if depth == 0 else 'a list of ints'} for {env.action_space}"
+            )
         for episode in data:
             for a in episode:
                 encode_action(a, spec)  # checked up front, not mid-recording
@@ -284,11 +319,15 @@ class Sb3Policy:
                 errors.append(f"{algo.__name__}: {type(e).__name__}")
         else:
             raise ValueError(f"{path}: not a stable-baselines3 PPO, A2C or DQN zip ({'; '.join(errors)})")
-        for what, theirs, ours in (("observation", self.model.observation_space, env.observation_space),
-                                   ("action", self.model.action_space, env.action_space)):
+        for what, theirs, ours in (
+            ("observation", self.model.observation_space, env.observation_space),
+            ("action", self.model.action_space, env.action_space),
+        ):
             if theirs.shape != ours.shape or type(theirs) is not type(ours):
-                raise ValueError(f"{path}: the policy takes {what} space {theirs}, the env has {ours}; record with "
-                                 f"a policy trained on this env without wrappers, or with --policy random")
+                raise ValueError(
+                    f"{path}: the policy takes {what} space {theirs}, the env has {ours}; record with "
+                    f"a policy trained on this env without wrappers, or with --policy random"
+                )
 
     def reset(self, episode: int, seed: int) -> None:
         self.model.set_random_seed(seed)

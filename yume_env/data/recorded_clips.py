@@ -37,18 +37,28 @@ class RecordedClipSource:
             ds = ShardDataset(self.root, window=1 + steps, split=self.split)
             if len(ds) == 0:
                 longest = max((n for s in self.index["shards"] for n in s["episode_steps"]), default=0)
-                raise ValueError(f"{self.root}: no {self.split} episode has {steps} steps (the longest has {longest}); "
-                                 f"train with shorter clips (--set pretrain.clip_steps=N) or record longer episodes")
+                raise ValueError(
+                    f"{self.root}: no {self.split} episode has {steps} steps (the longest has {longest}); "
+                    f"train with shorter clips (--set pretrain.clip_steps=N) or record longer episodes"
+                )
             self._datasets[steps] = ds
         return self._datasets[steps]
 
     def render(self, n: int, steps: int, seed: int) -> Clips:
         ds = self.dataset(steps)
         picks = np.random.default_rng(seed).integers(0, len(ds), size=n).tolist()
-        loader = DataLoader(Subset(ds, picks), batch_size=n, num_workers=self.workers if n > 8 else 0,
-                            persistent_workers=False)
+        loader = DataLoader(
+            Subset(ds, picks), batch_size=n, num_workers=self.workers if n > 8 else 0, persistent_workers=False
+        )
         batch = next(iter(loader))
         dev = self.device
-        return Clips(batch["frames"].to(dev), batch["actions"].long().to(dev), [[""] * steps for _ in range(n)],
-                     None, None, self.sub_frames, rewards=batch["rewards"].float().to(dev),
-                     terminated=batch["terminated"].bool().to(dev))
+        return Clips(
+            batch["frames"].to(dev),
+            batch["actions"].long().to(dev),
+            [[""] * steps for _ in range(n)],
+            None,
+            None,
+            self.sub_frames,
+            rewards=batch["rewards"].float().to(dev),
+            terminated=batch["terminated"].bool().to(dev),
+        )

@@ -68,13 +68,16 @@ def read_index(root: str | os.PathLike) -> dict:
     root = Path(root)
     path = root / INDEX
     if not root.is_dir():
-        raise FileNotFoundError(f"shard dataset folder {root} does not exist; record one with "
-                                f"`yume-env data record --env ID --episodes N --size S --out {root}`")
+        raise FileNotFoundError(
+            f"shard dataset folder {root} does not exist; record one with "
+            f"`yume-env data record --env ID --episodes N --size S --out {root}`"
+        )
     try:
         index = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: missing; {root} is not a shard dataset (record one with "
-                                f"`yume-env data record ... --out {root}`)") from None
+        raise FileNotFoundError(
+            f"{path}: missing; {root} is not a shard dataset (record one with `yume-env data record ... --out {root}`)"
+        ) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ShardError(f"{path}: damaged index ({e}); delete the folder and record again") from None
     check_index(index, path)
@@ -84,10 +87,12 @@ def read_index(root: str | os.PathLike) -> dict:
 def check_index(index, path) -> None:
     """Raises ShardError naming `path` when `index` is not a well-formed index of this format."""
     if not isinstance(index, dict) or index.get("format") != FORMAT:
-        raise ShardError(f"{path}: not a {FORMAT} index (no \"format\": \"{FORMAT}\")")
+        raise ShardError(f'{path}: not a {FORMAT} index (no "format": "{FORMAT}")')
     if index.get("version") != VERSION:
-        raise ShardError(f"{path}: format version {index.get('version')!r}, this yume-env reads version {VERSION}; "
-                         f"record the data again with this version")
+        raise ShardError(
+            f"{path}: format version {index.get('version')!r}, this yume-env reads version {VERSION}; "
+            f"record the data again with this version"
+        )
     missing = [k for k in ("env_id", "action_space", "frame_size", "episodes", "steps", "shards") if k not in index]
     if missing:
         raise ShardError(f"{path}: damaged index, missing {missing}")
@@ -95,7 +100,11 @@ def check_index(index, path) -> None:
     try:
         first = 0
         for s in index["shards"]:
-            if s["first_episode"] != first or len(s["episode_steps"]) != s["episodes"] or sum(s["episode_steps"]) != s["steps"]:
+            if (
+                s["first_episode"] != first
+                or len(s["episode_steps"]) != s["episodes"]
+                or sum(s["episode_steps"]) != s["steps"]
+            ):
                 raise ShardError(f"{path}: damaged index, shard {s['file']} has inconsistent episode counts")
             first += s["episodes"]
         if first != index["episodes"] or sum(s["steps"] for s in index["shards"]) != index["steps"]:
@@ -112,8 +121,10 @@ def check_action_space(spec, where="action_space") -> None:
     ok = ok and (spec["type"] == "multi_discrete" or len(nvec) == 1)
     ok = ok and len(spec.get("start", nvec)) == len(nvec)
     if not ok:
-        raise ShardError(f"{where}: bad action space {spec!r}; expected {{\"type\": \"discrete\" | \"multi_discrete\", "
-                         f"\"nvec\": [n, ...]}} (one n for discrete)")
+        raise ShardError(
+            f'{where}: bad action space {spec!r}; expected {{"type": "discrete" | "multi_discrete", '
+            f'"nvec": [n, ...]}} (one n for discrete)'
+        )
 
 
 def make_action_space(spec: dict):
@@ -156,9 +167,17 @@ class ShardWriter:
     folder recorded from another env, frame size or action space.
     """
 
-    def __init__(self, root: str | os.PathLike, env_id: str, action_space: dict, frame_size: int,
-                 fps: float | None = None, frames_from: str | None = None, source: dict | None = None,
-                 shard_bytes: int = SHARD_BYTES):
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        env_id: str,
+        action_space: dict,
+        frame_size: int,
+        fps: float | None = None,
+        frames_from: str | None = None,
+        source: dict | None = None,
+        shard_bytes: int = SHARD_BYTES,
+    ):
         check_action_space(action_space)
         self.root, self.shard_bytes, self.source = Path(root), int(shard_bytes), dict(source or {})
         self._pending: list[dict] = []
@@ -168,19 +187,33 @@ class ShardWriter:
             self._check_same(env_id, action_space, frame_size)
         else:
             self.root.mkdir(parents=True, exist_ok=True)
-            self.index = {"format": FORMAT, "version": VERSION, "env_id": env_id, "action_space": action_space,
-                          "frame_size": int(frame_size), "frames_from": frames_from,
-                          "fps": None if fps is None else float(fps), "episodes": 0, "steps": 0, "shards": []}
+            self.index = {
+                "format": FORMAT,
+                "version": VERSION,
+                "env_id": env_id,
+                "action_space": action_space,
+                "frame_size": int(frame_size),
+                "frames_from": frames_from,
+                "fps": None if fps is None else float(fps),
+                "episodes": 0,
+                "steps": 0,
+                "shards": [],
+            }
         self.cleaned = self._clean()
         self._write_index()
 
     def _check_same(self, env_id: str, action_space: dict, frame_size: int) -> None:
         have = self.index
-        for what, old, new in (("env", have["env_id"], env_id), ("frame size", have["frame_size"], int(frame_size)),
-                               ("action space", have["action_space"], action_space)):
+        for what, old, new in (
+            ("env", have["env_id"], env_id),
+            ("frame size", have["frame_size"], int(frame_size)),
+            ("action space", have["action_space"], action_space),
+        ):
             if old != new:
-                raise ShardError(f"{self.root / INDEX}: this folder holds {what} {old!r}, not {new!r}; "
-                                 f"record into another --out folder (or delete this one)")
+                raise ShardError(
+                    f"{self.root / INDEX}: this folder holds {what} {old!r}, not {new!r}; "
+                    f"record into another --out folder (or delete this one)"
+                )
 
     def _clean(self) -> list[str]:
         """Removes what a killed run left: temp shards and shards the index does not list."""
@@ -213,13 +246,18 @@ class ShardWriter:
         frames = np.ascontiguousarray(frames)
         T = len(frames) - 1
         if frames.dtype != np.uint8 or frames.shape[1:] != (S, S, 3) or T < 1:
-            raise ValueError(f"frames must be uint8 (T+1, {S}, {S}, 3) with T >= 1 steps, got {frames.dtype} {frames.shape}")
+            raise ValueError(
+                f"frames must be uint8 (T+1, {S}, {S}, 3) with T >= 1 steps, got {frames.dtype} {frames.shape}"
+            )
         actions = np.ascontiguousarray(np.asarray(actions, dtype=np.int64).reshape(T, A))
         if ((actions < 0) | (actions >= self.nvec)).any():
             raise ValueError(f"actions must be zero-based, each column in [0, nvec) with nvec {self.nvec.tolist()}")
         ep = {"frames": frames, "actions": actions}
-        for name, arr, dtype in (("rewards", rewards, np.float32), ("terminated", terminated, np.bool_),
-                                 ("truncated", truncated, np.bool_)):
+        for name, arr, dtype in (
+            ("rewards", rewards, np.float32),
+            ("terminated", terminated, np.bool_),
+            ("truncated", truncated, np.bool_),
+        ):
             arr = np.ascontiguousarray(np.asarray(arr, dtype=dtype))
             if arr.shape != (T,):
                 raise ValueError(f"{name} must have shape ({T},) (one per step), got {arr.shape}")
@@ -238,10 +276,18 @@ class ShardWriter:
         data = save(tensors)  # bytes, written by us so the file gets the usual permissions
         _atomic_write(self.root / name, lambda tmp: Path(tmp).write_bytes(data))
         steps = [len(ep["actions"]) for ep in self._pending]
-        self.index["shards"].append({
-            "file": name, "first_episode": first, "episodes": len(steps), "steps": sum(steps),
-            "episode_steps": steps, "episode_returns": [float(ep["rewards"].sum()) for ep in self._pending],
-            "seeds": [ep["seed"] for ep in self._pending], "source": self.source})
+        self.index["shards"].append(
+            {
+                "file": name,
+                "first_episode": first,
+                "episodes": len(steps),
+                "steps": sum(steps),
+                "episode_steps": steps,
+                "episode_returns": [float(ep["rewards"].sum()) for ep in self._pending],
+                "seeds": [ep["seed"] for ep in self._pending],
+                "source": self.source,
+            }
+        )
         self.index["episodes"] += len(steps)
         self.index["steps"] += sum(steps)
         self._pending = []
@@ -296,8 +342,10 @@ class ShardReader:
         self.steps: list[int] = []
         for si, s in enumerate(self.index["shards"]):
             if not (self.root / s["file"]).is_file():
-                raise ShardError(f"{self.root / s['file']}: missing shard listed in {self.root / INDEX}; "
-                                 f"record again into this folder to replace it")
+                raise ShardError(
+                    f"{self.root / s['file']}: missing shard listed in {self.root / INDEX}; "
+                    f"record again into this folder to replace it"
+                )
             self.shard_of += [si] * s["episodes"]
             self.steps += s["episode_steps"]
         self._handles: OrderedDict[int, object] = OrderedDict()
@@ -325,7 +373,9 @@ class ShardReader:
         except FileNotFoundError:
             raise ShardError(f"{path}: missing shard listed in {self.root / INDEX}") from None
         except Exception as e:  # safetensors raises its own error types for a damaged header
-            raise ShardError(f"{path}: damaged shard ({type(e).__name__}: {e}); record again into a new folder") from None
+            raise ShardError(
+                f"{path}: damaged shard ({type(e).__name__}: {e}); record again into a new folder"
+            ) from None
         self._handles[si] = handle
         while len(self._handles) > _HANDLES:
             self._handles.popitem(last=False)
@@ -347,7 +397,9 @@ class ShardReader:
                 out[f] = handle.get_slice(episode_key(episode, f))[start:stop]
         except Exception as e:  # a truncated shard or a missing key
             path = self.root / self.index["shards"][si]["file"]
-            raise ShardError(f"{path}: damaged shard, cannot read episode {episode} ({type(e).__name__}: {e})") from None
+            raise ShardError(
+                f"{path}: damaged shard, cannot read episode {episode} ({type(e).__name__}: {e})"
+            ) from None
         return out
 
     def __getstate__(self) -> dict:
@@ -371,8 +423,9 @@ class ShardDataset(_Dataset):
     Nothing is loaded up front beyond the index; picklable for DataLoader workers.
     """
 
-    def __init__(self, root: str | os.PathLike, window: int, split: str = "train", heldout_fraction: float = 0.1,
-                 stride: int = 1):
+    def __init__(
+        self, root: str | os.PathLike, window: int, split: str = "train", heldout_fraction: float = 0.1, stride: int = 1
+    ):
         if split not in ("train", "heldout"):
             raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
         if int(window) < 2 or int(stride) < 1:

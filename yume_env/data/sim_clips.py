@@ -45,7 +45,7 @@ class IndexedStream:
 
 def batch_seed(seed: int, index: int, rank: int = 0) -> int:
     """A distinct 63-bit seed per (run seed, batch index, rank) (splitmix-style mixing)."""
-    x = (int(seed) * 0x9E3779B97F4A7C15 + int(index) * 0xBF58476D1CE4E5B9 + int(rank) * 0x94D049BB133111EB + 1)
+    x = int(seed) * 0x9E3779B97F4A7C15 + int(index) * 0xBF58476D1CE4E5B9 + int(rank) * 0x94D049BB133111EB + 1
     x &= (1 << 64) - 1
     x ^= x >> 31
     x = (x * 0xD6E8FEB86659FD93) & ((1 << 64) - 1)
@@ -54,6 +54,7 @@ def batch_seed(seed: int, index: int, rank: int = 0) -> int:
 
 
 # ---------------------------------------------------------------------------------------- policies
+
 
 def _weights(names: tuple[str, ...], table: dict[str, float]) -> np.ndarray:
     w = np.array([table.get(n, 0.0) for n in names], dtype=np.float64)
@@ -69,17 +70,41 @@ class ActionPolicy:
     beacon (turn until it is ahead, then W), which is what the reward head needs to see.
     """
 
-    key_weights: dict[str, float] = field(default_factory=lambda: {
-        "None": 0.14, "W": 0.30, "A": 0.08, "S": 0.08, "D": 0.08, "W+A": 0.08, "W+D": 0.08, "S+A": 0.08, "S+D": 0.08})
-    camera_weights: dict[str, float] = field(default_factory=lambda: {
-        "·": 0.36, "→": 0.14, "←": 0.14, "↑": 0.06, "↓": 0.06, "↑→": 0.06, "↑←": 0.06, "↓→": 0.06, "↓←": 0.06})
+    key_weights: dict[str, float] = field(
+        default_factory=lambda: {
+            "None": 0.14,
+            "W": 0.30,
+            "A": 0.08,
+            "S": 0.08,
+            "D": 0.08,
+            "W+A": 0.08,
+            "W+D": 0.08,
+            "S+A": 0.08,
+            "S+D": 0.08,
+        }
+    )
+    camera_weights: dict[str, float] = field(
+        default_factory=lambda: {
+            "·": 0.36,
+            "→": 0.14,
+            "←": 0.14,
+            "↑": 0.06,
+            "↓": 0.06,
+            "↑→": 0.06,
+            "↑←": 0.06,
+            "↓→": 0.06,
+            "↓←": 0.06,
+        }
+    )
     mean_hold: float = 4.0
     seek_fraction: float = 0.15
     revisit_fraction: float = 0.0  # share of clips whose last steps come back to a view (`revisit_script`)
 
     def __post_init__(self):
         if not 0.0 <= self.revisit_fraction <= 1.0:
-            raise ValueError(f"ActionPolicy.revisit_fraction is a share of clips in [0, 1], got {self.revisit_fraction}")
+            raise ValueError(
+                f"ActionPolicy.revisit_fraction is a share of clips in [0, 1], got {self.revisit_fraction}"
+            )
 
     def sample(self, rng: np.random.Generator, n: int, steps: int) -> np.ndarray:
         """(n, steps, 2) int64 actions for the random walkers."""
@@ -103,7 +128,7 @@ class ActionPolicy:
         chosen = rng.random(n) < self.revisit_fraction
         for i in np.flatnonzero(chosen):
             script = revisit_script(rng, steps)
-            actions[i, steps - len(script):] = script
+            actions[i, steps - len(script) :] = script
         return chosen
 
 
@@ -144,13 +169,19 @@ def seek_action(x, z, yaw, pitch, beacon):
     xp = torch if torch.is_tensor(x) else np
     bearing = xp.arctan2(beacon[:, 0] - x, beacon[:, 1] - z) - yaw
     bearing = xp.remainder(bearing + np.pi, 2 * np.pi) - np.pi
-    turn = (bearing > np.deg2rad(8)).astype(int) - (bearing < -np.deg2rad(8)).astype(int) if xp is np else \
-        (bearing > np.deg2rad(8)).long() - (bearing < -np.deg2rad(8)).long()
-    tilt = (pitch < -np.deg2rad(4)).astype(int) - (pitch > np.deg2rad(4)).astype(int) if xp is np else \
-        (pitch < -np.deg2rad(4)).long() - (pitch > np.deg2rad(4)).long()
+    turn = (
+        (bearing > np.deg2rad(8)).astype(int) - (bearing < -np.deg2rad(8)).astype(int)
+        if xp is np
+        else (bearing > np.deg2rad(8)).long() - (bearing < -np.deg2rad(8)).long()
+    )
+    tilt = (
+        (pitch < -np.deg2rad(4)).astype(int) - (pitch > np.deg2rad(4)).astype(int)
+        if xp is np
+        else (pitch < -np.deg2rad(4)).long() - (pitch > np.deg2rad(4)).long()
+    )
     table = _CAMERA_OF_TURN_TILT if xp is np else torch.as_tensor(_CAMERA_OF_TURN_TILT, device=x.device)
     cams = table[turn + 1, tilt + 1]
-    keys = (xp.abs(bearing) < np.deg2rad(45))
+    keys = xp.abs(bearing) < np.deg2rad(45)
     keys = keys.astype(np.int64) if xp is np else keys.long()  # W once roughly facing it
     return xp.stack([keys, cams], 1)
 
@@ -201,6 +232,7 @@ class EventPlan:
 
 # ---------------------------------------------------------------------------------------- clips
 
+
 @dataclass
 class Clips:
     """`n` clips of `steps` env steps; frame 0 is the start view, then `sub_frames` frames per step."""
@@ -223,16 +255,33 @@ class Clips:
 
     def to(self, device) -> "Clips":
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
-        return Clips(move(self.frames), move(self.actions), self.events, move(self.distance), move(self.reached),
-                     self.sub_frames, move(self.ghost), move(self.rewards), move(self.terminated))
+        return Clips(
+            move(self.frames),
+            move(self.actions),
+            self.events,
+            move(self.distance),
+            move(self.reached),
+            self.sub_frames,
+            move(self.ghost),
+            move(self.rewards),
+            move(self.terminated),
+        )
 
 
 class SimClipSource:
     """Renders `Clips` with the simulator (see the module docstring)."""
 
-    def __init__(self, height: int = 64, width: int = 64, sub_frames: int = 2, device: str | torch.device = "cpu",
-                 policy: ActionPolicy | None = None, events: EventPlan | None = None, backend: str = "auto",
-                 ghost_masks: bool = False):
+    def __init__(
+        self,
+        height: int = 64,
+        width: int = 64,
+        sub_frames: int = 2,
+        device: str | torch.device = "cpu",
+        policy: ActionPolicy | None = None,
+        events: EventPlan | None = None,
+        backend: str = "auto",
+        ghost_masks: bool = False,
+    ):
         self.height, self.width, self.sub_frames = int(height), int(width), int(sub_frames)
         self.ghost_masks = bool(ghost_masks)  # also render Clips.ghost
         self.device = torch.device(device)
@@ -247,13 +296,21 @@ class SimClipSource:
         self.backend = backend
         self._sims: list = []
 
-    def replace(self, *, policy: ActionPolicy | None = None, events: EventPlan | None = None,
-                ghost_masks: bool | None = None) -> "SimClipSource":
+    def replace(
+        self, *, policy: ActionPolicy | None = None, events: EventPlan | None = None, ghost_masks: bool | None = None
+    ) -> "SimClipSource":
         """A source like this one with another action policy, event plan or ghost-mask setting
         (this one is unchanged)."""
-        return SimClipSource(self.height, self.width, self.sub_frames, self.device, policy or self.policy,
-                             events or self.events, self.backend,
-                             self.ghost_masks if ghost_masks is None else ghost_masks)
+        return SimClipSource(
+            self.height,
+            self.width,
+            self.sub_frames,
+            self.device,
+            policy or self.policy,
+            events or self.events,
+            self.backend,
+            self.ghost_masks if ghost_masks is None else ghost_masks,
+        )
 
     def render(self, n: int, steps: int, seed: int) -> Clips:
         rng = np.random.default_rng(seed)
@@ -289,15 +346,21 @@ class SimClipSource:
                 if seekers[i]:
                     actions[i, s] = seek_action(sim.x, sim.z, sim.yaw, sim.pitch, sim.beacon[:, :2])[0]
                 out = sim.step(actions[i, s], ghost_mask=self.ghost_masks)
-                frames[i, 1 + s * self.sub_frames: 1 + (s + 1) * self.sub_frames] = out.frames
+                frames[i, 1 + s * self.sub_frames : 1 + (s + 1) * self.sub_frames] = out.frames
                 if ghost is not None:
-                    ghost[i, s * self.sub_frames: (s + 1) * self.sub_frames] = out.ghost_mask
+                    ghost[i, s * self.sub_frames : (s + 1) * self.sub_frames] = out.ghost_mask
                 dist[i, s] = out.info["beacon_distance"]
                 reached[i, s] = out.info["beacon_distance"] <= sim.reach_radius
                 events[i][s] = sim.event
-        return Clips(torch.from_numpy(frames).to(self.device), torch.from_numpy(actions).to(self.device), events,
-                     torch.from_numpy(dist).to(self.device), torch.from_numpy(reached).to(self.device), self.sub_frames,
-                     None if ghost is None else torch.from_numpy(ghost).to(self.device))
+        return Clips(
+            torch.from_numpy(frames).to(self.device),
+            torch.from_numpy(actions).to(self.device),
+            events,
+            torch.from_numpy(dist).to(self.device),
+            torch.from_numpy(reached).to(self.device),
+            self.sub_frames,
+            None if ghost is None else torch.from_numpy(ghost).to(self.device),
+        )
 
     # all cameras in one torch BatchSimulator (on self.device: the GPU when training there)
     def _render_batch(self, actions, seekers, plan, world_seeds) -> Clips:
@@ -326,9 +389,15 @@ class SimClipSource:
             dist.append(out.beacon_distance)
             reached.append(out.beacon_distance <= sim.reach_radius)
             events.append(out.events)
-        return Clips(torch.cat(frames, 1), acts, [[events[s][i] for s in range(steps)] for i in range(n)],
-                     torch.stack(dist, 1).float(), torch.stack(reached, 1), self.sub_frames,
-                     torch.cat(ghost, 1) if self.ghost_masks else None)
+        return Clips(
+            torch.cat(frames, 1),
+            acts,
+            [[events[s][i] for s in range(steps)] for i in range(n)],
+            torch.stack(dist, 1).float(),
+            torch.stack(reached, 1),
+            self.sub_frames,
+            torch.cat(ghost, 1) if self.ghost_masks else None,
+        )
 
 
 def _batch_simulator():
@@ -349,8 +418,17 @@ class ClipPool:
     `encode(clips) -> tensor` (e.g. VAE latents) runs once per pool.
     """
 
-    def __init__(self, source: SimClipSource, pool_clips: int, steps: int, batch: int, reuse: float, seed: int,
-                 rank: int = 0, encode: Callable[[Clips], Any] | None = None):
+    def __init__(
+        self,
+        source: SimClipSource,
+        pool_clips: int,
+        steps: int,
+        batch: int,
+        reuse: float,
+        seed: int,
+        rank: int = 0,
+        encode: Callable[[Clips], Any] | None = None,
+    ):
         if batch > pool_clips:
             raise ValueError(f"batch ({batch}) must not exceed pool_clips ({pool_clips})")
         self.source, self.pool_clips, self.steps, self.batch = source, int(pool_clips), int(steps), int(batch)
@@ -378,8 +456,17 @@ def select(clips: Clips, pick: torch.Tensor) -> Clips:
     """The clips at indices `pick`."""
     idx = pick.tolist()
     take = lambda t: None if t is None else t[pick]  # noqa: E731
-    return Clips(clips.frames[pick], clips.actions[pick], [clips.events[i] for i in idx], take(clips.distance),
-                 take(clips.reached), clips.sub_frames, take(clips.ghost), take(clips.rewards), take(clips.terminated))
+    return Clips(
+        clips.frames[pick],
+        clips.actions[pick],
+        [clips.events[i] for i in idx],
+        take(clips.distance),
+        take(clips.reached),
+        clips.sub_frames,
+        take(clips.ghost),
+        take(clips.rewards),
+        take(clips.terminated),
+    )
 
 
 class FolderClipSource:
@@ -403,8 +490,10 @@ class FolderClipSource:
             window = 1 + steps * self.sub_frames
             ds = SekaiClipDataset(self.root, window=window, stride=self.sub_frames, verify=False)
             if len(ds) == 0:
-                raise ValueError(f"{self.root} has no clip of at least {window} frames "
-                                 f"({steps} steps x {self.sub_frames} frames + 1); use shorter clips or more data")
+                raise ValueError(
+                    f"{self.root} has no clip of at least {window} frames "
+                    f"({steps} steps x {self.sub_frames} frames + 1); use shorter clips or more data"
+                )
             self._datasets[steps] = ds
         return self._datasets[steps]
 
@@ -414,14 +503,21 @@ class FolderClipSource:
         items = [ds[int(i)] for i in rng.integers(0, len(ds), size=n)]
         frames = torch.stack([it["frames"] for it in items])
         if tuple(frames.shape[2:4]) != (self.height, self.width):
-            raise ValueError(f"{self.root}: frames are {tuple(frames.shape[2:4])}, the model takes "
-                             f"({self.height}, {self.width}); regenerate the data at the model's resolution")
+            raise ValueError(
+                f"{self.root}: frames are {tuple(frames.shape[2:4])}, the model takes "
+                f"({self.height}, {self.width}); regenerate the data at the model's resolution"
+            )
         F_ = self.sub_frames
         actions = torch.stack([it["actions"][::F_][:steps] for it in items]).long()
         events = []
         for it in items:
             start = it["event_start"]
             events.append([it["event"] if (start >= 0 and start <= 1 + s * F_) else "" for s in range(steps)])
-        return Clips(frames.to(self.device), actions.to(self.device), events,
-                     torch.full((n, steps), float("nan"), device=self.device),
-                     torch.zeros(n, steps, dtype=torch.bool, device=self.device), F_)
+        return Clips(
+            frames.to(self.device),
+            actions.to(self.device),
+            events,
+            torch.full((n, steps), float("nan"), device=self.device),
+            torch.zeros(n, steps, dtype=torch.bool, device=self.device),
+            F_,
+        )

@@ -152,8 +152,10 @@ class WorldBatch:
         except Exception as exc:
             self.reward.reset(i)
             self.reward.set_state(i, before)
-            raise ValueError(f"reset option 'state': field 'reward_state' does not fit this env's reward function "
-                             f"({type(exc).__name__}: {exc}); save the snapshot from an env with the same reward_fn") from exc
+            raise ValueError(
+                f"reset option 'state': field 'reward_state' does not fit this env's reward function "
+                f"({type(exc).__name__}: {exc}); save the snapshot from an env with the same reward_fn"
+            ) from exc
         self._put(i, world)
         self.generators[i].set_state(snap.generator_state.clone())
         np_random.bit_generator.state = snap.np_random_state
@@ -175,7 +177,7 @@ class WorldBatch:
     # ---- events ------------------------------------------------------------------------------
     def set_event(self, i: int, text: str) -> None:
         if not isinstance(text, str):
-            raise TypeError(f"event must be a str (\"\" for none), got {type(text).__name__}")
+            raise TypeError(f'event must be a str ("" for none), got {type(text).__name__}')
         if self.state is None and i not in self._fresh:
             raise RuntimeError("set_event() needs a world: call reset() first (or pass options={'event': ...})")
         if self.state is not None:
@@ -186,13 +188,19 @@ class WorldBatch:
     @property
     def steps(self) -> list[int]:
         """Chunks each world generated since its reset."""
-        return list(self.state.step_count) if self.state is not None else [
-            self._fresh[i].step_count[0] if i in self._fresh else 0 for i in range(self.num_worlds)]
+        return (
+            list(self.state.step_count)
+            if self.state is not None
+            else [self._fresh[i].step_count[0] if i in self._fresh else 0 for i in range(self.num_worlds)]
+        )
 
     @property
     def events(self) -> list[str]:
-        return list(self.state.events) if self.state is not None else [
-            self._fresh[i].events[0] if i in self._fresh else "" for i in range(self.num_worlds)]
+        return (
+            list(self.state.events)
+            if self.state is not None
+            else [self._fresh[i].events[0] if i in self._fresh else "" for i in range(self.num_worlds)]
+        )
 
     # ---- step --------------------------------------------------------------------------------
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
@@ -217,8 +225,15 @@ class WorldBatch:
         own_actions, own_poses = np.array(actions, dtype=np.int64), poses.copy()
         latents = [None] * self.num_worlds if out.latents is None else out.latents.unbind(0)
         contexts = [
-            RewardContext(frames=frames[i], latents=latents[i], action=own_actions[i], pose=own_poses[i],
-                          step=steps[i], event=events[i], model=self.model)
+            RewardContext(
+                frames=frames[i],
+                latents=latents[i],
+                action=own_actions[i],
+                pose=own_poses[i],
+                step=steps[i],
+                event=events[i],
+                model=self.model,
+            )
             for i in range(self.num_worlds)
         ]
         rewards, terminated = self.reward(contexts, list(range(self.num_worlds)))
@@ -300,8 +315,11 @@ def put_world_info(infos: dict, i: int, info: dict) -> None:
             put_world_info(infos[key], i, value)
             continue
         column = infos[key]
-        if isinstance(value, np.ndarray) and column.dtype != object and (
-                value.shape != column.shape[1:] or value.dtype != column.dtype):
+        if (
+            isinstance(value, np.ndarray)
+            and column.dtype != object
+            and (value.shape != column.shape[1:] or value.dtype != column.dtype)
+        ):
             rows = np.empty(len(column), dtype=object)
             for j, row in enumerate(column):
                 rows[j] = row

@@ -13,9 +13,11 @@ import os
 
 import torch
 
-SPAWN_HINT = ('gym.make_vec("YumeWorld-v0", num_envs=N, vectorization_mode="async", '
-              'vector_kwargs={"context": "spawn"}) under `if __name__ == "__main__":`, or the batched '
-              'gym.make_vec("YumeWorld-v0", num_envs=N), which steps every world in one forward')
+SPAWN_HINT = (
+    'gym.make_vec("YumeWorld-v0", num_envs=N, vectorization_mode="async", '
+    'vector_kwargs={"context": "spawn"}) under `if __name__ == "__main__":`, or the batched '
+    'gym.make_vec("YumeWorld-v0", num_envs=N), which steps every world in one forward'
+)
 
 _forked = False
 

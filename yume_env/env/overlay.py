@@ -11,10 +11,28 @@ PANEL_H = 32  # a multiple of 16, so mp4 frame sides stay multiples of 16
 _ON, _OFF, _EDGE = (255, 210, 60), (60, 60, 60), (140, 140, 140)
 _BG, _TEXT = (16, 16, 16), (235, 235, 235)
 # camera move -> (row, col) in a 3x3 grid: up is row 0, right is col 2
-_CAMERA_CELL = {"·": (1, 1), "→": (1, 2), "←": (1, 0), "↑": (0, 1), "↓": (2, 1),
-                "↑→": (0, 2), "↑←": (0, 0), "↓→": (2, 2), "↓←": (2, 0)}
-_CAMERA_WORD = {"·": "", "→": "RIGHT", "←": "LEFT", "↑": "UP", "↓": "DOWN",
-                "↑→": "UP-RIGHT", "↑←": "UP-LEFT", "↓→": "DOWN-RIGHT", "↓←": "DOWN-LEFT"}
+_CAMERA_CELL = {
+    "·": (1, 1),
+    "→": (1, 2),
+    "←": (1, 0),
+    "↑": (0, 1),
+    "↓": (2, 1),
+    "↑→": (0, 2),
+    "↑←": (0, 0),
+    "↓→": (2, 2),
+    "↓←": (2, 0),
+}
+_CAMERA_WORD = {
+    "·": "",
+    "→": "RIGHT",
+    "←": "LEFT",
+    "↑": "UP",
+    "↓": "DOWN",
+    "↑→": "UP-RIGHT",
+    "↑←": "UP-LEFT",
+    "↓→": "DOWN-RIGHT",
+    "↓←": "DOWN-LEFT",
+}
 
 
 def default_upscale(frame_size: tuple[int, int], target: int = 256) -> int:

@@ -22,7 +22,15 @@ LOG_FORMAT = "yume-env-actions/1"
 
 # (action text, repeats): 48 steps; the event is set before step 24 (0-based)
 TOUR: list[tuple[str, int]] = [
-    ("W", 8), ("W ←", 6), ("W", 4), ("→", 6), ("W →", 4), ("↑", 4), ("↓", 8), ("↑", 4), ("W", 4),
+    ("W", 8),
+    ("W ←", 6),
+    ("W", 4),
+    ("→", 6),
+    ("W →", 4),
+    ("↑", 4),
+    ("↓", 8),
+    ("↑", 4),
+    ("W", 4),
 ]
 TOUR_EVENTS: dict[int, str] = {24: "it starts to snow"}
 LOOKAROUND: list[tuple[str, int]] = [("→", 9), ("↑", 4), ("←", 18), ("↓", 8), ("→", 9), ("↑", 4)]
@@ -69,7 +77,9 @@ class ActionScript:
         except (OSError, json.JSONDecodeError) as err:
             raise ValueError(f"cannot read action script {path}: {err}") from err
         if not isinstance(data, dict) or "actions" not in data:
-            raise ValueError(f"action script {path} must be a JSON object with 'actions': [[key, camera], ...] or ['W+A →', ...]")
+            raise ValueError(
+                f"action script {path} must be a JSON object with 'actions': [[key, camera], ...] or ['W+A →', ...]"
+            )
         vocab = _log_vocabulary(data, path)
         if vocab.is_yume:
             rows = [A.parse_action(a) if isinstance(a, str) else np.asarray(a) for a in data["actions"]]
@@ -77,8 +87,10 @@ class ActionScript:
                 try:
                     A.validate_action(row)
                 except ValueError as err:
-                    raise ValueError(f"action script {path}, action {n}: {err} (a log of another world's actions "
-                                     "names them with \"action_nvec\": [n, ...])") from None
+                    raise ValueError(
+                        f"action script {path}, action {n}: {err} (a log of another world's actions "
+                        'names them with "action_nvec": [n, ...])'
+                    ) from None
             actions = np.stack(rows).astype(np.int64) if rows else np.zeros((0, 2), np.int64)
         else:
             actions = _integer_actions(data["actions"], vocab, path)
@@ -92,8 +104,10 @@ def _log_vocabulary(data: dict, path) -> ActionVocabulary:
     if nvec is None:
         return YUME
     if not isinstance(nvec, list) or not nvec or not all(type(n) is int and n >= 1 for n in nvec):
-        raise ValueError(f"action script {path}: 'action_nvec' must be a list of positive integers (choices per "
-                         f"action component), got {nvec!r}")
+        raise ValueError(
+            f"action script {path}: 'action_nvec' must be a list of positive integers (choices per "
+            f"action component), got {nvec!r}"
+        )
     return YUME if tuple(nvec) == YUME.nvec else ActionVocabulary(tuple(nvec))
 
 
@@ -105,11 +119,15 @@ def _integer_actions(items, vocab: ActionVocabulary, path) -> np.ndarray:
     for n, item in enumerate(items):
         row = [item] if vocab.components == 1 and type(item) is int else item
         if not isinstance(row, list) or len(row) != vocab.components or not all(type(v) is int for v in row):
-            raise ValueError(f"action script {path}, action {n}: must be {vocab.components} integer(s) for "
-                             f"action_nvec {list(vocab.nvec)}, got {item!r}")
+            raise ValueError(
+                f"action script {path}, action {n}: must be {vocab.components} integer(s) for "
+                f"action_nvec {list(vocab.nvec)}, got {item!r}"
+            )
         rows.append(row)
     try:
-        return vocab.check(np.array(rows, dtype=np.int64).reshape(-1, vocab.components), f"action script {path}: actions")
+        return vocab.check(
+            np.array(rows, dtype=np.int64).reshape(-1, vocab.components), f"action script {path}: actions"
+        )
     except ValueError as err:
         raise ValueError(str(err)) from None
 
@@ -124,8 +142,10 @@ def builtin_script(name: str, steps: int | None, seed: int, vocabulary: ActionVo
     if not vocabulary.is_yume and name != "random":
         if name not in ("tour", "lookaround", "forward"):
             raise ValueError(f"unknown agent {name!r}; expected random or a .json action script")
-        raise ValueError(f"the {name} agent walks Yume's keys and camera moves; this world's actions are "
-                         f"action_nvec {list(vocabulary.nvec)}: use --agent random or a .json action log")
+        raise ValueError(
+            f"the {name} agent walks Yume's keys and camera moves; this world's actions are "
+            f"action_nvec {list(vocabulary.nvec)}: use --agent random or a .json action log"
+        )
     if name == "tour":
         actions, events = expand(TOUR), dict(TOUR_EVENTS)
     elif name == "lookaround":

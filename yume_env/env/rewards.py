@@ -111,8 +111,9 @@ class BeaconReward(RewardFunction):
         if size > n:
             extra = size - n
             self._started = np.concatenate([self._started, np.zeros(extra, dtype=bool)])
-            self._first, self._walked, self._last = (np.concatenate([a, np.zeros(extra)])
-                                                     for a in (self._first, self._walked, self._last))
+            self._first, self._walked, self._last = (
+                np.concatenate([a, np.zeros(extra)]) for a in (self._first, self._walked, self._last)
+            )
             self._position = np.concatenate([self._position, np.zeros((extra, 3))])
 
     def reset(self, index):
@@ -127,7 +128,9 @@ class BeaconReward(RewardFunction):
         if pred is None:
             raise ValueError("reward_fn='beacon' needs a model with a task head (task_head.safetensors); use 'none'")
         distance = pred["distance"].detach().float().cpu().numpy().reshape(-1).astype(np.float64)
-        reached = (pred["reached_logit"].detach().float().cpu().numpy().reshape(-1) > 0) & (distance < self.arrive_distance)
+        reached = (pred["reached_logit"].detach().float().cpu().numpy().reshape(-1) > 0) & (
+            distance < self.arrive_distance
+        )
         idx = np.asarray(indices, dtype=np.int64)
         self._grow(int(idx.max()) + 1)
         position = np.stack([np.asarray(c.pose, dtype=np.float64)[:3, 3] for c in contexts])
@@ -145,8 +148,12 @@ class BeaconReward(RewardFunction):
     def get_state(self, index):
         if index >= len(self._started) or not self._started[index]:
             return {}
-        return {"first_distance": float(self._first[index]), "walked": float(self._walked[index]),
-                "last_distance": float(self._last[index]), "position": self._position[index].tolist()}
+        return {
+            "first_distance": float(self._first[index]),
+            "walked": float(self._walked[index]),
+            "last_distance": float(self._last[index]),
+            "position": self._position[index].tolist(),
+        }
 
     def set_state(self, index, state):
         self.reset(index)
@@ -164,7 +171,7 @@ class LearnedReward(RewardFunction):
     def __call__(self, contexts, indices):
         pred = contexts[0].model.predict_task(torch.stack([c.latents for c in contexts]))
         reward = pred["reward"].detach().float().cpu().numpy().reshape(-1).astype(np.float64)
-        done = (pred["terminated_logit"].detach().float().cpu().numpy().reshape(-1) > 0)
+        done = pred["terminated_logit"].detach().float().cpu().numpy().reshape(-1) > 0
         return reward, done
 
 
@@ -196,4 +203,6 @@ def make_reward(reward_fn: Any, model: Any) -> RewardFunction:
         raise ValueError(f"unknown reward_fn {reward_fn!r}; expected 'beacon', 'learned', 'none', a callable or None")
     if callable(reward_fn):
         return CallableReward(reward_fn)
-    raise TypeError(f"reward_fn must be 'beacon', 'learned', 'none', a callable or None, got {type(reward_fn).__name__}")
+    raise TypeError(
+        f"reward_fn must be 'beacon', 'learned', 'none', a callable or None, got {type(reward_fn).__name__}"
+    )

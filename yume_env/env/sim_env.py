@@ -70,8 +70,16 @@ class YumeSimEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 8}
 
-    def __init__(self, height: int = 64, width: int = 64, sub_frames: int = 2, render_mode: str | None = None,
-                 flatten_actions: bool = False, reach_radius: float = REACH_RADIUS, reach_bonus: float = 10.0):
+    def __init__(
+        self,
+        height: int = 64,
+        width: int = 64,
+        sub_frames: int = 2,
+        render_mode: str | None = None,
+        flatten_actions: bool = False,
+        reach_radius: float = REACH_RADIUS,
+        reach_bonus: float = 10.0,
+    ):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
         self.render_mode = render_mode

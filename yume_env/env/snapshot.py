@@ -92,15 +92,18 @@ class WorldSnapshot:
         try:
             tensors = load_file(str(tensor_file))
         except Exception as exc:  # safetensors raises its own SafetensorError, OSError or ValueError
-            raise ValueError(f"{tensor_file} is not a readable safetensors file (corrupt or truncated: {exc}); "
-                             "save the world again") from exc
+            raise ValueError(
+                f"{tensor_file} is not a readable safetensors file (corrupt or truncated: {exc}); save the world again"
+            ) from exc
         fields = {}
         for name in _PACKED:
             try:
                 fields[name] = _unpack(meta[name], tensors)
             except _MissingTensor as exc:
-                raise ValueError(f"{tensor_file} lacks the tensor {exc.args[0]!r} that {meta_file} names in "
-                                 f"{name!r}: the two files are not from one save; save the world again") from None
+                raise ValueError(
+                    f"{tensor_file} lacks the tensor {exc.args[0]!r} that {meta_file} names in "
+                    f"{name!r}: the two files are not from one save; save the world again"
+                ) from None
             except (AttributeError, KeyError, TypeError, ValueError) as exc:
                 raise ValueError(f"{meta_file}: entry {name!r} is malformed ({exc!r}); save the world again") from None
         size = meta["frame_size"]
@@ -149,7 +152,9 @@ def check_snapshot(snap: WorldSnapshot, frame_size: tuple[int, int], bit_generat
     if frame.shape != (h, w, 3):
         raise ValueError(f"{where}: field 'last_frame' has shape {frame.shape}; this world's frames are ({h}, {w}, 3)")
     if not isinstance(snap.world, dict):
-        raise TypeError(f"{where}: field 'world' must be a dict from WorldState.to_dict(), got {type(snap.world).__name__}")
+        raise TypeError(
+            f"{where}: field 'world' must be a dict from WorldState.to_dict(), got {type(snap.world).__name__}"
+        )
     _check_generator_state(snap.generator_state, where)
     _check_np_random_state(snap.np_random_state, bit_generator, where)
     if not isinstance(snap.reward_state, dict):
@@ -161,8 +166,10 @@ def _check_generator_state(state: Any, where: str) -> None:
     """A CPU torch.Generator's state (what `get_state()` returns), tried on a spare generator."""
     if not isinstance(state, torch.Tensor) or state.dtype != torch.uint8:
         got = state.dtype if isinstance(state, torch.Tensor) else type(state).__name__
-        raise TypeError(f"{where}: field 'generator_state' must be a uint8 torch.Tensor from "
-                        f"torch.Generator().get_state(), got {got}")
+        raise TypeError(
+            f"{where}: field 'generator_state' must be a uint8 torch.Tensor from "
+            f"torch.Generator().get_state(), got {got}"
+        )
     try:
         torch.Generator(device="cpu").set_state(state.cpu())
     except (RuntimeError, TypeError, ValueError) as exc:
@@ -172,12 +179,16 @@ def _check_generator_state(state: Any, where: str) -> None:
 def _check_np_random_state(state: Any, bit_generator: type, where: str) -> None:
     """A numpy bit generator state of the env's kind, tried on a spare bit generator."""
     if not isinstance(state, dict):
-        raise TypeError(f"{where}: field 'np_random_state' must be a dict from np_random.bit_generator.state, "
-                        f"got {type(state).__name__}")
+        raise TypeError(
+            f"{where}: field 'np_random_state' must be a dict from np_random.bit_generator.state, "
+            f"got {type(state).__name__}"
+        )
     try:
         bit_generator().state = state
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
-        raise ValueError(f"{where}: field 'np_random_state' is not a {bit_generator.__name__} state ({exc!r})") from None
+        raise ValueError(
+            f"{where}: field 'np_random_state' is not a {bit_generator.__name__} state ({exc!r})"
+        ) from None
 
 
 def _check_plain(value: Any, field: str, where: str) -> None:
@@ -200,8 +211,10 @@ def _check_plain(value: Any, field: str, where: str) -> None:
         if array.dtype.kind not in "biuf" or (array.dtype.kind == "f" and not np.isfinite(array).all()):
             raise ValueError(f"{where}: field {field!r} must be an array of finite numbers, got dtype {array.dtype}")
     elif not (value is None or isinstance(value, (str, bool, np.bool_))):
-        raise TypeError(f"{where}: field {field!r} must be a plain value (number, str, bool, None, list, dict, "
-                        f"array), got {type(value).__name__}")
+        raise TypeError(
+            f"{where}: field {field!r} must be a plain value (number, str, bool, None, list, dict, "
+            f"array), got {type(value).__name__}"
+        )
 
 
 def _pack(obj: Any, key: str, tensors: dict[str, torch.Tensor]) -> Any:

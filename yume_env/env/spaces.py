@@ -49,10 +49,14 @@ def to_key_camera(action: Any, flatten_actions: bool = False) -> tuple[int, int]
     if flatten_actions:
         arr = A.as_action_array(action, f"one integer in [0, {A.NUM_ACTIONS}) (flatten_actions=True)")
         if arr.shape not in ((), (1,)) or not np.issubdtype(arr.dtype, np.integer):
-            raise ValueError(f"action must be one integer in [0, {A.NUM_ACTIONS}) (flatten_actions=True), got {action!r}")
+            raise ValueError(
+                f"action must be one integer in [0, {A.NUM_ACTIONS}) (flatten_actions=True), got {action!r}"
+            )
         index = int(arr.reshape(-1)[0])
         if not 0 <= index < A.NUM_ACTIONS:
-            raise ValueError(f"action must be one integer in [0, {A.NUM_ACTIONS}) (flatten_actions=True), got {action!r}")
+            raise ValueError(
+                f"action must be one integer in [0, {A.NUM_ACTIONS}) (flatten_actions=True), got {action!r}"
+            )
         return A.unflatten_action(index)
     return A.validate_action(action)
 
@@ -62,29 +66,50 @@ def to_action(action: Any, flatten_actions: bool = False, vocabulary: ActionVoca
     if vocabulary.is_yume:
         return np.array(to_key_camera(action, flatten_actions), dtype=np.int64)
     if isinstance(action, str):
-        raise ValueError(f"action {action!r}: this world's actions are integers (nvec {list(vocabulary.nvec)}), not text")
+        raise ValueError(
+            f"action {action!r}: this world's actions are integers (nvec {list(vocabulary.nvec)}), not text"
+        )
     if flatten_actions or vocabulary.components == 1:
         expected = f"one integer in [0, {vocabulary.size})"
         arr = A.as_action_array(action, expected)
-        if arr.shape not in ((), (1,)) or not np.issubdtype(arr.dtype, np.integer) or not 0 <= int(arr.reshape(-1)[0]) < vocabulary.size:
+        if (
+            arr.shape not in ((), (1,))
+            or not np.issubdtype(arr.dtype, np.integer)
+            or not 0 <= int(arr.reshape(-1)[0]) < vocabulary.size
+        ):
             raise ValueError(f"action must be {expected}, got {action!r}")
         return vocabulary.unflat(int(arr.reshape(-1)[0]))
     arr = A.as_action_array(action, f"{vocabulary.components} integers")
     return vocabulary.check(arr.reshape(1, -1) if arr.ndim == 1 else arr, "action", rows=1)[0]
 
 
-def to_actions(actions: Any, num_envs: int, flatten_actions: bool = False, vocabulary: ActionVocabulary = YUME) -> np.ndarray:
+def to_actions(
+    actions: Any, num_envs: int, flatten_actions: bool = False, vocabulary: ActionVocabulary = YUME
+) -> np.ndarray:
     """Checks a batch of actions of a vector env -> int64 (num_envs, components)."""
     one = flatten_actions or vocabulary.components == 1
-    expected = (f"{num_envs} integers in [0, {vocabulary.size})" if one else
-                f"integers of shape ({num_envs}, {vocabulary.components}) with component i in [0, nvec[i]) for nvec {list(vocabulary.nvec)}")
+    expected = (
+        f"{num_envs} integers in [0, {vocabulary.size})"
+        if one
+        else f"integers of shape ({num_envs}, {vocabulary.components}) with component i in [0, nvec[i]) for nvec {list(vocabulary.nvec)}"
+    )
     arr = A.as_action_array(actions, expected)
     if one:
         if arr.shape == (num_envs, 1):
             arr = arr[:, 0]
-        if arr.shape != (num_envs,) or not np.issubdtype(arr.dtype, np.integer) or ((arr < 0) | (arr >= vocabulary.size)).any():
-            raise ValueError(f"actions must be {expected}{' (flatten_actions=True)' if flatten_actions else ''}, got {actions!r}")
-        return np.stack([vocabulary.unflat(int(i)) for i in arr]) if vocabulary.components > 1 else arr.astype(np.int64)[:, None]
+        if (
+            arr.shape != (num_envs,)
+            or not np.issubdtype(arr.dtype, np.integer)
+            or ((arr < 0) | (arr >= vocabulary.size)).any()
+        ):
+            raise ValueError(
+                f"actions must be {expected}{' (flatten_actions=True)' if flatten_actions else ''}, got {actions!r}"
+            )
+        return (
+            np.stack([vocabulary.unflat(int(i)) for i in arr])
+            if vocabulary.components > 1
+            else arr.astype(np.int64)[:, None]
+        )
     try:
         return vocabulary.check(arr, "actions", rows=num_envs)
     except ValueError:
@@ -92,7 +117,7 @@ def to_actions(actions: Any, num_envs: int, flatten_actions: bool = False, vocab
 
 
 def actions_from_strings(texts: list[str] | str) -> np.ndarray:
-    """"W,W,W+A →" or ["W", "W+A →"] -> int (T, 2) actions (comma-separated string or a list)."""
+    """ "W,W,W+A →" or ["W", "W+A →"] -> int (T, 2) actions (comma-separated string or a list)."""
     if isinstance(texts, str):
         texts = [t for t in texts.split(",")]
     rows = []

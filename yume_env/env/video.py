@@ -74,7 +74,12 @@ class VideoWriter:
             raise ValueError(f"the recording of {self.path} is already closed")
         frame = np.asarray(frame)
         expected = self._shape or "(H, W, 3)"
-        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3 or (self._shape and frame.shape != self._shape):
+        if (
+            frame.dtype != np.uint8
+            or frame.ndim != 3
+            or frame.shape[2] != 3
+            or (self._shape and frame.shape != self._shape)
+        ):
             raise ValueError(f"frame {self.frames_written} must be uint8 {expected}, got {frame.dtype} {frame.shape}")
         if self._part is None:
             self._shape = frame.shape
@@ -160,8 +165,15 @@ def _mp4_writer(path: Path, fps: float):
     import imageio.v2 as imageio
 
     return imageio.get_writer(
-        str(path), format="FFMPEG", mode="I", fps=fps, codec="libx264", quality=8,
-        pixelformat="yuv420p", macro_block_size=16, ffmpeg_log_level="error",
+        str(path),
+        format="FFMPEG",
+        mode="I",
+        fps=fps,
+        codec="libx264",
+        quality=8,
+        pixelformat="yuv420p",
+        macro_block_size=16,
+        ffmpeg_log_level="error",
     )
 
 

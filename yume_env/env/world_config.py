@@ -20,7 +20,11 @@ def configure_sampling(model: Any, sample_steps: int | None, spread_gain_max: fl
             raise ValueError(f"sample_steps must be a positive integer or None, got {sample_steps!r}")
         changes["sample_steps"] = sample_steps
     if spread_gain_max is not None:
-        if isinstance(spread_gain_max, bool) or not isinstance(spread_gain_max, (int, float)) or not spread_gain_max >= 1:
+        if (
+            isinstance(spread_gain_max, bool)
+            or not isinstance(spread_gain_max, (int, float))
+            or not spread_gain_max >= 1
+        ):
             raise ValueError(f"spread_gain_max must be a number >= 1 (1 = off) or None, got {spread_gain_max!r}")
         changes["spread_gain_max"] = float(spread_gain_max)
     if all(getattr(model.config, k) == v for k, v in changes.items()):

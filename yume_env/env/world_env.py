@@ -142,8 +142,9 @@ class YumeWorldEnv(gym.Env):
             raise ValueError(f"max_episode_steps must be a positive integer or None, got {max_episode_steps!r}")
         forking.check_device(device)  # a forked async worker: one torch thread, no CUDA (forking.py)
         self.render_mode = render_mode
-        self.model = configure_sampling(load_world_model(model, device=device, dtype=dtype), sample_steps,
-                                        spread_gain_max)
+        self.model = configure_sampling(
+            load_world_model(model, device=device, dtype=dtype), sample_steps, spread_gain_max
+        )
         self.flatten_actions = bool(flatten_actions)
         self.max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
         self._world = WorldBatch(self.model, 1, make_reward(reward_fn, self.model), obs_size=check_obs_size(obs_size))
@@ -160,7 +161,9 @@ class YumeWorldEnv(gym.Env):
         return self._world.reset_world(0, self.np_random, parsed)
 
     def step(self, action):
-        obs, rewards, terminated, infos = self._world.step(to_action(action, self.flatten_actions, self.vocabulary)[None])
+        obs, rewards, terminated, infos = self._world.step(
+            to_action(action, self.flatten_actions, self.vocabulary)[None]
+        )
         truncated = self.max_episode_steps is not None and self._world.steps[0] >= self.max_episode_steps
         return obs[0], float(rewards[0]), bool(terminated[0]), bool(truncated), world_info(infos, 0)
 
@@ -196,4 +199,3 @@ class YumeWorldEnv(gym.Env):
     # helpers for people scripting rollouts
     parse_action = staticmethod(A.parse_action)
     action_to_str = staticmethod(A.action_to_str)
-

@@ -62,11 +62,14 @@ class YumeWorldVectorEnv(VectorEnv):
             raise ValueError(f"max_episode_steps must be a positive integer or None, got {max_episode_steps!r}")
         self.num_envs = int(num_envs)
         self.render_mode = render_mode
-        self.model = configure_sampling(load_world_model(model, device=device, dtype=dtype), sample_steps,
-                                        spread_gain_max)
+        self.model = configure_sampling(
+            load_world_model(model, device=device, dtype=dtype), sample_steps, spread_gain_max
+        )
         self.flatten_actions = bool(flatten_actions)
         self.max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
-        self._world = WorldBatch(self.model, self.num_envs, make_reward(reward_fn, self.model), obs_size=check_obs_size(obs_size))
+        self._world = WorldBatch(
+            self.model, self.num_envs, make_reward(reward_fn, self.model), obs_size=check_obs_size(obs_size)
+        )
         self.frame_size = self._world.frame_size
         self.vocabulary = self.model.config.vocabulary
         self.single_action_space = action_space(self.flatten_actions, self.vocabulary)
@@ -104,7 +107,9 @@ class YumeWorldVectorEnv(VectorEnv):
             return [int(seed) + i for i in range(self.num_envs)]
         seeds = list(seed)
         if len(seeds) != self.num_envs:
-            raise ValueError(f"seed must be an int or a list of {self.num_envs} seeds (one per world), got {len(seeds)}")
+            raise ValueError(
+                f"seed must be an int or a list of {self.num_envs} seeds (one per world), got {len(seeds)}"
+            )
         return [None if s is None else int(s) for s in seeds]
 
     def _split_options(self, options) -> tuple[np.ndarray, list[dict | None]]:
@@ -113,15 +118,21 @@ class YumeWorldVectorEnv(VectorEnv):
             return mask, [None] * self.num_envs
         if isinstance(options, (list, tuple)):
             if len(options) != self.num_envs:
-                raise ValueError(f"a list of reset options needs one entry per world ({self.num_envs}), got {len(options)}")
+                raise ValueError(
+                    f"a list of reset options needs one entry per world ({self.num_envs}), got {len(options)}"
+                )
             return mask, list(options)
         if not isinstance(options, dict):
-            raise TypeError(f"reset options must be a dict, a list of {self.num_envs} dicts, or None, got {type(options).__name__}")
+            raise TypeError(
+                f"reset options must be a dict, a list of {self.num_envs} dicts, or None, got {type(options).__name__}"
+            )
         options = dict(options)
         if "reset_mask" in options:
             mask = np.asarray(options.pop("reset_mask"))
             if mask.shape != (self.num_envs,) or mask.dtype != bool:
-                raise ValueError(f"reset option 'reset_mask' must be a bool array of shape ({self.num_envs},), got {mask!r}")
+                raise ValueError(
+                    f"reset option 'reset_mask' must be a bool array of shape ({self.num_envs},), got {mask!r}"
+                )
         return mask, [options or None] * self.num_envs
 
     # ---- step --------------------------------------------------------------------------------
@@ -142,7 +153,9 @@ class YumeWorldVectorEnv(VectorEnv):
             for i in np.flatnonzero(done):
                 final_obs[i], final_info[i] = obs[i].copy(), world_info(infos, i)
                 # same-step autoreset: the observation and info of a done world are its new episode's
-                obs[i], reset_info = self._world.reset_world(i, self._rngs[i], parse_reset_options(None, self.frame_size, WorldSnapshot))
+                obs[i], reset_info = self._world.reset_world(
+                    i, self._rngs[i], parse_reset_options(None, self.frame_size, WorldSnapshot)
+                )
                 put_world_info(infos, i, reset_info)
             infos["final_obs"], infos["_final_obs"] = final_obs, done.copy()
             infos["final_info"], infos["_final_info"] = final_info, done.copy()
@@ -203,4 +216,3 @@ def merge_infos(infos: dict[int, dict], num_envs: int) -> dict:
             merged[key] = out
         merged[f"_{key}"] = mask
     return merged
-

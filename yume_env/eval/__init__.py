@@ -21,7 +21,21 @@ from yume_env.eval.targets import TARGETS, check_targets
 from yume_env.eval.train_probes import PROBE_PRESETS, ProbeTrainConfig, train_probes
 
 __all__ = [
-    "EVAL_PRESETS", "EvalConfig", "psnr", "ssim", "laplacian_energy", "frechet_distance", "FrechetFeatures",
-    "Probes", "default_probes_path", "write_json", "write_report", "evaluate", "TARGETS", "check_targets",
-    "PROBE_PRESETS", "ProbeTrainConfig", "train_probes",
+    "EVAL_PRESETS",
+    "EvalConfig",
+    "psnr",
+    "ssim",
+    "laplacian_energy",
+    "frechet_distance",
+    "FrechetFeatures",
+    "Probes",
+    "default_probes_path",
+    "write_json",
+    "write_report",
+    "evaluate",
+    "TARGETS",
+    "check_targets",
+    "PROBE_PRESETS",
+    "ProbeTrainConfig",
+    "train_probes",
 ]

@@ -29,8 +29,10 @@ def _confusion(truth: np.ndarray, pred: np.ndarray, n: int) -> list[list[int]]:
 
 def action_following(probes: Probes, rollout: Rollout) -> dict:
     truth = rollout.effective.reshape(-1, 2)
-    out: dict = {"transitions": int(len(truth)),
-                 "commanded_equals_effective": float((rollout.actions.reshape(-1, 2) == truth).all(1).mean())}
+    out: dict = {
+        "transitions": int(len(truth)),
+        "commanded_equals_effective": float((rollout.actions.reshape(-1, 2) == truth).all(1).mean()),
+    }
     for side, frames in (("sim", rollout.sim), ("model", rollout.model)):
         pred = probes.predict_actions(*_pairs(rollout.start_view, frames))
         out[side] = {

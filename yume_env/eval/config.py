@@ -86,9 +86,24 @@ class EvalConfig:
             raise ValueError(f"EvalConfig.measures names {unknown or 'nothing'}; choose from {list(MEASURES)}")
         if self.events is not None:
             self.events = tuple(self.events)
-        for name in ("episodes", "burn_in", "tf_points", "tf_context", "loop_episodes", "loop_tries",
-                     "event_episodes", "event_steps", "event_judge", "speed_steps", "speed_batch", "turn_back_episodes",
-                     "realism_window", "script_episodes", "task_episodes", "task_steps"):
+        for name in (
+            "episodes",
+            "burn_in",
+            "tf_points",
+            "tf_context",
+            "loop_episodes",
+            "loop_tries",
+            "event_episodes",
+            "event_steps",
+            "event_judge",
+            "speed_steps",
+            "speed_batch",
+            "turn_back_episodes",
+            "realism_window",
+            "script_episodes",
+            "task_episodes",
+            "task_steps",
+        ):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"EvalConfig.{name} must be >= 1, got {getattr(self, name)!r}")
         if not self.turn_back_steps or min(self.turn_back_steps) < 1:
@@ -124,7 +139,18 @@ class EvalConfig:
 EVAL_PRESETS: dict[str, dict[str, Any]] = {
     "full": {},
     # A few minutes less: fewer worlds and steps. Horizons stay 16, 64 and 256 on a real model.
-    "quick": {"episodes": 2, "tf_points": 4, "loop_episodes": 1, "loop_walk": 2, "turn_back_episodes": 2,
-              "turn_back_steps": (2, 8), "event_episodes": 1, "speed_steps": 8,
-              "speed_batch": 2, "script_episodes": 2, "task_episodes": 4, "quick": True},
+    "quick": {
+        "episodes": 2,
+        "tf_points": 4,
+        "loop_episodes": 1,
+        "loop_walk": 2,
+        "turn_back_episodes": 2,
+        "turn_back_steps": (2, 8),
+        "event_episodes": 1,
+        "speed_steps": 8,
+        "speed_batch": 2,
+        "script_episodes": 2,
+        "task_episodes": 4,
+        "quick": True,
+    },
 }

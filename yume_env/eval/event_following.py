@@ -21,9 +21,19 @@ from yume_env.eval.simulate import NO_EVENT, event_prompt
 CARRIED_STEPS = 2  # steps the event runs in the simulator before the world starts (the fade-in takes 1.5)
 
 
-def event_following(model, probes: Probes, events: tuple[str, ...] | None, per_event: int, steps: int, judge: int,
-                    burn: int, seed: int, rng: np.random.Generator, generator: torch.Generator,
-                    progress: bool = True) -> dict:
+def event_following(
+    model,
+    probes: Probes,
+    events: tuple[str, ...] | None,
+    per_event: int,
+    steps: int,
+    judge: int,
+    burn: int,
+    seed: int,
+    rng: np.random.Generator,
+    generator: torch.Generator,
+    progress: bool = True,
+) -> dict:
     classes = probes.event_classes
     names = [n for n in (events or classes[1:]) if n != NO_EVENT]
     unknown = [n for n in names if n not in classes]
@@ -40,8 +50,13 @@ def event_following(model, probes: Probes, events: tuple[str, ...] | None, per_e
     still = np.zeros((len(labels), steps, 2), dtype=np.int64)  # None, · : the event stays in view
     roll = lockstep(model, start, still, generator, states=states, desc="event following", progress=progress)
     target = np.array([classes.index(n) for n in labels])
-    out: dict = {"events": names, "episodes_per_event": int(per_event), "steps": int(steps), "judged_steps": int(judge),
-                 "prompts": prompts}
+    out: dict = {
+        "events": names,
+        "episodes_per_event": int(per_event),
+        "steps": int(steps),
+        "judged_steps": int(judge),
+        "prompts": prompts,
+    }
     for side, frames in (("sim", roll.sim), ("model", roll.model)):
         pred = _judge(probes, frames, judge)
         hit = pred == target
@@ -55,15 +70,20 @@ def event_following(model, probes: Probes, events: tuple[str, ...] | None, per_e
     out["labels"] = labels
     out["_views"] = {"sim": roll.sim[:, -1, -1], "model": roll.model[:, -1, -1]}
     kept = [n for n in names for _ in range(per_event)]
-    start = carry_event(burn_in(model, [seed + 50_000 + i for i in range(len(kept))], burn, rng),
-                        [event_prompt(n, rng) for n in kept], CARRIED_STEPS)
+    start = carry_event(
+        burn_in(model, [seed + 50_000 + i for i in range(len(kept))], burn, rng),
+        [event_prompt(n, rng) for n in kept],
+        CARRIED_STEPS,
+    )
     states = init_states(model, start)
     for sim, state in zip(start.sims, states):
         model.set_event(state, sim.event)
     roll = lockstep(model, start, still[: len(kept)], generator, states=states, desc="events kept", progress=progress)
     hit = _judge(probes, roll.model, judge) == np.array([classes.index(n) for n in kept])
-    out["model"]["kept"] = {"rate": float(hit.mean()),
-                            "per_event": {n: float(hit[[k == n for k in kept]].mean()) for n in names}}
+    out["model"]["kept"] = {
+        "rate": float(hit.mean()),
+        "per_event": {n: float(hit[[k == n for k in kept]].mean()) for n in names},
+    }
     return out
 
 
@@ -81,5 +101,7 @@ def carry_event(start: BurnIn, prompts: list[str], steps: int) -> BurnIn:
 def _judge(probes: Probes, frames: np.ndarray, judge: int) -> np.ndarray:
     """(N,) the event class the classifier reads, on average, from the last `judge` steps' frames."""
     judged = frames[:, -judge:]  # (N, judge, F, H, W, 3)
-    lp = probes.event_log_probs(judged.reshape(-1, *judged.shape[-3:])).reshape(len(frames), -1, len(probes.event_classes))
+    lp = probes.event_log_probs(judged.reshape(-1, *judged.shape[-3:])).reshape(
+        len(frames), -1, len(probes.event_classes)
+    )
     return lp.mean(1).argmax(1)

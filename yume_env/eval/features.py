@@ -38,8 +38,12 @@ class FrechetFeatures:
 
     def describe(self) -> dict:
         """What the features are, for the results."""
-        return {"network": "event classifier (probes), penultimate layer", "width": self.width, "dim": self.dim,
-                "projection": f"random orthonormal, seed {self.seed}"}
+        return {
+            "network": "event classifier (probes), penultimate layer",
+            "width": self.width,
+            "dim": self.dim,
+            "projection": f"random orthonormal, seed {self.seed}",
+        }
 
     @torch.no_grad()
     def penultimate(self, frames: np.ndarray, batch: int = 256) -> np.ndarray:
@@ -47,8 +51,10 @@ class FrechetFeatures:
         flat = np.asarray(frames).reshape(-1, *np.shape(frames)[-3:])
         device = next(self.classifier.parameters()).device
         hidden = self.classifier.head[:2]  # Linear, SiLU (the last Linear gives the logits)
-        out = [hidden(self.classifier.encoder(prepare(flat[i : i + batch], device))).double().cpu()
-               for i in range(0, len(flat), batch)]
+        out = [
+            hidden(self.classifier.encoder(prepare(flat[i : i + batch], device))).double().cpu()
+            for i in range(0, len(flat), batch)
+        ]
         return torch.cat(out).numpy() if out else np.zeros((0, self.width))
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:

@@ -20,9 +20,9 @@ training seeds (below 1,000,000), so an other world never repeats an evaluated o
 REFERENCES = {
     "copy_last_burn_in_frame": "every step predicted as the last burn-in frame: a world that never moves",
     "other_world": f"the simulator in another world (seed + {OTHER_WORLD_SEED_OFFSET:,}) under the same burn-in and "
-                   "rollout actions: a perfect world that does not know this street's layout",
+    "rollout actions: a perfect world that does not know this street's layout",
     "other_worlds_mean_frame": "one constant image, the other worlds' mean frame (all episodes, steps and sub-frames): "
-                               "the blur that PSNR rewards when the street is unknown",
+    "the blur that PSNR rewards when the street is unknown",
 }
 """Reference predictors scored like the learned world (`references`), with what each stands for."""
 
@@ -62,8 +62,13 @@ def _curves(p: np.ndarray, s: np.ndarray, horizons: tuple[int, ...]) -> dict:
     return out
 
 
-def references(rollout: Rollout, seeds: list[int], horizons: tuple[int, ...], progress: bool = True,
-               other: np.ndarray | None = None) -> dict:
+def references(
+    rollout: Rollout,
+    seeds: list[int],
+    horizons: tuple[int, ...],
+    progress: bool = True,
+    other: np.ndarray | None = None,
+) -> dict:
     """PSNR / SSIM curves of the `REFERENCES` predictors against the rollout's simulator frames,
     scored step by step like the learned world. Simulators only, no model and no shared random
     stream: every other measure of the evaluation reads the same with or without this.
@@ -74,8 +79,11 @@ def references(rollout: Rollout, seeds: list[int], horizons: tuple[int, ...], pr
     copy_p, copy_s = constant_prediction_scores(last_burn_in, rollout.sim, "reference: copy last frame", progress)
     other_p, other_s, mean_frame = other_world_scores(rollout, seeds, progress, frames=other)
     mean_p, mean_s = constant_prediction_scores(mean_frame, rollout.sim, "reference: mean frame", progress)
-    scores = {"copy_last_burn_in_frame": (copy_p, copy_s), "other_world": (other_p, other_s),
-              "other_worlds_mean_frame": (mean_p, mean_s)}
+    scores = {
+        "copy_last_burn_in_frame": (copy_p, copy_s),
+        "other_world": (other_p, other_s),
+        "other_worlds_mean_frame": (mean_p, mean_s),
+    }
     return {name: {"about": REFERENCES[name], **_curves(p, s, horizons)} for name, (p, s) in scores.items()}
 
 
@@ -84,8 +92,9 @@ def _step_scores(predicted: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, 
     return _per_step(psnr, predicted, truth), _per_step(ssim, predicted, truth)
 
 
-def constant_prediction_scores(image: np.ndarray, sim: np.ndarray, desc: str = "reference",
-                               progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def constant_prediction_scores(
+    image: np.ndarray, sim: np.ndarray, desc: str = "reference", progress: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """PSNR / SSIM (B, S) of predicting `image` at every step and sub-frame; `image` broadcasts to
     one step's frames (B, F, H, W, 3), e.g. (B, 1, H, W, 3) per world or (H, W, 3) for all.
     Step by step, so the prediction is never materialised for the whole rollout."""
@@ -96,8 +105,9 @@ def constant_prediction_scores(image: np.ndarray, sim: np.ndarray, desc: str = "
     return p, s
 
 
-def other_world_simulators(seeds: list[int], burn_actions: np.ndarray, frame_size: tuple[int, int],
-                           frames_per_step: int) -> list:
+def other_world_simulators(
+    seeds: list[int], burn_actions: np.ndarray, frame_size: tuple[int, int], frames_per_step: int
+) -> list:
     """One simulator per evaluated seed, in the world of seed + `OTHER_WORLD_SEED_OFFSET`, after the
     same burn-in actions (B, burn_in, 2) as the evaluated one."""
     # All that burn_in reads of a model.
@@ -129,8 +139,9 @@ def mean_frame(frames: np.ndarray) -> np.ndarray:
     return np.round(total / len(flat)).clip(0, 255).astype(np.uint8)
 
 
-def other_world_scores(rollout: Rollout, seeds: list[int], progress: bool = True,
-                       frames: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def other_world_scores(
+    rollout: Rollout, seeds: list[int], progress: bool = True, frames: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """PSNR / SSIM (B, S) of the other worlds' frames under the rollout's actions, and their mean
     frame (H, W, 3) uint8 over all episodes, steps and sub-frames. `frames`: the other worlds'
     frames when already rendered (else rendered here)."""
@@ -145,8 +156,9 @@ def other_world_scores(rollout: Rollout, seeds: list[int], progress: bool = True
 
 
 @torch.no_grad()
-def teacher_forced(model, rollout: Rollout, points: int, context: int, generator: torch.Generator,
-                   progress: bool = True) -> dict:
+def teacher_forced(
+    model, rollout: Rollout, points: int, context: int, generator: torch.Generator, progress: bool = True
+) -> dict:
     """Next-chunk PSNR / SSIM with true history: at `points` steps spread over the rollout, each world
     restarts from the simulator's frames of its last `context` steps and predicts one chunk."""
     B, S, F = rollout.sim.shape[:3]
@@ -158,10 +170,16 @@ def teacher_forced(model, rollout: Rollout, points: int, context: int, generator
             frames = np.concatenate([rollout.history[b], rollout.sim[b, :t].reshape(-1, *rollout.sim.shape[-3:])])
             acts = np.concatenate([rollout.burn_actions[b], rollout.actions[b, :t]])
             k = min(context, len(acts))
-            states.append(model.init_state(frames[-(1 + k * F):], frame_actions(acts[-k:], F)))
+            states.append(model.init_state(frames[-(1 + k * F) :], frame_actions(acts[-k:], F)))
         out = model.step(states, rollout.actions[:, t], generator).frames
         ps.append(_per_step(psnr, out, rollout.sim[:, t]))
         ss.append(_per_step(ssim, out, rollout.sim[:, t]))
     p, s = np.stack(ps, 1), np.stack(ss, 1)  # (B, points)
-    return {"psnr": float(p.mean()), "ssim": float(s.mean()), "points": times.tolist(),
-            "psnr_per_point": p.mean(0).tolist(), "context_steps": int(context), "predictions": int(p.size)}
+    return {
+        "psnr": float(p.mean()),
+        "ssim": float(s.mean()),
+        "points": times.tolist(),
+        "psnr_per_point": p.mean(0).tolist(),
+        "context_steps": int(context),
+        "predictions": int(p.size),
+    }

@@ -35,8 +35,18 @@ def _closes(p0: np.ndarray, p1: np.ndarray) -> bool:
     return bool(np.linalg.norm(p1[:3, 3] - p0[:3, 3]) < POSITION_TOLERANCE and angle < ANGLE_TOLERANCE)
 
 
-def loop_closure(model, episodes: int, walk: int, turn: int, burn: int, tries: int, seed: int,
-                 rng: np.random.Generator, generator: torch.Generator, progress: bool = True) -> dict:
+def loop_closure(
+    model,
+    episodes: int,
+    walk: int,
+    turn: int,
+    burn: int,
+    tries: int,
+    seed: int,
+    rng: np.random.Generator,
+    generator: torch.Generator,
+    progress: bool = True,
+) -> dict:
     script = loop_script(walk, turn)
     # Pick worlds where the simulator's own loop closes (no wall in the way).
     seeds, burn_actions, skipped = [], [], []
@@ -57,7 +67,8 @@ def loop_closure(model, episodes: int, walk: int, turn: int, burn: int, tries: i
         raise RuntimeError(
             f"the simulator's own loop (walk {walk}, turn {turn}) closed in none of seeds {skipped[0]}..{skipped[-1]}: "
             f"a loop closes only when turn x 10 deg = 180 deg (turn={HALF_TURN_STEPS}) and no wall is in the way; "
-            "fix loop_turn, lower loop_walk or raise loop_tries")
+            "fix loop_turn, lower loop_walk or raise loop_tries"
+        )
     start = burn_in(model, seeds, burn, rng, actions=np.stack(burn_actions))
     start_view = start.frames[:, -1]
     B = len(seeds)
@@ -67,8 +78,14 @@ def loop_closure(model, episodes: int, walk: int, turn: int, burn: int, tries: i
             sim.step(a)  # the simulators walk the same script; their return view is rendered below
     sim_return = np.stack([sim.render() for sim in start.sims])
     views = {"sim": sim_return, "memory_on": last_on, "memory_off": last_off}
-    out: dict = {"episodes": B, "seeds": seeds, "skipped_seeds": skipped, "script_steps": int(len(script)),
-                 "walk": int(walk), "turn": int(turn)}
+    out: dict = {
+        "episodes": B,
+        "seeds": seeds,
+        "skipped_seeds": skipped,
+        "script_steps": int(len(script)),
+        "walk": int(walk),
+        "turn": int(turn),
+    }
     per_world = {name: psnr(view, start_view).numpy() for name, view in views.items()}
     for name, view in views.items():
         out[f"{name}_psnr"] = float(per_world[name].mean())
@@ -83,8 +100,9 @@ def loop_closure(model, episodes: int, walk: int, turn: int, burn: int, tries: i
     return out
 
 
-def return_views(model, start, script: np.ndarray, generator: torch.Generator, desc: str,
-                 progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def return_views(
+    model, start, script: np.ndarray, generator: torch.Generator, desc: str, progress: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """Fresh worlds from `start` take the `script`, with memory on and off, batched together; the
     last frame of each side (B, H, W, 3). Memory off: after every step the world is rebuilt from
     its own last chunk only (module docstring)."""
@@ -101,8 +119,16 @@ def _stderr(values: np.ndarray) -> float | None:
     return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else None
 
 
-def turn_back(model, episodes: int, turns: tuple[int, ...], burn: int, seed: int, rng: np.random.Generator,
-              generator: torch.Generator, progress: bool = True) -> dict:
+def turn_back(
+    model,
+    episodes: int,
+    turns: tuple[int, ...],
+    burn: int,
+    seed: int,
+    rng: np.random.Generator,
+    generator: torch.Generator,
+    progress: bool = True,
+) -> dict:
     """Turn k steps right and k back left, standing still, for each k in `turns`: PSNR of the return
     view against the start view with memory on and off (as in `loop_closure`). Standing and turning
     in place always returns the simulator to its start view, so no world is skipped; the measure
@@ -117,6 +143,10 @@ def turn_back(model, episodes: int, turns: tuple[int, ...], burn: int, seed: int
         last_on, last_off = return_views(model, start, script, generator, f"turn back {k}", progress)
         p_on, p_off = psnr(last_on, start_view).numpy(), psnr(last_off, start_view).numpy()
         gains = p_on - p_off
-        out["turns"][str(k)] = {"memory_on_psnr": float(p_on.mean()), "memory_off_psnr": float(p_off.mean()),
-                                "gain_db": float(gains.mean()), "gain_stderr_db": _stderr(gains)}
+        out["turns"][str(k)] = {
+            "memory_on_psnr": float(p_on.mean()),
+            "memory_off_psnr": float(p_off.mean()),
+            "gain_db": float(gains.mean()),
+            "gain_stderr_db": _stderr(gains),
+        }
     return out

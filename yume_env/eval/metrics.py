@@ -64,6 +64,7 @@ def ssim(
     lead, (h, w, c) = x.shape[:-3], x.shape[-3:]
     size = min(window, h, w)
     g = gaussian_window(size, sigma).to(x.device)
+
     # (N, H, W, C) -> (N*C, 1, H, W): every channel filtered on its own.
     def planes(t: torch.Tensor) -> torch.Tensor:
         return t.reshape(-1, h, w, c).permute(0, 3, 1, 2).reshape(-1, 1, h, w)

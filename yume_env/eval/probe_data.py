@@ -72,8 +72,14 @@ class ProbeData:
 
     def _subset(self, a: np.ndarray, e: np.ndarray) -> "ProbeData":
         return ProbeData(
-            self.before[a], self.after[a], self.actions[a], self.episode[a],
-            self.event_frames[e], self.event_labels[e], self.event_episode[e], self.classes,
+            self.before[a],
+            self.after[a],
+            self.actions[a],
+            self.episode[a],
+            self.event_frames[e],
+            self.event_labels[e],
+            self.event_episode[e],
+            self.classes,
         )
 
 
@@ -119,8 +125,10 @@ def collect_probe_data(
             episode.append(first + np.arange(n))
             since = t - pre
             keep = ((since >= event_warmup) & (since < calm)) | (
-                (since >= calm) & ((since - calm) % event_every == 0)
-                & ~np.isin([classes[i] for i in labels], MOVABLE_EVENTS))
+                (since >= calm)
+                & ((since - calm) % event_every == 0)
+                & ~np.isin([classes[i] for i in labels], MOVABLE_EVENTS)
+            )
             ev_frames.append(last[keep])
             ev_labels.append(labels[keep])
             ev_episode.append(first + np.flatnonzero(keep))
@@ -128,5 +136,13 @@ def collect_probe_data(
             bar.update(n)
     bar.close()
     cat = lambda xs, dt=None: np.concatenate(xs).astype(dt) if dt else np.concatenate(xs)  # noqa: E731
-    return ProbeData(cat(before), cat(after), cat(actions, np.int64), cat(episode, np.int64),
-                     cat(ev_frames), cat(ev_labels, np.int64), cat(ev_episode, np.int64), classes)
+    return ProbeData(
+        cat(before),
+        cat(after),
+        cat(actions, np.int64),
+        cat(episode, np.int64),
+        cat(ev_frames),
+        cat(ev_labels, np.int64),
+        cat(ev_episode, np.int64),
+        classes,
+    )

@@ -103,8 +103,11 @@ class Probes:
     def create(cls, event_classes: list[str], width: int = 32, hidden: int = 256, seed: int = 0) -> "Probes":
         torch.manual_seed(seed)
         return cls(
-            InverseDynamics(width, hidden), EventClassifier(len(event_classes), width, hidden),
-            list(event_classes), width, hidden,
+            InverseDynamics(width, hidden),
+            EventClassifier(len(event_classes), width, hidden),
+            list(event_classes),
+            width,
+            hidden,
         )
 
     def to(self, device: torch.device | str) -> "Probes":
@@ -153,8 +156,10 @@ class Probes:
             "stored_dtype": str(dtype).removeprefix("torch."),
         }
         for name, module in ((IDM_FILE, self.inverse_dynamics), (EVENT_FILE, self.event_classifier)):
-            state = {k: (v.detach().to(dtype) if v.is_floating_point() else v.detach()).cpu().contiguous()
-                     for k, v in module.state_dict().items()}
+            state = {
+                k: (v.detach().to(dtype) if v.is_floating_point() else v.detach()).cpu().contiguous()
+                for k, v in module.state_dict().items()
+            }
             _atomic(folder / name, lambda tmp: save_file(state, tmp))
         _atomic(folder / PROBES_FILE, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2), encoding="utf-8"))
         return folder

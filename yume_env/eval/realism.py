@@ -48,13 +48,22 @@ def window(horizon: int, steps: int = WINDOW_STEPS) -> tuple[int, int]:
 def action_script(steps: int) -> np.ndarray:
     """(steps, 2) actions: the loop closure's loop (W x 6, → x 18, W x 6, → x 18), then a turn back
     of 8 (→ x 8, ← x 8), 64 steps in all, repeated and cut to `steps`."""
-    period = np.concatenate([loop_script(SCRIPT_WALK, SCRIPT_TURN),
-                             np.array([TURN] * SCRIPT_TURN_BACK + [TURN_BACK] * SCRIPT_TURN_BACK)])
+    period = np.concatenate(
+        [loop_script(SCRIPT_WALK, SCRIPT_TURN), np.array([TURN] * SCRIPT_TURN_BACK + [TURN_BACK] * SCRIPT_TURN_BACK)]
+    )
     return np.resize(period, (steps, 2)).astype(np.int64)
 
 
-def scripted_rollout(model, episodes: int, steps: int, burn: int, seed: int, rng: np.random.Generator,
-                     generator: torch.Generator, progress: bool = True) -> tuple[Rollout, list[int]]:
+def scripted_rollout(
+    model,
+    episodes: int,
+    steps: int,
+    burn: int,
+    seed: int,
+    rng: np.random.Generator,
+    generator: torch.Generator,
+    progress: bool = True,
+) -> tuple[Rollout, list[int]]:
     """Worlds of seeds `seed`.. after a burn-in of keys only (level camera, as the loop closure's),
     all taking `action_script(steps)`; the lockstep rollout and its seeds."""
     from yume_env.actions import KEYS
@@ -70,18 +79,32 @@ def _energy(frames: np.ndarray) -> np.ndarray:
     return laplacian_energy(frames).double().mean(dim=(0, 2)).numpy()
 
 
-def realism(features: FrechetFeatures, sim: np.ndarray, model: np.ndarray, other: np.ndarray,
-            horizons: tuple[int, ...], steps: int = WINDOW_STEPS) -> dict:
+def realism(
+    features: FrechetFeatures,
+    sim: np.ndarray,
+    model: np.ndarray,
+    other: np.ndarray,
+    horizons: tuple[int, ...],
+    steps: int = WINDOW_STEPS,
+) -> dict:
     """Fréchet distances and sharpness of the generated frames `model` and of the references against
     the simulator's `sim`, all (B, S, F, H, W, 3) uint8 (`other`: the other worlds' frames)."""
     constant = mean_frame(other)
     energy = {"sim": _energy(sim), "world": _energy(model), "other_world": _energy(other)}
     flat_energy = float(laplacian_energy(constant))
     constant_features = Gaussian.fit(features(constant[None]))
-    out: dict = {"episodes": int(sim.shape[0]), "window_steps": int(steps), "feature_dim": int(features.dim),
-                 "windows": {}, "frames_per_window": {}, "world": {}, "other_world": {}, "mean_frame": {},
-                 "sharpness_curve": (energy["world"] / energy["sim"]).tolist(),
-                 "sharpness_curve_other_world": (energy["other_world"] / energy["sim"]).tolist()}
+    out: dict = {
+        "episodes": int(sim.shape[0]),
+        "window_steps": int(steps),
+        "feature_dim": int(features.dim),
+        "windows": {},
+        "frames_per_window": {},
+        "world": {},
+        "other_world": {},
+        "mean_frame": {},
+        "sharpness_curve": (energy["world"] / energy["sim"]).tolist(),
+        "sharpness_curve_other_world": (energy["other_world"] / energy["sim"]).tolist(),
+    }
     for h in (h for h in horizons if h <= sim.shape[1]):
         lo, hi = window(h, steps)
         pick = slice(lo - 1, hi)

@@ -70,8 +70,14 @@ def train_action_probe(root: str, nvec: tuple[int, ...], cfg: RecordedEvalConfig
     torch.manual_seed(cfg.seed)
     probe = ActionProbe(nvec).to(device)
     data = ShardDataset(root, window=2, split="train")
-    loader = DataLoader(data, batch_size=cfg.probe_batch, shuffle=True, num_workers=0, drop_last=False,
-                        generator=torch.Generator().manual_seed(cfg.seed))
+    loader = DataLoader(
+        data,
+        batch_size=cfg.probe_batch,
+        shuffle=True,
+        num_workers=0,
+        drop_last=False,
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
     opt = torch.optim.AdamW(probe.parameters(), lr=1e-3, weight_decay=1e-4)
     step = 0
     while step < cfg.probe_steps:
@@ -89,7 +95,9 @@ def train_action_probe(root: str, nvec: tuple[int, ...], cfg: RecordedEvalConfig
 
 
 @torch.no_grad()
-def _read_back(probe: ActionProbe, before: torch.Tensor, after: torch.Tensor, actions: torch.Tensor) -> tuple[float, np.ndarray]:
+def _read_back(
+    probe: ActionProbe, before: torch.Tensor, after: torch.Tensor, actions: torch.Tensor
+) -> tuple[float, np.ndarray]:
     """(accuracy of every component at once, features) of transitions uint8 (N, H, W, 3) x2."""
     logits = probe(_float(before), _float(after))
     right = torch.stack([lg.argmax(1) == actions[:, i] for i, lg in enumerate(logits)]).all(0)
@@ -106,23 +114,29 @@ def evaluate_recorded(model, root: str, cfg: RecordedEvalConfig | None = None, p
         return _measure(model, root, cfg, probe, progress, t0)
 
 
-def _measure(model, root: str, cfg: RecordedEvalConfig, probe: ActionProbe, progress: bool, t0: float) -> dict[str, Any]:
+def _measure(
+    model, root: str, cfg: RecordedEvalConfig, probe: ActionProbe, progress: bool, t0: float
+) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     c = model.config
     if model.frames_per_step != 1:
-        raise ValueError(f"this world makes {model.frames_per_step} frames per step; recorded episodes have one: "
-                         "evaluate a world trained on them (yume-env train world --data)")
+        raise ValueError(
+            f"this world makes {model.frames_per_step} frames per step; recorded episodes have one: "
+            "evaluate a world trained on them (yume-env train world --data)"
+        )
     clips = RecordedClipSource(root, split="heldout", workers=0).render(cfg.episodes, cfg.steps, cfg.seed)
     if tuple(clips.frames.shape[2:4]) != (c.height, c.width):
-        raise ValueError(f"{root} holds {tuple(clips.frames.shape[2:4])} frames, the world makes ({c.height}, {c.width})")
+        raise ValueError(
+            f"{root} holds {tuple(clips.frames.shape[2:4])} frames, the world makes ({c.height}, {c.width})"
+        )
     frames, actions = clips.frames.numpy(), clips.actions.numpy()  # (n, 1 + S, H, W, 3), (n, S, A)
     n, S = actions.shape[:2]
     gen = torch.Generator().manual_seed(cfg.seed)
 
     teacher = {}
     for k in sorted({0, S // 2}):
-        states = [model.init_state(frames[i, :1 + k], actions[i, :k] if k else None) for i in range(n)]
+        states = [model.init_state(frames[i, : 1 + k], actions[i, :k] if k else None) for i in range(n)]
         out = model.step(states, actions[:, k], gen)
         teacher[k] = float(psnr(out.frames[:, -1], frames[:, 1 + k]).mean())
 
@@ -144,26 +158,38 @@ def _measure(model, root: str, cfg: RecordedEvalConfig, probe: ActionProbe, prog
     realism = {
         "frechet_world": frechet_distance(gen_feat, real_feat),
         "frechet_floor": frechet_distance(real_feat[:half], real_feat[half:]),
-        "sharpness": float(laplacian_energy(made.reshape(-1, *made.shape[2:])).mean()
-                           / laplacian_energy(frames[:, 1:].reshape(-1, *frames.shape[2:])).mean().clamp_min(1e-9)),
+        "sharpness": float(
+            laplacian_energy(made.reshape(-1, *made.shape[2:])).mean()
+            / laplacian_energy(frames[:, 1:].reshape(-1, *frames.shape[2:])).mean().clamp_min(1e-9)
+        ),
         "transitions": int(len(real_feat)),
     }
     out_dict: dict[str, Any] = {
-        "data": str(root), "config": asdict(cfg), "episodes": n, "steps": S,
-        "teacher_forced_psnr_db": teacher, "autoregressive_psnr_db_by_step": by_step,
-        "autoregressive_psnr_db": float(np.mean(by_step)), "realism": realism,
-        "actions_read_back": {"world": gen_acc, "recordings": real_acc,
-                              "ratio": gen_acc / real_acc if real_acc > 0 else float("nan")},
+        "data": str(root),
+        "config": asdict(cfg),
+        "episodes": n,
+        "steps": S,
+        "teacher_forced_psnr_db": teacher,
+        "autoregressive_psnr_db_by_step": by_step,
+        "autoregressive_psnr_db": float(np.mean(by_step)),
+        "realism": realism,
+        "actions_read_back": {
+            "world": gen_acc,
+            "recordings": real_acc,
+            "ratio": gen_acc / real_acc if real_acc > 0 else float("nan"),
+        },
     }
     if heads[0] is not None and "reward" in heads[0]:
         reward = torch.stack([h["reward"] for h in heads], 1).cpu().numpy()
         ended = torch.stack([h["terminated_logit"] for h in heads], 1).cpu().numpy() > 0
         truth, done = clips.rewards.numpy(), clips.terminated.numpy().astype(bool)
         hits = int((ended & done).sum())
-        out_dict["task"] = {"reward_mae": float(np.abs(reward - truth).mean()),
-                            "end_accuracy": float((ended == done).mean()),
-                            "end_precision": hits / max(int(ended.sum()), 1) if ended.any() else float("nan"),
-                            "end_recall": hits / int(done.sum()) if done.any() else float("nan")}
+        out_dict["task"] = {
+            "reward_mae": float(np.abs(reward - truth).mean()),
+            "end_accuracy": float((ended == done).mean()),
+            "end_precision": hits / max(int(ended.sum()), 1) if ended.any() else float("nan"),
+            "end_recall": hits / int(done.sum()) if done.any() else float("nan"),
+        }
     out_dict["seconds"] = round(time.perf_counter() - t0, 1)
     return out_dict
 
@@ -171,18 +197,27 @@ def _measure(model, root: str, cfg: RecordedEvalConfig, probe: ActionProbe, prog
 def markdown(results: dict[str, Any]) -> str:
     """The report of `evaluate_recorded`."""
     r, a = results["realism"], results["actions_read_back"]
-    lines = [f"# World against recorded episodes ({results['data']})", "",
-             f"{results['episodes']} held-out windows of {results['steps']} steps.", "",
-             "| measure | value |", "|---|---|"]
+    lines = [
+        f"# World against recorded episodes ({results['data']})",
+        "",
+        f"{results['episodes']} held-out windows of {results['steps']} steps.",
+        "",
+        "| measure | value |",
+        "|---|---|",
+    ]
     for k, v in results["teacher_forced_psnr_db"].items():
         lines.append(f"| teacher-forced PSNR after {k} recorded steps (dB) | {v:.2f} |")
     by = results["autoregressive_psnr_db_by_step"]
-    lines += [f"| autoregressive PSNR, step 1 / {len(by)} (dB) | {by[0]:.2f} / {by[-1]:.2f} |",
-              f"| Fréchet distance, world / recordings' own floor | {r['frechet_world']:.2f} / {r['frechet_floor']:.2f} |",
-              f"| sharpness (1 = as sharp as the recordings) | {r['sharpness']:.3f} |",
-              f"| actions read back, world / recordings | {a['world']:.3f} / {a['recordings']:.3f} |"]
+    lines += [
+        f"| autoregressive PSNR, step 1 / {len(by)} (dB) | {by[0]:.2f} / {by[-1]:.2f} |",
+        f"| Fréchet distance, world / recordings' own floor | {r['frechet_world']:.2f} / {r['frechet_floor']:.2f} |",
+        f"| sharpness (1 = as sharp as the recordings) | {r['sharpness']:.3f} |",
+        f"| actions read back, world / recordings | {a['world']:.3f} / {a['recordings']:.3f} |",
+    ]
     if "task" in results:
         t = results["task"]
-        lines += [f"| reward MAE | {t['reward_mae']:.3f} |",
-                  f"| episode end: accuracy / precision / recall | {t['end_accuracy']:.3f} / {t['end_precision']:.3f} / {t['end_recall']:.3f} |"]
+        lines += [
+            f"| reward MAE | {t['reward_mae']:.3f} |",
+            f"| episode end: accuracy / precision / recall | {t['end_accuracy']:.3f} / {t['end_precision']:.3f} / {t['end_recall']:.3f} |",
+        ]
     return "\n".join(lines) + "\n"

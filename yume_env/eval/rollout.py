@@ -46,7 +46,10 @@ def burn_in(model, seeds: list[int], steps: int, rng: np.random.Generator, actio
 
 
 def init_states(model, start: BurnIn, event: str = "") -> list:
-    return [model.init_state(fr, frame_actions(a, model.frames_per_step), event=event) for fr, a in zip(start.frames, start.actions)]
+    return [
+        model.init_state(fr, frame_actions(a, model.frames_per_step), event=event)
+        for fr, a in zip(start.frames, start.actions)
+    ]
 
 
 @dataclass
@@ -66,8 +69,15 @@ class Rollout:
         return self.history[:, -1]
 
 
-def lockstep(model, start: BurnIn, actions: np.ndarray, generator: torch.Generator, states: list | None = None,
-             desc: str = "rollout", progress: bool = True) -> Rollout:
+def lockstep(
+    model,
+    start: BurnIn,
+    actions: np.ndarray,
+    generator: torch.Generator,
+    states: list | None = None,
+    desc: str = "rollout",
+    progress: bool = True,
+) -> Rollout:
     """Step the simulators in `start` and fresh learned worlds (or `states`) with `actions` (B, S, 2)."""
     import time
 

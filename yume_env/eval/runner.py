@@ -30,8 +30,14 @@ STRIP_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 # action-following measures continue, as they read its frames) keeps `config.seed` / `sample_seed`.
 STREAMS = ("rollout", "loop_closure", "event_following", "speed", "turn_back", "scripted", "task")
 # The first world seed of each measure, above `config.seed` (the rollout's is `config.seed` itself).
-SEED_BLOCKS = {"loop_closure": 100_000, "event_following": 200_000, "speed": 300_000, "turn_back": 400_000,
-               "scripted": 500_000, "task": 600_000}
+SEED_BLOCKS = {
+    "loop_closure": 100_000,
+    "event_following": 200_000,
+    "speed": 300_000,
+    "turn_back": 400_000,
+    "scripted": 500_000,
+    "task": 600_000,
+}
 
 
 def _streams(model, config: EvalConfig, measure: str) -> tuple[np.random.Generator, torch.Generator]:
@@ -48,8 +54,9 @@ def _strip(roll: Rollout) -> dict:
     return {"steps": shown, "sim": roll.sim[0, index, -1], "model": roll.model[0, index, -1]}
 
 
-def evaluate(model, probes: Probes, config: EvalConfig, model_name: str = "model", probes_path: str = "",
-             progress: bool = True) -> dict:
+def evaluate(
+    model, probes: Probes, config: EvalConfig, model_name: str = "model", probes_path: str = "", progress: bool = True
+) -> dict:
     """Runs the measures in order (rollout -> references -> teacher-forced -> actions -> realism ->
     loop -> events -> speed -> scripted rollout -> task head).
 
@@ -71,8 +78,10 @@ def evaluate(model, probes: Probes, config: EvalConfig, model_name: str = "model
         "model": model_name,
         "frame_size": list(model.frame_size),
         "frames_per_step": int(model.frames_per_step),
-        "sampling": {"sample_steps": int(model.config.sample_steps),
-                     "spread_gain_max": float(getattr(model.config, "spread_gain_max", 1.0))},
+        "sampling": {
+            "sample_steps": int(model.config.sample_steps),
+            "spread_gain_max": float(getattr(model.config, "spread_gain_max", 1.0)),
+        },
         "host": {"device": str(model.device), "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count()},
         "config": config.to_dict(),
         "probes": {"path": probes_path, "event_classes": probes.event_classes, "record": probes.record},
@@ -93,62 +102,113 @@ def evaluate(model, probes: Probes, config: EvalConfig, model_name: str = "model
         other = other_world_frames(roll, seeds, progress=progress)
         ar["references"] = references(roll, seeds, config.horizons, progress=progress, other=other)
         lap("references")
-        results["teacher_forced"] = teacher_forced(model, roll, config.tf_points, config.tf_context, gen,
-                                                   progress=progress)
+        results["teacher_forced"] = teacher_forced(
+            model, roll, config.tf_points, config.tf_context, gen, progress=progress
+        )
         lap("teacher_forced")
         results["autoregressive"] = ar
         results["action_following"] = action_following(probes, roll)
         lap("action_following")
-        results["realism"]["random"] = realism(features, roll.sim, roll.model, other, config.horizons,
-                                               config.realism_window)
+        results["realism"]["random"] = realism(
+            features, roll.sim, roll.model, other, config.horizons, config.realism_window
+        )
         lap("realism")
     if "memory" in chosen:
-        lc = loop_closure(model, config.loop_episodes, config.loop_walk, config.loop_turn, config.burn_in,
-                          config.loop_tries, config.seed + SEED_BLOCKS["loop_closure"],
-                          *_streams(model, config, "loop_closure"), progress=progress)
-        lc["turn_back"] = turn_back(model, config.turn_back_episodes, config.turn_back_steps, config.burn_in,
-                                    config.seed + SEED_BLOCKS["turn_back"], *_streams(model, config, "turn_back"),
-                                    progress=progress)
+        lc = loop_closure(
+            model,
+            config.loop_episodes,
+            config.loop_walk,
+            config.loop_turn,
+            config.burn_in,
+            config.loop_tries,
+            config.seed + SEED_BLOCKS["loop_closure"],
+            *_streams(model, config, "loop_closure"),
+            progress=progress,
+        )
+        lc["turn_back"] = turn_back(
+            model,
+            config.turn_back_episodes,
+            config.turn_back_steps,
+            config.burn_in,
+            config.seed + SEED_BLOCKS["turn_back"],
+            *_streams(model, config, "turn_back"),
+            progress=progress,
+        )
         results["loop_closure"] = lc
         lap("loop_closure")
     if "events" in chosen:
         results["event_following"] = event_following(
-            model, probes, config.events, config.event_episodes, config.event_steps, config.event_judge,
-            config.burn_in, config.seed + SEED_BLOCKS["event_following"], *_streams(model, config, "event_following"),
-            progress=progress)
+            model,
+            probes,
+            config.events,
+            config.event_episodes,
+            config.event_steps,
+            config.event_judge,
+            config.burn_in,
+            config.seed + SEED_BLOCKS["event_following"],
+            *_streams(model, config, "event_following"),
+            progress=progress,
+        )
         lap("event_following")
     if "speed" in chosen:
-        results["speed"] = measure_speed(model, config.speed_steps, config.speed_warmup, config.speed_batch,
-                                         config.seed + SEED_BLOCKS["speed"], *_streams(model, config, "speed"))
+        results["speed"] = measure_speed(
+            model,
+            config.speed_steps,
+            config.speed_warmup,
+            config.speed_batch,
+            config.seed + SEED_BLOCKS["speed"],
+            *_streams(model, config, "speed"),
+        )
         lap("speed")
     if "script" in chosen:
-        roll, seeds = scripted_rollout(model, config.script_episodes, config.rollout_steps, config.burn_in,
-                                       config.seed + SEED_BLOCKS["scripted"], *_streams(model, config, "scripted"),
-                                       progress=progress)
+        roll, seeds = scripted_rollout(
+            model,
+            config.script_episodes,
+            config.rollout_steps,
+            config.burn_in,
+            config.seed + SEED_BLOCKS["scripted"],
+            *_streams(model, config, "scripted"),
+            progress=progress,
+        )
         other = other_world_frames(roll, seeds, progress=progress)
-        results["realism"]["scripted"] = {**realism(features, roll.sim, roll.model, other, config.horizons,
-                                                    config.realism_window), "_frames": _strip(roll)}
+        results["realism"]["scripted"] = {
+            **realism(features, roll.sim, roll.model, other, config.horizons, config.realism_window),
+            "_frames": _strip(roll),
+        }
         lap("scripted")
     if "task" in chosen:
-        results["task_reached"] = task_reached(model, config.task_episodes, config.task_steps, config.burn_in,
-                                               config.seed + SEED_BLOCKS["task"], *_streams(model, config, "task"),
-                                               progress=progress)
+        results["task_reached"] = task_reached(
+            model,
+            config.task_episodes,
+            config.task_steps,
+            config.burn_in,
+            config.seed + SEED_BLOCKS["task"],
+            *_streams(model, config, "task"),
+            progress=progress,
+        )
         lap("task_reached")
     seconds["total"] = sum(seconds.values())
     results["seconds"] = seconds
     results["targets"] = check_targets(results)
     results["metrics"] = {row["name"]: row["value"] for row in results["targets"]}  # None: not measured
-    results["metrics"].update({name: lookup(results, path) for name, path in _extra_metrics(config).items()
-                               if path.split(".")[0] in results})
+    results["metrics"].update(
+        {name: lookup(results, path) for name, path in _extra_metrics(config).items() if path.split(".")[0] in results}
+    )
     return results
 
 
 def _extra_metrics(config: EvalConfig) -> dict[str, str]:
     """The headline figures beside the targets' (name: path into the results)."""
-    realism_paths = {f"{name}_{acts}@{h}": f"realism.{acts}.{side}.{kind}@{h}"
-                     for acts in ("random", "scripted") for h in config.horizons
-                     for name, side, kind in (("frechet", "world", "frechet"), ("sharpness", "world", "sharpness"),
-                                              ("frechet_floor", "other_world", "frechet"))}
+    realism_paths = {
+        f"{name}_{acts}@{h}": f"realism.{acts}.{side}.{kind}@{h}"
+        for acts in ("random", "scripted")
+        for h in config.horizons
+        for name, side, kind in (
+            ("frechet", "world", "frechet"),
+            ("sharpness", "world", "sharpness"),
+            ("frechet_floor", "other_world", "frechet"),
+        )
+    }
     return {
         "teacher_forced_ssim": "teacher_forced.ssim",
         **{f"ar_ssim@{h}": f"autoregressive.ssim@{h}" for h in config.horizons},

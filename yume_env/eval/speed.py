@@ -13,8 +13,9 @@ from yume_env.eval.rollout import burn_in, init_states
 from yume_env.eval.simulate import random_actions
 
 
-def measure_speed(model, steps: int, warmup: int, batch: int, seed: int, rng: np.random.Generator,
-                  generator: torch.Generator) -> dict:
+def measure_speed(
+    model, steps: int, warmup: int, batch: int, seed: int, rng: np.random.Generator, generator: torch.Generator
+) -> dict:
     """Median wall time per `model.step` after `warmup` steps dropped; per-part timings too."""
     out: dict = {
         "device": str(model.device),

@@ -61,14 +61,26 @@ def _rates(predicted: np.ndarray, truth: np.ndarray) -> dict:
     called, actual = int(predicted.sum()), int(truth.sum())
     first_truth = np.where(truth.any(1), truth.argmax(1), truth.shape[1])
     first_called = np.where(predicted.any(1), predicted.argmax(1), truth.shape[1])
-    return {"precision": tp / called if called else None, "recall": tp / actual if actual else None,
-            "called": called, "true_positives": tp,
-            "episodes_early": int((first_called < first_truth).sum())}
+    return {
+        "precision": tp / called if called else None,
+        "recall": tp / actual if actual else None,
+        "called": called,
+        "true_positives": tp,
+        "episodes_early": int((first_called < first_truth).sum()),
+    }
 
 
 @torch.no_grad()
-def task_reached(model, episodes: int, steps: int, burn: int, seed: int, rng: np.random.Generator,
-                 generator: torch.Generator, progress: bool = True) -> dict | None:
+def task_reached(
+    model,
+    episodes: int,
+    steps: int,
+    burn: int,
+    seed: int,
+    rng: np.random.Generator,
+    generator: torch.Generator,
+    progress: bool = True,
+) -> dict | None:
     """Precision and recall of the task head's "reached" on `episodes` rollouts of `steps` steps
     after `burn` seeker steps, the first half seeking, the rest walking at random (actions from
     `rng`); None when the model has no task head."""
@@ -90,11 +102,20 @@ def task_reached(model, episodes: int, steps: int, burn: int, seed: int, rng: np
         logit[:, t] = pred["reached_logit"].float().cpu().numpy()
         predicted_distance[:, t] = pred["distance"].float().cpu().numpy()
     rules = {"head": logit > 0, "env_rule": (logit > 0) & (predicted_distance < ARRIVE_DISTANCE)}
-    return {"episodes": int(episodes), "seeking": int(seeking.sum()), "walking": int((~seeking).sum()),
-            "steps": int(steps), "burn_in": int(burn), "seeds": seeds,
-            "steps_reached": int(truth.sum()), "episodes_reached": int(truth.any(1).sum()),
-            **{name: _rates(called, truth) for name, called in rules.items()},
-            "by_policy": {policy: {name: _rates(called[rows], truth[rows]) for name, called in rules.items()}
-                          for policy, rows in (("seek", seeking), ("walk", ~seeking))},
-            "distance_mae_m": float(np.abs(predicted_distance - distance).mean()),
-            "arrive_distance_m": ARRIVE_DISTANCE}
+    return {
+        "episodes": int(episodes),
+        "seeking": int(seeking.sum()),
+        "walking": int((~seeking).sum()),
+        "steps": int(steps),
+        "burn_in": int(burn),
+        "seeds": seeds,
+        "steps_reached": int(truth.sum()),
+        "episodes_reached": int(truth.any(1).sum()),
+        **{name: _rates(called, truth) for name, called in rules.items()},
+        "by_policy": {
+            policy: {name: _rates(called[rows], truth[rows]) for name, called in rules.items()}
+            for policy, rows in (("seek", seeking), ("walk", ~seeking))
+        },
+        "distance_mae_m": float(np.abs(predicted_distance - distance).mean()),
+        "arrive_distance_m": ARRIVE_DISTANCE,
+    }

@@ -64,8 +64,15 @@ class ProbeTrainConfig:
 PROBE_PRESETS: dict[str, dict[str, Any]] = {
     "full": {},
     # on a GPU (`--device cuda`): 6x the data, a wider network, bigger batches
-    "gpu": {"episodes": 6000, "iterations": 15000, "batch": 256, "width": 48, "hidden": 512, "sim_batch": 500,
-            "lr": 1e-3},
+    "gpu": {
+        "episodes": 6000,
+        "iterations": 15000,
+        "batch": 256,
+        "width": 48,
+        "hidden": 512,
+        "sim_batch": 500,
+        "lr": 1e-3,
+    },
     "quick": {"episodes": 24, "steps": 16, "iterations": 150, "batch": 32, "hidden": 128},
 }
 
@@ -132,8 +139,12 @@ def probe_accuracy(probes: Probes, data: ProbeData) -> dict[str, float]:
     return out
 
 
-def train_probes(config: ProbeTrainConfig, out: str | Path | None = None, progress: bool = True,
-                 save_dtype: torch.dtype = torch.float32) -> Probes:
+def train_probes(
+    config: ProbeTrainConfig,
+    out: str | Path | None = None,
+    progress: bool = True,
+    save_dtype: torch.dtype = torch.float32,
+) -> Probes:
     """Collect simulator data, train both probes, measure on held-out episodes; save to `out`
     (weights as `save_dtype`)."""
     t0 = time.perf_counter()
@@ -141,8 +152,16 @@ def train_probes(config: ProbeTrainConfig, out: str | Path | None = None, progre
     if cache is not None and cache.is_file():
         data = ProbeData.load(cache)
     else:
-        data = collect_probe_data(config.episodes, config.steps, config.seed, config.size, config.sub_frames,
-                                  batch=config.sim_batch, device=config.device, progress=progress)
+        data = collect_probe_data(
+            config.episodes,
+            config.steps,
+            config.seed,
+            config.size,
+            config.sub_frames,
+            batch=config.sim_batch,
+            device=config.device,
+            progress=progress,
+        )
         if cache is not None:
             data.save(cache)
     train, held = data.split(config.holdout)
@@ -154,7 +173,9 @@ def train_probes(config: ProbeTrainConfig, out: str | Path | None = None, progre
     if config.init:
         probes = Probes.load(config.init, device=device)
         if probes.event_classes != data.classes:
-            raise ValueError(f"probes in {config.init} know events {probes.event_classes}, the simulator has {data.classes}")
+            raise ValueError(
+                f"probes in {config.init} know events {probes.event_classes}, the simulator has {data.classes}"
+            )
     else:
         probes = Probes.create(data.classes, config.width, config.hidden, seed=config.seed).to(device)
     params = list(probes.inverse_dynamics.parameters()) + list(probes.event_classifier.parameters())
@@ -165,7 +186,9 @@ def train_probes(config: ProbeTrainConfig, out: str | Path | None = None, progre
     )
     # Frames stay uint8 (a quarter of float32's memory); each batch is converted on its own. On a
     # GPU they live there, so a batch is gathered without a host copy.
-    pairs = torch.stack([torch.as_tensor(train.before), torch.as_tensor(train.after)], dim=1).to(device)  # (N, 2, H, W, 3)
+    pairs = torch.stack([torch.as_tensor(train.before), torch.as_tensor(train.after)], dim=1).to(
+        device
+    )  # (N, 2, H, W, 3)
     targets = torch.as_tensor(train.actions).to(device)
     ev_x = torch.as_tensor(train.event_frames)[:, None].to(device)  # (M, 1, H, W, 3)
     ev_y = torch.as_tensor(train.event_labels).to(device)
@@ -208,15 +231,20 @@ def train_probes(config: ProbeTrainConfig, out: str | Path | None = None, progre
     probes.eval()
     record = {
         # The cache's file name only: a record never carries one machine's paths.
-        "config": {**dataclasses.asdict(config), "data_cache": cache.name if cache is not None else None,
-                   "init": Path(config.init).name if config.init else None},
+        "config": {
+            **dataclasses.asdict(config),
+            "data_cache": cache.name if cache is not None else None,
+            "init": Path(config.init).name if config.init else None,
+        },
         "train_transitions": int(len(pairs)),
         "train_event_frames": int(len(ev_x)),
         "held_out": probe_accuracy(probes, held),
         "train": probe_accuracy(probes, _head(train, 2000)),
         "iterations_run": int(step),
-        "final_losses": {"inverse_dynamics": float(losses_np[-50:, 0].mean()),
-                         "event": float(losses_np[-50:, 1].mean())},
+        "final_losses": {
+            "inverse_dynamics": float(losses_np[-50:, 0].mean()),
+            "event": float(losses_np[-50:, 1].mean()),
+        },
         "data_seconds": round(t_data, 1),
         "train_seconds": round(time.perf_counter() - t0 - t_data, 1),
         "torch_threads": torch.get_num_threads(),

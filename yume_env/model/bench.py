@@ -71,10 +71,14 @@ def run(args: argparse.Namespace) -> dict:
     ms = lambda xs: round(1000 * float(np.median(xs)), 2)  # noqa: E731
     return {
         "model": args.model or f"preset {args.preset} (random weights)" + "".join(f", {o}" for o in args.overrides),
-        "device": args.device, "threads": args.threads, "worlds": args.worlds,
+        "device": args.device,
+        "threads": args.threads,
+        "worlds": args.worlds,
         "cpu": platform.processor() or platform.machine(),
-        "warmup_steps": args.warmup, "steps": args.steps,
-        "step_ms_median": ms(walls), "step_ms_p90": round(1000 * float(np.percentile(walls, 90)), 2),
+        "warmup_steps": args.warmup,
+        "steps": args.steps,
+        "step_ms_median": ms(walls),
+        "step_ms_p90": round(1000 * float(np.percentile(walls, 90)), 2),
         "step_cpu_ms_median": ms(cpus),
         "phase_ms_median": {k: ms([p[k] for p in phases]) for k in phases[0]},
         "steps_per_s": round(args.worlds / float(np.median(walls)), 1),
@@ -86,8 +90,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", help="model folder (default: a random model of --preset)")
     p.add_argument("--preset", default="tiny")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                   help="change a config field of the random model, e.g. --set patch_size=[1,1,1] (repeat)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="change a config field of the random model, e.g. --set patch_size=[1,1,1] (repeat)",
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--worlds", type=int, default=1)

@@ -20,8 +20,13 @@ import numpy as np
 import torch
 
 from yume_env.model.config import WorldModelConfig
-from yume_env.model.config_checks import (NOT_STATE_FIELDS, check_json_types, config_differences, config_fingerprint,
-                                          state_fields)
+from yume_env.model.config_checks import (
+    NOT_STATE_FIELDS,
+    check_json_types,
+    config_differences,
+    config_fingerprint,
+    state_fields,
+)
 
 _SHOW = 5  # how many offending keys an error lists
 CONFIG_KEY, FINGERPRINT_KEY = "yume_env.config", "yume_env.config_fingerprint"  # safetensors metadata keys
@@ -35,7 +40,9 @@ def _tmp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
-def save_safetensors(path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+def save_safetensors(
+    path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: dict[str, str] | None = None
+) -> None:
     """Writes a safetensors file atomically (temp file in the same folder, then os.replace)."""
     from safetensors.torch import save_file
 
@@ -138,8 +145,7 @@ def load_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[st
     except Exception as exc:  # safetensors raises its own SafetensorError, OSError or ValueError
         size = path.stat().st_size
         raise CheckpointError(
-            f"{path} is not a readable safetensors file ({size} bytes; corrupt or truncated: {exc}); "
-            "copy or re-save it"
+            f"{path} is not a readable safetensors file ({size} bytes; corrupt or truncated: {exc}); copy or re-save it"
         ) from exc
     return tensors, metadata
 
@@ -149,8 +155,9 @@ def config_metadata(config: WorldModelConfig) -> dict[str, str]:
     return {CONFIG_KEY: json.dumps(state_fields(config), sort_keys=True), FINGERPRINT_KEY: config_fingerprint(config)}
 
 
-def check_config_metadata(metadata: Mapping[str, str], config: WorldModelConfig, file: str | Path,
-                          config_file: str | Path) -> None:
+def check_config_metadata(
+    metadata: Mapping[str, str], config: WorldModelConfig, file: str | Path, config_file: str | Path
+) -> None:
     """Raises CheckpointError if `file` was saved with another config than `config` (read from
     `config_file`), naming the fields that differ. Files without the record (written before it
     existed) pass."""
@@ -174,8 +181,10 @@ def check_finite(tensors: Mapping[str, torch.Tensor], file: str | Path) -> None:
     """Raises CheckpointError naming `file` and the keys of floating tensors that hold NaN or infinity."""
     bad = [k for k, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
     if bad:
-        raise CheckpointError(f"{file} holds NaN or infinite values in {_few(bad)}: the weights are damaged "
-                              "(a diverged training run or a corrupted copy); use an earlier checkpoint or copy it again")
+        raise CheckpointError(
+            f"{file} holds NaN or infinite values in {_few(bad)}: the weights are damaged "
+            "(a diverged training run or a corrupted copy); use an earlier checkpoint or copy it again"
+        )
 
 
 def check_dtypes(expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor], file: str | Path) -> None:
@@ -183,8 +192,12 @@ def check_dtypes(expected: Mapping[str, torch.Tensor], found: Mapping[str, torch
     module's is (or the reverse): such a file was not written from this module."""
     wrong = [k for k, t in expected.items() if k in found and found[k].is_floating_point() != t.is_floating_point()]
     if wrong:
-        examples = "; ".join(f"{k!r}: file {found[k].dtype} vs model {expected[k].dtype}" for k in sorted(wrong)[:_SHOW])
-        raise CheckpointError(f"{file} has tensors of the wrong kind ({len(wrong)}): {examples}; re-save the model folder")
+        examples = "; ".join(
+            f"{k!r}: file {found[k].dtype} vs model {expected[k].dtype}" for k in sorted(wrong)[:_SHOW]
+        )
+        raise CheckpointError(
+            f"{file} has tensors of the wrong kind ({len(wrong)}): {examples}; re-save the model folder"
+        )
 
 
 def load_pth(path: str | Path) -> dict[str, torch.Tensor]:
@@ -195,7 +208,9 @@ def load_pth(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:
-        raise CheckpointError(f"{path} could not be read as a weights-only torch file (corrupt or truncated: {exc})") from exc
+        raise CheckpointError(
+            f"{path} could not be read as a weights-only torch file (corrupt or truncated: {exc})"
+        ) from exc
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):

@@ -71,9 +71,15 @@ class WorldModelConfig:
     memory_enabled: bool = True
     history_attention: str = "global"
     action_embedding: bool = False  # a learned (actions, dim) table of flat actions added to the time embedding
-    action_nvec: list[int] = field(default_factory=lambda: list(YUME.nvec))  # the world's actions: choices per component
-    action_names: list[list[str]] = field(default_factory=lambda: [list(r) for r in YUME.names])  # optional, for display
-    pose_memory: bool = False  # history tokens get their frame's dead-reckoned pose relative to the chunk's (pose_memory.py)
+    action_nvec: list[int] = field(
+        default_factory=lambda: list(YUME.nvec)
+    )  # the world's actions: choices per component
+    action_names: list[list[str]] = field(
+        default_factory=lambda: [list(r) for r in YUME.names]
+    )  # optional, for display
+    pose_memory: bool = (
+        False  # history tokens get their frame's dead-reckoned pose relative to the chunk's (pose_memory.py)
+    )
     recall_frames: int = 0  # old views recalled by pose and read at full detail beside the TSCM bands (recall.py)
     frame_conditioning: bool = False  # the newest history frame is embedded on each current token (dit.py)
     height: int = 704
@@ -106,15 +112,21 @@ class WorldModelConfig:
         if self.tscm_schedule not in SCHEDULES:
             raise ValueError(f"tscm_schedule must be one of {sorted(SCHEDULES)}, got {self.tscm_schedule!r}")
         if self.pose_memory and self.temporal_compression != 1:
-            raise ValueError("pose_memory gives each latent frame its camera pose, so it needs a VAE without "
-                             f"temporal compression (1), got {self.temporal_compression}")
+            raise ValueError(
+                "pose_memory gives each latent frame its camera pose, so it needs a VAE without "
+                f"temporal compression (1), got {self.temporal_compression}"
+            )
         vocab = self.vocabulary  # raises for bad sizes or names
         if not vocab.is_yume and not self.action_embedding:
-            raise ValueError(f"a world whose actions are not Yume's keys x camera moves (action_nvec {list(vocab.nvec)}) has "
-                             "no action captions: set action_embedding true, so its actions condition the DiT")
+            raise ValueError(
+                f"a world whose actions are not Yume's keys x camera moves (action_nvec {list(vocab.nvec)}) has "
+                "no action captions: set action_embedding true, so its actions condition the DiT"
+            )
         if self.pose_memory and not vocab.is_yume:
-            raise ValueError("pose_memory dead-reckons poses from Yume's keys and camera moves: set it false for "
-                             f"action_nvec {list(vocab.nvec)}")
+            raise ValueError(
+                "pose_memory dead-reckons poses from Yume's keys and camera moves: set it false for "
+                f"action_nvec {list(vocab.nvec)}"
+            )
         if self.recall_frames < 0:
             raise ValueError(f"recall_frames must be >= 0, got {self.recall_frames}")
         if self.recall_frames and not self.pose_memory:
@@ -122,9 +134,11 @@ class WorldModelConfig:
         base = self.patch_size[1]
         odd = sorted({k for k, _ in SCHEDULES[self.tscm_schedule].kernels() if k % base})
         if odd:  # a history token must cover whole current-chunk patches
-            raise ValueError(f"tscm_schedule {self.tscm_schedule!r} embeds history with kernels {odd}, which are not "
-                             f"multiples of the spatial patch ({base}); use a schedule made for this patch size "
-                             "(1x1 patches: 'tiny-fine' or 'tiny-recall'; 2x2: 'tiny' or 'yume')")
+            raise ValueError(
+                f"tscm_schedule {self.tscm_schedule!r} embeds history with kernels {odd}, which are not "
+                f"multiples of the spatial patch ({base}); use a schedule made for this patch size "
+                "(1x1 patches: 'tiny-fine' or 'tiny-recall'; 2x2: 'tiny' or 'yume')"
+            )
         sc = self.spatial_compression
         for name, px in (("height", self.height), ("width", self.width)):
             if px % (sc * self.patch_size[1]):
@@ -203,43 +217,97 @@ class WorldModelConfig:
 PRESETS: dict[str, dict[str, Any]] = {
     # The published model (DESIGN.md section 1).
     "yume-5b": dict(
-        dim=3072, ffn_dim=14336, num_layers=30, num_heads=24, latent_channels=48,
-        patch_size=[1, 2, 2], text_dim=4096, freq_dim=256, eps=1e-6,
-        latent_frames_per_chunk=8, sample_steps=4, shift=7.0,
-        tscm_schedule="yume", memory_channels=96, memory_heads=8, memory_head_dim=64,
-        history_attention="global", height=704, width=1280, fps=16,
+        dim=3072,
+        ffn_dim=14336,
+        num_layers=30,
+        num_heads=24,
+        latent_channels=48,
+        patch_size=[1, 2, 2],
+        text_dim=4096,
+        freq_dim=256,
+        eps=1e-6,
+        latent_frames_per_chunk=8,
+        sample_steps=4,
+        shift=7.0,
+        tscm_schedule="yume",
+        memory_channels=96,
+        memory_heads=8,
+        memory_head_dim=64,
+        history_attention="global",
+        height=704,
+        width=1280,
+        fps=16,
         vae={"type": "wan2.2", "spatial_compression": 16, "temporal_compression": 4, "z_dim": 48},
-        text_encoder="umt5", text_tokens=512,
+        text_encoder="umt5",
+        text_tokens=512,
     ),
     # The default world: 64x64 frames -> 8x8x16 latents, 2 latent frames (= 2 pixel frames) per
     # step, 32 current tokens, ~100 history tokens; MiniLM text mean-pooled to 2 tokens
     # ([action, event]).
     "tiny": dict(
-        dim=128, ffn_dim=512, num_layers=4, num_heads=4, latent_channels=16,
-        patch_size=[1, 2, 2], text_dim=384, freq_dim=64, eps=1e-6,
-        latent_frames_per_chunk=2, sample_steps=3, shift=3.0,
-        tscm_schedule="tiny", memory_channels=16, memory_heads=2, memory_head_dim=32,
-        history_attention="causal", action_embedding=True, height=64, width=64, fps=8,
+        dim=128,
+        ffn_dim=512,
+        num_layers=4,
+        num_heads=4,
+        latent_channels=16,
+        patch_size=[1, 2, 2],
+        text_dim=384,
+        freq_dim=64,
+        eps=1e-6,
+        latent_frames_per_chunk=2,
+        sample_steps=3,
+        shift=3.0,
+        tscm_schedule="tiny",
+        memory_channels=16,
+        memory_heads=2,
+        memory_head_dim=32,
+        history_attention="causal",
+        action_embedding=True,
+        height=64,
+        width=64,
+        fps=8,
         vae={"type": "tiny", "spatial_compression": 8, "temporal_compression": 1, "channels": [32, 48, 64]},
-        text_encoder="minilm", text_tokens=2,
+        text_encoder="minilm",
+        text_tokens=2,
     ),
     # A world that denoises pixels: 8x8 pixel blocks as 192-channel latent pixels, one token each;
     # the DiT predicts the clean chunk in 3 steps with the newest frame stacked on its tokens, pose
     # memory and one recalled view; 2 frames per step, MiniLM text as [action, event].
     "pixel": dict(
-        dim=192, ffn_dim=768, num_layers=4, num_heads=6, latent_channels=192,
-        patch_size=[1, 1, 1], text_dim=384, freq_dim=64, eps=1e-6,
-        latent_frames_per_chunk=2, sample_steps=3, shift=1.0, prediction="sample",
-        tscm_schedule="tiny-recall", memory_channels=16, memory_heads=2, memory_head_dim=32,
-        history_attention="causal", action_embedding=True, pose_memory=True, recall_frames=1, frame_conditioning=True,
-        height=64, width=64, fps=8, vae={"type": "pixel", "spatial_compression": 8, "temporal_compression": 1},
-        text_encoder="minilm", text_tokens=2,
+        dim=192,
+        ffn_dim=768,
+        num_layers=4,
+        num_heads=6,
+        latent_channels=192,
+        patch_size=[1, 1, 1],
+        text_dim=384,
+        freq_dim=64,
+        eps=1e-6,
+        latent_frames_per_chunk=2,
+        sample_steps=3,
+        shift=1.0,
+        prediction="sample",
+        tscm_schedule="tiny-recall",
+        memory_channels=16,
+        memory_heads=2,
+        memory_head_dim=32,
+        history_attention="causal",
+        action_embedding=True,
+        pose_memory=True,
+        recall_frames=1,
+        frame_conditioning=True,
+        height=64,
+        width=64,
+        fps=8,
+        vae={"type": "pixel", "spatial_compression": 8, "temporal_compression": 1},
+        text_encoder="minilm",
+        text_tokens=2,
     ),
 }
 
 
 def parse_assignment(item: str, flag: str = "--set") -> tuple[str, Any]:
-    """"dim=192" -> ("dim", 192): the value is read as JSON (numbers, true/false, lists, quoted
+    """ "dim=192" -> ("dim", 192): the value is read as JSON (numbers, true/false, lists, quoted
     strings) or else kept as text. The command-line form of config overrides (`--set`)."""
     key, sep, raw = item.partition("=")
     if not sep:

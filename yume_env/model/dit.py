@@ -91,12 +91,19 @@ class WanDiT(nn.Module):
         if ph != pw:
             raise ValueError(f"TSCM bands need a square spatial patch, got patch_size {c.patch_size}")
         self.patch_embedding = nn.Conv3d(c.latent_channels, c.dim, kernel_size=c.patch_size, stride=c.patch_size)
-        self.text_embedding = nn.Sequential(nn.Linear(c.text_dim, c.dim), nn.GELU(approximate="tanh"), nn.Linear(c.dim, c.dim))
+        self.text_embedding = nn.Sequential(
+            nn.Linear(c.text_dim, c.dim), nn.GELU(approximate="tanh"), nn.Linear(c.dim, c.dim)
+        )
         self.time_embedding = nn.Sequential(nn.Linear(c.freq_dim, c.dim), nn.SiLU(), nn.Linear(c.dim, c.dim))
         self.time_projection = nn.Sequential(nn.SiLU(), nn.Linear(c.dim, c.dim * 6))
-        mem = (lambda: MemoryRead(c.dim, c.memory_channels, c.memory_heads, c.memory_head_dim, c.eps)) if c.memory_enabled else (lambda: None)
+        mem = (
+            (lambda: MemoryRead(c.dim, c.memory_channels, c.memory_heads, c.memory_head_dim, c.eps))
+            if c.memory_enabled
+            else (lambda: None)
+        )
         self.blocks = nn.ModuleList(
-            WanBlock(c.dim, c.ffn_dim, c.num_heads, c.qk_norm, c.cross_attn_norm, c.eps, mem()) for _ in range(c.num_layers)
+            WanBlock(c.dim, c.ffn_dim, c.num_heads, c.qk_norm, c.cross_attn_norm, c.eps, mem())
+            for _ in range(c.num_layers)
         )
         self.head = Head(c.dim, c.latent_channels, c.patch_size, c.eps)
         # TSCM history embedders, one per (kernel, pre_shrink) of the schedule, under published names.
@@ -121,8 +128,9 @@ class WanDiT(nn.Module):
         # the newest history frame, embedded at the position of each current token (the frame
         # stacking of DIAMOND and GameNGen: copying what stays in view is a local operation), with
         # the history's noise level (not in the published model)
-        self.frame_embedding = (nn.Conv3d(c.latent_channels, c.dim, c.patch_size, c.patch_size)
-                                if c.frame_conditioning else None)
+        self.frame_embedding = (
+            nn.Conv3d(c.latent_channels, c.dim, c.patch_size, c.patch_size) if c.frame_conditioning else None
+        )
         self.frame_level = nn.Linear(c.freq_dim, c.dim) if c.frame_conditioning else None
         if not self.patch_embedding.weight.is_meta:  # meta tensors hold no values to initialise
             self.init_weights()
@@ -139,7 +147,9 @@ class WanDiT(nn.Module):
             name = embedder_name(kernel, 1, base)
             if kernel != base and (names is None or name in names):
                 conv = getattr(self, name)
-                w = F.interpolate(self.patch_embedding.weight, size=(1, kernel, kernel), mode="trilinear", align_corners=False)
+                w = F.interpolate(
+                    self.patch_embedding.weight, size=(1, kernel, kernel), mode="trilinear", align_corners=False
+                )
                 conv.weight.copy_(w * (base / kernel) ** 2)
                 conv.bias.copy_(self.patch_embedding.bias)
             name = embedder_name(kernel, shrink, base)
@@ -299,8 +309,10 @@ class WanDiT(nn.Module):
             for i in members:
                 subs.setdefault((tuple(history[i].shape), columns[i]), []).append(i)
             order = [i for sub in subs.values() for i in sub]
-            stacked = [torch.stack([history[i] for i in sub]) if len(sub) > 1 else history[sub[0]].unsqueeze(0)
-                       for sub in subs.values()]
+            stacked = [
+                torch.stack([history[i] for i in sub]) if len(sub) > 1 else history[sub[0]].unsqueeze(0)
+                for sub in subs.values()
+            ]
             with_pose = poses is not None and self.pose_embedding is not None
             if with_pose:
                 stacked_poses = [torch.stack([poses[i].to(device) for i in sub]) for sub in subs.values()]
@@ -309,8 +321,12 @@ class WanDiT(nn.Module):
                 sel = [st[:, :, _as_index(columns[sub[0]][j], st.shape[2])] for st, sub in zip(stacked, subs.values())]
                 toks = self._embed_band(sel[0] if len(sel) == 1 else torch.cat(sel), band)
                 if with_pose:  # one vector per frame, on each of its gh * gw tokens
-                    feats = torch.cat([sp[:, _as_index(columns[sub[0]][j], sp.shape[1])]
-                                       for sp, sub in zip(stacked_poses, subs.values())])
+                    feats = torch.cat(
+                        [
+                            sp[:, _as_index(columns[sub[0]][j], sp.shape[1])]
+                            for sp, sub in zip(stacked_poses, subs.values())
+                        ]
+                    )
                     emb = self.pose_embedding(feats.to(toks.dtype))
                     toks = toks + emb.repeat_interleave(band.grid[0] * band.grid[1], dim=1)
                 t_parts.append(toks)
@@ -319,7 +335,9 @@ class WanDiT(nn.Module):
                 toks, grid = self._embed_recall([recall[i] for i in order])
                 t_parts.append(toks)
                 grids += (grid,)
-            group_toks = torch.cat(t_parts, 1) if t_parts else torch.zeros(len(members), 0, dim, dtype=self.dtype, device=device)
+            group_toks = (
+                torch.cat(t_parts, 1) if t_parts else torch.zeros(len(members), 0, dim, dtype=self.dtype, device=device)
+            )
             group_pos = layout_positions(grids, device)
             group_out.append((order, group_toks, group_pos))
         next_t = [p.next_t for p in plans]
@@ -382,7 +400,9 @@ class WanDiT(nn.Module):
             history.kv_cache, history.kv_cache_context = cache, context.clone()
         return cache
 
-    def _text_kv(self, context: torch.Tensor, history: HistoryContext | None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def _text_kv(
+        self, context: torch.Tensor, history: HistoryContext | None
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Every block's cross-attention keys/values of the text; cached on `history` per context."""
         if history is not None and history.text_kv is not None and torch.equal(history.text_kv_context, context):
             return history.text_kv
@@ -408,7 +428,9 @@ class WanDiT(nn.Module):
         if self.memory_embedding is None:
             raise ValueError("this model was built with memory_enabled=False; it has no channel-stream memory")
         if new_latents.dim() != 4 or new_latents.shape[0] != self.config.latent_channels:
-            raise ValueError(f"new_latents must be (C={self.config.latent_channels}, n, h, w), got {tuple(new_latents.shape)}")
+            raise ValueError(
+                f"new_latents must be (C={self.config.latent_channels}, n, h, w), got {tuple(new_latents.shape)}"
+            )
         base = memory if memory is not None else self.empty_memory()
         if new_latents.shape[1] == 0:
             return base.clone()
@@ -436,8 +458,12 @@ class WanDiT(nn.Module):
             kv = kv + torch.stack([(empty if m is None else m).kv.to(kv) for m in memories])
             k_sum = k_sum + torch.stack([(empty if m is None else m).k_sum.to(k_sum) for m in memories])
         # unbind: B views in one op (indexing world by world was 2 ops per world)
-        return [MemoryState(kv_b, ks_b, (0 if m is None else m.n_latents) + n, (0 if m is None else m.n_tokens) + f.n_tokens)
-                for kv_b, ks_b, m, f in zip(kv.unbind(0), k_sum.unbind(0), memories, fresh)]
+        return [
+            MemoryState(
+                kv_b, ks_b, (0 if m is None else m.n_latents) + n, (0 if m is None else m.n_tokens) + f.n_tokens
+            )
+            for kv_b, ks_b, m, f in zip(kv.unbind(0), k_sum.unbind(0), memories, fresh)
+        ]
 
     def memory_summaries(self, latents: torch.Tensor, lengths: torch.Tensor | list[int]) -> list[MemoryState]:
         """Fresh channel-stream states of B worlds at once: world b holds `latents[b, :, :lengths[b]]`
@@ -459,10 +485,10 @@ class WanDiT(nn.Module):
             raise ValueError(f"lengths holds {lengths.shape[0]} entries for {B} worlds")
         pt = c.patch_size[0]
         if N == 0 or pt != 1:  # a temporal patch would mix frames across the length cut
-            return [self.update_memory(None, latents[b, :, :int(n)]) for b, n in enumerate(lengths.tolist())]
+            return [self.update_memory(None, latents[b, :, : int(n)]) for b, n in enumerate(lengths.tolist())]
         m = self.memory_embedding(latents.to(self.dtype))  # (B, Cm, N, h', w')
         per_frame = m.shape[3] * m.shape[4]
-        mask = (torch.arange(N, device=latents.device)[None, :] < lengths[:, None])  # (B, N)
+        mask = torch.arange(N, device=latents.device)[None, :] < lengths[:, None]  # (B, N)
         mask = mask[:, :, None].expand(B, N, per_frame).reshape(B, N * per_frame)
         m = m.flatten(2).transpose(1, 2)  # (B, N * h' * w', Cm), frame-major like the mask
         sums = [blk.memory.summarize_batch(m, mask) for blk in self.blocks]
@@ -470,7 +496,9 @@ class WanDiT(nn.Module):
         k_sum = torch.stack([s[1] for s in sums], 1)
         if n_host is None:  # counts only; one transfer, no per-world sync
             n_host = [int(n) for n in lengths.cpu().tolist()]
-        return [MemoryState(kv_b, ks_b, n, n * per_frame) for kv_b, ks_b, n in zip(kv.unbind(0), k_sum.unbind(0), n_host)]
+        return [
+            MemoryState(kv_b, ks_b, n, n * per_frame) for kv_b, ks_b, n in zip(kv.unbind(0), k_sum.unbind(0), n_host)
+        ]
 
     # ------------------------------------------------------------------ forward
     def forward(
@@ -499,7 +527,9 @@ class WanDiT(nn.Module):
         cur = self.patch_embedding(x.to(self.dtype))
         if self.frame_embedding is not None:
             if frame is None:
-                raise ValueError("this DiT stacks the newest history frame on the chunk (frame_conditioning): pass frame=")
+                raise ValueError(
+                    "this DiT stacks the newest history frame on the chunk (frame_conditioning): pass frame="
+                )
             cur = cur + self.frame_embedding(frame.to(self.dtype)).expand(-1, -1, cur.shape[2], -1, -1)
         grid = cur.shape[2:]
         cur = cur.flatten(2).transpose(1, 2).float()  # (B, S, dim)
@@ -535,15 +565,26 @@ class WanDiT(nn.Module):
             if history.padded:
                 mask = torch.cat([history.valid, history.valid.new_ones(B, S)], 1)[:, None, None, :]
             for i, blk in enumerate(self.blocks):
-                cur, _ = blk(cur, e_cur.unsqueeze(1), (S,), freqs, text_kv[i], kv_prefix=cache[i], mask=mask,
-                             memory=_layer(mem, i))
+                cur, _ = blk(
+                    cur,
+                    e_cur.unsqueeze(1),
+                    (S,),
+                    freqs,
+                    text_kv[i],
+                    kv_prefix=cache[i],
+                    mask=mask,
+                    memory=_layer(mem, i),
+                )
         else:
             H = history.max_tokens
             seq = torch.cat([history.tokens.float(), cur], 1)
             freqs_s = torch.cat([history.freqs, freqs], 1)
             mod = torch.stack([e_hist.expand(B, 6, c.dim), e_cur], 1)  # (B, 2, 6, dim)
-            mask = _joint_mask(history.valid, S, causal=c.history_attention == "causal") if (
-                history.padded or c.history_attention == "causal") else None
+            mask = (
+                _joint_mask(history.valid, S, causal=c.history_attention == "causal")
+                if (history.padded or c.history_attention == "causal")
+                else None
+            )
             for i, blk in enumerate(self.blocks):
                 seq, _ = blk(seq, mod, (H, S), freqs_s, text_kv[i], mask=mask, memory=_layer(mem, i), memory_start=H)
             cur = seq[:, H:]
@@ -568,8 +609,11 @@ class WanDiT(nn.Module):
         """Per-world memory states batched as (kv, k_sum) per layer; reused across the chunk's
         steps while the same state objects are passed (`update_memory` always makes new ones)."""
         cached = history.step_cache.get("memory") if history is not None else None
-        if cached is not None and memory is not None and len(cached[0]) == len(memory) and all(
-            a is b for a, b in zip(cached[0], memory)
+        if (
+            cached is not None
+            and memory is not None
+            and len(cached[0]) == len(memory)
+            and all(a is b for a, b in zip(cached[0], memory))
         ):
             return cached[1]
         mem = stack_memory(memory)

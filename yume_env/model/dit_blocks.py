@@ -107,7 +107,6 @@ class SelfAttention(nn.Module):
         out = F.scaled_dot_product_attention(q, kk, vv, attn_mask=mask)
         return self.o(out.transpose(1, 2).flatten(2)), (k, v)
 
-
     def project_kv(self, x: torch.Tensor, freqs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Rotated keys and values (B, H, S, d) of x (B, S, dim)."""
         k = apply_rope(_heads(self.norm_k(self.k(x)), self.num_heads), freqs)
@@ -180,7 +179,6 @@ class WanBlock(nn.Module):
         h = modulate(self.norm2(x), e[3], e[4], pieces)
         x = x + gate(self.ffn(h.to(wd)).float(), e[5], pieces)
         return x, kv
-
 
     def history_kv(self, x: torch.Tensor, mod: torch.Tensor, freqs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Only this block's self-attention keys/values of x (B, S, dim), one piece: what the last

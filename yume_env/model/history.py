@@ -48,7 +48,9 @@ class History:
         """B worlds with no history, for latents shaped like `like` (C, h, w) (its dtype and device)."""
         C, h, w = like.shape
         return cls(
-            config, [like.new_zeros(C, 0, h, w) for _ in range(batch)], [0] * batch,
+            config,
+            [like.new_zeros(C, 0, h, w) for _ in range(batch)],
+            [0] * batch,
             [None] * batch if config.memory_enabled else None,
             [like.new_zeros(0, 4) for _ in range(batch)] if config.pose_memory else None,
             RecallBank.empty(batch, like) if config.recall_frames else None,
@@ -89,13 +91,25 @@ class History:
     def clone(self) -> "History":
         """An independent copy (appending to one never changes the other)."""
         copy = lambda xs: None if xs is None else [None if x is None else x.clone() for x in xs]  # noqa: E731
-        return History(self.config, copy(self.latents), list(self.n_history), copy(self.memory), copy(self.poses),
-                       None if self.recall is None else self.recall.clone())
+        return History(
+            self.config,
+            copy(self.latents),
+            list(self.n_history),
+            copy(self.memory),
+            copy(self.poses),
+            None if self.recall is None else self.recall.clone(),
+        )
 
     def to(self, device: torch.device | str) -> "History":
         move = lambda xs: None if xs is None else [None if x is None else x.to(device) for x in xs]  # noqa: E731
-        return History(self.config, move(self.latents), list(self.n_history), move(self.memory), move(self.poses),
-                       None if self.recall is None else self.recall.to(device))
+        return History(
+            self.config,
+            move(self.latents),
+            list(self.n_history),
+            move(self.memory),
+            move(self.poses),
+            None if self.recall is None else self.recall.to(device),
+        )
 
     # ---- what the DiT reads ----------------------------------------------------------------------
     def tokens(self) -> list[int]:
@@ -105,15 +119,22 @@ class History:
         if c.recall_frames:
             p = c.patch_size[1]
             per_view = -(-c.latent_hw[0] // p) * -(-c.latent_hw[1] // p)
-            out = [t + c.recall_frames * per_view * has_entries(n, c.tscm_schedule) for t, n in zip(out, self.n_history)]
+            out = [
+                t + c.recall_frames * per_view * has_entries(n, c.tscm_schedule) for t, n in zip(out, self.n_history)
+            ]
         return out
 
     def tail(self, frames: int) -> list[torch.Tensor]:
         """Each world's newest `frames` kept latents (C, frames, h, w)."""
-        return [lat[:, -int(frames):] for lat in self.latents]
+        return [lat[:, -int(frames) :] for lat in self.latents]
 
-    def read(self, dit: torch.nn.Module, context: torch.Tensor | None = None,
-             target: torch.Tensor | None = None, noise_level: torch.Tensor | None = None) -> HistoryContext:
+    def read(
+        self,
+        dit: torch.nn.Module,
+        context: torch.Tensor | None = None,
+        target: torch.Tensor | None = None,
+        noise_level: torch.Tensor | None = None,
+    ) -> HistoryContext:
         """The DiT's history tokens for the next chunk (`WanDiT.encode_history`).
 
         target (B, 4): the pose of the chunk's last frame (models with pose memory: each kept
@@ -124,7 +145,9 @@ class History:
         features = recalled = None
         if c.pose_memory:
             if target is None:
-                raise ValueError("this model has pose memory: read(target=...) needs the pose of the chunk's last frame")
+                raise ValueError(
+                    "this model has pose memory: read(target=...) needs the pose of the chunk's last frame"
+                )
             features = self._pose_features(target)
         if c.recall_frames:
             has = [has_entries(n, c.tscm_schedule) for n in self.n_history]
@@ -132,8 +155,15 @@ class History:
             if any(has):
                 latents, feats = self.recall.recall(target, c.recall_frames)  # gathered copies
                 recalled = [(lat, f) if h else None for lat, f, h in zip(latents.unbind(0), feats.unbind(0), has)]
-        return dit.encode_history(self.latents, self.memory, context=context, n_history=self.n_history,
-                                  poses=features, recall=recalled, noise_level=noise_level)
+        return dit.encode_history(
+            self.latents,
+            self.memory,
+            context=context,
+            n_history=self.n_history,
+            poses=features,
+            recall=recalled,
+            noise_level=noise_level,
+        )
 
     def _pose_features(self, target: torch.Tensor) -> list[torch.Tensor]:
         """Each world's kept poses seen from its target pose, per group of worlds that keep as many
@@ -174,7 +204,7 @@ class History:
             if len(members) == B:
                 new = latents
             elif len(members) == 1:
-                new = latents[members[0]:members[0] + 1]
+                new = latents[members[0] : members[0] + 1]
             else:
                 new = latents[host_tensor(members, latents.device)]
             kept = torch.stack([self.latents[i].to(latents) for i in members])
@@ -185,7 +215,9 @@ class History:
             if poses is not None:  # kept and dropped exactly like the latents
                 new_poses = poses if len(members) == B else poses[host_tensor(members, poses.device)]
                 kept_poses = torch.stack([self.poses[i] for i in members]).to(new_poses)
-                take = host_tensor(list(tscm.keep_positions(c.tscm_schedule, self.n_history[members[0]], n)), poses.device)
+                take = host_tensor(
+                    list(tscm.keep_positions(c.tscm_schedule, self.n_history[members[0]], n)), poses.device
+                )
                 grown = torch.cat([kept_poses, new_poses], 1).index_select(1, take)
                 for i, p in zip(members, grown.unbind(0)):
                     self.poses[i] = p
@@ -207,8 +239,12 @@ class History:
             idx = None if whole else host_tensor(members, latents.device)
             new_lat = latents if idx is None else latents[idx]
             new_pos = poses if idx is None else poses[idx]
-            tail = torch.cat([torch.stack([self.latents[i][:, stored - kept:] for i in members]).to(latents), new_lat], 2)
-            tail_poses = torch.cat([torch.stack([self.poses[i][stored - kept:] for i in members]).to(poses), new_pos], 1)
+            tail = torch.cat(
+                [torch.stack([self.latents[i][:, stored - kept :] for i in members]).to(latents), new_lat], 2
+            )
+            tail_poses = torch.cat(
+                [torch.stack([self.poses[i][stored - kept :] for i in members]).to(poses), new_pos], 1
+            )
             bank = self.recall if whole else self.recall.rows(members)
             for t in range(first, first + count):
                 bank.insert(tail[:, :, t], tail_poses[:, t])
@@ -221,8 +257,9 @@ class History:
         return {
             "history": self.latents[i].clone(),
             "n_history": int(self.n_history[i]),
-            "memory": None if self.memory is None or self.memory[i] is None else
-            {k: (v.clone() if torch.is_tensor(v) else v) for k, v in self.memory[i].to_dict().items()},
+            "memory": None
+            if self.memory is None or self.memory[i] is None
+            else {k: (v.clone() if torch.is_tensor(v) else v) for k, v in self.memory[i].to_dict().items()},
             "poses": None if self.poses is None else self.poses[i].clone(),
             "recall": None if self.recall is None else self.recall.rows([i]).to_dict(),
         }
@@ -235,7 +272,9 @@ class History:
         poses = [None if w.get("poses") is None else torch.as_tensor(w["poses"]).clone() for w in worlds]
         banks = [w.get("recall") for w in worlds]
         return cls(
-            config, latents, [int(w["n_history"]) for w in worlds],
+            config,
+            latents,
+            [int(w["n_history"]) for w in worlds],
             memory if config.memory_enabled else None,
             poses if config.pose_memory else None,
             RecallBank.stack([RecallBank.from_dict(b) for b in banks]) if config.recall_frames else None,

@@ -33,20 +33,28 @@ def resolve_model_path(spec: str | Path) -> Path:
         if not (path / "config.json").is_file() and (path / RUN_MODEL_FOLDER / "config.json").is_file():
             return path / RUN_MODEL_FOLDER  # a run folder of `yume-env train world`
         if not (path / "config.json").is_file() and (path / "run.json").is_file():
-            raise FileNotFoundError(f"{path} is a `yume-env train world` run that has not exported its world yet; "
-                                    "call the same command again until it prints \"exported\": true")
+            raise FileNotFoundError(
+                f"{path} is a `yume-env train world` run that has not exported its world yet; "
+                'call the same command again until it prints "exported": true'
+            )
         return path
     text = str(spec)
     if text.count("/") == 1 and not text.startswith((".", "/", "~")) and " " not in text:
         try:
             from huggingface_hub import snapshot_download
         except ImportError as exc:  # optional: only Hub ids need it
-            raise FileNotFoundError(f"model {text!r} is no folder here, and huggingface_hub (to fetch it as a Hub "
-                                    "repo id) is not installed: pip install huggingface_hub") from exc
+            raise FileNotFoundError(
+                f"model {text!r} is no folder here, and huggingface_hub (to fetch it as a Hub "
+                "repo id) is not installed: pip install huggingface_hub"
+            ) from exc
         try:
             return Path(snapshot_download(repo_id=text))
         except Exception as exc:  # offline without a cached copy, unknown repo, no network
-            raise FileNotFoundError(f"model {text!r} is no folder here and could not be fetched from the Hugging Face "
-                                    f"Hub ({type(exc).__name__}: {exc}); pass a model folder") from exc
-    raise FileNotFoundError(f"model folder {path} does not exist; pass a folder written by save_pretrained, "
-                            "a `yume-env train world` run folder, or a Hub repo id (owner/name)")
+            raise FileNotFoundError(
+                f"model {text!r} is no folder here and could not be fetched from the Hugging Face "
+                f"Hub ({type(exc).__name__}: {exc}); pass a model folder"
+            ) from exc
+    raise FileNotFoundError(
+        f"model folder {path} does not exist; pass a folder written by save_pretrained, "
+        "a `yume-env train world` run folder, or a Hub repo id (owner/name)"
+    )

@@ -27,7 +27,9 @@ import numpy as np
 import torch
 
 from yume_env import motion
+from yume_env.model import checkpoint as ckpt
 from yume_env.model import sampler, spread
+from yume_env.model.codecs import build_vae
 from yume_env.model.config import SAMPLING_FIELDS, WorldModelConfig
 from yume_env.model.dit import WanDiT, build_dit
 from yume_env.model.history import History
@@ -35,11 +37,9 @@ from yume_env.model.paths import resolve_model_path
 from yume_env.model.task_head import TaskHead
 from yume_env.model.text import ENCODER_CLASSES, build_text_encoder
 from yume_env.model.text_cache import TextConditioner
-from yume_env.model.codecs import build_vae
 from yume_env.model.vae import frames_to_tensor, split_cache, stack_caches, tensor_to_frames
 from yume_env.model.world_state import SETTLED, WorldState
 from yume_env.model.world_step import step_chunk
-from yume_env.model import checkpoint as ckpt
 
 __all__ = ["WorldModel", "WorldState", "StepOutput", "PUBLISHED_DIT_FILE", "PUBLISHED_VAE_FILE"]
 
@@ -118,7 +118,9 @@ class WorldModel:
         config_file = ckpt.require_file(path, CONFIG_FILE, _FIX)
         config = ckpt.read_config(config_file)
         dit = build_dit(config, device="meta")
-        ckpt.load_module(dit, ckpt.require_file(path, DIT_FILE, _FIX), config_file=config_file, dtype=dtype, config=config)
+        ckpt.load_module(
+            dit, ckpt.require_file(path, DIT_FILE, _FIX), config_file=config_file, dtype=dtype, config=config
+        )
         try:
             vae = build_vae(config.vae, config.latent_channels)
         except (TypeError, ValueError, KeyError) as exc:
@@ -128,7 +130,10 @@ class WorldModel:
         start = _load_start_frames(path / START_FRAMES_FILE, config) if (path / START_FRAMES_FILE).is_file() else None
         spec = _encoder_class(config.text_encoder, config_file)
         text = TextConditioner.open(
-            path, name=config.text_encoder, model_id=spec.model_id, dim=config.text_dim,
+            path,
+            name=config.text_encoder,
+            model_id=spec.model_id,
+            dim=config.text_dim,
             encoder_factory=lambda: build_text_encoder(config.text_encoder, path),
         )
         model = cls(config, dit, vae, text, head, start)
@@ -143,8 +148,9 @@ class WorldModel:
         config, encoder = get("config"), get("text_encoder")
         factory = encoder if callable(encoder) and not hasattr(encoder, "encode") else (lambda: encoder)
         spec = _encoder_class(config.text_encoder, path)
-        text = TextConditioner.open(path, name=config.text_encoder, model_id=spec.model_id, dim=config.text_dim,
-                                    encoder_factory=factory)
+        text = TextConditioner.open(
+            path, name=config.text_encoder, model_id=spec.model_id, dim=config.text_dim, encoder_factory=factory
+        )
         return cls(config, get("dit"), get("vae"), text)
 
     def save_pretrained(self, path: str | Path) -> Path:
@@ -154,17 +160,25 @@ class WorldModel:
         def write(tmp: Path) -> None:
             from yume_env import __version__
 
-            ckpt.write_json(tmp / CONFIG_FILE, {**self.config.to_dict(), "_class_name": "WorldModel",
-                                                "_yume_env_version": __version__})
+            ckpt.write_json(
+                tmp / CONFIG_FILE,
+                {**self.config.to_dict(), "_class_name": "WorldModel", "_yume_env_version": __version__},
+            )
             made_by = ckpt.config_metadata(self.config)  # a config.json edited later is caught at load
             ckpt.save_safetensors(tmp / DIT_FILE, self.dit.state_dict(), {"format": "pt", **made_by})
-            ckpt.save_safetensors(tmp / VAE_FILE, self.vae.state_dict(),
-                                  {"format": "pt", "type": str(self.config.vae.get("type")), **made_by})
+            ckpt.save_safetensors(
+                tmp / VAE_FILE,
+                self.vae.state_dict(),
+                {"format": "pt", "type": str(self.config.vae.get("type")), **made_by},
+            )
             if self.task_head is not None:
                 ckpt.save_safetensors(tmp / TASK_HEAD_FILE, self.task_head.state_dict(), self.task_head.metadata())
             if self.start_frames is not None:
-                ckpt.write_npz(tmp / START_FRAMES_FILE, frames=np.asarray(self.start_frames["frames"], dtype=np.uint8),
-                               events=np.asarray(self.start_frames["events"], dtype=str))
+                ckpt.write_npz(
+                    tmp / START_FRAMES_FILE,
+                    frames=np.asarray(self.start_frames["frames"], dtype=np.uint8),
+                    events=np.asarray(self.start_frames["events"], dtype=str),
+                )
             self.text.save(tmp)
 
         return ckpt.save_folder(path, write)
@@ -179,9 +193,11 @@ class WorldModel:
 
     def __repr__(self) -> str:
         c = self.config
-        return (f"WorldModel({c.height}x{c.width}, dim {c.dim} x {c.num_layers} blocks, vae {c.vae.get('type')}, "
-                f"text {c.text_encoder}, {c.sample_steps} steps, task head {'yes' if self.task_head else 'no'}, "
-                f"device {self.device})")
+        return (
+            f"WorldModel({c.height}x{c.width}, dim {c.dim} x {c.num_layers} blocks, vae {c.vae.get('type')}, "
+            f"text {c.text_encoder}, {c.sample_steps} steps, task head {'yes' if self.task_head else 'no'}, "
+            f"device {self.device})"
+        )
 
     # ---- properties ------------------------------------------------------------------------------
     @property
@@ -229,8 +245,9 @@ class WorldModel:
         pose = torch.zeros(1, 4, device=self.device)
         rows = [pose]
         if vocab.is_yume:  # other vocabularies move no camera: the pose stays at the origin
-            moves = torch.as_tensor(actions if actions is not None else np.zeros((len(frames) - 1, 2), np.int64),
-                                    device=self.device)
+            moves = torch.as_tensor(
+                actions if actions is not None else np.zeros((len(frames) - 1, 2), np.int64), device=self.device
+            )
             for a in moves:  # each transition is one sub-move of an env step
                 pose = motion.dead_reckon(pose, a[None], self.frames_per_step, moves=1)[:, 0]
                 rows.append(pose)
@@ -269,7 +286,7 @@ class WorldModel:
         """Sets the event text of the state's worlds (or of world `world`) for the next chunks ("" for
         none); encodes it now if it is new."""
         if not isinstance(text, str):
-            raise TypeError(f"event must be a str (\"\" for none), got {type(text).__name__}")
+            raise TypeError(f'event must be a str ("" for none), got {type(text).__name__}')
         self.text.event_tokens(text)
         for i in range(state.batch_size) if world is None else [int(world)]:
             if text.strip() != state.events[i]:
@@ -293,7 +310,9 @@ class WorldModel:
         c, dev = self.config, self.device
         parts = [states] if isinstance(states, WorldState) else list(states)
         if not parts or not all(isinstance(s, WorldState) for s in parts):
-            raise ValueError(f"step needs a WorldState (from init_state) or a list of them, got {type(states).__name__}")
+            raise ValueError(
+                f"step needs a WorldState (from init_state) or a list of them, got {type(states).__name__}"
+            )
         _check_states_fit(parts, c)
         state = WorldState.cat(parts)
         B = state.batch_size
@@ -310,8 +329,17 @@ class WorldModel:
         h, w = c.latent_hw
         noise = sampler.initial_noise([(c.latent_channels, c.latent_frames_per_chunk, h, w)] * B, generator, dev)
         active = [n >= spread.EVENT_SETTLE_CHUNKS for n in state.chunks_since_event]
-        latents = step_chunk(self.dit, c, state.history, context, noise, action=torch.tensor(flat, device=dev),
-                             poses=poses if c.pose_memory else None, spread_active=active, generator=generator)
+        latents = step_chunk(
+            self.dit,
+            c,
+            state.history,
+            context,
+            noise,
+            action=torch.tensor(flat, device=dev),
+            poses=poses if c.pose_memory else None,
+            spread_active=active,
+            generator=generator,
+        )
         clock.tick("dit")
         state.pose = poses[:, -1]
         state.step_count = [n + 1 for n in state.step_count]
@@ -357,8 +385,10 @@ def _check_states_fit(states: list[WorldState], config: WorldModelConfig) -> Non
         mine, theirs = config.to_dict(), s.config.to_dict()
         diff = sorted(k for k in mine if mine[k] != theirs.get(k) and k not in SAMPLING_FIELDS)
         if diff:
-            raise ValueError(f"this WorldState was made by another model (config differs in {diff}); "
-                             "make states with init_state (or load_state) of the model that steps them")
+            raise ValueError(
+                f"this WorldState was made by another model (config differs in {diff}); "
+                "make states with init_state (or load_state) of the model that steps them"
+            )
 
 
 def _vae_fn(vae: Any, name: str, default: Callable) -> Callable:
@@ -376,7 +406,9 @@ def _lazy_conditioner(config: WorldModelConfig) -> Callable[[], TextConditioner]
     def build() -> TextConditioner:
         encoder = build_text_encoder(config.text_encoder)
         if encoder.dim != config.text_dim:
-            raise ValueError(f"text encoder {config.text_encoder!r} gives {encoder.dim}-d embeddings, config.text_dim is {config.text_dim}")
+            raise ValueError(
+                f"text encoder {config.text_encoder!r} gives {encoder.dim}-d embeddings, config.text_dim is {config.text_dim}"
+            )
         return TextConditioner.build(encoder)
 
     return build
@@ -411,9 +443,10 @@ def _load_start_frames(path: Path, config: WorldModelConfig) -> dict[str, np.nda
         raise ckpt.CheckpointError(f"{path} is not a readable start_frames.npz with 'frames' ({exc})") from exc
     want = (config.height, config.width, 3)
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != want:
-        raise ckpt.CheckpointError(f"{path}: frames must be uint8 (K, {want[0]}, {want[1]}, 3), got {frames.dtype} {frames.shape}")
+        raise ckpt.CheckpointError(
+            f"{path}: frames must be uint8 (K, {want[0]}, {want[1]}, 3), got {frames.dtype} {frames.shape}"
+        )
     events = np.full(len(frames), "", dtype=str) if events is None else events.astype(str)
     if events.shape != (len(frames),):
         raise ckpt.CheckpointError(f"{path}: events must be ({len(frames)},) strings, got shape {events.shape}")
     return {"frames": frames, "events": events}
-

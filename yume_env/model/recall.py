@@ -46,17 +46,23 @@ def pose_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Distance of poses (..., 4) (x, z, yaw, pitch) in units of the tolerances (< 1: the same place)."""
     d = a - b
     dyaw = torch.remainder(d[..., 2] + math.pi, 2 * math.pi) - math.pi
-    return (dyaw.abs() / YAW_TOLERANCE + d[..., 3].abs() / PITCH_TOLERANCE
-            + torch.hypot(d[..., 0], d[..., 1]) / POSITION_TOLERANCE)
+    return (
+        dyaw.abs() / YAW_TOLERANCE
+        + d[..., 3].abs() / PITCH_TOLERANCE
+        + torch.hypot(d[..., 0], d[..., 1]) / POSITION_TOLERANCE
+    )
 
 
 def pose_cell(poses: torch.Tensor) -> torch.Tensor:
     """The bank cell (..., 4) long of poses (..., 4): position on a grid, yaw and pitch in bins
     (a pose dead-reckoned onto a cell's edge stays in the cell above it despite rounding)."""
     yaw = torch.remainder(poses[..., 2], 2 * math.pi)
-    parts = [poses[..., 0] / POSITION_CELL, poses[..., 1] / POSITION_CELL,
-             torch.remainder(torch.floor(yaw / YAW_CELL + 1e-3), round(2 * math.pi / YAW_CELL)),
-             poses[..., 3] / PITCH_CELL]
+    parts = [
+        poses[..., 0] / POSITION_CELL,
+        poses[..., 1] / POSITION_CELL,
+        torch.remainder(torch.floor(yaw / YAW_CELL + 1e-3), round(2 * math.pi / YAW_CELL)),
+        poses[..., 3] / PITCH_CELL,
+    ]
     return torch.stack([torch.floor(p + 1e-3) for p in parts], -1).long()
 
 
@@ -81,9 +87,12 @@ class RecallBank:
     def empty(cls, batch: int, like: torch.Tensor, size: int = BANK_SIZE) -> "RecallBank":
         """Empty banks for latents shaped like `like` (C, h, w) (its dtype and device)."""
         C, h, w = like.shape
-        return cls(like.new_zeros(batch, C, size, h, w), like.new_zeros(batch, size, 4, dtype=torch.float32),
-                   torch.full((batch, size), -1, dtype=torch.long, device=like.device),
-                   torch.zeros(batch, dtype=torch.long, device=like.device))
+        return cls(
+            like.new_zeros(batch, C, size, h, w),
+            like.new_zeros(batch, size, 4, dtype=torch.float32),
+            torch.full((batch, size), -1, dtype=torch.long, device=like.device),
+            torch.zeros(batch, dtype=torch.long, device=like.device),
+        )
 
     @property
     def batch_size(self) -> int:
@@ -159,8 +168,12 @@ class RecallBank:
         return RecallBank(self.latents.clone(), self.poses.clone(), self.stamp.clone(), self.inserted.clone())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"latents": self.latents.clone(), "poses": self.poses.clone(), "stamp": self.stamp.clone(),
-                "inserted": self.inserted.clone()}
+        return {
+            "latents": self.latents.clone(),
+            "poses": self.poses.clone(),
+            "stamp": self.stamp.clone(),
+            "inserted": self.inserted.clone(),
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RecallBank":

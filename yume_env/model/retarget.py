@@ -23,8 +23,9 @@ from yume_env.model.tscm import get_schedule
 NEW_PARTS = ("patch_embedding_", "pose_embedding.")  # the weights a retargeted DiT may lack
 
 
-def retarget(world, *, tscm_schedule: str | None = None, pose_memory: bool | None = None,
-             recall_frames: int | None = None):
+def retarget(
+    world, *, tscm_schedule: str | None = None, pose_memory: bool | None = None, recall_frames: int | None = None
+):
     """A new `WorldModel` like `world` (same VAE, text, task head, start frames; copied DiT weights)
     with the given TSCM schedule, pose memory and recalled views (None: the world's own). `world`
     is unchanged. Recall adds no weights (recalled views go through the patch and pose embeddings)."""
@@ -45,8 +46,10 @@ def retarget(world, *, tscm_schedule: str | None = None, pose_memory: bool | Non
     shared = {k: v for k, v in trained.items() if k in own}
     missing = sorted(set(own) - set(shared))
     if any(not k.startswith(NEW_PARTS) for k in missing):
-        raise ValueError(f"retarget: the DiT's weights {missing} are new but are not history or pose embedders; "
-                         "the two configs differ in more than the memory layout")
+        raise ValueError(
+            f"retarget: the DiT's weights {missing} are new but are not history or pose embedders; "
+            "the two configs differ in more than the memory layout"
+        )
     dit.load_state_dict({**own, **shared})
     embedders = {k.rsplit(".", 1)[0] for k in missing if k.startswith("patch_embedding_")}
     dit.init_history_embedders(embedders)  # after the load: from the trained patch embedding

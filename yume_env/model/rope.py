@@ -41,9 +41,7 @@ def rope_angles(positions: torch.Tensor, head_dim: int, theta: float = 10000.0) 
     return torch.cat([pos[..., i : i + 1] * inv[i] for i in range(3)], dim=-1)
 
 
-def rope_cos_sin(
-    positions: torch.Tensor, head_dim: int, theta: float = 10000.0
-) -> tuple[torch.Tensor, torch.Tensor]:
+def rope_cos_sin(positions: torch.Tensor, head_dim: int, theta: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
     """cos and sin (float32, (..., head_dim // 2)) of the angles for positions (..., 3)."""
     angles = rope_angles(positions, head_dim, theta)
     return angles.cos().float(), angles.sin().float()

@@ -87,8 +87,9 @@ def initial_noise(
     return torch.stack(draws).to(device=device, dtype=dtype)
 
 
-def renoise_step(x: torch.Tensor, velocity: torch.Tensor, sigma: float, sigma_next: float, amount: float,
-                 fresh: torch.Tensor) -> torch.Tensor:
+def renoise_step(
+    x: torch.Tensor, velocity: torch.Tensor, sigma: float, sigma_next: float, amount: float, fresh: torch.Tensor
+) -> torch.Tensor:
     """A stochastic step from `sigma` to `sigma_next`: the implied clean sample x0 = x - sigma * v is
     noised again to `sigma_next` with its implied noise eps = x0 + v, of which a share `amount` (in
     [0, 1], by variance) is replaced by `fresh` noise. amount 0 is the Euler step."""
@@ -98,8 +99,13 @@ def renoise_step(x: torch.Tensor, velocity: torch.Tensor, sigma: float, sigma_ne
     return (1.0 - float(sigma_next)) * x0 + float(sigma_next) * eps
 
 
-def sample(denoise: Denoiser, noise: torch.Tensor, sigmas: torch.Tensor, renoise: float = 0.0,
-           draw_noise: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:
+def sample(
+    denoise: Denoiser,
+    noise: torch.Tensor,
+    sigmas: torch.Tensor,
+    renoise: float = 0.0,
+    draw_noise: Callable[[], torch.Tensor] | None = None,
+) -> torch.Tensor:
     """Integrates from `noise` (sigma = sigmas[0]) to sigmas[-1]: Euler steps, or with `renoise` > 0
     stochastic steps (`renoise_step`) whose fresh noise comes from `draw_noise()` (shaped like `noise`).
 

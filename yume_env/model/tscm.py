@@ -291,9 +291,7 @@ def keep_positions(schedule: str | Schedule, n_history: int, n_new: int) -> tupl
     return tuple(pos[f] for f in frames_to_keep(schedule, n_history + n_new))
 
 
-def append_history(
-    schedule: str | Schedule, kept: torch.Tensor, n_history: int, new: torch.Tensor
-) -> torch.Tensor:
+def append_history(schedule: str | Schedule, kept: torch.Tensor, n_history: int, new: torch.Tensor) -> torch.Tensor:
     """Bounded history storage: add `new` latents (C, n, h, w) to `kept` (C, K, h, w), which holds
     `frames_to_keep(schedule, n_history)`, and return the frames kept at n_history + n.
 

@@ -110,6 +110,6 @@ def encode_clips(vae: nn.Module, frames: torch.Tensor, chunk: int = 512) -> torc
     """uint8 (n, T, H, W, 3) -> normalised latents (n, C, T, h, w) (1x temporal VAE), float32."""
     n, T = frames.shape[:2]
     flat = frames.reshape(n * T, 1, *frames.shape[2:])
-    parts = [vae.encode(frames_to_tensor(flat[i:i + chunk], device=frames.device)) for i in range(0, n * T, chunk)]
+    parts = [vae.encode(frames_to_tensor(flat[i : i + chunk], device=frames.device)) for i in range(0, n * T, chunk)]
     z = torch.cat(parts)[:, :, 0]  # (n*T, C, h, w)
     return z.reshape(n, T, *z.shape[1:]).transpose(1, 2).float().contiguous()

@@ -28,9 +28,11 @@ class PixelCodec(VideoVAE):
     def from_config(cls, vae_config: dict, latent_channels: int) -> "PixelCodec":
         codec = cls(int(vae_config.get("spatial_compression", 8)))
         if codec.latent_channels != latent_channels:
-            raise ValueError(f"a pixel codec with spatial_compression {codec.spatial_compression} makes "
-                             f"{codec.latent_channels} latent channels (3 x s x s); set latent_channels to that, "
-                             f"got {latent_channels}")
+            raise ValueError(
+                f"a pixel codec with spatial_compression {codec.spatial_compression} makes "
+                f"{codec.latent_channels} latent channels (3 x s x s); set latent_channels to that, "
+                f"got {latent_channels}"
+            )
         return codec
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:

@@ -37,11 +37,15 @@ class Encoder(nn.Module):
         super().__init__()
         c0, c1, c2 = channels
         self.net = nn.Sequential(
-            nn.Conv2d(3, c0, 3, padding=1), nn.SiLU(),
-            nn.Conv2d(c0, c1, 4, stride=2, padding=1), nn.SiLU(),  # H/2
-            nn.Conv2d(c1, c2, 4, stride=2, padding=1), nn.SiLU(),  # H/4
+            nn.Conv2d(3, c0, 3, padding=1),
+            nn.SiLU(),
+            nn.Conv2d(c0, c1, 4, stride=2, padding=1),
+            nn.SiLU(),  # H/2
+            nn.Conv2d(c1, c2, 4, stride=2, padding=1),
+            nn.SiLU(),  # H/4
             nn.Conv2d(c2, c2, 4, stride=2, padding=1),  # H/8
-            ResBlock(c2), nn.SiLU(),
+            ResBlock(c2),
+            nn.SiLU(),
             nn.Conv2d(c2, latent_channels, 3, padding=1),
         )
 
@@ -57,12 +61,19 @@ class Decoder(nn.Module):
         c0, c1, c2 = channels
         self.conv_in = nn.Conv2d(2 * latent_channels, c2, 3, padding=1)  # [previous latent, latent]
         self.net = nn.Sequential(
-            ResBlock(c2), nn.SiLU(),
-            nn.Conv2d(c2, 4 * c1, 3, padding=1), nn.PixelShuffle(2),  # H/4
-            ResBlock(c1), nn.SiLU(),
-            nn.Conv2d(c1, 4 * c0, 3, padding=1), nn.PixelShuffle(2), nn.SiLU(),  # H/2
-            nn.Conv2d(c0, c0, 3, padding=1), nn.SiLU(),
-            nn.Conv2d(c0, 4 * 3, 3, padding=1), nn.PixelShuffle(2),  # H
+            ResBlock(c2),
+            nn.SiLU(),
+            nn.Conv2d(c2, 4 * c1, 3, padding=1),
+            nn.PixelShuffle(2),  # H/4
+            ResBlock(c1),
+            nn.SiLU(),
+            nn.Conv2d(c1, 4 * c0, 3, padding=1),
+            nn.PixelShuffle(2),
+            nn.SiLU(),  # H/2
+            nn.Conv2d(c0, c0, 3, padding=1),
+            nn.SiLU(),
+            nn.Conv2d(c0, 4 * 3, 3, padding=1),
+            nn.PixelShuffle(2),  # H
         )
 
     def forward(self, z: torch.Tensor, z_prev: torch.Tensor) -> torch.Tensor:  # (N, C, h, w) x2 -> (N, 3, H, W)
@@ -90,8 +101,11 @@ class TinyVAE(VideoVAE):
     def from_config(cls, vae_config: dict, latent_channels: int) -> "TinyVAE":
         """From `config.vae` ({"type": "tiny", "spatial_compression": 8, "temporal_compression": 1,
         "channels": [c0, c1, c2], "latent_channels": C}); widths default to DEFAULT_CHANNELS."""
-        for key, want in (("spatial_compression", cls.spatial_compression), ("temporal_compression", cls.temporal_compression),
-                          ("latent_channels", latent_channels)):
+        for key, want in (
+            ("spatial_compression", cls.spatial_compression),
+            ("temporal_compression", cls.temporal_compression),
+            ("latent_channels", latent_channels),
+        ):
             if int(vae_config.get(key, want)) != want:
                 raise ValueError(f"the tiny VAE has {key} {want}, config.vae asks for {vae_config[key]}")
         return cls(latent_channels, vae_config.get("channels", DEFAULT_CHANNELS))

@@ -63,9 +63,16 @@ class WorldState:
         stack, split = self.cache_ops
         caches = split(self.vae_cache, self.batch_size)
         index = torch.as_tensor(idx, dtype=torch.long, device=self.pose.device)
-        return WorldState(self.history.rows(idx), stack([caches[i] for i in idx]), self.pose[index], self.origin[index],
-                          [self.events[i] for i in idx], [self.step_count[i] for i in idx],
-                          [self.chunks_since_event[i] for i in idx], self.cache_ops)
+        return WorldState(
+            self.history.rows(idx),
+            stack([caches[i] for i in idx]),
+            self.pose[index],
+            self.origin[index],
+            [self.events[i] for i in idx],
+            [self.step_count[i] for i in idx],
+            [self.chunks_since_event[i] for i in idx],
+            self.cache_ops,
+        )
 
     def split(self) -> list["WorldState"]:
         """One state per world."""
@@ -80,9 +87,16 @@ class WorldState:
             return states[0]
         stack, split = states[0].cache_ops
         caches = [c for s in states for c in split(s.vae_cache, s.batch_size)]
-        return WorldState(History.cat([s.history for s in states]), stack(caches), torch.cat([s.pose for s in states]),
-                          torch.cat([s.origin for s in states]), [e for s in states for e in s.events], [n for s in states for n in s.step_count],
-                          [n for s in states for n in s.chunks_since_event], states[0].cache_ops)
+        return WorldState(
+            History.cat([s.history for s in states]),
+            stack(caches),
+            torch.cat([s.pose for s in states]),
+            torch.cat([s.origin for s in states]),
+            [e for s in states for e in s.events],
+            [n for s in states for n in s.step_count],
+            [n for s in states for n in s.chunks_since_event],
+            states[0].cache_ops,
+        )
 
     def set_rows(self, idx: list[int], other: "WorldState") -> None:
         """Overwrites worlds `idx` with the worlds of `other`, in place."""
@@ -105,9 +119,16 @@ class WorldState:
 
     def clone(self) -> "WorldState":
         """An independent copy (stepping one never changes the other)."""
-        return WorldState(self.history.clone(), _clone_cache(self.vae_cache), self.pose.clone(), self.origin.clone(),
-                          list(self.events),
-                          list(self.step_count), list(self.chunks_since_event), self.cache_ops)
+        return WorldState(
+            self.history.clone(),
+            _clone_cache(self.vae_cache),
+            self.pose.clone(),
+            self.origin.clone(),
+            list(self.events),
+            list(self.step_count),
+            list(self.chunks_since_event),
+            self.cache_ops,
+        )
 
     # ---- reports ---------------------------------------------------------------------------------
     def memory_stats(self) -> list[dict[str, int]]:
@@ -117,13 +138,16 @@ class WorldState:
         the channel stream, grows in O(1) storage)."""
         h = self.history
         tokens = h.tokens()
-        return [{
-            "history_chunks": int(self.step_count[i]),
-            "history_latents": int(h.n_history[i]),
-            "stored_latents": int(h.latents[i].shape[1]),
-            "memory_tokens": int(tokens[i]),
-            "channel_tokens": int(h.memory[i].n_tokens) if h.memory is not None and h.memory[i] is not None else 0,
-        } for i in range(self.batch_size)]
+        return [
+            {
+                "history_chunks": int(self.step_count[i]),
+                "history_latents": int(h.n_history[i]),
+                "stored_latents": int(h.latents[i].shape[1]),
+                "memory_tokens": int(tokens[i]),
+                "channel_tokens": int(h.memory[i].n_tokens) if h.memory is not None and h.memory[i] is not None else 0,
+            }
+            for i in range(self.batch_size)
+        ]
 
     # ---- saving ----------------------------------------------------------------------------------
     def to_dict(self) -> list[dict[str, Any]]:
@@ -132,22 +156,30 @@ class WorldState:
         stack, split = self.cache_ops
         caches = split(self.vae_cache, self.batch_size)
         fingerprint = config_fingerprint(self.config)
-        return [{
-            "format": STATE_FORMAT,
-            "config_fingerprint": fingerprint,
-            **self.history.world_dict(i),
-            "vae_cache": _clone_cache(caches[i]),
-            "pose": self.pose[i].clone(),
-            "origin": self.origin[i].clone(),
-            "event": self.events[i],
-            "step_count": int(self.step_count[i]),
-            "chunks_since_event": int(self.chunks_since_event[i]),
-        } for i in range(self.batch_size)]
+        return [
+            {
+                "format": STATE_FORMAT,
+                "config_fingerprint": fingerprint,
+                **self.history.world_dict(i),
+                "vae_cache": _clone_cache(caches[i]),
+                "pose": self.pose[i].clone(),
+                "origin": self.origin[i].clone(),
+                "event": self.events[i],
+                "step_count": int(self.step_count[i]),
+                "chunks_since_event": int(self.chunks_since_event[i]),
+            }
+            for i in range(self.batch_size)
+        ]
 
     @classmethod
-    def from_dict(cls, config: WorldModelConfig, worlds: list[dict[str, Any]] | dict[str, Any],
-                  cache_ops: tuple[Callable, Callable] = (stack_caches, split_cache),
-                  where: str = "saved world", cache_layout: Any = ANY_CACHE) -> "WorldState":
+    def from_dict(
+        cls,
+        config: WorldModelConfig,
+        worlds: list[dict[str, Any]] | dict[str, Any],
+        cache_ops: tuple[Callable, Callable] = (stack_caches, split_cache),
+        where: str = "saved world",
+        cache_layout: Any = ANY_CACHE,
+    ) -> "WorldState":
         """The state of worlds saved by `to_dict` (a list of dicts, or one). Every world is checked
         first (`state_checks.check_world_dict`: made by this config's model, shapes, finite values,
         the VAE stream cache against `cache_layout` if given); errors name `where` (with the
@@ -159,9 +191,12 @@ class WorldState:
             check_world_dict(config, d, where if len(worlds) == 1 else f"{where} {i}", cache_layout)
         stack, _ = cache_ops
         return cls(
-            History.from_world_dicts(config, worlds), stack([_clone_cache(d["vae_cache"]) for d in worlds]),
+            History.from_world_dicts(config, worlds),
+            stack([_clone_cache(d["vae_cache"]) for d in worlds]),
             torch.stack([torch.as_tensor(d["pose"], dtype=torch.float32) for d in worlds]),
             torch.stack([torch.as_tensor(d["origin"], dtype=torch.float32) for d in worlds]),
-            [str(d["event"]) for d in worlds], [int(d["step_count"]) for d in worlds],
-            [int(d.get("chunks_since_event", SETTLED)) for d in worlds], cache_ops,
+            [str(d["event"]) for d in worlds],
+            [int(d["step_count"]) for d in worlds],
+            [int(d.get("chunks_since_event", SETTLED)) for d in worlds],
+            cache_ops,
         )

@@ -57,14 +57,23 @@ def step_chunk(
 
     steps = c.sample_steps if sample_steps is None else int(sample_steps)
     shapes = [tuple(noise.shape[1:])] * noise.shape[0]
-    latents = sampler.sample(velocity, noise, sampler.sigma_schedule(steps, c.shift), c.sample_renoise,
-                             lambda: sampler.initial_noise(shapes, generator, noise.device, noise.dtype))
+    latents = sampler.sample(
+        velocity,
+        noise,
+        sampler.sigma_schedule(steps, c.shift),
+        c.sample_renoise,
+        lambda: sampler.initial_noise(shapes, generator, noise.device, noise.dtype),
+    )
     if c.spread_gain_max > 1.0:  # before the append: the reference is the chunk before this one
         active = [True] * history.batch_size if spread_active is None else list(spread_active)
         if any(active):
             reference = spread.reference_spread(history.tail(c.latent_frames_per_chunk), c.latent_frames_per_chunk)
-            latents = spread.keep_spread(latents, reference.to(latents.device), c.spread_gain_max,
-                                         active=None if all(active) else host_tensor(active, latents.device))
+            latents = spread.keep_spread(
+                latents,
+                reference.to(latents.device),
+                c.spread_gain_max,
+                active=None if all(active) else host_tensor(active, latents.device),
+            )
     history.append(dit, latents.detach(), poses)
     return latents
 

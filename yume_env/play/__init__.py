@@ -57,7 +57,9 @@ def serve(
     if max_steps_per_s is None:
         max_steps_per_s = float(env.unwrapped.metadata.get("render_fps", 8))
     model_name = str(model) if isinstance(model, (str, os.PathLike)) else None
-    session = PlaySession(env, model_name=model_name, seed=seed, max_steps_per_s=max_steps_per_s, frame_format=frame_format)
+    session = PlaySession(
+        env, model_name=model_name, seed=seed, max_steps_per_s=max_steps_per_s, frame_format=frame_format
+    )
     try:
         server = PlayServer(session, host=host, port=port, allow_remote=allow_remote)
     except BaseException:

@@ -57,7 +57,9 @@ def to_data_url(data: bytes, fmt: str = "png") -> str:
 def from_data_url(url: str) -> bytes:
     """'data:image/...;base64,XXXX' (or bare base64) -> bytes; ValueError with the reason otherwise."""
     if not isinstance(url, str):
-        raise ValueError(f"image must be a base64 data URL string (data:image/png;base64,...), got {type(url).__name__}")
+        raise ValueError(
+            f"image must be a base64 data URL string (data:image/png;base64,...), got {type(url).__name__}"
+        )
     payload = url.split(",", 1)[1] if url.startswith("data:") and "," in url else url
     if url.startswith("data:") and ";base64" not in url.split(",", 1)[0]:
         raise ValueError("image data URL must be base64-encoded (data:image/png;base64,...)")

@@ -83,8 +83,9 @@ def check_host(headers: Message, allowed: frozenset[str] | None) -> str:
     if allowed is not None and host.lower() not in allowed:
         names = ", ".join(sorted(allowed))
         raise HttpError(
-            403, f"this server answers only requests addressed to {names}, not {_echo(host)} "
-            "(a page of another site cannot use it; see --allow-remote)"
+            403,
+            f"this server answers only requests addressed to {names}, not {_echo(host)} "
+            "(a page of another site cannot use it; see --allow-remote)",
         )
     return host
 
@@ -117,8 +118,9 @@ def check_session(headers: Message, query: dict[str, str], method: str, token: s
     if not sent or not secrets.compare_digest(sent.encode(), token.encode()):
         what = "a wrong" if sent else "no"
         raise HttpError(
-            403, f"the request has {what} session token ({SESSION_HEADER}); reload the page "
-            "(the token changes each time `yume-env play` starts)"
+            403,
+            f"the request has {what} session token ({SESSION_HEADER}); reload the page "
+            "(the token changes each time `yume-env play` starts)",
         )
 
 

@@ -31,8 +31,14 @@ START_IMAGE_NAME = "yume-play-start.png"  # the file name of the start picture d
 class Recording:
     """The current branch's history from its reset. Not thread-safe: the session's lock guards it."""
 
-    def __init__(self, seed: int | None, model: str | None, first_frame: bytes, image_png: bytes | None = None,
-                 vocabulary: ActionVocabulary = YUME):
+    def __init__(
+        self,
+        seed: int | None,
+        model: str | None,
+        first_frame: bytes,
+        image_png: bytes | None = None,
+        vocabulary: ActionVocabulary = YUME,
+    ):
         self.seed = seed
         self.model = model
         self.vocabulary = vocabulary  # the world's actions, which the log is written in

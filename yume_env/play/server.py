@@ -124,7 +124,11 @@ class PlayServer(ThreadingHTTPServer):
             "cameras": list(A.CAMERAS),
             # the world's actions: choices per component and their names ([] when it has none: the page
             # shows numbers); Yume's keys x camera moves get the WASD + arrows page
-            "vocabulary": {"nvec": list(vocab.nvec), "names": [list(row) for row in vocab.names], "is_yume": vocab.is_yume},
+            "vocabulary": {
+                "nvec": list(vocab.nvec),
+                "names": [list(row) for row in vocab.names],
+                "is_yume": vocab.is_yume,
+            },
             "frame_size": list(s.frame_size),
             "frames_per_step": s.frames_per_step,
             "render_fps": s.render_fps,
@@ -357,7 +361,9 @@ class PlayHandler(BaseHTTPRequestHandler):
     def download_actions(self) -> None:
         self._owned()
         body = format_action_log(self.server.session.action_log()).encode()
-        self._send(200, body, "application/json", {"Content-Disposition": 'attachment; filename="yume-play-actions.json"'})
+        self._send(
+            200, body, "application/json", {"Content-Disposition": 'attachment; filename="yume-play-actions.json"'}
+        )
 
     def download_start_image(self) -> None:
         self._owned()

@@ -40,8 +40,10 @@ def parse_action(body: Any, vocabulary: ActionVocabulary = YUME) -> tuple[int, .
     bad = [i for i, (v, n) in enumerate(zip(value, vocabulary.nvec)) if not 0 <= v < n]
     if bad:
         i = bad[0]
-        raise ValueError(f"'action' {value!r} is out of range: action must be {want}; component {i} is {value[i]}, "
-                         f"not in [0, {vocabulary.nvec[i]})")
+        raise ValueError(
+            f"'action' {value!r} is out of range: action must be {want}; component {i} is {value[i]}, "
+            f"not in [0, {vocabulary.nvec[i]})"
+        )
     return tuple(value)
 
 

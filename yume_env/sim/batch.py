@@ -22,9 +22,9 @@ import torch
 from ..actions import NUM_CAMERAS, NUM_KEYS
 from . import task
 from .backend import Backend
-from .pose import c2w
 from .events import RAMP_FRAMES, check_event, effect_intensities, event_index, match_event
 from .motion import sub_frame_move
+from .pose import c2w
 from .render import Renderer, RenderState
 
 
@@ -42,9 +42,17 @@ class BatchStep:
 class BatchSimulator:
     """B worlds stepped and rendered together; each world has its own city, beacon and event."""
 
-    def __init__(self, batch: int, height: int = 64, width: int = 64, sub_frames: int = 2,
-                 device: str | torch.device = "cpu", seed: int | None = None,
-                 reach_radius: float = task.REACH_RADIUS, reach_bonus: float = 10.0):
+    def __init__(
+        self,
+        batch: int,
+        height: int = 64,
+        width: int = 64,
+        sub_frames: int = 2,
+        device: str | torch.device = "cpu",
+        seed: int | None = None,
+        reach_radius: float = task.REACH_RADIUS,
+        reach_bonus: float = 10.0,
+    ):
         if int(batch) != batch or batch < 1:
             raise ValueError(f"batch must be a positive integer, got {batch!r}")
         if int(sub_frames) != sub_frames or sub_frames < 1:
@@ -67,8 +75,13 @@ class BatchSimulator:
         if not self._allocated:
             idx = np.arange(B)
             self._np = {
-                "x": np.zeros(B), "z": np.zeros(B), "yaw": np.zeros(B), "pitch": np.zeros(B),
-                "seed": np.zeros(B, np.int64), "beacon": np.zeros((B, 2)), "ghost": np.zeros((B, 2)),
+                "x": np.zeros(B),
+                "z": np.zeros(B),
+                "yaw": np.zeros(B),
+                "pitch": np.zeros(B),
+                "seed": np.zeros(B, np.int64),
+                "beacon": np.zeros((B, 2)),
+                "ghost": np.zeros((B, 2)),
                 "sun": np.zeros((B, 3), np.float32),
             }
             self.frame_count = np.zeros(B, np.int64)
@@ -103,8 +116,12 @@ class BatchSimulator:
         """Start event `text` (one text for all, or one per index) at the next step."""
         idx = range(self.batch) if indices is None else [int(i) for i in np.asarray(indices).reshape(-1)]
         if not isinstance(text, (str, list, tuple, np.ndarray)):
-            raise TypeError(f"set_event text must be a str (\"\" for none) or a list of them, got {type(text).__name__}")
-        texts = [text] * len(idx) if isinstance(text, str) else [check_event(t, f"set_event text {j}") for j, t in enumerate(text)]
+            raise TypeError(f'set_event text must be a str ("" for none) or a list of them, got {type(text).__name__}')
+        texts = (
+            [text] * len(idx)
+            if isinstance(text, str)
+            else [check_event(t, f"set_event text {j}") for j, t in enumerate(text)]
+        )
         if len(texts) != len(idx):
             raise ValueError(f"set_event got {len(texts)} texts for {len(idx)} worlds")
         for i, t in zip(idx, texts):
@@ -142,7 +159,8 @@ class BatchSimulator:
         frames, poses, masks = [], [], []
         for _ in range(self.sub_frames):
             self.x, self.z, self.yaw, self.pitch = sub_frame_move(
-                self.b, self.x, self.z, self.yaw, self.pitch, a[:, 0], a[:, 1], self.seed, self.sub_frames)
+                self.b, self.x, self.z, self.yaw, self.pitch, a[:, 0], a[:, 1], self.seed, self.sub_frames
+            )
             self.frame_count += 1
             out = self.renderer.render(self._render_state(), ghost_mask=ghost_mask)
             rgb, ghost = out if ghost_mask else (out, None)
@@ -154,8 +172,15 @@ class BatchSimulator:
         newly = (after <= self.reach_radius) & ~self.reached
         reward = (before - after) + newly.float() * self.reach_bonus
         self.reached = self.reached | newly
-        return BatchStep(torch.stack(frames, 1), torch.stack(poses, 1), reward, after, self.reached.clone(), self.events,
-                         torch.stack(masks, 1) if ghost_mask else None)
+        return BatchStep(
+            torch.stack(frames, 1),
+            torch.stack(poses, 1),
+            reward,
+            after,
+            self.reached.clone(),
+            self.events,
+            torch.stack(masks, 1) if ghost_mask else None,
+        )
 
     # -- internals ------------------------------------------------------------------------
     def _start_event(self, i: int, text: str, full: bool) -> None:
@@ -186,8 +211,15 @@ class BatchSimulator:
         fx = effect_intensities(self.event_idx, self.frame_count - self.event_start - 1)
         f = lambda v: v.float()  # noqa: E731
         return RenderState(
-            x=f(self.x), z=f(self.z), yaw=f(self.yaw), pitch=f(self.pitch), seed=self.seed, sun=self.sun,
+            x=f(self.x),
+            z=f(self.z),
+            yaw=f(self.yaw),
+            pitch=f(self.pitch),
+            seed=self.seed,
+            sun=self.sun,
             time=torch.as_tensor(self.frame_count, dtype=torch.float32, device=self.device),
-            effects=torch.as_tensor(fx, device=self.device), beacon=f(self.beacon),
-            beacon_on=torch.ones(self.batch, device=self.device), ghost=f(self.ghost),
+            effects=torch.as_tensor(fx, device=self.device),
+            beacon=f(self.beacon),
+            beacon_on=torch.ones(self.batch, device=self.device),
+            ghost=f(self.ghost),
         )

@@ -58,7 +58,7 @@ def check_event(text: object, what: str = "event") -> str:
     """`text` if it is an event text (a str, "" for none); TypeError naming `what` and the type
     otherwise (a number or None is not turned into text)."""
     if not isinstance(text, str):
-        raise TypeError(f"{what} must be a str (\"\" for none), got {type(text).__name__}")
+        raise TypeError(f'{what} must be a str ("" for none), got {type(text).__name__}')
     return text
 
 

@@ -87,7 +87,9 @@ def material_table(b: Backend, effects, sun_up):
     # Night: everything non-emissive darkens; windows light up.
     dark = 1 - NIGHT_DARK * fx["night"]
     t = t * (dark + (1 - dark) * b.clip(emissive, 0.0, 1.0))
-    t = xp.where(ids == LIT_WINDOW, t[:, GLASS:GLASS + 1] * (1 - fx["night"]) + b.asarray(_BASE[LIT_WINDOW]) * fx["night"], t)
+    t = xp.where(
+        ids == LIT_WINDOW, t[:, GLASS : GLASS + 1] * (1 - fx["night"]) + b.asarray(_BASE[LIT_WINDOW]) * fx["night"], t
+    )
     t = xp.where(ids == SKYLINE, t * (1 - fx["night"]) + b.asarray(NIGHT_SKY) * (0.6 * fx["night"]), t)
     # Sky rows: the day gradient, night, then storm grey for snow and rain.
     s = (b.arange(SKY_LEVELS, b.f32) / (SKY_LEVELS - 1))[None, :, None]  # (1, SKY_LEVELS, 1)

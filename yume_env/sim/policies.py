@@ -79,8 +79,16 @@ class WalkPolicy(Policy):
         n = int(start.sum())
         if n:
             r = self.rng.random(n)
-            key = np.where(r < 0.7, W, self.rng.choice([W, NONE, KEYS.index("W+A"), KEYS.index("W+D"), KEYS.index("A"), KEYS.index("D")], n))
-            cam = np.where(r < 0.55, STILL, self.rng.choice([RIGHT, LEFT, RIGHT, LEFT, UP, DOWN, CAMERAS.index("↑→"), CAMERAS.index("↓←")], n))
+            key = np.where(
+                r < 0.7,
+                W,
+                self.rng.choice([W, NONE, KEYS.index("W+A"), KEYS.index("W+D"), KEYS.index("A"), KEYS.index("D")], n),
+            )
+            cam = np.where(
+                r < 0.55,
+                STILL,
+                self.rng.choice([RIGHT, LEFT, RIGHT, LEFT, UP, DOWN, CAMERAS.index("↑→"), CAMERAS.index("↓←")], n),
+            )
             self.action[start] = np.stack([key, cam], -1)
             self.left[start] = self.rng.integers(2, 7, n)
         self.left -= 1

@@ -167,8 +167,10 @@ class Renderer:
         px, pz = st.x / CELL, st.z / CELL
         cx, cz = b.i(xp.floor(px)), b.i(xp.floor(pz))
         heights, colours, styles = self._memo(
-            "cells", (cx, cz, st.seed),
-            lambda: cell_info(b, cx[:, None] + self.off_x[None], cz[:, None] + self.off_z[None], st.seed[:, None]))
+            "cells",
+            (cx, cz, st.seed),
+            lambda: cell_info(b, cx[:, None] + self.off_x[None], cz[:, None] + self.off_z[None], st.seed[:, None]),
+        )
         dirx = xp.where(xp.abs(dirx) < 1e-6, 1e-6, dirx)
         dirz = xp.where(xp.abs(dirz) < 1e-6, 1e-6, dirz)
         ddx, ddz = xp.abs(1.0 / dirx), xp.abs(1.0 / dirz)
@@ -252,14 +254,18 @@ class Renderer:
         # Kind of the 5x5 periods around the camera, looked up per pixel (parks and plazas).
         pi, pk = b.i(xp.floor(st.x / PERIOD)), b.i(xp.floor(st.z / PERIOD))
         off = b.arange(5) - 2
-        kinds = block_kind(b, pi[:, None, None] + off[None, :, None], pk[:, None, None] + off[None, None, :], st.seed[:, None, None])
+        kinds = block_kind(
+            b, pi[:, None, None] + off[None, :, None], pk[:, None, None] + off[None, None, :], st.seed[:, None, None]
+        )
         qi = b.clip(b.i(fqx) - pi[:, None, None] + 2, 0, 4)
         qk = b.clip(b.i(fqz) - pk[:, None, None] + 2, 0, 4)
         kind = b.gather_rows(kinds.reshape(kinds.shape[0], 25), qi * 5 + qk)
         lane = ((xp.abs(lx - 6.0) < 0.12) & (lz >= STREET) & (b.frac(lz * 0.25) < 0.5)) | (
             (xp.abs(lz - 6.0) < 0.12) & (lx >= STREET) & (b.frac(lx * 0.25) < 0.5)
         )
-        cross = (rx & (lz >= 12.6) & (lz < 15.0) & (b.frac(lx) < 0.5)) | (rz & (lx >= 12.6) & (lx < 15.0) & (b.frac(lz) < 0.5))
+        cross = (rx & (lz >= 12.6) & (lz < 15.0) & (b.frac(lx) < 0.5)) | (
+            rz & (lx >= 12.6) & (lx < 15.0) & (b.frac(lz) < 0.5)
+        )
         mat = xp.where(rx | rz, M.ROAD, M.SIDEWALK)
         mat = xp.where(block, xp.where(kind == 1, M.GRASS, M.PLAZA), mat)
         mat = xp.where(lane, M.LANE, mat)
@@ -298,8 +304,10 @@ class Renderer:
         ghost_on = fx["ghost"]
         period = (xp.floor(st.x / PERIOD), xp.floor(st.z / PERIOD))
         pos, par = self._memo(
-            "sprites", period + (st.seed, st.effects, st.beacon, st.beacon_on, st.ghost),
-            lambda: S.sprite_table(b, st.x, st.z, st.seed, fx["lights"], st.beacon, st.beacon_on, st.ghost, ghost_on))
+            "sprites",
+            period + (st.seed, st.effects, st.beacon, st.beacon_on, st.ghost),
+            lambda: S.sprite_table(b, st.x, st.z, st.seed, fx["lights"], st.beacon, st.beacon_on, st.ghost, ghost_on),
+        )
         rx = pos[..., 0] - st.x[:, None]
         rz = pos[..., 1] - st.z[:, None]
         sdepth = rx * sy[:, None] + rz * cy[:, None]  # (B, S) distance along the view axis
@@ -328,9 +336,13 @@ class Renderer:
                 c = np.nonzero(present.any(axis=(0, 1)))[0]
                 cols = slice(None) if len(c) > 0.7 * W else c
                 d_min = float(d[present].min())
-                top = float(np.max(np.maximum(p[..., S.P_POLE_H], p[..., S.P_BLOB_H] + p[..., S.P_BLOB_RY])[present[:, 0]]))
+                top = float(
+                    np.max(np.maximum(p[..., S.P_POLE_H], p[..., S.P_BLOB_H] + p[..., S.P_BLOB_RY])[present[:, 0]])
+                )
                 a_any = a[:, :, 0].max(0), a[:, :, 0].min(0)
-                r = np.nonzero((a_any[0] >= -EYE_HEIGHT / d_min - 1e-3) & (a_any[1] <= (top - EYE_HEIGHT) / d_min + 1e-3))[0]
+                r = np.nonzero(
+                    (a_any[0] >= -EYE_HEIGHT / d_min - 1e-3) & (a_any[1] <= (top - EYE_HEIGHT) / d_min + 1e-3)
+                )[0]
                 rows = slice(int(r[0]), int(r[-1]) + 1) if len(r) else slice(0, 0)
             d, lat, p = d[..., cols], lat[..., cols], p[:, cols]
             ghost = p[:, None, :, S.P_POLE_MAT] == M.GHOST  # (B, 1, Wc)

@@ -44,8 +44,15 @@ class Simulator:
     `world_seed` (1,) int64, `reach_radius`, `step_count`, `reached`.
     """
 
-    def __init__(self, height: int = 64, width: int = 64, sub_frames: int = 2, seed: int | None = None,
-                 reach_radius: float = task.REACH_RADIUS, reach_bonus: float = 10.0):
+    def __init__(
+        self,
+        height: int = 64,
+        width: int = 64,
+        sub_frames: int = 2,
+        seed: int | None = None,
+        reach_radius: float = task.REACH_RADIUS,
+        reach_bonus: float = 10.0,
+    ):
         if int(sub_frames) != sub_frames or sub_frames < 1:
             raise ValueError(f"sub_frames must be a positive integer, got {sub_frames!r}")
         self.renderer = Renderer(height, width, NUMPY)
@@ -115,7 +122,8 @@ class Simulator:
         keys, cams = np.array([key]), np.array([cam])
         for f in range(self.sub_frames):
             self.x, self.z, self.yaw, self.pitch = sub_frame_move(
-                NUMPY, self.x, self.z, self.yaw, self.pitch, keys, cams, self.world_seed, self.sub_frames)
+                NUMPY, self.x, self.z, self.yaw, self.pitch, keys, cams, self.world_seed, self.sub_frames
+            )
             self.frame_count += 1
             out = self.renderer.render(self._state(), ghost_mask=ghost_mask)
             rgb, ghost = out if ghost_mask else (out, None)
@@ -131,7 +139,12 @@ class Simulator:
         if newly:
             reward += self.reach_bonus
         self.reached = self.reached or newly
-        info = {"event": self.event, "beacon_distance": after, "is_success": bool(self.reached), "step": self.step_count}
+        info = {
+            "event": self.event,
+            "beacon_distance": after,
+            "is_success": bool(self.reached),
+            "step": self.step_count,
+        }
         return SimStep(frames, poses, float(reward), bool(self.reached), info, masks)
 
     # -- internals ------------------------------------------------------------------------
@@ -146,9 +159,17 @@ class Simulator:
         fx = effect_intensities(np.array([self._event_idx]), np.array([self.frame_count - self._event_start - 1]))
         f32 = lambda v: np.asarray(v, dtype=np.float32)  # noqa: E731
         return RenderState(
-            x=f32(self.x), z=f32(self.z), yaw=f32(self.yaw), pitch=f32(self.pitch), seed=self.world_seed,
-            sun=self.sun, time=f32([self.frame_count]), effects=fx, beacon=f32(self.beacon),
-            beacon_on=f32([1.0]), ghost=f32(self.ghost),
+            x=f32(self.x),
+            z=f32(self.z),
+            yaw=f32(self.yaw),
+            pitch=f32(self.pitch),
+            seed=self.world_seed,
+            sun=self.sun,
+            time=f32([self.frame_count]),
+            effects=fx,
+            beacon=f32(self.beacon),
+            beacon_on=f32([1.0]),
+            ghost=f32(self.ghost),
         )
 
     def _render(self) -> np.ndarray:

@@ -17,8 +17,19 @@ from .city import PERIOD, block_kind
 LAMP, TREE, BEACON, GHOST = 0, 1, 2, 3
 
 # Parameter columns of the sprite table.
-(P_HALF_WIDTH, P_POLE_W, P_POLE_H, P_BLOB_H, P_BLOB_RX, P_BLOB_RY,
- P_POLE_MAT, P_BLOB_MAT, P_STRIPE_MAT, P_STRIPE_FREQ, P_VALID) = range(11)
+(
+    P_HALF_WIDTH,
+    P_POLE_W,
+    P_POLE_H,
+    P_BLOB_H,
+    P_BLOB_RX,
+    P_BLOB_RY,
+    P_POLE_MAT,
+    P_BLOB_MAT,
+    P_STRIPE_MAT,
+    P_STRIPE_FREQ,
+    P_VALID,
+) = range(11)
 N_PARAMS = 11
 
 # Per type: column half width, pole half width/height, blob centre height/radii (metres),
@@ -74,5 +85,7 @@ def sprite_table(b: Backend, x, z, seed, lights, beacon_xz, beacon_on, ghost_xz,
     extra = b.asarray(TYPE_PARAMS[[BEACON, GHOST]])[None] + xp.zeros_like(x)[:, None, None]
     extra[:, 0, P_VALID] = b.f(beacon_on > 0)
     extra[:, 1, P_VALID] = b.f(ghost_on > 0)
-    pos = b.stack([b.cat([sx, beacon_xz[:, :1], ghost_xz[:, :1]], 1), b.cat([sz, beacon_xz[:, 1:], ghost_xz[:, 1:]], 1)], -1)
+    pos = b.stack(
+        [b.cat([sx, beacon_xz[:, :1], ghost_xz[:, :1]], 1), b.cat([sz, beacon_xz[:, 1:], ghost_xz[:, 1:]], 1)], -1
+    )
     return pos, b.cat([params, extra], 1)

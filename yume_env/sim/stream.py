@@ -33,8 +33,9 @@ def random_events(rng: np.random.Generator, n: int) -> list[str]:
     return out
 
 
-def rollout_batch(sim: BatchSimulator, policy: Policy, frames: int, rng: np.random.Generator,
-                  event_prob: float = 0.3) -> dict:
+def rollout_batch(
+    sim: BatchSimulator, policy: Policy, frames: int, rng: np.random.Generator, event_prob: float = 0.3
+) -> dict:
     """Reset every world of `sim` and roll `frames` frames (T) with `policy`; see the module doc."""
     if frames < 2:
         raise ValueError(f"frames must be at least 2 (a first view and one transition), got {frames}")
@@ -67,9 +68,17 @@ def rollout_batch(sim: BatchSimulator, policy: Policy, frames: int, rng: np.rand
     }
 
 
-def clip_stream(batch: int, frames: int, height: int = 64, width: int = 64, sub_frames: int = 2,
-                device: str | torch.device = "cpu", seed: int | None = None, event_prob: float = 0.3,
-                policy: str = "mixed") -> Iterator[dict]:
+def clip_stream(
+    batch: int,
+    frames: int,
+    height: int = 64,
+    width: int = 64,
+    sub_frames: int = 2,
+    device: str | torch.device = "cpu",
+    seed: int | None = None,
+    event_prob: float = 0.3,
+    policy: str = "mixed",
+) -> Iterator[dict]:
     """Yield `rollout_batch` dicts forever (deterministic from `seed`)."""
     rng = np.random.default_rng(seed)
     sim = BatchSimulator(batch, height, width, sub_frames, device=device, seed=int(rng.integers(2**31)))

@@ -57,7 +57,9 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     fsync_dir(path.parent)
 
 
-def atomic_save_safetensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict | None = None) -> None:
+def atomic_save_safetensors(
+    tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict | None = None
+) -> None:
     """`safetensors.torch.save_file` durably: a temporary file, fsync, `os.replace`, fsync of the folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -98,6 +100,7 @@ def fsync_dir(path: str | os.PathLike) -> None:
 
 # ---------------------------------------------------------------- nested state <-> (json, tensors)
 
+
 def flatten_state(obj: Any, tensors: dict[str, torch.Tensor], prefix: str = "") -> Any:
     """Replaces every tensor / ndarray in a nested structure by a reference into `tensors`.
 
@@ -113,7 +116,9 @@ def flatten_state(obj: Any, tensors: dict[str, torch.Tensor], prefix: str = "") 
         tensors[key] = torch.from_numpy(np.ascontiguousarray(obj))
         return {"__ndarray__": key}
     if isinstance(obj, dict):
-        items = [[_key_to_json(k), flatten_state(v, tensors, f"{prefix}.{k}" if prefix else str(k))] for k, v in obj.items()]
+        items = [
+            [_key_to_json(k), flatten_state(v, tensors, f"{prefix}.{k}" if prefix else str(k))] for k, v in obj.items()
+        ]
         return {"__dict__": items}
     if isinstance(obj, tuple):
         return {"__tuple__": [flatten_state(v, tensors, f"{prefix}.{i}") for i, v in enumerate(obj)]}
@@ -125,7 +130,9 @@ def flatten_state(obj: Any, tensors: dict[str, torch.Tensor], prefix: str = "") 
         return float(obj)
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
-    raise TypeError(f"checkpoint state cannot hold {type(obj).__name__} at {prefix!r}; use tensors, arrays or JSON values")
+    raise TypeError(
+        f"checkpoint state cannot hold {type(obj).__name__} at {prefix!r}; use tensors, arrays or JSON values"
+    )
 
 
 def unflatten_state(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
@@ -156,6 +163,7 @@ def _key_from_json(key: Any) -> Any:
 
 # ---------------------------------------------------------------- folders
 
+
 def _shard(tensors: dict[str, torch.Tensor], max_bytes: int) -> list[dict[str, torch.Tensor]]:
     shards: list[dict[str, torch.Tensor]] = [{}]
     size = 0
@@ -170,8 +178,14 @@ def _shard(tensors: dict[str, torch.Tensor], max_bytes: int) -> list[dict[str, t
     return shards
 
 
-def save_checkpoint(root: str | os.PathLike, step: int, state: dict[str, Any], *, keep: int = 1,
-                    max_shard_bytes: int = DEFAULT_SHARD_BYTES) -> Path:
+def save_checkpoint(
+    root: str | os.PathLike,
+    step: int,
+    state: dict[str, Any],
+    *,
+    keep: int = 1,
+    max_shard_bytes: int = DEFAULT_SHARD_BYTES,
+) -> Path:
     """Writes `state` as a new folder `root/step-XXXXXXXX[.N]/`, points `latest.json` at it, prunes.
 
     Returns the checkpoint folder. `keep` is how many complete checkpoints (of distinct steps)
@@ -268,7 +282,9 @@ def latest_checkpoint(root: str | os.PathLike) -> Path | None:
         raise ValueError(f"{pointer} is corrupt ({err}); delete it to start over or restore it from a copy") from err
     path = Path(root) / name
     if not (path / "state.json").is_file():
-        raise FileNotFoundError(f"{pointer} points to {path}, which has no state.json; the checkpoint folder was damaged")
+        raise FileNotFoundError(
+            f"{pointer} points to {path}, which has no state.json; the checkpoint folder was damaged"
+        )
     return path
 
 
@@ -281,7 +297,9 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[int, dict[str, Any]]:
     except (OSError, json.JSONDecodeError) as err:
         raise ValueError(f"cannot read checkpoint {meta_path}: {err}") from err
     if not isinstance(meta, dict) or not {"step", "tensor_files", "state"} <= set(meta):
-        raise ValueError(f"checkpoint {meta_path} lacks step, tensor_files or state; it was not written by save_checkpoint")
+        raise ValueError(
+            f"checkpoint {meta_path} lacks step, tensor_files or state; it was not written by save_checkpoint"
+        )
     tensors: dict[str, torch.Tensor] = {}
     for fname in meta["tensor_files"]:
         try:
@@ -292,6 +310,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[int, dict[str, Any]]:
 
 
 # ---------------------------------------------------------------- RNG states
+
 
 def rng_state() -> dict[str, Any]:
     """Python, numpy, torch CPU (and CUDA when present) generator states."""
@@ -314,7 +333,13 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def _numpy_state_to_plain(s: tuple) -> dict[str, Any]:
-    return {"kind": s[0], "keys": np.asarray(s[1], dtype=np.uint32), "pos": int(s[2]), "has_gauss": int(s[3]), "gauss": float(s[4])}
+    return {
+        "kind": s[0],
+        "keys": np.asarray(s[1], dtype=np.uint32),
+        "pos": int(s[2]),
+        "has_gauss": int(s[3]),
+        "gauss": float(s[4]),
+    }
 
 
 def _numpy_state_from_plain(d: dict[str, Any]) -> tuple:

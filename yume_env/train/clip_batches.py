@@ -25,8 +25,11 @@ class ContextTable:
         self.text, self.length, self.device, self.captions = text, int(length), torch.device(device), bool(captions)
         self.dim = int(text.dim)
         # worlds whose actions have no captions (not Yume's vocabulary) read the event alone
-        acts = [text.action_tokens(a).float()[:self.length] for a in range(NUM_ACTIONS)] if captions else \
-            [torch.zeros(0, self.dim)]
+        acts = (
+            [text.action_tokens(a).float()[: self.length] for a in range(NUM_ACTIONS)]
+            if captions
+            else [torch.zeros(0, self.dim)]
+        )
         self.actions = torch.stack([F.pad(a, (0, 0, 0, self.length - a.shape[0])) for a in acts]).to(self.device)
         self.action_len = torch.tensor([a.shape[0] for a in acts]).to(self.device)
         self.rows: dict[str, int] = {}
@@ -36,7 +39,7 @@ class ContextTable:
     def event_rows(self, events: list[str]) -> list[int]:
         new = [e for e in dict.fromkeys(events) if e not in self.rows]
         if new:  # rare: each event text is added once
-            toks = [self.text.event_tokens(e).float()[:self.length] for e in new]
+            toks = [self.text.event_tokens(e).float()[: self.length] for e in new]
             pad = torch.stack([F.pad(x, (0, 0, 0, self.length - x.shape[0])) for x in toks]).to(self.device)
             self.events = torch.cat([self.events, pad])
             self.event_len = torch.cat([self.event_len, torch.tensor([x.shape[0] for x in toks]).to(self.device)])
@@ -49,7 +52,9 @@ class ContextTable:
         flat = flat.to(self.device) if self.captions else torch.zeros(len(events), dtype=torch.long, device=self.device)
         rows = host_tensor(self.event_rows(events), self.device)
         ctx = self.actions[flat]  # (B, length, dim)
-        pos = torch.arange(self.length, device=self.device)[None, :] - self.action_len[flat][:, None]  # event token index
+        pos = (
+            torch.arange(self.length, device=self.device)[None, :] - self.action_len[flat][:, None]
+        )  # event token index
         ok = (pos >= 0) & (pos < self.event_len[rows][:, None])
         ev = self.events[rows[:, None], pos.clamp(0, self.length - 1)]  # (B, length, dim)
         return torch.where(ok[..., None], ev, ctx)
@@ -69,15 +74,18 @@ def context_table(text, length: int, device, captions: bool = True) -> ContextTa
 
 def flat_actions(clips: Clips, steps: list[int], vocabulary: ActionVocabulary = YUME) -> torch.Tensor:
     """(B,) flat actions (row-major over the vocabulary's components) of step `steps[i]` of clip i."""
-    acts = clips.actions[torch.arange(len(steps), device=clips.actions.device), host_tensor(steps, clips.actions.device)]
+    acts = clips.actions[
+        torch.arange(len(steps), device=clips.actions.device), host_tensor(steps, clips.actions.device)
+    ]
     flat = torch.zeros(len(steps), dtype=torch.long, device=acts.device)
     for n, component in zip(vocabulary.nvec, acts.unbind(1)):
         flat = flat * n + component.long()
     return flat
 
 
-def contexts(text, clips: Clips, steps: list[int], length: int, device,
-             vocabulary: ActionVocabulary = YUME) -> torch.Tensor:
+def contexts(
+    text, clips: Clips, steps: list[int], length: int, device, vocabulary: ActionVocabulary = YUME
+) -> torch.Tensor:
     """(B, length, dim) [action caption, event] context for step `steps[i]` of clip i (the event
     alone for vocabularies without captions)."""
     steps = [int(s) for s in steps]

@@ -75,7 +75,10 @@ def plot_series(series: dict[str, list[list[float]]], png_path: str | os.PathLik
             ax.plot(steps, values, lw=0.8, alpha=0.5 if len(points) > 50 else 1.0)
             if len(points) > 50:  # a running mean makes trends readable under noise
                 k = max(5, len(points) // 50)
-                smooth = [sum(values[max(0, i - k + 1): i + 1]) / len(values[max(0, i - k + 1): i + 1]) for i in range(len(values))]
+                smooth = [
+                    sum(values[max(0, i - k + 1) : i + 1]) / len(values[max(0, i - k + 1) : i + 1])
+                    for i in range(len(values))
+                ]
                 ax.plot(steps, smooth, lw=1.5)
             if "loss" in name and min(values) > 0:
                 ax.set_yscale("log")
@@ -83,7 +86,7 @@ def plot_series(series: dict[str, list[list[float]]], png_path: str | os.PathLik
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(names):]:
+    for ax in list(axes.flat)[len(names) :]:
         ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=10)

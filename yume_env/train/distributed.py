@@ -117,8 +117,9 @@ def enable_activation_checkpointing(module: nn.Module) -> int:
     return len(blocks)
 
 
-def wrap_model(module: nn.Module, mode: str, info: DistInfo, *, activation_checkpointing: bool = False,
-               bf16_params: bool = False) -> nn.Module:
+def wrap_model(
+    module: nn.Module, mode: str, info: DistInfo, *, activation_checkpointing: bool = False, bf16_params: bool = False
+) -> nn.Module:
     """Returns the module to call in the training loop (the same object when `mode` is "none").
 
     - "ddp": `DistributedDataParallel`; gradients all-reduced in buckets during backward.
@@ -139,7 +140,11 @@ def wrap_model(module: nn.Module, mode: str, info: DistInfo, *, activation_check
         return DistributedDataParallel(module, device_ids=ids, find_unused_parameters=True)
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
-    mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if bf16_params else MixedPrecisionPolicy()
+    mp = (
+        MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+        if bf16_params
+        else MixedPrecisionPolicy()
+    )
     for block in find_blocks(module):
         fully_shard(block, mp_policy=mp)
     fully_shard(module, mp_policy=mp)
@@ -148,7 +153,11 @@ def wrap_model(module: nn.Module, mode: str, info: DistInfo, *, activation_check
 
 def unwrap(module: nn.Module) -> nn.Module:
     """The user module under a DDP wrapper (FSDP2 shards in place, so it is the module itself)."""
-    return module.module if hasattr(module, "module") and isinstance(module, nn.parallel.DistributedDataParallel) else module
+    return (
+        module.module
+        if hasattr(module, "module") and isinstance(module, nn.parallel.DistributedDataParallel)
+        else module
+    )
 
 
 def is_sharded(module: nn.Module) -> bool:
@@ -180,7 +189,9 @@ def full_optimizer_state(module: nn.Module, optimizer: torch.optim.Optimizer) ->
     if is_sharded(module):
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
 
-        return get_optimizer_state_dict(module, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        return get_optimizer_state_dict(
+            module, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
+        )
     return optimizer.state_dict()
 
 

@@ -21,9 +21,7 @@ class EMA:
             raise ValueError(f"EMA decay must be in [0, 1), got {decay!r}")
         self.decay = float(decay)
         self.updates = 0
-        self.shadow: dict[str, torch.Tensor] = {
-            name: t.detach().clone().float() for name, t in _tracked(model)
-        }
+        self.shadow: dict[str, torch.Tensor] = {name: t.detach().clone().float() for name, t in _tracked(model)}
 
     def current_decay(self) -> float:
         n = self.updates
@@ -49,8 +47,7 @@ class EMA:
 
     def state_dict(self) -> dict[str, Any]:
         """Full (unsharded) CPU tensors, so a checkpoint loads under any parallel layout."""
-        return {"decay": self.decay, "updates": self.updates,
-                "shadow": {k: _full(v) for k, v in self.shadow.items()}}
+        return {"decay": self.decay, "updates": self.updates, "shadow": {k: _full(v) for k, v in self.shadow.items()}}
 
     @torch.no_grad()
     def load_state_dict(self, state: dict[str, Any]) -> None:

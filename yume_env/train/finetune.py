@@ -50,13 +50,15 @@ from yume_env.train.stages.pretrain import DenoiseModule, history_noise_levels, 
 from yume_env.train.trainer import Trainer, TrainerConfig
 
 
-
 @dataclass
 class FinetuneConfig:
     """Hyper-parameters of the finetune stage (the loop's are in `trainer`)."""
 
-    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(
-        lr=1e-4, warmup_steps=20, max_steps=1000, ema_decay=0.0, weight_decay=0.0, log_every=5))
+    trainer: TrainerConfig = field(
+        default_factory=lambda: TrainerConfig(
+            lr=1e-4, warmup_steps=20, max_steps=1000, ema_decay=0.0, weight_decay=0.0, log_every=5
+        )
+    )
     mode: str = "lora"  # "lora" | "full"
     lora_rank: int = 16
     lora_alpha: float = 16.0
@@ -106,26 +108,33 @@ class FinetuneStream(IndexedStream):
         having = [i for i, clip in enumerate(self.lib.clips) if clip.chunks > k]
         picks = [having[j] for j in torch.randint(len(having), (cfg.batch_size,), generator=gen).tolist()]
         n = 1 + Fc * k
-        z = torch.stack([self.lib.latents(ci)[:, :n + Fc] for ci in picks])  # (B, C, n + Fc, h, w)
+        z = torch.stack([self.lib.latents(ci)[:, : n + Fc] for ci in picks])  # (B, C, n + Fc, h, w)
         level = history_noise_levels(len(picks), cfg, gen)
         noise = torch.randn(z[:, :, :n].shape, generator=gen)
         history = (1 - level.view(-1, 1, 1, 1, 1)) * z[:, :, :n] + level.view(-1, 1, 1, 1, 1) * noise
         x0 = z[:, :, n:]
         actions = [self.lib.clips[ci].actions for ci in picks]
         flat = [a[k] for a in actions]
-        batch = {"history": history.to(dev), "history_noise": level.to(dev), "x0": x0.to(dev),
-                 "eps": torch.randn(x0.shape, generator=gen).to(dev), "t": sample_t(len(picks), cfg, self.mc, gen, dev),
-                 "context": self.text.context(flat, [self.lib.clips[ci].events[k] for ci in picks],
-                                              self.mc.text_tokens).to(dev),
-                 "action": torch.tensor(flat, device=dev)}
+        batch = {
+            "history": history.to(dev),
+            "history_noise": level.to(dev),
+            "x0": x0.to(dev),
+            "eps": torch.randn(x0.shape, generator=gen).to(dev),
+            "t": sample_t(len(picks), cfg, self.mc, gen, dev),
+            "context": self.text.context(flat, [self.lib.clips[ci].events[k] for ci in picks], self.mc.text_tokens).to(
+                dev
+            ),
+            "action": torch.tensor(flat, device=dev),
+        }
         if self.mc.pose_memory:  # dead-reckoned from each chunk's action, as the env does
-            steps = torch.tensor([[(a // NUM_CAMERAS, a % NUM_CAMERAS) for a in acts[:k + 1]] for acts in actions])
+            steps = torch.tensor([[(a // NUM_CAMERAS, a % NUM_CAMERAS) for a in acts[: k + 1]] for acts in actions])
             poses = clip_poses(steps, Fc).to(dev)
             batch["history_poses"], batch["target_pose"] = poses[:, :n], poses[:, -1]
         return batch
 
 
 # =============================================================================== the trainer
+
 
 class FinetuneTrainer(Trainer):
     """The shared `Trainer`; with LoRA its checkpoints hold the trainable (adapter) weights only.
@@ -147,8 +156,9 @@ class FinetuneTrainer(Trainer):
         if D.is_sharded(module):
             from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-            return get_model_state_dict(module, options=StateDictOptions(
-                full_state_dict=True, cpu_offload=True, ignore_frozen_params=True))
+            return get_model_state_dict(
+                module, options=StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=True)
+            )
         return {k: v.detach().cpu() for k, v in module.state_dict().items() if k in self._trainable}
 
     def load_model_state(self, state):
@@ -157,8 +167,10 @@ class FinetuneTrainer(Trainer):
         module = D.unwrap(self.module)
         missing = sorted(self._trainable - set(state))
         if missing:
-            raise ValueError(f"checkpoint lacks {len(missing)} trainable tensors (e.g. {missing[:3]}); "
-                             "it was written by another LoRA configuration: use another --out")
+            raise ValueError(
+                f"checkpoint lacks {len(missing)} trainable tensors (e.g. {missing[:3]}); "
+                "it was written by another LoRA configuration: use another --out"
+            )
         if D.is_sharded(module):
             from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
 
@@ -182,13 +194,23 @@ def load_world_model(spec: str, device, dtype: torch.dtype | None = None, seed: 
     if spec.startswith("preset:"):
         return WorldModel.from_config(WorldModelConfig.preset(spec.split(":", 1)[1]), seed=seed, device=device)
     if not Path(spec).is_dir():
-        raise FileNotFoundError(f"--model {spec}: no such folder; give a model folder or preset:NAME (e.g. preset:tiny)")
+        raise FileNotFoundError(
+            f"--model {spec}: no such folder; give a model folder or preset:NAME (e.g. preset:tiny)"
+        )
     return WorldModel.from_pretrained(spec, device=device, dtype=dtype)
 
 
-def finetune(model, data: Sequence[str | os.PathLike], out: str | os.PathLike, cfg: FinetuneConfig,
-             info: D.DistInfo | None = None, deadline: float | None = None, cache_dir: str | os.PathLike | None = None,
-             progress: bool = True, until_step: int | None = None) -> FinetuneResult:
+def finetune(
+    model,
+    data: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    cfg: FinetuneConfig,
+    info: D.DistInfo | None = None,
+    deadline: float | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+    until_step: int | None = None,
+) -> FinetuneResult:
     """Fine-tunes `model` (a `WorldModel`, modified in place) on the clips of `data`; checkpoints in
     `out/ckpt/`, resumes from there; when finished writes `out/lora.safetensors` (LoRA) and/or
     `out/model/` (full, or LoRA with `cfg.merge`), `out/curves.{json,png}`, `out/metrics.json`.
@@ -214,20 +236,29 @@ def finetune(model, data: Sequence[str | os.PathLike], out: str | os.PathLike, c
     module = DenoiseModule(dit, mc, cfg.t_min)
     if tcfg.parallel == "fsdp" and info.distributed:
         # the shared wrap_model would shard blocks whose methods the DiT calls outside forward
-        shard_world_model(module, bf16_params=tcfg.bf16 and info.device.type == "cuda",
-                          activation_checkpointing=tcfg.activation_checkpointing)
+        shard_world_model(
+            module,
+            bf16_params=tcfg.bf16 and info.device.type == "cuda",
+            activation_checkpointing=tcfg.activation_checkpointing,
+        )
         tcfg = dataclasses.replace(tcfg, parallel="none", activation_checkpointing=False)
-    trainer = FinetuneTrainer(module, tcfg, out / "ckpt", info=info, name="finetune",
-                              trainable_only=cfg.mode == "lora")
+    trainer = FinetuneTrainer(module, tcfg, out / "ckpt", info=info, name="finetune", trainable_only=cfg.mode == "lora")
     stream = FinetuneStream(library, text, mc, cfg, info.device, info.rank)
     resumed = trainer.resume(stream)
     t0 = time.monotonic()
     result = trainer.fit(stream, deadline=deadline, until_step=until_step)
     losses = [v for _, v in trainer.curves.state_dict().get("loss", [])]
-    metrics = {"clips": len(library.clips), "chunks": sum(c.chunks for c in library.clips), "clips_encoded": library.encoded,
-               "step": trainer.step, "resumed": bool(resumed), "call_s": round(time.monotonic() - t0, 2),
-               "trainable_parameters": sum(p.numel() for p in dit.parameters() if p.requires_grad),
-               "first_loss": losses[0] if losses else None, "last_loss": trainer.curves.last("loss")}
+    metrics = {
+        "clips": len(library.clips),
+        "chunks": sum(c.chunks for c in library.clips),
+        "clips_encoded": library.encoded,
+        "step": trainer.step,
+        "resumed": bool(resumed),
+        "call_s": round(time.monotonic() - t0, 2),
+        "trainable_parameters": sum(p.numel() for p in dit.parameters() if p.requires_grad),
+        "first_loss": losses[0] if losses else None,
+        "last_loss": trainer.curves.last("loss"),
+    }
     outputs: dict[str, str] = {}
     if result.finished:
         trainer.averaged_module()
@@ -254,7 +285,7 @@ def _unsharded_copy(module: nn.Module, model_config, cfg: FinetuneConfig) -> nn.
     dit = build_dit(model_config, device="meta")
     if cfg.mode == "lora":
         add_lora(dit, cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets)
-    dit.load_state_dict({k[len("dit."):]: v for k, v in state.items() if k.startswith("dit.")}, assign=True)
+    dit.load_state_dict({k[len("dit.") :]: v for k, v in state.items() if k.startswith("dit.")}, assign=True)
     return dit
 
 
@@ -262,8 +293,16 @@ def _export(model, cfg: FinetuneConfig, out: Path) -> dict[str, str]:
     written = {}
     dit = model.dit
     if cfg.mode == "lora":
-        written["lora"] = str(save_lora(dit, out / LORA_DIR, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets,
-                                        extra={"model_config": model.config.to_dict()}))
+        written["lora"] = str(
+            save_lora(
+                dit,
+                out / LORA_DIR,
+                cfg.lora_rank,
+                cfg.lora_alpha,
+                cfg.lora_targets,
+                extra={"model_config": model.config.to_dict()},
+            )
+        )
         if not cfg.merge:
             return written
         merge_lora(dit)
@@ -274,15 +313,29 @@ def _export(model, cfg: FinetuneConfig, out: Path) -> dict[str, str]:
 
 # =============================================================================== command line
 
+
 def config_from_args(args: argparse.Namespace) -> FinetuneConfig:
     """The stage's config from `yume-env train finetune`'s options (`yume_env/cli/train.py`)."""
     lr = args.lr if args.lr is not None else (1e-4 if args.mode == "lora" else 2e-5)
     trainer = dataclasses.replace(
-        FinetuneConfig().trainer, lr=lr, max_steps=args.steps, budget_s=(args.minutes or 0.0) * 60.0,
-        parallel=args.parallel, seed=args.seed, warmup_steps=min(20, max(1, args.steps // 10)),
-        activation_checkpointing=args.activation_checkpointing)
-    return FinetuneConfig(trainer=trainer, mode=args.mode, lora_rank=args.lora_rank, lora_alpha=float(args.lora_rank),
-                          merge=args.merge, batch_size=args.batch_size, seed=args.seed)
+        FinetuneConfig().trainer,
+        lr=lr,
+        max_steps=args.steps,
+        budget_s=(args.minutes or 0.0) * 60.0,
+        parallel=args.parallel,
+        seed=args.seed,
+        warmup_steps=min(20, max(1, args.steps // 10)),
+        activation_checkpointing=args.activation_checkpointing,
+    )
+    return FinetuneConfig(
+        trainer=trainer,
+        mode=args.mode,
+        lora_rank=args.lora_rank,
+        lora_alpha=float(args.lora_rank),
+        merge=args.merge,
+        batch_size=args.batch_size,
+        seed=args.seed,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -293,7 +346,16 @@ def run(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.call_minutes * 60.0 if args.call_minutes > 0 else None
     result = finetune(model, args.data, args.out, cfg, info=info, deadline=deadline)
     if info.is_main:
-        print(json.dumps({"stage": "finetune", "finished": result.finished, "outputs": result.outputs,
-                          "metrics": result.metrics}, indent=1))
+        print(
+            json.dumps(
+                {
+                    "stage": "finetune",
+                    "finished": result.finished,
+                    "outputs": result.outputs,
+                    "metrics": result.metrics,
+                },
+                indent=1,
+            )
+        )
     D.shutdown()
     return 0

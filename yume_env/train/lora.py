@@ -26,22 +26,26 @@ DEFAULT_TARGETS = ("q", "k", "v", "o", "ffn.0", "ffn.2")  # every attention and 
 CONFIG_FILE, WEIGHTS_FILE, EXTRA_FILE = "adapter_config.json", "adapter_model.safetensors", "yume_env.json"
 
 
-def add_lora(dit: nn.Module, rank: int = 16, alpha: float = 16.0, dropout: float = 0.0,
-             targets: Sequence[str] = DEFAULT_TARGETS) -> nn.Module:
+def add_lora(
+    dit: nn.Module, rank: int = 16, alpha: float = 16.0, dropout: float = 0.0, targets: Sequence[str] = DEFAULT_TARGETS
+) -> nn.Module:
     """Injects peft LoRA adapters into `dit` in place and freezes everything else; returns `dit`.
 
     The adapters' B matrices start at zero, so the model's outputs are unchanged until training.
     """
     from peft import LoraConfig, inject_adapter_in_model
 
-    config = LoraConfig(r=int(rank), lora_alpha=float(alpha), lora_dropout=float(dropout),
-                        target_modules=list(targets), bias="none")
+    config = LoraConfig(
+        r=int(rank), lora_alpha=float(alpha), lora_dropout=float(dropout), target_modules=list(targets), bias="none"
+    )
     inject_adapter_in_model(config, dit, adapter_name=ADAPTER)
     for name, p in dit.named_parameters():
         p.requires_grad_("lora_" in name)
     if not any(p.requires_grad for p in dit.parameters()):
-        raise ValueError(f"LoRA targets {list(targets)} matched no Linear of the model; name Linear modules "
-                         f"(their last name parts, e.g. q, k, v, o, ffn.0)")
+        raise ValueError(
+            f"LoRA targets {list(targets)} matched no Linear of the model; name Linear modules "
+            f"(their last name parts, e.g. q, k, v, o, ffn.0)"
+        )
     return dit
 
 
@@ -56,8 +60,14 @@ def lora_state_dict(dit: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(dit, adapter_name=ADAPTER).items()}
 
 
-def save_lora(dit: nn.Module, folder: str | os.PathLike, rank: int, alpha: float,
-              targets: Sequence[str], extra: dict[str, Any] | None = None) -> Path:
+def save_lora(
+    dit: nn.Module,
+    folder: str | os.PathLike,
+    rank: int,
+    alpha: float,
+    targets: Sequence[str],
+    extra: dict[str, Any] | None = None,
+) -> Path:
     """Writes the adapters as a PEFT adapter folder (config, weights) plus `yume_env.json` (`extra`:
     e.g. the model config they were trained on), each file atomically."""
     from peft import LoraConfig
@@ -79,16 +89,22 @@ def read_lora(folder: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[
     folder = Path(folder)
     for name in (CONFIG_FILE, WEIGHTS_FILE):
         if not (folder / name).is_file():
-            raise FileNotFoundError(f"{folder / name} does not exist: a LoRA adapter folder (written by "
-                                    f"`yume-env train finetune --mode lora`, RUN/{LORA_DIR}) holds {CONFIG_FILE} and {WEIGHTS_FILE}")
+            raise FileNotFoundError(
+                f"{folder / name} does not exist: a LoRA adapter folder (written by "
+                f"`yume-env train finetune --mode lora`, RUN/{LORA_DIR}) holds {CONFIG_FILE} and {WEIGHTS_FILE}"
+            )
     try:
         config = LoraConfig.from_pretrained(str(folder))
     except (ValueError, TypeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{folder / CONFIG_FILE} is not a PEFT LoRA config ({exc})") from exc
     extra_file = folder / EXTRA_FILE
     extra = json.loads(extra_file.read_text()) if extra_file.is_file() else {}
-    return load_file(str(folder / WEIGHTS_FILE)), {"rank": int(config.r), "alpha": float(config.lora_alpha),
-                                                   "targets": sorted(config.target_modules), "extra": extra}
+    return load_file(str(folder / WEIGHTS_FILE)), {
+        "rank": int(config.r),
+        "alpha": float(config.lora_alpha),
+        "targets": sorted(config.target_modules),
+        "extra": extra,
+    }
 
 
 def load_lora(dit: nn.Module, path: str | os.PathLike, merge: bool = False) -> nn.Module:
@@ -103,9 +119,11 @@ def load_lora(dit: nn.Module, path: str | os.PathLike, merge: bool = False) -> n
     expected = set(lora_state_dict(dit))
     missing = sorted(expected - set(tensors))
     if unexpected or missing:
-        raise ValueError(f"LoRA adapters {path} do not fit this model: {len(missing)} missing adapter tensors "
-                         f"(e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}); "
-                         "was it trained on another preset?")
+        raise ValueError(
+            f"LoRA adapters {path} do not fit this model: {len(missing)} missing adapter tensors "
+            f"(e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}); "
+            "was it trained on another preset?"
+        )
     dit.requires_grad_(False)
     return merge_lora(dit) if merge else dit
 

@@ -13,12 +13,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from yume_env.model.config import WorldModelConfig
 from yume_env.data.sim_clips import Clips
+from yume_env.model.config import WorldModelConfig
 
 
-def snapshot_world(config: WorldModelConfig, dit: nn.Module, vae: nn.Module, text, task_head: nn.Module | None = None,
-                   ema_state: dict[str, torch.Tensor] | None = None):
+def snapshot_world(
+    config: WorldModelConfig,
+    dit: nn.Module,
+    vae: nn.Module,
+    text,
+    task_head: nn.Module | None = None,
+    ema_state: dict[str, torch.Tensor] | None = None,
+):
     """A `WorldModel` over deep copies of the modules (EMA shadow weights loaded when given)."""
     from yume_env.model.pipeline import WorldModel
 
@@ -34,11 +40,13 @@ def frame_psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per-item PSNR (dB) of uint8 arrays (n, ...)."""
     diff = a.astype(np.float64) - b.astype(np.float64)
     mse = (diff.reshape(len(a), -1) ** 2).mean(1)
-    return 10.0 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-10))
+    return 10.0 * np.log10(255.0**2 / np.maximum(mse, 1e-10))
 
 
 @torch.no_grad()
-def rollout_psnr(world, clips: Clips, steps: int, burn_in_steps: int = 0, seed: int = 0) -> dict[str, list[float] | float]:
+def rollout_psnr(
+    world, clips: Clips, steps: int, burn_in_steps: int = 0, seed: int = 0
+) -> dict[str, list[float] | float]:
     """Autoregressive rollout of the learned world under the clips' actions and events, from the
     clips' first `1 + burn_in_steps * F` frames; PSNR of each step's frames against the simulator's.
 
@@ -61,7 +69,7 @@ def rollout_psnr(world, clips: Clips, steps: int, burn_in_steps: int = 0, seed: 
             world.set_event(st, clips.events[i][s])
         out = world.step(states, acts[:, s], gen)
         lo = 1 + s * F_
-        by_step.append(float(frame_psnr(out.frames, gt[:, lo:lo + F_]).mean()))
+        by_step.append(float(frame_psnr(out.frames, gt[:, lo : lo + F_]).mean()))
         frames.append(out.frames)
     return {"psnr_by_step": by_step, "psnr_mean": float(np.mean(by_step)), "frames": np.concatenate(frames, axis=1)}
 

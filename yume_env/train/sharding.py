@@ -13,7 +13,9 @@ from yume_env.train import distributed as D
 _OUTSIDE_FORWARD = {"cross_attn": ("context_kv",), "memory": ("summarize", "summarize_batch")}
 
 
-def shard_world_model(module: nn.Module, bf16_params: bool = False, activation_checkpointing: bool = False) -> nn.Module:
+def shard_world_model(
+    module: nn.Module, bf16_params: bool = False, activation_checkpointing: bool = False
+) -> nn.Module:
     """FSDP2 `fully_shard` of a train module holding a `WanDiT`, in place.
 
     Each block is one unit; its cross-attention and channel-stream read are units of their own
@@ -28,7 +30,11 @@ def shard_world_model(module: nn.Module, bf16_params: bool = False, activation_c
 
     if activation_checkpointing:
         D.enable_activation_checkpointing(module)
-    mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if bf16_params else MixedPrecisionPolicy()
+    mp = (
+        MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+        if bf16_params
+        else MixedPrecisionPolicy()
+    )
     for block in D.find_blocks(module):
         for child, methods in _OUTSIDE_FORWARD.items():
             sub = getattr(block, child, None)

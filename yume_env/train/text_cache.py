@@ -40,8 +40,10 @@ def load_text_cache(path: str | os.PathLike) -> TextConditioner:
     cond = TextConditioner.from_cache(path)
     missing = [t for t in event_texts() if t not in cond.events]
     if missing:
-        raise ValueError(f"text cache {path} lacks {len(missing)} event texts (e.g. {missing[0]!r}); "
-                         "rebuild it with `yume-env train text-cache --out FILE`")
+        raise ValueError(
+            f"text cache {path} lacks {len(missing)} event texts (e.g. {missing[0]!r}); "
+            "rebuild it with `yume-env train text-cache --out FILE`"
+        )
     return cond
 
 

@@ -90,16 +90,26 @@ class FitResult:
 class Trainer:
     """Trains `module` (see the module docstring); checkpoints to `ckpt_dir` and resumes from it."""
 
-    def __init__(self, module: nn.Module, config: TrainerConfig, ckpt_dir: str | Path | None = None,
-                 info: D.DistInfo | None = None, name: str = "train"):
+    def __init__(
+        self,
+        module: nn.Module,
+        config: TrainerConfig,
+        ckpt_dir: str | Path | None = None,
+        info: D.DistInfo | None = None,
+        name: str = "train",
+    ):
         self.config = config
         self.info = info or D.DistInfo(device=D.pick_device("auto"))
         self.name = name
         self.ckpt_dir = Path(ckpt_dir) if ckpt_dir is not None else None
         self.module = module.to(self.info.device)
-        self.wrapped = D.wrap_model(self.module, config.parallel, self.info,
-                                    activation_checkpointing=config.activation_checkpointing,
-                                    bf16_params=config.bf16 and self.info.device.type == "cuda")
+        self.wrapped = D.wrap_model(
+            self.module,
+            config.parallel,
+            self.info,
+            activation_checkpointing=config.activation_checkpointing,
+            bf16_params=config.bf16 and self.info.device.type == "cuda",
+        )
         params = [p for p in self.module.parameters() if p.requires_grad]
         if not params:
             raise ValueError(f"stage {name!r}: the train module has no trainable parameters")
@@ -107,8 +117,9 @@ class Trainer:
         if sorted(id(p) for g in groups for p in g["params"]) != sorted(id(p) for p in params):
             raise ValueError(f"stage {name!r}: the module's param_groups() must hold each trainable parameter once")
         fused = self.info.device.type == "cuda" and not D.is_sharded(self.module)
-        self.optimizer = torch.optim.AdamW(groups, lr=config.lr, betas=tuple(config.betas),
-                                           weight_decay=config.weight_decay, fused=fused or None)
+        self.optimizer = torch.optim.AdamW(
+            groups, lr=config.lr, betas=tuple(config.betas), weight_decay=config.weight_decay, fused=fused or None
+        )
         self.ema = EMA(self.module, config.ema_decay) if config.ema_decay > 0 else None
         self.curves = Curves()
         self.step = 0
@@ -142,9 +153,16 @@ class Trainer:
         opt = D.full_optimizer_state(self.module, self.optimizer)
         if self.config.optimizer_state_dtype != "float32":
             dtype = getattr(torch, self.config.optimizer_state_dtype)
-            opt = {"state": {k: {n: (v.to(dtype) if torch.is_tensor(v) and v.is_floating_point() and v.dim() > 0 else v)
-                                 for n, v in s.items()} for k, s in opt["state"].items()},
-                   "param_groups": opt["param_groups"]}
+            opt = {
+                "state": {
+                    k: {
+                        n: (v.to(dtype) if torch.is_tensor(v) and v.is_floating_point() and v.dim() > 0 else v)
+                        for n, v in s.items()
+                    }
+                    for k, s in opt["state"].items()
+                },
+                "param_groups": opt["param_groups"],
+            }
         return {
             "name": self.name,
             "model": self.model_state(),
@@ -182,7 +200,9 @@ class Trainer:
             self.ema.load_state_dict(state["ema"])
         if state["model"] is None:  # a packed checkpoint: the model continues from the EMA weights
             if self.ema is None:
-                raise ValueError("this checkpoint holds only EMA weights (packed); train with ema_decay > 0 to resume it")
+                raise ValueError(
+                    "this checkpoint holds only EMA weights (packed); train with ema_decay > 0 to resume it"
+                )
             self.ema.copy_to(self.module)
         self.step = int(state["schedule"]["step"])
         self.elapsed_s = float(state["schedule"]["elapsed_s"])
@@ -214,7 +234,9 @@ class Trainer:
             return False
         _, state = load_checkpoint(path)
         if state.get("name") not in (None, self.name):
-            raise ValueError(f"checkpoint {path} belongs to stage {state.get('name')!r}, not {self.name!r}; use another folder")
+            raise ValueError(
+                f"checkpoint {path} belongs to stage {state.get('name')!r}, not {self.name!r}; use another folder"
+            )
         self.load_state_dict(state, stream)
         self.resumed_from = path
         return True
@@ -233,18 +255,29 @@ class Trainer:
         if self.step == 0 and self.resumed_from is None:  # a fresh run; a resumed one has its saved RNG
             seed_everything(c.seed)
         self.module.train()
-        bar = tqdm(total=c.max_steps, initial=self.step, desc=self.name, disable=not (c.progress and self.info.is_main),
-                   mininterval=1.0 if sys.stderr.isatty() else 15.0, dynamic_ncols=True, leave=False)
+        bar = tqdm(
+            total=c.max_steps,
+            initial=self.step,
+            desc=self.name,
+            disable=not (c.progress and self.info.is_main),
+            mininterval=1.0 if sys.stderr.isatty() else 15.0,
+            dynamic_ncols=True,
+            leave=False,
+        )
         last_ckpt = time.monotonic()
         sums: dict[str, torch.Tensor] = {}
         count = 0
         saved_step = self.step
         while True:
-            stop = self.done() or (deadline is not None and time.monotonic() >= deadline) or (
-                until_step is not None and self.step >= until_step)
+            stop = (
+                self.done()
+                or (deadline is not None and time.monotonic() >= deadline)
+                or (until_step is not None and self.step >= until_step)
+            )
             due = self.step != saved_step and (
                 (c.checkpoint_every_s > 0 and time.monotonic() - last_ckpt >= c.checkpoint_every_s)
-                or (c.checkpoint_every_steps > 0 and self.step % c.checkpoint_every_steps == 0))
+                or (c.checkpoint_every_steps > 0 and self.step % c.checkpoint_every_steps == 0)
+            )
             stop, due = self._agree(stop, due)
             if stop:
                 break
@@ -260,13 +293,19 @@ class Trainer:
                 batch = stream.next()
                 sums["data_s"] = sums.get("data_s", 0.0) + torch.tensor(time.monotonic() - t_data)
                 sync = micro == c.grad_accum - 1
-                ctx = self.wrapped.no_sync() if (not sync and hasattr(self.wrapped, "no_sync")) else contextlib.nullcontext()
+                ctx = (
+                    self.wrapped.no_sync()
+                    if (not sync and hasattr(self.wrapped, "no_sync"))
+                    else contextlib.nullcontext()
+                )
                 with ctx:
                     with self.autocast():
                         loss, metrics = self.wrapped(batch)
                     if not torch.isfinite(loss):
-                        raise FloatingPointError(f"stage {self.name!r}: loss became {loss.item()} at step {self.step}; "
-                                                 f"lower the learning rate (now {lr:.2e}) or check the data")
+                        raise FloatingPointError(
+                            f"stage {self.name!r}: loss became {loss.item()} at step {self.step}; "
+                            f"lower the learning rate (now {lr:.2e}) or check the data"
+                        )
                     (loss / c.grad_accum).backward()
                 for k, v in {"loss": loss, **metrics}.items():
                     v = v.detach().float() if torch.is_tensor(v) else torch.tensor(float(v))
@@ -291,11 +330,15 @@ class Trainer:
             self._log(sums, count, self.lr_now(), bar)
         bar.close()
         self.save(stream)
-        return FitResult(step=self.step, finished=self.done(), elapsed_s=self.elapsed_s, curves=self.curves, extra=self.extra)
+        return FitResult(
+            step=self.step, finished=self.done(), elapsed_s=self.elapsed_s, curves=self.curves, extra=self.extra
+        )
 
     def _log(self, sums: dict[str, torch.Tensor], count: int, lr: float, bar) -> None:
-        values = {k: float(D.all_reduce_mean(torch.as_tensor(v / count, device=self.info.device)).item())
-                  for k, v in sums.items()}
+        values = {
+            k: float(D.all_reduce_mean(torch.as_tensor(v / count, device=self.info.device)).item())
+            for k, v in sums.items()
+        }
         values["lr"] = lr
         self.curves.log(self.step, **values)
         if self.config.logger == "tensorboard" and self.info.is_main:

@@ -66,7 +66,7 @@ class RMSNorm(nn.Module):
 
     def __init__(self, dim: int, images: bool = False):
         super().__init__()
-        self.scale = dim ** 0.5
+        self.scale = dim**0.5
         self.gamma = nn.Parameter(torch.ones(dim, *((1, 1) if images else (1, 1, 1))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -77,8 +77,15 @@ class ResidualBlock(nn.Module):
     def __init__(self, cin: int, cout: int):
         super().__init__()
         # Wan's nn.Sequential indices: 0 norm, 1 SiLU, 2 conv, 3 norm, 4 SiLU, 5 dropout, 6 conv.
-        self.residual = nn.Sequential(RMSNorm(cin), nn.SiLU(), CausalConv3d(cin, cout, 3, padding=1),
-                                      RMSNorm(cout), nn.SiLU(), nn.Dropout(0.0), CausalConv3d(cout, cout, 3, padding=1))
+        self.residual = nn.Sequential(
+            RMSNorm(cin),
+            nn.SiLU(),
+            CausalConv3d(cin, cout, 3, padding=1),
+            RMSNorm(cout),
+            nn.SiLU(),
+            nn.Dropout(0.0),
+            CausalConv3d(cout, cout, 3, padding=1),
+        )
         self.shortcut = CausalConv3d(cin, cout, 1) if cin != cout else nn.Identity()
 
     def forward(self, x: torch.Tensor, ctx: _Ctx) -> torch.Tensor:
@@ -111,8 +118,9 @@ class Resample(nn.Module):
 
     def __init__(self, dim: int, temporal: bool):
         super().__init__()
-        self.resample = nn.Sequential(nn.Upsample(scale_factor=(2.0, 2.0), mode="nearest-exact"),
-                                      nn.Conv2d(dim, dim, 3, padding=1))
+        self.resample = nn.Sequential(
+            nn.Upsample(scale_factor=(2.0, 2.0), mode="nearest-exact"), nn.Conv2d(dim, dim, 3, padding=1)
+        )
         self.time_conv = CausalConv3d(dim, dim * 2, (3, 1, 1), padding=(1, 0, 0)) if temporal else None
 
     def forward(self, x: torch.Tensor, ctx: _Ctx) -> torch.Tensor:
@@ -127,8 +135,11 @@ class Resample(nn.Module):
                 ctx.new[key] = torch.cat([hist, x], 2)[:, :, -2:].clone()
                 y = self.time_conv._conv_forward(
                     F.pad(torch.cat([past.to(x.dtype), x], 2), (0, 0, 0, 0, 2 - past.shape[2], 0))
-                    if past.ndim == 5 else F.pad(x, (0, 0, 0, 0, 2, 0)),
-                    self.time_conv.weight, self.time_conv.bias)
+                    if past.ndim == 5
+                    else F.pad(x, (0, 0, 0, 0, 2, 0)),
+                    self.time_conv.weight,
+                    self.time_conv.bias,
+                )
                 x = torch.stack((y[:, :c], y[:, c:]), 3).reshape(b, c, t * 2, h, w)
                 t *= 2
         y = self.resample(x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w))
@@ -140,7 +151,7 @@ def _dup_up(x: torch.Tensor, cout: int, ft: int, fs: int, first: bool) -> torch.
     b, cin, t, h, w = x.shape
     x = x.repeat_interleave(cout * ft * fs * fs // cin, dim=1)
     x = x.view(b, cout, ft, fs, fs, t, h, w).permute(0, 1, 5, 2, 6, 3, 7, 4).reshape(b, cout, t * ft, h * fs, w * fs)
-    return x[:, :, ft - 1:] if first else x
+    return x[:, :, ft - 1 :] if first else x
 
 
 class UpStage(nn.Module):
@@ -164,17 +175,28 @@ class UpStage(nn.Module):
 
 
 class Decoder3d(nn.Module):
-    def __init__(self, dim: int = 256, z_dim: int = 48, dim_mult=(1, 2, 4, 4), num_res_blocks: int = 2,
-                 temporal_upsample=(True, True, False), out_channels: int = 12):
+    def __init__(
+        self,
+        dim: int = 256,
+        z_dim: int = 48,
+        dim_mult=(1, 2, 4, 4),
+        num_res_blocks: int = 2,
+        temporal_upsample=(True, True, False),
+        out_channels: int = 12,
+    ):
         super().__init__()
         dims = [dim * u for u in [dim_mult[-1]] + list(dim_mult[::-1])]
         self.conv1 = CausalConv3d(z_dim, dims[0], 3, padding=1)
-        self.middle = nn.Sequential(ResidualBlock(dims[0], dims[0]), AttentionBlock(dims[0]), ResidualBlock(dims[0], dims[0]))
+        self.middle = nn.Sequential(
+            ResidualBlock(dims[0], dims[0]), AttentionBlock(dims[0]), ResidualBlock(dims[0], dims[0])
+        )
         n = len(dim_mult)
-        self.upsamples = nn.Sequential(*[
-            UpStage(cin, cout, num_res_blocks, temporal_upsample[i] if i < n - 1 else False, i < n - 1)
-            for i, (cin, cout) in enumerate(zip(dims[:-1], dims[1:]))
-        ])
+        self.upsamples = nn.Sequential(
+            *[
+                UpStage(cin, cout, num_res_blocks, temporal_upsample[i] if i < n - 1 else False, i < n - 1)
+                for i, (cin, cout) in enumerate(zip(dims[:-1], dims[1:]))
+            ]
+        )
         self.head = nn.Sequential(RMSNorm(dims[-1]), nn.SiLU(), CausalConv3d(dims[-1], out_channels, 3, padding=1))
 
     def forward(self, x: torch.Tensor, ctx: _Ctx) -> torch.Tensor:
@@ -189,9 +211,17 @@ class Decoder3d(nn.Module):
 class WanStreamDecoder(nn.Module):
     """`conv2` (post-quant 1x1x1) + `decoder` of the Wan2.2 VAE; state dict = those keys of Wan2.2_VAE.pth."""
 
-    def __init__(self, dim: int = 256, z_dim: int = 48, dim_mult=(1, 2, 4, 4), num_res_blocks: int = 2,
-                 temporal_upsample=(True, True, False), out_channels: int = 12, patch_size: int = 2,
-                 frames_per_call: int = 8):
+    def __init__(
+        self,
+        dim: int = 256,
+        z_dim: int = 48,
+        dim_mult=(1, 2, 4, 4),
+        num_res_blocks: int = 2,
+        temporal_upsample=(True, True, False),
+        out_channels: int = 12,
+        patch_size: int = 2,
+        frames_per_call: int = 8,
+    ):
         super().__init__()
         self.z_dim, self.patch_size, self.frames_per_call = z_dim, patch_size, int(frames_per_call)
         self.conv2 = CausalConv3d(z_dim, z_dim, 1)
@@ -220,7 +250,7 @@ class WanStreamDecoder(nn.Module):
             pieces.append((x[:, :, :1], True))
             x = x[:, :, 1:]
         step = max(1, self.frames_per_call)
-        pieces += [(x[:, :, i:i + step], False) for i in range(0, x.shape[2], step)]
+        pieces += [(x[:, :, i : i + step], False) for i in range(0, x.shape[2], step)]
         outs = []
         for piece, first in pieces:
             ctx = _Ctx(state, first)

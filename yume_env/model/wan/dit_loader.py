@@ -22,9 +22,17 @@ DIT_WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"
 
 # Published config.json key -> WorldModelConfig field.
 _CONFIG_FIELDS = {
-    "dim": "dim", "ffn_dim": "ffn_dim", "num_layers": "num_layers", "num_heads": "num_heads",
-    "in_dim": "latent_channels", "text_dim": "text_dim", "freq_dim": "freq_dim", "eps": "eps",
-    "patch_size": "patch_size", "qk_norm": "qk_norm", "cross_attn_norm": "cross_attn_norm",
+    "dim": "dim",
+    "ffn_dim": "ffn_dim",
+    "num_layers": "num_layers",
+    "num_heads": "num_heads",
+    "in_dim": "latent_channels",
+    "text_dim": "text_dim",
+    "freq_dim": "freq_dim",
+    "eps": "eps",
+    "patch_size": "patch_size",
+    "qk_norm": "qk_norm",
+    "cross_attn_norm": "cross_attn_norm",
     "text_len": "text_tokens",
 }
 # Keys of the published config.json that describe nothing we build differently.
@@ -77,8 +85,13 @@ def load_published_dit(
         raise CheckpointError(f"{weights} is not a readable safetensors file ({exc}); copy it again") from exc
     with handle as f:
         shapes = {k: torch.Size(f.get_slice(k).get_shape()) for k in f.keys()}
-        check_state_dict(expected, _ShapeOnly(shapes), weights, optional=dit.extra_state_dict_keys(),
-                         config_file=folder / DIT_CONFIG_FILE)
+        check_state_dict(
+            expected,
+            _ShapeOnly(shapes),
+            weights,
+            optional=dit.extra_state_dict_keys(),
+            config_file=folder / DIT_CONFIG_FILE,
+        )
         dit.to_empty(device=device)
         dit.init_weights()  # gives the channel stream (absent from the file) its zero-gate init
         params = dict(dit.named_parameters())

@@ -36,7 +36,9 @@ VAE_FILE = "Wan2.2_VAE.pth"
 UMT5_FILE = "models_t5_umt5-xxl-enc-bf16.pth"
 TOKENIZER_DIR = "google/umt5-xxl"
 PUBLISHED_FILES = (DIT_CONFIG_FILE, DIT_WEIGHTS_FILE, VAE_FILE, UMT5_FILE)
-_FIX = "download the complete Yume-5B-720P folder (it holds " + ", ".join(PUBLISHED_FILES + (TOKENIZER_DIR + "/",)) + ")"
+_FIX = (
+    "download the complete Yume-5B-720P folder (it holds " + ", ".join(PUBLISHED_FILES + (TOKENIZER_DIR + "/",)) + ")"
+)
 
 
 def is_published_folder(path: str | Path) -> bool:
@@ -62,7 +64,11 @@ def check_folder(path: str | Path) -> Path:
     for name in PUBLISHED_FILES:
         require_file(path, name, _FIX)
     tok = path / TOKENIZER_DIR
-    if not ((tok / "tokenizer_config.json").is_file() or (tok / "tokenizer.json").is_file() or (tok / "spiece.model").is_file()):
+    if not (
+        (tok / "tokenizer_config.json").is_file()
+        or (tok / "tokenizer.json").is_file()
+        or (tok / "spiece.model").is_file()
+    ):
         raise FileNotFoundError(f"{tok}/ with the umT5 tokenizer files is missing; {_FIX}")
     return path
 

@@ -14,8 +14,18 @@ import torch
 from torch import nn
 
 E4M3_MAX = 448.0
-_TARGETS = ("self_attn.q", "self_attn.k", "self_attn.v", "self_attn.o",
-            "cross_attn.q", "cross_attn.k", "cross_attn.v", "cross_attn.o", "ffn.0", "ffn.2")
+_TARGETS = (
+    "self_attn.q",
+    "self_attn.k",
+    "self_attn.v",
+    "self_attn.o",
+    "cross_attn.q",
+    "cross_attn.k",
+    "cross_attn.v",
+    "cross_attn.o",
+    "ffn.0",
+    "ffn.2",
+)
 
 
 def _quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -32,7 +42,9 @@ class FP8Linear(nn.Module):
         w, s = _quantize_rows(linear.weight.detach())
         self.register_buffer("weight_fp8", w)
         self.register_buffer("weight_scale", s.reshape(1, -1))  # (1, out)
-        self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().to(torch.bfloat16), requires_grad=False)
+        self.bias = (
+            None if linear.bias is None else nn.Parameter(linear.bias.detach().to(torch.bfloat16), requires_grad=False)
+        )
         self.in_features, self.out_features = linear.in_features, linear.out_features
         # Callers read `.weight.dtype` to pick the activation dtype: an empty probe of the original dtype answers.
         self.register_buffer("weight", torch.empty(0, dtype=linear.weight.dtype, device=w.device), persistent=False)
@@ -42,8 +54,9 @@ class FP8Linear(nn.Module):
         x2 = x.reshape(-1, shape[-1])
         xq, xs = _quantize_rows(x2)
         if x2.is_cuda:
-            out = torch._scaled_mm(xq, self.weight_fp8.t(), scale_a=xs, scale_b=self.weight_scale,
-                                   bias=self.bias, out_dtype=torch.bfloat16)
+            out = torch._scaled_mm(
+                xq, self.weight_fp8.t(), scale_a=xs, scale_b=self.weight_scale, bias=self.bias, out_dtype=torch.bfloat16
+            )
         else:  # reference path (CPU tests): the same quantised operands, dequantised
             out = (xq.float() * xs) @ (self.weight_fp8.float() * self.weight_scale.t()).t()
             out = (out + self.bias.float() if self.bias is not None else out).to(torch.bfloat16)

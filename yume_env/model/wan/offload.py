@@ -21,9 +21,14 @@ class BlockStreamer:
     copies and compute needs CUDA. `remove()` detaches the hooks and leaves the blocks on the CPU.
     """
 
-    def __init__(self, model: nn.Module, device: str | torch.device, prefetch: int = 1,
-                 keep_resident: tuple[str, ...] = ("memory",),
-                 entry_points: tuple[str, ...] = ("history_kv", "cross_attn.context_kv")):
+    def __init__(
+        self,
+        model: nn.Module,
+        device: str | torch.device,
+        prefetch: int = 1,
+        keep_resident: tuple[str, ...] = ("memory",),
+        entry_points: tuple[str, ...] = ("history_kv", "cross_attn.context_kv"),
+    ):
         self.device = torch.device(device)
         # Small submodules of each block that stay on the device: the channel-stream read
         # (`memory`, ~6 MB a block) is also used outside the block's forward (`update_memory`).
@@ -130,7 +135,6 @@ class BlockStreamer:
         for owner, method in self._patched:
             delattr(owner, method)  # the instance attribute shadowed the class's method
         self._patched.clear()
-
 
     def _streamed(self, block: nn.Module):
         return _tensors(block, self.keep_resident, resident=False)

@@ -65,10 +65,17 @@ def write_tiny_tokenizer(folder: str | Path, vocab_size: int = 384) -> Path:
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
     tok.save(str(folder / "tokenizer.json"))
-    (folder / "tokenizer_config.json").write_text(json.dumps({
-        "tokenizer_class": "PreTrainedTokenizerFast", "pad_token": "<pad>", "eos_token": "</s>",
-        "unk_token": "<unk>", "model_max_length": 512,
-    }))
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "PreTrainedTokenizerFast",
+                "pad_token": "<pad>",
+                "eos_token": "</s>",
+                "unk_token": "<unk>",
+                "model_max_length": 512,
+            }
+        )
+    )
     return folder
 
 
@@ -85,14 +92,23 @@ def write_scaled_folder(folder: str | Path, layouts: str | Path, seed: int = 0) 
     folder.mkdir(parents=True, exist_ok=True)
     dit = scale_layout(read_layout(layouts / "yume-5b-dit.json"), DIT_WIDTHS, SCALED_DIT_CONFIG["num_layers"])
     save_file(random_state(dit, seed, torch.bfloat16), str(folder / "diffusion_pytorch_model.safetensors"))
-    config = {"_class_name": "WanModel", "_diffusers_version": "0.33.0", "model_type": "ti2v",
-              "in_dim": 48, "out_dim": 48, "freq_dim": 256, "eps": 1e-6, "text_len": 512,
-              **{k: v for k, v in SCALED_DIT_CONFIG.items()}}
+    config = {
+        "_class_name": "WanModel",
+        "_diffusers_version": "0.33.0",
+        "model_type": "ti2v",
+        "in_dim": 48,
+        "out_dim": 48,
+        "freq_dim": 256,
+        "eps": 1e-6,
+        "text_len": 512,
+        **{k: v for k, v in SCALED_DIT_CONFIG.items()},
+    }
     (folder / "config.json").write_text(json.dumps(config, indent=2))
     vae = scale_layout(read_layout(layouts / "wan2.2-vae.json"), VAE_WIDTHS)
     torch.save(random_state(vae, seed + 1), folder / "Wan2.2_VAE.pth")
-    umt5 = scale_layout(read_layout(layouts / "umt5-xxl-encoder-wan-format.json"), UMT5_WIDTHS,
-                        SCALED_UMT5_CONFIG["num_layers"])
+    umt5 = scale_layout(
+        read_layout(layouts / "umt5-xxl-encoder-wan-format.json"), UMT5_WIDTHS, SCALED_UMT5_CONFIG["num_layers"]
+    )
     torch.save(random_state(umt5, seed + 2, torch.bfloat16), folder / "models_t5_umt5-xxl-enc-bf16.pth")
     write_tiny_tokenizer(folder / "google" / "umt5-xxl", SCALED_UMT5_CONFIG["vocab_size"])
     return folder

@@ -30,9 +30,16 @@ def umt5_config_from_state(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
     except KeyError as exc:
         raise CheckpointError(f"not a Wan umT5 encoder state dict: it has no {exc.args[0]!r}") from exc
     layers = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("blocks."))
-    return {**UMT5_XXL_CONFIG, "vocab_size": int(vocab), "d_model": int(dim), "d_ff": int(ffn),
-            "num_heads": int(heads), "d_kv": int(dim) // int(heads), "num_layers": layers,
-            "relative_attention_num_buckets": int(buckets)}
+    return {
+        **UMT5_XXL_CONFIG,
+        "vocab_size": int(vocab),
+        "d_model": int(dim),
+        "d_ff": int(ffn),
+        "num_heads": int(heads),
+        "d_kv": int(dim) // int(heads),
+        "num_layers": layers,
+        "relative_attention_num_buckets": int(buckets),
+    }
 
 
 def build_umt5(config: Mapping[str, Any], device: str | torch.device = "meta"):

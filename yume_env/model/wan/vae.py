@@ -65,8 +65,14 @@ def vae_config_from_state(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
     except KeyError as exc:
         raise CheckpointError(f"not a Wan2.2 VAE state dict: it has no {exc.args[0]!r}") from exc
     mult = WAN22_VAE_CONFIG["dim_mult"]
-    return {**WAN22_VAE_CONFIG, "base_dim": base, "decoder_base_dim": dec_top // mult[-1], "z_dim": z_dim,
-            "in_channels": in_ch, "out_channels": in_ch}
+    return {
+        **WAN22_VAE_CONFIG,
+        "base_dim": base,
+        "decoder_base_dim": dec_top // mult[-1],
+        "z_dim": z_dim,
+        "in_channels": in_ch,
+        "out_channels": in_ch,
+    }
 
 
 def load_wan_vae(
@@ -92,10 +98,15 @@ def load_wan_vae(
     model.load_state_dict(convert_wan_vae_state_dict(placed, config["num_res_blocks"]), strict=True, assign=True)
     # The streaming decoder reads Wan's names and shares the very same tensors (no second copy).
     with torch.device("meta"):
-        decoder = WanStreamDecoder(dim=config["decoder_base_dim"], z_dim=config["z_dim"],
-                                   dim_mult=config["dim_mult"], num_res_blocks=config["num_res_blocks"],
-                                   temporal_upsample=config["temperal_downsample"][::-1],
-                                   out_channels=config["out_channels"], patch_size=config["patch_size"])
+        decoder = WanStreamDecoder(
+            dim=config["decoder_base_dim"],
+            z_dim=config["z_dim"],
+            dim_mult=config["dim_mult"],
+            num_res_blocks=config["num_res_blocks"],
+            temporal_upsample=config["temperal_downsample"][::-1],
+            out_channels=config["out_channels"],
+            patch_size=config["patch_size"],
+        )
     decoder.load_state_dict({k: v for k, v in placed.items() if k in decoder.state_dict()}, strict=True, assign=True)
     return WanVAE(model.eval().requires_grad_(False), decoder.eval().requires_grad_(False))
 

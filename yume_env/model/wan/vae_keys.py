@@ -46,12 +46,25 @@ _RESBLOCK = {
     "shortcut.bias": "conv_shortcut.bias",
 }
 # The middle stage: resblock, attention, resblock.
-_ATTN = {"norm.gamma": "norm.gamma", "to_qkv.weight": "to_qkv.weight", "to_qkv.bias": "to_qkv.bias",
-         "proj.weight": "proj.weight", "proj.bias": "proj.bias"}
-_RESAMPLE = {"resample.1.weight": "resample.1.weight", "resample.1.bias": "resample.1.bias",
-             "time_conv.weight": "time_conv.weight", "time_conv.bias": "time_conv.bias"}
-_TOP = {"conv1.weight": "quant_conv.weight", "conv1.bias": "quant_conv.bias",
-        "conv2.weight": "post_quant_conv.weight", "conv2.bias": "post_quant_conv.bias"}
+_ATTN = {
+    "norm.gamma": "norm.gamma",
+    "to_qkv.weight": "to_qkv.weight",
+    "to_qkv.bias": "to_qkv.bias",
+    "proj.weight": "proj.weight",
+    "proj.bias": "proj.bias",
+}
+_RESAMPLE = {
+    "resample.1.weight": "resample.1.weight",
+    "resample.1.bias": "resample.1.bias",
+    "time_conv.weight": "time_conv.weight",
+    "time_conv.bias": "time_conv.bias",
+}
+_TOP = {
+    "conv1.weight": "quant_conv.weight",
+    "conv1.bias": "quant_conv.bias",
+    "conv2.weight": "post_quant_conv.weight",
+    "conv2.bias": "post_quant_conv.bias",
+}
 
 
 def _lookup(table: Mapping[str, str], rest: str, key: str) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from yume_env.data.sim_clips import Clips, SimClipSource, batch_seed
 from yume_env.model.config import WorldModelConfig
 from yume_env.train.checkpointing import atomic_write_text
 from yume_env.train.rollout import rollout_psnr, snapshot_world, teacher_forced_psnr
+
 
 def start_views(config: WorldModelConfig, count: int, seed: int = 0) -> dict[str, np.ndarray]:
     """`count` simulator start views (the beacon stands in view at reset), no events."""
@@ -45,9 +45,14 @@ def scripted_clip(config: WorldModelConfig, script: list[str], seed: int, device
     actions = np.stack([parse_action(a) for a in script])
     for a in actions:
         frames.append(sim.step(a).frames)
-    return Clips(torch.from_numpy(np.concatenate(frames)[None]).to(device), torch.from_numpy(actions[None]).to(device),
-                 [[""] * len(script)], torch.zeros(1, len(script)), torch.zeros(1, len(script), dtype=torch.bool),
-                 config.latent_frames_per_chunk)
+    return Clips(
+        torch.from_numpy(np.concatenate(frames)[None]).to(device),
+        torch.from_numpy(actions[None]).to(device),
+        [[""] * len(script)],
+        torch.zeros(1, len(script)),
+        torch.zeros(1, len(script), dtype=torch.bool),
+        config.latent_frames_per_chunk,
+    )
 
 
 def side_by_side(sim: np.ndarray, model: np.ndarray, scale: int = 3) -> np.ndarray:
@@ -66,14 +71,19 @@ def write_gif(path: Path, frames: np.ndarray, fps: int) -> None:
     os.replace(tmp, path)
 
 
-def export_model(root: Path, mc: WorldModelConfig, recipe, dit, vae, head, text, source, state: dict[str, Any]) -> dict[str, Any]:
+def export_model(
+    root: Path, mc: WorldModelConfig, recipe, dit, vae, head, text, source, state: dict[str, Any]
+) -> dict[str, Any]:
     """Measures, writes RUN/model/ with its card and RUN/samples/; returns the final metrics."""
     world = snapshot_world(mc, dit, vae, text, task_head=head)
     recorded = isinstance(source, RecordedClipSource)
     if recorded:  # held-out episodes for every measurement; the start views are training resets
         source = RecordedClipSource(source.root, source.device, split="heldout", workers=0)
-    world.start_frames = recorded_starts(source.root, recipe.start_frames) if recorded else \
-        start_views(mc, recipe.start_frames, seed=recipe.seed + 1000)
+    world.start_frames = (
+        recorded_starts(source.root, recipe.start_frames)
+        if recorded
+        else start_views(mc, recipe.start_frames, seed=recipe.seed + 1000)
+    )
     scripted = scripted_out = None
     if mc.vocabulary.is_yume and not recorded:
         scripted, scripted_out = scripted_rollout(world, recipe, source)
@@ -86,10 +96,14 @@ def export_model(root: Path, mc: WorldModelConfig, recipe, dit, vae, head, text,
     gt = show.frames.cpu().numpy()[:, 1:]
     for i in range(recipe.sample_gifs):
         write_gif(samples / f"rollout_{i}.gif", side_by_side(gt[i], shown["frames"][i]), fps)
-    labels = {f"rollout_{i}.gif": [mc.vocabulary.label(a) for a in show.actions[i].cpu().numpy()]
-              for i in range(recipe.sample_gifs)}
+    labels = {
+        f"rollout_{i}.gif": [mc.vocabulary.label(a) for a in show.actions[i].cpu().numpy()]
+        for i in range(recipe.sample_gifs)
+    }
     if scripted is not None:
-        write_gif(samples / "scripted.gif", side_by_side(scripted.frames.cpu().numpy()[0, 1:], scripted_out["frames"][0]), fps)
+        write_gif(
+            samples / "scripted.gif", side_by_side(scripted.frames.cpu().numpy()[0, 1:], scripted_out["frames"][0]), fps
+        )
         labels["scripted.gif"] = recipe.script
     model_dir = world.save_pretrained(root / "model")
     atomic_write_text(model_dir / "README.md", model_card(mc, recipe, state, metrics))  # the Hub's model card
@@ -145,22 +159,29 @@ def model_card(mc: WorldModelConfig, recipe, state: dict[str, Any], metrics: dic
     gpu_s = sum(c["seconds"] * c.get("world_size", 1) for c in calls if c["device"] != "cpu")
     call_rows = "\n".join(
         f"| {i + 1} | {c.get('world_size', 1)} x {c['device']} | {c['seconds'] / 60:.1f} | {c.get('torch', '-')} |"
-        for i, c in enumerate(calls))
+        for i, c in enumerate(calls)
+    )
     m = {**state.get("metrics", {}), **metrics}
-    rows = "\n".join(f"| {s} | {stages.get(s, {}).get('steps', '-')} | {stages.get(s, {}).get('elapsed_s', 0) / 60:.1f} |"
-                     for s in ("pretrain", "reward"))
+    rows = "\n".join(
+        f"| {s} | {stages.get(s, {}).get('steps', '-')} | {stages.get(s, {}).get('elapsed_s', 0) / 60:.1f} |"
+        for s in ("pretrain", "reward")
+    )
     scalars = "\n".join(f"| {k} | {_fmt(v)} |" for k, v in sorted(m.items()) if not isinstance(v, list))
     p, r = recipe.pretrain, recipe.reward
     policy, events = ActionPolicy(), EventPlan()
     sets = " ".join(f"--set {o}" for o in state.get("overrides", []))
     if state.get("data"):
-        data_text = (f"{state['data']}: windows of the training episodes (the held-out ones are measured below), "
-                     f"actions {list(mc.action_nvec)}, the recorded rewards and episode ends.")
+        data_text = (
+            f"{state['data']}: windows of the training episodes (the held-out ones are measured below), "
+            f"actions {list(mc.action_nvec)}, the recorded rewards and episode ends."
+        )
     else:
-        data_text = (f"Clips rendered on the fly (no dataset on disk): random (key, camera) actions held for a "
-                     f"geometric number of steps (mean {policy.mean_hold:g}); {int(100 * policy.seek_fraction)}% of the "
-                     f"cameras seek the beacon; text events in {int(100 * events.probability)}% of the clips; "
-                     f"{int(100 * p.revisit_fraction)}% of the clips end by coming back to a view.")
+        data_text = (
+            f"Clips rendered on the fly (no dataset on disk): random (key, camera) actions held for a "
+            f"geometric number of steps (mean {policy.mean_hold:g}); {int(100 * policy.seek_fraction)}% of the "
+            f"cameras seek the beacon; text events in {int(100 * events.probability)}% of the clips; "
+            f"{int(100 * p.revisit_fraction)}% of the clips end by coming back to a view."
+        )
     data = state.get("data") or "the simulator `YumeSim-v0`"
     return f"""---
 library_name: yume-env

@@ -35,10 +35,10 @@ from yume_env.model.task_head import TaskHead
 from yume_env.train import distributed as D
 from yume_env.train.checkpointing import atomic_save_safetensors, atomic_write_text
 from yume_env.train.curves import Curves
+from yume_env.train.presets import read_preset
 from yume_env.train.seeding import seed_everything
 from yume_env.train.stages.pretrain import PretrainConfig, train_pretrain
 from yume_env.train.stages.task_head import RewardConfig, head_kind, train_task_head
-from yume_env.train.presets import read_preset
 from yume_env.train.trainer import TrainerConfig
 
 STAGES = ("pretrain", "reward")
@@ -69,14 +69,24 @@ class WorldRecipe:
         if data is not None:
             size = int(data["frame_size"])
             if size % mc.spatial_compression:
-                raise ValueError(f"the recorded frames are {size}x{size}; this world needs sides that are multiples of "
-                                 f"{mc.spatial_compression}: record again with --size {size // mc.spatial_compression * mc.spatial_compression or mc.spatial_compression}")
+                raise ValueError(
+                    f"the recorded frames are {size}x{size}; this world needs sides that are multiples of "
+                    f"{mc.spatial_compression}: record again with --size {size // mc.spatial_compression * mc.spatial_compression or mc.spatial_compression}"
+                )
             space = data["action_space"]
             names = space.get("names") or []
-            mc = mc.replace(height=size, width=size, latent_frames_per_chunk=1, pose_memory=False, recall_frames=0,
-                            tscm_schedule="tiny-fine", action_embedding=True, action_nvec=list(space["nvec"]),
-                            action_names=names if names and len(names) == len(space["nvec"]) else [],
-                            fps=int(data.get("fps") or mc.fps))
+            mc = mc.replace(
+                height=size,
+                width=size,
+                latent_frames_per_chunk=1,
+                pose_memory=False,
+                recall_frames=0,
+                tscm_schedule="tiny-fine",
+                action_embedding=True,
+                action_nvec=list(space["nvec"]),
+                action_names=names if names and len(names) == len(space["nvec"]) else [],
+                fps=int(data.get("fps") or mc.fps),
+            )
         return mc.replace(**self.model)
 
 
@@ -115,6 +125,7 @@ def _merge(obj: Any, changes: dict[str, Any], where: str) -> Any:
 
 # ------------------------------------------------------------------------------------ run state
 
+
 class Run:
     """RUN/run.json: the preset and overrides, which stages are done, their metrics, each call's time."""
 
@@ -123,8 +134,10 @@ class Run:
         if self.path.is_file():
             self.state = json.loads(self.path.read_text(encoding="utf-8"))
             if (self.state["preset"], self.state.get("overrides", [])) != (preset, list(overrides)):
-                raise ValueError(f"{root} holds a run of preset {self.state['preset']!r} with overrides "
-                                 f"{self.state.get('overrides', [])}; call with the same, or use another --out folder")
+                raise ValueError(
+                    f"{root} holds a run of preset {self.state['preset']!r} with overrides "
+                    f"{self.state.get('overrides', [])}; call with the same, or use another --out folder"
+                )
         else:
             self.state = {"preset": preset, "overrides": list(overrides), "stages": {}, "calls": [], "metrics": {}}
 
@@ -158,8 +171,9 @@ def _load_module(module: torch.nn.Module, path: Path) -> torch.nn.Module:
     return module
 
 
-def _stage_trainer(cfg: TrainerConfig, fraction: float, minutes: float, steps: int | None, seed: int,
-                   logger: str = "json") -> TrainerConfig:
+def _stage_trainer(
+    cfg: TrainerConfig, fraction: float, minutes: float, steps: int | None, seed: int, logger: str = "json"
+) -> TrainerConfig:
     cfg = dataclasses.replace(cfg, seed=seed, logger=logger)
     if minutes > 0:
         cfg.budget_s = fraction * minutes * 60.0
@@ -172,10 +186,21 @@ def _stage_trainer(cfg: TrainerConfig, fraction: float, minutes: float, steps: i
 
 # ------------------------------------------------------------------------------------ the recipe
 
-def run_world(out: str | Path, preset: str = "default-world", overrides: list[str] = (), *, data: str | None = None,
-              text_cache: str | Path | None = None, minutes: float = 0.0, steps: int | None = None,
-              call_minutes: float = 0.0, device: str = "auto", logger: str = "json",
-              log: Callable[[str], None] = print) -> dict[str, Any]:
+
+def run_world(
+    out: str | Path,
+    preset: str = "default-world",
+    overrides: list[str] = (),
+    *,
+    data: str | None = None,
+    text_cache: str | Path | None = None,
+    minutes: float = 0.0,
+    steps: int | None = None,
+    call_minutes: float = 0.0,
+    device: str = "auto",
+    logger: str = "json",
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Advances the run in `out` as far as this call's time allows; returns run.json's state.
 
     `state["exported"]` is True once RUN/model/ is written; call again to continue otherwise."""
@@ -190,8 +215,13 @@ def run_world(out: str | Path, preset: str = "default-world", overrides: list[st
     root.mkdir(parents=True, exist_ok=True)
     run = Run(root, preset, list(overrides), writer=info.is_main)
     run.state["data"] = None if data is None else f"{index['episodes']} recorded episodes of {index['env_id']} ({data})"
-    call = {"started_unix": time.time(), "device": _device_name(info.device), "world_size": info.world_size,
-            "torch": torch.__version__, "seconds": 0.0}
+    call = {
+        "started_unix": time.time(),
+        "device": _device_name(info.device),
+        "world_size": info.world_size,
+        "torch": torch.__version__,
+        "seconds": 0.0,
+    }
     run.state["calls"].append(call)
     deadline = t_start + call_minutes * 60.0 - 20.0 if call_minutes > 0 else None  # 20 s for the last checkpoint
     text = _text_conditioner(text_cache)
@@ -211,17 +241,26 @@ def run_world(out: str | Path, preset: str = "default-world", overrides: list[st
     dit = build_dit(mc, device="cpu")
     if not run.done("pretrain"):
         log("stage pretrain")
-        cfg = dataclasses.replace(recipe.pretrain, trainer=_stage_trainer(
-            recipe.pretrain.trainer, recipe.fractions["pretrain"], minutes, steps, recipe.seed, logger))
-        trainer = train_pretrain(mc, dit, vae, text, cfg, root / "ckpt" / "pretrain", source=source, info=info,
-                                 deadline=deadline)
+        cfg = dataclasses.replace(
+            recipe.pretrain,
+            trainer=_stage_trainer(
+                recipe.pretrain.trainer, recipe.fractions["pretrain"], minutes, steps, recipe.seed, logger
+            ),
+        )
+        trainer = train_pretrain(
+            mc, dit, vae, text, cfg, root / "ckpt" / "pretrain", source=source, info=info, deadline=deadline
+        )
         _save_curves(root, "pretrain", trainer.curves)
-        log(f"pretrain: step {trainer.step}, {trainer.elapsed_s / 60:.1f} min, loss {trainer.curves.mean_last('loss', 10)}")
+        log(
+            f"pretrain: step {trainer.step}, {trainer.elapsed_s / 60:.1f} min, loss {trainer.curves.mean_last('loss', 10)}"
+        )
         if not trainer.done():
             return account()
         trainer.averaged_module()
         _save_module(dit, run.weights("dit"))
-        run.finish("pretrain", trainer.step, trainer.elapsed_s, {"pretrain_final_loss": trainer.curves.mean_last("loss", 20)})
+        run.finish(
+            "pretrain", trainer.step, trainer.elapsed_s, {"pretrain_final_loss": trainer.curves.mean_last("loss", 20)}
+        )
         _drop(root / "ckpt" / "pretrain")
     dit = _load_module(dit.cpu(), run.weights("dit")).to(info.device)
 
@@ -232,10 +271,15 @@ def run_world(out: str | Path, preset: str = "default-world", overrides: list[st
         if out_of_time():
             return account()
         log("stage reward")
-        cfg = dataclasses.replace(recipe.reward, trainer=_stage_trainer(
-            recipe.reward.trainer, recipe.fractions["reward"], minutes, steps, recipe.seed + 1, logger))
-        head, trainer, metrics = train_task_head(mc, vae, cfg, root / "ckpt" / "reward", source=source, info=info,
-                                                 deadline=deadline)
+        cfg = dataclasses.replace(
+            recipe.reward,
+            trainer=_stage_trainer(
+                recipe.reward.trainer, recipe.fractions["reward"], minutes, steps, recipe.seed + 1, logger
+            ),
+        )
+        head, trainer, metrics = train_task_head(
+            mc, vae, cfg, root / "ckpt" / "reward", source=source, info=info, deadline=deadline
+        )
         _save_curves(root, "reward", trainer.curves)
         if not trainer.done():
             return account()
@@ -295,16 +339,35 @@ def _text_conditioner(path: str | Path | None):
 
 # ------------------------------------------------------------------------------------ command line
 
+
 def run(args) -> int:
     """`yume-env train world ARGS` (options in `yume_env/cli/train.py`)."""
     import sys
 
-    state = run_world(args.out, args.preset, args.overrides, data=args.data, text_cache=args.text_cache,
-                      minutes=args.minutes, steps=args.steps, call_minutes=args.call_minutes, device=args.device,
-                      logger=args.logger, log=lambda m: print(m, file=sys.stderr, flush=True))
+    state = run_world(
+        args.out,
+        args.preset,
+        args.overrides,
+        data=args.data,
+        text_cache=args.text_cache,
+        minutes=args.minutes,
+        steps=args.steps,
+        call_minutes=args.call_minutes,
+        device=args.device,
+        logger=args.logger,
+        log=lambda m: print(m, file=sys.stderr, flush=True),
+    )
     done = [s for s in STAGES if state["stages"].get(s, {}).get("done")]
-    print(json.dumps({"exported": bool(state.get("exported")), "stages_done": done,
-                      "call_seconds": round(state["calls"][-1]["seconds"], 1),
-                      "metrics": {k: v for k, v in state["metrics"].items() if not isinstance(v, list)}}, indent=1))
+    print(
+        json.dumps(
+            {
+                "exported": bool(state.get("exported")),
+                "stages_done": done,
+                "call_seconds": round(state["calls"][-1]["seconds"], 1),
+                "metrics": {k: v for k, v in state["metrics"].items() if not isinstance(v, list)},
+            },
+            indent=1,
+        )
+    )
     D.shutdown()
     return 0

@@ -39,8 +39,11 @@ from yume_env.train.trainer import Trainer, TrainerConfig
 
 @dataclass
 class PretrainConfig:
-    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(
-        lr=4e-4, warmup_steps=200, max_steps=50_000, ema_decay=0.999, weight_decay=0.01))
+    trainer: TrainerConfig = field(
+        default_factory=lambda: TrainerConfig(
+            lr=4e-4, warmup_steps=200, max_steps=50_000, ema_decay=0.999, weight_decay=0.01
+        )
+    )
     batch_size: int = 64
     clip_steps: int = 20  # env steps per clip; the history length k is drawn from [0, clip_steps)
     pool_clips: int = 256  # clips rendered per call of the simulator (see sim_clips.ClipPool)
@@ -56,8 +59,15 @@ class PretrainConfig:
     seed: int = 0
 
 
-def flow_loss(out: torch.Tensor, x_t: torch.Tensor, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor,
-              prediction: str, t_min: float) -> torch.Tensor:
+def flow_loss(
+    out: torch.Tensor,
+    x_t: torch.Tensor,
+    x0: torch.Tensor,
+    eps: torch.Tensor,
+    t: torch.Tensor,
+    prediction: str,
+    t_min: float,
+) -> torch.Tensor:
     """The denoising loss of a DiT output (see the module docstring)."""
     if prediction == "velocity":
         return (out.float() - (eps - x0)).square().mean()
@@ -108,8 +118,15 @@ def history_noise_levels(n: int, cfg: PretrainConfig, gen: torch.Generator) -> t
     return torch.where(use, level, torch.zeros_like(level))
 
 
-def denoise_batch(latents: torch.Tensor, clips: Clips, k: int, text, config: WorldModelConfig, cfg: PretrainConfig,
-                  gen: torch.Generator) -> dict[str, Any]:
+def denoise_batch(
+    latents: torch.Tensor,
+    clips: Clips,
+    k: int,
+    text,
+    config: WorldModelConfig,
+    cfg: PretrainConfig,
+    gen: torch.Generator,
+) -> dict[str, Any]:
     """The batch whose targets are the chunks of step k of the clips (latents (B, C, T, h, w))."""
     Fc, device, B = config.latent_frames_per_chunk, latents.device, latents.shape[0]
     n = 1 + Fc * k
@@ -119,14 +136,18 @@ def denoise_batch(latents: torch.Tensor, clips: Clips, k: int, text, config: Wor
         noise = torch.randn(history.shape, generator=gen, device=gen.device).to(device)
         lv = level.view(B, 1, 1, 1, 1)
         history = (1.0 - lv) * history + lv * noise
-    x0 = latents[:, :, n:n + Fc]
-    batch = {"history": history, "history_noise": level, "x0": x0,
-             "eps": torch.randn(x0.shape, generator=gen, device=gen.device).to(device),
-             "t": sample_t(B, cfg, config, gen, device),
-             "action": flat_actions(clips, [k] * B, config.vocabulary).to(device),
-             "context": contexts(text, clips, [k] * B, config.text_tokens, device, config.vocabulary)}
+    x0 = latents[:, :, n : n + Fc]
+    batch = {
+        "history": history,
+        "history_noise": level,
+        "x0": x0,
+        "eps": torch.randn(x0.shape, generator=gen, device=gen.device).to(device),
+        "t": sample_t(B, cfg, config, gen, device),
+        "action": flat_actions(clips, [k] * B, config.vocabulary).to(device),
+        "context": contexts(text, clips, [k] * B, config.text_tokens, device, config.vocabulary),
+    }
     if config.pose_memory:  # dead-reckoned from the actions, as the env does (no walls)
-        poses = clip_poses(clips.actions[:, :k + 1].to(device), Fc)
+        poses = clip_poses(clips.actions[:, : k + 1].to(device), Fc)
         batch["history_poses"], batch["target_pose"] = poses[:, :n], poses[:, -1]
     return batch
 
@@ -135,8 +156,9 @@ class PretrainStream(IndexedStream):
     """Batch i: `batch_size` clips drawn from a pool of rendered, encoded clips; one history length
     k per batch (the clips' last step for a `return_batches` share of them)."""
 
-    def __init__(self, source: SimClipSource, vae: nn.Module, text, config: WorldModelConfig, cfg: PretrainConfig,
-                 rank: int = 0):
+    def __init__(
+        self, source: SimClipSource, vae: nn.Module, text, config: WorldModelConfig, cfg: PretrainConfig, rank: int = 0
+    ):
         if cfg.revisit_fraction > 0:
             if not isinstance(source, SimClipSource):
                 raise ValueError("revisit_fraction scripts the clips' actions: train on simulator clips")
@@ -146,8 +168,9 @@ class PretrainStream(IndexedStream):
         self.text, self.config, self.cfg, self.vae = text, config, cfg, vae
         # the pool keeps frames; each batch encodes its own clips (a pixel codec only reshapes them,
         # and a pool of encoded clips would hold four times its frames' bytes)
-        self.pool = ClipPool(source, max(cfg.pool_clips, cfg.batch_size), cfg.clip_steps, cfg.batch_size,
-                             cfg.pool_reuse, cfg.seed, rank)
+        self.pool = ClipPool(
+            source, max(cfg.pool_clips, cfg.batch_size), cfg.clip_steps, cfg.batch_size, cfg.pool_reuse, cfg.seed, rank
+        )
         super().__init__(self.make)  # batch i = make(i); the stream's state is i
 
     def make(self, i: int) -> dict[str, Any]:
@@ -157,18 +180,27 @@ class PretrainStream(IndexedStream):
         if float(torch.rand((), generator=gen, device=gen.device)) < self.cfg.return_batches:
             k = steps - 1
         clips = select(pool, pick)
-        frames = clips.frames[:, :1 + clips.sub_frames * (k + 1)]  # the history and the target chunk
+        frames = clips.frames[:, : 1 + clips.sub_frames * (k + 1)]  # the history and the target chunk
         return denoise_batch(encode_clips(self.vae, frames), clips, k, self.text, self.config, self.cfg, gen)
 
 
 def dit_state(module_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The DiT's own weights from a DenoiseModule state (or EMA shadow): names without 'dit.'."""
-    return {k[len("dit."):]: v for k, v in module_state.items() if k.startswith("dit.")}
+    return {k[len("dit.") :]: v for k, v in module_state.items() if k.startswith("dit.")}
 
 
-def train_pretrain(model_config: WorldModelConfig, dit: nn.Module, vae: nn.Module, text, cfg: PretrainConfig,
-                   out: str | Path, *, source: SimClipSource, info: D.DistInfo,
-                   deadline: float | None = None) -> Trainer:
+def train_pretrain(
+    model_config: WorldModelConfig,
+    dit: nn.Module,
+    vae: nn.Module,
+    text,
+    cfg: PretrainConfig,
+    out: str | Path,
+    *,
+    source: SimClipSource,
+    info: D.DistInfo,
+    deadline: float | None = None,
+) -> Trainer:
     """Trains (or resumes from `out/`) `dit` in place; returns the trainer (EMA, curves, step)."""
     vae = vae.to(info.device).eval().requires_grad_(False)
     stream = PretrainStream(source, vae, text, model_config, cfg, info.rank)

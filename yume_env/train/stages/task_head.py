@@ -19,19 +19,22 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from yume_env.model.config import WorldModelConfig
-from yume_env.model.task_head import TaskHead
-from yume_env.train import distributed as D
 from yume_env.data.recorded_clips import RecordedClipSource
 from yume_env.data.sim_clips import ActionPolicy, ClipPool, Clips, IndexedStream, SimClipSource, batch_seed, select
+from yume_env.model.config import WorldModelConfig
+from yume_env.model.task_head import TaskHead
 from yume_env.model.vae import encode_clips
+from yume_env.train import distributed as D
 from yume_env.train.trainer import Trainer, TrainerConfig
 
 
 @dataclass
 class RewardConfig:
-    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(
-        lr=1e-3, warmup_steps=20, max_steps=5000, ema_decay=0.99, weight_decay=1e-4))
+    trainer: TrainerConfig = field(
+        default_factory=lambda: TrainerConfig(
+            lr=1e-3, warmup_steps=20, max_steps=5000, ema_decay=0.99, weight_decay=1e-4
+        )
+    )
     batch_size: int = 16  # clips per batch; every step of every clip is an example
     clip_steps: int = 28  # long enough for the seekers to reach the beacon
     seek_fraction: float = 0.6
@@ -46,8 +49,10 @@ class RewardConfig:
 
 
 # per kind: (the regressed signal, the flag) as the head names them and as the examples carry them
-SIGNALS = {"beacon": (("distance", "distance"), ("reached_logit", "reached")),
-           "reward": (("reward", "reward"), ("terminated_logit", "terminated"))}
+SIGNALS = {
+    "beacon": (("distance", "distance"), ("reached_logit", "reached")),
+    "reward": (("reward", "reward"), ("terminated_logit", "terminated")),
+}
 
 
 class TaskHeadModule(nn.Module):
@@ -65,7 +70,8 @@ class TaskHeadModule(nn.Module):
         value, flag = batch[value_in].float(), batch[flag_in].float()
         v_loss = F.smooth_l1_loss(pred[value_out].float(), value)
         f_loss = F.binary_cross_entropy_with_logits(
-            pred[flag_out].float(), flag, pos_weight=torch.tensor(c.reached_pos_weight, device=value.device))
+            pred[flag_out].float(), flag, pos_weight=torch.tensor(c.reached_pos_weight, device=value.device)
+        )
         with torch.no_grad():
             mae = (pred[value_out].float() - value).abs().mean()
             acc = ((pred[flag_out] > 0).float() == flag).float().mean()
@@ -81,7 +87,7 @@ def reward_source(base, cfg: RewardConfig):
 
 
 def head_kind(source) -> str:
-    """"reward" for recorded episodes (they carry the env's rewards), "beacon" for the simulator."""
+    """ "reward" for recorded episodes (they carry the env's rewards), "beacon" for the simulator."""
     return "reward" if isinstance(source, RecordedClipSource) else "beacon"
 
 
@@ -98,7 +104,9 @@ def task_examples(clips: Clips, z: torch.Tensor, noise: float, seed: int) -> dic
     return {"latents": chunks, "distance": clips.distance.reshape(-1), "reached": clips.reached.reshape(-1)}
 
 
-def task_batch(vae: nn.Module, source: SimClipSource, cfg: RewardConfig, seed: int, noise: float) -> dict[str, torch.Tensor]:
+def task_batch(
+    vae: nn.Module, source: SimClipSource, cfg: RewardConfig, seed: int, noise: float
+) -> dict[str, torch.Tensor]:
     """Freshly rendered clips (held-out evaluation)."""
     clips = source.render(cfg.batch_size, cfg.clip_steps, seed)
     return task_examples(clips, encode_clips(vae, clips.frames), noise, seed)
@@ -121,20 +129,39 @@ def evaluate(head: TaskHead, vae: nn.Module, source, cfg: RewardConfig, batches:
         tp += float((hit & flag).sum())
         pos += float(flag.sum())
         n += len(b[value_in])
-    return {f"task_{value_in}_mae": mae / n, f"task_{flag_in}_accuracy": correct / n,
-            f"task_{flag_in}_recall": tp / pos if pos else float("nan"), "task_eval_examples": n}
+    return {
+        f"task_{value_in}_mae": mae / n,
+        f"task_{flag_in}_accuracy": correct / n,
+        f"task_{flag_in}_recall": tp / pos if pos else float("nan"),
+        "task_eval_examples": n,
+    }
 
 
-def train_task_head(model_config: WorldModelConfig, vae: nn.Module, cfg: RewardConfig, out: str | Path, *,
-                    source: SimClipSource, info: D.DistInfo,
-                    deadline: float | None = None) -> tuple[TaskHead, Trainer, dict[str, Any]]:
+def train_task_head(
+    model_config: WorldModelConfig,
+    vae: nn.Module,
+    cfg: RewardConfig,
+    out: str | Path,
+    *,
+    source: SimClipSource,
+    info: D.DistInfo,
+    deadline: float | None = None,
+) -> tuple[TaskHead, Trainer, dict[str, Any]]:
     """Trains (or resumes from `out/`) a task head; returns (head with EMA weights, trainer, metrics when finished)."""
     torch.manual_seed(cfg.seed)
     vae = vae.to(info.device).eval().requires_grad_(False)
     head = TaskHead(model_config.latent_channels, model_config.latent_hw, cfg.width, cfg.hidden, head_kind(source))
     src = reward_source(source, cfg)
-    pool = ClipPool(src, max(cfg.pool_clips, cfg.batch_size), cfg.clip_steps, cfg.batch_size, cfg.pool_reuse, cfg.seed,
-                    info.rank, encode=lambda clips: encode_clips(vae, clips.frames))
+    pool = ClipPool(
+        src,
+        max(cfg.pool_clips, cfg.batch_size),
+        cfg.clip_steps,
+        cfg.batch_size,
+        cfg.pool_reuse,
+        cfg.seed,
+        info.rank,
+        encode=lambda clips: encode_clips(vae, clips.frames),
+    )
 
     def make(i: int) -> dict[str, torch.Tensor]:
         clips, z, pick, _ = pool.draw(i)
