@@ -1,9 +1,12 @@
-"""A world of an env nobody here wrote, end to end on the CPU: record CartPole-v1, train a world
-for a few steps, open it with gym.make (its action space, its frame size), step it."""
+"""A world of an env nobody here wrote, end to end on the CPU: record CartPole-v1, train a world for
+a few steps, open it with gym.make (its action space, its frame size), step it, evaluate it against
+held-out recordings, train an agent in it and test the agent in the real env."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,57 +16,29 @@ pytest.importorskip("pygame", reason="CartPole-v1 renders with pygame (gymnasium
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
+RECORD = "data record --env CartPole-v1 --episodes 6 --size 32 --no-progress --out".split()
+TRAIN = (
+    "train world --preset tiny --steps 3 --device cpu --set pretrain.clip_steps=4 --set reward.clip_steps=4 "
+    "--set eval_steps=4 --set sample_gifs=1"
+).split()
 
-def test_record_train_make_and_step_a_world_of_cartpole(tmp_path, capsys):
-    import yume_env  # noqa: F401  (registers YumeWorld-v0)
+
+@pytest.fixture(scope="module")
+def cartpole_world(tmp_path_factory) -> tuple[Path, Path]:
+    """(recorded data, a train-world run folder): a few episodes and a few steps of training."""
     from yume_env.cli import main
 
-    data, run = tmp_path / "data", tmp_path / "world"
-    assert (
-        main(
-            [
-                "data",
-                "record",
-                "--env",
-                "CartPole-v1",
-                "--episodes",
-                "6",
-                "--size",
-                "32",
-                "--out",
-                str(data),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
-    assert (
-        main(
-            [
-                "train",
-                "world",
-                "--data",
-                str(data),
-                "--out",
-                str(run),
-                "--preset",
-                "tiny",
-                "--steps",
-                "3",
-                "--device",
-                "cpu",
-                "--set",
-                "pretrain.clip_steps=4",
-                "--set",
-                "reward.clip_steps=4",
-                "--set",
-                "eval_steps=4",
-                "--set",
-                "sample_gifs=1",
-            ]
-        )
-        == 0
-    )
+    root = tmp_path_factory.mktemp("cartpole")
+    data, run = root / "data", root / "world"
+    assert main([*RECORD, str(data)]) == 0
+    assert main([*TRAIN, "--data", str(data), "--out", str(run)]) == 0
+    return data, run
+
+
+def test_a_trained_world_of_cartpole_opens_with_gym_make_and_steps(cartpole_world):
+    import yume_env  # noqa: F401  (registers YumeWorld-v0)
+
+    _, run = cartpole_world
     state = json.loads((run / "run.json").read_text())
     assert state["exported"] and "CartPole-v1" in state["data"]
     card = (run / "model" / "README.md").read_text()
@@ -84,98 +59,29 @@ def test_record_train_make_and_step_a_world_of_cartpole(tmp_path, capsys):
     obs, rewards, terminated, truncated, infos = vec.step(np.array([0, 1]))
     assert obs.shape == (2, 32, 32, 3) and rewards.shape == (2,)
 
+
+def test_the_world_is_measured_against_held_out_recordings(cartpole_world):
     from yume_env.eval.recorded import RecordedEvalConfig, evaluate_recorded, markdown
     from yume_env.model import WorldModel
 
-    results = evaluate_recorded(
-        WorldModel.from_pretrained(run),
-        str(data),
-        RecordedEvalConfig(episodes=2, steps=4, probe_steps=3),
-        progress=False,
-    )
+    data, run = cartpole_world
+    cfg = RecordedEvalConfig(episodes=2, steps=4, probe_steps=3)
+    results = evaluate_recorded(WorldModel.from_pretrained(run), str(data), cfg, progress=False)
     assert len(results["autoregressive_psnr_db_by_step"]) == 4 and set(results["teacher_forced_psnr_db"]) == {0, 2}
     assert 0 <= results["actions_read_back"]["world"] <= 1 and results["realism"]["transitions"] == 8
     assert "reward_mae" in results["task"] and "| sharpness" in markdown(results)
 
 
-def test_ppo_trained_in_the_world_is_tested_in_the_real_env(tmp_path):
-    """examples/dream_to_real.py on a few-step CartPole world: PPO inside it, then the real env."""
-    import importlib.util
-
-    from yume_env.cli import main
-
+def test_ppo_trained_in_the_world_is_tested_in_the_real_env(cartpole_world, tmp_path):
+    """examples/dream_to_real.py: PPO inside the world, then the real env against random."""
     pytest.importorskip("stable_baselines3")
-    data, run, out = tmp_path / "data", tmp_path / "world", tmp_path / "ppo"
-    assert (
-        main(
-            [
-                "data",
-                "record",
-                "--env",
-                "CartPole-v1",
-                "--episodes",
-                "4",
-                "--size",
-                "32",
-                "--out",
-                str(data),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
-    assert (
-        main(
-            [
-                "train",
-                "world",
-                "--data",
-                str(data),
-                "--out",
-                str(run),
-                "--preset",
-                "tiny",
-                "--steps",
-                "2",
-                "--device",
-                "cpu",
-                "--set",
-                "pretrain.clip_steps=4",
-                "--set",
-                "reward.clip_steps=4",
-                "--set",
-                "eval_steps=4",
-                "--set",
-                "sample_gifs=1",
-            ]
-        )
-        == 0
-    )
-    path = __import__("pathlib").Path(__file__).resolve().parents[1] / "examples" / "dream_to_real.py"
+    _, run = cartpole_world
+    path = Path(__file__).resolve().parents[1] / "examples" / "dream_to_real.py"
     spec = importlib.util.spec_from_file_location("dream_to_real", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert (
-        module.main(
-            [
-                "--world",
-                str(run),
-                "--env",
-                "CartPole-v1",
-                "--out",
-                str(out),
-                "--num-envs",
-                "2",
-                "--total-steps",
-                "128",
-                "--episodes",
-                "2",
-                "--max-episode-steps",
-                "20",
-            ]
-        )
-        == 0
-    )
-    results = json.loads((out / "results.json").read_text())
+    args = ["--world", str(run), "--env", "CartPole-v1", "--out", str(tmp_path), "--num-envs", "2"]
+    assert module.main([*args, "--total-steps", "128", "--episodes", "2", "--max-episode-steps", "20"]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
     assert results["ppo_in_world"]["env_steps"] >= 128 and results["real_env"]["random"]["episodes"] == 2
-    assert results["real_env"]["ppo"]["mean_length"] >= 1 and (out / "ppo.zip").is_file()
+    assert results["real_env"]["ppo"]["mean_length"] >= 1 and (tmp_path / "ppo.zip").is_file()

@@ -1,44 +1,16 @@
 """Recorded episodes in shards that stream: the format `yume-env data record` writes and training
 reads (`ShardWriter`, `read_index`, `ShardReader`, `ShardDataset`).
 
-Layout of a dataset folder:
-
-    <root>/index.json                     what is in the folder (below); the only list readers trust
-    <root>/shard-000000.safetensors       whole episodes, several per shard
-    <root>/shard-000001.safetensors       ...
-
-Each shard is a safetensors file holding, for each of its episodes `e` (global index, 6 digits):
-
-    ep000012/frames      uint8 (T+1, S, S, 3)   the reset frame, then one frame per step
-    ep000012/actions     int64 (T, A)           zero-based: action - start (A = 1 for Discrete,
-                                                len(nvec) for MultiDiscrete)
-    ep000012/rewards     float32 (T,)
-    ep000012/terminated  bool (T,)
-    ep000012/truncated   bool (T,)              True on the last step when a time limit (the env's,
-                                                --max-steps, or a JSON policy running out) ended it
-
-safetensors files are read lazily (memory-mapped; a window slices only the frames it needs).
-
-`index.json`:
-
-    {"format": "yume-env-shards", "version": 1, "env_id": "CartPole-v1",
-     "action_space": {"type": "discrete" | "multi_discrete", "nvec": [2],
-                      "start": [0] (only when not all zero), "names": [...] (only when known)},
-     "frame_size": 32, "frames_from": "render" | "observation" | null, "fps": 50 | null,
-     "episodes": 3, "steps": 61,
-     "shards": [{"file": "shard-000000.safetensors", "first_episode": 0, "episodes": 3, "steps": 61,
-                 "episode_steps": [20, 19, 22], "episode_returns": [20.0, 19.0, 22.0],
-                 "seeds": [0, 1, 2], "source": {"policy": "random", ...}}]}
-
-Writing is crash-safe: a shard is written to a hidden temp name (`.shard-000001.tmp<pid>.safetensors`)
-and renamed, then `index.json` is replaced atomically. A killed writer leaves at most a temp file or a
-shard that the index does not list; `ShardWriter` removes both when it reopens the folder, and
-readers never see them.
-
-Train / held-out split (`split_episodes`): episode `e` is held out when a fixed hash of `e` falls
-below `heldout_fraction`, so the split does not depend on the number of episodes and stays put when
-more are recorded; a dataset of two or more episodes where no hash falls below it holds out the one
-with the smallest hash. Plain numpy and safetensors; `ShardDataset` needs torch.
+A dataset folder holds `index.json` (what is in it: env, action space, frame size, fps, the shards
+and their episodes; the only list readers trust) and `shard-NNNNNN.safetensors` files of whole
+episodes: per episode `ep000012/frames` uint8 (T+1, S, S, 3), `actions` int64 (T, A) (zero-based,
+A = 1 for Discrete, len(nvec) for MultiDiscrete), `rewards` float32 (T,), `terminated` and
+`truncated` bool (T,). Shards are read lazily (memory-mapped: a window reads only its frames).
+Writing is crash-safe: a shard is written under a hidden temp name and renamed, then the index is
+replaced atomically; `ShardWriter` removes what a killed writer left when it reopens the folder.
+Episode e is held out (`split_episodes`) when a fixed hash of e falls below `heldout_fraction`, so
+recording more episodes never moves one between the splits. The format in full, with the index's
+fields: docs/your_own_world.md.
 """
 
 from __future__ import annotations

@@ -241,9 +241,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         text_encoder="umt5",
         text_tokens=512,
     ),
-    # The default world: 64x64 frames -> 8x8x16 latents, 2 latent frames (= 2 pixel frames) per
-    # step, 32 current tokens, ~100 history tokens; MiniLM text mean-pooled to 2 tokens
-    # ([action, event]).
+    # A small world of the Yume design (the tests' random worlds): 64x64 frames -> 8x8x16 tiny-VAE
+    # latents, 2 frames per step, 32 current tokens, ~100 history tokens; MiniLM text as [action, event].
     "tiny": dict(
         dim=128,
         ffn_dim=512,
