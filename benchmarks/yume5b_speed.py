@@ -1,31 +1,18 @@
 """Yume-5B speed on one GPU: DiT time per 4-step chunk and Wan2.2 decode time per chunk vs history length.
 
-Random bf16 weights of the exact published shapes (`WorldModelConfig.preset("yume-5b")`, the
-Wan2.2 decoder at its published widths), so no download is needed. One row per (resolution,
-history length, DiT mode):
-
-- `dit_chunk_s`: median over `--repeats` chunks of TSCM history encode + 4 DiT forwards with
-  their Euler updates (what `WorldModel.step` runs between text and decode); the first chunk of
-  each row (warm-up: kernel selection, compilation) is reported apart as `dit_warmup_s`.
-- `decode_chunk_s`: median steady-state streaming decode of one 8-latent chunk (32 frames) with
-  the causal cache of the previous chunk; measured once per resolution (decode does not depend
-  on the history) together with the published way (one latent frame per decoder call) for the ratio.
-- `peak_gib`: peak GPU memory of the row (DiT chunk, history and memory state, decode).
-- `fps_end_to_end`: 32 frames / (dit_chunk_s + decode_chunk_s).
-
-DiT modes (the levers): `global` is the published math (history and current tokens attend to each
-other; exact); `causal` computes the history's keys/values once per chunk and reuses them for
-the 4 denoising steps (history tokens stop attending to the current chunk: approximate, a
-different model unless fine-tuned that way). `--compile` wraps every block in torch.compile
-(exact up to kernel rounding). An offload row measures peak memory at 544x960 with the DiT blocks
-streamed from pinned CPU memory (`yume_env.model.wan.offload.BlockStreamer`).
+Random bf16 weights of the published shapes (`WorldModelConfig.preset("yume-5b")` and the Wan2.2
+decoder), so no download is needed. One row per (resolution, history length, DiT mode) with
+`dit_chunk_s` (TSCM history encode + 4 DiT steps), `decode_chunk_s` (streaming decode of 8 latents
+= 32 frames), `peak_gib` and `fps_end_to_end`; the first chunk is reported apart as `dit_warmup_s`.
+Modes: `global` (the published math, exact), `causal` (history keys/values computed once per chunk:
+approximate), `--compile` (torch.compile per block); an offload row streams the blocks from pinned
+CPU memory at 544x960. Columns and results: docs/yume5b.md.
 
     PYTHONUNBUFFERED=1 PYTHONPATH=. python benchmarks/yume5b_speed.py            # the GPU run
     PYTHONPATH=. python benchmarks/yume5b_speed.py --smoke                       # CPU logic check
 
-Writes `yume5b_h100.json` and `yume5b_h100.md` after every row to `$OUT` when set (the lent
-device returns only that folder), else to benchmarks/results/ (`--smoke`: a temp folder unless `--out`).
-Needs torch only (no diffusers, no gymnasium).
+Writes `yume5b_h100.json` and `.md` after every row to `$OUT` when set, else to benchmarks/results/.
+Needs torch only.
 """
 
 from __future__ import annotations
