@@ -80,7 +80,11 @@ def test_lora_finetune_lowers_the_loss_of_a_fixed_batch_and_trains_only_adapters
     cfg = config(8)
     library = LatentLibrary([sekai], model.vae, model.config, tmp_path / "latents", D.DistInfo(), progress=False)
     probe = ft.FinetuneStream(
-        library, model.text, model.config, dataclasses.replace(cfg, batch_size=8, seed=99), "cpu"
+        library,
+        model.text,
+        model.config,
+        dataclasses.replace(cfg, batch_size=8, trainer=dataclasses.replace(cfg.trainer, seed=99)),
+        "cpu",
     ).make(0)
     before = fixed_batch_loss(model, library, probe)
     result = ft.finetune(model, [sekai], tmp_path / "run", cfg, cache_dir=tmp_path / "latents", progress=False)
@@ -173,6 +177,24 @@ def test_stopped_lora_run_resumes_from_its_checkpoint_on_the_same_curve(sekai, t
     torch.testing.assert_close(torch.tensor([v for _, v in b]), torch.tensor([v for _, v in a]), rtol=1e-5, atol=1e-6)
 
 
+def test_cli_presets_and_overrides_build_the_finetune_config():
+    from yume_env.cli import build_subparser
+
+    def parse(*extra):
+        parser, _ = build_subparser("train")
+        args = parser.parse_args(["finetune", "--model", "M", "--data", "D", "--out", "O", *extra])
+        return ft.config_from_args(args)
+
+    lora_cfg = parse()
+    assert lora_cfg.mode == "lora" and lora_cfg.trainer.lr == 1e-4 and lora_cfg.alpha == 16.0
+    full = parse("--preset", "full", "--steps", "30", "--set", "trainer.lr=5e-5", "--set", "batch_size=2")
+    assert full.mode == "full" and full.trainer.lr == 5e-5 and full.batch_size == 2
+    assert full.trainer.max_steps == 30 and full.trainer.warmup_steps == 3
+    assert parse("--set", "lora_rank=4").alpha == 4.0  # alpha follows the rank unless set
+    with pytest.raises(ValueError, match="FinetuneConfig has no field 'rank'"):
+        parse("--set", "rank=4")
+
+
 @pytest.mark.slow
 def test_cli_under_torchrun_fsdp_lora_writes_adapters_and_a_merged_model_folder(sekai, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
@@ -196,14 +218,16 @@ def test_cli_under_torchrun_fsdp_lora_writes_adapters_and_a_merged_model_folder(
         str(out),
         "--steps",
         "2",
-        "--batch-size",
-        "1",
+        "--set",
+        "batch_size=1",
         "--device",
         "cpu",
         "--parallel",
         "fsdp",
-        "--activation-checkpointing",
-        "--merge",
+        "--set",
+        "trainer.activation_checkpointing=true",
+        "--set",
+        "merge=true",
     ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-4000:]

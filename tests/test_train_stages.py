@@ -206,7 +206,7 @@ def test_recipe_presets_and_overrides_change_nested_values_and_reject_unknown_fi
     assert recipe.model_config().dim == 240 and recipe.fractions["reward"] == 0.2
     with pytest.raises(ValueError, match="PretrainConfig has no field 'batch'"):
         load_recipe("default-world", ["pretrain.batch=16"])
-    with pytest.raises(ValueError, match="unknown preset 'nope'"):
+    with pytest.raises(ValueError, match="unknown world preset 'nope'"):
         load_recipe("nope")
 
 

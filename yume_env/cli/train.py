@@ -1,12 +1,13 @@
 """`yume-env train`: train a world from data, fine-tune a world, or build the text cache.
 
     yume-env train world --out RUN [--data DIR] [--preset default-world] [--minutes M | --steps N]
-    yume-env train finetune --model MODEL --data DIR [DIR ...] --out OUT [--mode lora|full]
+    yume-env train finetune --model MODEL --data DIR [DIR ...] --out OUT [--preset lora|full]
     yume-env train text-cache --out text_cache.safetensors
 
 `world` runs every stage (pretrain, the task head, the export to RUN/model/) and resumes from RUN/
-when called again; presets are the JSON files of `yume_env/train/presets/`, and `--set
-section.field=value` changes any value of the recipe (`yume_env/train/recipes/world.py`). Building
+when called again. Both training commands take `--preset` (the JSON files of
+`yume_env/train/presets/<stage>/`) and `--set section.field=value`, which changes any value of the
+stage's config (`WorldRecipe` in `recipes/world.py`, `FinetuneConfig` in `finetune.py`). Building
 this parser imports no torch.
 """
 
@@ -29,15 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     world.add_argument(
         "--data", default=None, help="recorded clips to train on (yume-env data record); default: the simulator"
     )
-    world.add_argument("--preset", default="default-world", choices=preset_names(), help="recipe preset")
-    world.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.FIELD=VALUE",
-        help="change a recipe value, e.g. --set pretrain.batch_size=64 (repeat; same on every call)",
-    )
+    world.add_argument("--preset", default="default-world", choices=preset_names("world"), help="recipe preset")
+    _add_set(world, "--set pretrain.batch_size=64")
     world.add_argument("--minutes", type=float, default=0.0, help="training budget over all calls (0: steps only)")
     world.add_argument("--steps", type=int, default=None, help="cap the optimizer steps of every stage")
     world.add_argument(
@@ -65,21 +59,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--data", required=True, nargs="+", help="Sekai-layout folders (yume-env data generate, or Sekai)"
     )
     tune.add_argument("--out", required=True, help="run folder (checkpoints, latents cache, outputs); resumes from it")
-    tune.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    tune.add_argument("--mode", choices=("lora", "full"), default="lora")
-    tune.add_argument("--lora-rank", type=int, default=16)
-    tune.add_argument("--merge", action="store_true", help="LoRA: also write the merged model folder OUT/model")
-    tune.add_argument("--steps", type=int, default=1000, help="optimizer steps")
-    tune.add_argument("--batch-size", type=int, default=4)
-    tune.add_argument("--lr", type=float, default=None, help="default 1e-4 (LoRA) / 2e-5 (full)")
+    tune.add_argument("--preset", default="lora", choices=preset_names("finetune"), help="LoRA adapters or all weights")
+    _add_set(tune, "--set lora_rank=8 --set trainer.lr=3e-4 --set merge=true")
+    tune.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the preset's)")
     tune.add_argument("--minutes", type=float, default=None, help="wall-clock budget of the whole run")
     tune.add_argument("--call-minutes", type=float, default=0.0, help="end this call after N minutes (resumable)")
+    tune.add_argument("--device", default="auto", help="auto | cpu | cuda")
     tune.add_argument(
         "--dtype", choices=("float32", "bfloat16"), default=None, help="load the model's DiT in this dtype"
     )
     tune.add_argument("--parallel", choices=("none", "ddp", "fsdp"), default="none", help="under torchrun")
-    tune.add_argument("--activation-checkpointing", action="store_true", help="recompute each block in the backward")
-    tune.add_argument("--seed", type=int, default=0)
+
+
+def _add_set(parser: argparse.ArgumentParser, example: str) -> None:
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help=f"change a config value, e.g. {example} (repeat; same on every call)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

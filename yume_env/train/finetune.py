@@ -1,7 +1,7 @@
 """Stage `finetune`: LoRA (peft) or full fine-tuning of any world model on Sekai-layout folders.
 
     yume-env train finetune --model preset:tiny | MODEL_FOLDER --data DATA [DATA ...] --out RUN \
-        [--mode lora|full] [--lora-rank 16] [--merge] [--steps N] [--batch-size B]
+        [--preset lora|full] [--set lora_rank=16] [--set merge=true] [--steps N] [--set batch_size=4]
 
 Read top to bottom:
 
@@ -18,7 +18,7 @@ Read top to bottom:
 5. LoRA (`yume_env.train.lora`): `peft` adapters on the attention and FFN Linears of every block;
    only they train, only they are checkpointed (megabytes for a 5B model), and the result is the
    PEFT adapter folder `RUN/lora/`, loadable into a fresh model with `load_lora` or merged into the
-   weights (`--merge`); full fine-tuning writes `RUN/model/` (a model folder).
+   weights (`--set merge=true`); full fine-tuning writes `RUN/model/` (a model folder).
 
 Under torchrun, `--parallel ddp` replicates the model; `--parallel fsdp` shards it
 (`yume_env.train.sharding.shard_world_model`).
@@ -45,6 +45,8 @@ from yume_env.motion import clip_poses
 from yume_env.train import distributed as D
 from yume_env.train.checkpointing import atomic_write_text
 from yume_env.train.lora import DEFAULT_TARGETS, LORA_DIR, add_lora, has_lora, merge_lora, save_lora
+from yume_env.train.overrides import apply_changes
+from yume_env.train.presets import read_preset
 from yume_env.train.sharding import shard_world_model
 from yume_env.train.stages.pretrain import DenoiseModule, history_noise_levels, sample_t
 from yume_env.train.trainer import Trainer, TrainerConfig
@@ -61,7 +63,7 @@ class FinetuneConfig:
     )
     mode: str = "lora"  # "lora" | "full"
     lora_rank: int = 16
-    lora_alpha: float = 16.0
+    lora_alpha: float | None = None  # None: the rank (adapter scale 1)
     lora_dropout: float = 0.0
     lora_targets: tuple[str, ...] = DEFAULT_TARGETS
     merge: bool = False  # LoRA: also write the merged weights as RUN/model/
@@ -74,7 +76,6 @@ class FinetuneConfig:
     t_logit_std: float = 1.0
     sampler_t_fraction: float = 0.3
     t_min: float = 0.05
-    seed: int = 0
 
     def validate(self) -> None:
         if self.mode not in ("lora", "full"):
@@ -83,6 +84,11 @@ class FinetuneConfig:
             raise ValueError(f"lora_rank must be >= 1, got {self.lora_rank}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+
+    @property
+    def alpha(self) -> float:
+        """The LoRA scale numerator: `lora_alpha`, or the rank."""
+        return float(self.lora_rank if self.lora_alpha is None else self.lora_alpha)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -103,7 +109,7 @@ class FinetuneStream(IndexedStream):
 
     def make(self, index: int) -> dict[str, Any]:
         cfg, Fc, dev = self.cfg, self.mc.latent_frames_per_chunk, self.device
-        gen = torch.Generator().manual_seed(batch_seed(cfg.seed, index, self.rank))
+        gen = torch.Generator().manual_seed(batch_seed(cfg.trainer.seed, index, self.rank))
         k = int(torch.randint(self.max_k, (), generator=gen))
         having = [i for i, clip in enumerate(self.lib.clips) if clip.chunks > k]
         picks = [having[j] for j in torch.randint(len(having), (cfg.batch_size,), generator=gen).tolist()]
@@ -212,7 +218,7 @@ def finetune(
     until_step: int | None = None,
 ) -> FinetuneResult:
     """Fine-tunes `model` (a `WorldModel`, modified in place) on the clips of `data`; checkpoints in
-    `out/ckpt/`, resumes from there; when finished writes `out/lora.safetensors` (LoRA) and/or
+    `out/ckpt/`, resumes from there; when finished writes the adapter folder `out/lora/` (LoRA) and/or
     `out/model/` (full, or LoRA with `cfg.merge`), `out/curves.{json,png}`, `out/metrics.json`.
     `until_step` stops this call early at that step (resumable, like `deadline`)."""
     cfg.validate()
@@ -229,8 +235,8 @@ def finetune(
     if cfg.mode == "lora":
         if not has_lora(dit):
             with torch.random.fork_rng(devices=[]):  # the same adapters on every rank and every run
-                torch.manual_seed(cfg.seed)
-                add_lora(dit, cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets)
+                torch.manual_seed(cfg.trainer.seed)
+                add_lora(dit, cfg.lora_rank, cfg.alpha, cfg.lora_dropout, cfg.lora_targets)
     else:
         dit.requires_grad_(True)
     module = DenoiseModule(dit, mc, cfg.t_min)
@@ -284,7 +290,7 @@ def _unsharded_copy(module: nn.Module, model_config, cfg: FinetuneConfig) -> nn.
         return None
     dit = build_dit(model_config, device="meta")
     if cfg.mode == "lora":
-        add_lora(dit, cfg.lora_rank, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets)
+        add_lora(dit, cfg.lora_rank, cfg.alpha, cfg.lora_dropout, cfg.lora_targets)
     dit.load_state_dict({k[len("dit.") :]: v for k, v in state.items() if k.startswith("dit.")}, assign=True)
     return dit
 
@@ -298,7 +304,7 @@ def _export(model, cfg: FinetuneConfig, out: Path) -> dict[str, str]:
                 dit,
                 out / LORA_DIR,
                 cfg.lora_rank,
-                cfg.lora_alpha,
+                cfg.alpha,
                 cfg.lora_targets,
                 extra={"model_config": model.config.to_dict()},
             )
@@ -315,34 +321,23 @@ def _export(model, cfg: FinetuneConfig, out: Path) -> dict[str, str]:
 
 
 def config_from_args(args: argparse.Namespace) -> FinetuneConfig:
-    """The stage's config from `yume-env train finetune`'s options (`yume_env/cli/train.py`)."""
-    lr = args.lr if args.lr is not None else (1e-4 if args.mode == "lora" else 2e-5)
-    trainer = dataclasses.replace(
-        FinetuneConfig().trainer,
-        lr=lr,
-        max_steps=args.steps,
-        budget_s=(args.minutes or 0.0) * 60.0,
-        parallel=args.parallel,
-        seed=args.seed,
-        warmup_steps=min(20, max(1, args.steps // 10)),
-        activation_checkpointing=args.activation_checkpointing,
-    )
-    return FinetuneConfig(
-        trainer=trainer,
-        mode=args.mode,
-        lora_rank=args.lora_rank,
-        lora_alpha=float(args.lora_rank),
-        merge=args.merge,
-        batch_size=args.batch_size,
-        seed=args.seed,
-    )
+    """The stage's config from `yume-env train finetune`'s options (`yume_env/cli/train.py`): the
+    preset, the `--set` overrides, then `--steps`, `--minutes` and `--parallel`."""
+    cfg = apply_changes(FinetuneConfig(), read_preset("finetune", args.preset), args.overrides, f"preset {args.preset}")
+    trainer = dataclasses.replace(cfg.trainer, parallel=args.parallel)
+    if args.steps is not None:
+        warmup = min(trainer.warmup_steps, max(1, args.steps // 10))
+        trainer = dataclasses.replace(trainer, max_steps=args.steps, warmup_steps=warmup)
+    if args.minutes:
+        trainer = dataclasses.replace(trainer, budget_s=args.minutes * 60.0)
+    return dataclasses.replace(cfg, trainer=trainer)
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     info = D.init_distributed(args.device)
     dtype = getattr(torch, args.dtype) if args.dtype else None
-    model = load_world_model(args.model, info.device, dtype, seed=args.seed)
+    model = load_world_model(args.model, info.device, dtype, seed=cfg.trainer.seed)
     deadline = time.monotonic() + args.call_minutes * 60.0 if args.call_minutes > 0 else None
     result = finetune(model, args.data, args.out, cfg, info=info, deadline=deadline)
     if info.is_main:

@@ -91,7 +91,7 @@ def read_lora(folder: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[
         if not (folder / name).is_file():
             raise FileNotFoundError(
                 f"{folder / name} does not exist: a LoRA adapter folder (written by "
-                f"`yume-env train finetune --mode lora`, RUN/{LORA_DIR}) holds {CONFIG_FILE} and {WEIGHTS_FILE}"
+                f"`yume-env train finetune --preset lora`, RUN/{LORA_DIR}) holds {CONFIG_FILE} and {WEIGHTS_FILE}"
             )
     try:
         config = LoraConfig.from_pretrained(str(folder))

@@ -7,14 +7,13 @@ Stages: `pretrain` (the DiT denoises the next chunk from a noised history, `stag
 `reward` (the task head, `stages/task_head.py`), then the export: RUN/model/ (config.json,
 weights, text cache, start frames, README.md: the model card) and RUN/samples/*.gif. Every stage checkpoints
 into RUN/ckpt/<stage>/ and resumes from there, so a run is many short calls; RUN/run.json says
-which stages are done. Presets are JSON files in `yume_env/train/presets/`, changed with
+which stages are done. Presets are JSON files in `yume_env/train/presets/world/`, changed with
 `--set section.field=value`. Worlds denoise pixels (the `pixel` codec): there is no autoencoder
 to train.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import shutil
@@ -29,12 +28,13 @@ from yume_env.data.recorded_clips import RecordedClipSource
 from yume_env.data.shards import read_index
 from yume_env.data.sim_clips import ActionPolicy, SimClipSource
 from yume_env.model.codecs import build_vae
-from yume_env.model.config import WorldModelConfig, parse_assignment
+from yume_env.model.config import WorldModelConfig
 from yume_env.model.dit import build_dit
 from yume_env.model.task_head import TaskHead
 from yume_env.train import distributed as D
 from yume_env.train.checkpointing import atomic_save_safetensors, atomic_write_text
 from yume_env.train.curves import Curves
+from yume_env.train.overrides import apply_changes
 from yume_env.train.presets import read_preset
 from yume_env.train.seeding import seed_everything
 from yume_env.train.stages.pretrain import PretrainConfig, train_pretrain
@@ -92,35 +92,7 @@ class WorldRecipe:
 
 def load_recipe(preset: str, overrides: list[str] = ()) -> WorldRecipe:
     """The recipe of a preset file with `section.field=value` overrides applied."""
-    recipe = _merge(WorldRecipe(), read_preset(preset), f"preset {preset}")
-    for item in overrides:
-        key, value = parse_assignment(item)
-        nested: dict[str, Any] = value
-        for part in reversed(key.split(".")):
-            nested = {part: nested}
-        recipe = _merge(recipe, nested, f"--set {item}")
-    return recipe
-
-
-def _merge(obj: Any, changes: dict[str, Any], where: str) -> Any:
-    """A copy of dataclass `obj` with nested `changes` applied; unknown names raise, naming `where`."""
-    obj = copy.deepcopy(obj)
-    names = {f.name for f in dataclasses.fields(obj)}
-    for key, value in changes.items():
-        if key.startswith("_"):  # comments in preset files
-            continue
-        if key not in names:
-            raise ValueError(f"{where}: {type(obj).__name__} has no field {key!r}; fields: {sorted(names)}")
-        current = getattr(obj, key)
-        if dataclasses.is_dataclass(current) and isinstance(value, dict):
-            setattr(obj, key, _merge(current, value, where))
-        elif isinstance(current, dict) and isinstance(value, dict):
-            setattr(obj, key, {**current, **value})
-        elif isinstance(current, tuple) and isinstance(value, list):
-            setattr(obj, key, tuple(value))
-        else:
-            setattr(obj, key, value)
-    return obj
+    return apply_changes(WorldRecipe(), read_preset("world", preset), list(overrides), f"preset {preset}")
 
 
 # ------------------------------------------------------------------------------------ run state
