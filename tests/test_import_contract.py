@@ -50,6 +50,7 @@ FORBIDDEN = {
     "env": ("yume_env.train", "yume_env.eval", "yume_env.play", "yume_env.cli", "agents"),
     "play": ("yume_env.train", "yume_env.eval", "yume_env.cli", "agents"),
     "actions.py": ("yume_env", "torch", "gymnasium"),
+    "atomic.py": ("yume_env", "torch", "numpy", "gymnasium"),
     "vocabulary.py": ("yume_env.model", "yume_env.env", "yume_env.sim", "yume_env.train", "torch", "gymnasium"),
     "motion.py": ("yume_env.model", "yume_env.env", "yume_env.sim", "yume_env.train", "gymnasium"),
 }

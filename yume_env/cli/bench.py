@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from yume_env.atomic import atomic_write_text
+
 DEFAULT_STEM = "yume-env-bench"  # the default output: ./yume-env-bench-DATE-TIME.json and .md
 
 
@@ -237,10 +239,7 @@ def fresh_output_path(folder: Path | str = ".", stamp: str | None = None) -> Pat
 
 
 def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write_text(path, text)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -129,9 +129,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _evaluate_recorded(args: argparse.Namespace) -> int:
     """`--data DIR`: the world against the held-out recorded episodes (`yume_env.eval.recorded`)."""
+    from yume_env.atomic import atomic_write_text
     from yume_env.eval.recorded import RecordedEvalConfig, evaluate_recorded, markdown
     from yume_env.model import WorldModel
-    from yume_env.train.checkpointing import atomic_write_text
 
     if not args.model:
         raise ValueError("--data needs --model: the world trained on those recordings (yume-env train world --data)")

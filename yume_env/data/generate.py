@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from yume_env.atomic import atomic_write_text
+
 from ..actions import action_caption, parse_camera, parse_key
 from ..camera import clip_label
 from ..sim import Simulator
@@ -122,7 +124,5 @@ def generate_dataset(
         "events": dict(sorted(events.items())),
         "policies": dict(sorted(policies.items())),
     }
-    tmp = out / ".dataset.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, out / "dataset.json")
+    atomic_write_text(out / "dataset.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     return summary

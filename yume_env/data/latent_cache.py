@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from yume_env.actions import NUM_CAMERAS
+from yume_env.atomic import atomic_write
 
 CACHE_FORMAT = "yume-env-latents/1"
 
@@ -29,10 +30,9 @@ def _save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]
     """Writes a safetensors file atomically (a temp file beside it, then renamed)."""
     from safetensors.torch import save_file
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+    atomic_write(
+        path, lambda tmp: save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+    )
 
 
 def _barrier() -> None:

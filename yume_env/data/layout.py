@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from yume_env.atomic import atomic_write
+
 from ..actions import CAMERAS, KEYS, NUM_CAMERAS, NUM_KEYS, parse_camera, parse_key
 
 CAMERA_NAMES = {
@@ -96,23 +98,12 @@ def clip_files(mp4: str | os.PathLike) -> dict[str, Path]:
 
 
 # -- writing ------------------------------------------------------------------------------
-def _atomic(path: Path, write) -> None:
-    """Write through a hidden temp file in the same folder, then rename (never a half file)."""
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _save_npy(path: Path, arr: np.ndarray) -> None:
     def write(tmp):
         with open(tmp, "wb") as f:
             np.save(f, arr)
 
-    _atomic(path, write)
+    atomic_write(path, write)
 
 
 def write_video(
@@ -142,7 +133,7 @@ def write_video(
         finally:
             w.close()
 
-    _atomic(path, write)
+    atomic_write(path, write)
 
 
 def format_meta(meta: ClipMeta) -> str:
@@ -190,7 +181,7 @@ def write_clip(
     if actions is not None:
         _save_npy(files["actions"], actions)
     write_video(files["mp4"], frames, fps)
-    _atomic(files["txt"], lambda tmp: Path(tmp).write_text(format_meta(meta), encoding="utf-8"))
+    atomic_write(files["txt"], lambda tmp: Path(tmp).write_text(format_meta(meta), encoding="utf-8"))
     return files["mp4"]
 
 
@@ -358,7 +349,7 @@ def _label_actions(meta: ClipMeta, files: dict[str, Path]) -> np.ndarray:
 
 def find_clips(root: str | os.PathLike) -> tuple[list[Path], list[Path]]:
     """(clips, orphans): every .mp4 under `root` (sorted), and clip files without an .mp4 or left
-    behind by an interrupted write (hidden `.<stem>.tmp*` files)."""
+    behind by an interrupted write (hidden `.<name>.*.tmp*` files)."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"dataset folder {root} does not exist")

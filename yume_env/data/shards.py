@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from yume_env.atomic import atomic_write
+
 FORMAT = "yume-env-shards"
 VERSION = 1
 INDEX = "index.json"
@@ -110,17 +112,6 @@ def make_action_space(spec: dict):
     return spaces.MultiDiscrete(np.array(spec["nvec"], dtype=np.int64), start=np.array(start, dtype=np.int64))
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write through a hidden temp file in the same folder, then rename (never a half file)."""
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def shard_name(number: int) -> str:
     return f"shard-{number:06d}.safetensors"
 
@@ -192,9 +183,9 @@ class ShardWriter:
         listed = {s["file"] for s in self.index["shards"]}
         cleaned = []
         for p in sorted(self.root.iterdir()):
-            temp = p.name.startswith(".shard-") and ".tmp" in p.name
+            temp = p.name.startswith((".shard-", f".{Path(INDEX).stem}.")) and ".tmp" in p.name
             stray = p.name.startswith("shard-") and p.suffix == ".safetensors" and p.name not in listed
-            if (temp or stray or (p.name.startswith(f".{Path(INDEX).stem}.tmp"))) and p.is_file():
+            if (temp or stray) and p.is_file():
                 p.unlink()
                 cleaned.append(p.name)
         return cleaned
@@ -246,7 +237,7 @@ class ShardWriter:
         tensors = {episode_key(first + i, f): ep[f] for i, ep in enumerate(self._pending) for f in FIELDS}
         name = shard_name(len(self.index["shards"]))
         data = save(tensors)  # bytes, written by us so the file gets the usual permissions
-        _atomic_write(self.root / name, lambda tmp: Path(tmp).write_bytes(data))
+        atomic_write(self.root / name, lambda tmp: Path(tmp).write_bytes(data))
         steps = [len(ep["actions"]) for ep in self._pending]
         self.index["shards"].append(
             {
@@ -267,7 +258,7 @@ class ShardWriter:
 
     def _write_index(self) -> None:
         text = json.dumps(self.index, indent=1, ensure_ascii=False)
-        _atomic_write(self.root / INDEX, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
+        atomic_write(self.root / INDEX, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
 
     def close(self) -> None:
         self.flush()

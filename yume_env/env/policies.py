@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from yume_env import actions as A
+from yume_env.atomic import atomic_write_text
 from yume_env.vocabulary import YUME, ActionVocabulary
 
 LOG_FORMAT = "yume-env-actions/1"
@@ -60,12 +61,7 @@ class ActionScript:
 
     def save(self, path: str | os.PathLike, **extra) -> Path:
         """Writes the log atomically (temp file, then rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps({**self.to_json(), **extra}, indent=1, ensure_ascii=False))
-        os.replace(tmp, path)
-        return path
+        return atomic_write_text(path, json.dumps({**self.to_json(), **extra}, indent=1, ensure_ascii=False))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ActionScript":

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from yume_env.atomic import atomic_write
 from yume_env.eval.labels import effective_actions
 from yume_env.eval.simulate import NO_EVENT, event_classes, event_prompt, random_actions
 
@@ -37,21 +38,13 @@ class ProbeData:
 
     def save(self, path: str | Path) -> Path:
         """Writes the arrays to an .npz (atomically), so training runs can share one rendering."""
-        import os
-        import tempfile
+        fields = {k: v for k, v in self.__dict__.items() if k != "classes"}
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-        os.close(fd)
-        try:
-            fields = {k: v for k, v in self.__dict__.items() if k != "classes"}
-            np.savez(tmp, classes=np.asarray(self.classes), **fields)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-        return path
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as fh:  # a file object: numpy appends no ".npz" to the name
+                np.savez(fh, classes=np.asarray(self.classes), **fields)
+
+        return atomic_write(path, write)
 
     @classmethod
     def load(cls, path: str | Path) -> "ProbeData":

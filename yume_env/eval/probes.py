@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from yume_env.actions import NUM_CAMERAS, NUM_KEYS
+from yume_env.atomic import atomic_write
 
 PROBE_SIZE = 64
 PROBES_FILE = "probes.json"
@@ -160,8 +160,10 @@ class Probes:
                 k: (v.detach().to(dtype) if v.is_floating_point() else v.detach()).cpu().contiguous()
                 for k, v in module.state_dict().items()
             }
-            _atomic(folder / name, lambda tmp: save_file(state, tmp))
-        _atomic(folder / PROBES_FILE, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2), encoding="utf-8"))
+            atomic_write(folder / name, lambda tmp: save_file(state, tmp))
+        atomic_write(
+            folder / PROBES_FILE, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        )
         return folder
 
     @classmethod
@@ -189,15 +191,3 @@ class Probes:
                 raise ValueError(f"{file}: missing keys {sorted(missing)}, unexpected keys {sorted(unexpected)}")
             module.load_state_dict(state)
         return probes.to(device).eval()
-
-
-def _atomic(target: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; these are ordinary outputs
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

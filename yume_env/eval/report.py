@@ -4,28 +4,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from yume_env.actions import CAMERAS, KEYS
+from yume_env.atomic import atomic_write
 from yume_env.eval.config import MEASURES
-
-
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; these are ordinary outputs
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _clean(obj: Any) -> Any:
@@ -46,14 +32,14 @@ def _clean(obj: Any) -> Any:
 def write_json(results: dict, path: str | Path) -> Path:
     path = Path(path)
     text = json.dumps(_clean(results), indent=2, ensure_ascii=False)
-    _atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     return path
 
 
 def _savefig(fig, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
     plt.close(fig)
 
 
@@ -221,7 +207,7 @@ def write_report(results: dict, path: str | Path) -> Path:
         if results.get(key) is not None:
             lines += section(results, fig_dir)
     text = "\n".join(lines)
-    _atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     return path
 
 

@@ -19,6 +19,7 @@ from typing import Callable, Iterable, Mapping
 import numpy as np
 import torch
 
+from yume_env.atomic import atomic_write, atomic_write_text
 from yume_env.model.config import WorldModelConfig
 from yume_env.model.config_checks import (
     NOT_STATE_FIELDS,
@@ -36,46 +37,26 @@ class CheckpointError(ValueError):
     """A checkpoint file exists but cannot be used (corrupt, truncated, wrong keys or shapes)."""
 
 
-def _tmp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
 def save_safetensors(
-    path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: dict[str, str] | None = None
+    path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: dict[str, str] | None = None, durable: bool = False
 ) -> None:
-    """Writes a safetensors file atomically (temp file in the same folder, then os.replace)."""
+    """Writes a safetensors file atomically (`yume_env.atomic`; `durable`: fsynced, for checkpoints)."""
     from safetensors.torch import save_file
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
-    try:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata=metadata), durable=durable)
 
 
 def write_json(path: str | Path, obj) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
-    try:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def write_npz(path: str | Path, **arrays: np.ndarray) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.npz")  # np.savez appends .npz otherwise
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:  # a file object: numpy appends no ".npz" to the name
+            np.savez(fh, **arrays)
+
+    atomic_write(path, write)
 
 
 def save_folder(path: str | Path, write: Callable[[Path], None]) -> Path:

@@ -33,69 +33,11 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from yume_env.atomic import atomic_write_text, fsync_dir, fsync_file, temp_name_glob
+
 LATEST = "latest.json"
 _NAME = re.compile(r"^step-(\d{8,})(?:\.(\d+))?$")
 DEFAULT_SHARD_BYTES = 12 * 1024 * 1024
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Writes `text` to `path` durably: a temporary file in the same folder, fsync, `os.replace`,
-    then an fsync of the folder so that the rename itself survives a power loss."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
-
-
-def atomic_save_safetensors(
-    tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict | None = None
-) -> None:
-    """`safetensors.torch.save_file` durably: a temporary file, fsync, `os.replace`, fsync of the folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
-        fsync_file(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
-
-
-def fsync_file(path: str | os.PathLike) -> None:
-    """Flushes a written file's data to the disk (a crash after this keeps its bytes)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_dir(path: str | os.PathLike) -> None:
-    """Flushes a folder's entries (files created, renamed or removed in it) to the disk.
-
-    A no-op on Windows, where folders cannot be opened for fsync (NTFS journals renames)."""
-    if os.name == "nt":
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # ---------------------------------------------------------------- nested state <-> (json, tensors)
@@ -202,7 +144,7 @@ def save_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     fsync_dir(root)
-    atomic_write_text(root / LATEST, json.dumps({"checkpoint": name, "step": int(step)}))
+    atomic_write_text(root / LATEST, json.dumps({"checkpoint": name, "step": int(step)}), durable=True)
     _prune(root, keep=max(1, int(keep)), current=name)
     return root / name
 
@@ -264,7 +206,7 @@ def _prune(root: Path, keep: int, current: str) -> None:
         os.replace(path, trash / path.name)
     for path in root.glob(".step-*.tmp"):
         shutil.rmtree(path, ignore_errors=True)
-    for path in root.glob(f".{LATEST}.*.tmp"):
+    for path in root.glob(temp_name_glob(LATEST)):
         path.unlink(missing_ok=True)
     fsync_dir(root)
 

@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from yume_env.train.checkpointing import atomic_write_text
+from yume_env.atomic import atomic_write, atomic_write_text
 
 
 class Curves:
@@ -91,12 +91,8 @@ def plot_series(series: dict[str, list[list[float]]], png_path: str | os.PathLik
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    png_path = Path(png_path)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = png_path.with_name(f".{png_path.name}.tmp.png")
-    fig.savefig(tmp, dpi=90)
+    atomic_write(png_path, lambda tmp: fig.savefig(tmp, dpi=90))
     plt.close(fig)
-    os.replace(tmp, png_path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,11 +39,11 @@ import torch
 from torch import nn
 
 from yume_env.actions import NUM_CAMERAS
+from yume_env.atomic import atomic_write_text
 from yume_env.data.latent_cache import LatentLibrary
 from yume_env.data.sim_clips import IndexedStream, batch_seed
 from yume_env.motion import clip_poses
 from yume_env.train import distributed as D
-from yume_env.train.checkpointing import atomic_write_text
 from yume_env.train.lora import DEFAULT_TARGETS, LORA_DIR, add_lora, has_lora, merge_lora, save_lora
 from yume_env.train.overrides import apply_changes
 from yume_env.train.presets import read_preset

@@ -18,7 +18,8 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from yume_env.train.checkpointing import atomic_save_safetensors, atomic_write_text
+from yume_env.atomic import atomic_write_text
+from yume_env.model.checkpoint import save_safetensors
 
 LORA_DIR = "lora"
 ADAPTER = "default"
@@ -75,9 +76,9 @@ def save_lora(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     config = LoraConfig(r=int(rank), lora_alpha=float(alpha), target_modules=list(targets), bias="none")
-    atomic_write_text(folder / CONFIG_FILE, json.dumps(config.to_dict(), indent=1, default=list))
-    atomic_save_safetensors(lora_state_dict(dit), folder / WEIGHTS_FILE, metadata={"format": "pt"})
-    atomic_write_text(folder / EXTRA_FILE, json.dumps(extra or {}, indent=1))
+    atomic_write_text(folder / CONFIG_FILE, json.dumps(config.to_dict(), indent=1, default=list), durable=True)
+    save_safetensors(folder / WEIGHTS_FILE, lora_state_dict(dit), {"format": "pt"}, durable=True)
+    atomic_write_text(folder / EXTRA_FILE, json.dumps(extra or {}, indent=1), durable=True)
     return folder
 
 

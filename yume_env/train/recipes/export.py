@@ -11,7 +11,6 @@ under the same actions: `rollout_K.gif` (the training policy's held actions) and
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +18,11 @@ import numpy as np
 import torch
 
 from yume_env.actions import parse_action
+from yume_env.atomic import atomic_write, atomic_write_text
 from yume_env.data.recorded_clips import RecordedClipSource
 from yume_env.data.shards import ShardReader, read_index, split_episodes
 from yume_env.data.sim_clips import Clips, SimClipSource, batch_seed
 from yume_env.model.config import WorldModelConfig
-from yume_env.train.checkpointing import atomic_write_text
 from yume_env.train.rollout import rollout_psnr, snapshot_world, teacher_forced_psnr
 
 
@@ -65,10 +64,7 @@ def side_by_side(sim: np.ndarray, model: np.ndarray, scale: int = 3) -> np.ndarr
 def write_gif(path: Path, frames: np.ndarray, fps: int) -> None:
     import imageio.v2 as imageio
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.gif")
-    imageio.mimsave(tmp, list(frames), duration=1.0 / max(1, fps), loop=0)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: imageio.mimsave(tmp, list(frames), duration=1.0 / max(1, fps), loop=0))
 
 
 def export_model(

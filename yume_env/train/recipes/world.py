@@ -24,15 +24,16 @@ from typing import Any, Callable
 
 import torch
 
+from yume_env.atomic import atomic_write_text
 from yume_env.data.recorded_clips import RecordedClipSource
 from yume_env.data.shards import read_index
 from yume_env.data.sim_clips import ActionPolicy, SimClipSource
+from yume_env.model.checkpoint import save_safetensors
 from yume_env.model.codecs import build_vae
 from yume_env.model.config import WorldModelConfig
 from yume_env.model.dit import build_dit
 from yume_env.model.task_head import TaskHead
 from yume_env.train import distributed as D
-from yume_env.train.checkpointing import atomic_save_safetensors, atomic_write_text
 from yume_env.train.curves import Curves
 from yume_env.train.overrides import apply_changes
 from yume_env.train.presets import read_preset
@@ -123,7 +124,7 @@ class Run:
 
     def save(self) -> None:
         if self.writer:
-            atomic_write_text(self.path, json.dumps(self.state, indent=1))
+            atomic_write_text(self.path, json.dumps(self.state, indent=1), durable=True)
 
     def weights(self, name: str) -> Path:
         return self.root / "weights" / f"{name}.safetensors"
@@ -132,7 +133,7 @@ class Run:
 def _save_module(module: torch.nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
     """Rank 0 writes; every rank waits until the file is there (the next stage loads it)."""
     if D.rank() == 0:
-        atomic_save_safetensors({k: v.float() for k, v in module.state_dict().items()}, path, metadata)
+        save_safetensors(path, {k: v.float() for k, v in module.state_dict().items()}, metadata, durable=True)
     D.barrier()
 
 
