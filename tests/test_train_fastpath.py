@@ -1,5 +1,6 @@
 """The batched training hot path equals the per-example one; the learned action embedding."""
 
+import pytest
 import torch
 
 from yume_env.actions import NUM_ACTIONS
@@ -90,6 +91,20 @@ def test_frame_conditioning_changes_the_output_only_once_learned():
     assert torch.equal(run(frame), run(torch.zeros_like(frame)))  # zero-initialised
     torch.nn.init.normal_(dit.frame_embedding.weight)
     assert not torch.allclose(run(frame), run(torch.zeros_like(frame)))
+
+
+def test_a_frame_residual_world_starts_by_copying_the_newest_frame():
+    torch.manual_seed(0)
+    dit = build_dit(small_config(frame_conditioning=True, prediction="sample", frame_residual=True)).eval()
+    x, ctx = torch.randn(2, 16, 2, 8, 8), torch.randn(2, 2, 384)
+    hist = dit.encode_history([torch.randn(16, 3, 8, 8)] * 2)
+    frame = torch.randn(2, 16, 1, 8, 8)
+    out = dit(x, torch.tensor([500.0, 500.0]), ctx, hist, frame=frame)
+    assert torch.allclose(out, frame.expand_as(out))  # zero-initialised head: the change is zero
+    torch.nn.init.normal_(dit.head.head.weight, std=0.02)
+    assert not torch.allclose(dit(x, torch.tensor([500.0, 500.0]), ctx, hist, frame=frame), frame.expand_as(out))
+    with pytest.raises(ValueError, match="frame_residual"):
+        small_config(frame_residual=True)  # a velocity world without frame conditioning
 
 
 def test_action_embedding_changes_the_output_only_once_learned():

@@ -30,7 +30,8 @@ class WorldModelConfig:
     Chunks: `latent_frames_per_chunk` generated per step; sampler: `sample_steps` Euler steps with
     timestep `shift`, stochastic with `sample_renoise` > 0 (`sampler.renoise_step`); `prediction`: the DiT outputs the flow's velocity ("velocity", as published) or
     the clean chunk ("sample", for worlds that denoise pixels); `frame_conditioning`: the newest
-    history frame is also embedded on each current token (frame stacking); `spread_gain_max` > 1 scales each new chunk's per-channel spread back up to
+    history frame is also embedded on each current token (frame stacking); `frame_residual`: the
+    clean chunk is that frame plus the DiT's output (a fresh DiT copies the frame); `spread_gain_max` > 1 scales each new chunk's per-channel spread back up to
     the previous chunk's by at most that gain (`yume_env.model.spread`; 1 = off, as published).
     TSCM: `tscm_schedule` (a name in `yume_env.model.tscm.SCHEDULES`) for the temporal-spatial
     stream; the channel stream (linear-attention memory) has `memory_channels` per memory token and
@@ -82,6 +83,7 @@ class WorldModelConfig:
     )
     recall_frames: int = 0  # old views recalled by pose and read at full detail beside the TSCM bands (recall.py)
     frame_conditioning: bool = False  # the newest history frame is embedded on each current token (dit.py)
+    frame_residual: bool = False  # sample worlds: the DiT outputs the newest history frame plus a learned change
     height: int = 704
     width: int = 1280
     fps: int = 16
@@ -111,6 +113,11 @@ class WorldModelConfig:
 
         if self.tscm_schedule not in SCHEDULES:
             raise ValueError(f"tscm_schedule must be one of {sorted(SCHEDULES)}, got {self.tscm_schedule!r}")
+        if self.frame_residual and not (self.frame_conditioning and self.prediction == "sample"):
+            raise ValueError(
+                "frame_residual adds the newest history frame to the predicted clean chunk: it needs "
+                f"frame_conditioning true and prediction 'sample', got {self.frame_conditioning} and {self.prediction!r}"
+            )
         if self.pose_memory and self.temporal_compression != 1:
             raise ValueError(
                 "pose_memory gives each latent frame its camera pose, so it needs a VAE without "
@@ -270,8 +277,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         text_tokens=2,
     ),
     # A world that denoises pixels: 8x8 pixel blocks as 192-channel latent pixels, one token each;
-    # the DiT predicts the clean chunk in 3 steps with the newest frame stacked on its tokens, pose
-    # memory and one recalled view; 2 frames per step, MiniLM text as [action, event].
+    # the DiT predicts the clean chunk (the newest frame plus a change) in 3 steps with that frame
+    # stacked on its tokens, pose memory and one recalled view; 2 frames per step, MiniLM text as
+    # [action, event].
     "pixel": dict(
         dim=192,
         ffn_dim=768,
@@ -295,6 +303,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         pose_memory=True,
         recall_frames=1,
         frame_conditioning=True,
+        frame_residual=True,
         height=64,
         width=64,
         fps=8,

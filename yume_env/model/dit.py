@@ -518,7 +518,8 @@ class WanDiT(nn.Module):
         action (B,) flat actions key * 9 + camera: added through the learned action embedding of
         the current chunk's time embedding (models with `config.action_embedding`; else ignored).
         frame (B, C, 1, h, w): the newest history frame, for models with `config.frame_conditioning`
-        (its noise level is the history's, `history.noise_level`)."""
+        (its noise level is the history's, `history.noise_level`); with `config.frame_residual` the
+        output is that frame plus the change the DiT predicts."""
         c = self.config
         B, C, Fr, h, w = x.shape
         if C != c.latent_channels:
@@ -589,8 +590,10 @@ class WanDiT(nn.Module):
                 seq, _ = blk(seq, mod, (H, S), freqs_s, text_kv[i], mask=mask, memory=_layer(mem, i), memory_start=H)
             cur = seq[:, H:]
 
-        out = self.head(cur, e[n_hist:])
-        return self.unpatchify(out, grid)
+        out = self.unpatchify(self.head(cur, e[n_hist:]), grid)
+        if c.frame_residual:  # the clean chunk as the newest frame plus a change
+            out = out + frame.to(out.dtype)
+        return out
 
     def _current_freqs(self, history: HistoryContext | None, grid: tuple[int, ...], B: int, device) -> torch.Tensor:
         """RoPE rotations of the current chunk's tokens (the same for every denoising step)."""

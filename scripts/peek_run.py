@@ -1,0 +1,88 @@
+"""Looks at an unfinished `yume-env train world` run: rollouts of its EMA weights beside the simulator.
+
+    python scripts/peek_run.py RUN OUT [--clips 8] [--steps 64] [--set sample_steps=4 ...]
+
+Builds the world of RUN's latest pretrain checkpoint (no task head), rolls it out from simulator
+start views under random held actions, and writes OUT/peek.json (teacher-forced PSNR, rollout PSNR
+and sharpness by step) and OUT/peek.png (simulator over world at steps 1, 4, 16, 32, 64, ...).
+`--set` changes sampler fields of the world's config (e.g. sample_steps, shift, sample_renoise).
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from yume_env.atomic import atomic_write, atomic_write_text
+from yume_env.data.sim_clips import ActionPolicy, SimClipSource, batch_seed
+from yume_env.eval.metrics import laplacian_energy
+from yume_env.model.codecs import build_vae
+from yume_env.model.config import parse_assignment
+from yume_env.model.dit import build_dit
+from yume_env.train.checkpointing import latest_checkpoint, load_checkpoint
+from yume_env.train.recipes.world import _text_conditioner, load_recipe
+from yume_env.train.rollout import rollout_psnr, snapshot_world, teacher_forced_psnr
+from yume_env.train.stages.pretrain import dit_state
+
+
+def peek(run: Path, clips: int, steps: int, changes: list[str], device: str, text_cache: str):
+    state = json.loads((run / "run.json").read_text())
+    recipe = load_recipe(state["preset"], state.get("overrides", []))
+    mc = recipe.model_config().replace(**dict(parse_assignment(c) for c in changes))
+    path = latest_checkpoint(run / "ckpt" / "pretrain")
+    if path is None:
+        raise SystemExit(f"{run}/ckpt/pretrain holds no checkpoint")
+    step, ckpt = load_checkpoint(path)
+    dit = build_dit(mc, device="cpu")
+    world = snapshot_world(
+        mc,
+        dit,
+        build_vae(mc.vae, mc.latent_channels),
+        _text_conditioner(text_cache),
+        ema_state=dit_state(ckpt["ema"]["shadow"]),
+    )
+    world = world.to(device)
+    source = SimClipSource(
+        mc.height, mc.width, sub_frames=mc.latent_frames_per_chunk, device="cpu", policy=ActionPolicy()
+    )
+    data = source.render(clips, steps, batch_seed(12345, 1))
+    roll = rollout_psnr(world, data, steps, seed=3)
+    gt = data.frames.numpy()[:, 1:]
+    F = mc.latent_frames_per_chunk
+    sim_e = laplacian_energy(gt).double().reshape(clips, steps, F).mean(dim=(0, 2))
+    world_e = laplacian_energy(roll["frames"]).double().reshape(clips, steps, F).mean(dim=(0, 2))
+    out = {
+        "step": step,
+        "changes": changes,
+        "teacher_forced_psnr_db": teacher_forced_psnr(world, data, [0, 2, 8], seed=3),
+        "rollout_psnr_by_step_db": [round(v, 2) for v in roll["psnr_by_step"]],
+        "sharpness_by_step": [round(float(v), 3) for v in (world_e / sim_e)],
+    }
+    shown = [s for s in (1, 4, 16, 32, 64, 128, 256) if s <= steps]
+    rows = []
+    for i in range(min(clips, 4)):
+        for frames in (gt[i], roll["frames"][i]):
+            rows.append(np.concatenate([frames[s * F - 1] for s in shown], axis=1))
+    return out, np.concatenate(rows, axis=0).repeat(2, 0).repeat(2, 1)
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run", type=Path)
+    p.add_argument("out", type=Path)
+    p.add_argument("--clips", type=int, default=8)
+    p.add_argument("--steps", type=int, default=64)
+    p.add_argument("--set", dest="changes", action="append", default=[])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--text-cache", default="yume_env/assets/default_world")
+    a = p.parse_args()
+    torch.manual_seed(0)
+    result, strip = peek(a.run, a.clips, a.steps, a.changes, a.device, a.text_cache)
+    import imageio.v2 as imageio
+
+    tag = "_".join(c.replace("=", "") for c in a.changes) or "as_trained"
+    atomic_write_text(a.out / f"peek_{tag}.json", json.dumps(result, indent=1))
+    atomic_write(a.out / f"peek_{tag}.png", lambda tmp: imageio.imwrite(tmp, strip, format="png"))
+    print(json.dumps({k: v for k, v in result.items()}, indent=None))
