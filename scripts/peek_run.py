@@ -2,7 +2,7 @@
 
     python scripts/peek_run.py RUN OUT [--clips 8] [--steps 64] [--set sample_steps=4 ...]
 
-Builds the world of RUN's latest pretrain checkpoint (no task head), rolls it out from simulator
+Builds the world of RUN's latest pretrain checkpoint or finished DiT (no task head), rolls it out from simulator
 start views under random held actions, and writes OUT/peek.json (teacher-forced PSNR, rollout PSNR
 and sharpness by step) and OUT/peek.png (simulator over world at steps 1, 4, 16, 32, 64, ...).
 `--set` changes sampler fields of the world's config (e.g. sample_steps, shift, sample_renoise).
@@ -32,16 +32,22 @@ def peek(run: Path, clips: int, steps: int, changes: list[str], device: str, tex
     recipe = load_recipe(state["preset"], state.get("overrides", []))
     mc = recipe.model_config().replace(**dict(parse_assignment(c) for c in changes))
     path = latest_checkpoint(run / "ckpt" / "pretrain")
-    if path is None:
-        raise SystemExit(f"{run}/ckpt/pretrain holds no checkpoint")
-    step, ckpt = load_checkpoint(path)
+    if path is not None:  # pretraining goes on: its EMA weights
+        step, ckpt = load_checkpoint(path)
+        weights = dit_state(ckpt["ema"]["shadow"])
+    elif (run / "weights" / "dit.safetensors").is_file():  # pretraining is done
+        from safetensors.torch import load_file
+
+        step, weights = state["stages"]["pretrain"]["steps"], load_file(str(run / "weights" / "dit.safetensors"))
+    else:
+        raise SystemExit(f"{run} holds no pretrain checkpoint or weights yet")
     dit = build_dit(mc, device="cpu")
     world = snapshot_world(
         mc,
         dit,
         build_vae(mc.vae, mc.latent_channels),
         _text_conditioner(text_cache),
-        ema_state=dit_state(ckpt["ema"]["shadow"]),
+        ema_state=weights,
     )
     world = world.to(device)
     source = SimClipSource(
