@@ -60,3 +60,25 @@ def test_a_default_bench_name_never_takes_one_that_exists(tmp_path):
     second = fresh_output_path(tmp_path, stamp="20260101-000000")
     assert first.name == "yume-env-bench-20260101-000000.json"
     assert second.name == "yume-env-bench-20260101-000000-2.json"
+
+
+def test_bench_profile_reports_the_time_split_and_top_ops(tmp_path):
+    path = tmp_path / "bench.json"
+    args = ["bench", "--model", tiny_world_dir(), "--num-envs", "2", "--steps", "1", "--warmup", "1"]
+    assert main(args + ["--profile", "2", "--json", str(path)]) == 0
+    profile = json.loads(path.read_text())["batches"][0]["profile"]
+    assert profile["profiled_steps"] == 2 and profile["top_ops_by"] == "self CPU time"
+    assert profile["kernel_s_per_step"] is None and profile["host_s_per_step"] is None  # no GPU kernels on a CPU
+    ops = profile["top_ops"]
+    assert ops and all(o["self_s_per_step"] > 0 and o["calls_per_step"] > 0 for o in ops)
+    assert [o["self_s_per_step"] for o in ops] == sorted((o["self_s_per_step"] for o in ops), reverse=True)
+    assert any("addmm" in o["op"] or "linear" in o["op"] or "mm" in o["op"] for o in ops)
+    table = path.with_suffix(".md").read_text()
+    assert "Where the time goes" in table and "Top ops at 2 world(s)" in table
+
+
+def test_a_profile_split_gives_the_host_the_wall_time_the_kernels_do_not_take():
+    from yume_env.cli.bench_profile import split
+
+    out = split({"kernel_s_per_step": 0.03, "profiled_cpu_s_per_step": 0.05, "top_ops": []}, median_step_s=0.04)
+    assert out["host_s_per_step"] == pytest.approx(0.01) and out["kernel_fraction"] == pytest.approx(0.75)

@@ -47,6 +47,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window", type=int, default=100, help="steps per soak window (default: 100)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--profile",
+        type=int,
+        nargs="?",
+        const=10,
+        default=0,
+        metavar="STEPS",
+        help="also profile STEPS (default 10) steps per batch size: GPU kernel and host time per step, top ops",
+    )
+    parser.add_argument(
         "--json",
         default=None,
         help=f"JSON output; the markdown goes beside it, .md (default: {DEFAULT_STEM}-DATE-TIME.json "
@@ -132,6 +141,11 @@ def bench_batch(args, num_envs: int) -> dict:
         env.step(rng.integers(0, 9, shape))
         times.append(time.perf_counter() - t)
         cpu.append(time.process_time() - c)
+    profiled = None
+    if args.profile:
+        from yume_env.cli import bench_profile
+
+        profiled = bench_profile.profile_steps(lambda: env.step(rng.integers(0, 9, shape)), args.profile, args.device)
     env.close()
     median = statistics.median(times)
     return {
@@ -144,6 +158,7 @@ def bench_batch(args, num_envs: int) -> dict:
         "env_steps_per_s": num_envs / median,
         "batched_steps_per_s": 1.0 / median,
         "rss_mib": _rss_mib(),
+        "profile": None if profiled is None else bench_profile.split(profiled, median),
     }
 
 
@@ -204,6 +219,9 @@ def markdown(result: dict) -> str:
             f"{r['env_steps_per_s']:.1f} | "
             f"{r['batched_steps_per_s']:.1f} | {r['rss_mib']:.0f} |"
         )
+    from yume_env.cli import bench_profile
+
+    lines += bench_profile.markdown(result["batches"])
     if result.get("soak"):
         s = result["soak"]
         first, last = s["at_first_window"], s["at_last_step"]
