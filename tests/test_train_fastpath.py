@@ -99,12 +99,28 @@ def test_a_frame_residual_world_starts_by_copying_the_newest_frame():
     x, ctx = torch.randn(2, 16, 2, 8, 8), torch.randn(2, 2, 384)
     hist = dit.encode_history([torch.randn(16, 3, 8, 8)] * 2)
     frame = torch.randn(2, 16, 1, 8, 8)
-    out = dit(x, torch.tensor([500.0, 500.0]), ctx, hist, frame=frame)
-    assert torch.allclose(out, frame.expand_as(out))  # zero-initialised head: the change is zero
+    run = lambda t: dit(x, torch.tensor([t, t]), ctx, hist, frame=frame)  # noqa: E731
+    assert torch.allclose(run(1000.0), frame.expand_as(x))  # zero-initialised head, pure noise: the frame
+    assert torch.allclose(run(0.0), x, atol=1e-6)  # no noise: the input itself
     torch.nn.init.normal_(dit.head.head.weight, std=0.02)
-    assert not torch.allclose(dit(x, torch.tensor([500.0, 500.0]), ctx, hist, frame=frame), frame.expand_as(out))
+    assert not torch.allclose(run(1000.0), frame.expand_as(x))
     with pytest.raises(ValueError, match="frame_residual"):
         small_config(frame_residual=True)  # a velocity world without frame conditioning
+
+
+def test_the_sample_preconditioning_keeps_the_input_at_low_noise_and_unit_scales():
+    from yume_env.model.sampler import SIGMA_DATA, preconditioning
+
+    t = torch.tensor([0.0, 0.3, 0.7, 1.0])
+    c_in, c_skip, c_out = preconditioning(t)
+    assert torch.allclose(c_skip[[0, -1]], torch.tensor([1.0, 0.0])) and torch.allclose(
+        c_out[[0, -1]], torch.tensor([0.0, SIGMA_DATA])
+    )
+    x0, eps = SIGMA_DATA * torch.randn(4, 200_000), torch.randn(4, 200_000)
+    x_t = (1 - t[:, None]) * x0 + t[:, None] * eps
+    assert torch.allclose((c_in[:, None] * x_t).std(1), torch.ones(4), atol=0.02)  # F reads unit variance
+    target = (x0 - c_skip[:, None] * x_t)[1:] / c_out[1:, None]  # and learns a unit-variance target
+    assert torch.allclose(target.std(1), torch.ones(3), atol=0.02)
 
 
 def test_action_embedding_changes_the_output_only_once_learned():

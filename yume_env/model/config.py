@@ -29,9 +29,10 @@ class WorldModelConfig:
     width), `eps`, `qk_norm`, `cross_attn_norm`, `rope_theta`.
     Chunks: `latent_frames_per_chunk` generated per step; sampler: `sample_steps` Euler steps with
     timestep `shift`, stochastic with `sample_renoise` > 0 (`sampler.renoise_step`); `prediction`: the DiT outputs the flow's velocity ("velocity", as published) or
-    the clean chunk ("sample", for worlds that denoise pixels); `frame_conditioning`: the newest
-    history frame is also embedded on each current token (frame stacking); `frame_residual`: the
-    clean chunk is that frame plus the DiT's output (a fresh DiT copies the frame); `spread_gain_max` > 1 scales each new chunk's per-channel spread back up to
+    the clean chunk ("sample", for worlds that denoise pixels; EDM-preconditioned, `sampler.preconditioning`);
+    `frame_conditioning`: the newest history frame is also embedded on each current token (frame
+    stacking); `frame_residual`: a sample world denoises the change from that frame (a fresh DiT
+    returns the frame); `spread_gain_max` > 1 scales each new chunk's per-channel spread back up to
     the previous chunk's by at most that gain (`yume_env.model.spread`; 1 = off, as published).
     TSCM: `tscm_schedule` (a name in `yume_env.model.tscm.SCHEDULES`) for the temporal-spatial
     stream; the channel stream (linear-attention memory) has `memory_channels` per memory token and

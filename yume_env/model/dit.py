@@ -26,6 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from yume_env.model import sampler
 from yume_env.model.config import WorldModelConfig
 from yume_env.model.dit_blocks import Head, RMSNorm, WanBlock, linear_f32, sinusoidal_embedding
 from yume_env.model.pose_memory import PoseEmbedding
@@ -513,18 +514,25 @@ class WanDiT(nn.Module):
         frame: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Velocity (eps - x0) for the current chunk x (B, C, F, h, w) at `timestep` (B,) in
-        [0, 1000], text `context` (B, L, text_dim). `memory` defaults to `history.memory`.
+        [0, 1000], text `context` (B, L, text_dim); "sample" worlds return the clean chunk, the
+        blocks' output F preconditioned as `sampler.preconditioning` says. `memory` defaults to `history.memory`.
         use_history_cache=False (causal mode) recomputes the history with the chunk, each call.
         action (B,) flat actions key * 9 + camera: added through the learned action embedding of
         the current chunk's time embedding (models with `config.action_embedding`; else ignored).
         frame (B, C, 1, h, w): the newest history frame, for models with `config.frame_conditioning`
         (its noise level is the history's, `history.noise_level`); with `config.frame_residual` the
-        output is that frame plus the change the DiT predicts."""
+        preconditioning denoises the change from that frame, so a fresh DiT returns the frame."""
         c = self.config
         B, C, Fr, h, w = x.shape
         if C != c.latent_channels:
             raise ValueError(f"x must have {c.latent_channels} latent channels, got {C}")
         timestep = torch.as_tensor(timestep, device=x.device).reshape(-1).expand(B)
+        if c.prediction == "sample":  # preconditioned: F reads the scaled (residual) input
+            t = (timestep.float() / 1000.0).view(B, 1, 1, 1, 1)
+            base = frame.float() if c.frame_residual else torch.zeros((), device=x.device)
+            y_t = x.float() - (1.0 - t) * base  # the noised change from `base`
+            c_in, c_skip, c_out = sampler.preconditioning(t)
+            x = c_in * y_t
         cur = self.patch_embedding(x.to(self.dtype))
         if self.frame_embedding is not None:
             if frame is None:
@@ -591,8 +599,8 @@ class WanDiT(nn.Module):
             cur = seq[:, H:]
 
         out = self.unpatchify(self.head(cur, e[n_hist:]), grid)
-        if c.frame_residual:  # the clean chunk as the newest frame plus a change
-            out = out + frame.to(out.dtype)
+        if c.prediction == "sample":  # the clean chunk: base + c_skip * y_t + c_out * F
+            out = base + c_skip * y_t + c_out * out.float()
         return out
 
     def _current_freqs(self, history: HistoryContext | None, grid: tuple[int, ...], B: int, device) -> torch.Tensor:

@@ -56,6 +56,20 @@ def clean_sample(output: torch.Tensor, x: torch.Tensor, t: torch.Tensor, predict
     return x - t.view(-1, *[1] * (x.dim() - 1)).to(x.dtype) * output
 
 
+SIGMA_DATA = 0.5
+"""The spread of clean pixels in [-1, 1] that the "sample" worlds' preconditioning assumes."""
+
+
+def preconditioning(t: torch.Tensor, sigma_data: float = SIGMA_DATA) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """EDM's (c_in, c_skip, c_out) at flow noise levels t in [0, 1], for x_t = (1 - t) x0 + t eps:
+    a denoiser F gives the clean sample c_skip * x_t + c_out * F(c_in * x_t), so at low noise it
+    starts from the input itself and at t = 1 from nothing (F alone), and F's input and target have
+    about unit variance at every level (Karras et al. 2022, written for the flow's scaling 1 - t)."""
+    s, sd2 = 1.0 - t, sigma_data**2
+    norm = (t.square() + s.square() * sd2).sqrt()
+    return 1.0 / norm, sd2 * s / norm.square(), t * sigma_data / norm
+
+
 def euler_step(x: torch.Tensor, velocity: torch.Tensor, sigma: float, sigma_next: float) -> torch.Tensor:
     """One Euler update of the flow ODE from `sigma` to `sigma_next`."""
     return x + (float(sigma_next) - float(sigma)) * velocity.to(x.dtype)
