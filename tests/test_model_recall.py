@@ -186,3 +186,43 @@ def test_a_batched_step_runs_a_few_ops_per_world_not_a_loop_of_them(worlds):
 
     per_world = (ops(20) - ops(5)) / 15
     assert per_world <= 8, f"{per_world:.1f} torch ops per extra world in a batched step"
+
+
+def _cell_poses(gen: torch.Generator, shape: tuple[int, ...], cells: int = 3) -> torch.Tensor:
+    """Poses (..., 4) inside a few bank cells, so frames often share one."""
+    x = torch.randint(cells, shape, generator=gen) * 0.25 + 0.1
+    yaw = torch.randint(cells, shape, generator=gen) * math.radians(5.0) + 0.01
+    return torch.stack([x, torch.zeros(shape), yaw, torch.zeros(shape)], -1)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 20])
+def test_offering_many_frames_at_once_gives_the_banks_of_one_by_one(n):
+    gen = torch.Generator().manual_seed(n)
+    B, C, K = 3, 2, 32  # room for every n: the batched path
+    banks = [RecallBank.empty(B, torch.zeros(C, 1, 1), size=K) for _ in range(2)]
+    before = [0, 3, 9]  # worlds already offered different numbers of frames
+    for b, count in enumerate(before):
+        for t in range(count):
+            lat, pose = torch.randn(1, C, 1, 1, generator=gen), _cell_poses(gen, (1,))
+            for bank in banks:
+                one = bank.rows([b]).insert(lat, pose)
+                bank.set_rows([b], one)
+    latents, poses = torch.randn(B, C, n, 1, 1, generator=gen), _cell_poses(gen, (B, n))
+    one_by_one, at_once = banks
+    for t in range(n):
+        one_by_one.insert(latents[:, :, t], poses[:, t])
+    at_once.insert_many(latents, poses, offered_before=max(before))
+    for field in ("latents", "poses", "stamp", "inserted"):
+        assert torch.equal(getattr(at_once, field), getattr(one_by_one, field)), field
+
+
+def test_offering_more_frames_than_a_bank_holds_evicts_as_one_by_one():
+    gen = torch.Generator().manual_seed(0)
+    latents, poses = torch.randn(2, 2, 30, 1, 1, generator=gen), _cell_poses(gen, (2, 30), cells=6)
+    one_by_one, at_once = (RecallBank.empty(2, torch.zeros(2, 1, 1), size=8) for _ in range(2))
+    for t in range(30):
+        one_by_one.insert(latents[:, :, t], poses[:, t])
+    at_once.insert_many(latents, poses, offered_before=0)
+    assert int(one_by_one.filled().sum()) == 16  # full: entries were evicted
+    for field in ("latents", "poses", "stamp", "inserted"):
+        assert torch.equal(getattr(at_once, field), getattr(one_by_one, field)), field

@@ -7,6 +7,7 @@ from yume_env.actions import NUM_ACTIONS
 from yume_env.model.config import WorldModelConfig
 from yume_env.model.dit import build_dit
 from yume_env.model.text_cache import TextConditioner
+from yume_env.motion import clip_poses
 from yume_env.train.clip_batches import ContextTable
 from yume_env.train.stages.pretrain import PretrainConfig, denoise_batch
 
@@ -78,6 +79,30 @@ def test_denoise_batch_is_a_pure_function_of_the_generator_and_slices_the_target
     assert torch.equal(a["x0"], lat[:, :, 1 + 2 * k : 3 + 2 * k]) and a["history"].shape[2] == 1 + 2 * k
     for i in range(3):
         assert int(a["action"][i]) == int(clips.actions[i, k, 0]) * 9 + int(clips.actions[i, k, 1])
+
+
+def test_poses_given_by_the_pool_equal_the_batch_dead_reckoning_its_own():
+    config = small_config(text_dim=8, text_tokens=2, pose_memory=True)
+    steps, k = 6, 3
+    lat, clips = torch.randn(3, 16, 1 + 2 * steps, 8, 8), _Clips(3, steps)
+    pooled = clip_poses(clips.actions, 2)  # what a pool computes once for the whole clips
+    make = (
+        lambda poses: denoise_batch(  # noqa: E731
+            lat[:, :, : 1 + 2 * (k + 1)],
+            clips,
+            k,
+            _text(),
+            config,
+            PretrainConfig(),
+            torch.Generator().manual_seed(5),
+            poses,
+        )
+    )
+    own, given = make(None), make(pooled)
+    assert torch.equal(own["history_poses"], given["history_poses"]) and torch.equal(
+        own["target_pose"], given["target_pose"]
+    )
+    assert own["history_poses"].shape[1] == 1 + 2 * k
 
 
 def test_frame_conditioning_changes_the_output_only_once_learned():

@@ -229,12 +229,16 @@ class History:
         slots go together (once past the sharp window, all of them)."""
         sharp, n, B = sharp_frames(self.config.tscm_schedule), latents.shape[2], self.batch_size
         groups: dict[tuple, list[int]] = {}
+        offered: dict[tuple, int] = {}  # the most frames any member's bank was offered so far
         for i, (stored, count) in enumerate(zip(self.latents, self.n_history)):
             lo, hi = max(0, count - sharp), max(0, count + n - sharp)
             if hi > lo:
                 kept = min(count, sharp)  # the stored tail covers latents count - kept ..
-                groups.setdefault((kept, lo - (count - kept), hi - lo, stored.shape[1]), []).append(i)
-        for (kept, first, count, stored), members in groups.items():
+                key = (kept, lo - (count - kept), hi - lo, stored.shape[1])
+                groups.setdefault(key, []).append(i)
+                offered[key] = max(offered.get(key, 0), lo)
+        for key, members in groups.items():
+            kept, first, count, stored = key
             whole = len(members) == B
             idx = None if whole else host_tensor(members, latents.device)
             new_lat = latents if idx is None else latents[idx]
@@ -246,8 +250,7 @@ class History:
                 [torch.stack([self.poses[i][stored - kept :] for i in members]).to(poses), new_pos], 1
             )
             bank = self.recall if whole else self.recall.rows(members)
-            for t in range(first, first + count):
-                bank.insert(tail[:, :, t], tail_poses[:, t])
+            bank.insert_many(tail[:, :, first : first + count], tail_poses[:, first : first + count], offered[key])
             if not whole:
                 self.recall.set_rows(members, bank)
 

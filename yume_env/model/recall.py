@@ -17,8 +17,9 @@ This is that, bounded:
   (`pose_memory.PoseEmbedding`), and read by the DiT beside the TSCM bands
   (`WanDiT.encode_history(recall=...)`).
 
-The env (`WorldModel._append`) and the trainer (`yume_env/train/stages/unroll.py`) fill the bank
-with this one rule, frame by frame, so training sees the recall the env gives.
+The env and the trainer fill the banks through `History.append` with this one rule (`insert_many`:
+a chunk's frames at once, equal to inserting them one by one), so training sees the recall the env
+gives.
 """
 
 from __future__ import annotations
@@ -117,6 +118,43 @@ class RecallBank:
         self.inserted += 1
         return self
 
+    def insert_many(self, latents: torch.Tensor, poses: torch.Tensor, offered_before: int) -> "RecallBank":
+        """Offers n frames per world in order, latents (B, C, n, h, w) with poses (B, n, 4): the same
+        banks as n `insert` calls. `offered_before`: at most how many frames any of these banks was
+        offered so far (host-side). While that plus n fits the bank, no entry can be evicted and the
+        n inserts are one batch of tensor ops (each cell's last frame takes its cell's entry, or the
+        empty slot its first frame would take); otherwise they run one by one. In place; returns self."""
+        B, n, K = self.batch_size, latents.shape[2], self.stamp.shape[1]
+        if n == 0:
+            return self
+        if offered_before + n > K:
+            for t in range(n):
+                self.insert(latents[:, :, t], poses[:, t])
+            return self
+        poses = poses.to(self.poses)
+        dev = self.stamp.device
+        cells = pose_cell(poses)  # (B, n, 4)
+        filled = self.filled()
+        in_bank = (cells[:, :, None] == pose_cell(self.poses)[:, None]).all(-1) & filled[:, None]  # (B, n, K)
+        same = (cells[:, :, None] == cells[:, None]).all(-1)  # (B, n, n): frames of one cell
+        j = torch.arange(n, device=dev)
+        first = same.long().argmax(2)  # the first frame of each frame's cell
+        last = (n - 1) - same.flip(2).long().argmax(2)  # ... and its last
+        has_entry = in_bank.any(2)
+        opens = (first == j) & ~has_entry  # frames that open a slot: their cell's first, not in the bank
+        rank = (opens.long().cumsum(1) - 1).gather(1, first)  # which empty slot each cell takes, in order
+        empty = ~filled
+        empty_rank = empty.long().cumsum(1) - 1  # (B, K)
+        empty_slot = (empty[:, None] & (empty_rank[:, None] == rank[:, :, None])).long().argmax(2)
+        slot = torch.where(has_entry, in_bank.long().argmax(2), empty_slot)  # (B, n)
+        rows = torch.arange(B, device=dev)[:, None].expand(B, n)
+        # every frame of a cell writes its cell's last frame: duplicate writes carry equal values
+        self.latents[rows, :, slot] = latents.to(self.latents)[rows, :, last]
+        self.poses[rows, slot] = poses[rows, last]
+        self.stamp[rows, slot] = self.inserted[:, None] + last
+        self.inserted += n
+        return self
+
     def recall(self, target: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The `count` entries nearest to each world's target pose (B, 4): latents (B, C, count, h, w)
         and their pose features seen from the target (B, count, POSE_FEATURES), nearest first; a bank
@@ -191,6 +229,4 @@ def fill_bank(bank: RecallBank, latents: torch.Tensor, poses: torch.Tensor, upto
     (B, N', 4), in order, to banks offered equally many so far (the trainer's path; the env offers
     the same frames as they come)."""
     done = int(bank.inserted[0]) if bank.batch_size else 0
-    for t in range(done, upto):
-        bank.insert(latents[:, :, t], poses[:, t])
-    return bank
+    return bank.insert_many(latents[:, :, done:upto], poses[:, done:upto], done)

@@ -126,8 +126,11 @@ def denoise_batch(
     config: WorldModelConfig,
     cfg: PretrainConfig,
     gen: torch.Generator,
+    poses: torch.Tensor | None = None,
 ) -> dict[str, Any]:
-    """The batch whose targets are the chunks of step k of the clips (latents (B, C, T, h, w))."""
+    """The batch whose targets are the chunks of step k of the clips (latents (B, C, T, h, w)).
+    `poses`: the clips' frame poses (`motion.clip_poses` of at least k + 1 steps) when the caller
+    has them, else they are dead-reckoned here."""
     Fc, device, B = config.latent_frames_per_chunk, latents.device, latents.shape[0]
     n = 1 + Fc * k
     history = latents[:, :, :n]
@@ -147,7 +150,9 @@ def denoise_batch(
         "context": contexts(text, clips, [k] * B, config.text_tokens, device, config.vocabulary),
     }
     if config.pose_memory:  # dead-reckoned from the actions, as the env does (no walls)
-        poses = clip_poses(clips.actions[:, : k + 1].to(device), Fc)
+        if poses is None:
+            poses = clip_poses(clips.actions[:, : k + 1].to(device), Fc)
+        poses = poses[:, : n + Fc].to(device)
         batch["history_poses"], batch["target_pose"] = poses[:, :n], poses[:, -1]
     return batch
 
@@ -167,21 +172,32 @@ class PretrainStream(IndexedStream):
             source = source.replace(policy=replace(source.policy, revisit_fraction=cfg.revisit_fraction))
         self.text, self.config, self.cfg, self.vae = text, config, cfg, vae
         # the pool keeps frames; each batch encodes its own clips (a pixel codec only reshapes them,
-        # and a pool of encoded clips would hold four times its frames' bytes)
+        # and a pool of encoded clips would hold four times its frames' bytes). The clips' poses are
+        # dead-reckoned once per pool (a loop over the steps), not once per batch.
+        Fc = config.latent_frames_per_chunk
+        poses = (lambda c: clip_poses(c.actions, Fc)) if config.pose_memory else None
         self.pool = ClipPool(
-            source, max(cfg.pool_clips, cfg.batch_size), cfg.clip_steps, cfg.batch_size, cfg.pool_reuse, cfg.seed, rank
+            source,
+            max(cfg.pool_clips, cfg.batch_size),
+            cfg.clip_steps,
+            cfg.batch_size,
+            cfg.pool_reuse,
+            cfg.seed,
+            rank,
+            encode=poses,
         )
         super().__init__(self.make)  # batch i = make(i); the stream's state is i
 
     def make(self, i: int) -> dict[str, Any]:
-        pool, _, pick, gen = self.pool.draw(i)
+        pool, poses, pick, gen = self.pool.draw(i)
         steps = self.cfg.clip_steps
         k = int(torch.randint(steps, (), generator=gen, device=gen.device))
         if float(torch.rand((), generator=gen, device=gen.device)) < self.cfg.return_batches:
             k = steps - 1
         clips = select(pool, pick)
         frames = clips.frames[:, : 1 + clips.sub_frames * (k + 1)]  # the history and the target chunk
-        return denoise_batch(encode_clips(self.vae, frames), clips, k, self.text, self.config, self.cfg, gen)
+        poses = None if poses is None else poses[pick]
+        return denoise_batch(encode_clips(self.vae, frames), clips, k, self.text, self.config, self.cfg, gen, poses)
 
 
 def dit_state(module_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
