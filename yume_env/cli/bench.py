@@ -256,10 +256,6 @@ def fresh_output_path(folder: Path | str = ".", stamp: str | None = None) -> Pat
     raise FileExistsError(f"no free {DEFAULT_STEM}-{stamp}-N.json name in {folder}; pass --json PATH")
 
 
-def _write(path: Path, text: str) -> None:
-    atomic_write_text(path, text)
-
-
 def run(args: argparse.Namespace) -> int:
     """Runs the benchmark; a bad argument or a missing world prints the reason and returns 2."""
     try:
@@ -296,7 +292,7 @@ def _bench(args: argparse.Namespace) -> int:
     table = markdown(result)
     print(table)
     json_path = Path(args.json) if args.json else fresh_output_path()
-    _write(json_path, json.dumps(result, indent=1))
-    _write(json_path.with_suffix(".md"), table)
+    atomic_write_text(json_path, json.dumps(result, indent=1))
+    atomic_write_text(json_path.with_suffix(".md"), table)
     print(f"wrote {json_path} and {json_path.with_suffix('.md')}")
     return 0

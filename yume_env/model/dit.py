@@ -515,8 +515,8 @@ class WanDiT(nn.Module):
     ) -> torch.Tensor:
         """Velocity (eps - x0) for the current chunk x (B, C, F, h, w) at `timestep` (B,) in
         [0, 1000], text `context` (B, L, text_dim); "sample" worlds return the clean chunk, the
-        blocks' output F preconditioned as `sampler.preconditioning` says. `memory` defaults to `history.memory`.
-        use_history_cache=False (causal mode) recomputes the history with the chunk, each call.
+        blocks' output F preconditioned as `sampler.preconditioning` says. `memory` defaults to
+        `history.memory`. use_history_cache=False (causal mode) recomputes the history with the chunk, each call.
         action (B,) flat actions key * 9 + camera: added through the learned action embedding of
         the current chunk's time embedding (models with `config.action_embedding`; else ignored).
         frame (B, C, 1, h, w): the newest history frame, for models with `config.frame_conditioning`
