@@ -2,9 +2,11 @@
 
     python scripts/peek_run.py RUN OUT [--clips 8] [--steps 64] [--set sample_steps=4 ...]
 
-Builds the world of RUN's latest pretrain checkpoint or finished DiT (no task head), rolls it out from simulator
-start views under random held actions, and writes OUT/peek.json (teacher-forced PSNR, rollout PSNR
-and sharpness by step) and OUT/peek.png (simulator over world at steps 1, 4, 16, 32, 64, ...).
+Builds the world of RUN's latest pretrain checkpoint or finished DiT (no task head), rolls it out
+from simulator start views under random held actions, and writes OUT/peek_TAG.json (teacher-forced
+PSNR, rollout PSNR and sharpness by step, and the denoiser's clean chunk at fixed noise levels
+beside its noisy input: a denoiser below its input at low noise cannot keep detail) and
+OUT/peek_TAG.png (simulator over world at steps 1, 4, 16, 32, 64, ...).
 `--set` changes sampler fields of the world's config (e.g. sample_steps, shift, sample_renoise).
 """
 
@@ -24,7 +26,9 @@ from yume_env.model.dit import build_dit
 from yume_env.train.checkpointing import latest_checkpoint, load_checkpoint
 from yume_env.train.recipes.world import _text_conditioner, load_recipe
 from yume_env.train.rollout import rollout_psnr, snapshot_world, teacher_forced_psnr
-from yume_env.train.stages.pretrain import dit_state
+from yume_env.train.stages.pretrain import PretrainConfig, denoise_batch, dit_state
+
+NOISE_LEVELS = (1.0, 0.67, 0.33, 0.1, 0.02)
 
 
 def peek(run: Path, clips: int, steps: int, changes: list[str], device: str, text_cache: str):
@@ -60,6 +64,7 @@ def peek(run: Path, clips: int, steps: int, changes: list[str], device: str, tex
     sim_e = laplacian_energy(gt).double().reshape(clips, steps, F).mean(dim=(0, 2))
     world_e = laplacian_energy(roll["frames"]).double().reshape(clips, steps, F).mean(dim=(0, 2))
     out = {
+        "denoiser_psnr_by_noise_db": denoiser_psnr(world, data, text_cache),
         "step": step,
         "changes": changes,
         "teacher_forced_psnr_db": teacher_forced_psnr(world, data, [0, 2, 8], seed=3),
@@ -72,6 +77,40 @@ def peek(run: Path, clips: int, steps: int, changes: list[str], device: str, tex
         for frames in (gt[i], roll["frames"][i]):
             rows.append(np.concatenate([frames[s * F - 1] for s in shown], axis=1))
     return out, np.concatenate(rows, axis=0).repeat(2, 0).repeat(2, 1)
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    return round(float(10 * torch.log10(4 / (a.float() - b.float()).square().mean())), 2)
+
+
+@torch.no_grad()
+def denoiser_psnr(world, data, text_cache: str) -> dict:
+    """The DiT's clean chunk (PSNR, pixels in [-1, 1]) at each of NOISE_LEVELS from a clean history of
+    the start view and of 3 steps, beside its noisy input's and the newest frame's."""
+    from yume_env.model.history import History
+    from yume_env.model.vae import encode_clips
+
+    mc, dit = world.config, world.dit
+    text, lat = _text_conditioner(text_cache), encode_clips(world.vae, data.frames.to(world.device))
+    out = {}
+    for k in (0, 3):
+        b = denoise_batch(
+            lat, data, k, text, mc, PretrainConfig(history_noise_prob=0.0), torch.Generator().manual_seed(0)
+        )
+        x0, eps = b["x0"], b["eps"].to(lat.device)
+        history = History.empty(mc, x0[0, :, 0], batch=x0.shape[0])
+        history.append(dit, b["history"], b.get("history_poses"))
+        tokens = history.read(dit, target=b.get("target_pose"), noise_level=b["history_noise"])
+        frame = b["history"][:, :, -1:]
+        kw = {"frame": frame} if mc.frame_conditioning else {}
+        row = {"newest_frame": _psnr(frame.expand_as(x0), x0)}
+        for t in NOISE_LEVELS:
+            x_t = (1 - t) * x0 + t * eps
+            timestep = torch.full((x0.shape[0],), t * 1000.0, device=x0.device)
+            pred = dit(x_t, timestep, b["context"], tokens, history.memory, action=b["action"], **kw)
+            row[f"t={t}"] = {"denoised": _psnr(pred, x0), "input": _psnr(x_t, x0)}
+        out[f"history_{k}_steps"] = row
+    return out
 
 
 if __name__ == "__main__":
