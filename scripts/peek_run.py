@@ -26,7 +26,7 @@ from yume_env.model.dit import build_dit
 from yume_env.train.checkpointing import latest_checkpoint, load_checkpoint
 from yume_env.train.recipes.world import _text_conditioner, load_recipe
 from yume_env.train.rollout import rollout_psnr, snapshot_world, teacher_forced_psnr
-from yume_env.train.stages.pretrain import PretrainConfig, denoise_batch, dit_state
+from yume_env.train.stages.pretrain import DenoiseModule, PretrainConfig, denoise_batch, dit_state
 
 NOISE_LEVELS = (1.0, 0.67, 0.33, 0.1, 0.02)
 
@@ -87,10 +87,9 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 def denoiser_psnr(world, data, text_cache: str) -> dict:
     """The DiT's clean chunk (PSNR, pixels in [-1, 1]) at each of NOISE_LEVELS from a clean history of
     the start view and of 3 steps, beside its noisy input's and the newest frame's."""
-    from yume_env.model.history import History
     from yume_env.model.vae import encode_clips
 
-    mc, dit = world.config, world.dit
+    mc, module = world.config, DenoiseModule(world.dit, world.config)
     text, lat = _text_conditioner(text_cache), encode_clips(world.vae, data.frames.to(world.device))
     out = {}
     for k in (0, 3):
@@ -98,16 +97,10 @@ def denoiser_psnr(world, data, text_cache: str) -> dict:
             lat, data, k, text, mc, PretrainConfig(history_noise_prob=0.0), torch.Generator().manual_seed(0)
         )
         x0, eps = b["x0"], b["eps"].to(lat.device)
-        history = History.empty(mc, x0[0, :, 0], batch=x0.shape[0])
-        history.append(dit, b["history"], b.get("history_poses"))
-        tokens = history.read(dit, target=b.get("target_pose"), noise_level=b["history_noise"])
-        frame = b["history"][:, :, -1:]
-        kw = {"frame": frame} if mc.frame_conditioning else {}
-        row = {"newest_frame": _psnr(frame.expand_as(x0), x0)}
+        row = {"newest_frame": _psnr(b["history"][:, :, -1:].expand_as(x0), x0)}
         for t in NOISE_LEVELS:
             x_t = (1 - t) * x0 + t * eps
-            timestep = torch.full((x0.shape[0],), t * 1000.0, device=x0.device)
-            pred = dit(x_t, timestep, b["context"], tokens, history.memory, action=b["action"], **kw)
+            pred = module.predict(b, x_t, torch.full((x0.shape[0],), t, device=x0.device))
             row[f"t={t}"] = {"denoised": _psnr(pred, x0), "input": _psnr(x_t, x0)}
         out[f"history_{k}_steps"] = row
     return out

@@ -16,7 +16,7 @@ from yume_env import motion
 from yume_env.actions import CAMERAS, KEYS
 from yume_env.model import pose_memory
 from yume_env.model.pipeline import WorldModel
-from yume_env.model.recall import RecallBank, fill_bank, has_entries, pose_cell, sharp_frames
+from yume_env.model.recall import RecallBank, has_entries, pose_cell, sharp_frames
 from yume_env.model.retarget import retarget
 from yume_env.model.vae import frames_to_tensor
 
@@ -103,7 +103,8 @@ def test_the_env_fills_the_bank_as_the_trainer_does(worlds):
     full, full_poses = torch.cat(latents, 2), torch.stack([p.reshape(4) for p in poses])[None]
     n, recall = state.history.n_history[0], state.history.recall
     assert full.shape[2] == n == full_poses.shape[1]
-    bank = fill_bank(RecallBank.empty(1, full[0, :, 0]), full, full_poses, n - sharp_frames("tiny-fine"))
+    upto = n - sharp_frames("tiny-fine")  # the frames that left the sharp window, as the trainer offers them
+    bank = RecallBank.empty(1, full[0, :, 0]).insert_many(full[:, :, :upto], full_poses[:, :upto], 0)
     assert torch.equal(bank.stamp, recall.stamp) and torch.equal(bank.inserted, recall.inserted)
     assert torch.allclose(bank.poses, recall.poses, atol=1e-5)
     assert torch.allclose(bank.latents, recall.latents, atol=1e-5)

@@ -16,11 +16,7 @@ TOP_OPS = 12
 
 
 def _self_device_us(event) -> float:
-    for name in ("self_device_time_total", "self_cuda_time_total"):  # torch >= 2.4 | older
-        value = getattr(event, name, None)
-        if value is not None:
-            return float(value)
-    return 0.0
+    return float(event.self_device_time_total)
 
 
 def profile_steps(step: Callable[[], object], steps: int, device: str) -> dict:

@@ -222,11 +222,3 @@ def has_entries(n_history: int, schedule) -> bool:
     """Whether a world with `n_history` latents has offered its bank a frame (so it recalls one):
     a host-side test, the same for the env and the trainer."""
     return n_history > sharp_frames(schedule)
-
-
-def fill_bank(bank: RecallBank, latents: torch.Tensor, poses: torch.Tensor, upto: int) -> RecallBank:
-    """Offers frames `inserted .. upto - 1` of full histories latents (B, C, N, h, w) with poses
-    (B, N', 4), in order, to banks offered equally many so far (the trainer's path; the env offers
-    the same frames as they come)."""
-    done = int(bank.inserted[0]) if bank.batch_size else 0
-    return bank.insert_many(latents[:, :, done:upto], poses[:, done:upto], done)

@@ -84,18 +84,24 @@ class DenoiseModule(nn.Module):
         super().__init__()
         self.dit, self.config, self.t_min = dit, config, float(t_min)
 
-    def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def predict(self, batch: dict[str, Any], x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The DiT's output for the batch's target chunk noised to x_t at levels t (B,), given its
+        history, action and event, as the env's world step reads them."""
         c = self.config
-        x0, eps, t = batch["x0"], batch["eps"], batch["t"]
-        history = History.empty(c, x0[0, :, 0], batch=x0.shape[0])
+        history = History.empty(c, x_t[0, :, 0], batch=x_t.shape[0])
         history.append(self.dit, batch["history"], batch.get("history_poses"))
         tokens = history.read(self.dit, target=batch.get("target_pose"), noise_level=batch["history_noise"])
-        tt = t.view(-1, 1, 1, 1, 1)
-        x_t = (1.0 - tt) * x0 + tt * eps
         kw = {"action": batch["action"]} if self.dit.action_embedding is not None else {}
         if c.frame_conditioning:  # the newest history frame, noised like the rest of the history
             kw["frame"] = batch["history"][:, :, -1:]
-        out = self.dit(x_t, t * 1000.0, batch["context"], tokens, history.memory, **kw)
+        return self.dit(x_t, t * 1000.0, batch["context"], tokens, history.memory, **kw)
+
+    def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        c = self.config
+        x0, eps, t = batch["x0"], batch["eps"], batch["t"]
+        tt = t.view(-1, 1, 1, 1, 1)
+        x_t = (1.0 - tt) * x0 + tt * eps
+        out = self.predict(batch, x_t, t)
         loss = flow_loss(out, x_t, x0, eps, t, c.prediction, self.t_min)
         with torch.no_grad():  # the clean chunk the output implies: a scale-free quality signal
             x0_err = (sampler.clean_sample(out.float(), x_t, t, c.prediction) - x0).square().mean()
