@@ -16,12 +16,14 @@ import random
 import shutil
 import signal
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from yume_env.train import checkpointing
 from yume_env.train.checkpointing import LATEST, checkpoint_step, latest_checkpoint, load_checkpoint, save_checkpoint
@@ -124,13 +126,28 @@ def killed_at_operation(ckpt: Path, k: int, count_file: Path | None = None) -> N
         count_file.write_text(str(calls[0]))
 
 
-def run_child(target, *args, kill_after_s: float | None = None) -> int:
-    proc = FORK.Process(target=target, args=args)
+def in_child(target, *args) -> None:
+    """Runs `target` in a forked child with a lock of tqdm's of its own: tqdm's default lock holds a
+    semaphore shared with every forked process, so a child killed inside a (disabled) bar's
+    `with lock` would leave it held and every later bar, in any process, waiting forever."""
+    tqdm.set_lock(threading.RLock())
+    target(*args)
+
+
+def run_child(target, *args, kill_after_s: float | None = None, hang_s: float = 300.0) -> int:
+    """The exit code of `target(*args)` run in a forked child, SIGKILLed after `kill_after_s`."""
+    proc = FORK.Process(target=in_child, args=(target, *args))
     proc.start()
     if kill_after_s is not None:
         time.sleep(kill_after_s)
         os.kill(proc.pid, signal.SIGKILL)
-    proc.join()
+    proc.join(hang_s)
+    if proc.exitcode is None:
+        proc.kill()
+        proc.join()
+        pytest.fail(
+            f"the child running {target.__name__} hung for {hang_s:.0f} s (a lock left held by a killed child?)"
+        )
     return proc.exitcode
 
 
@@ -200,6 +217,18 @@ def test_sigkill_at_random_instants_of_repeated_saves_always_resumes(tmp_path):
         steps = step
     assert run_child(session, ckpt) == 0
     assert check_resumable(ckpt) == steps + 1
+
+
+def hold_tqdm_lock() -> None:
+    with tqdm.get_lock():
+        time.sleep(60)
+
+
+def test_a_child_killed_inside_a_progress_bar_leaves_no_lock_for_the_next(tmp_path):
+    session(tmp_path / "warm-up")  # the parent made its bars (and tqdm's process-shared lock) first
+    assert run_child(hold_tqdm_lock, kill_after_s=0.5) == -signal.SIGKILL
+    assert run_child(session, tmp_path / "ckpt", hang_s=60) == 0
+    assert check_resumable(tmp_path / "ckpt") == 1
 
 
 def test_a_resave_of_the_same_step_gets_a_fresh_folder_and_the_old_one_goes_after_the_switch(tmp_path):
