@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from stable_baselines3.common.vec_env import VecMonitor  # noqa: E402
 
 import yume_env  # noqa: E402,F401  (registers the envs)
 from agents.sb3_tools import SmallCNN  # noqa: E402
+from yume_env.atomic import atomic_write_text  # noqa: E402
 from yume_env.data.record import env_frame, make_env  # noqa: E402
 from yume_env.env.sb3 import Sb3VecEnvAdapter  # noqa: E402
 from yume_env.model.paths import resolve_model_path  # noqa: E402
@@ -134,9 +134,7 @@ def main(argv=None) -> int:
     }
     if (Path(args.world) / "run.json").is_file():  # a train-world run: what it was trained on
         results["world_data"] = json.loads((Path(args.world) / "run.json").read_text()).get("data")
-    tmp = out / ".results.json.tmp"
-    tmp.write_text(json.dumps(results, indent=1))
-    os.replace(tmp, out / "results.json")
+    atomic_write_text(out / "results.json", json.dumps(results, indent=1))
     print(json.dumps(results["real_env"], indent=1))
     return 0
 

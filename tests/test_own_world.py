@@ -60,8 +60,8 @@ def test_a_trained_world_of_cartpole_opens_with_gym_make_and_steps(cartpole_worl
     assert obs.shape == (2, 32, 32, 3) and rewards.shape == (2,)
 
 
-def test_the_world_is_measured_against_held_out_recordings(cartpole_world):
-    from yume_env.eval.recorded import RecordedEvalConfig, evaluate_recorded, markdown
+def test_the_world_is_measured_against_held_out_recordings(cartpole_world, tmp_path):
+    from yume_env.eval.recorded import RecordedEvalConfig, evaluate_recorded, markdown, plot_recorded_strip
     from yume_env.model import WorldModel
 
     data, run = cartpole_world
@@ -70,6 +70,23 @@ def test_the_world_is_measured_against_held_out_recordings(cartpole_world):
     assert len(results["autoregressive_psnr_db_by_step"]) == 4 and set(results["teacher_forced_psnr_db"]) == {0, 2}
     assert 0 <= results["actions_read_back"]["world"] <= 1 and results["realism"]["transitions"] == 8
     assert "reward_mae" in results["task"] and "| sharpness" in markdown(results)
+    strip = results["_strip"]
+    assert strip["steps"] == [1, 2, 4] and strip["recorded"].shape == strip["world"].shape == (2, 3, 32, 32, 3)
+    plot_recorded_strip(strip, tmp_path / "frames.png")
+    assert (tmp_path / "frames.png").stat().st_size > 1000
+
+
+def test_eval_data_writes_a_report_json_and_a_strip_of_recorded_and_generated_frames(cartpole_world, tmp_path):
+    from yume_env.cli import main
+
+    data, run = cartpole_world
+    report, out = tmp_path / "report.md", tmp_path / "eval.json"
+    args = ["eval", "--model", str(run), "--data", str(data), "--horizons", "2", "4", "--episodes", "2"]
+    assert main([*args, "--iterations", "3", "--report", str(report), "--json", str(out), "--no-progress"]) == 0
+    results = json.loads(out.read_text())
+    assert results["steps"] == 4 and results["strip_png"] == "report_frames.png"
+    assert "![recorded and generated frames](report_frames.png)" in report.read_text()
+    assert (tmp_path / "report_frames.png").stat().st_size > 1000
 
 
 def test_ppo_trained_in_the_world_is_tested_in_the_real_env(cartpole_world, tmp_path):

@@ -44,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         nargs="+",
         default=None,
-        help="eval: autoregressive steps to report (default 16 64 256; the rollouts run to the largest)",
+        help="eval: autoregressive steps to report (default 16 64 256; the rollouts run to the largest; "
+        "with --data, the largest is the rollout length, default 16)",
     )
     parser.add_argument(
         "--seed",
@@ -87,7 +88,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="train-probes: data and step counts (gpu: more of both, for --device cuda)",
     )
     parser.add_argument("--steps", type=int, default=None, help="train-probes: steps per simulator episode")
-    parser.add_argument("--iterations", type=int, default=None, help="train-probes: optimiser steps")
+    parser.add_argument(
+        "--iterations", type=int, default=None, help="train-probes: optimiser steps; with --data: of its action probe"
+    )
     parser.add_argument(
         "--budget-minutes",
         type=float,
@@ -130,16 +133,26 @@ def run(args: argparse.Namespace) -> int:
 def _evaluate_recorded(args: argparse.Namespace) -> int:
     """`--data DIR`: the world against the held-out recorded episodes (`yume_env.eval.recorded`)."""
     from yume_env.atomic import atomic_write_text
-    from yume_env.eval.recorded import RecordedEvalConfig, evaluate_recorded, markdown
+    from yume_env.eval.recorded import RecordedEvalConfig, evaluate_recorded, markdown, plot_recorded_strip
     from yume_env.model import WorldModel
 
     if not args.model:
         raise ValueError("--data needs --model: the world trained on those recordings (yume-env train world --data)")
     model = WorldModel.from_pretrained(args.model, device=args.device)
-    cfg = RecordedEvalConfig(**{k: v for k, v in (("episodes", args.episodes), ("seed", args.seed)) if v is not None})
+    given = {
+        "episodes": args.episodes,
+        "seed": args.seed,
+        "steps": max(args.horizons) if args.horizons else None,
+        "probe_steps": args.iterations,
+    }
+    cfg = RecordedEvalConfig(**{k: v for k, v in given.items() if v is not None})
     results = evaluate_recorded(model, args.data, cfg, progress=not args.no_progress)
+    report_path = Path(args.report)
+    strip_png = report_path.with_name(f"{report_path.stem}_frames.png")
+    plot_recorded_strip(results.pop("_strip"), strip_png)
+    results["strip_png"] = strip_png.name
     report = markdown(results)
-    atomic_write_text(Path(args.report), report)
+    atomic_write_text(report_path, report)
     if args.json:
         atomic_write_text(Path(args.json), json.dumps(results, indent=1))
     print(report)

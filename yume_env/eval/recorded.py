@@ -10,6 +10,8 @@ train on (the held-out split of a shard folder, `yume_env.data.shards`).
   recorded held-out ones (a world whose actions show reads the same);
 - **reward and episode end**: the task head on generated steps against the recorded rewards (MAE)
   and episode ends (accuracy, precision, recall).
+
+`plot_recorded_strip` draws recorded and generated frames of the first windows side by side.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from yume_env.eval.features import projection
 from yume_env.eval.frechet import frechet_distance
 from yume_env.eval.metrics import laplacian_energy, psnr
 from yume_env.eval.probes import _encoder
+
+STRIP_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256)  # the strip's columns, those within the rollout
+STRIP_WINDOWS = 2
 
 
 @dataclass
@@ -190,8 +195,25 @@ def _measure(
             "end_precision": hits / max(int(ended.sum()), 1) if ended.any() else float("nan"),
             "end_recall": hits / int(done.sum()) if done.any() else float("nan"),
         }
+    cols = [k for k in STRIP_STEPS if k <= S]
+    out_dict["_strip"] = {
+        "steps": cols,
+        "recorded": frames[:STRIP_WINDOWS, cols],
+        "world": made[:STRIP_WINDOWS, [k - 1 for k in cols]],
+    }
     out_dict["seconds"] = round(time.perf_counter() - t0, 1)
     return out_dict
+
+
+def plot_recorded_strip(strip: dict[str, Any], path) -> None:
+    """The recorded frames and the world's, steps after the same reset under the same actions, as a PNG
+    (`results["_strip"]` of `evaluate_recorded`)."""
+    from yume_env.eval.report import plot_strip
+
+    rows = []
+    for w in range(len(strip["recorded"])):
+        rows += [(f"recorded {w}", strip["recorded"][w]), (f"world {w}", strip["world"][w])]
+    plot_strip(rows, [f"step {k}" for k in strip["steps"]], path)
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -201,6 +223,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"# World against recorded episodes ({results['data']})",
         "",
         f"{results['episodes']} held-out windows of {results['steps']} steps.",
+        "",
+        f"![recorded and generated frames]({results['strip_png']})" if results.get("strip_png") else "",
         "",
         "| measure | value |",
         "|---|---|",
