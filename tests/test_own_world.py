@@ -102,3 +102,36 @@ def test_ppo_trained_in_the_world_is_tested_in_the_real_env(cartpole_world, tmp_
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["ppo_in_world"]["env_steps"] >= 128 and results["real_env"]["random"]["episodes"] == 2
     assert results["real_env"]["ppo"]["mean_length"] >= 1 and (tmp_path / "ppo.zip").is_file()
+
+
+def test_the_action_probe_reads_a_move_of_a_few_pixels(tmp_path):
+    """Breakout-like: a 4x2 paddle on black moves 2 pixels left or right per action (or stays); the
+    recorded eval's probe must read that from the recordings, not answer the commonest action."""
+    import torch
+
+    from yume_env.data.shards import ShardWriter
+    from yume_env.eval.recorded import RecordedEvalConfig, _float, train_action_probe
+
+    rng = np.random.default_rng(0)
+    with ShardWriter(tmp_path, "Paddle-v0", {"type": "discrete", "nvec": [3]}, 32) as writer:
+        for _ in range(12):
+            actions = rng.integers(0, 3, 40)
+            x, frames = 14, []
+            for a in [1, *actions]:  # the reset frame, then one frame per action (0 left, 1 stay, 2 right)
+                x = int(np.clip(x + 2 * (a - 1), 0, 28))
+                frame = np.zeros((32, 32, 3), np.uint8)
+                frame[28:30, x : x + 4] = 200
+                frames.append(frame)
+            zeros = np.zeros(40, np.float32)
+            writer.add_episode(np.stack(frames), actions[:, None], zeros, zeros > 0, zeros > 0)
+    torch.manual_seed(0)
+    probe = train_action_probe(str(tmp_path), (3,), RecordedEvalConfig(probe_steps=150, probe_batch=32), "cpu")
+    from yume_env.data.shards import ShardReader
+
+    episode = ShardReader(tmp_path).read(0)
+    moved = (episode["frames"][1:] != episode["frames"][:-1]).any(axis=(1, 2, 3))  # not pinned at a wall
+    with torch.no_grad():
+        frames = torch.from_numpy(episode["frames"])
+        logits = probe(_float(frames[:-1]), _float(frames[1:]))[0]
+    right = logits.argmax(1).numpy() == episode["actions"][:, 0]
+    assert right[moved].mean() >= 0.8, f"read {right[moved].mean():.2f} of the moves"
