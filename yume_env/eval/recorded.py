@@ -33,7 +33,7 @@ from yume_env.eval.frechet import frechet_distance
 from yume_env.eval.metrics import laplacian_energy, psnr
 from yume_env.eval.probes import _encoder
 
-STRIP_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256)  # the strip's columns, those within the rollout
+SHOWN_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256)  # steps in the strip and the table, those within the rollout
 STRIP_WINDOWS = 2
 
 
@@ -199,7 +199,7 @@ def _measure(
             "end_precision": hits / max(int(ended.sum()), 1) if ended.any() else float("nan"),
             "end_recall": hits / int(done.sum()) if done.any() else float("nan"),
         }
-    cols = [k for k in STRIP_STEPS if k <= S]
+    cols = [k for k in SHOWN_STEPS if k <= S]
     out_dict["_strip"] = {
         "steps": cols,
         "recorded": frames[:STRIP_WINDOWS, cols],
@@ -236,7 +236,7 @@ def markdown(results: dict[str, Any]) -> str:
     for k, v in results["teacher_forced_psnr_db"].items():
         lines.append(f"| teacher-forced PSNR after {k} recorded steps (dB) | {v:.2f} |")
     by = results["autoregressive_psnr_db_by_step"]
-    shown = [k for k in STRIP_STEPS if k < len(by)] + [len(by)]
+    shown = [k for k in SHOWN_STEPS if k < len(by)] + [len(by)]
     lines += [
         f"| autoregressive PSNR, step {' / '.join(map(str, shown))} (dB) | {' / '.join(f'{by[k - 1]:.2f}' for k in shown)} |",
         f"| Fréchet distance, world / recordings' own floor | {r['frechet_world']:.2f} / {r['frechet_floor']:.2f} |",
