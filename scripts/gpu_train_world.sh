@@ -18,6 +18,5 @@ python -m yume_env train world --out "$run" --text-cache yume_env/assets/default
     --call-minutes "$minutes" --device cuda "$@" 2>&1 | tee "$OUT/train.log" | grep -v "it/s\]$" || true
 python scripts/pack_run.py "$run"
 python scripts/peek_run.py "$run" "$OUT" --device cuda || true
-python scripts/peek_run.py "$run" "$OUT" --device cuda --set history_noise=0.1 || true
 tar czf - -C "$run" . | split -b 15M - "$OUT/run.tgz.part-"
 ls -la "$OUT"

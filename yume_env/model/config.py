@@ -17,7 +17,7 @@ from yume_env.vocabulary import YUME, ActionVocabulary
 HISTORY_ATTENTION_MODES = ("global", "causal")
 PREDICTIONS = ("velocity", "sample")
 # how a chunk is sampled, not what a world's state holds: a state can be stepped with other values
-SAMPLING_FIELDS = ("sample_steps", "shift", "sample_renoise", "history_noise", "spread_gain_max")
+SAMPLING_FIELDS = ("sample_steps", "shift", "sample_renoise", "spread_gain_max")
 
 
 @dataclass
@@ -28,9 +28,7 @@ class WorldModelConfig:
     `patch_size` (t, h, w), `text_dim` (text encoder width), `freq_dim` (sinusoidal timestep
     width), `eps`, `qk_norm`, `cross_attn_norm`, `rope_theta`.
     Chunks: `latent_frames_per_chunk` generated per step; sampler: `sample_steps` Euler steps with
-    timestep `shift`, stochastic with `sample_renoise` > 0 (`sampler.renoise_step`); `history_noise` > 0
-    tells the DiT its history is that noisy (for worlds trained with noised histories: it then
-    smooths the grain of its own frames instead of building on it); `prediction`: the DiT outputs the flow's velocity ("velocity", as published) or
+    timestep `shift`, stochastic with `sample_renoise` > 0 (`sampler.renoise_step`); `prediction`: the DiT outputs the flow's velocity ("velocity", as published) or
     the clean chunk ("sample", for worlds that denoise pixels; EDM-preconditioned, `sampler.preconditioning`);
     `frame_conditioning`: the newest history frame is also embedded on each current token (frame
     stacking); `frame_residual`: a sample world denoises the change from that frame (a fresh DiT
@@ -66,7 +64,6 @@ class WorldModelConfig:
     sample_steps: int = 4
     shift: float = 7.0
     sample_renoise: float = 0.0  # 0: Euler (deterministic given the noise); (0, 1]: share of fresh noise per step
-    history_noise: float = 0.0  # the noise level the DiT is told its history has (0: clean, as published)
     prediction: str = "velocity"  # what the DiT outputs: the flow's velocity (Yume) or the clean chunk (pixel worlds)
     spread_gain_max: float = 1.0
     tscm_schedule: str = "yume"
@@ -164,8 +161,6 @@ class WorldModelConfig:
             raise ValueError(f"prediction must be one of {PREDICTIONS}, got {self.prediction!r}")
         if self.sample_steps < 1:
             raise ValueError(f"sample_steps must be >= 1, got {self.sample_steps}")
-        if not 0.0 <= self.history_noise < 1.0:
-            raise ValueError(f"history_noise is a flow noise level in [0, 1), got {self.history_noise}")
         if not self.spread_gain_max >= 1.0:
             raise ValueError(f"spread_gain_max must be >= 1 (1 = off), got {self.spread_gain_max}")
 

@@ -35,7 +35,7 @@ def step_chunk(
 ) -> torch.Tensor:
     """The next chunk's latents (B, C, F, h, w) of B worlds; `history` is updated in place.
 
-    config: the model's config (its sampler settings: `sample_steps`, `shift`, `history_noise`, `spread_gain_max`).
+    config: the model's config (its sampler settings: `sample_steps`, `shift`, `spread_gain_max`).
     context (B, L, text_dim): [action, event] text; noise: like the latents; action (B,): flat actions
     (key * 9 + camera) for DiTs with a learned action embedding; poses (B, F, 4): the chunk's frame
     poses (models with pose memory); spread_active: per world, whether the spread guard applies
@@ -45,8 +45,7 @@ def step_chunk(
     c = config
     memory = history.memory
     target = poses[:, -1] if poses is not None else None
-    told = torch.full((history.batch_size,), c.history_noise, device=noise.device) if c.history_noise > 0 else None
-    tokens = history.read(dit, context=context, target=target, noise_level=told)
+    tokens = history.read(dit, context=context, target=target)
     kw = {"action": action} if action is not None and getattr(dit, "action_embedding", None) is not None else {}
 
     if c.frame_conditioning:
