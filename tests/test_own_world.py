@@ -109,7 +109,7 @@ def test_the_action_probe_reads_a_move_of_a_few_pixels(tmp_path):
     recorded eval's probe must read that from the recordings, not answer the commonest action."""
     import torch
 
-    from yume_env.data.shards import ShardWriter
+    from yume_env.data.shards import ShardReader, ShardWriter
     from yume_env.eval.recorded import RecordedEvalConfig, _float, train_action_probe
 
     rng = np.random.default_rng(0)
@@ -126,8 +126,6 @@ def test_the_action_probe_reads_a_move_of_a_few_pixels(tmp_path):
             writer.add_episode(np.stack(frames), actions[:, None], zeros, zeros > 0, zeros > 0)
     torch.manual_seed(0)
     probe = train_action_probe(str(tmp_path), (3,), RecordedEvalConfig(probe_steps=150, probe_batch=32), "cpu")
-    from yume_env.data.shards import ShardReader
-
     episode = ShardReader(tmp_path).read(0)
     moved = (episode["frames"][1:] != episode["frames"][:-1]).any(axis=(1, 2, 3))  # not pinned at a wall
     with torch.no_grad():
