@@ -186,7 +186,8 @@ def test_a_batched_step_runs_a_few_ops_per_world_not_a_loop_of_them(worlds):
         return counter.count
 
     per_world = (ops(20) - ops(5)) / 15
-    assert per_world <= 8, f"{per_world:.1f} torch ops per extra world in a batched step"
+    # one op a world is left: its own noise draw, so that batching never changes a world's noise
+    assert per_world <= 1.5, f"{per_world:.1f} torch ops per extra world in a batched step"
 
 
 def _cell_poses(gen: torch.Generator, shape: tuple[int, ...], cells: int = 3) -> torch.Tensor:

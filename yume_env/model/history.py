@@ -243,11 +243,12 @@ class History:
             idx = None if whole else host_tensor(members, latents.device)
             new_lat = latents if idx is None else latents[idx]
             new_pos = poses if idx is None else poses[idx]
+            # stacked whole, then sliced once (every member stores as many latents): no op per world
             tail = torch.cat(
-                [torch.stack([self.latents[i][:, stored - kept :] for i in members]).to(latents), new_lat], 2
+                [torch.stack([self.latents[i] for i in members])[:, :, stored - kept :].to(latents), new_lat], 2
             )
             tail_poses = torch.cat(
-                [torch.stack([self.poses[i][stored - kept :] for i in members]).to(poses), new_pos], 1
+                [torch.stack([self.poses[i] for i in members])[:, stored - kept :].to(poses), new_pos], 1
             )
             bank = self.recall if whole else self.recall.rows(members)
             bank.insert_many(tail[:, :, first : first + count], tail_poses[:, first : first + count], offered[key])
