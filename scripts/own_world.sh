@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # A world of any Gymnasium env, end to end; every step continues where a killed run stopped:
 #   bash scripts/own_world.sh ENV_ID NAME TRAIN_MINUTES PPO_MINUTES MAX_EPISODE_STEPS [train world options...]
-# e.g. bash scripts/own_world.sh vizdoom.gymnasium_wrapper:VizdoomBasic-v1 vizdoom-basic 55 15 300
+# e.g. bash scripts/own_world.sh vizdoom.gymnasium_wrapper:VizdoomBasic-v1 vizdoom-basic 80 15 300
 # Records 150 random episodes at 64x64 (data/NAME), trains a world on them with the tiny preset
-# (runs/NAME; the same command with a larger TRAIN_MINUTES trains on), measures it against the
+# (runs/NAME; a killed run continues, a finished stage stays finished), measures it against the
 # held-out episodes, trains PPO only inside it and tests that PPO in the real env against a random
 # policy. What the docs show goes to docs/worlds/NAME/: eval.md, eval.json, eval_frames.png,
 # dream_to_real.json. WORK (default runs/own-worlds) holds the data, the run and the agent.

@@ -228,11 +228,10 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"{results['episodes']} held-out windows of {results['steps']} steps.",
         "",
-        f"![recorded and generated frames]({results['strip_png']})" if results.get("strip_png") else "",
-        "",
-        "| measure | value |",
-        "|---|---|",
     ]
+    if results.get("strip_png"):
+        lines += [f"![recorded and generated frames]({results['strip_png']})", ""]
+    lines += ["| measure | value |", "|---|---|"]
     for k, v in results["teacher_forced_psnr_db"].items():
         lines.append(f"| teacher-forced PSNR after {k} recorded steps (dB) | {v:.2f} |")
     by = results["autoregressive_psnr_db_by_step"]
