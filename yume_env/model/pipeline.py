@@ -4,7 +4,8 @@
     state = model.init_state(start_frames)                          # uint8 (T, H, W, 3), T >= 1
     model.set_event(state, "a ghost suddenly appears")              # takes effect at the next chunk
     out = model.step(state, np.array([[1, 0]]), torch.Generator().manual_seed(0))
-    out.frames                                                      # uint8 (B, F, H, W, 3)
+    out.frames                                                      # uint8 (B, F, H, W, 3) numpy
+    out.pixels                                                      # the same, a tensor on the model's device
 
 One `step` is one chunk for a batch of worlds (`WorldState`, histories may differ in length): the
 text context of each world's action and event, the chunk's dead-reckoned poses (`yume_env.motion`),
@@ -37,7 +38,7 @@ from yume_env.model.paths import resolve_model_path
 from yume_env.model.task_head import TaskHead
 from yume_env.model.text import ENCODER_CLASSES, build_text_encoder
 from yume_env.model.text_cache import TextConditioner
-from yume_env.model.vae import frames_to_tensor, split_cache, stack_caches, tensor_to_frames
+from yume_env.model.vae import frames_to_tensor, split_cache, stack_caches, tensor_to_pixels
 from yume_env.model.world_state import SETTLED, WorldState
 from yume_env.model.world_step import step_chunk
 
@@ -51,10 +52,22 @@ _FIX = "pass a folder written by WorldModel.save_pretrained (or the published Yu
 
 @dataclass
 class StepOutput:
-    frames: np.ndarray  # uint8 (B, F, H, W, 3)
+    """One chunk of B worlds. `pixels` stays on the model's device; `frames` is its host copy, made
+    on first use (so a caller that keeps frames on the device never copies them)."""
+
+    pixels: torch.Tensor  # uint8 (B, F, H, W, 3) on the model's device
     latents: torch.Tensor  # (B, C, F_latent, h, w), normalised VAE latents of the chunk
     poses: torch.Tensor  # (B, F, 4) dead-reckoned (x, z, yaw, pitch) of the chunk's frames (`yume_env.motion`)
-    timings: dict[str, float] = field(default_factory=dict)  # seconds: text, dit, decode
+    # host seconds: text, dit, decode (on a GPU, kernels may still run after their phase's tick)
+    timings: dict[str, float] = field(default_factory=dict)
+    _frames: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def frames(self) -> np.ndarray:
+        """uint8 numpy (B, F, H, W, 3): the pixels on the host (copied once, then kept)."""
+        if self._frames is None:
+            self._frames = self.pixels.cpu().numpy()
+        return self._frames
 
 
 class WorldModel:
@@ -345,8 +358,8 @@ class WorldModel:
         state.step_count = [n + 1 for n in state.step_count]
         state.chunks_since_event = [n + 1 for n in state.chunks_since_event]
         stack, split = self.cache_ops
-        pixels, state.vae_cache = self.vae.decode_chunk(latents, state.vae_cache)
-        frames = tensor_to_frames(pixels)
+        decoded, state.vae_cache = self.vae.decode_chunk(latents, state.vae_cache)
+        pixels = tensor_to_pixels(decoded)
         clock.tick("decode")
         if len(parts) > 1:  # write each part's worlds back into it
             start = 0
@@ -355,7 +368,7 @@ class WorldModel:
                 start += part.batch_size
         elif parts[0] is not state:
             parts[0].assign(state)
-        return StepOutput(frames, latents, poses, clock.times)
+        return StepOutput(pixels, latents, poses, clock.times)
 
     @torch.no_grad()
     def predict_task(self, latents: torch.Tensor) -> dict[str, torch.Tensor] | None:
