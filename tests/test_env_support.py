@@ -76,3 +76,23 @@ def tiny_world():
     from yume_env.env.model_cache import load_world_model
 
     return load_world_model(tiny_world_dir())
+
+
+def world_with_head(kind: str, ends: bool = False):
+    """The tiny world with a random task head of `kind` (a shallow copy: the cached world keeps none);
+    `ends`: its second signal (episode end / arrival logit) is raised far above 0."""
+    import copy
+
+    import torch
+
+    from yume_env.model.task_head import TaskHead
+
+    model = copy.copy(tiny_world())
+    c = model.config
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        model.task_head = TaskHead(c.latent_channels, c.latent_hw, kind=kind).eval()
+    if ends:
+        with torch.no_grad():
+            model.task_head.fc2.bias[1] += 10.0
+    return model

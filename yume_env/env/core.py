@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 
 from yume_env.env.options import ResetOptions
+from yume_env.env.poses import pose_matrices
 from yume_env.env.rewards import RewardContext, RewardFunction
 from yume_env.env.snapshot import WorldSnapshot
-from yume_env.motion import camera_to_world, relative_to
 
 
 class Latency(float):
@@ -70,6 +70,16 @@ def resize_frame(frame: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     return y[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
+def resize_pixels(pixels: torch.Tensor, size: tuple[int, int] | None) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> uint8 (N, *size, 3) on the same device: `resize_frame` for a batch
+    (the same antialiased bilinear resize, bit for bit on a CPU); a fresh copy when no resize is needed."""
+    if size is None or tuple(pixels.shape[1:3]) == tuple(size):
+        return pixels.clone()
+    x = pixels.contiguous().permute(0, 3, 1, 2).float()
+    y = F.interpolate(x, size=tuple(size), mode="bilinear", antialias=True, align_corners=False)
+    return y.permute(0, 2, 3, 1).round().clamp(0, 255).to(torch.uint8).contiguous()
+
+
 class WorldBatch:
     """The state and stepping of `num_worlds` worlds of one model: one batched `WorldState`."""
 
@@ -83,8 +93,16 @@ class WorldBatch:
         self.state: Any = None  # the WorldState of all worlds, once each has been reset
         self._fresh: dict[int, Any] = {}  # worlds reset before all of them were
         self.generators = [torch.Generator(device="cpu") for _ in range(self.num_worlds)]
-        self.last_frames: list[np.ndarray | None] = [None] * self.num_worlds
+        self._last: list[np.ndarray | None] = [None] * self.num_worlds
         self._start = start_frames_of(model)
+
+    @property
+    def last_frames(self) -> list[np.ndarray | None]:
+        """Each world's newest frame, uint8 (H, W, 3) (None before its first reset)."""
+        return self._last
+
+    def _set_last(self, i: int, frame: np.ndarray) -> None:
+        self._last[i] = np.array(frame, dtype=np.uint8, copy=True)
 
     def _put(self, i: int, world: Any) -> None:
         """Makes `world` (a state of one world) world i."""
@@ -111,7 +129,7 @@ class WorldBatch:
             self._restore(i, options.state, np_random)
             if options.event is not None:
                 self.set_event(i, options.event)
-            return self.observation(i), self.info(i, self.last_frames[i][None], latency_s=0.0)
+            return self.observation(i), self.info(i, self._last[i][None], latency_s=0.0)
         # the sampler's seed comes first, so every start kind draws the same noise for a seed
         self.generators[i].manual_seed(int(np_random.integers(0, 2**63 - 1)))
         event = options.event
@@ -131,9 +149,9 @@ class WorldBatch:
         event = event or ""
         start = time.perf_counter()
         self._put(i, self.model.init_state(frames, actions, event=event))
-        self.last_frames[i] = np.array(frames[-1], dtype=np.uint8, copy=True)
+        self._set_last(i, frames[-1])
         self.reward.reset(i)
-        return self.observation(i), self.info(i, self.last_frames[i][None], latency_s=time.perf_counter() - start)
+        return self.observation(i), self.info(i, self._last[i][None], latency_s=time.perf_counter() - start)
 
     def _restore(self, i: int, snap: WorldSnapshot, np_random: np.random.Generator) -> None:
         """Resumes world i from a snapshot, all or nothing: the snapshot is checked (`check_snapshot`:
@@ -159,7 +177,7 @@ class WorldBatch:
         self._put(i, world)
         self.generators[i].set_state(snap.generator_state.clone())
         np_random.bit_generator.state = snap.np_random_state
-        self.last_frames[i] = np.array(snap.last_frame, dtype=np.uint8, copy=True)
+        self._set_last(i, snap.last_frame)
 
     def snapshot(self, i: int, np_random: np.random.Generator) -> WorldSnapshot:
         if self.state is None and i not in self._fresh:
@@ -221,7 +239,7 @@ class WorldBatch:
         # newest frame, action and pose is its own row of a private array
         steps, events = list(self.state.step_count), list(self.state.events)
         last = frames[:, -1].copy()
-        self.last_frames[:] = list(last)
+        self._last[:] = list(last)
         own_actions, own_poses = np.array(actions, dtype=np.int64), poses.copy()
         latents = [None] * self.num_worlds if out.latents is None else out.latents.unbind(0)
         contexts = [
@@ -279,13 +297,6 @@ class WorldBatch:
             "latency_s": Latency(latency_s),
             "memory": {k: int(v) for k, v in world.memory_stats()[0].items()},
         }
-
-
-def pose_matrices(poses: torch.Tensor, origin: torch.Tensor) -> np.ndarray:
-    """(N, 4, 4) float64 camera-to-world matrices of poses (N, 4) (x, z, yaw, pitch) seen from the
-    episodes' origins (N, 4) (`yume_env.motion`): the walker stays level at y = 0."""
-    p = relative_to(origin.detach().to("cpu", torch.float64).numpy(), poses.detach().to("cpu", torch.float64).numpy())
-    return camera_to_world(p[:, 0], 0.0, p[:, 1], p[:, 2], p[:, 3])
 
 
 def world_info(infos: dict, i: int) -> dict:

@@ -16,6 +16,14 @@
 - `None` (default): the world's own task head (`"beacon"` or `"learned"`, by the head's kind), else `"none"`;
 - a callable `fn(ctx: RewardContext) -> float | (float, bool)`, called once per world and step;
 - a `RewardFunction` instance (batched, with per-world memory), for custom stateful rewards.
+
+Two calling conventions: the numpy path calls `fn(contexts, indices)` with one `RewardContext` of
+host arrays per world; the tensor path (`YumeWorldVectorEnv(tensors=True)`) calls
+`fn.batch(RewardBatch)` with every world's tensors on the model's device and takes rewards float32
+(N,) and terminated bool (N,) tensors back. `"learned"` and `"none"` compute `batch` on the device;
+`"beacon"` reads only the head's (N,) outputs and the poses on the host (no frames), and any other
+`RewardFunction` (a callable included) gets per-world contexts built from the batch, with host
+copies of its frames. Both conventions give the same numbers for the same step.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+
+from yume_env.env.poses import pose_matrices
 
 
 @dataclass
@@ -40,6 +50,47 @@ class RewardContext:
     model: Any  # the WorldModel
 
 
+@dataclass
+class RewardBatch:
+    """What a reward function sees for all N worlds after one step, as tensors on the model's device
+    (the tensor path). World i is row i and memory slot i."""
+
+    frames: torch.Tensor  # uint8 (N, F, H, W, 3), the step's frames
+    latents: torch.Tensor | None  # (N, C, F, h, w), the step's latents (before decoding)
+    actions: torch.Tensor  # int64 (N, A): one integer per component of each world's action
+    poses: torch.Tensor  # float64 (N, 4, 4) dead-reckoned camera-to-world (`poses.pose_matrices_tensor`)
+    steps: torch.Tensor  # int64 (N,): steps since reset, this one included
+    events: list[str]
+    model: Any  # the WorldModel
+    # (pose (N, 4), origin (N, 4)) that `poses` were made from: `host_poses` then computes the
+    # numpy path's matrices bit for bit (torch's trigonometry differs from numpy's in the last bit)
+    pose_state: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @property
+    def num_worlds(self) -> int:
+        return int(self.frames.shape[0])
+
+    def host_poses(self) -> np.ndarray:
+        """float64 (N, 4, 4) on the host: from `pose_state` exactly as the numpy path computes them
+        when given, else a copy of `poses`."""
+        if self.pose_state is not None:
+            return pose_matrices(*self.pose_state)
+        return self.poses.detach().to("cpu", torch.float64).numpy()
+
+    def contexts(self) -> list[RewardContext]:
+        """One `RewardContext` per world, holding what the numpy path gives it (host copies of the
+        frames, actions and poses; the latents stay where they are)."""
+        n = self.num_worlds
+        frames = self.frames.cpu().numpy()
+        latents = [None] * n if self.latents is None else self.latents.unbind(0)
+        actions = np.array(self.actions.cpu().numpy(), dtype=np.int64)
+        poses, steps = self.host_poses(), self.steps.tolist()
+        return [
+            RewardContext(frames[i], latents[i], actions[i], poses[i], int(steps[i]), self.events[i], self.model)
+            for i in range(n)
+        ]
+
+
 class RewardFunction:
     """A batched reward with optional per-world memory (slot index = world index in the batch)."""
 
@@ -51,6 +102,14 @@ class RewardFunction:
     def __call__(self, contexts: list[RewardContext], indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """Returns rewards float64 (B,) and terminated bool (B,) for the worlds `indices`."""
         raise TypeError(f"{type(self).__name__} must implement __call__(contexts, indices)")
+
+    def batch(self, batch: RewardBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rewards float32 (N,) and terminated bool (N,) of every world, on the batch's device.
+
+        By default this calls `self(batch.contexts(), [0, ..., N-1])` (host copies of the frames);
+        override it with a rule on tensors to keep the step on the device."""
+        rewards, terminated = self(batch.contexts(), list(range(batch.num_worlds)))
+        return to_tensors(rewards, terminated, batch.frames.device)
 
     def get_state(self, index: int) -> dict:
         """World `index`'s memory as plain values (saved in snapshots)."""
@@ -65,6 +124,10 @@ class NoReward(RewardFunction):
 
     def __call__(self, contexts, indices):
         return np.zeros(len(contexts)), np.zeros(len(contexts), dtype=bool)
+
+    def batch(self, batch):
+        n, device = batch.num_worlds, batch.frames.device
+        return torch.zeros(n, dtype=torch.float32, device=device), torch.zeros(n, dtype=torch.bool, device=device)
 
 
 class CallableReward(RewardFunction):
@@ -121,19 +184,33 @@ class BeaconReward(RewardFunction):
         self._started[index] = False
 
     def __call__(self, contexts, indices):
-        latents = torch.stack([c.latents for c in contexts])
-        model = contexts[0].model
+        pred = self._predict(contexts[0].model, torch.stack([c.latents for c in contexts]))
+        position = np.stack([np.asarray(c.pose, dtype=np.float64)[:3, 3] for c in contexts])
+        return self._update(pred, position, indices)
+
+    def batch(self, batch):
+        """The same rule: only the head's (N,) outputs and the poses come to the host, not the frames."""
+        pred = self._predict(batch.model, batch.latents)
+        rewards, reached = self._update(pred, batch.host_poses()[:, :3, 3], list(range(batch.num_worlds)))
+        return to_tensors(rewards, reached, batch.frames.device)
+
+    @staticmethod
+    def _predict(model: Any, latents: torch.Tensor) -> dict[str, torch.Tensor]:
         with torch.no_grad():
             pred = model.predict_task(latents)
         if pred is None:
             raise ValueError("reward_fn='beacon' needs a model with a task head (task_head.safetensors); use 'none'")
+        return pred
+
+    def _update(self, pred: dict, position: np.ndarray, indices) -> tuple[np.ndarray, np.ndarray]:
+        """Rewards and arrivals of worlds `indices` from the head's outputs and the cameras'
+        positions (B, 3); advances their memory."""
         distance = pred["distance"].detach().float().cpu().numpy().reshape(-1).astype(np.float64)
         reached = (pred["reached_logit"].detach().float().cpu().numpy().reshape(-1) > 0) & (
             distance < self.arrive_distance
         )
         idx = np.asarray(indices, dtype=np.int64)
         self._grow(int(idx.max()) + 1)
-        position = np.stack([np.asarray(c.pose, dtype=np.float64)[:3, 3] for c in contexts])
         started = self._started[idx]  # else the first step after reset: nothing to compare with yet
         moved = np.where(started, np.linalg.norm(position - self._position[idx], axis=1), 0.0)
         walked = np.where(started, self._walked[idx] + moved, 0.0)
@@ -173,6 +250,17 @@ class LearnedReward(RewardFunction):
         reward = pred["reward"].detach().float().cpu().numpy().reshape(-1).astype(np.float64)
         done = pred["terminated_logit"].detach().float().cpu().numpy().reshape(-1) > 0
         return reward, done
+
+    def batch(self, batch):
+        pred = batch.model.predict_task(batch.latents)
+        return pred["reward"].detach().float().reshape(-1), pred["terminated_logit"].detach().float().reshape(-1) > 0
+
+
+def to_tensors(rewards: Any, terminated: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Host rewards and terminations (N,) -> float32 and bool tensors on `device`."""
+    r = torch.from_numpy(np.asarray(rewards, dtype=np.float32).reshape(-1))
+    t = torch.from_numpy(np.asarray(terminated, dtype=bool).reshape(-1))
+    return r.to(device), t.to(device)
 
 
 def has_task_head(model: Any, kind: str | None = None) -> bool:

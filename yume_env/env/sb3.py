@@ -37,6 +37,10 @@ class Sb3VecEnvAdapter(VecEnv):
                 f"Sb3VecEnvAdapter needs a vector env with metadata['autoreset_mode'] = AutoresetMode.SAME_STEP "
                 f"(SB3 resets finished envs in the same step), got {mode!r}"
             )
+        if getattr(venv, "tensors", False):
+            raise ValueError(
+                "Sb3VecEnvAdapter needs numpy observations, this vector env returns tensors: make it with tensors=False"
+            )
         self.venv = venv
         super().__init__(venv.num_envs, venv.single_observation_space, venv.single_action_space)
         self.render_mode = getattr(venv, "render_mode", None)

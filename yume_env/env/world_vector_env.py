@@ -8,6 +8,9 @@ hold the last observation and info of the finished episode. (SB3's VecEnv works 
 
 World `i` behaves exactly like a `YumeWorldEnv` reset with seed `seed + i` (or `seed[i]`) and given
 the same actions: same start view, same noise, same frames.
+
+`tensors=True` keeps observations, rewards and terminations on the model's device as torch tensors
+(`DeviceWorldBatch`), for agents that train there; the class docstring lists what changes.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from yume_env.env.core import WorldBatch, put_world_info, world_info
+from yume_env.env.device_batch import DeviceWorldBatch, device_infos, finished_infos, put_reset_info
 from yume_env.env.model_cache import load_world_model
 from yume_env.env.options import parse_reset_options
 from yume_env.env.rewards import make_reward
@@ -36,6 +41,31 @@ class YumeWorldVectorEnv(VectorEnv):
     every world, or a list of N dicts (None entries allowed), plus `"reset_mask"` (bool (N,)) to
     reset only some worlds. `set_event(text, index=None)`, `get_state(index)` and
     `reset(options=[{"state": ...}, ...])` work per world.
+
+    ## Tensor path (`tensors=True`)
+    `reset()` and `step()` return torch tensors on the model's device (`env.device`), and no frame
+    is copied to the host on the way:
+
+    | value | tensor |
+    |-------|--------|
+    | observation | uint8 (N, h, w, 3); `obs_size` resizes on the device as the numpy path does |
+    | reward | float32 (N,) |
+    | terminated, truncated | bool (N,) |
+    | `info["frames"]` | uint8 (N, F, H, W, 3) (at reset (N, 1, H, W, 3)) |
+    | `info["pose"]` | float64 (N, 4, 4) |
+    | `info["step"]` | int64 (N,) |
+
+    `info["event"]` (str) and `info["latency_s"]` (the host's seconds; a GPU may still be running)
+    stay numpy, and so do the masks `info["_key"]`; `info["memory"]` is left out. Actions may be a
+    tensor on any device: they come to the host, where the model looks up each action's text.
+    Rewards run through `RewardFunction.batch` (`yume_env.env.rewards`). Same-step autoreset: a
+    finished world is reset in Python (its start view is encoded again), alone; `info["final_obs"]`
+    is an (N, h, w, 3) tensor and `info["final_info"]` the finished step's infos (both valid for
+    the rows where `info["_final_obs"]` is True); in `info`, a reset world reports its new episode
+    (step 0, its event and pose) and its `info["_frames"]` is False (its chunk is in `final_info`).
+    On a CPU, observations and rewards equal the numpy path's bit for bit; poses agree to float64
+    rounding. `render()`, `get_state()` and the SB3 adapter read numpy: they copy to the host, and
+    `Sb3VecEnvAdapter` refuses this path.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 8, "autoreset_mode": AutoresetMode.SAME_STEP}
@@ -53,6 +83,7 @@ class YumeWorldVectorEnv(VectorEnv):
         max_episode_steps: int | None = None,
         render_mode: str | None = None,
         spread_gain_max: float | None = None,
+        tensors: bool = False,
     ):
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
@@ -67,7 +98,10 @@ class YumeWorldVectorEnv(VectorEnv):
         )
         self.flatten_actions = bool(flatten_actions)
         self.max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
-        self._world = WorldBatch(
+        self.tensors = bool(tensors)
+        self.device = torch.device(self.model.device)
+        batch_class = DeviceWorldBatch if self.tensors else WorldBatch
+        self._world = batch_class(
             self.model, self.num_envs, make_reward(reward_fn, self.model), obs_size=check_obs_size(obs_size)
         )
         self.frame_size = self._world.frame_size
@@ -88,16 +122,21 @@ class YumeWorldVectorEnv(VectorEnv):
         if seed is not None:
             self._np_random, self._np_random_seed = seeding.np_random(seeds[0])
         reset_infos: dict[int, dict] = {}
-        obs = np.zeros(self.observation_space.shape, dtype=np.uint8)
+        obs = None if self.tensors else np.zeros(self.observation_space.shape, dtype=np.uint8)
         for i in range(self.num_envs):
             if not mask[i]:
-                obs[i] = self._world.observation(i)
+                if obs is not None:
+                    obs[i] = self._world.observation(i)
                 continue
             if seeds[i] is not None:
                 self._rngs[i] = seeding.np_random(seeds[i])[0]
             parsed = parse_reset_options(per_world[i], self.frame_size, WorldSnapshot)
-            obs[i], reset_infos[i] = self._world.reset_world(i, self._rngs[i], parsed)
+            world_obs, reset_infos[i] = self._world.reset_world(i, self._rngs[i], parsed)
+            if obs is not None:
+                obs[i] = world_obs
             self._started[i] = True
+        if self.tensors:
+            return self._world.observations(), device_infos(merge_infos(reset_infos, self.num_envs), self.device)
         return obs, merge_infos(reset_infos, self.num_envs)
 
     def _seed_list(self, seed) -> list[int | None]:
@@ -140,6 +179,8 @@ class YumeWorldVectorEnv(VectorEnv):
         if not self._started.all():
             raise RuntimeError("step() before reset(): call reset() first")
         batch = self._check_actions(actions)
+        if self.tensors:
+            return self._step_tensors(batch)
         obs, rewards, terminated, infos = self._world.step(batch)
         steps = np.array(self._world.steps)
         truncated = (
@@ -161,7 +202,33 @@ class YumeWorldVectorEnv(VectorEnv):
             infos["final_info"], infos["_final_info"] = final_info, done.copy()
         return obs, rewards.copy(), terminated, truncated, infos
 
+    def _step_tensors(self, actions: np.ndarray):
+        """The tensor path's step: truncation and autoreset bookkeeping on the device; one read of
+        the done mask tells which worlds to reset in Python."""
+        obs, rewards, terminated, infos = self._world.step_tensors(actions)
+        if self.max_episode_steps is None:
+            truncated = torch.zeros_like(terminated)
+        else:
+            truncated = (self._world.step_counts >= self.max_episode_steps) & ~terminated
+        done = terminated | truncated
+        finished = done.nonzero().flatten().tolist()
+        if finished:
+            mask = np.zeros(self.num_envs, dtype=bool)
+            mask[finished] = True
+            infos["final_obs"], infos["final_info"] = obs, finished_infos(infos, mask)
+            obs = obs.clone()
+            for i in finished:  # same-step autoreset; the observation is the new episode's
+                _, reset_info = self._world.reset_world(
+                    i, self._rngs[i], parse_reset_options(None, self.frame_size, WorldSnapshot)
+                )
+                put_reset_info(infos, i, reset_info)
+            obs[finished] = self._world.observations(finished)
+            infos["_final_obs"], infos["_final_info"] = mask, mask.copy()
+        return obs, rewards, terminated, truncated, infos
+
     def _check_actions(self, actions) -> np.ndarray:
+        if isinstance(actions, torch.Tensor):  # a policy's actions on its device: checked on the host
+            actions = actions.detach().cpu().numpy()
         return to_actions(actions, self.num_envs, self.flatten_actions, self.vocabulary)
 
     # ---- world control -----------------------------------------------------------------------
