@@ -82,3 +82,13 @@ def test_a_profile_split_gives_the_host_the_wall_time_the_kernels_do_not_take():
 
     out = split({"kernel_s_per_step": 0.03, "profiled_cpu_s_per_step": 0.05, "top_ops": []}, median_step_s=0.04)
     assert out["host_s_per_step"] == pytest.approx(0.01) and out["kernel_fraction"] == pytest.approx(0.75)
+
+
+def test_bench_tensors_times_the_tensor_path_at_every_batch_size(tmp_path):
+    path = tmp_path / "bench.json"
+    args = ["bench", "--model", tiny_world_dir(), "--num-envs", "1,2", "--steps", "1", "--warmup", "0"]
+    assert main([*args, "--tensors", "--json", str(path)]) == 0
+    result = json.loads(path.read_text())
+    assert result["tensors"] is True and [b["num_envs"] for b in result["batches"]] == [1, 2]
+    assert all(b["env_steps_per_s"] > 0 for b in result["batches"])
+    assert "`--tensors`" in path.with_suffix(".md").read_text()

@@ -4,6 +4,7 @@ episode length (`--soak N`). Prints a table, writes JSON and a markdown table (b
 
     yume-env bench                              # default world, 1/8/64 worlds, 100 timed steps each
     yume-env bench --num-envs 1 --soak 10000    # flat per-step time over a 10,000-step episode
+    yume-env bench --device cuda --num-envs 1024 --tensors   # observations delivered on the GPU
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--window", type=int, default=100, help="steps per soak window (default: 100)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--tensors",
+        action="store_true",
+        help="time the vector env's tensor path (tensors=True): observations delivered as uint8 tensors on "
+        "--device, every batch size (1 too) as a vector env; the soak stays on the numpy path",
+    )
     parser.add_argument(
         "--profile",
         type=int,
@@ -117,9 +124,20 @@ def _make(args, num_envs: int):
     kwargs = dict(
         model=_model(args), device=args.device, dtype=args.dtype, sample_steps=args.sample_steps, reward_fn=None
     )
+    if args.tensors:
+        return gym.make_vec("YumeWorld-v0", num_envs=num_envs, tensors=True, **kwargs)
     if num_envs == 1:
         return gym.make("YumeWorld-v0", disable_env_checker=True, **kwargs).unwrapped
     return gym.make_vec("YumeWorld-v0", num_envs=num_envs, **kwargs)
+
+
+def _device_sync(args):
+    """On the tensor path a step may return before its kernels finish: a timed step waits for the device."""
+    import torch
+
+    if args.tensors and str(args.device).startswith("cuda"):
+        return torch.cuda.synchronize
+    return lambda: None
 
 
 def bench_batch(args, num_envs: int) -> dict:
@@ -129,16 +147,19 @@ def bench_batch(args, num_envs: int) -> dict:
     env = _make(args, num_envs)
     env.reset(seed=args.seed, options=_start_options(env, num_envs))
     rng = np.random.default_rng(args.seed)
-    shape = (2,) if num_envs == 1 else (num_envs, 2)
+    shape = (2,) if num_envs == 1 and not args.tensors else (num_envs, 2)
+    sync = _device_sync(args)
     warm = []
     for _ in range(args.warmup):
         t = time.perf_counter()
         env.step(rng.integers(0, 9, shape))
+        sync()
         warm.append(time.perf_counter() - t)
     times, cpu = [], []
     for _ in tqdm(range(args.steps), desc=f"bench {num_envs} env(s)", unit="step", leave=False):
         t, c = time.perf_counter(), time.process_time()
         env.step(rng.integers(0, 9, shape))
+        sync()
         times.append(time.perf_counter() - t)
         cpu.append(time.process_time() - c)
     profiled = None
@@ -208,7 +229,8 @@ def markdown(result: dict) -> str:
         f"# yume-env bench: {result['model']}",
         "",
         f"Machine: {m['processor']}, {m['nproc']} cores, torch {m['torch']} with {m['torch_threads']} threads, "
-        f"load average at start {m['loadavg_start']}; device {result['device']}.",
+        f"load average at start {m['loadavg_start']}; device {result['device']}"
+        f"{'; observations as uint8 tensors on the device (`--tensors`)' if result.get('tensors') else ''}.",
         "",
         "| worlds | median step (s) | p90 step (s) | CPU per step (s) | env steps/s | batched steps/s | RSS (MiB) |",
         "|---|---|---|---|---|---|---|",
@@ -281,6 +303,7 @@ def _bench(args: argparse.Namespace) -> int:
         "device": args.device,
         "dtype": args.dtype,
         "sample_steps": args.sample_steps,
+        "tensors": bool(args.tensors),
         "machine": _machine(),
         "batches": [bench_batch(args, n) for n in sizes],
     }
