@@ -20,6 +20,7 @@ _LAZY = {
     "WorldSnapshot": "yume_env.env.snapshot",
     "RewardContext": "yume_env.env.rewards",
     "RewardFunction": "yume_env.env.rewards",
+    "RewardBatch": "yume_env.env.rewards",
     "actions_from_strings": "yume_env.env.spaces",
 }
 
