@@ -227,12 +227,8 @@ class WorldBatch:
         Returns observations (N, h, w, 3), rewards float64 (N,), terminated bool (N,), and the infos
         of all worlds in Gymnasium's vector layout (`batch_info`; `world_info(infos, i)` is world i's).
         """
-        if self.state is None:
-            raise RuntimeError("step() before reset(): call reset() first")
         start = time.perf_counter()
-        gens = self.generators[0] if self.num_worlds == 1 else list(self.generators)
-        with torch.no_grad():
-            out = self.model.step(self.state, torch.as_tensor(actions, dtype=torch.long), gens)
+        out = self.forward(actions)
         frames = np.asarray(out.frames)
         poses = pose_matrices(self.state.pose, self.state.origin)  # (N, 4, 4)
         # whole-batch copies and views, not one copy or tensor index per world: each world's
@@ -259,6 +255,14 @@ class WorldBatch:
         obs = last.copy() if self.obs_size is None else np.stack([self.observation(i) for i in range(self.num_worlds)])
         infos = self.batch_info(frames, latency, poses)
         return obs, np.asarray(rewards, dtype=np.float64), np.asarray(terminated, dtype=bool), infos
+
+    def forward(self, actions: np.ndarray) -> Any:
+        """The model's step of every world (its `StepOutput`), each world with its own generator."""
+        if self.state is None:
+            raise RuntimeError("step() before reset(): call reset() first")
+        gens = self.generators[0] if self.num_worlds == 1 else list(self.generators)
+        with torch.no_grad():
+            return self.model.step(self.state, torch.as_tensor(actions, dtype=torch.long), gens)
 
     # ---- views -------------------------------------------------------------------------------
     def observation(self, i: int) -> np.ndarray:

@@ -68,12 +68,8 @@ class DeviceWorldBatch(WorldBatch):
         float64 (N, 4, 4) and "step" int64 (N,) on the device, "event" and "latency_s" numpy, every
         mask a numpy bool (N,). The reward runs through `RewardFunction.batch`.
         """
-        if self.state is None:
-            raise RuntimeError("step() before reset(): call reset() first")
         start = time.perf_counter()
-        gens = self.generators[0] if self.num_worlds == 1 else list(self.generators)
-        with torch.no_grad():
-            out = self.model.step(self.state, torch.as_tensor(actions, dtype=torch.long), gens)
+        out = self.forward(actions)
         self.step_counts += 1
         self.pixels = out.pixels[:, -1].clone()
         self._host_stale = True
