@@ -1,7 +1,7 @@
 """The world model: Wan2.2-style DiT with TSCM memory (`dit`, `tscm`, `tscm_memory`, `rope`),
 its config and presets (`config`), and the pipeline around it (`pipeline`, `paths`, ...).
 
-Exports `WorldModelConfig` and `build_dit`; `WorldModel`, `WorldState` and `default_world_path`
+Exports `WorldModelConfig` and `build_dit`; `WorldModel`, `WorldState`, `WorldNoise` and `default_world_path`
 are imported lazily so this package imports even where the pipeline's dependencies are absent.
 """
 
@@ -16,6 +16,7 @@ from yume_env.model.dit import build_dit
 _LAZY = {
     "WorldModel": "yume_env.model.pipeline",
     "WorldState": "yume_env.model.world_state",
+    "WorldNoise": "yume_env.model.noise",
     "default_world_path": "yume_env.model.paths",
 }
 

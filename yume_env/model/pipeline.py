@@ -34,6 +34,7 @@ from yume_env.model.codecs import build_vae
 from yume_env.model.config import SAMPLING_FIELDS, WorldModelConfig
 from yume_env.model.dit import WanDiT, build_dit
 from yume_env.model.history import History
+from yume_env.model.noise import WorldNoise
 from yume_env.model.paths import resolve_model_path
 from yume_env.model.task_head import TaskHead
 from yume_env.model.text import ENCODER_CLASSES, build_text_encoder
@@ -311,14 +312,16 @@ class WorldModel:
         self,
         states: WorldState | Sequence[WorldState],
         actions: np.ndarray | torch.Tensor,
-        generator: torch.Generator | Sequence[torch.Generator] | None = None,
+        generator: WorldNoise | torch.Generator | Sequence[torch.Generator] | None = None,
     ) -> StepOutput:
         """One chunk for each world (one batched forward); updates the state(s) in place.
 
         states: one state of B worlds, or a list of states (their worlds, in order). actions: int
-        (B, 2) (key, camera). generator: one for the batch (drawn in world order), one per world, or
-        None (torch's global RNG). A seed fixes the output; batching does not change it (a batch
-        equals the same worlds stepped one by one with the same generators).
+        (B, 2) (key, camera). generator: a `WorldNoise` of B worlds (each world's own key and
+        counter; drawn on the model's device in a few ops whatever B is: what the envs pass), one
+        torch.Generator for the batch (drawn in world order), one per world, or None (torch's global
+        RNG). A seed fixes the output; batching does not change it (a batch equals the same worlds
+        stepped one by one with the same generators, or with WorldNoise rows of the same keys and counters).
         """
         c, dev = self.config, self.device
         parts = [states] if isinstance(states, WorldState) else list(states)

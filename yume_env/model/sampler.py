@@ -12,6 +12,8 @@ from typing import Callable, Sequence
 
 import torch
 
+from yume_env.model.noise import WorldNoise
+
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """(x (B, ...), timestep (B,) in [0, 1000]) -> velocity, same shape as x."""
 
@@ -77,17 +79,26 @@ def euler_step(x: torch.Tensor, velocity: torch.Tensor, sigma: float, sigma_next
 
 def initial_noise(
     shapes: list[tuple[int, ...]],
-    generator: torch.Generator | Sequence[torch.Generator | None] | None,
+    generator: WorldNoise | torch.Generator | Sequence[torch.Generator | None] | None,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """Standard normal noise, one draw per batch element in order, stacked.
 
-    `generator`: one generator for the whole batch (drawn from in order), one per element, or
-    None (torch's global generator). Drawing per element (not one big draw) makes a batch of B
-    worlds get exactly the noise that B single-world calls with the same generator(s) would get,
-    so batching never changes results. Noise is drawn on the generator's device, then moved.
+    `generator`: a `WorldNoise` with one stream per element (what the envs use: one draw for the
+    whole batch on its device, each element's noise from its own key and counter), one
+    torch.Generator for the whole batch (drawn from in order), one per element, or None (torch's
+    global generator). Torch generators are drawn from per element (not one big draw), so a batch
+    of B worlds gets exactly the noise that B single-world calls with the same generator(s) would
+    get: batching never changes results. That noise is drawn on the generator's device, then moved.
     """
+    if isinstance(generator, WorldNoise):
+        if len(generator) != len(shapes) or len(set(shapes)) > 1:
+            raise ValueError(
+                f"a WorldNoise of {len(generator)} worlds draws one shape for each of them, "
+                f"got {len(shapes)} elements of shapes {sorted(set(shapes))}"
+            )
+        return generator.draw(shapes[0]).to(device=device, dtype=dtype)
     if generator is None or isinstance(generator, torch.Generator):
         generators = [generator] * len(shapes)
     else:

@@ -18,6 +18,7 @@ from yume_env.model import sampler, spread
 from yume_env.model.config import WorldModelConfig
 from yume_env.model.dit import host_tensor
 from yume_env.model.history import History
+from yume_env.model.noise import WorldNoise
 
 
 def step_chunk(
@@ -31,7 +32,7 @@ def step_chunk(
     poses: torch.Tensor | None = None,
     spread_active: Sequence[bool] | None = None,
     sample_steps: int | None = None,
-    generator: torch.Generator | Sequence[torch.Generator] | None = None,
+    generator: WorldNoise | torch.Generator | Sequence[torch.Generator] | None = None,
 ) -> torch.Tensor:
     """The next chunk's latents (B, C, F, h, w) of B worlds; `history` is updated in place.
 
@@ -40,7 +41,8 @@ def step_chunk(
     (key * 9 + camera) for DiTs with a learned action embedding; poses (B, F, 4): the chunk's frame
     poses (models with pose memory); spread_active: per world, whether the spread guard applies
     (default: every world); sample_steps: override `config.sample_steps`; generator: where a
-    stochastic sampler (`config.sample_renoise`) draws its fresh noise, like `sampler.initial_noise`. Gradients flow where
+    stochastic sampler (`config.sample_renoise`) draws its fresh noise, like `sampler.initial_noise`
+    (a `WorldNoise` advances each world's counter once per draw). Gradients flow where
     they are enabled (training rollouts), into this chunk only: the history is read as it is."""
     c = config
     memory = history.memory
