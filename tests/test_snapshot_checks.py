@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 from test_env_support import start_views, tiny_world, tiny_world_dir
 
 import yume_env  # noqa: F401
@@ -36,12 +38,12 @@ def stepped(seed=0, steps=1, **kwargs):
 
 
 def assert_same(a: WorldSnapshot, b: WorldSnapshot) -> None:
-    """Two snapshots of one world state: every tensor, RNG state and frame equal."""
+    """Two snapshots of one world state: every tensor, noise stream, RNG state and frame equal."""
     for key in ("history", "pose", "origin", "poses"):
         if a.world.get(key) is not None:
             assert torch.equal(a.world[key], b.world[key]), key
     assert (a.step, a.event, a.world["n_history"]) == (b.step, b.event, b.world["n_history"])
-    assert torch.equal(a.generator_state, b.generator_state)
+    assert a.generator_state == b.generator_state
     assert a.np_random_state == b.np_random_state and a.reward_state == b.reward_state
     np.testing.assert_array_equal(a.last_frame, b.last_frame)
 
@@ -98,11 +100,25 @@ def test_a_refused_reward_state_puts_the_old_one_back():
     [
         (
             "generator_state",
-            torch.zeros(10, dtype=torch.uint8),
+            torch.Generator().get_state(),
             ValueError,
-            r"'generator_state' is not a torch.Generator state",
+            r"'generator_state' holds a torch.Generator state \(a snapshot from an older yume-env\).*"
+            r"save it again with this version",
         ),
-        ("generator_state", [1, 2, 3], TypeError, r"'generator_state' must be a uint8 torch.Tensor"),
+        (
+            "generator_state",
+            [1, 2, 3],
+            TypeError,
+            r"'generator_state' must be a dict \{\"key\": int, \"counter\": int\}",
+        ),
+        (
+            "generator_state",
+            {"key": 1, "counter": -1},
+            ValueError,
+            r"'generator_state': 'counter' must be in \[0, 2\*\*63\)",
+        ),
+        ("generator_state", {"key": 2**63, "counter": 0}, ValueError, r"'generator_state': 'key' must fit in int64"),
+        ("generator_state", {"key": 1.5, "counter": 0}, TypeError, r"'generator_state': 'key' must be an int"),
         (
             "np_random_state",
             {"bit_generator": "MT19937", "state": {}},
@@ -113,7 +129,7 @@ def test_a_refused_reward_state_puts_the_old_one_back():
         ("last_frame", np.zeros((64, 64, 3), np.float32), TypeError, r"'last_frame' must be a uint8 numpy array"),
     ],
 )
-def test_bad_rng_reward_and_frame_fields_are_refused_by_name(field, value, error, pattern):
+def test_bad_noise_rng_reward_and_frame_fields_are_refused_by_name(field, value, error, pattern):
     env = stepped()
     refused(env, damaged(env.unwrapped.get_state(), lambda s: setattr(s, field, value)), error, pattern)
 
@@ -229,3 +245,29 @@ def test_a_damaged_snapshot_folder_names_the_file(tmp_path, damage, error, file,
         WorldSnapshot.load(tmp_path / "bad")
     assert str(tmp_path / "bad" / file) in str(err.value)
     WorldSnapshot.load(tmp_path / "good")
+
+
+def test_an_old_snapshot_folder_with_a_torch_generator_state_names_the_problem_and_the_fix(tmp_path):
+    """Before counter-based noise (format_version 2) a snapshot held its world's torch.Generator state:
+    this version cannot continue that world's noise, and says so instead of drawing other noise."""
+    folder = Path(stepped().unwrapped.save_state(tmp_path / "old"))
+    meta = json.loads((folder / "snapshot.json").read_text())
+    tensors = load_file(str(folder / "tensors.safetensors"))
+    tensors["generator_state"] = torch.Generator().manual_seed(0).get_state()
+    meta.update(format_version=2, generator_state={"__tensor__": "generator_state"})
+    save_file(tensors, str(folder / "tensors.safetensors"))
+    (folder / "snapshot.json").write_text(json.dumps(meta))
+    with pytest.raises(
+        ValueError, match=r"older yume-env \(format_version 2\): its 'generator_state' is a torch.Generator state"
+    ) as err:
+        WorldSnapshot.load(folder)
+    assert str(folder / "snapshot.json") in str(err.value) and "save it again with this version" in str(err.value)
+
+
+def test_a_saved_snapshot_keeps_the_noise_key_and_counter(tmp_path):
+    env = stepped(seed=3, steps=2)
+    snap = env.unwrapped.get_state()
+    assert set(snap.generator_state) == {"key", "counter"} and snap.generator_state["counter"] == 2
+    loaded = WorldSnapshot.load(env.unwrapped.save_state(tmp_path / "s"))
+    assert loaded.generator_state == snap.generator_state
+    assert_same(loaded, snap)

@@ -2,8 +2,9 @@
 
 The single env is a batch of one, so a vector env and N single envs with the same seeds run the same
 code and give the same frames. It keeps the model's `WorldState` of all worlds (history, pose, step
-count, event: resets write rows), a torch generator per world for the sampler noise (seeded from the
-env's `np_random`), and each world's newest frame. It never imports Gymnasium.
+count, event: resets write rows), every world's sampler noise stream (`WorldNoise`: a key seeded
+from the env's `np_random` and a counter, on the model's device), and each world's newest frame. It
+never imports Gymnasium.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from yume_env.env.options import ResetOptions
 from yume_env.env.poses import pose_matrices
 from yume_env.env.rewards import RewardContext, RewardFunction
 from yume_env.env.snapshot import WorldSnapshot
+from yume_env.model.noise import WorldNoise
 
 
 class Latency(float):
@@ -92,7 +94,8 @@ class WorldBatch:
         self.obs_size = tuple(obs_size) if obs_size is not None else None
         self.state: Any = None  # the WorldState of all worlds, once each has been reset
         self._fresh: dict[int, Any] = {}  # worlds reset before all of them were
-        self.generators = [torch.Generator(device="cpu") for _ in range(self.num_worlds)]
+        # every world's noise stream, drawn for all worlds at once on the model's device
+        self.noise = WorldNoise([0] * self.num_worlds, device=getattr(model, "device", "cpu"))
         self._last: list[np.ndarray | None] = [None] * self.num_worlds
         self._start = start_frames_of(model)
 
@@ -130,8 +133,8 @@ class WorldBatch:
             if options.event is not None:
                 self.set_event(i, options.event)
             return self.observation(i), self.info(i, self._last[i][None], latency_s=0.0)
-        # the sampler's seed comes first, so every start kind draws the same noise for a seed
-        self.generators[i].manual_seed(int(np_random.integers(0, 2**63 - 1)))
+        # the noise key comes first, so every start kind draws the same noise for a seed
+        self.noise.seed(i, int(np_random.integers(0, 2**63 - 1)))
         event = options.event
         if options.frames is not None:
             frames, actions = options.frames, options.actions
@@ -155,7 +158,7 @@ class WorldBatch:
 
     def _restore(self, i: int, snap: WorldSnapshot, np_random: np.random.Generator) -> None:
         """Resumes world i from a snapshot, all or nothing: the snapshot is checked (`check_snapshot`:
-        frame size, newest frame, RNG and reward states) and the world built and checked by the
+        frame size, newest frame, noise, RNG and reward states) and the world built and checked by the
         model (`load_state`) before anything changes; the reward state, the one step that may still
         refuse it, is put back if it does; then the rest is swapped in."""
         from yume_env.env.snapshot import check_snapshot
@@ -175,7 +178,7 @@ class WorldBatch:
                 f"({type(exc).__name__}: {exc}); save the snapshot from an env with the same reward_fn"
             ) from exc
         self._put(i, world)
-        self.generators[i].set_state(snap.generator_state.clone())
+        self.noise.load_state(i, dict(snap.generator_state))
         np_random.bit_generator.state = snap.np_random_state
         self._set_last(i, snap.last_frame)
 
@@ -185,7 +188,7 @@ class WorldBatch:
         world = self.world(i)
         return WorldSnapshot(
             world=world.clone().to_dict()[0],
-            generator_state=self.generators[i].get_state().clone(),
+            generator_state=self.noise.state(i),
             np_random_state=dict(np_random.bit_generator.state),
             reward_state=dict(self.reward.get_state(i)),
             last_frame=self.last_frames[i].copy(),
@@ -257,12 +260,11 @@ class WorldBatch:
         return obs, np.asarray(rewards, dtype=np.float64), np.asarray(terminated, dtype=bool), infos
 
     def forward(self, actions: np.ndarray) -> Any:
-        """The model's step of every world (its `StepOutput`), each world with its own generator."""
+        """The model's step of every world (its `StepOutput`), each world drawing its own noise stream."""
         if self.state is None:
             raise RuntimeError("step() before reset(): call reset() first")
-        gens = self.generators[0] if self.num_worlds == 1 else list(self.generators)
         with torch.no_grad():
-            return self.model.step(self.state, torch.as_tensor(actions, dtype=torch.long), gens)
+            return self.model.step(self.state, torch.as_tensor(actions, dtype=torch.long), self.noise)
 
     # ---- views -------------------------------------------------------------------------------
     def observation(self, i: int) -> np.ndarray:

@@ -1,7 +1,7 @@
-"""`WorldSnapshot`: a saved world (model state with its pose, step and event; RNG) for branching rollouts.
+"""`WorldSnapshot`: a saved world (model state with its pose, step and event; noise and RNG) for branching rollouts.
 
 `env.unwrapped.get_state()` returns one; `reset(options={"state": snapshot})` resumes it, as often as
-wanted (each resume restores the same RNG, so the same actions give the same frames). `save(path)`
+wanted (each resume restores the same noise stream and RNG, so the same actions give the same frames). `save(path)`
 writes a folder with `tensors.safetensors` and `snapshot.json` (no pickle: safe to load from others);
 `WorldSnapshot.load(path)` reads it back, and a damaged folder raises an error naming the file.
 `check_snapshot` is what the env checks before a resume changes anything (the world itself is
@@ -25,7 +25,15 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-FORMAT_VERSION = 2
+from yume_env.model.noise import check_state
+
+FORMAT_VERSION = 3  # 3: the noise stream is a key and a counter (`WorldNoise`); 2 held a torch.Generator state
+
+_OLD_GENERATOR_FIX = (
+    "this version draws each world's noise from a key and a counter (WorldNoise), so the old state cannot "
+    "continue the same world: rebuild the world with this version (reset with its seed and replay its "
+    "actions) and save it again with this version"
+)
 
 
 @dataclass
@@ -33,7 +41,7 @@ class WorldSnapshot:
     """Everything one world needs to continue exactly where it was."""
 
     world: dict  # one world of WorldState.to_dict(): history, channel-stream sums, pose, event, step count
-    generator_state: torch.Tensor  # torch.Generator.get_state() of the sampler noise
+    generator_state: dict  # the sampler noise stream, WorldNoise.state(i): {"key": int, "counter": int}
     np_random_state: dict  # numpy bit generator state of the env's np_random
     reward_state: dict  # the reward function's per-world memory (e.g. last predicted distance)
     last_frame: np.ndarray  # uint8 (H, W, 3), the newest frame (the observation on resume)
@@ -127,6 +135,11 @@ def _read_meta(meta_file: Path) -> dict:
         raise ValueError(f"{meta_file} is not valid JSON ({exc}); save the world again") from exc
     if not isinstance(meta, dict):
         raise ValueError(f"{meta_file} must hold a JSON object, got {type(meta).__name__}; save the world again")
+    if meta.get("format_version") == 2:
+        raise ValueError(
+            f"{meta_file} was saved by an older yume-env (format_version 2): its 'generator_state' is a "
+            f"torch.Generator state; {_OLD_GENERATOR_FIX}"
+        )
     if meta.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{meta_file} has format_version {meta.get('format_version')!r}, expected {FORMAT_VERSION}")
     missing = [k for k in (*_PACKED, "frame_size") if k not in meta]
@@ -138,7 +151,7 @@ def _read_meta(meta_file: Path) -> dict:
 def check_snapshot(snap: WorldSnapshot, frame_size: tuple[int, int], bit_generator: type) -> None:
     """Raises TypeError / ValueError naming the field if `snap` cannot resume a world of an env with
     `frame_size` frames whose `np_random` draws with `bit_generator` (e.g. np.random.PCG64): frame
-    size, newest frame, both RNG states and the reward state. The world dict is the model's to check
+    size, newest frame, the noise stream, the numpy RNG state and the reward state. The world dict is the model's to check
     (`WorldModel.load_state`)."""
     where = "reset option 'state'"
     size = tuple(snap.frame_size) if isinstance(snap.frame_size, (tuple, list)) else snap.frame_size
@@ -163,17 +176,14 @@ def check_snapshot(snap: WorldSnapshot, frame_size: tuple[int, int], bit_generat
 
 
 def _check_generator_state(state: Any, where: str) -> None:
-    """A CPU torch.Generator's state (what `get_state()` returns), tried on a spare generator."""
-    if not isinstance(state, torch.Tensor) or state.dtype != torch.uint8:
-        got = state.dtype if isinstance(state, torch.Tensor) else type(state).__name__
-        raise TypeError(
-            f"{where}: field 'generator_state' must be a uint8 torch.Tensor from "
-            f"torch.Generator().get_state(), got {got}"
+    """A world's noise stream (`WorldNoise.state(i)`: key and counter); a torch.Generator state,
+    what snapshots of older versions held, is refused naming the fix."""
+    if isinstance(state, torch.Tensor):
+        raise ValueError(
+            f"{where}: field 'generator_state' holds a torch.Generator state (a snapshot from an older "
+            f"yume-env); {_OLD_GENERATOR_FIX}"
         )
-    try:
-        torch.Generator(device="cpu").set_state(state.cpu())
-    except (RuntimeError, TypeError, ValueError) as exc:
-        raise ValueError(f"{where}: field 'generator_state' is not a torch.Generator state ({exc})") from None
+    check_state(state, f"{where}: field 'generator_state'")
 
 
 def _check_np_random_state(state: Any, bit_generator: type, where: str) -> None:

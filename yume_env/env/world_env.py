@@ -117,8 +117,9 @@ class YumeWorldEnv(gym.Env):
     | `max_episode_steps` | None | truncation after this many steps |
     | `render_mode` | None | "rgb_array": `render()` returns the newest frame at native size |
 
-    Seeds: `reset(seed=s)` seeds `self.np_random`, which seeds the sampler's torch generator and picks
-    the start view; the same seed and actions give identical frames on the CPU.
+    Seeds: `reset(seed=s)` seeds `self.np_random`, which draws the key of the world's noise stream
+    (`yume_env.model.noise.WorldNoise`: counter-based, drawn on the model's device) and picks the
+    start view; the same seed and actions give identical frames on the CPU.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 8}

@@ -23,6 +23,7 @@ import torch
 from tqdm import tqdm
 
 from yume_env.model.config import WorldModelConfig, parse_assignment
+from yume_env.model.noise import WorldNoise
 from yume_env.model.pipeline import WorldModel
 from yume_env.model.text import TextEmbedding, TextEncoder
 from yume_env.model.text_cache import TextConditioner
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> dict:
     H, W = model.frame_size
     start = np.random.default_rng(0).integers(0, 256, size=(1, H, W, 3), dtype=np.uint8)
     states = [model.init_state(start) for _ in range(args.worlds)]
-    gens = [torch.Generator().manual_seed(i) for i in range(args.worlds)]
+    noise = WorldNoise(list(range(args.worlds)), device=model.device)  # each world's stream, as the envs draw it
     rng = np.random.default_rng(0)
     walls, cpus, phases = [], [], []
     for i in tqdm(range(args.warmup + args.steps), desc="steps", disable=args.quiet):
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> dict:
         if args.device != "cpu":
             torch.cuda.synchronize()
         t, c = time.perf_counter(), time.process_time()
-        out = model.step(states, actions, gens)
+        out = model.step(states, actions, noise)
         if args.device != "cpu":
             torch.cuda.synchronize()
         if i >= args.warmup:
