@@ -211,3 +211,24 @@ def test_sb3_adapter_trains_ppo_with_a_cnn_policy():
     assert model.num_timesteps == 200 and model._n_updates == 1
     action, _ = model.predict(venv.reset())
     assert action.shape == (4, 2)
+
+
+def test_a_start_view_reset_again_after_steps_gives_the_same_episode_as_a_fresh_env():
+    """Start views are encoded once and copied at later resets: stepping the copies never changes
+    the kept state, so a world reset again (and an autoreset) replays what a fresh env gives."""
+    actions = np.array([[[1, 0], [5, 1]], [[2, 2], [1, 1]], [[4, 3], [0, 2]]])  # (steps, worlds, 2)
+
+    def episode(env):
+        obs, info = env.reset(seed=4)
+        frames = [info["frames"]]
+        for a in actions:
+            frames.append(env.step(a)[4]["frames"])
+        return frames
+
+    env = make_vec(2)
+    first = episode(env)
+    again = episode(env)  # the kept start states, stepped above, copied again
+    fresh = episode(make_vec(2))
+    for a, b, c in zip(first, again, fresh):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
