@@ -1,6 +1,7 @@
 """Helpers for tests of models with random weights."""
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 
 def awake(model, seed=0):
@@ -47,3 +48,15 @@ def small_config(**changes):
         vae={**tiny.vae, "channels": [8, 8, 8]},
         **changes,
     )
+
+
+class CountOps(TorchDispatchMode):
+    """Counts the torch ops run under it: on a GPU each one is host work, most of them a launch."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += 1
+        return func(*args, **(kwargs or {}))

@@ -7,9 +7,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from model_support import awake, small_config, synthetic_text
+from model_support import CountOps, awake, small_config, synthetic_text
 from tolerances import assert_frames_close
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from yume_env.model import sampler
 from yume_env.model.noise import WorldNoise, check_state, mix64_
@@ -125,22 +124,12 @@ def test_the_noise_is_standard_normal_and_uncorrelated_between_worlds_elements_a
         assert abs(_correlation(a, b)) < 5 / math.sqrt(a.numel()), what
 
 
-class _CountOps(TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.count = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.count += 1
-        return func(*args, **(kwargs or {}))
-
-
 def test_a_draw_runs_the_same_torch_ops_for_one_world_or_a_thousand():
     """The draw is whole-batch tensor ops: no Python loop over worlds, no per-world launch."""
     counts = []
     for n in (1, 5, 20, 1000):
         noise = WorldNoise(range(n))
-        with _CountOps() as counter:
+        with CountOps() as counter:
             noise.draw((4, 1, 3, 5))
         counts.append(counter.count)
     assert len(set(counts)) == 1, counts

@@ -8,9 +8,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from model_support import awake, small_config, synthetic_text
+from model_support import CountOps, awake, small_config, synthetic_text
 from tolerances import assert_frames_close
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from yume_env import motion
 from yume_env.actions import CAMERAS, KEYS
@@ -158,18 +157,6 @@ def test_the_bank_is_saved_cloned_and_required(worlds):
         posed.config.replace(pose_memory=False, recall_frames=1)
 
 
-class _CountOps(TorchDispatchMode):
-    """Counts the torch ops run under it: on a GPU each one is host work, most of them a launch."""
-
-    def __init__(self):
-        super().__init__()
-        self.count = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.count += 1
-        return func(*args, **(kwargs or {}))
-
-
 def test_a_batched_step_runs_the_same_torch_ops_for_any_number_of_worlds(worlds):
     """What a batched GPU step costs the host grows with the torch ops it runs per world; a per-world
     loop (as the pose features once were: ~12 ops a world; the noise, one draw a world) made 1,024
@@ -184,7 +171,7 @@ def test_a_batched_step_runs_the_same_torch_ops_for_any_number_of_worlds(worlds)
         noise = WorldNoise(list(range(n)))
         for t in range(10):  # past the sharp bands: banks filled and read
             recalling.step(states, np.full((n, 2), [W, RIGHT]), noise)
-        with _CountOps() as counter:
+        with CountOps() as counter:
             recalling.step(states, np.full((n, 2), [W, RIGHT]), noise)
         return counter.count
 
