@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -31,6 +32,7 @@ from yume_env.model.config import WorldModelConfig
 from yume_env.model.dit_blocks import Head, RMSNorm, WanBlock, linear_f32, sinusoidal_embedding
 from yume_env.model.pose_memory import PoseEmbedding
 from yume_env.model.rope import layout_positions, rope_freqs
+from yume_env.model.rows import group_rows, row_index, take_rows
 from yume_env.model.tscm import Band, BandPlan, band_columns, get_schedule, plan_history
 from yume_env.model.tscm_memory import MemoryRead, MemoryState, stack_memory
 
@@ -251,127 +253,139 @@ class WanDiT(nn.Module):
     # ------------------------------------------------------------------ TSCM temporal-spatial stream
     def encode_history(
         self,
-        history: list[torch.Tensor],
+        history: torch.Tensor | list[torch.Tensor],
         memory: list[MemoryState | None] | None = None,
         context: torch.Tensor | None = None,
         n_history: list[int] | None = None,
-        poses: list[torch.Tensor] | None = None,
-        recall: list[tuple[torch.Tensor, torch.Tensor] | None] | None = None,
+        poses: torch.Tensor | list[torch.Tensor] | None = None,
+        recall: tuple | list[tuple[torch.Tensor, torch.Tensor] | None] | None = None,
         noise_level: torch.Tensor | None = None,
+        stored: list[int] | None = None,
     ) -> HistoryContext:
-        """Embed each world's history latents (C, N_i, h, w) (N_i may be 0 and may differ).
+        """Embed each world's history latents.
 
-        poses: per world, (N_i, POSE_FEATURES) features of each stored history frame's pose seen
-        from the chunk being generated (`pose_memory.relative_features`), for DiTs with
-        `config.pose_memory` (ignored by others); None: no pose is added.
+        history: a list of (C, N_i, h, w) per world (N_i may be 0 and may differ), or the batched
+        form `History` keeps: (B, C, K, h, w) with world i's `stored[i]` latents in its first columns.
+        poses: per world (N_i, POSE_FEATURES) features of each stored history frame's pose seen
+        from the chunk being generated (`pose_memory.relative_features`), as a list or batched
+        (B, K, POSE_FEATURES), for DiTs with `config.pose_memory` (ignored by others); None: no pose.
 
-        recall: per world, None or the views recalled by pose (`yume_env.model.recall`): latents
-        (C, R, h, w) and their pose features (R, POSE_FEATURES) seen from the chunk; embedded at the
-        current patch size with their pose, at temporal positions -R..-1, after the TSCM bands.
+        recall: the views recalled by pose (`yume_env.model.recall`), per world None or (latents
+        (C, R, h, w), their pose features (R, POSE_FEATURES)), or batched as (latents (B, C, R, h, w),
+        features (B, R, F), has: list[bool] of the worlds that recall); embedded at the current
+        patch size with their pose, at temporal positions -R..-1, after the TSCM bands.
 
-        n_history: true history lengths when history[i] holds only `tscm.frames_to_keep(schedule,
-        n_history[i])` (bounded storage, see `tscm.append_history`); default: history[i] is full.
+        n_history: true history lengths when a world holds only `tscm.frames_to_keep(schedule,
+        n_history[i])` (bounded storage, see `tscm.append_history`); default: the history is full.
         context (B, L, text_dim): in "causal" mode, precompute the blocks' history keys/values now
         (otherwise at the first forward, which has the context anyway).
         noise_level (B,) in [0, 1]: the flow noise level of each world's history (training adds
         noise to the history so the world learns to correct its own imperfect frames); history tokens
         run at timestep noise_level * 1000. None: clean history at timestep 0, as published.
+
+        Worlds are embedded per distinct (length, stored frames) and layout, a few ops per band and
+        layout whatever the number of worlds.
         """
         dim, hd = self.config.dim, self.config.head_dim
-        plans, columns = [], []
-        for i, lat in enumerate(history):
-            if lat.dim() != 4 or lat.shape[0] != self.config.latent_channels:
+        latents, stored, poses, recall = self._batched_history(history, stored, poses, recall)
+        B, device = latents.shape[0], latents.device
+        n_history = list(stored) if n_history is None else [int(n) for n in n_history]
+        has = [False] * B if recall is None else [bool(h) for h in recall[2]]
+        with_pose = poses is not None and self.pose_embedding is not None
+        # one layout per distinct (length, stored, recalls); worlds of equal layout and columns embed together
+        layouts: dict[tuple, list] = {}
+        for (n, k, r), members in group_rows(n_history, stored, has):
+            plan = plan_history(self.schedule, n, tuple(latents.shape[-2:]))
+            cols = band_columns(self.schedule, n, k)
+            if cols is None:
                 raise ValueError(
-                    f"history[{i}] must be (C={self.config.latent_channels}, N, h, w), got {tuple(lat.shape)}"
-                )
-            n = lat.shape[1] if n_history is None else int(n_history[i])
-            plan = plan_history(self.schedule, n, tuple(lat.shape[-2:]))
-            col = band_columns(self.schedule, n, lat.shape[1])
-            if col is None:
-                raise ValueError(
-                    f"history[{i}] has {lat.shape[1]} frames; expected {n} (full) or "
+                    f"a history of {n} latents stores {k} frames; expected {n} (full) or "
                     f"{len(plan.frame_indices)} (frames_to_keep({n}))"
                 )
-            plans.append(plan)
-            columns.append(col)
-        # Worlds whose layouts have the same shape (typical once histories pass the schedule's
-        # budget) are embedded together: one conv per band for the whole group.
-        groups: dict[tuple, list[int]] = {}
-        recalled = [0 if recall is None or recall[i] is None else recall[i][0].shape[1] for i in range(len(plans))]
-        for i, plan in enumerate(plans):
-            groups.setdefault((plan.layout, recalled[i]), []).append(i)
-        group_out = []  # (member indices, tokens (G, T, dim), positions (T, 3)) per layout
-        for members in groups.values():
-            plan = plans[members[0]]
-            device = history[members[0]].device
-            # members that read the same frames of same-shaped tensors (e.g. equal history lengths)
-            # are stacked once and sliced per band, not sliced world by world
-            subs: dict[tuple, list[int]] = {}
-            for i in members:
-                subs.setdefault((tuple(history[i].shape), columns[i]), []).append(i)
-            order = [i for sub in subs.values() for i in sub]
-            stacked = [
-                torch.stack([history[i] for i in sub]) if len(sub) > 1 else history[sub[0]].unsqueeze(0)
-                for sub in subs.values()
-            ]
-            with_pose = poses is not None and self.pose_embedding is not None
-            if with_pose:
-                stacked_poses = [torch.stack([poses[i].to(device) for i in sub]) for sub in subs.values()]
+            layouts.setdefault((plan.layout, cols, r), [plan, []])[1].append(members)
+        lengths = np.zeros(B, dtype=np.int64)
+        next_t = np.zeros(B, dtype=np.int64)
+        group_out = []  # (members, index, tokens (G, T, dim), positions (T, 3)) per layout
+        for (_, cols, r), (plan, parts) in layouts.items():
+            members = np.sort(np.concatenate(parts))
+            index = row_index(members, B, device)
+            rows = take_rows(latents, index)
+            row_poses = take_rows(poses, None if index is None else index.to(poses.device)) if with_pose else None
             t_parts = []
-            for j, band in enumerate(plan.bands):
-                sel = [st[:, :, _as_index(columns[sub[0]][j], st.shape[2])] for st, sub in zip(stacked, subs.values())]
-                toks = self._embed_band(sel[0] if len(sel) == 1 else torch.cat(sel), band)
+            for band, band_cols in zip(plan.bands, cols):
+                toks = self._embed_band(rows[:, :, _as_index(band_cols, rows.shape[2])], band)
                 if with_pose:  # one vector per frame, on each of its gh * gw tokens
-                    feats = torch.cat(
-                        [
-                            sp[:, _as_index(columns[sub[0]][j], sp.shape[1])]
-                            for sp, sub in zip(stacked_poses, subs.values())
-                        ]
-                    )
+                    feats = row_poses[:, _as_index(band_cols, row_poses.shape[1])].to(device)
                     emb = self.pose_embedding(feats.to(toks.dtype))
                     toks = toks + emb.repeat_interleave(band.grid[0] * band.grid[1], dim=1)
                 t_parts.append(toks)
             grids = tuple((b.t0, len(b.frames), *b.grid) for b in plan.bands)
-            if recalled[members[0]]:
-                toks, grid = self._embed_recall([recall[i] for i in order])
+            if r:
+                toks, grid = self._embed_recall(take_rows(recall[0], index), take_rows(recall[1], index))
                 t_parts.append(toks)
                 grids += (grid,)
             group_toks = (
                 torch.cat(t_parts, 1) if t_parts else torch.zeros(len(members), 0, dim, dtype=self.dtype, device=device)
             )
-            group_pos = layout_positions(grids, device)
-            group_out.append((order, group_toks, group_pos))
-        next_t = [p.next_t for p in plans]
-        lengths = [0] * len(history)
-        for order, group_toks, _ in group_out:
-            for i in order:
-                lengths[i] = group_toks.shape[1]
-        H = max(lengths, default=0)
-        if len(group_out) == 1 and group_out[0][0] == list(range(len(history))):  # one layout: the group is the batch
-            tokens, pos = group_toks, group_pos.expand(len(history), -1, -1)
+            group_out.append((members, index, group_toks, layout_positions(grids, device)))
+            lengths[members] = group_toks.shape[1]
+            next_t[members] = plan.next_t
+        H = int(lengths.max(initial=0))
+        if len(group_out) == 1 and group_out[0][1] is None:  # one layout: the group is the batch
+            _, _, tokens, pos = group_out[0]
+            pos = pos.expand(B, -1, -1)
         else:  # one scatter per layout into the zero-padded batch
-            device = history[0].device
-            tokens = torch.zeros(len(history), H, dim, dtype=group_out[0][1].dtype, device=device)
-            pos = torch.zeros(len(history), H, 3, dtype=torch.long, device=device)
-            for order, group_toks, group_pos in group_out:
-                idx = host_tensor(order, device)
+            dtype = group_out[0][2].dtype if group_out else self.dtype
+            tokens = torch.zeros(B, H, dim, dtype=dtype, device=device)
+            pos = torch.zeros(B, H, 3, dtype=torch.long, device=device)
+            for members, index, group_toks, group_pos in group_out:
+                index = host_tensor(members.tolist(), device) if index is None else index
                 T = group_toks.shape[1]
-                tokens[idx, :T] = group_toks
-                pos[idx, :T] = group_pos
-        valid = torch.arange(H, device=tokens.device)[None, :] < host_tensor(lengths, tokens.device)[:, None]
+                tokens[index, :T] = group_toks.to(dtype)
+                pos[index, :T] = group_pos
+        lengths_list = lengths.tolist()
+        valid = torch.arange(H, device=device)[None, :] < host_tensor(lengths_list, device)[:, None]
         freqs = rope_freqs(pos, hd, self.config.rope_theta)
-        ctx = HistoryContext(tokens, freqs, valid, lengths, next_t, memory, noise_level)
+        ctx = HistoryContext(tokens, freqs, valid, lengths_list, next_t.tolist(), memory, noise_level)
         if context is not None and self.config.history_attention == "causal" and H:
             self._history_kv(ctx, context)
         return ctx
 
-    def _embed_recall(self, recall: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, tuple]:
-        """Recalled views of G worlds -> tokens (G, R * gh * gw, dim) at the current patch size plus
-        their pose embedding, and their RoPE grid (t0, R, gh, gw): temporal positions before the oldest band's."""
+    def _batched_history(self, history, stored, poses, recall):
+        """The list form of `encode_history`'s inputs as its batched form: latents (B, C, K, h, w),
+        stored frames per world, poses (B, K, F) or None, recall (latents, features, has) or None."""
+        C = self.config.latent_channels
+        if torch.is_tensor(history):
+            if history.dim() != 5 or history.shape[1] != C:
+                raise ValueError(f"history must be (B, C={C}, K, h, w), got {tuple(history.shape)}")
+            stored = [history.shape[2]] * history.shape[0] if stored is None else list(stored)
+        else:
+            for i, lat in enumerate(history):
+                if lat.dim() != 4 or lat.shape[0] != C:
+                    raise ValueError(f"history[{i}] must be (C={C}, N, h, w), got {tuple(lat.shape)}")
+            stored = [lat.shape[1] for lat in history]
+            K = max(stored, default=0)
+            history = torch.stack([F.pad(lat, (0, 0, 0, 0, 0, K - lat.shape[1])) for lat in history])
+            if poses is not None:
+                poses = torch.stack([F.pad(p.to(history.device), (0, 0, 0, K - p.shape[0])) for p in poses])
+        if recall is not None and not isinstance(recall, tuple):
+            has = [r is not None for r in recall]
+            if not any(has):
+                recall = None
+            else:
+                ref = next(r for r in recall if r is not None)
+                lat = torch.stack([(ref if r is None else r)[0] for r in recall])
+                feats = torch.stack([(ref if r is None else r)[1].to(lat.device) for r in recall])
+                recall = (lat, feats, has)
+        return history, stored, poses, recall
+
+    def _embed_recall(self, latents: torch.Tensor, feats: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+        """Recalled views of G worlds, latents (G, C, R, h, w) and pose features (G, R, F) -> tokens
+        (G, R * gh * gw, dim) at the current patch size plus their pose embedding, and their RoPE
+        grid (t0, R, gh, gw): temporal positions before the oldest band's."""
         if self.pose_embedding is None:
             raise ValueError("recalled views carry their pose: this DiT has no pose memory (config.pose_memory)")
-        latents = torch.stack([r[0] for r in recall])  # (G, C, R, h, w)
-        feats = torch.stack([r[1].to(latents.device) for r in recall])  # (G, R, F)
+        feats = feats.to(latents.device)
         R, base = latents.shape[2], self.config.patch_size[1]
         toks = self._embed_band(latents, Band(R, base))
         gh, gw = -(-latents.shape[3] // base), -(-latents.shape[4] // base)

@@ -1,4 +1,4 @@
-"""`History`: what a batch of worlds remembers for the DiT, as one object (rows are worlds).
+"""`History`: what a batch of worlds remembers for the DiT, as one object of batched tensors (rows are worlds).
 
 Per world: the kept history latents (the frames the TSCM layout can still read,
 `tscm.frames_to_keep`; older ones are dropped for good), how many latents the whole history holds,
@@ -9,10 +9,13 @@ with pose memory, each kept latent's dead-reckoned pose and a bank of old views 
     context = history.read(dit, context=text, target=poses[:, -1])   # tokens for this chunk
     history.append(dit, latents, poses)                               # the chunk, remembered
 
-Worlds at different history lengths are grouped inside (by the frames they keep, by their pose
-count), a few tensor ops per group, never per world; inference, training rollouts and evaluation
-all go through these two calls. Rows are taken, joined and overwritten with `rows`, `cat` and
-`set_rows` (an env resetting one world of many).
+The kept latents of all worlds are one tensor (B, C, K, h, w), world i's in its first
+`kept[i] = tscm.kept_count(n_history[i])` columns (K = the most any world keeps; the rest is
+padding), and their poses one (B, K, 4). Worlds at different history lengths are handled per
+distinct length (`rows.group_rows`), a few tensor ops each, never per world; once past the
+schedule's warm-up every world keeps the same positions and a step is whole-batch ops only.
+Inference, training rollouts and evaluation all go through these two calls. Rows are taken, joined
+and overwritten with `rows`, `cat` and `set_rows` (an env resetting one world of many).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from yume_env.model import tscm
@@ -27,19 +31,29 @@ from yume_env.model.config import WorldModelConfig
 from yume_env.model.dit import HistoryContext, host_tensor
 from yume_env.model.pose_memory import relative_features
 from yume_env.model.recall import RecallBank, has_entries, sharp_frames
+from yume_env.model.rows import group_rows, row_index, take_rows
 from yume_env.model.tscm_memory import MemoryState
+
+
+def _pad_columns(x: torch.Tensor, dim: int, size: int) -> torch.Tensor:
+    """x zero-padded along `dim` to `size` (x itself when it is that long already)."""
+    if x.shape[dim] >= size:
+        return x
+    shape = list(x.shape)
+    shape[dim] = size - x.shape[dim]
+    return torch.cat([x, x.new_zeros(shape)], dim)
 
 
 @dataclass
 class History:
     """The memory of B worlds (see the module docstring). Build with `History.empty` (then
-    `append` the start latents) or `History.from_dict`."""
+    `append` the start latents) or `History.from_world_dicts`."""
 
     config: WorldModelConfig
-    latents: list[torch.Tensor]  # per world (C, K_i, h, w): the kept latents, oldest first
-    n_history: list[int]  # per world: latents in the whole history (K_i <= n_history[i])
+    latents: torch.Tensor  # (B, C, K, h, w): world i's kept latents in [:, :, :kept[i]], oldest first
+    n_history: list[int]  # per world: latents in the whole history (kept[i] <= n_history[i])
     memory: list[MemoryState | None] | None = None  # channel-stream sums (models with memory_enabled)
-    poses: list[torch.Tensor] | None = None  # per world (K_i, 4): poses of the kept latents (pose memory)
+    poses: torch.Tensor | None = None  # (B, K, 4): poses of the kept latents (pose memory)
     recall: RecallBank | None = None  # the B banks of old views (models with recall_frames)
 
     # ---- construction and rows -------------------------------------------------------------------
@@ -49,65 +63,102 @@ class History:
         C, h, w = like.shape
         return cls(
             config,
-            [like.new_zeros(C, 0, h, w) for _ in range(batch)],
+            like.new_zeros(batch, C, 0, h, w),
             [0] * batch,
             [None] * batch if config.memory_enabled else None,
-            [like.new_zeros(0, 4) for _ in range(batch)] if config.pose_memory else None,
+            like.new_zeros(batch, 0, 4) if config.pose_memory else None,
             RecallBank.empty(batch, like) if config.recall_frames else None,
         )
 
     @property
     def batch_size(self) -> int:
-        return len(self.latents)
+        return len(self.n_history)
+
+    @property
+    def kept(self) -> list[int]:
+        """Per world: how many latents it stores (`tscm.kept_count` of its history length)."""
+        schedule = self.config.tscm_schedule
+        return [tscm.kept_count(schedule, n) for n in self.n_history]
+
+    def world_latents(self, i: int) -> torch.Tensor:
+        """World i's kept latents (C, kept[i], h, w) (a view)."""
+        return self.latents[i, :, : tscm.kept_count(self.config.tscm_schedule, self.n_history[i])]
+
+    def world_poses(self, i: int) -> torch.Tensor:
+        """World i's kept poses (kept[i], 4) (a view; models with pose memory)."""
+        return self.poses[i, : tscm.kept_count(self.config.tscm_schedule, self.n_history[i])]
 
     def rows(self, idx: list[int]) -> "History":
-        """The worlds `idx` as a new History (its tensors are shared, its banks copied)."""
-        pick = lambda xs: None if xs is None else [xs[i] for i in idx]  # noqa: E731
-        bank = None if self.recall is None else self.recall.rows(idx)
-        return History(self.config, pick(self.latents), pick(self.n_history), pick(self.memory), pick(self.poses), bank)
+        """The worlds `idx` as a new History (copies)."""
+        index = host_tensor(list(idx), self.latents.device)
+        n_history = [self.n_history[i] for i in idx]
+        K = max((tscm.kept_count(self.config.tscm_schedule, n) for n in n_history), default=0)
+        return History(
+            self.config,
+            self.latents[:, :, :K].index_select(0, index),
+            n_history,
+            None if self.memory is None else [self.memory[i] for i in idx],
+            None if self.poses is None else self.poses[:, :K].index_select(0, index.to(self.poses.device)),
+            None if self.recall is None else self.recall.rows(idx),
+        )
 
     @staticmethod
     def cat(histories: list["History"]) -> "History":
-        """The worlds of several Histories of one model, in order."""
+        """The worlds of several Histories of one model, in order (copies)."""
         if not histories:
             raise ValueError("History.cat needs at least one History")
         first = histories[0]
-        join = lambda name: None if getattr(first, name) is None else [x for h in histories for x in getattr(h, name)]  # noqa: E731
-        bank = None if first.recall is None else RecallBank.stack([h.recall for h in histories])
-        return History(first.config, join("latents"), join("n_history"), join("memory"), join("poses"), bank)
+        K = max(h.latents.shape[2] for h in histories)
+        return History(
+            first.config,
+            torch.cat([_pad_columns(h.latents.to(first.latents), 2, K) for h in histories]),
+            [n for h in histories for n in h.n_history],
+            None if first.memory is None else [m for h in histories for m in h.memory],
+            None
+            if first.poses is None
+            else torch.cat([_pad_columns(h.poses.to(first.poses), 1, K) for h in histories]),
+            None if first.recall is None else RecallBank.stack([h.recall for h in histories]),
+        )
 
     def set_rows(self, idx: list[int], other: "History") -> None:
         """Overwrites worlds `idx` with the worlds of `other` (same count, same model), in place."""
         if len(idx) != other.batch_size:
             raise ValueError(f"set_rows got {len(idx)} rows for a History of {other.batch_size} worlds")
-        for name in ("latents", "n_history", "memory", "poses"):
-            mine, theirs = getattr(self, name), getattr(other, name)
-            if mine is not None:
-                for j, i in enumerate(idx):
-                    mine[i] = theirs[j]
+        K = other.latents.shape[2]
+        if K > self.latents.shape[2]:
+            self.latents = _pad_columns(self.latents, 2, K)
+            if self.poses is not None:
+                self.poses = _pad_columns(self.poses, 1, K)
+        index = host_tensor(list(idx), self.latents.device)
+        self.latents[index, :, :K] = other.latents.to(self.latents)
+        if self.poses is not None:
+            self.poses[index.to(self.poses.device), :K] = other.poses.to(self.poses)
+        for j, i in enumerate(idx):
+            self.n_history[i] = other.n_history[j]
+            if self.memory is not None:
+                self.memory[i] = other.memory[j]
         if self.recall is not None:
             self.recall.set_rows(idx, other.recall)
 
     def clone(self) -> "History":
         """An independent copy (appending to one never changes the other)."""
-        copy = lambda xs: None if xs is None else [None if x is None else x.clone() for x in xs]  # noqa: E731
         return History(
             self.config,
-            copy(self.latents),
+            self.latents.clone(),
             list(self.n_history),
-            copy(self.memory),
-            copy(self.poses),
+            None if self.memory is None else [None if m is None else m.clone() for m in self.memory],
+            None if self.poses is None else self.poses.clone(),
             None if self.recall is None else self.recall.clone(),
         )
 
     def to(self, device: torch.device | str) -> "History":
-        move = lambda xs: None if xs is None else [None if x is None else x.to(device) for x in xs]  # noqa: E731
+        """A copy on `device` (always a copy: `set_rows` writes in place)."""
         return History(
             self.config,
-            move(self.latents),
+            self.latents.to(device, copy=True),
             list(self.n_history),
-            move(self.memory),
-            move(self.poses),
+            None if self.memory is None else [None if m is None else m.to(device) for m in self.memory],
+            None if self.poses is None else self.poses.to(device, copy=True),
             None if self.recall is None else self.recall.to(device),
         )
 
@@ -124,9 +175,23 @@ class History:
             ]
         return out
 
+    def newest(self, frames: int) -> torch.Tensor:
+        """Each world's newest `frames` kept latents as one tensor (B, C, frames, h, w)."""
+        frames = int(frames)
+        kept = self.kept
+        groups = group_rows(kept)
+        if len(groups) == 1:
+            K = groups[0][0][0]
+            return self.latents[:, :, K - frames : K]
+        B, C, _, h, w = self.latents.shape
+        last = host_tensor([k - frames for k in kept], self.latents.device)[:, None] + torch.arange(
+            frames, device=self.latents.device
+        )
+        return self.latents.gather(2, last.view(B, 1, frames, 1, 1).expand(B, C, frames, h, w))
+
     def tail(self, frames: int) -> list[torch.Tensor]:
         """Each world's newest `frames` kept latents (C, frames, h, w)."""
-        return [lat[:, -int(frames) :] for lat in self.latents]
+        return list(self.newest(frames).unbind(0))
 
     def read(
         self,
@@ -148,13 +213,12 @@ class History:
                 raise ValueError(
                     "this model has pose memory: read(target=...) needs the pose of the chunk's last frame"
                 )
-            features = self._pose_features(target)
+            features = relative_features(self.poses.to(target.device), target)  # (B, K, F): one op for all
         if c.recall_frames:
             has = [has_entries(n, c.tscm_schedule) for n in self.n_history]
-            recalled = [None] * self.batch_size
             if any(has):
                 latents, feats = self.recall.recall(target, c.recall_frames)  # gathered copies
-                recalled = [(lat, f) if h else None for lat, f, h in zip(latents.unbind(0), feats.unbind(0), has)]
+                recalled = (latents, feats, has)
         return dit.encode_history(
             self.latents,
             self.memory,
@@ -163,28 +227,14 @@ class History:
             poses=features,
             recall=recalled,
             noise_level=noise_level,
+            stored=self.kept,
         )
-
-    def _pose_features(self, target: torch.Tensor) -> list[torch.Tensor]:
-        """Each world's kept poses seen from its target pose, per group of worlds that keep as many
-        poses (a few ops per group, not per world)."""
-        groups: dict[int, list[int]] = {}
-        for i, p in enumerate(self.poses):
-            groups.setdefault(p.shape[0], []).append(i)
-        features: list[torch.Tensor] = [None] * self.batch_size  # type: ignore[list-item]
-        for members in groups.values():
-            whole = len(members) == self.batch_size
-            kept = torch.stack([self.poses[i] for i in members]).to(target.device)
-            rows = relative_features(kept, target if whole else target[host_tensor(members, target.device)])
-            for i, f in zip(members, rows.unbind(0)):
-                features[i] = f
-        return features
 
     # ---- remembering a chunk ---------------------------------------------------------------------
     def append(self, dit: torch.nn.Module, latents: torch.Tensor, poses: torch.Tensor | None = None) -> None:
         """Remembers each world's new latents (B, C, n, h, w) (and their poses (B, n, 4), models with
         pose memory): one channel-stream update for all worlds, the banks offered the latents that
-        leave the sharp window, one bounded append per group of worlds that keep the same frames."""
+        leave the sharp window, and one gather of [kept, new] for all worlds."""
         c, B, n = self.config, self.batch_size, latents.shape[2]
         if latents.shape[0] != B:
             raise ValueError(f"append got latents of {latents.shape[0]} worlds for a History of {B}")
@@ -194,92 +244,90 @@ class History:
             self.memory = dit.update_memories(self.memory, latents)
         if c.recall_frames:  # before the append below replaces the stored histories it reads
             self._offer_recall(latents, poses)
-        groups: dict[tuple, list[int]] = {}
-        for i, (kept, count) in enumerate(zip(self.latents, self.n_history)):
-            # grouped by the positions kept, not by length: once the oldest band is thinned, histories
-            # of many lengths keep the same positions
-            take = tscm.keep_positions(c.tscm_schedule, count, n)
-            groups.setdefault((take, tuple(kept.shape)), []).append(i)
-        for members in groups.values():
-            if len(members) == B:
-                new = latents
-            elif len(members) == 1:
-                new = latents[members[0] : members[0] + 1]
-            else:
-                new = latents[host_tensor(members, latents.device)]
-            kept = torch.stack([self.latents[i].to(latents) for i in members])
-            # equal positions and shapes: the first member's length stands for the group
-            grown = tscm.append_history(c.tscm_schedule, kept, self.n_history[members[0]], new)
-            for i, lat in zip(members, grown.unbind(0)):
-                self.latents[i] = lat
-            if poses is not None:  # kept and dropped exactly like the latents
-                new_poses = poses if len(members) == B else poses[host_tensor(members, poses.device)]
-                kept_poses = torch.stack([self.poses[i] for i in members]).to(new_poses)
-                take = host_tensor(
-                    list(tscm.keep_positions(c.tscm_schedule, self.n_history[members[0]], n)), poses.device
-                )
-                grown = torch.cat([kept_poses, new_poses], 1).index_select(1, take)
-                for i, p in zip(members, grown.unbind(0)):
-                    self.poses[i] = p
+        schedule, K = c.tscm_schedule, self.latents.shape[2]
+        groups = group_rows(self.n_history)
+        plans = [
+            (members, tscm.kept_count(schedule, m), tscm.keep_positions(schedule, m, n)) for (m,), members in groups
+        ]
+        grown_K = max(len(take) for _, _, take in plans)
+        every = torch.cat([self.latents.to(latents), latents], 2)  # [K columns (padded), then the n new]
+        pose_every = None if poses is None else torch.cat([self.poses.to(poses), poses], 1)
+        if len(plans) == 1 and plans[0][1] == K:  # every world keeps the same positions
+            take = host_tensor(list(plans[0][2]), latents.device)
+            self.latents = every.index_select(2, take)
+            if poses is not None:
+                self.poses = pose_every.index_select(1, take.to(poses.device))
+        else:  # one gather, each world's columns from its own plan (padding reads column 0)
+            index = np.zeros((B, grown_K), dtype=np.int64)
+            for members, kept, take in plans:
+                cols = np.asarray(take, dtype=np.int64)
+                index[members, : len(take)] = np.where(cols < kept, cols, K + cols - kept)
+            idx = torch.from_numpy(index).to(latents.device)
+            _, C, _, h, w = every.shape
+            self.latents = every.gather(2, idx.view(B, 1, grown_K, 1, 1).expand(B, C, grown_K, h, w))
+            if poses is not None:
+                pidx = idx.to(poses.device)
+                self.poses = pose_every.gather(1, pidx.view(B, grown_K, 1).expand(B, grown_K, 4))
         self.n_history = [count + n for count in self.n_history]
 
     def _offer_recall(self, latents: torch.Tensor, poses: torch.Tensor) -> None:
         """Offers each world's bank the latents that leave the schedule's sharp window with this
         append (`recall.py`), read from the stored tail and the new latents; worlds that read the same
         slots go together (once past the sharp window, all of them)."""
-        sharp, n, B = sharp_frames(self.config.tscm_schedule), latents.shape[2], self.batch_size
-        groups: dict[tuple, list[int]] = {}
-        offered: dict[tuple, int] = {}  # the most frames any member's bank was offered so far
-        for i, (stored, count) in enumerate(zip(self.latents, self.n_history)):
+        schedule = self.config.tscm_schedule
+        sharp, n, B = sharp_frames(schedule), latents.shape[2], self.batch_size
+        merged: dict[tuple, list] = {}  # slots read -> [members, the most frames any was offered]
+        for (count,), members in group_rows(self.n_history):
             lo, hi = max(0, count - sharp), max(0, count + n - sharp)
             if hi > lo:
                 kept = min(count, sharp)  # the stored tail covers latents count - kept ..
-                key = (kept, lo - (count - kept), hi - lo, stored.shape[1])
-                groups.setdefault(key, []).append(i)
-                offered[key] = max(offered.get(key, 0), lo)
-        for key, members in groups.items():
-            kept, first, count, stored = key
-            whole = len(members) == B
-            idx = None if whole else host_tensor(members, latents.device)
-            new_lat = latents if idx is None else latents[idx]
-            new_pos = poses if idx is None else poses[idx]
-            # stacked whole, then sliced once (every member stores as many latents): no op per world
+                key = (kept, lo - (count - kept), hi - lo, tscm.kept_count(schedule, count))
+                entry = merged.setdefault(key, [[], 0])
+                entry[0].append(members)
+                entry[1] = max(entry[1], lo)
+        for (kept, first, count, stored), (parts, offered) in merged.items():
+            members = np.sort(np.concatenate(parts))
+            index = row_index(members, B, latents.device)
             tail = torch.cat(
-                [torch.stack([self.latents[i] for i in members])[:, :, stored - kept :].to(latents), new_lat], 2
+                [take_rows(self.latents, index)[:, :, stored - kept : stored].to(latents), take_rows(latents, index)], 2
             )
+            pidx = None if index is None else index.to(poses.device)
             tail_poses = torch.cat(
-                [torch.stack([self.poses[i] for i in members])[:, stored - kept :].to(poses), new_pos], 1
+                [take_rows(self.poses, pidx)[:, stored - kept : stored].to(poses), take_rows(poses, pidx)], 1
             )
-            bank = self.recall if whole else self.recall.rows(members)
-            bank.insert_many(tail[:, :, first : first + count], tail_poses[:, first : first + count], offered[key])
-            if not whole:
-                self.recall.set_rows(members, bank)
+            bank = self.recall if index is None else self.recall.rows(members.tolist())
+            bank.insert_many(tail[:, :, first : first + count], tail_poses[:, first : first + count], offered)
+            if index is not None:
+                self.recall.set_rows(members.tolist(), bank)
 
     # ---- saving ----------------------------------------------------------------------------------
     def world_dict(self, i: int) -> dict[str, Any]:
         """World i as plain tensors and ints (fresh copies)."""
         return {
-            "history": self.latents[i].clone(),
+            "history": self.world_latents(i).clone(),
             "n_history": int(self.n_history[i]),
             "memory": None
             if self.memory is None or self.memory[i] is None
             else {k: (v.clone() if torch.is_tensor(v) else v) for k, v in self.memory[i].to_dict().items()},
-            "poses": None if self.poses is None else self.poses[i].clone(),
+            "poses": None if self.poses is None else self.world_poses(i).clone(),
             "recall": None if self.recall is None else self.recall.rows([i]).to_dict(),
         }
 
     @classmethod
     def from_world_dicts(cls, config: WorldModelConfig, worlds: list[dict[str, Any]]) -> "History":
         """The History of worlds saved by `world_dict`."""
-        latents = [torch.as_tensor(w["history"]).clone() for w in worlds]
+        latents = [torch.as_tensor(w["history"]) for w in worlds]
+        K = max(x.shape[1] for x in latents)
         memory = [None if w.get("memory") is None else MemoryState.from_dict(w["memory"]).clone() for w in worlds]
-        poses = [None if w.get("poses") is None else torch.as_tensor(w["poses"]).clone() for w in worlds]
+        poses = None
+        if config.pose_memory:
+            poses = torch.stack([_pad_columns(torch.as_tensor(w["poses"]), 0, K) for w in worlds])
         banks = [w.get("recall") for w in worlds]
         return cls(
             config,
-            latents,
+            torch.stack([_pad_columns(x, 1, K) for x in latents]),
             [int(w["n_history"]) for w in worlds],
             memory if config.memory_enabled else None,
-            poses if config.pose_memory else None,
+            poses,
             RecallBank.stack([RecallBank.from_dict(b) for b in banks]) if config.recall_frames else None,
         )

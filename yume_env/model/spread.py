@@ -30,7 +30,10 @@ EVENT_SETTLE_CHUNKS = 2  # chunks after an event change before the spread is kep
 
 
 def reference_spread(histories: Sequence[torch.Tensor], frames: int) -> torch.Tensor:
-    """(B, C) standard deviation of each history's newest `frames` latents; histories (C, K_i, h, w), K_i >= 1."""
+    """(B, C) standard deviation of each history's newest `frames` latents; histories (C, K_i, h, w),
+    K_i >= 1, or one tensor (B, C, K, h, w)."""
+    if torch.is_tensor(histories):
+        return histories[:, :, -int(frames) :].float().std(dim=(2, 3, 4))
     if not histories:
         raise ValueError("reference_spread needs at least one history")
     tails = [h[:, -int(frames) :].float() for h in histories]

@@ -267,6 +267,12 @@ def frames_to_keep(schedule: str | Schedule, n_history: int) -> list[int]:
 
 
 @functools.lru_cache(maxsize=4096)
+def kept_count(schedule: str | Schedule, n_history: int) -> int:
+    """len(frames_to_keep(schedule, n_history)): how many latents a bounded history stores."""
+    return len(frames_to_keep(schedule, n_history))
+
+
+@functools.lru_cache(maxsize=4096)
 def band_columns(schedule: str | Schedule, n_history: int, stored: int) -> tuple[tuple[int, ...], ...] | None:
     """Per band of the layout at n_history, where its frames lie in a stored history of `stored`
     frames: the whole history (stored == n_history) or `frames_to_keep(n_history)`; None if it is

@@ -137,12 +137,12 @@ class WorldState:
         memory_tokens (history tokens the DiT reads, bounded), channel_tokens (tokens summarised by
         the channel stream, grows in O(1) storage)."""
         h = self.history
-        tokens = h.tokens()
+        tokens, kept = h.tokens(), h.kept
         return [
             {
                 "history_chunks": int(self.step_count[i]),
                 "history_latents": int(h.n_history[i]),
-                "stored_latents": int(h.latents[i].shape[1]),
+                "stored_latents": int(kept[i]),
                 "memory_tokens": int(tokens[i]),
                 "channel_tokens": int(h.memory[i].n_tokens) if h.memory is not None and h.memory[i] is not None else 0,
             }

@@ -69,7 +69,7 @@ def step_chunk(
     if c.spread_gain_max > 1.0:  # before the append: the reference is the chunk before this one
         active = [True] * history.batch_size if spread_active is None else list(spread_active)
         if any(active):
-            reference = spread.reference_spread(history.tail(c.latent_frames_per_chunk), c.latent_frames_per_chunk)
+            reference = spread.reference_spread(history.newest(c.latent_frames_per_chunk), c.latent_frames_per_chunk)
             latents = spread.keep_spread(
                 latents,
                 reference.to(latents.device),
@@ -82,4 +82,4 @@ def step_chunk(
 
 def newest_frame(history: History) -> torch.Tensor:
     """(B, C, 1, h, w): each world's newest kept latent (what a frame-conditioned DiT stacks on the chunk)."""
-    return torch.stack([t.float() for t in history.tail(1)])
+    return history.newest(1).float()
