@@ -65,6 +65,21 @@ def test_vector_env_with_mixed_events_and_history_lengths_equals_single_envs():
             assert_frames_close(vec_frames[t][i], info["frames"])  # batched vs single: tests/tolerances.py
 
 
+def test_worlds_started_from_one_frame_step_beside_longer_histories_with_the_spread_gain_on():
+    """The shipped world keeps the spread of its newest latents (`spread_gain_max`): a world that
+    holds one latent (started from an image) beside worlds that hold more steps as it does alone."""
+    views = start_views((64, 64), 3)
+    options = [{"image": views[0]}, {"frames": views, "actions": np.ones((2, 2), np.int64)}]
+    vec = gym.make_vec("YumeWorld-v0", num_envs=2)
+    vec.reset(seed=5, options=options)
+    vec_frames = vec.step(np.array([[1, 0], [2, 3]]))[-1]["frames"]
+    for i, opt in enumerate(options):
+        single = gym.make("YumeWorld-v0", disable_env_checker=True)
+        single.reset(seed=5 + i, options=opt)
+        *_, info = single.step(np.array([[1, 0], [2, 3]])[i])
+        assert_frames_close(vec_frames[i], info["frames"])
+
+
 def test_same_step_autoreset_returns_the_new_episode_and_the_final_observation():
     vec = make_vec(2, max_episode_steps=2)
     vec.reset(seed=0)

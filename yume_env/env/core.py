@@ -301,15 +301,23 @@ class WorldBatch:
         return out
 
     def info(self, i: int, frames: np.ndarray, latency_s: float, pose: np.ndarray | None = None) -> dict:
-        """World `i`'s info dict (at reset; a step builds all worlds' at once with `batch_info`)."""
-        world = self.world(i)
+        """World `i`'s info dict (at reset; a step builds all worlds' at once with `batch_info`),
+        read from the batched state in place (no copy of the world)."""
+        if self.state is not None:
+            state, row = self.state, i
+        elif i in self._fresh:
+            state, row = self._fresh[i], 0
+        else:
+            raise RuntimeError("this world has not been reset: call reset() first")
         return {
             "frames": np.array(frames, dtype=np.uint8, copy=True),
-            "event": world.events[0],
-            "pose": pose_matrices(world.pose, world.origin)[0] if pose is None else pose.copy(),
-            "step": int(world.step_count[0]),
+            "event": state.events[row],
+            "pose": pose_matrices(state.pose[row : row + 1], state.origin[row : row + 1])[0]
+            if pose is None
+            else pose.copy(),
+            "step": int(state.step_count[row]),
             "latency_s": Latency(latency_s),
-            "memory": {k: int(v) for k, v in world.memory_stats()[0].items()},
+            "memory": {k: int(v) for k, v in state.memory_stats([row])[0].items()},
         }
 
 

@@ -163,35 +163,38 @@ class History:
         )
 
     # ---- what the DiT reads ----------------------------------------------------------------------
-    def tokens(self) -> list[int]:
-        """History tokens the DiT reads at the next step, per world (TSCM bands and recalled views)."""
+    def tokens(self, worlds: list[int] | None = None) -> list[int]:
+        """History tokens the DiT reads at the next step, per world (TSCM bands and recalled views);
+        `worlds`: only these (default: all)."""
         c = self.config
-        out = [tscm.history_token_count(c.tscm_schedule, n, c.latent_hw) for n in self.n_history]
+        counts = self.n_history if worlds is None else [self.n_history[i] for i in worlds]
+        out = [tscm.history_token_count(c.tscm_schedule, n, c.latent_hw) for n in counts]
         if c.recall_frames:
             p = c.patch_size[1]
             per_view = -(-c.latent_hw[0] // p) * -(-c.latent_hw[1] // p)
-            out = [
-                t + c.recall_frames * per_view * has_entries(n, c.tscm_schedule) for t, n in zip(out, self.n_history)
-            ]
+            out = [t + c.recall_frames * per_view * has_entries(n, c.tscm_schedule) for t, n in zip(out, counts)]
         return out
 
     def newest(self, frames: int) -> torch.Tensor:
-        """Each world's newest `frames` kept latents as one tensor (B, C, frames, h, w)."""
+        """Each world's newest `frames` kept latents as one tensor (B, C, frames, h, w) (fewer
+        frames where every world keeps fewer; worlds that keep different counts below `frames` do
+        not fit one tensor: use `tail`)."""
         frames = int(frames)
         kept = self.kept
         groups = group_rows(kept)
         if len(groups) == 1:
             K = groups[0][0][0]
-            return self.latents[:, :, K - frames : K]
+            return self.latents[:, :, max(K - frames, 0) : K]
+        if min(kept) < frames:
+            raise ValueError(f"some worlds keep fewer than {frames} latents, and not equally many: use History.tail")
         B, C, _, h, w = self.latents.shape
-        last = host_tensor([k - frames for k in kept], self.latents.device)[:, None] + torch.arange(
-            frames, device=self.latents.device
-        )
-        return self.latents.gather(2, last.view(B, 1, frames, 1, 1).expand(B, C, frames, h, w))
+        first = host_tensor([k - frames for k in kept], self.latents.device)
+        cols = first[:, None] + torch.arange(frames, device=self.latents.device)
+        return self.latents.gather(2, cols.view(B, 1, frames, 1, 1).expand(B, C, frames, h, w))
 
     def tail(self, frames: int) -> list[torch.Tensor]:
-        """Each world's newest `frames` kept latents (C, frames, h, w)."""
-        return list(self.newest(frames).unbind(0))
+        """Each world's newest `frames` kept latents (C, min(frames, kept[i]), h, w) (views)."""
+        return [self.latents[i, :, max(k - int(frames), 0) : k] for i, k in enumerate(self.kept)]
 
     def read(
         self,

@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 import torch
 
+from yume_env.model import tscm
 from yume_env.model.config import WorldModelConfig
 from yume_env.model.config_checks import config_fingerprint
 from yume_env.model.history import History
@@ -60,12 +61,10 @@ class WorldState:
     # ---- worlds ----------------------------------------------------------------------------------
     def rows(self, idx: list[int]) -> "WorldState":
         """Worlds `idx` as a new state (tensors shared where they are not copied by indexing)."""
-        stack, split = self.cache_ops
-        caches = split(self.vae_cache, self.batch_size)
         index = torch.as_tensor(idx, dtype=torch.long, device=self.pose.device)
         return WorldState(
             self.history.rows(idx),
-            stack([caches[i] for i in idx]),
+            self._cache_rows(idx),
             self.pose[index],
             self.origin[index],
             [self.events[i] for i in idx],
@@ -101,17 +100,41 @@ class WorldState:
     def set_rows(self, idx: list[int], other: "WorldState") -> None:
         """Overwrites worlds `idx` with the worlds of `other`, in place."""
         self.history.set_rows(idx, other.history)
-        stack, split = self.cache_ops
-        caches, theirs = split(self.vae_cache, self.batch_size), split(other.vae_cache, other.batch_size)
+        self._set_cache_rows(idx, other.vae_cache, other.batch_size)
         for j, i in enumerate(idx):
-            caches[i] = theirs[j]
             self.events[i] = other.events[j]
             self.step_count[i] = other.step_count[j]
             self.chunks_since_event[i] = other.chunks_since_event[j]
-        self.vae_cache = stack(caches)
         index = torch.as_tensor(idx, dtype=torch.long, device=self.pose.device)
         self.pose, self.origin = self.pose.clone(), self.origin.clone()
         self.pose[index], self.origin[index] = other.pose.to(self.pose), other.origin.to(self.origin)
+
+    def _cache_rows(self, idx: list[int]) -> Any:
+        """The VAE stream cache of worlds `idx` (a copy): one index per tensor for dict caches."""
+        if self.vae_cache is None:
+            return None
+        if isinstance(self.vae_cache, dict):
+            return {k: v[torch.as_tensor(idx, dtype=torch.long, device=v.device)] for k, v in self.vae_cache.items()}
+        stack, split = self.cache_ops
+        caches = split(self.vae_cache, self.batch_size)
+        return stack([caches[i] for i in idx])
+
+    def _set_cache_rows(self, idx: list[int], theirs: Any, their_batch: int) -> None:
+        """Worlds `idx` of the VAE stream cache replaced by `theirs` (a new cache: caches are never
+        changed in place); one `index_copy` per tensor for dict caches, whatever the batch."""
+        if self.vae_cache is None and theirs is None:
+            return
+        if isinstance(self.vae_cache, dict) and isinstance(theirs, dict):
+            self.vae_cache = {
+                k: v.index_copy(0, torch.as_tensor(idx, dtype=torch.long, device=v.device), theirs[k].to(v))
+                for k, v in self.vae_cache.items()
+            }
+            return
+        stack, split = self.cache_ops
+        caches, parts = split(self.vae_cache, self.batch_size), split(theirs, their_batch)
+        for j, i in enumerate(idx):
+            caches[i] = parts[j]
+        self.vae_cache = stack(caches)
 
     def assign(self, other: "WorldState") -> None:
         """Makes this state hold `other`'s worlds (in place: callers holding this object see them)."""
@@ -131,22 +154,23 @@ class WorldState:
         )
 
     # ---- reports ---------------------------------------------------------------------------------
-    def memory_stats(self) -> list[dict[str, int]]:
+    def memory_stats(self, worlds: list[int] | None = None) -> list[dict[str, int]]:
         """Per world, sizes that show the memory stays bounded: history_chunks (chunks since init),
         history_latents (latents in the whole history, grows), stored_latents (kept, bounded),
         memory_tokens (history tokens the DiT reads, bounded), channel_tokens (tokens summarised by
-        the channel stream, grows in O(1) storage)."""
+        the channel stream, grows in O(1) storage). `worlds`: only these (default: all)."""
         h = self.history
-        tokens, kept = h.tokens(), h.kept
+        worlds = list(range(self.batch_size)) if worlds is None else list(worlds)
+        schedule, tokens = h.config.tscm_schedule, h.tokens(worlds)
         return [
             {
                 "history_chunks": int(self.step_count[i]),
                 "history_latents": int(h.n_history[i]),
-                "stored_latents": int(kept[i]),
-                "memory_tokens": int(tokens[i]),
+                "stored_latents": tscm.kept_count(schedule, h.n_history[i]),
+                "memory_tokens": int(t),
                 "channel_tokens": int(h.memory[i].n_tokens) if h.memory is not None and h.memory[i] is not None else 0,
             }
-            for i in range(self.batch_size)
+            for i, t in zip(worlds, tokens)
         ]
 
     # ---- saving ----------------------------------------------------------------------------------

@@ -69,7 +69,8 @@ def step_chunk(
     if c.spread_gain_max > 1.0:  # before the append: the reference is the chunk before this one
         active = [True] * history.batch_size if spread_active is None else list(spread_active)
         if any(active):
-            reference = spread.reference_spread(history.newest(c.latent_frames_per_chunk), c.latent_frames_per_chunk)
+            f = c.latent_frames_per_chunk
+            reference = spread.reference_spread(history.newest(f) if min(history.kept) >= f else history.tail(f), f)
             latents = spread.keep_spread(
                 latents,
                 reference.to(latents.device),
