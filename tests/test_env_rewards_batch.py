@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
+from model_support import CountOps
 from test_env_support import world_with_head
+from tolerances import FLOAT64_RTOL
 
 from yume_env.env.poses import pose_matrices, pose_matrices_tensor
 from yume_env.env.rewards import BeaconReward, CallableReward, LearnedReward, NoReward, RewardBatch
@@ -50,7 +54,73 @@ def test_beacon_reward_batch_equals_the_per_world_contexts_over_steps_with_a_res
             by_context.reset(3)
         batch = make_batch(model, seed=seed)
         assert_batch_equals_contexts(batched.batch(batch), by_context(batch.contexts(), list(range(5))))
-    assert batched.get_state(1) == by_context.get_state(1)
+    # the tensor path's positions come from torch's sin and cos of the origin's yaw (`batch.poses`)
+    # and its distances from torch's sqrt, neither numpy's bits: its float64 memory agrees to rounding
+    got, want = batched.get_state(1), by_context.get_state(1)
+    assert got.keys() == want.keys()
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=FLOAT64_RTOL, atol=FLOAT64_RTOL, err_msg=key)
+
+
+def test_beacon_reward_memory_follows_the_path_that_steps_it():
+    """One reward stepped by turns on the tensor path and the numpy path (its memory moving between
+    them), restored from snapshots: the numbers of a reward stepped by the numpy path alone."""
+    model = world_with_head("beacon")
+    mixed, by_context = BeaconReward(), BeaconReward()
+    for seed in range(4):
+        batch = make_batch(model, seed=seed)
+        got = mixed.batch(batch) if seed % 2 else mixed(batch.contexts(), list(range(5)))
+        if seed % 2 == 0:
+            got = (torch.from_numpy(got[0]).float(), torch.from_numpy(got[1]))
+        assert_batch_equals_contexts(got, by_context(batch.contexts(), list(range(5))))
+        mixed.set_state(2, mixed.get_state(2))
+    assert mixed._memory["first"].device == torch.device("cpu")
+
+
+def on_meta(batch: RewardBatch) -> RewardBatch:
+    """The batch on the meta device (shapes and dtypes, no data): any read of a value fails there."""
+    meta = {
+        f.name: getattr(batch, f.name).to("meta")
+        for f in dataclasses.fields(batch)
+        if isinstance(getattr(batch, f.name), torch.Tensor)
+    }
+    return dataclasses.replace(batch, **meta, pose_state=tuple(t.to("meta") for t in batch.pose_state))
+
+
+def test_beacon_reward_batch_reads_nothing_on_the_host():
+    """On the meta device any host read (`.cpu()`, `.item()`, `.tolist()`, numpy) raises: `batch`
+    runs there end to end, its memory included, over steps with a reset and a restored state."""
+    model = world_with_head("beacon")
+    model.task_head = model.task_head.to("meta")  # world_with_head's copy owns its head
+    reward = BeaconReward()
+    reward.set_state(1, {"first_distance": 3.0, "walked": 1.0, "last_distance": 2.0, "position": [0.5, 0.0, -0.5]})
+    for seed in range(3):
+        if seed == 2:
+            reward.reset(3)
+        rewards, terminated = reward.batch(on_meta(make_batch(model, seed=seed)))
+        assert rewards.device.type == terminated.device.type == "meta"
+        assert (rewards.dtype, terminated.dtype, rewards.shape, terminated.shape) == (
+            torch.float32,
+            torch.bool,
+            (5,),
+            (5,),
+        )
+    assert all(a.device.type == "meta" for a in reward._memory.values())
+
+
+def test_beacon_reward_batch_runs_the_same_ops_for_4_and_32_worlds():
+    model = world_with_head("beacon")
+    counts = []
+    for n in (4, 32):
+        reward = BeaconReward()
+        steps = []
+        for seed in range(2):  # the first step grows the memory, the second finds it there
+            batch = make_batch(model, n, seed)
+            with CountOps() as counter:
+                reward.batch(batch)
+            steps.append(counter.count)
+        counts.append(steps)
+    assert counts[0] == counts[1], counts
 
 
 def test_callable_and_custom_rewards_get_the_per_world_contexts_of_the_batch():

@@ -20,10 +20,13 @@
 Two calling conventions: the numpy path calls `fn(contexts, indices)` with one `RewardContext` of
 host arrays per world; the tensor path (`YumeWorldVectorEnv(tensors=True)`) calls
 `fn.batch(RewardBatch)` with every world's tensors on the model's device and takes rewards float32
-(N,) and terminated bool (N,) tensors back. `"learned"` and `"none"` compute `batch` on the device;
-`"beacon"` reads only the head's (N,) outputs and the poses on the host (no frames), and any other
+(N,) and terminated bool (N,) tensors back. `"beacon"`, `"learned"` and `"none"` compute `batch` on
+the device with no host read (the beacon's per-world memory stays there as tensors); any other
 `RewardFunction` (a callable included) gets per-world contexts built from the batch, with host
-copies of its frames. Both conventions give the same numbers for the same step.
+copies of its frames. Both conventions give the same numbers for the same step, except that the
+beacon's tensor path takes the camera positions from `batch.poses` (torch's sin and cos, not
+numpy's): its float64 memory agrees with the numpy path's to rounding, its float32 rewards and
+terminations unless a value falls on a rounding boundary.
 """
 
 from __future__ import annotations
@@ -151,7 +154,12 @@ class CallableReward(RewardFunction):
 
 class BeaconReward(RewardFunction):
     """The beacon task from the task head: progress towards the beacon, a bonus on arrival, both
-    bounded by how far the camera actually moved (see the module docstring)."""
+    bounded by how far the camera actually moved (see the module docstring).
+
+    The per-world memory is a dict of torch tensors, one row per world (slot), kept where the latest
+    step ran: on the batch's device for the tensor path (`batch` reads nothing on the host and runs
+    the same ops for any number of worlds), on the host for the numpy path (`__call__`, which runs
+    the rule in numpy on views of the tensors)."""
 
     name = "beacon"
 
@@ -161,38 +169,45 @@ class BeaconReward(RewardFunction):
         # generated frames, which made every dream episode "succeed" within a few steps
         self.arrive_distance = float(arrive_distance)
         self.distance_slack = float(distance_slack)  # about 1.5x the head's distance error on the simulator
-        # per-world memory as arrays indexed by world (slot), so a step of N worlds is a few numpy
-        # operations, not N dict updates (at 1,024 worlds the loop was a visible share of a GPU step)
-        self._started = np.zeros(0, dtype=bool)  # a step since reset: the other arrays hold values
-        self._first = np.zeros(0)  # predicted distance at the first step
-        self._walked = np.zeros(0)  # metres the camera moved since then
-        self._last = np.zeros(0)  # predicted distance at the previous step
-        self._position = np.zeros((0, 3))  # camera position at the previous step
+        self._memory = {
+            "started": torch.zeros(0, dtype=torch.bool),  # a step since reset: the other rows hold values
+            "first": torch.zeros(0, dtype=torch.float64),  # predicted distance at the first step
+            "walked": torch.zeros(0, dtype=torch.float64),  # metres the camera moved since then
+            "last": torch.zeros(0, dtype=torch.float64),  # predicted distance at the previous step
+            "position": torch.zeros(0, 3, dtype=torch.float64),  # camera position at the previous step
+        }
 
-    def _grow(self, size: int) -> None:
-        n = len(self._started)
-        if size > n:
-            extra = size - n
-            self._started = np.concatenate([self._started, np.zeros(extra, dtype=bool)])
-            self._first, self._walked, self._last = (
-                np.concatenate([a, np.zeros(extra)]) for a in (self._first, self._walked, self._last)
-            )
-            self._position = np.concatenate([self._position, np.zeros((extra, 3))])
+    def _place(self, device: torch.device, dtype: torch.dtype, size: int) -> None:
+        """Moves the memory to `device` (its floats to `dtype`) and grows it to at least `size` rows."""
+        for name, a in self._memory.items():
+            a = a.to(device, dtype if a.is_floating_point() else a.dtype)
+            if len(a) < size:
+                a = torch.cat([a, a.new_zeros(size - len(a), *a.shape[1:])])
+            self._memory[name] = a
 
     def reset(self, index):
-        self._grow(index + 1)
-        self._started[index] = False
+        floats = self._memory["first"]
+        self._place(floats.device, floats.dtype, index + 1)
+        self._memory["started"][index] = False
 
     def __call__(self, contexts, indices):
         pred = self._predict(contexts[0].model, torch.stack([c.latents for c in contexts]))
+        distance = pred["distance"].detach().float().cpu().numpy().reshape(-1).astype(np.float64)
+        reached = pred["reached_logit"].detach().float().cpu().numpy().reshape(-1) > 0
         position = np.stack([np.asarray(c.pose, dtype=np.float64)[:3, 3] for c in contexts])
-        return self._update(pred, position, indices)
+        self._place(torch.device("cpu"), torch.float64, max(indices) + 1)
+        memory = {name: a.numpy() for name, a in self._memory.items()}  # views: the rule writes the tensors
+        return self._advance(memory, distance, reached, position, np.asarray(indices, dtype=np.int64))
 
     def batch(self, batch):
-        """The same rule: only the head's (N,) outputs and the poses come to the host, not the frames."""
+        """The same rule in torch on the batch's device, with the positions of `batch.poses`."""
+        n, position = batch.num_worlds, batch.poses[:, :3, 3]
+        self._place(position.device, position.dtype, n)
         pred = self._predict(batch.model, batch.latents)
-        rewards, reached = self._update(pred, batch.host_poses()[:, :3, 3], list(range(batch.num_worlds)))
-        return to_tensors(rewards, reached, batch.frames.device)
+        distance = pred["distance"].detach().float().reshape(-1).to(position.device, position.dtype)
+        reached = pred["reached_logit"].detach().float().reshape(-1).to(position.device) > 0
+        rewards, reached = self._advance(self._memory, distance, reached, position, slice(0, n))
+        return rewards.float(), reached
 
     @staticmethod
     def _predict(model: Any, latents: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -202,42 +217,48 @@ class BeaconReward(RewardFunction):
             raise ValueError("reward_fn='beacon' needs a model with a task head (task_head.safetensors); use 'none'")
         return pred
 
-    def _update(self, pred: dict, position: np.ndarray, indices) -> tuple[np.ndarray, np.ndarray]:
-        """Rewards and arrivals of worlds `indices` from the head's outputs and the cameras'
-        positions (B, 3); advances their memory."""
-        distance = pred["distance"].detach().float().cpu().numpy().reshape(-1).astype(np.float64)
-        reached = (pred["reached_logit"].detach().float().cpu().numpy().reshape(-1) > 0) & (
-            distance < self.arrive_distance
-        )
-        idx = np.asarray(indices, dtype=np.int64)
-        self._grow(int(idx.max()) + 1)
-        started = self._started[idx]  # else the first step after reset: nothing to compare with yet
-        moved = np.where(started, np.linalg.norm(position - self._position[idx], axis=1), 0.0)
-        walked = np.where(started, self._walked[idx] + moved, 0.0)
-        first = np.where(started, self._first[idx], distance)
-        rewards = np.where(started, np.clip(self._last[idx] - distance, -moved, moved), 0.0)
-        reached &= walked + self.arrive_distance + self.distance_slack >= first
-        rewards += self.bonus * reached
-        self._started[idx], self._first[idx], self._walked[idx] = True, first, walked
-        self._last[idx], self._position[idx] = distance, position
-        return rewards, reached.astype(bool)
+    def _advance(self, memory: dict, distance, reached, position, rows):
+        """Rewards and arrivals (B,) of the memory's `rows` from the head's distances and arrival
+        signs (B,) and the cameras' positions (B, 3); advances their memory. Numpy arrays or torch
+        tensors throughout (`memory` of the same kind, written in place)."""
+        xp = np if isinstance(distance, np.ndarray) else torch
+        reached = reached & (distance < self.arrive_distance)
+        started = memory["started"][rows]  # else the first step after reset: nothing to compare with yet
+        step = position - memory["position"][rows]
+        if xp is np:
+            norm = np.linalg.norm(step, axis=1)
+        else:  # the sums in np.linalg.norm's order
+            sq = step * step
+            norm = (sq[:, 0] + sq[:, 1] + sq[:, 2]).sqrt()
+        moved = xp.where(started, norm, 0.0)
+        walked = xp.where(started, memory["walked"][rows] + moved, 0.0)
+        first = xp.where(started, memory["first"][rows], distance)
+        rewards = xp.where(started, xp.clip(memory["last"][rows] - distance, -moved, moved), 0.0)
+        reached = reached & (walked + self.arrive_distance + self.distance_slack >= first)
+        rewards = rewards + self.bonus * xp.asarray(reached, dtype=rewards.dtype)
+        memory["started"][rows], memory["first"][rows], memory["walked"][rows] = True, first, walked
+        memory["last"][rows], memory["position"][rows] = distance, position
+        return rewards, reached
 
     def get_state(self, index):
-        if index >= len(self._started) or not self._started[index]:
+        mem = self._memory
+        if index >= len(mem["started"]) or not bool(mem["started"][index]):
             return {}
         return {
-            "first_distance": float(self._first[index]),
-            "walked": float(self._walked[index]),
-            "last_distance": float(self._last[index]),
-            "position": self._position[index].tolist(),
+            "first_distance": float(mem["first"][index]),
+            "walked": float(mem["walked"][index]),
+            "last_distance": float(mem["last"][index]),
+            "position": mem["position"][index].tolist(),
         }
 
     def set_state(self, index, state):
         self.reset(index)
         if state:
-            self._started[index] = True
-            self._first[index], self._walked[index] = state["first_distance"], state["walked"]
-            self._last[index], self._position[index] = state["last_distance"], state["position"]
+            mem = self._memory
+            mem["first"][index], mem["walked"][index] = state["first_distance"], state["walked"]
+            mem["last"][index] = state["last_distance"]
+            mem["position"][index] = torch.as_tensor(state["position"], dtype=mem["position"].dtype)
+            mem["started"][index] = True
 
 
 class LearnedReward(RewardFunction):

@@ -64,7 +64,7 @@ class YumeWorldVectorEnv(VectorEnv):
     the rows where `info["_final_obs"]` is True); in `info`, a reset world reports its new episode
     (step 0, its event and pose) and its `info["_frames"]` is False (its chunk is in `final_info`).
     On a CPU, observations and rewards equal the numpy path's bit for bit; poses agree to float64
-    rounding. `render()`, `get_state()` and the SB3 adapter read numpy: they copy to the host, and
+    rounding, and so does the beacon reward, which reads them. `render()`, `get_state()` and the SB3 adapter read numpy: they copy to the host, and
     `Sb3VecEnvAdapter` refuses this path.
     """
 
