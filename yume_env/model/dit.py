@@ -34,7 +34,7 @@ from yume_env.model.pose_memory import PoseEmbedding
 from yume_env.model.rope import layout_positions, rope_freqs
 from yume_env.model.rows import group_rows, row_index, take_rows
 from yume_env.model.tscm import Band, BandPlan, band_columns, get_schedule, plan_history
-from yume_env.model.tscm_memory import MemoryRead, MemoryState, stack_memory
+from yume_env.model.tscm_memory import MemoryBatch, MemoryRead, MemoryState, stack_memory
 
 
 @dataclass
@@ -455,36 +455,52 @@ class WanDiT(nn.Module):
         k_sum = base.k_sum + torch.stack([s[1] for s in sums])
         return MemoryState(kv, k_sum, base.n_latents + new_latents.shape[1], base.n_tokens + m.shape[0])
 
-    def update_memories(self, memories: list[MemoryState | None], new_latents: torch.Tensor) -> list[MemoryState]:
-        """`update_memory` for B worlds at once: new_latents (B, C, n, h, w) -> B new states.
-
-        A few batched ops instead of ~6 small ones per world and block (what made a batched env step
-        CPU-bound on a GPU); `memories` are not modified."""
+    def update_memories(
+        self, memories: MemoryBatch | list[MemoryState | None], new_latents: torch.Tensor
+    ) -> MemoryBatch | list[MemoryState]:
+        """`update_memory` for B worlds at once: new_latents (B, C, n, h, w) added to a `MemoryBatch`
+        (returns a new one: what `History` keeps) or to B per-world states (returns B new states).
+        A few batched ops whatever B; `memories` are not modified."""
         if new_latents.dim() != 5:
             raise ValueError(f"new_latents must be (B, C, n, h, w), got {tuple(new_latents.shape)}")
         B, n = new_latents.shape[0], new_latents.shape[2]
         if len(memories) != B:
             raise ValueError(f"{len(memories)} memories for {B} worlds")
-        fresh = self.memory_summaries(new_latents, [n] * B)
-        kv = torch.stack([f.kv for f in fresh])  # views of one tensor: one copy, not B
-        k_sum = torch.stack([f.k_sum for f in fresh])
+        kv, k_sum, _, tokens = self._summaries(new_latents, [n] * B)  # (B, L, ...)
+        if isinstance(memories, MemoryBatch):
+            return MemoryBatch(
+                memories.kv + kv.transpose(0, 1).to(memories.kv),
+                memories.k_sum + k_sum.transpose(0, 1).to(memories.k_sum),
+                [m + n for m in memories.n_latents],
+                [m + t for m, t in zip(memories.n_tokens, tokens)],
+            )
         if any(m is not None for m in memories):
             empty = self.empty_memory()
             kv = kv + torch.stack([(empty if m is None else m).kv.to(kv) for m in memories])
             k_sum = k_sum + torch.stack([(empty if m is None else m).k_sum.to(k_sum) for m in memories])
-        # unbind: B views in one op (indexing world by world was 2 ops per world)
         return [
-            MemoryState(
-                kv_b, ks_b, (0 if m is None else m.n_latents) + n, (0 if m is None else m.n_tokens) + f.n_tokens
-            )
-            for kv_b, ks_b, m, f in zip(kv.unbind(0), k_sum.unbind(0), memories, fresh)
+            MemoryState(kv_b, ks_b, (0 if m is None else m.n_latents) + n, (0 if m is None else m.n_tokens) + t)
+            for kv_b, ks_b, m, t in zip(kv.unbind(0), k_sum.unbind(0), memories, tokens)
         ]
+
+    def empty_memories(self, batch: int) -> MemoryBatch:
+        """The channel-stream sums of `batch` worlds with no history (zeros)."""
+        c = self.config
+        return MemoryBatch.empty(c.num_layers, c.memory_heads, c.memory_head_dim, batch, self.device)
 
     def memory_summaries(self, latents: torch.Tensor, lengths: torch.Tensor | list[int]) -> list[MemoryState]:
         """Fresh channel-stream states of B worlds at once: world b holds `latents[b, :, :lengths[b]]`
         of latents (B, C, N, h, w). Equal to `[update_memory(None, latents[b, :, :lengths[b]])]`
         (up to float summation order) in a few batched ops instead of B small ones; the states are
         views into batched tensors, and gradients flow through them."""
+        kv, k_sum, n_latents, n_tokens = self._summaries(latents, lengths)
+        return [MemoryState(*x) for x in zip(kv.unbind(0), k_sum.unbind(0), n_latents, n_tokens)]
+
+    def _summaries(
+        self, latents: torch.Tensor, lengths: torch.Tensor | list[int]
+    ) -> tuple[torch.Tensor, torch.Tensor, list[int], list[int]]:
+        """`memory_summaries` as tensors: kv (B, L, H, dk, dv), k_sum (B, L, H, dk), latents and
+        tokens per world."""
         c = self.config
         if self.memory_embedding is None:
             raise ValueError("this model was built with memory_enabled=False; it has no channel-stream memory")
@@ -500,7 +516,13 @@ class WanDiT(nn.Module):
             raise ValueError(f"lengths holds {lengths.shape[0]} entries for {B} worlds")
         pt = c.patch_size[0]
         if N == 0 or pt != 1:  # a temporal patch would mix frames across the length cut
-            return [self.update_memory(None, latents[b, :, : int(n)]) for b, n in enumerate(lengths.tolist())]
+            states = [self.update_memory(None, latents[b, :, : int(n)]) for b, n in enumerate(lengths.tolist())]
+            return (
+                torch.stack([m.kv for m in states]),
+                torch.stack([m.k_sum for m in states]),
+                [m.n_latents for m in states],
+                [m.n_tokens for m in states],
+            )
         m = self.memory_embedding(latents.to(self.dtype))  # (B, Cm, N, h', w')
         per_frame = m.shape[3] * m.shape[4]
         mask = torch.arange(N, device=latents.device)[None, :] < lengths[:, None]  # (B, N)
@@ -511,9 +533,7 @@ class WanDiT(nn.Module):
         k_sum = torch.stack([s[1] for s in sums], 1)
         if n_host is None:  # counts only; one transfer, no per-world sync
             n_host = [int(n) for n in lengths.cpu().tolist()]
-        return [
-            MemoryState(kv_b, ks_b, n, n * per_frame) for kv_b, ks_b, n in zip(kv.unbind(0), k_sum.unbind(0), n_host)
-        ]
+        return kv, k_sum, n_host, [n * per_frame for n in n_host]
 
     # ------------------------------------------------------------------ forward
     def forward(
@@ -631,8 +651,11 @@ class WanDiT(nn.Module):
         return freqs
 
     def _stacked_memory(self, memory, history: HistoryContext | None, device):
-        """Per-world memory states batched as (kv, k_sum) per layer; reused across the chunk's
-        steps while the same state objects are passed (`update_memory` always makes new ones)."""
+        """The worlds' memory as (kv, k_sum) per layer: a `MemoryBatch` as it is; per-world states
+        stacked, reused across the chunk's steps while the same state objects are passed
+        (`update_memory` always makes new ones)."""
+        if isinstance(memory, MemoryBatch):
+            return memory.kv.to(device), memory.k_sum.to(device)
         cached = history.step_cache.get("memory") if history is not None else None
         if (
             cached is not None

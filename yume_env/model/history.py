@@ -32,7 +32,7 @@ from yume_env.model.dit import HistoryContext, host_tensor
 from yume_env.model.pose_memory import relative_features
 from yume_env.model.recall import RecallBank, has_entries, sharp_frames
 from yume_env.model.rows import group_rows, row_index, take_rows
-from yume_env.model.tscm_memory import MemoryState
+from yume_env.model.tscm_memory import MemoryBatch, MemoryState
 
 
 def _pad_columns(x: torch.Tensor, dim: int, size: int) -> torch.Tensor:
@@ -52,7 +52,7 @@ class History:
     config: WorldModelConfig
     latents: torch.Tensor  # (B, C, K, h, w): world i's kept latents in [:, :, :kept[i]], oldest first
     n_history: list[int]  # per world: latents in the whole history (kept[i] <= n_history[i])
-    memory: list[MemoryState | None] | None = None  # channel-stream sums (models with memory_enabled)
+    memory: MemoryBatch | None = None  # channel-stream sums (models with memory_enabled)
     poses: torch.Tensor | None = None  # (B, K, 4): poses of the kept latents (pose memory)
     recall: RecallBank | None = None  # the B banks of old views (models with recall_frames)
 
@@ -65,7 +65,9 @@ class History:
             config,
             like.new_zeros(batch, C, 0, h, w),
             [0] * batch,
-            [None] * batch if config.memory_enabled else None,
+            MemoryBatch.empty(config.num_layers, config.memory_heads, config.memory_head_dim, batch, like.device)
+            if config.memory_enabled
+            else None,
             like.new_zeros(batch, 0, 4) if config.pose_memory else None,
             RecallBank.empty(batch, like) if config.recall_frames else None,
         )
@@ -97,7 +99,7 @@ class History:
             self.config,
             self.latents[:, :, :K].index_select(0, index),
             n_history,
-            None if self.memory is None else [self.memory[i] for i in idx],
+            None if self.memory is None else self.memory.rows(list(idx)),
             None if self.poses is None else self.poses[:, :K].index_select(0, index.to(self.poses.device)),
             None if self.recall is None else self.recall.rows(idx),
         )
@@ -113,7 +115,7 @@ class History:
             first.config,
             torch.cat([_pad_columns(h.latents.to(first.latents), 2, K) for h in histories]),
             [n for h in histories for n in h.n_history],
-            None if first.memory is None else [m for h in histories for m in h.memory],
+            None if first.memory is None else MemoryBatch.cat([h.memory for h in histories]),
             None
             if first.poses is None
             else torch.cat([_pad_columns(h.poses.to(first.poses), 1, K) for h in histories]),
@@ -135,8 +137,8 @@ class History:
             self.poses[index.to(self.poses.device), :K] = other.poses.to(self.poses)
         for j, i in enumerate(idx):
             self.n_history[i] = other.n_history[j]
-            if self.memory is not None:
-                self.memory[i] = other.memory[j]
+        if self.memory is not None:
+            self.memory.set_rows(list(idx), other.memory)
         if self.recall is not None:
             self.recall.set_rows(idx, other.recall)
 
@@ -146,7 +148,7 @@ class History:
             self.config,
             self.latents.clone(),
             list(self.n_history),
-            None if self.memory is None else [None if m is None else m.clone() for m in self.memory],
+            None if self.memory is None else self.memory.clone(),
             None if self.poses is None else self.poses.clone(),
             None if self.recall is None else self.recall.clone(),
         )
@@ -157,7 +159,7 @@ class History:
             self.config,
             self.latents.to(device, copy=True),
             list(self.n_history),
-            None if self.memory is None else [None if m is None else m.to(device) for m in self.memory],
+            None if self.memory is None else self.memory.to(device),
             None if self.poses is None else self.poses.to(device, copy=True),
             None if self.recall is None else self.recall.to(device),
         )
@@ -309,9 +311,7 @@ class History:
         return {
             "history": self.world_latents(i).clone(),
             "n_history": int(self.n_history[i]),
-            "memory": None
-            if self.memory is None or self.memory[i] is None
-            else {k: (v.clone() if torch.is_tensor(v) else v) for k, v in self.memory[i].to_dict().items()},
+            "memory": None if self.memory is None else self.memory[i].clone().to_dict(),
             "poses": None if self.poses is None else self.world_poses(i).clone(),
             "recall": None if self.recall is None else self.recall.rows([i]).to_dict(),
         }
@@ -321,7 +321,12 @@ class History:
         """The History of worlds saved by `world_dict`."""
         latents = [torch.as_tensor(w["history"]) for w in worlds]
         K = max(x.shape[1] for x in latents)
-        memory = [None if w.get("memory") is None else MemoryState.from_dict(w["memory"]).clone() for w in worlds]
+        memory = None
+        if config.memory_enabled:
+            c = config
+            empty = MemoryBatch.empty(c.num_layers, c.memory_heads, c.memory_head_dim, 1, latents[0].device)[0]
+            states = [None if w.get("memory") is None else MemoryState.from_dict(w["memory"]) for w in worlds]
+            memory = MemoryBatch.from_states(states, empty)
         poses = None
         if config.pose_memory:
             poses = torch.stack([_pad_columns(torch.as_tensor(w["poses"]), 0, K) for w in worlds])
@@ -330,7 +335,7 @@ class History:
             config,
             torch.stack([_pad_columns(x, 1, K) for x in latents]),
             [int(w["n_history"]) for w in worlds],
-            memory if config.memory_enabled else None,
+            memory,
             poses,
             RecallBank.stack([RecallBank.from_dict(b) for b in banks]) if config.recall_frames else None,
         )

@@ -63,6 +63,78 @@ class MemoryState:
         return self.kv.numel() * self.kv.element_size() + self.k_sum.numel() * self.k_sum.element_size()
 
 
+@dataclass
+class MemoryBatch:
+    """The channel-stream sums of B worlds as batched tensors, in the layout the DiT reads:
+    kv (num_layers, B, heads, dk, dv), k_sum (num_layers, B, heads, dk); n_latents / n_tokens per
+    world. `batch[i]` is world i's `MemoryState` (views). Build with `MemoryBatch.empty` or
+    `MemoryBatch.from_states`; `WanDiT.update_memories` adds a chunk to every world at once."""
+
+    kv: torch.Tensor
+    k_sum: torch.Tensor
+    n_latents: list[int]
+    n_tokens: list[int]
+
+    @classmethod
+    def empty(cls, layers: int, heads: int, head_dim: int, batch: int, device=None) -> "MemoryBatch":
+        kv = torch.zeros(layers, batch, heads, head_dim, head_dim, device=device)
+        return cls(kv, torch.zeros(layers, batch, heads, head_dim, device=device), [0] * batch, [0] * batch)
+
+    @classmethod
+    def from_states(cls, states: list[MemoryState | None], template: MemoryState) -> "MemoryBatch":
+        """Per-world states (None: empty) as one batch; `template` gives the shapes of an empty one."""
+        kv, k_sum = stack_memory(list(states) + [template])
+        return cls(
+            kv[:, :-1].clone(),
+            k_sum[:, :-1].clone(),
+            [0 if m is None else m.n_latents for m in states],
+            [0 if m is None else m.n_tokens for m in states],
+        )
+
+    def __len__(self) -> int:
+        return len(self.n_latents)
+
+    def __getitem__(self, i: int) -> MemoryState:
+        return MemoryState(self.kv[:, i], self.k_sum[:, i], self.n_latents[i], self.n_tokens[i])
+
+    def rows(self, idx: list[int]) -> "MemoryBatch":
+        """Worlds `idx` (copies)."""
+        index = torch.as_tensor(idx, dtype=torch.long, device=self.kv.device)
+        return MemoryBatch(
+            self.kv.index_select(1, index),
+            self.k_sum.index_select(1, index),
+            [self.n_latents[i] for i in idx],
+            [self.n_tokens[i] for i in idx],
+        )
+
+    @staticmethod
+    def cat(batches: list["MemoryBatch"]) -> "MemoryBatch":
+        first = batches[0]
+        return MemoryBatch(
+            torch.cat([b.kv.to(first.kv) for b in batches], 1),
+            torch.cat([b.k_sum.to(first.k_sum) for b in batches], 1),
+            [n for b in batches for n in b.n_latents],
+            [n for b in batches for n in b.n_tokens],
+        )
+
+    def set_rows(self, idx: list[int], other: "MemoryBatch") -> None:
+        """Worlds `idx` replaced by `other`'s, in place."""
+        index = torch.as_tensor(idx, dtype=torch.long, device=self.kv.device)
+        self.kv[:, index] = other.kv.to(self.kv)
+        self.k_sum[:, index] = other.k_sum.to(self.k_sum)
+        for j, i in enumerate(idx):
+            self.n_latents[i], self.n_tokens[i] = other.n_latents[j], other.n_tokens[j]
+
+    def clone(self) -> "MemoryBatch":
+        return MemoryBatch(self.kv.clone(), self.k_sum.clone(), list(self.n_latents), list(self.n_tokens))
+
+    def to(self, device) -> "MemoryBatch":
+        """A copy on `device` (always a copy: `set_rows` writes in place)."""
+        return MemoryBatch(
+            self.kv.to(device, copy=True), self.k_sum.to(device, copy=True), list(self.n_latents), list(self.n_tokens)
+        )
+
+
 def stack_memory(
     memory: list[MemoryState | None] | None, template: MemoryState | None = None
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
