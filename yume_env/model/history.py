@@ -220,7 +220,7 @@ class History:
                 )
             features = relative_features(self.poses.to(target.device), target)  # (B, K, F): one op for all
         if c.recall_frames:
-            has = [has_entries(n, c.tscm_schedule) for n in self.n_history]
+            has = (np.asarray(self.n_history) > sharp_frames(c.tscm_schedule)).tolist()  # `has_entries`, per world
             if any(has):
                 latents, feats = self.recall.recall(target, c.recall_frames)  # gathered copies
                 recalled = (latents, feats, has)

@@ -24,6 +24,7 @@ gives.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -67,6 +68,7 @@ def pose_cell(poses: torch.Tensor) -> torch.Tensor:
     return torch.stack([torch.floor(p + 1e-3) for p in parts], -1).long()
 
 
+@functools.lru_cache(maxsize=64)
 def sharp_frames(schedule) -> int:
     """History latents in the schedule's bands before the oldest (the last tier's): those the DiT
     still sees finely, so they enter the bank only once they leave them."""
