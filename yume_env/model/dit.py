@@ -44,8 +44,9 @@ class HistoryContext:
     tokens (B, H, dim) zero-padded; freqs (B, H, head_dim/2) complex RoPE rotations; valid (B, H)
     key mask; lengths: history tokens per world; next_t: temporal RoPE position of each world's
     current chunk; memory: channel-stream states passed to encode_history (used when forward gets
-    none). Per-chunk caches (filled when gradients are off, keyed by the text context): the
-    blocks' history keys/values ("causal" mode) and the blocks' text keys/values.
+    none). Per-chunk caches (filled when gradients are off, keyed by the text context tensor
+    itself: the same object hits, comparing values would wait for the GPU): the blocks' history
+    keys/values ("causal" mode) and the blocks' text keys/values.
     """
 
     tokens: torch.Tensor
@@ -394,7 +395,7 @@ class WanDiT(nn.Module):
 
     def _history_kv(self, history: HistoryContext, context: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Causal mode: every block's rotated history keys/values, cached on `history` per context."""
-        if history.kv_cache is not None and torch.equal(history.kv_cache_context, context):
+        if history.kv_cache is not None and history.kv_cache_context is context:
             return history.kv_cache
         B, H = history.batch_size, history.max_tokens
         if history.noise_level is None:
@@ -412,19 +413,19 @@ class WanDiT(nn.Module):
             cache.append(kv)
         cache.append(self.blocks[-1].history_kv(x, mod, history.freqs))
         if not torch.is_grad_enabled():  # a cached graph could not be backpropagated twice
-            history.kv_cache, history.kv_cache_context = cache, context.clone()
+            history.kv_cache, history.kv_cache_context = cache, context
         return cache
 
     def _text_kv(
         self, context: torch.Tensor, history: HistoryContext | None
     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Every block's cross-attention keys/values of the text; cached on `history` per context."""
-        if history is not None and history.text_kv is not None and torch.equal(history.text_kv_context, context):
+        if history is not None and history.text_kv is not None and history.text_kv_context is context:
             return history.text_kv
         emb = self._context(context)
         text_kv = [blk.cross_attn.context_kv(emb) for blk in self.blocks]
         if history is not None and not torch.is_grad_enabled():
-            history.text_kv, history.text_kv_context = text_kv, context.clone()
+            history.text_kv, history.text_kv_context = text_kv, context
         return text_kv
 
     # ------------------------------------------------------------------ TSCM channel stream

@@ -398,6 +398,8 @@ def _check_states_fit(states: list[WorldState], config: WorldModelConfig) -> Non
     """States are read by the model that made them: another model's config (other sizes, memory or
     pose settings) would be read wrongly, so it is refused, naming the fields that differ."""
     for s in states:
+        if s.config is config:  # the usual case, checked without comparing every field
+            continue
         mine, theirs = config.to_dict(), s.config.to_dict()
         diff = sorted(k for k in mine if mine[k] != theirs.get(k) and k not in SAMPLING_FIELDS)
         if diff:

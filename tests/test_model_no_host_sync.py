@@ -1,0 +1,58 @@
+"""A batched world step never reads a device value on the host (no GPU sync inside a step).
+
+Checked on PyTorch's meta device, where tensors have shapes but no data: any `.item()`,
+`.tolist()`, `torch.equal` or copy to the host of a step's tensors raises there. Worlds of
+different history lengths are stepped together, so the warm-up layouts are covered too."""
+
+import numpy as np
+import pytest
+import torch
+
+from yume_env.model import WorldModel, WorldModelConfig, default_world_path
+from yume_env.model.bench import _HashEncoder
+from yume_env.model.noise import WorldNoise
+from yume_env.model.text_cache import TextConditioner
+
+
+def _to_meta(model, state, noise):
+    model.to("meta")
+    state.history = state.history.to("meta")
+    state.pose, state.origin = state.pose.to("meta"), state.origin.to("meta")
+    if isinstance(state.vae_cache, dict):
+        state.vae_cache = {k: v.to("meta") for k, v in state.vae_cache.items()}
+    return noise.to("meta")
+
+
+def _mixed_ages(model, ages, seed=0):
+    """One state of len(ages) worlds, world i stepped ages[i] times on the CPU first."""
+    H, W = model.frame_size
+    start = np.random.default_rng(seed).integers(0, 256, size=(1, H, W, 3), dtype=np.uint8)
+    worlds = []
+    for i, age in enumerate(ages):
+        state = model.init_state(start)
+        noise = WorldNoise([i])
+        for _ in range(age):
+            model.step(state, torch.zeros(1, 2, dtype=torch.long), noise)
+        worlds.append(state)
+    return model.join_states(worlds)
+
+
+@pytest.mark.parametrize("preset", ["pixel", "default world"])
+def test_a_batched_step_of_worlds_at_different_ages_makes_no_host_read(preset):
+    if preset == "pixel":
+        config = WorldModelConfig.preset("pixel").replace(
+            dim=32, ffn_dim=64, num_layers=1, num_heads=1, memory_head_dim=16
+        )
+        text = TextConditioner.build(_HashEncoder(config.text_encoder, config.text_dim))
+        model = WorldModel.from_config(config, seed=0, device="cpu", text=text)
+    else:
+        model = WorldModel.from_pretrained(default_world_path())
+    ages = [0, 1, 3, 20]  # warm-up layouts beside a steady one; recall banks empty and filled
+    state = _mixed_ages(model, ages)
+    noise = _to_meta(model, state, WorldNoise(list(range(len(ages)))))
+    before = list(state.history.n_history)
+    for _ in range(2):
+        out = model.step(state, torch.tensor([[1, 0], [0, 3], [2, 2], [8, 8]]), noise)
+        assert out.pixels.device.type == "meta"
+    latents_per_step = model.config.latent_frames_per_chunk
+    assert state.history.n_history == [n + 2 * latents_per_step for n in before]
