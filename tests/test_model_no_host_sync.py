@@ -56,3 +56,18 @@ def test_a_batched_step_of_worlds_at_different_ages_makes_no_host_read(preset):
         assert out.pixels.device.type == "meta"
     latents_per_step = model.config.latent_frames_per_chunk
     assert state.history.n_history == [n + 2 * latents_per_step for n in before]
+
+
+def test_the_vector_envs_tensor_step_with_the_beacon_reward_makes_no_host_read():
+    """`DeviceWorldBatch.step_tensors` (what `YumeWorldVectorEnv(tensors=True)` steps, before its one
+    read of the done mask): the world step, observations, the beacon reward and the infos."""
+    from yume_env.env.world_vector_env import YumeWorldVectorEnv
+
+    env = YumeWorldVectorEnv(num_envs=3, tensors=True)
+    env.reset(seed=0)
+    env.step(np.zeros((3, 2), dtype=np.int64))
+    batch = env._world
+    batch.noise = _to_meta(batch.model, batch.state, batch.noise)
+    batch.pixels, batch.step_counts = batch.pixels.to("meta"), batch.step_counts.to("meta")
+    obs, rewards, terminated, infos = batch.step_tensors(np.array([[1, 0], [0, 3], [2, 2]]))
+    assert {t.device.type for t in (obs, rewards, terminated, infos["frames"], infos["pose"])} == {"meta"}
