@@ -69,5 +69,6 @@ def test_the_vector_envs_tensor_step_with_the_beacon_reward_makes_no_host_read()
     batch = env._world
     batch.noise = _to_meta(batch.model, batch.state, batch.noise)
     batch.pixels, batch.step_counts = batch.pixels.to("meta"), batch.step_counts.to("meta")
+    batch.device = torch.device("meta")  # the model's device, which `_to_meta` moved
     obs, rewards, terminated, infos = batch.step_tensors(np.array([[1, 0], [0, 3], [2, 2]]))
     assert {t.device.type for t in (obs, rewards, terminated, infos["frames"], infos["pose"])} == {"meta"}
