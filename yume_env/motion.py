@@ -11,24 +11,36 @@ Every function takes numpy arrays or torch tensors and returns the same kind.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 import torch
 
 from yume_env.actions import CAMERA_MOTION, KEY_MOTION, MAX_PITCH, MOVE_SPEED, TILT_SPEED, TURN_SPEED
+from yume_env.model.rows import to_device
 
 
 def _xp(a):
     return torch if isinstance(a, torch.Tensor) else np
 
 
+@functools.lru_cache(maxsize=16)
+def _motion_tables(dtype: torch.dtype, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """KEY_MOTION and CAMERA_MOTION as tensors on `device`, made once (not copied every step)."""
+    with torch.inference_mode(False), torch.no_grad():  # cached: usable in any mode
+        return (
+            to_device(np.asarray(KEY_MOTION), device, dtype),
+            to_device(np.asarray(CAMERA_MOTION), device, dtype),
+        )
+
+
 def sub_move(keys, cameras, sub_frames: int, like):
     """The (right, forward, turn, tilt) of one sub-move of actions keys (B,), cameras (B,), as arrays
     of `like`'s kind, dtype and device."""
     if isinstance(like, torch.Tensor):
-        km = torch.as_tensor(KEY_MOTION, dtype=like.dtype, device=like.device)[keys]
-        cm = torch.as_tensor(CAMERA_MOTION, dtype=like.dtype, device=like.device)[cameras]
+        key_table, camera_table = _motion_tables(like.dtype, str(like.device))
+        km, cm = key_table[keys], camera_table[cameras]
     else:
         km, cm = np.asarray(KEY_MOTION, dtype=like.dtype)[keys], np.asarray(CAMERA_MOTION, dtype=like.dtype)[cameras]
     step = MOVE_SPEED / sub_frames

@@ -20,6 +20,7 @@ from yume_env.env.core import WorldBatch, resize_pixels
 from yume_env.env.options import ResetOptions
 from yume_env.env.poses import pose_matrices_tensor
 from yume_env.env.rewards import RewardBatch, RewardFunction
+from yume_env.model.rows import to_device
 
 
 class DeviceWorldBatch(WorldBatch):
@@ -42,7 +43,7 @@ class DeviceWorldBatch(WorldBatch):
 
     def _set_last(self, i: int, frame: np.ndarray) -> None:
         super()._set_last(i, frame)
-        self.pixels[i] = torch.from_numpy(self._last[i]).to(self.device)
+        self.pixels[i] = to_device(self._last[i], self.device)
 
     def reset_world(self, i: int, np_random: np.random.Generator, options: ResetOptions) -> tuple[torch.Tensor, dict]:
         """As `WorldBatch.reset_world`; the observation is a device tensor, the info stays on the host."""
@@ -77,7 +78,7 @@ class DeviceWorldBatch(WorldBatch):
         batch = RewardBatch(
             frames=out.pixels,
             latents=out.latents,
-            actions=torch.as_tensor(actions, dtype=torch.long).to(self.device),
+            actions=to_device(actions, self.device, torch.long),
             poses=pose_matrices_tensor(*pose_state),
             steps=self.step_counts.clone(),
             events=list(self.state.events),
@@ -130,7 +131,7 @@ def put_reset_info(infos: dict, i: int, info: dict) -> None:
     new episode's event, pose, step and latency; its "_frames" mask goes False (the new episode's
     start frame is the observation, the finished chunk is in `final_info`)."""
     infos["event"][i] = info["event"]
-    infos["pose"][i] = torch.as_tensor(info["pose"], dtype=infos["pose"].dtype).to(infos["pose"].device)
+    infos["pose"][i] = to_device(info["pose"], infos["pose"].device, infos["pose"].dtype)
     infos["step"][i] = int(info["step"])
     infos["latency_s"][i] = float(info["latency_s"])
     infos["_frames"][i] = False

@@ -32,7 +32,7 @@ from yume_env.model.config import WorldModelConfig
 from yume_env.model.dit_blocks import Head, RMSNorm, WanBlock, linear_f32, sinusoidal_embedding
 from yume_env.model.pose_memory import PoseEmbedding
 from yume_env.model.rope import layout_positions, rope_freqs
-from yume_env.model.rows import group_rows, row_index, take_rows
+from yume_env.model.rows import group_rows, row_index, take_rows, to_device
 from yume_env.model.tscm import Band, BandPlan, band_columns, get_schedule, plan_history
 from yume_env.model.tscm_memory import MemoryBatch, MemoryRead, MemoryState, stack_memory
 
@@ -682,12 +682,8 @@ class WanDiT(nn.Module):
 
 
 def host_tensor(values: list[int], device) -> torch.Tensor:
-    """A long tensor of host ints on `device` without a device sync: a blocking host-to-GPU copy
-    waits for every queued kernel, so small index tensors go through pinned memory, asynchronously."""
-    t = torch.tensor(values, dtype=torch.long)
-    if torch.device(device).type == "cuda":
-        return t.pin_memory().to(device, non_blocking=True)
-    return t.to(device)
+    """A long tensor of host ints on `device` without a device sync (`rows.to_device`)."""
+    return to_device(values, device, torch.long)
 
 
 def _as_index(cols: tuple[int, ...], n: int) -> slice | list[int]:

@@ -31,7 +31,7 @@ from yume_env.model.config import WorldModelConfig
 from yume_env.model.dit import HistoryContext, host_tensor
 from yume_env.model.pose_memory import relative_features
 from yume_env.model.recall import RecallBank, has_entries, sharp_frames
-from yume_env.model.rows import group_rows, row_index, take_rows
+from yume_env.model.rows import group_rows, row_index, take_rows, to_device
 from yume_env.model.tscm_memory import MemoryBatch, MemoryState
 
 
@@ -267,7 +267,7 @@ class History:
             for members, kept, take in plans:
                 cols = np.asarray(take, dtype=np.int64)
                 index[members, : len(take)] = np.where(cols < kept, cols, K + cols - kept)
-            idx = torch.from_numpy(index).to(latents.device)
+            idx = to_device(index, latents.device)
             _, C, _, h, w = every.shape
             self.latents = every.gather(2, idx.view(B, 1, grown_K, 1, 1).expand(B, C, grown_K, h, w))
             if poses is not None:

@@ -36,6 +36,7 @@ from yume_env.model.dit import WanDiT, build_dit
 from yume_env.model.history import History
 from yume_env.model.noise import WorldNoise
 from yume_env.model.paths import resolve_model_path
+from yume_env.model.rows import to_device
 from yume_env.model.task_head import TaskHead
 from yume_env.model.text import ENCODER_CLASSES, build_text_encoder
 from yume_env.model.text_cache import TextConditioner
@@ -335,11 +336,11 @@ class WorldModel:
         vocab = c.vocabulary
         acts = vocab.check(actions, "step actions", rows=B)
         clock = _Clock()
-        flat = vocab.flat(acts).tolist()
-        context = self.text.context(flat, state.events, c.text_tokens, captions=vocab.is_yume).to(dev)
+        flat = vocab.flat(acts)
+        context = self.text.context(flat.tolist(), state.events, c.text_tokens, captions=vocab.is_yume, device=dev)
         clock.tick("text")
         if vocab.is_yume:
-            poses = motion.dead_reckon(state.pose.to(dev), torch.as_tensor(acts, device=dev), self.frames_per_step)
+            poses = motion.dead_reckon(state.pose.to(dev), to_device(acts, dev, torch.long), self.frames_per_step)
         else:  # no camera moves: every frame keeps the world's pose
             poses = state.pose.to(dev)[:, None].expand(B, self.frames_per_step, 4).clone()
         h, w = c.latent_hw
@@ -351,7 +352,7 @@ class WorldModel:
             state.history,
             context,
             noise,
-            action=torch.tensor(flat, device=dev),
+            action=to_device(flat, dev, torch.long),
             poses=poses if c.pose_memory else None,
             spread_active=active,
             generator=generator,

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from yume_env.model.pose_memory import relative_features
+from yume_env.model.rows import to_device
 from yume_env.model.tscm import get_schedule
 
 BANK_SIZE = 128  # entries per world: 128 x (C, h, w) latents (512 KB for the tiny world's 16 x 8 x 8)
@@ -192,12 +193,12 @@ class RecallBank:
 
     def rows(self, idx: list[int]) -> "RecallBank":
         """The banks of worlds `idx` (copies)."""
-        index = torch.as_tensor(idx, dtype=torch.long, device=self.latents.device)
+        index = to_device(idx, self.latents.device, torch.long)
         return RecallBank(*(getattr(self, f)[index] for f in _FIELDS))
 
     def set_rows(self, idx: list[int], other: "RecallBank") -> None:
         """Overwrites the banks of worlds `idx` with `other`'s, in place."""
-        index = torch.as_tensor(idx, dtype=torch.long, device=self.latents.device)
+        index = to_device(idx, self.latents.device, torch.long)
         for f in _FIELDS:
             getattr(self, f)[index] = getattr(other, f).to(getattr(self, f))
 

@@ -25,6 +25,7 @@ import torch
 
 from yume_env.actions import NUM_ACTIONS, action_vocabulary
 from yume_env.model.checkpoint import CheckpointError, load_safetensors, save_safetensors
+from yume_env.model.rows import to_device
 
 if TYPE_CHECKING:
     from yume_env.model.text import TextEncoder
@@ -105,6 +106,7 @@ class TextConditioner:
         self._encoder_factory = encoder_factory
         self.source = source
         self._rows: tuple | None = None  # (actions, table, first rows, lengths) of `_action_rows`
+        self._device_rows: tuple | None = None  # (key, table on a device) of `_device_table`
         self.encoder_calls = 0
         self.texts_encoded = 0
 
@@ -256,13 +258,20 @@ class TextConditioner:
         return self.actions[int(flat_action)]
 
     def context(
-        self, flat_actions: Sequence[int], events: Sequence[str], length: int, captions: bool = True
+        self,
+        flat_actions: Sequence[int],
+        events: Sequence[str],
+        length: int,
+        captions: bool = True,
+        device: torch.device | str | None = None,
     ) -> torch.Tensor:
         """(B, length, dim) float32: per world [action tokens, event tokens], zero-padded or cut;
         with captions=False [event tokens] alone (worlds whose actions are not Yume's).
 
         One gather for the whole batch from a table of the action tokens and the batch's distinct
-        events (a few small ops per world made a batched env step launch-bound on a GPU)."""
+        events (a few small ops per world made a batched env step launch-bound on a GPU). With
+        `device`, the table stays there (built again only when the batch's events change) and only
+        the gather's row indices travel, without a sync (`rows.to_device`)."""
         if len(flat_actions) != len(events):
             raise ValueError(f"got {len(flat_actions)} actions but {len(events)} events")
         acts = np.asarray(flat_actions, dtype=np.int64).reshape(-1)
@@ -276,7 +285,7 @@ class TextConditioner:
         table, a_start, a_len = self._action_rows()
         texts = [e.strip() for e in events]
         row = {t: i for i, t in enumerate(dict.fromkeys(texts))}
-        tokens = [self.event_tokens(t).float() for t in row]
+        tokens = [self.event_tokens(t).float() for t in row]  # checked and cached here, on the host
         e_len = np.array([t.shape[0] for t in tokens], dtype=np.int64)
         e_start = len(table) + np.cumsum(e_len) - e_len  # event rows follow the action table
         which = np.array([row[t] for t in texts], dtype=np.int64)
@@ -287,7 +296,17 @@ class TextConditioner:
         rows = np.where(
             p < la, a_start[acts][:, None] + p, np.where(p < la + le, e_start[which][:, None] + p - la, len(table) - 1)
         )
-        return torch.cat([table, *tokens])[torch.from_numpy(rows)]
+        if device is None:
+            return torch.cat([table, *tokens])[torch.from_numpy(rows)]
+        return self._device_table(table, tuple(row), tokens, device)[to_device(rows, device, torch.long)]
+
+    def _device_table(self, table: torch.Tensor, texts: tuple[str, ...], tokens: list, device) -> torch.Tensor:
+        """[action table, the events' tokens] on `device`, kept while the same events (and actions) come."""
+        key = (table, texts, str(torch.device(device)))
+        cached = self._device_rows
+        if cached is None or cached[0][0] is not table or cached[0][1:] != key[1:]:
+            self._device_rows = cached = (key, to_device(torch.cat([table, *tokens]), device))
+        return cached[1]
 
     def _action_rows(self) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
         """The 81 action captions' tokens as the rows of one float32 table (a copy of `actions`)

@@ -19,6 +19,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from yume_env.model.rows import to_device
+
 _DEN_EPS = 1e-6
 
 
@@ -99,7 +101,7 @@ class MemoryBatch:
 
     def rows(self, idx: list[int]) -> "MemoryBatch":
         """Worlds `idx` (copies)."""
-        index = torch.as_tensor(idx, dtype=torch.long, device=self.kv.device)
+        index = to_device(idx, self.kv.device, torch.long)
         return MemoryBatch(
             self.kv.index_select(1, index),
             self.k_sum.index_select(1, index),
@@ -119,7 +121,7 @@ class MemoryBatch:
 
     def set_rows(self, idx: list[int], other: "MemoryBatch") -> None:
         """Worlds `idx` replaced by `other`'s, in place."""
-        index = torch.as_tensor(idx, dtype=torch.long, device=self.kv.device)
+        index = to_device(idx, self.kv.device, torch.long)
         self.kv[:, index] = other.kv.to(self.kv)
         self.k_sum[:, index] = other.k_sum.to(self.k_sum)
         for j, i in enumerate(idx):

@@ -25,6 +25,7 @@ from yume_env.model import tscm
 from yume_env.model.config import WorldModelConfig
 from yume_env.model.config_checks import config_fingerprint
 from yume_env.model.history import History
+from yume_env.model.rows import to_device
 from yume_env.model.state_checks import ANY_CACHE, STATE_FORMAT, check_world_dict
 from yume_env.model.vae import split_cache, stack_caches
 
@@ -61,7 +62,7 @@ class WorldState:
     # ---- worlds ----------------------------------------------------------------------------------
     def rows(self, idx: list[int]) -> "WorldState":
         """Worlds `idx` as a new state (tensors shared where they are not copied by indexing)."""
-        index = torch.as_tensor(idx, dtype=torch.long, device=self.pose.device)
+        index = to_device(idx, self.pose.device, torch.long)
         return WorldState(
             self.history.rows(idx),
             self._cache_rows(idx),
@@ -105,7 +106,7 @@ class WorldState:
             self.events[i] = other.events[j]
             self.step_count[i] = other.step_count[j]
             self.chunks_since_event[i] = other.chunks_since_event[j]
-        index = torch.as_tensor(idx, dtype=torch.long, device=self.pose.device)
+        index = to_device(idx, self.pose.device, torch.long)
         self.pose, self.origin = self.pose.clone(), self.origin.clone()
         self.pose[index], self.origin[index] = other.pose.to(self.pose), other.origin.to(self.origin)
 
@@ -114,7 +115,7 @@ class WorldState:
         if self.vae_cache is None:
             return None
         if isinstance(self.vae_cache, dict):
-            return {k: v[torch.as_tensor(idx, dtype=torch.long, device=v.device)] for k, v in self.vae_cache.items()}
+            return {k: v[to_device(idx, v.device, torch.long)] for k, v in self.vae_cache.items()}
         stack, split = self.cache_ops
         caches = split(self.vae_cache, self.batch_size)
         return stack([caches[i] for i in idx])
@@ -126,7 +127,7 @@ class WorldState:
             return
         if isinstance(self.vae_cache, dict) and isinstance(theirs, dict):
             self.vae_cache = {
-                k: v.index_copy(0, torch.as_tensor(idx, dtype=torch.long, device=v.device), theirs[k].to(v))
+                k: v.index_copy(0, to_device(idx, v.device, torch.long), theirs[k].to(v))
                 for k, v in self.vae_cache.items()
             }
             return
