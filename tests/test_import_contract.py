@@ -53,6 +53,7 @@ FORBIDDEN = {
     "atomic.py": ("yume_env", "torch", "numpy", "gymnasium"),
     "vocabulary.py": ("yume_env.model", "yume_env.env", "yume_env.sim", "yume_env.train", "torch", "gymnasium"),
     "motion.py": ("yume_env.model", "yume_env.env", "yume_env.sim", "yume_env.train", "gymnasium"),
+    "host_to_device.py": ("yume_env", "gymnasium"),
 }
 
 

@@ -2,7 +2,7 @@
 
 Checked on PyTorch's meta device, where tensors have shapes but no data: any `.item()`,
 `.tolist()`, `torch.equal` or copy to the host of a step's tensors raises there. Host values go
-to the device only through `rows.to_device` (pinned, asynchronous on a GPU; a plain copy from the
+to the device only through `host_to_device.to_device` (pinned, asynchronous on a GPU; a plain copy from the
 host waits for every queued kernel): `HostToDevice` lists every op that mixes host and device
 tensors anywhere else. Worlds of different history lengths are stepped together, so the warm-up
 layouts are covered too."""

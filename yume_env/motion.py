@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from yume_env.actions import CAMERA_MOTION, KEY_MOTION, MAX_PITCH, MOVE_SPEED, TILT_SPEED, TURN_SPEED
-from yume_env.model.rows import to_device
+from yume_env.host_to_device import to_device
 
 
 def _xp(a):

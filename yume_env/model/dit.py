@@ -682,7 +682,7 @@ class WanDiT(nn.Module):
 
 
 def host_tensor(values: list[int], device) -> torch.Tensor:
-    """A long tensor of host ints on `device` without a device sync (`rows.to_device`)."""
+    """A long tensor of host ints on `device` without a device sync (`yume_env.host_to_device.to_device`)."""
     return to_device(values, device, torch.long)
 
 

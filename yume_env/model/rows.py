@@ -6,9 +6,8 @@
 
 Worlds of a batch differ in a few host-known integers (history length, frames kept); everything
 batched is computed once per distinct key, never once per world. Every host value a world step
-sends to the device (actions, indices, text rows) goes through `to_device`: a plain copy from
-pageable host memory to a GPU waits for every queued kernel, which would serialise the host's
-work and the GPU's.
+sends to the device (actions, indices, text rows) goes through `to_device`
+(`yume_env.host_to_device`).
 """
 
 from __future__ import annotations
@@ -17,6 +16,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+
+from yume_env.host_to_device import to_device
+
+__all__ = ["group_rows", "row_index", "take_rows", "to_device"]
 
 
 def group_rows(*columns: Sequence[int] | np.ndarray) -> list[tuple[tuple[int, ...], np.ndarray]]:
@@ -31,17 +34,6 @@ def group_rows(*columns: Sequence[int] | np.ndarray) -> list[tuple[tuple[int, ..
     bounds = np.cumsum(np.bincount(inverse, minlength=len(keys)))[:-1]
     members = np.split(order, bounds)
     return [(tuple(int(v) for v in keys[j]), members[j]) for j in np.argsort(first)]
-
-
-def to_device(values, device, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """Host values (a numpy array, list or CPU tensor) as a new tensor on `device`, without a device
-    sync: to a GPU through pinned memory, asynchronously."""
-    t = values.detach().clone() if torch.is_tensor(values) else torch.tensor(np.asarray(values))
-    if dtype is not None:
-        t = t.to(dtype)
-    if torch.device(device).type == "cuda":
-        return t.pin_memory().to(device, non_blocking=True)
-    return t.to(device)
 
 
 def row_index(members: np.ndarray, batch: int, device) -> torch.Tensor | None:

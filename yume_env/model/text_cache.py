@@ -271,7 +271,7 @@ class TextConditioner:
         One gather for the whole batch from a table of the action tokens and the batch's distinct
         events (a few small ops per world made a batched env step launch-bound on a GPU). With
         `device`, the table stays there (built again only when the batch's events change) and only
-        the gather's row indices travel, without a sync (`rows.to_device`)."""
+        the gather's row indices travel, without a sync (`yume_env.host_to_device.to_device`)."""
         if len(flat_actions) != len(events):
             raise ValueError(f"got {len(flat_actions)} actions but {len(events)} events")
         acts = np.asarray(flat_actions, dtype=np.int64).reshape(-1)
