@@ -316,7 +316,9 @@ class WanDiT(nn.Module):
             for band, band_cols in zip(plan.bands, cols):
                 toks = self._embed_band(rows[:, :, _as_index(band_cols, rows.shape[2])], band)
                 if with_pose:  # one vector per frame, on each of its gh * gw tokens
-                    feats = row_poses[:, _as_index(band_cols, row_poses.shape[1])].to(device)
+                    # a fresh copy, as a gathered one would be: a strided or offset view can take
+                    # another matmul path and round differently
+                    feats = row_poses[:, _as_index(band_cols, row_poses.shape[1])].to(device).clone()
                     emb = self.pose_embedding(feats.to(toks.dtype))
                     toks = toks + emb.repeat_interleave(band.grid[0] * band.grid[1], dim=1)
                 t_parts.append(toks)
@@ -386,7 +388,8 @@ class WanDiT(nn.Module):
         grid (t0, R, gh, gw): temporal positions before the oldest band's."""
         if self.pose_embedding is None:
             raise ValueError("recalled views carry their pose: this DiT has no pose memory (config.pose_memory)")
-        feats = feats.to(latents.device)
+        # fresh copies, as stacked ones would be: strided or offset views can round differently
+        latents, feats = latents.clone(), feats.to(latents.device).clone()
         R, base = latents.shape[2], self.config.patch_size[1]
         toks = self._embed_band(latents, Band(R, base))
         gh, gw = -(-latents.shape[3] // base), -(-latents.shape[4] // base)

@@ -218,7 +218,7 @@ class History:
                 raise ValueError(
                     "this model has pose memory: read(target=...) needs the pose of the chunk's last frame"
                 )
-            features = relative_features(self.poses.to(target.device), target)  # (B, K, F): one op for all
+            features = self._pose_features(target)
         if c.recall_frames:
             has = (np.asarray(self.n_history) > sharp_frames(c.tscm_schedule)).tolist()  # `has_entries`, per world
             if any(has):
@@ -234,6 +234,24 @@ class History:
             noise_level=noise_level,
             stored=self.kept,
         )
+
+    def _pose_features(self, target: torch.Tensor) -> torch.Tensor:
+        """(B, K, F): each world's kept poses seen from its target pose, computed per distinct kept
+        count on exactly those poses (vectorised sin/cos round the last bit by where an element
+        falls, so padding would change a world's features); one call once every world keeps as many."""
+        poses = self.poses.to(target.device)
+        groups = group_rows(self.kept)
+        if len(groups) == 1:
+            (k,), _ = groups[0]
+            return relative_features(poses[:, :k], target)
+        out = None
+        for (k,), members in groups:
+            index = to_device(members, target.device, torch.long)
+            rows = relative_features(poses[index, :k], target[index])
+            if out is None:
+                out = rows.new_zeros(self.batch_size, poses.shape[1], rows.shape[-1])
+            out[index, :k] = rows
+        return out
 
     # ---- remembering a chunk ---------------------------------------------------------------------
     def append(self, dit: torch.nn.Module, latents: torch.Tensor, poses: torch.Tensor | None = None) -> None:
