@@ -28,6 +28,8 @@ def group_rows(*columns: Sequence[int] | np.ndarray) -> list[tuple[tuple[int, ..
     table = np.stack([np.asarray(c, dtype=np.int64).reshape(-1) for c in columns], 1)
     if table.shape[0] == 0:
         return []
+    if (table == table[0]).all():  # one key (one world, or every world past the warm-up): no sort
+        return [(tuple(int(v) for v in table[0]), np.arange(table.shape[0]))]
     keys, first, inverse = np.unique(table, axis=0, return_index=True, return_inverse=True)
     inverse = inverse.reshape(-1)
     order = np.argsort(inverse, kind="stable")
