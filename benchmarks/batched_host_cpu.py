@@ -19,17 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-
-
-class _CountOps(TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.count = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.count += 1
-        return func(*args, **(kwargs or {}))
 
 
 def _small_world():
@@ -48,6 +37,7 @@ def measure(model, worlds: int, warmup: int, steps: int) -> dict:
     from yume_env.env.core import WorldBatch
     from yume_env.env.options import ResetOptions
     from yume_env.env.rewards import NoReward
+    from yume_env.model.bench import CountOps
     from yume_env.model.noise import WorldNoise
 
     H, W = model.frame_size
@@ -61,7 +51,7 @@ def measure(model, worlds: int, warmup: int, steps: int) -> dict:
     for _ in range(steps):
         model.step(state, actions, noise)
     step_s = (time.perf_counter() - t) / steps
-    with _CountOps() as ops:
+    with CountOps() as ops:
         model.step(state, actions, noise)
     batch = WorldBatch(model, worlds, NoReward())
     rng = np.random.default_rng(0)

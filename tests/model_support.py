@@ -1,7 +1,8 @@
-"""Helpers for tests of models with random weights."""
+"""Helpers for tests of models with random weights (and `CountOps`, the op counter they share)."""
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
+
+from yume_env.model.bench import CountOps  # noqa: F401
 
 
 def awake(model, seed=0):
@@ -48,15 +49,3 @@ def small_config(**changes):
         vae={**tiny.vae, "channels": [8, 8, 8]},
         **changes,
     )
-
-
-class CountOps(TorchDispatchMode):
-    """Counts the torch ops run under it: on a GPU each one is host work, most of them a launch."""
-
-    def __init__(self):
-        super().__init__()
-        self.count = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.count += 1
-        return func(*args, **(kwargs or {}))

@@ -3,13 +3,10 @@
 `reward_fn=` of the envs takes:
 - `"beacon"`: the default world's learned task head (`WorldModel.predict_task`): reward = decrease of
   the predicted distance to the beacon since the previous step, plus `bonus` and termination when
-  the head's `reached_logit > 0` *and* its predicted distance is under `arrive_distance` (3 m; the
-  simulator's reach radius is 1.5 m): on generated frames the arrival logit alone fires at 6-9 m.
-  Two physical bounds, from the dead-reckoned pose, keep an agent from farming a drifting picture:
-  the distance cannot change by more than the camera moved in the step (the progress term is
-  clipped to +-that), and nobody arrives before walking the first predicted distance minus the
-  arrival radius (with `distance_slack` for the head's error). Without them, PPO learned to turn
-  in place until the generated frames drifted into something the head read as "arrived";
+  the head's `reached_logit > 0` *and* its predicted distance is under `arrive_distance` (3 m).
+  Two bounds from the dead-reckoned pose keep an agent from farming a drifting picture: the
+  distance cannot change by more than the camera moved in the step, and nobody arrives before
+  walking the first predicted distance minus the arrival radius (`distance_slack` for the head's error);
 - `"learned"`: a world trained on a recorded env (`yume-env train world --data`): its task head's
   predicted reward of the step, and termination when its episode-end logit is above 0;
 - `"none"`: reward 0.0, never terminates;
@@ -17,16 +14,12 @@
 - a callable `fn(ctx: RewardContext) -> float | (float, bool)`, called once per world and step;
 - a `RewardFunction` instance (batched, with per-world memory), for custom stateful rewards.
 
-Two calling conventions: the numpy path calls `fn(contexts, indices)` with one `RewardContext` of
-host arrays per world; the tensor path (`YumeWorldVectorEnv(tensors=True)`) calls
-`fn.batch(RewardBatch)` with every world's tensors on the model's device and takes rewards float32
-(N,) and terminated bool (N,) tensors back. `"beacon"`, `"learned"` and `"none"` compute `batch` on
-the device with no host read (the beacon's per-world memory stays there as tensors); any other
-`RewardFunction` (a callable included) gets per-world contexts built from the batch, with host
-copies of its frames. Both conventions give the same numbers for the same step, except that the
-beacon's tensor path takes the camera positions from `batch.poses` (torch's sin and cos, not
-numpy's): its float64 memory agrees with the numpy path's to rounding, its float32 rewards and
-terminations unless a value falls on a rounding boundary.
+The numpy path calls `fn(contexts, indices)` with one `RewardContext` of host arrays per world; the
+tensor path (`YumeWorldVectorEnv(tensors=True)`) calls `fn.batch(RewardBatch)` with every world's
+tensors on the model's device and takes float32 rewards and bool terminations (N,) back. The three
+built-ins compute `batch` on the device with no host read; any other `RewardFunction` gets per-world
+contexts with host copies of the frames. Both paths give the same rewards (the beacon's float64
+memory to rounding: its tensor path uses torch's trigonometry; see docs/env.md).
 """
 
 from __future__ import annotations

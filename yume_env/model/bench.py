@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 from tqdm import tqdm
 
 from yume_env.model.config import WorldModelConfig, parse_assignment
@@ -27,6 +28,19 @@ from yume_env.model.noise import WorldNoise
 from yume_env.model.pipeline import WorldModel
 from yume_env.model.text import TextEmbedding, TextEncoder
 from yume_env.model.text_cache import TextConditioner
+
+
+class CountOps(TorchDispatchMode):
+    """Counts the torch ops run under it (`with CountOps() as ops: ...; ops.count`): on a GPU each
+    one is host work, most of them a kernel launch."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += 1
+        return func(*args, **(kwargs or {}))
 
 
 class _HashEncoder(TextEncoder):
