@@ -86,7 +86,7 @@ def test_history_changes_the_output():
     assert (with_hist - without).abs().max() > 1e-3
 
 
-@pytest.mark.parametrize("mode", ["causal", "global"])
+@pytest.mark.parametrize("mode", ["causal", "global", "direct"])
 def test_batch_of_different_history_lengths_equals_one_by_one(mode):
     c = _tiny(history_attention=mode)
     m = _model(c, open_gates=True)
@@ -125,14 +125,34 @@ def test_causal_cache_is_recomputed_when_the_context_changes():
     torch.testing.assert_close(cached, fresh, atol=2e-5, rtol=1e-4)
 
 
-def test_global_and_causal_history_attention_differ():
+def test_global_causal_and_direct_history_attention_differ():
     hist, x, t, ctx = _inputs(_tiny(), histories=(5,))
     outs = []
-    for mode in ("causal", "global"):
+    for mode in ("causal", "global", "direct"):
         m = _model(_tiny(history_attention=mode))  # same seed: same weights
         with torch.no_grad():
             outs.append(m(x, t, ctx, m.encode_history(hist)))
-    assert (outs[0] - outs[1]).abs().max() > 1e-4
+    for i, j in ((0, 1), (0, 2), (1, 2)):
+        assert (outs[i] - outs[j]).abs().max() > 1e-4
+
+
+def test_direct_history_keys_are_each_blocks_projection_of_the_embedded_tokens():
+    """Direct mode runs no history pass: every block's history keys/values are its own projection of
+    the embedded history, so changing block 0 leaves block 1's untouched (in causal mode they move)."""
+    hist, x, t, ctx = _inputs(_tiny(), histories=(7, 2))
+    for mode, moves in (("direct", False), ("causal", True)):
+        m = _model(_tiny(history_attention=mode))
+        with torch.no_grad():
+            history = m.encode_history(hist, context=ctx)
+            keys = [k.clone() for k, _ in history.kv_cache]
+            m.blocks[0].ffn[2].weight.add_(0.5)
+            again = m.encode_history(hist, context=ctx)
+        assert torch.equal(again.kv_cache[0][0], keys[0])
+        assert (not torch.equal(again.kv_cache[1][0], keys[1])) == moves, mode
+    with torch.no_grad():  # direct: the forward reads the same keys with or without the cache
+        m = _model(_tiny(history_attention="direct"))
+        history = m.encode_history(hist, context=ctx)
+        torch.testing.assert_close(m(x, t, ctx, history), m(x, t, ctx, m.encode_history(hist)))
 
 
 def test_zero_gate_memory_leaves_output_exactly_unchanged():

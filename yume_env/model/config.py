@@ -14,7 +14,7 @@ from typing import Any
 
 from yume_env.vocabulary import YUME, ActionVocabulary
 
-HISTORY_ATTENTION_MODES = ("global", "causal")
+HISTORY_ATTENTION_MODES = ("global", "causal", "direct")
 PREDICTIONS = ("velocity", "sample")
 # how a chunk is sampled, not what a world's state holds: a state can be stepped with other values
 SAMPLING_FIELDS = ("sample_steps", "shift", "sample_renoise", "spread_gain_max")
@@ -39,7 +39,9 @@ class WorldModelConfig:
     reads with `memory_heads` x `memory_head_dim`; `memory_enabled` builds it at all.
     `history_attention`: "global" (published: history and current tokens attend to each other) or
     "causal" (history tokens do not attend to the current chunk, so their keys/values are computed
-    once per chunk and reused across denoising steps).
+    once per chunk and reused across denoising steps) or "direct" (as causal, but the history
+    tokens never pass through the blocks: each block reads keys/values projected straight from
+    the embedded tokens, so no per-chunk history pass).
     Actions: `action_nvec` (choices per component; Yume's [9, 9] keys x camera moves by default,
     whose actions also condition through their captions) and `action_names`.
     Pixels and codecs: `height`, `width`, `fps`, `vae` (dict: `type` "tiny" | "wan2.2",
@@ -279,8 +281,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
     # A world that denoises pixels: 8x8 pixel blocks as 192-channel latent pixels, one token each;
     # the DiT predicts the clean chunk (the newest frame plus a change) in 3 steps with that frame
-    # stacked on its tokens, pose memory and one recalled view; 2 frames per step, MiniLM text as
-    # [action, event].
+    # stacked on its tokens, reads its history directly (no history pass), pose memory and one
+    # recalled view; 2 frames per step, MiniLM text as [action, event].
     "pixel": dict(
         dim=192,
         ffn_dim=768,
@@ -299,7 +301,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         memory_channels=16,
         memory_heads=2,
         memory_head_dim=32,
-        history_attention="causal",
+        history_attention="direct",
         action_embedding=True,
         pose_memory=True,
         recall_frames=1,

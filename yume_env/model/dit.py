@@ -350,7 +350,7 @@ class WanDiT(nn.Module):
         valid = torch.arange(H, device=device)[None, :] < host_tensor(lengths_list, device)[:, None]
         freqs = rope_freqs(pos, hd, self.config.rope_theta)
         ctx = HistoryContext(tokens, freqs, valid, lengths_list, next_t.tolist(), memory, noise_level)
-        if context is not None and self.config.history_attention == "causal" and H:
+        if context is not None and self.config.history_attention != "global" and H:
             self._history_kv(ctx, context)
         return ctx
 
@@ -397,7 +397,9 @@ class WanDiT(nn.Module):
         return toks, (-R, R, gh, gw)
 
     def _history_kv(self, history: HistoryContext, context: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Causal mode: every block's rotated history keys/values, cached on `history` per context."""
+        """Causal and direct modes: every block's rotated history keys/values, cached on `history`
+        per context. Causal runs the history tokens through the blocks; direct projects each block's
+        from the embedded tokens."""
         if history.kv_cache is not None and history.kv_cache_context is context:
             return history.kv_cache
         B, H = history.batch_size, history.max_tokens
@@ -407,9 +409,14 @@ class WanDiT(nn.Module):
         else:
             _, e0 = self._time(history.noise_level.to(history.tokens.device).float() * 1000.0)
             mod = e0.unsqueeze(1)  # (B, 1, 6, dim)
+        x = history.tokens.float()
+        if self.config.history_attention == "direct":
+            cache = [blk.history_kv(x, mod, history.freqs) for blk in self.blocks]
+            if not torch.is_grad_enabled():
+                history.kv_cache, history.kv_cache_context = cache, context
+            return cache
         text_kv = self._text_kv(context, history)
         mask = _history_mask(history.valid) if history.padded else None
-        x = history.tokens.float()
         cache = []
         for blk, tkv in zip(self.blocks[:-1], text_kv):
             x, kv = blk(x, mod, (H,), history.freqs, tkv, mask=mask)
@@ -554,7 +561,8 @@ class WanDiT(nn.Module):
         """Velocity (eps - x0) for the current chunk x (B, C, F, h, w) at `timestep` (B,) in
         [0, 1000], text `context` (B, L, text_dim); "sample" worlds return the clean chunk, the
         blocks' output F preconditioned as `sampler.preconditioning` says. `memory` defaults to
-        `history.memory`. use_history_cache=False (causal mode) recomputes the history with the chunk, each call.
+        `history.memory`. use_history_cache=False (causal mode) recomputes the history with the chunk, each call (direct
+        mode reads the history's projected keys/values either way).
         action (B,) flat actions key * 9 + camera: added through the learned action embedding of
         the current chunk's time embedding (models with `config.action_embedding`; else ignored).
         frame (B, C, 1, h, w): the newest history frame, for models with `config.frame_conditioning`
@@ -606,7 +614,7 @@ class WanDiT(nn.Module):
         if not has_hist:
             for i, blk in enumerate(self.blocks):
                 cur, _ = blk(cur, e_cur.unsqueeze(1), (S,), freqs, text_kv[i], memory=_layer(mem, i))
-        elif c.history_attention == "causal" and use_history_cache:
+        elif c.history_attention == "direct" or (c.history_attention == "causal" and use_history_cache):
             cache = self._history_kv(history, context)
             mask = None
             if history.padded:
