@@ -16,9 +16,8 @@ from torch.utils import _pytree as pytree
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from yume_env.model import WorldModel, WorldModelConfig, default_world_path
-from yume_env.model.bench import _HashEncoder
+from yume_env.model.bench import random_world
 from yume_env.model.noise import WorldNoise
-from yume_env.model.text_cache import TextConditioner
 
 
 class HostToDevice(TorchDispatchMode):
@@ -71,8 +70,7 @@ def test_a_batched_step_of_worlds_at_different_ages_makes_no_host_read(preset):
         config = WorldModelConfig.preset("pixel").replace(
             dim=32, ffn_dim=64, num_layers=1, num_heads=1, memory_head_dim=16
         )
-        text = TextConditioner.build(_HashEncoder(config.text_encoder, config.text_dim))
-        model = WorldModel.from_config(config, seed=0, device="cpu", text=text)
+        model = random_world(config)
     else:
         model = WorldModel.from_pretrained(default_world_path())
     ages = [0, 1, 3, 20]  # warm-up layouts beside a steady one; recall banks empty and filled

@@ -20,7 +20,7 @@ from yume_env.env.core import WorldBatch, resize_pixels
 from yume_env.env.options import ResetOptions
 from yume_env.env.poses import pose_matrices_tensor
 from yume_env.env.rewards import RewardBatch, RewardFunction
-from yume_env.model.rows import to_device
+from yume_env.host_to_device import to_device
 
 
 class DeviceWorldBatch(WorldBatch):

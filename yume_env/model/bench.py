@@ -57,14 +57,19 @@ class _HashEncoder(TextEncoder):
         return TextEmbedding(emb, torch.ones(len(texts), 1, dtype=torch.bool))
 
 
+def random_world(config: WorldModelConfig, device: str = "cpu") -> WorldModel:
+    """A world of `config` with random weights (seed 0) and a stand-in text encoder: for timing."""
+    text = TextConditioner.build(_HashEncoder(config.text_encoder, config.text_dim))
+    return WorldModel.from_config(config, seed=0, device=device, text=text)
+
+
 def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     if args.model:
         model = WorldModel.from_pretrained(args.model, device=args.device)
     else:
         config = WorldModelConfig.preset(args.preset).replace(**dict(parse_assignment(o) for o in args.overrides))
-        text = TextConditioner.build(_HashEncoder(config.text_encoder, config.text_dim))
-        model = WorldModel.from_config(config, seed=0, device=args.device, text=text)
+        model = random_world(config, args.device)
     H, W = model.frame_size
     start = np.random.default_rng(0).integers(0, 256, size=(1, H, W, 3), dtype=np.uint8)
     states = [model.init_state(start) for _ in range(args.worlds)]

@@ -27,12 +27,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from yume_env.host_to_device import to_device
 from yume_env.model import sampler
 from yume_env.model.config import WorldModelConfig
 from yume_env.model.dit_blocks import Head, RMSNorm, WanBlock, linear_f32, sinusoidal_embedding
 from yume_env.model.pose_memory import PoseEmbedding
 from yume_env.model.rope import layout_positions, rope_freqs
-from yume_env.model.rows import group_rows, row_index, take_rows, to_device
+from yume_env.model.rows import group_rows, row_index, take_rows
 from yume_env.model.tscm import Band, BandPlan, band_columns, get_schedule, plan_history
 from yume_env.model.tscm_memory import MemoryBatch, MemoryRead, MemoryState, stack_memory
 
@@ -342,12 +343,12 @@ class WanDiT(nn.Module):
             tokens = torch.zeros(B, H, dim, dtype=dtype, device=device)
             pos = torch.zeros(B, H, 3, dtype=torch.long, device=device)
             for members, index, group_toks, group_pos in group_out:
-                index = host_tensor(members.tolist(), device) if index is None else index
+                index = to_device(members, device, torch.long) if index is None else index
                 T = group_toks.shape[1]
                 tokens[index, :T] = group_toks.to(dtype)
                 pos[index, :T] = group_pos
         lengths_list = lengths.tolist()
-        valid = torch.arange(H, device=device)[None, :] < host_tensor(lengths_list, device)[:, None]
+        valid = torch.arange(H, device=device)[None, :] < to_device(lengths_list, device, torch.long)[:, None]
         freqs = rope_freqs(pos, hd, self.config.rope_theta)
         ctx = HistoryContext(tokens, freqs, valid, lengths_list, next_t.tolist(), memory, noise_level)
         if context is not None and self.config.history_attention != "global" and H:
@@ -494,11 +495,6 @@ class WanDiT(nn.Module):
             for kv_b, ks_b, m, t in zip(kv.unbind(0), k_sum.unbind(0), memories, tokens)
         ]
 
-    def empty_memories(self, batch: int) -> MemoryBatch:
-        """The channel-stream sums of `batch` worlds with no history (zeros)."""
-        c = self.config
-        return MemoryBatch.empty(c.num_layers, c.memory_heads, c.memory_head_dim, batch, self.device)
-
     def memory_summaries(self, latents: torch.Tensor, lengths: torch.Tensor | list[int]) -> list[MemoryState]:
         """Fresh channel-stream states of B worlds at once: world b holds `latents[b, :, :lengths[b]]`
         of latents (B, C, N, h, w). Equal to `[update_memory(None, latents[b, :, :lengths[b]])]`
@@ -522,7 +518,7 @@ class WanDiT(nn.Module):
             lengths, n_host = lengths.long().reshape(-1), None
         else:
             n_host = [int(n) for n in torch.as_tensor(lengths).reshape(-1).tolist()]
-            lengths = host_tensor(n_host, latents.device)
+            lengths = to_device(n_host, latents.device, torch.long)
         if lengths.shape[0] != B:
             raise ValueError(f"lengths holds {lengths.shape[0]} entries for {B} worlds")
         pt = c.patch_size[0]
@@ -654,7 +650,7 @@ class WanDiT(nn.Module):
         key = ("freqs", grid)
         if history is not None and key in history.step_cache:
             return history.step_cache[key]
-        t0 = host_tensor(history.next_t if history is not None else [0] * B, device)
+        t0 = to_device(history.next_t if history is not None else [0] * B, device, torch.long)
         pos = layout_positions(((0, *grid),), device).unsqueeze(0).repeat(B, 1, 1)
         pos[..., 0] += t0[:, None]
         freqs = rope_freqs(pos, self.config.head_dim, self.config.rope_theta)
@@ -690,11 +686,6 @@ class WanDiT(nn.Module):
         B, C = x.shape[0], self.config.latent_channels
         x = x.view(B, f, gh, gw, pt, ph, pw, C)
         return x.permute(0, 7, 1, 4, 2, 5, 3, 6).reshape(B, C, f * pt, gh * ph, gw * pw)
-
-
-def host_tensor(values: list[int], device) -> torch.Tensor:
-    """A long tensor of host ints on `device` without a device sync (`yume_env.host_to_device.to_device`)."""
-    return to_device(values, device, torch.long)
 
 
 def _as_index(cols: tuple[int, ...], n: int) -> slice | list[int]:

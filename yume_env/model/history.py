@@ -26,12 +26,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from yume_env.host_to_device import to_device
 from yume_env.model import tscm
 from yume_env.model.config import WorldModelConfig
-from yume_env.model.dit import HistoryContext, host_tensor
+from yume_env.model.dit import HistoryContext
 from yume_env.model.pose_memory import relative_features
 from yume_env.model.recall import RecallBank, has_entries, sharp_frames
-from yume_env.model.rows import group_rows, row_index, take_rows, to_device
+from yume_env.model.rows import group_rows, row_index, take_rows
 from yume_env.model.tscm_memory import MemoryBatch, MemoryState
 
 
@@ -65,9 +66,7 @@ class History:
             config,
             like.new_zeros(batch, C, 0, h, w),
             [0] * batch,
-            MemoryBatch.empty(config.num_layers, config.memory_heads, config.memory_head_dim, batch, like.device)
-            if config.memory_enabled
-            else None,
+            MemoryBatch.empty(config, batch, like.device) if config.memory_enabled else None,
             like.new_zeros(batch, 0, 4) if config.pose_memory else None,
             RecallBank.empty(batch, like) if config.recall_frames else None,
         )
@@ -79,22 +78,24 @@ class History:
     @property
     def kept(self) -> list[int]:
         """Per world: how many latents it stores (`tscm.kept_count` of its history length)."""
-        schedule = self.config.tscm_schedule
-        return [tscm.kept_count(schedule, n) for n in self.n_history]
+        return [self._kept(i) for i in range(self.batch_size)]
+
+    def _kept(self, i: int) -> int:
+        return tscm.kept_count(self.config.tscm_schedule, self.n_history[i])
 
     def world_latents(self, i: int) -> torch.Tensor:
         """World i's kept latents (C, kept[i], h, w) (a view)."""
-        return self.latents[i, :, : tscm.kept_count(self.config.tscm_schedule, self.n_history[i])]
+        return self.latents[i, :, : self._kept(i)]
 
     def world_poses(self, i: int) -> torch.Tensor:
         """World i's kept poses (kept[i], 4) (a view; models with pose memory)."""
-        return self.poses[i, : tscm.kept_count(self.config.tscm_schedule, self.n_history[i])]
+        return self.poses[i, : self._kept(i)]
 
     def rows(self, idx: list[int]) -> "History":
         """The worlds `idx` as a new History (copies)."""
-        index = host_tensor(list(idx), self.latents.device)
+        index = to_device(list(idx), self.latents.device, torch.long)
         n_history = [self.n_history[i] for i in idx]
-        K = max((tscm.kept_count(self.config.tscm_schedule, n) for n in n_history), default=0)
+        K = max((self._kept(i) for i in idx), default=0)
         return History(
             self.config,
             self.latents[:, :, :K].index_select(0, index),
@@ -131,7 +132,7 @@ class History:
             self.latents = _pad_columns(self.latents, 2, K)
             if self.poses is not None:
                 self.poses = _pad_columns(self.poses, 1, K)
-        index = host_tensor(list(idx), self.latents.device)
+        index = to_device(list(idx), self.latents.device, torch.long)
         self.latents[index, :, :K] = other.latents.to(self.latents)
         if self.poses is not None:
             self.poses[index.to(self.poses.device), :K] = other.poses.to(self.poses)
@@ -190,7 +191,7 @@ class History:
         if min(kept) < frames:
             raise ValueError(f"some worlds keep fewer than {frames} latents, and not equally many: use History.tail")
         B, C, _, h, w = self.latents.shape
-        first = host_tensor([k - frames for k in kept], self.latents.device)
+        first = to_device([k - frames for k in kept], self.latents.device, torch.long)
         cols = first[:, None] + torch.arange(frames, device=self.latents.device)
         return self.latents.gather(2, cols.view(B, 1, frames, 1, 1).expand(B, C, frames, h, w))
 
@@ -220,7 +221,7 @@ class History:
                 )
             features = self._pose_features(target)
         if c.recall_frames:
-            has = (np.asarray(self.n_history) > sharp_frames(c.tscm_schedule)).tolist()  # `has_entries`, per world
+            has = has_entries(np.asarray(self.n_history), c.tscm_schedule).tolist()
             if any(has):
                 latents, feats = self.recall.recall(target, c.recall_frames)  # gathered copies
                 recalled = (latents, feats, has)
@@ -276,7 +277,7 @@ class History:
         every = torch.cat([self.latents.to(latents), latents], 2)  # [K columns (padded), then the n new]
         pose_every = None if poses is None else torch.cat([self.poses.to(poses), poses], 1)
         if len(plans) == 1 and plans[0][1] == K:  # every world keeps the same positions
-            take = host_tensor(list(plans[0][2]), latents.device)
+            take = to_device(list(plans[0][2]), latents.device, torch.long)
             self.latents = every.index_select(2, take)
             if poses is not None:
                 self.poses = pose_every.index_select(1, take.to(poses.device))
@@ -341,8 +342,7 @@ class History:
         K = max(x.shape[1] for x in latents)
         memory = None
         if config.memory_enabled:
-            c = config
-            empty = MemoryBatch.empty(c.num_layers, c.memory_heads, c.memory_head_dim, 1, latents[0].device)[0]
+            empty = MemoryBatch.empty(config, 1, latents[0].device)[0]
             states = [None if w.get("memory") is None else MemoryState.from_dict(w["memory"]) for w in worlds]
             memory = MemoryBatch.from_states(states, empty)
         poses = None

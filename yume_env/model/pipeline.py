@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from yume_env import motion
+from yume_env.host_to_device import to_device
 from yume_env.model import checkpoint as ckpt
 from yume_env.model import sampler, spread
 from yume_env.model.codecs import build_vae
@@ -36,7 +37,6 @@ from yume_env.model.dit import WanDiT, build_dit
 from yume_env.model.history import History
 from yume_env.model.noise import WorldNoise
 from yume_env.model.paths import resolve_model_path
-from yume_env.model.rows import to_device
 from yume_env.model.task_head import TaskHead
 from yume_env.model.text import ENCODER_CLASSES, build_text_encoder
 from yume_env.model.text_cache import TextConditioner

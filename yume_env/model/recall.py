@@ -31,8 +31,8 @@ from typing import Any
 
 import torch
 
+from yume_env.host_to_device import to_device
 from yume_env.model.pose_memory import relative_features
-from yume_env.model.rows import to_device
 from yume_env.model.tscm import get_schedule
 
 BANK_SIZE = 128  # entries per world: 128 x (C, h, w) latents (512 KB for the tiny world's 16 x 8 x 8)
@@ -221,7 +221,7 @@ class RecallBank:
         return cls(*(torch.as_tensor(d[f]).clone() for f in _FIELDS))
 
 
-def has_entries(n_history: int, schedule) -> bool:
+def has_entries(n_history, schedule):
     """Whether a world with `n_history` latents has offered its bank a frame (so it recalls one):
-    a host-side test, the same for the env and the trainer."""
+    a host-side test, the same for the env and the trainer (an int, or a numpy array of them)."""
     return n_history > sharp_frames(schedule)

@@ -1,13 +1,11 @@
-"""Rows of a batch of worlds: grouped by host-side integer keys, and host values moved to the device.
+"""Rows of a batch of worlds, grouped by host-side integer keys.
 
     for key, members in group_rows(n_history, kept):   # key: a tuple of ints, members: int64 rows
-        ...
-    index = to_device(members, device)                  # no GPU sync
+        index = row_index(members, B, device)           # None for the whole batch; no GPU sync
+        part = take_rows(x, index)
 
 Worlds of a batch differ in a few host-known integers (history length, frames kept); everything
-batched is computed once per distinct key, never once per world. Every host value a world step
-sends to the device (actions, indices, text rows) goes through `to_device`
-(`yume_env.host_to_device`).
+batched is computed once per distinct key, never once per world.
 """
 
 from __future__ import annotations
@@ -18,8 +16,6 @@ import numpy as np
 import torch
 
 from yume_env.host_to_device import to_device
-
-__all__ = ["group_rows", "row_index", "take_rows", "to_device"]
 
 
 def group_rows(*columns: Sequence[int] | np.ndarray) -> list[tuple[tuple[int, ...], np.ndarray]]:

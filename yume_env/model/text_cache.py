@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from yume_env.actions import NUM_ACTIONS, action_vocabulary
+from yume_env.host_to_device import to_device
 from yume_env.model.checkpoint import CheckpointError, load_safetensors, save_safetensors
-from yume_env.model.rows import to_device
 
 if TYPE_CHECKING:
     from yume_env.model.text import TextEncoder

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from yume_env.model.rows import to_device
+from yume_env.host_to_device import to_device
 
 _DEN_EPS = 1e-6
 
@@ -78,9 +78,11 @@ class MemoryBatch:
     n_tokens: list[int]
 
     @classmethod
-    def empty(cls, layers: int, heads: int, head_dim: int, batch: int, device=None) -> "MemoryBatch":
-        kv = torch.zeros(layers, batch, heads, head_dim, head_dim, device=device)
-        return cls(kv, torch.zeros(layers, batch, heads, head_dim, device=device), [0] * batch, [0] * batch)
+    def empty(cls, config, batch: int, device=None) -> "MemoryBatch":
+        """The sums of `batch` worlds with no history (zeros), sized by a `WorldModelConfig`."""
+        L, H, d = config.num_layers, config.memory_heads, config.memory_head_dim
+        kv = torch.zeros(L, batch, H, d, d, device=device)
+        return cls(kv, torch.zeros(L, batch, H, d, device=device), [0] * batch, [0] * batch)
 
     @classmethod
     def from_states(cls, states: list[MemoryState | None], template: MemoryState) -> "MemoryBatch":

@@ -21,11 +21,11 @@ from typing import Any, Callable
 
 import torch
 
+from yume_env.host_to_device import to_device
 from yume_env.model import tscm
 from yume_env.model.config import WorldModelConfig
 from yume_env.model.config_checks import config_fingerprint
 from yume_env.model.history import History
-from yume_env.model.rows import to_device
 from yume_env.model.state_checks import ANY_CACHE, STATE_FORMAT, check_world_dict
 from yume_env.model.vae import split_cache, stack_caches
 

@@ -14,9 +14,9 @@ from typing import Sequence
 
 import torch
 
+from yume_env.host_to_device import to_device
 from yume_env.model import sampler, spread
 from yume_env.model.config import WorldModelConfig
-from yume_env.model.dit import host_tensor
 from yume_env.model.history import History
 from yume_env.model.noise import WorldNoise
 
@@ -75,7 +75,7 @@ def step_chunk(
                 latents,
                 reference.to(latents.device),
                 c.spread_gain_max,
-                active=None if all(active) else host_tensor(active, latents.device),
+                active=None if all(active) else to_device(active, latents.device, torch.long),
             )
     history.append(dit, latents.detach(), poses)
     return latents

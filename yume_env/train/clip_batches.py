@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 from yume_env.actions import NUM_ACTIONS
 from yume_env.data.sim_clips import Clips
-from yume_env.model.dit import host_tensor
+from yume_env.host_to_device import to_device
 from yume_env.vocabulary import YUME, ActionVocabulary
 
 
@@ -50,7 +50,7 @@ class ContextTable:
     def __call__(self, flat: torch.Tensor, events: list[str]) -> torch.Tensor:
         """flat (B,) long on the device, events: B texts -> (B, length, dim) float32."""
         flat = flat.to(self.device) if self.captions else torch.zeros(len(events), dtype=torch.long, device=self.device)
-        rows = host_tensor(self.event_rows(events), self.device)
+        rows = to_device(self.event_rows(events), self.device, torch.long)
         ctx = self.actions[flat]  # (B, length, dim)
         pos = (
             torch.arange(self.length, device=self.device)[None, :] - self.action_len[flat][:, None]
@@ -75,7 +75,7 @@ def context_table(text, length: int, device, captions: bool = True) -> ContextTa
 def flat_actions(clips: Clips, steps: list[int], vocabulary: ActionVocabulary = YUME) -> torch.Tensor:
     """(B,) flat actions (row-major over the vocabulary's components) of step `steps[i]` of clip i."""
     acts = clips.actions[
-        torch.arange(len(steps), device=clips.actions.device), host_tensor(steps, clips.actions.device)
+        torch.arange(len(steps), device=clips.actions.device), to_device(steps, clips.actions.device, torch.long)
     ]
     flat = torch.zeros(len(steps), dtype=torch.long, device=acts.device)
     for n, component in zip(vocabulary.nvec, acts.unbind(1)):
